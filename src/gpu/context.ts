@@ -1,0 +1,237 @@
+import { GpuDeviceLostError, GpuValidationError } from './errors';
+
+/** A storage binding: a whole buffer or a byte range of one (offsets 256-byte aligned). */
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
+
+/** A uniform field: plain numbers are u32; wrap floats and signed ints. */
+export type Param = number | { f32: number } | { i32: number };
+export const f32 = (value: number): Param => ({ f32: value });
+export const i32 = (value: number): Param => ({ i32: value });
+
+const UNIFORM_SLOT = 256;
+const UNIFORM_SLOTS_PER_BLOCK = 256;
+/** Long submits get killed by browsers' GPU watchdogs; split the work well before that. */
+const MAX_DISPATCHES_PER_SUBMIT = 384;
+
+interface UniformBlock {
+  buffer: GPUBuffer;
+  staging: ArrayBuffer;
+  used: number;
+}
+
+/**
+ * Owns a GPUDevice for the engine: pipeline cache, buffer helpers, and a recorder that puts many
+ * dispatches into one command buffer. Uniform parameters go into pooled 256-byte slots that are
+ * uploaded right before the submit, so recording a dispatch never touches the queue.
+ */
+export class Gpu {
+  private readonly modules = new Map<string, GPUShaderModule>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private dispatches = 0;
+  private readonly uniformBlocks: UniformBlock[] = [];
+  private blockIndex = 0;
+  private lost: GpuDeviceLostError | null = null;
+  private validationErrors: string[] = [];
+  readonly hasF16: boolean;
+
+  constructor(readonly device: GPUDevice) {
+    this.hasF16 = device.features.has('shader-f16');
+    device.lost.then((info) => {
+      this.lost = new GpuDeviceLostError(info.reason ?? 'unknown', info.message || 'no details');
+    });
+    device.addEventListener('uncapturederror', (event) => {
+      this.validationErrors.push((event as GPUUncapturedErrorEvent).error.message);
+    });
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  /** Compiles (once) the entry point `entry` of a WGSL source. */
+  pipeline(source: string, entry: string, constants?: Record<string, number>): GPUComputePipeline {
+    const key = `${entry}|${JSON.stringify(constants ?? {})}|${source}`;
+    let pipeline = this.pipelines.get(key);
+    if (!pipeline) {
+      let module = this.modules.get(source);
+      if (!module) {
+        module = this.device.createShaderModule({ code: source });
+        this.modules.set(source, module);
+      }
+      pipeline = this.device.createComputePipeline({
+        layout: 'auto',
+        compute: { module, entryPoint: entry, constants },
+      });
+      this.pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+
+  createBuffer(bytes: number, label: string): GPUBuffer {
+    this.checkAlive();
+    return this.device.createBuffer({
+      label,
+      size: Math.max(16, Math.ceil(bytes / 16) * 16),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  upload(data: Float32Array | Uint32Array | Int32Array, label: string): GPUBuffer {
+    const buffer = this.createBuffer(data.byteLength, label);
+    this.write(buffer, data);
+    return buffer;
+  }
+
+  write(target: Binding, data: Float32Array | Uint32Array | Int32Array, byteOffset = 0): void {
+    const { buffer, offset } = asRange(target);
+    this.device.queue.writeBuffer(buffer, offset + byteOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Records `dispatchWorkgroups` with params at binding 0 and `bindings[i]` at binding i + 1. */
+  dispatch(
+    pipeline: GPUComputePipeline,
+    params: Param[] | null,
+    bindings: (Binding | undefined)[],
+    workgroups: [number, number?, number?],
+  ): void {
+    this.checkAlive();
+    const entries: GPUBindGroupEntry[] = [];
+    if (params) entries.push({ binding: 0, resource: this.uniformSlot(params) });
+    bindings.forEach((binding, i) => {
+      if (binding) entries.push({ binding: i + 1, resource: bufferResource(binding) });
+    });
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    const [x, y = 1, z = 1] = workgroups;
+    if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+    if (++this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /** Splits a 1-D grid over x and y so that no dimension exceeds the device limit. */
+  grid(count: number): [number, number] {
+    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (count <= max) return [count, 1];
+    const y = Math.ceil(count / max);
+    return [Math.ceil(count / y), y];
+  }
+
+  copy(src: Binding, dst: Binding, bytes: number): void {
+    const s = asRange(src);
+    const d = asRange(dst);
+    this.commandEncoder().copyBufferToBuffer(s.buffer, s.offset, d.buffer, d.offset, bytes);
+  }
+
+  clear(target: Binding): void {
+    const { buffer, offset, size } = asRange(target);
+    this.commandEncoder().clearBuffer(buffer, offset, size);
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    this.checkAlive();
+    if (!this.encoder) return;
+    this.endPass();
+    for (let i = 0; i <= this.blockIndex && i < this.uniformBlocks.length; i++) {
+      const block = this.uniformBlocks[i];
+      if (block.used > 0) this.device.queue.writeBuffer(block.buffer, 0, block.staging, 0, block.used * UNIFORM_SLOT);
+      block.used = 0;
+    }
+    this.blockIndex = 0;
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.dispatches = 0;
+  }
+
+  /** Flushes, then copies `bytes` from the binding back to the CPU. */
+  async read(source: Binding, bytes?: number): Promise<ArrayBuffer> {
+    const { buffer, offset, size } = asRange(source);
+    const length = Math.ceil((bytes ?? size) / 4) * 4;
+    const staging = this.device.createBuffer({ size: length, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.commandEncoder().copyBufferToBuffer(buffer, offset, staging, 0, length);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (error) {
+      this.checkAlive();
+      throw error;
+    }
+    const copy = staging.getMappedRange().slice(0);
+    staging.destroy();
+    this.checkAlive();
+    return copy;
+  }
+
+  async readF32(source: Binding, count?: number): Promise<Float32Array> {
+    return new Float32Array(await this.read(source, count === undefined ? undefined : count * 4));
+  }
+
+  /** Waits for all submitted work; throws on a lost device or recorded validation errors. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.checkAlive();
+  }
+
+  private checkAlive(): void {
+    if (this.lost) throw this.lost;
+    if (this.validationErrors.length) {
+      const messages = this.validationErrors.splice(0);
+      throw new GpuValidationError(`WebGPU reported: ${messages.join('\n')}`);
+    }
+  }
+
+  private commandEncoder(): GPUCommandEncoder {
+    this.endPass();
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) this.pass = this.commandEncoder().beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  private uniformSlot(params: Param[]): GPUBufferBinding {
+    let block = this.uniformBlocks[this.blockIndex];
+    if (block && block.used === UNIFORM_SLOTS_PER_BLOCK) block = this.uniformBlocks[++this.blockIndex];
+    if (!block) {
+      block = {
+        buffer: this.device.createBuffer({
+          label: 'uniforms',
+          size: UNIFORM_SLOT * UNIFORM_SLOTS_PER_BLOCK,
+          usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        }),
+        staging: new ArrayBuffer(UNIFORM_SLOT * UNIFORM_SLOTS_PER_BLOCK),
+        used: 0,
+      };
+      this.uniformBlocks[this.blockIndex] = block;
+    }
+    const offset = block.used * UNIFORM_SLOT;
+    const view = new DataView(block.staging, offset, UNIFORM_SLOT);
+    params.forEach((param, i) => {
+      if (typeof param === 'number') view.setUint32(i * 4, param, true);
+      else if ('f32' in param) view.setFloat32(i * 4, param.f32, true);
+      else view.setInt32(i * 4, param.i32, true);
+    });
+    block.used++;
+    return { buffer: block.buffer, offset, size: Math.max(16, Math.ceil((params.length * 4) / 16) * 16) };
+  }
+}
+
+export function asRange(binding: Binding): { buffer: GPUBuffer; offset: number; size: number } {
+  return 'offset' in binding ? binding : { buffer: binding, offset: 0, size: binding.size };
+}
+
+function bufferResource(binding: Binding): GPUBufferBinding {
+  const { buffer, offset, size } = asRange(binding);
+  return { buffer, offset, size };
+}
