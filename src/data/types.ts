@@ -1,0 +1,18 @@
+/** Dataset rows after import: every accepted JSONL format is normalised into one of these. */
+
+export type Role = 'system' | 'user' | 'assistant';
+
+export interface Message {
+  role: Role;
+  content: string;
+}
+
+export type DatasetRow =
+  /** Conversations (`messages`, ShareGPT `conversations`, Alpaca): rendered with the chat template, loss on assistant turns. */
+  | { kind: 'chat'; messages: Message[] }
+  /** `{prompt, completion}`: plain text, loss on the completion (and the end-of-sequence token). */
+  | { kind: 'completion'; prompt: string; completion: string }
+  /** `{text}`: plain text, loss on every token. */
+  | { kind: 'text'; text: string };
+
+export type SourceFormat = 'messages' | 'sharegpt' | 'alpaca' | 'prompt_completion' | 'text';
