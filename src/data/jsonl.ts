@@ -1,0 +1,295 @@
+/**
+ * JSONL dataset import: one JSON object per line, each normalised into a DatasetRow.
+ *
+ * Accepted line shapes (keys are tried in this order; other keys such as "id" are ignored):
+ *   {"messages": [{"role", "content"}, ...]}          roles system / user / assistant
+ *   {"conversations": [{"from", "value"}, ...]}       ShareGPT: human|user, gpt|assistant|model, system
+ *   {"instruction", "input"?, "output"}               Alpaca: user = instruction + "\n\n" + input
+ *   {"prompt", "completion"}                          loss on the completion only
+ *   {"text"}                                          loss on every token
+ *
+ * Nothing here throws on bad data: every line is either a row or a LineError with a reason a person
+ * can act on, and the caller decides (the app imports a file only when it has no errors).
+ */
+import type { DatasetRow, Message, Role, SourceFormat } from './types';
+
+export interface LineError {
+  /** 1-based, counting blank lines, as an editor shows them. */
+  line: number;
+  reason: string;
+  /** The line's first ~80 characters, control characters escaped so that binary lines stay printable. */
+  excerpt: string;
+}
+
+export interface ImportReport {
+  rows: DatasetRow[];
+  /** The format of the valid rows: one format, 'mixed' when several occur, null when no row is valid. */
+  format: SourceFormat | 'mixed' | null;
+  /** Valid rows per source format. */
+  formats: Record<SourceFormat, number>;
+  /** Lines in the file, blank ones included (a final newline does not start a line). */
+  totalLines: number;
+  errors: LineError[];
+  skippedBlank: number;
+}
+
+export interface DecodedJsonl {
+  text: string;
+  /** 1-based numbers of the lines whose bytes are not valid UTF-8 (decoded with U+FFFD in their place). */
+  invalidLines: number[];
+}
+
+const ROLES: readonly Role[] = ['system', 'user', 'assistant'];
+
+const SHAREGPT_ROLES: Record<string, Role> = {
+  human: 'user',
+  user: 'user',
+  gpt: 'assistant',
+  assistant: 'assistant',
+  model: 'assistant',
+  system: 'system',
+};
+
+const ACCEPTED_SHAPES =
+  '{"messages": [{"role", "content"}]}, {"conversations": [{"from", "value"}]}, ' +
+  '{"instruction", "input"?, "output"}, {"prompt", "completion"} or {"text"}';
+
+const EXCERPT_LENGTH = 80;
+
+/** Raw C0 controls other than tab and carriage return never occur in a JSON text line, but do in binary data. */
+const CONTROL_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/;
+
+/** Extensions of binary files people pick by mistake, named in the reason so they know to export JSONL. */
+const BINARY_FORMATS: Record<string, string> = {
+  parquet: 'Parquet',
+  arrow: 'Arrow',
+  gz: 'gzip',
+  zip: 'zip',
+  xlsx: 'Excel',
+};
+
+/**
+ * Decodes a file's bytes without failing on bad ones: each line that is not valid UTF-8 is listed so
+ * that parseJsonl can report it as binary instead of as confusing JSON errors. UTF-16 files (what
+ * Windows PowerShell writes by default) are recognised by their byte-order mark.
+ */
+export function decodeJsonlBytes(bytes: Uint8Array): DecodedJsonl {
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return { text: new TextDecoder('utf-16le').decode(bytes), invalidLines: [] };
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return { text: new TextDecoder('utf-16be').decode(bytes), invalidLines: [] };
+  try {
+    return { text: new TextDecoder('utf-8', { fatal: true }).decode(bytes), invalidLines: [] };
+  } catch {
+    // Some bytes are bad: find which lines, decoding each one on its own.
+  }
+  const strict = new TextDecoder('utf-8', { fatal: true });
+  const lenient = new TextDecoder('utf-8');
+  const parts: string[] = [];
+  const invalidLines: number[] = [];
+  let start = 0;
+  for (let line = 1; start <= bytes.length; line++) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0) end = bytes.length;
+    const chunk = bytes.subarray(start, end);
+    try {
+      parts.push(strict.decode(chunk));
+    } catch {
+      invalidLines.push(line);
+      parts.push(lenient.decode(chunk));
+    }
+    start = end + 1;
+  }
+  return { text: parts.join('\n'), invalidLines };
+}
+
+/** decodeJsonlBytes then parseJsonl: what the app does with a dropped file. */
+export function parseJsonlBytes(bytes: Uint8Array, opts: { fileName?: string } = {}): ImportReport {
+  const { text, invalidLines } = decodeJsonlBytes(bytes);
+  return parseJsonl(text, { ...opts, invalidLines });
+}
+
+/** `invalidLines` comes from decodeJsonlBytes; without it, binary lines are still caught by their control characters. */
+export function parseJsonl(
+  text: string,
+  opts: { fileName?: string; invalidLines?: readonly number[] } = {},
+): ImportReport {
+  const lines = text.replace(/^\uFEFF/, '').split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  const invalid = new Set(opts.invalidLines ?? []);
+  const extension = opts.fileName?.toLowerCase().match(/\.([a-z0-9]+)$/)?.[1] ?? '';
+  const report: ImportReport = {
+    rows: [],
+    format: null,
+    formats: { messages: 0, sharegpt: 0, alpaca: 0, prompt_completion: 0, text: 0 },
+    totalLines: lines.length,
+    errors: [],
+    skippedBlank: 0,
+  };
+  lines.forEach((raw, index) => {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (line.trim() === '') {
+      report.skippedBlank++;
+      return;
+    }
+    const result = parseLine(line, invalid.has(index + 1), extension);
+    if (typeof result === 'string') {
+      report.errors.push({ line: index + 1, reason: result, excerpt: excerpt(line) });
+    } else {
+      report.rows.push(result.row);
+      report.formats[result.format]++;
+    }
+  });
+  const seen = (Object.keys(report.formats) as SourceFormat[]).filter((f) => report.formats[f] > 0);
+  report.format = seen.length === 0 ? null : seen.length === 1 ? seen[0] : 'mixed';
+  return report;
+}
+
+type LineResult = { row: DatasetRow; format: SourceFormat } | string;
+
+function parseLine(line: string, invalidUtf8: boolean, extension: string): LineResult {
+  const binaryHint = Object.hasOwn(BINARY_FORMATS, extension)
+    ? `; this looks like a ${BINARY_FORMATS[extension]} file, export it as JSONL`
+    : '';
+  if (invalidUtf8) return `not text (binary data?): the line is not valid UTF-8${binaryHint}`;
+  const control = CONTROL_CHAR.exec(line);
+  if (control) {
+    return `not text (binary data?): control character ${codePoint(control[0])} at column ${control.index + 1}${binaryHint}`;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (err) {
+    const jsonHint = extension === 'json' ? ' (a .json file holds one document; JSONL needs one object per line)' : '';
+    return `broken JSON: ${(err as Error).message}${jsonHint}`;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+    return `not an object: the line is ${got}; each line must be one JSON object such as {"text": "..."}`;
+  }
+  const obj = value as Record<string, unknown>;
+  if ('messages' in obj) return withFormat(messagesRow(obj.messages), 'messages');
+  if ('conversations' in obj) return withFormat(shareGptRow(obj.conversations), 'sharegpt');
+  if ('instruction' in obj) return withFormat(alpacaRow(obj), 'alpaca');
+  if ('prompt' in obj || 'completion' in obj) return withFormat(promptCompletionRow(obj), 'prompt_completion');
+  if ('text' in obj) return withFormat(textRow(obj.text), 'text');
+  const keys = Object.keys(obj);
+  const found = keys.length === 0 ? 'an empty object' : `keys ${keys.map((k) => JSON.stringify(k)).join(', ')}`;
+  return `unknown format: found ${found}; expected ${ACCEPTED_SHAPES}`;
+}
+
+function withFormat(result: DatasetRow | string, format: SourceFormat): LineResult {
+  return typeof result === 'string' ? result : { row: result, format };
+}
+
+function messagesRow(list: unknown): DatasetRow | string {
+  if (!Array.isArray(list)) return `"messages" must be a list, got ${typeName(list)}`;
+  const messages: Message[] = [];
+  for (const [i, item] of list.entries()) {
+    const where = `message ${i + 1}`;
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      return `${where} must be an object with "role" and "content", got ${typeName(item)}`;
+    }
+    const { role, content } = item as { role?: unknown; content?: unknown };
+    if (typeof role !== 'string') return `${where}: ${notString('role', role)}`;
+    if (!(ROLES as readonly string[]).includes(role)) {
+      return `${where} has unknown role ${JSON.stringify(role)}; allowed roles: ${ROLES.join(', ')}`;
+    }
+    if (typeof content !== 'string') return `${where}: ${notString('content', content)}`;
+    messages.push({ role: role as Role, content });
+  }
+  return conversation(messages, 'messages', 'message');
+}
+
+function shareGptRow(list: unknown): DatasetRow | string {
+  if (!Array.isArray(list)) return `"conversations" must be a list, got ${typeName(list)}`;
+  const messages: Message[] = [];
+  for (const [i, item] of list.entries()) {
+    const where = `turn ${i + 1}`;
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      return `${where} must be an object with "from" and "value", got ${typeName(item)}`;
+    }
+    const { from, value } = item as { from?: unknown; value?: unknown };
+    if (typeof from !== 'string') return `${where}: ${notString('from', from)}`;
+    const role = Object.hasOwn(SHAREGPT_ROLES, from) ? SHAREGPT_ROLES[from] : undefined;
+    if (!role) {
+      return `${where} has unknown "from" ${JSON.stringify(from)}; allowed: ${Object.keys(SHAREGPT_ROLES).join(', ')}`;
+    }
+    if (typeof value !== 'string') return `${where}: ${notString('value', value)}`;
+    messages.push({ role, content: value });
+  }
+  return conversation(messages, 'conversations', 'turn');
+}
+
+/** Checks shared by every conversation format, after each message is known to be well typed. */
+function conversation(messages: Message[], key: string, noun: string): DatasetRow | string {
+  if (messages.length === 0) return `empty "${key}" list: a conversation needs at least a user and an assistant turn`;
+  const empty = messages.flatMap((m, i) => (m.content.trim() === '' ? [`${noun} ${i + 1} (${m.role})`] : []));
+  if (empty.length > 0) return `empty content in ${empty.join(', ')}`;
+  if (!messages.some((m) => m.role === 'assistant')) {
+    return `no assistant turn, so nothing to train on (roles found: ${[...new Set(messages.map((m) => m.role))].join(', ')})`;
+  }
+  return { kind: 'chat', messages };
+}
+
+function alpacaRow(obj: Record<string, unknown>): DatasetRow | string {
+  const { instruction, input, output } = obj;
+  if (typeof instruction !== 'string') return notString('instruction', instruction);
+  if (input !== undefined && input !== null && typeof input !== 'string') return notString('input', input);
+  if (typeof output !== 'string') return notString('output', output);
+  if (instruction.trim() === '') return 'empty "instruction"';
+  if (output.trim() === '') return 'empty "output": nothing to train on';
+  const user = input ? `${instruction}\n\n${input}` : instruction;
+  return {
+    kind: 'chat',
+    messages: [
+      { role: 'user', content: user },
+      { role: 'assistant', content: output },
+    ],
+  };
+}
+
+/** An empty prompt is allowed (unconditional generation); an empty completion leaves nothing to train. */
+function promptCompletionRow(obj: Record<string, unknown>): DatasetRow | string {
+  const { prompt, completion } = obj;
+  if (typeof prompt !== 'string') return notString('prompt', prompt);
+  if (typeof completion !== 'string') return notString('completion', completion);
+  if (completion.trim() === '') return 'empty "completion": nothing to train on';
+  return { kind: 'completion', prompt, completion };
+}
+
+function textRow(text: unknown): DatasetRow | string {
+  if (typeof text !== 'string') return notString('text', text);
+  if (text.trim() === '') return 'empty "text"';
+  return { kind: 'text', text };
+}
+
+function notString(key: string, value: unknown): string {
+  return value === undefined ? `missing "${key}"` : `"${key}" must be a string, got ${typeName(value)}`;
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value;
+}
+
+function codePoint(char: string): string {
+  return `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/** At most EXCERPT_LENGTH characters as displayed (escapes included), then an ellipsis if anything was left out. */
+function excerpt(line: string): string {
+  let out = '';
+  for (const char of line) {
+    const shown = escapeControl(char);
+    if (out.length + shown.length > EXCERPT_LENGTH) return `${out}…`;
+    out += shown;
+  }
+  return out;
+}
+
+function escapeControl(char: string): string {
+  if (char === '\t') return '\\t';
+  if (char === '\r') return '\\r';
+  const code = char.codePointAt(0)!;
+  return code < 0x20 || (code >= 0x7f && code < 0xa0) ? `\\u${code.toString(16).padStart(4, '0')}` : char;
+}
