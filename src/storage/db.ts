@@ -1,0 +1,346 @@
+/**
+ * Everything webtune keeps between page loads: datasets, runs with their checkpoints, trained
+ * adapters and downloaded model files, in one IndexedDB database.
+ *
+ * Each method is one transaction, so a failure (a full disk, a closed tab) leaves either the old
+ * records or the new ones, never a mix.
+ */
+
+import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from 'idb';
+import { NotFoundError, StorageFullError, StorageUnavailableError, isQuotaExceeded, type StoredKind } from './errors';
+import type {
+  AdapterRecord,
+  AdapterSummary,
+  CachedModelSummary,
+  CheckpointRecord,
+  DatasetRecord,
+  DatasetSummary,
+  HistoryPoint,
+  ModelFileRecord,
+  RunPatch,
+  RunRecord,
+  StorageUsage,
+} from './records';
+
+export type * from './records';
+
+export const DB_VERSION = 1;
+
+export interface WebtuneSchema extends DBSchema {
+  datasets: { key: string; value: DatasetRecord; indexes: { createdAt: number } };
+  runs: { key: string; value: RunRecord; indexes: { createdAt: number } };
+  checkpoints: { key: [runId: string, step: number]; value: CheckpointRecord };
+  adapters: { key: string; value: AdapterRecord; indexes: { createdAt: number; runId: string } };
+  modelFiles: { key: [modelId: string, path: string]; value: ModelFileRecord };
+}
+
+type Store = StoreNames<WebtuneSchema>;
+
+/** Ids are random rather than counters so that two tabs creating records at once never collide. */
+export function newId(prefix: string): string {
+  return `${prefix}-${crypto.randomUUID()}`;
+}
+
+export async function openWebtuneDb(name = 'webtune'): Promise<WebtuneDb> {
+  if (typeof indexedDB === 'undefined') {
+    throw new StorageUnavailableError(
+      'this browser does not offer it here (some private windows and embedded browsers turn it off). ' +
+        'Open webtune in a normal browser window.',
+    );
+  }
+  try {
+    return new WebtuneDb(await openDB<WebtuneSchema>(name, DB_VERSION, { upgrade }));
+  } catch (error) {
+    if (error instanceof Error && error.name === 'VersionError') {
+      throw new StorageUnavailableError(
+        'it was last used by a newer version of webtune. Reload the page to get the newest version; your data is intact.',
+        { cause: error },
+      );
+    }
+    const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    throw new StorageUnavailableError(
+      `the browser refused to open it (${detail}). This happens in private windows of some browsers and when ` +
+        'site data is blocked; open webtune in a normal window or allow site data for this site.',
+      { cause: error },
+    );
+  }
+}
+
+/** Each step brings the database from the version before it, so a fresh database runs them all. */
+function upgrade(db: IDBPDatabase<WebtuneSchema>, oldVersion: number): void {
+  if (oldVersion < 1) {
+    db.createObjectStore('datasets', { keyPath: 'id' }).createIndex('createdAt', 'createdAt');
+    db.createObjectStore('runs', { keyPath: 'id' }).createIndex('createdAt', 'createdAt');
+    db.createObjectStore('checkpoints', { keyPath: ['runId', 'step'] });
+    const adapters = db.createObjectStore('adapters', { keyPath: 'id' });
+    adapters.createIndex('createdAt', 'createdAt');
+    adapters.createIndex('runId', 'runId');
+    db.createObjectStore('modelFiles', { keyPath: ['modelId', 'path'] });
+  }
+}
+
+function checkpointsOf(runId: string): IDBKeyRange {
+  return IDBKeyRange.bound([runId, -Infinity], [runId, Infinity]);
+}
+
+/** Arrays sort after every string, so `[modelId, []]` bounds all of the model's paths. */
+function filesOf(modelId: string): IDBKeyRange {
+  return IDBKeyRange.bound([modelId], [modelId, []]);
+}
+
+export class WebtuneDb {
+  readonly #db: IDBPDatabase<WebtuneSchema>;
+  /** Why the connection can no longer be used, once another tab or the browser took it away. */
+  #lost: string | null = null;
+
+  constructor(db: IDBPDatabase<WebtuneSchema>) {
+    this.#db = db;
+    db.addEventListener('versionchange', (event) => {
+      // Holding on would block the other tab's upgrade or deletion until this tab is closed.
+      db.close();
+      this.#lost =
+        event.newVersion === null
+          ? 'webtune storage was deleted in another tab. Reload this page.'
+          : 'a newer webtune in another tab upgraded the storage. Reload this page to continue; your data is intact.';
+    });
+    db.addEventListener('close', () => {
+      this.#lost = 'the browser closed the database, for example because site data was cleared. Reload this page.';
+    });
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  async estimateUsage(): Promise<StorageUsage | null> {
+    if (typeof navigator === 'undefined' || !navigator.storage?.estimate) return null;
+    const { usage = 0, quota = 0 } = await navigator.storage.estimate();
+    return { usage, quota };
+  }
+
+  // Datasets
+
+  async saveDataset(dataset: DatasetRecord): Promise<void> {
+    await this.#write(['datasets'], () => `the dataset "${dataset.name}"`, (tx) => tx.store.put(dataset));
+  }
+
+  async getDataset(id: string): Promise<DatasetRecord> {
+    return this.#read(['datasets'], async (tx) => found('dataset', id, await tx.store.get(id)));
+  }
+
+  /** Newest first, without the rows. */
+  async listDatasets(): Promise<DatasetSummary[]> {
+    return this.#read(['datasets'], async (tx) => {
+      const summaries: DatasetSummary[] = [];
+      for (let c = await tx.store.index('createdAt').openCursor(null, 'prev'); c; c = await c.continue()) {
+        const { rows: _, ...summary } = c.value;
+        summaries.push(summary);
+      }
+      return summaries;
+    });
+  }
+
+  async renameDataset(id: string, name: string): Promise<void> {
+    await this.#rename('datasets', 'dataset', id, name);
+  }
+
+  async deleteDataset(id: string): Promise<void> {
+    await this.#write(['datasets'], () => `the removal of dataset ${id}`, (tx) => tx.store.delete(id));
+  }
+
+  // Runs
+
+  async createRun(run: RunRecord): Promise<void> {
+    await this.#write(['runs'], () => `the run "${run.name}"`, (tx) => tx.store.add(run));
+  }
+
+  async getRun(id: string): Promise<RunRecord> {
+    return this.#read(['runs'], async (tx) => found('run', id, await tx.store.get(id)));
+  }
+
+  /** Newest first. */
+  async listRuns(): Promise<RunRecord[]> {
+    return this.#read(['runs'], async (tx) => (await tx.store.index('createdAt').getAll()).reverse());
+  }
+
+  async updateRun(id: string, patch: RunPatch): Promise<RunRecord> {
+    let label = `run ${id}`;
+    return this.#write(['runs'], () => `the changes to ${label}`, async (tx) => {
+      const run = found('run', id, await tx.store.get(id));
+      label = `run "${run.name}"`;
+      const updated: RunRecord = { ...run, ...patch, updatedAt: Date.now() };
+      await tx.store.put(updated);
+      return updated;
+    });
+  }
+
+  async appendHistory(id: string, points: HistoryPoint[]): Promise<void> {
+    let label = `run ${id}`;
+    await this.#write(['runs'], () => `the latest training progress of ${label}`, async (tx) => {
+      const run = found('run', id, await tx.store.get(id));
+      label = `run "${run.name}"`;
+      await tx.store.put({ ...run, history: [...run.history, ...points], updatedAt: Date.now() });
+    });
+  }
+
+  /** Also removes the run's checkpoints; adapters it trained are kept, detached from it. */
+  async deleteRun(id: string): Promise<void> {
+    await this.#write(['runs', 'checkpoints', 'adapters'], () => `the removal of run ${id}`, async (tx) => {
+      // Requests are awaited one by one: if one throws, none is left behind to reject unobserved.
+      await tx.objectStore('runs').delete(id);
+      await tx.objectStore('checkpoints').delete(checkpointsOf(id));
+      const adapters = tx.objectStore('adapters');
+      for (const adapter of await adapters.index('runId').getAll(id)) await adapters.put({ ...adapter, runId: null });
+    });
+  }
+
+  // Checkpoints
+
+  /**
+   * Stores the checkpoint, drops the run's older ones beyond the newest `keep` and records the
+   * newest step on the run, all in one transaction.
+   */
+  async saveCheckpoint(checkpoint: CheckpointRecord, keep = 2): Promise<void> {
+    if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`keep must be a positive integer, got ${keep}`);
+    const { runId, step } = checkpoint;
+    let label = `run ${runId}`;
+    await this.#write(['runs', 'checkpoints'], () => `the checkpoint at step ${step} of ${label}`, async (tx) => {
+      const runs = tx.objectStore('runs');
+      const checkpoints = tx.objectStore('checkpoints');
+      const run = found('run', runId, await runs.get(runId));
+      label = `run "${run.name}"`;
+      await checkpoints.put(checkpoint);
+      const keys = await checkpoints.getAllKeys(checkpointsOf(runId));
+      for (const key of keys.slice(0, -keep)) await checkpoints.delete(key);
+      await runs.put({ ...run, lastCheckpointStep: keys[keys.length - 1][1], updatedAt: Date.now() });
+    });
+  }
+
+  async latestCheckpoint(runId: string): Promise<CheckpointRecord | null> {
+    return this.#read(['checkpoints'], async (tx) => {
+      const cursor = await tx.store.openCursor(checkpointsOf(runId), 'prev');
+      return cursor?.value ?? null;
+    });
+  }
+
+  // Adapters
+
+  async saveAdapter(adapter: AdapterRecord): Promise<void> {
+    await this.#write(['adapters'], () => `the adapter "${adapter.name}"`, (tx) => tx.store.put(adapter));
+  }
+
+  async getAdapter(id: string): Promise<AdapterRecord> {
+    return this.#read(['adapters'], async (tx) => found('adapter', id, await tx.store.get(id)));
+  }
+
+  /** Newest first, without the tensors. */
+  async listAdapters(): Promise<AdapterSummary[]> {
+    return this.#read(['adapters'], async (tx) => {
+      const summaries: AdapterSummary[] = [];
+      for (let c = await tx.store.index('createdAt').openCursor(null, 'prev'); c; c = await c.continue()) {
+        const { tensors: _, ...summary } = c.value;
+        summaries.push(summary);
+      }
+      return summaries;
+    });
+  }
+
+  async renameAdapter(id: string, name: string): Promise<void> {
+    await this.#rename('adapters', 'adapter', id, name);
+  }
+
+  async deleteAdapter(id: string): Promise<void> {
+    await this.#write(['adapters'], () => `the removal of adapter ${id}`, (tx) => tx.store.delete(id));
+  }
+
+  // Downloaded model files
+
+  async putModelFile(file: ModelFileRecord): Promise<void> {
+    await this.#write(['modelFiles'], () => `the download of ${file.path} of ${file.modelId}`, (tx) => tx.store.put(file));
+  }
+
+  /** Null when the file is not cached. */
+  async getModelFile(modelId: string, path: string): Promise<ModelFileRecord | null> {
+    return this.#read(['modelFiles'], async (tx) => (await tx.store.get([modelId, path])) ?? null);
+  }
+
+  async listModelFiles(modelId: string): Promise<ModelFileRecord[]> {
+    return this.#read(['modelFiles'], (tx) => tx.store.getAll(filesOf(modelId)));
+  }
+
+  /** One entry per model with cached files, in model id order, to show what can be freed. */
+  async listCachedModels(): Promise<CachedModelSummary[]> {
+    return this.#read(['modelFiles'], async (tx) => {
+      const models = new Map<string, CachedModelSummary>();
+      // Stored blobs are handles to data on disk, so walking the records reads no file contents.
+      for (let c = await tx.store.openCursor(); c; c = await c.continue()) {
+        const { modelId, revision, size } = c.value;
+        const model = models.get(modelId) ?? { modelId, revision, fileCount: 0, size: 0 };
+        model.fileCount += 1;
+        model.size += size;
+        models.set(modelId, model);
+      }
+      return [...models.values()];
+    });
+  }
+
+  async deleteModel(modelId: string): Promise<void> {
+    await this.#write(['modelFiles'], () => `the removal of model ${modelId}`, (tx) => tx.store.delete(filesOf(modelId)));
+  }
+
+  async #rename(store: 'datasets' | 'adapters', kind: StoredKind, id: string, name: string): Promise<void> {
+    await this.#write([store], () => `the new name "${name}" of ${kind} ${id}`, async (tx) => {
+      const record = found(kind, id, await tx.store.get(id));
+      await tx.store.put({ ...record, name });
+    });
+  }
+
+  #read<const Names extends readonly Store[], T>(
+    stores: Names,
+    body: (tx: IDBPTransaction<WebtuneSchema, Names, 'readonly'>) => Promise<T>,
+  ): Promise<T> {
+    return this.#transact(stores, 'readonly', null, body);
+  }
+
+  /** `unsaved` names what the write would have stored, for the message when storage is full. */
+  #write<const Names extends readonly Store[], T>(
+    stores: Names,
+    unsaved: () => string,
+    body: (tx: IDBPTransaction<WebtuneSchema, Names, 'readwrite'>) => Promise<T>,
+  ): Promise<T> {
+    return this.#transact(stores, 'readwrite', unsaved, body);
+  }
+
+  async #transact<const Names extends readonly Store[], Mode extends IDBTransactionMode, T>(
+    stores: Names,
+    mode: Mode,
+    unsaved: (() => string) | null,
+    body: (tx: IDBPTransaction<WebtuneSchema, Names, Mode>) => Promise<T>,
+  ): Promise<T> {
+    if (this.#lost) throw new StorageUnavailableError(this.#lost);
+    const tx = this.#db.transaction(stores, mode);
+    try {
+      const result = await body(tx);
+      await tx.done;
+      return result;
+    } catch (error) {
+      // A failure in our own code (a missing record, a throwing put) must not let earlier writes commit.
+      try {
+        tx.abort();
+      } catch {
+        // The transaction already ended: the browser aborted it for the same error.
+      }
+      await tx.done.catch(() => undefined);
+      // Browsers report a full disk on the request or, when committing, only on the transaction.
+      if (unsaved && (isQuotaExceeded(error) || isQuotaExceeded(tx.error))) {
+        throw new StorageFullError(unsaved(), { cause: error });
+      }
+      throw error;
+    }
+  }
+}
+
+function found<T>(kind: StoredKind, id: string, record: T | undefined): T {
+  if (record === undefined) throw new NotFoundError(kind, id);
+  return record;
+}
