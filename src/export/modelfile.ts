@@ -1,0 +1,99 @@
+/**
+ * Ollama Modelfiles and the steps to use an exported adapter with Ollama. Ollama applies adapters
+ * in two ways with different limits: it converts a PEFT safetensors folder itself (llama
+ * architecture only, reading lora_alpha as an unsigned integer and ignoring use_rslora), or it
+ * takes a GGUF adapter as-is (any architecture llama.cpp knows, alpha stored as a float).
+ */
+import type { LoraConfig } from '../lora/config';
+import type { ModelConfig } from '../model/config';
+import { AdapterExportError } from './errors';
+
+export type OllamaAdapterKind = 'peft' | 'gguf';
+
+export function ollamaModelfile(opts: { base: string; adapterPath: string }): string {
+  for (const [key, value] of Object.entries(opts)) {
+    // Each Modelfile instruction is one line: a line break would smuggle in another instruction.
+    if (/[\r\n]/.test(value) || value.trim() === '') {
+      throw new AdapterExportError(`The Modelfile ${key} ${JSON.stringify(value)} must be one non-empty line.`);
+    }
+  }
+  return `FROM ${opts.base}\nADAPTER ${opts.adapterPath}\n`;
+}
+
+/** Refuses an adapter Ollama would reject or apply with the wrong scale. */
+export function checkOllamaAdapter(opts: {
+  architecture: ModelConfig['architecture'];
+  adapterKind: OllamaAdapterKind;
+  lora: Pick<LoraConfig, 'alpha' | 'useRslora'>;
+}): void {
+  if (opts.adapterKind === 'gguf') return;
+  const useGguf = 'Export the GGUF adapter for Ollama instead';
+  if (opts.architecture !== 'llama') {
+    throw new AdapterExportError(
+      `Ollama converts safetensors (PEFT) adapters only for llama-architecture bases, and this base is ${opts.architecture}. ${useGguf}.`,
+    );
+  }
+  if (opts.lora.useRslora) {
+    throw new AdapterExportError(
+      `This adapter uses rsLoRA (scale alpha / sqrt(r)), but Ollama ignores use_rslora in adapter_config.json and would scale by alpha / r. ${useGguf}: it stores alpha so that llama.cpp's alpha / r equals alpha / sqrt(r).`,
+    );
+  }
+  if (!Number.isInteger(opts.lora.alpha)) {
+    throw new AdapterExportError(
+      `lora_alpha is ${opts.lora.alpha}, but Ollama reads lora_alpha from adapter_config.json as a whole number and refuses a fraction. ` +
+        `${useGguf} (it stores alpha as a float), or train with a whole-number alpha (for example 2 × r).`,
+    );
+  }
+}
+
+const isAbsolute = (p: string) => p.startsWith('/') || p.startsWith('\\') || /^[A-Za-z]:[\\/]/.test(p);
+
+/**
+ * Step-by-step text for using an exported adapter with Ollama. `folderName` is what ADAPTER names:
+ * the PEFT adapter folder, or the .gguf file; the Modelfile goes next to it. `baseModel` is the
+ * Ollama model (or GGUF / safetensors path) of the exact base the adapter was trained on.
+ */
+export function ollamaInstructions(opts: {
+  architecture: ModelConfig['architecture'];
+  adapterKind: OllamaAdapterKind;
+  folderName: string;
+  baseModel: string;
+  lora: Pick<LoraConfig, 'alpha' | 'useRslora'>;
+}): string {
+  checkOllamaAdapter(opts);
+  const adapterPath = isAbsolute(opts.folderName) ? opts.folderName : `./${opts.folderName}`;
+  const modelfile = ollamaModelfile({ base: opts.baseModel, adapterPath });
+  const what =
+    opts.adapterKind === 'peft'
+      ? `the adapter folder ${opts.folderName} (the one holding adapter_config.json and adapter_model.safetensors)`
+      : `the GGUF adapter ${opts.folderName}`;
+  const notes =
+    opts.adapterKind === 'peft'
+      ? [
+          'ADAPTER names the folder, not the .safetensors file inside it; Ollama converts it while creating the model.',
+          'Ollama converts safetensors adapters only for llama-architecture bases (Llama, SmolLM2, TinyLlama); for a Qwen2 base use the GGUF adapter.',
+          `Ollama reads lora_alpha as a whole number; this adapter's alpha (${opts.lora.alpha}) is one.`,
+        ]
+      : [
+          'ADAPTER names the .gguf file; Ollama hands it to llama.cpp unchanged, so it works for llama and Qwen2 bases alike.',
+          ...(opts.architecture === 'llama'
+            ? []
+            : ['Ollama converts safetensors adapters only for llama-architecture bases, so for this Qwen2 base the GGUF adapter is the one to use.']),
+        ];
+  return [
+    `1. Save this as a file named Modelfile next to ${what}:`,
+    '',
+    modelfile,
+    '2. In that directory, run:',
+    '',
+    'ollama create my-model -f Modelfile',
+    'ollama run my-model',
+    '',
+    '("my-model" is any name you like.)',
+    '',
+    'Notes:',
+    `- FROM (${opts.baseModel}) must be the model the adapter was trained on: same size and same variant (base or Instruct). On another model the adapter is refused or produces nonsense.`,
+    ...notes.map((n) => `- ${n}`),
+    '',
+  ].join('\n');
+}
