@@ -7,6 +7,13 @@ const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const GPU_DEVICE_NODES = ['/dev/dri/renderD128', '/dev/nvidia0', '/dev/dxg'];
 
 /**
+ * Dawn instances created by `webgpu`'s `create()`. They must stay referenced while their devices
+ * live (the package's "Lifetime" rule): once garbage-collected, Dawn frees the instance under the
+ * device and the process dies in ProcessEvents with futex or mutex errors.
+ */
+const liveInstances: unknown[] = [];
+
+/**
  * A WebGPU device in Node through Dawn (the `webgpu` package). With no GPU on the machine, Dawn is pointed at SwiftShader from the chromium install; `WEBTUNE_GPU=swiftshader`
  * forces it even where a real GPU exists (deterministic tests).
  */
@@ -19,6 +26,7 @@ export async function createNodeDevice(): Promise<GPUDevice> {
   const { create, globals } = await import('webgpu');
   Object.assign(globalThis, globals);
   const gpu = create([]);
+  liveInstances.push(gpu);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   return requestDeviceWithAdapterLimits(adapter);
 }
