@@ -1,0 +1,184 @@
+// Matrix products of a linear layer y = x W^T (+ bias), W: [N, K], x: [M, K], y: [M, N].
+// Forward:          Y  = alpha * X W^T    + beta * Y  (+ bias)   matmul_forward[_bias]
+// Backward, input:  dX = alpha * dY W     + beta * dX            matmul_backward_input
+// Backward, weight: dW = alpha * dY^T X   + beta * dW            matmul_backward_weight
+// All three are one product C[i, j] = sum_k A(i, k) B(k, j) over an output of p.rows x p.cols and a
+// reduction of length p.depth; they differ only in which index of A and B is contiguous in memory:
+//   forward:          A = X [M, K]: a[i*lda + k];   B = W^T: b[j*ldb + k]   (P=M, Q=N, R=K)
+//   backward_input:   A = dY [M, N]: a[i*lda + k];  B = W:   b[k*ldb + j]   (P=M, Q=K, R=N)
+//   backward_weight:  A = dY^T: a[k*lda + i];       B = X:   b[k*ldb + j]   (P=N, Q=K, R=M)
+// One workgroup of 16x16 invocations owns a 64x64 output tile and walks the reduction in slices of
+// 16, staging A and B slices in workgroup memory (read once from global memory, used 64 times);
+// each invocation keeps a 4x4 register tile of rows ty + 16i and columns tx + 16j, so neighbouring
+// invocations touch neighbouring columns (conflict-free workgroup reads, coalesced stores).
+// Each slice is loaded so that consecutive invocations read consecutive addresses of whichever index
+// is contiguous; the workgroup arrays have a padded row (65) so that the transposing stores of the
+// k-contiguous layouts do not all land in one memory bank.
+// The tile grid is flattened (tile = wid.x + wid.y * nwg.x, see Gpu.grid), so M is not bounded by the
+// per-dimension workgroup limit. Offsets (off_*) are in elements: the wrapper rounds binding offsets
+// down to the device's alignment and passes the rest here, so any 4-byte-aligned sub-range works.
+// beta == 0 never reads the old output, which may hold garbage (NaN) on the first write.
+
+struct Params {
+  rows: u32,
+  cols: u32,
+  depth: u32,
+  tiles_x: u32,
+  tiles_y: u32,
+  lda: u32,
+  ldb: u32,
+  ldc: u32,
+  off_a: u32,
+  off_b: u32,
+  off_c: u32,
+  off_bias: u32,
+  alpha: f32,
+  beta: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+const TILE = 64u;
+const SLICE = 16u;
+const SIDE = 16u;
+const THREADS = 256u;
+const PADDED = 65u;
+
+const FORWARD = 0u;
+const BACKWARD_INPUT = 1u;
+const BACKWARD_WEIGHT = 2u;
+
+var<workgroup> tile_a: array<f32, SLICE * PADDED>;
+var<workgroup> tile_b: array<f32, SLICE * PADDED>;
+
+fn load_slices(kind: u32, row0: u32, col0: u32, k0: u32, t: u32) {
+  for (var l = 0u; l < TILE * SLICE / THREADS; l++) {
+    let e = t + l * THREADS;
+
+    var ia = e / SLICE;
+    var ka = e % SLICE;
+    if (kind == BACKWARD_WEIGHT) {
+      ia = e % TILE;
+      ka = e / TILE;
+    }
+    let i = row0 + ia;
+    let ki = k0 + ka;
+    var va = 0.0;
+    if (i < p.rows && ki < p.depth) {
+      if (kind == BACKWARD_WEIGHT) {
+        va = a[p.off_a + ki * p.lda + i];
+      } else {
+        va = a[p.off_a + i * p.lda + ki];
+      }
+    }
+    tile_a[ka * PADDED + ia] = va;
+
+    var jb = e % TILE;
+    var kb = e / TILE;
+    if (kind == FORWARD) {
+      jb = e / SLICE;
+      kb = e % SLICE;
+    }
+    let j = col0 + jb;
+    let kj = k0 + kb;
+    var vb = 0.0;
+    if (j < p.cols && kj < p.depth) {
+      if (kind == FORWARD) {
+        vb = b[p.off_b + j * p.ldb + kj];
+      } else {
+        vb = b[p.off_b + kj * p.ldb + j];
+      }
+    }
+    tile_b[kb * PADDED + jb] = vb;
+  }
+}
+
+/** Origin (row0, col0) of this workgroup's output tile, or rows = u32 max past the last tile. */
+fn tile_origin(wid: vec3u, nwg: vec3u) -> vec2u {
+  let tile = wid.x + wid.y * nwg.x;
+  if (tile >= p.tiles_x * p.tiles_y) {
+    return vec2u(0xffffffffu, 0u);
+  }
+  return vec2u((tile / p.tiles_x) * TILE, (tile % p.tiles_x) * TILE);
+}
+
+fn product(kind: u32, origin: vec2u, lid: vec3u) -> array<vec4f, 4> {
+  let t = lid.x + lid.y * SIDE;
+  var acc: array<vec4f, 4>;
+  for (var k0 = 0u; k0 < p.depth; k0 += SLICE) {
+    load_slices(kind, origin.x, origin.y, k0, t);
+    workgroupBarrier();
+    for (var k = 0u; k < SLICE; k++) {
+      var av: vec4f;
+      var bv: vec4f;
+      for (var i = 0u; i < 4u; i++) {
+        av[i] = tile_a[k * PADDED + lid.y + i * SIDE];
+        bv[i] = tile_b[k * PADDED + lid.x + i * SIDE];
+      }
+      for (var i = 0u; i < 4u; i++) {
+        acc[i] += av[i] * bv;
+      }
+    }
+    workgroupBarrier();
+  }
+  return acc;
+}
+
+fn store(acc: array<vec4f, 4>, origin: vec2u, lid: vec3u, add: vec4f) {
+  for (var i = 0u; i < 4u; i++) {
+    let row = origin.x + lid.y + i * SIDE;
+    if (row >= p.rows) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let col = origin.y + lid.x + j * SIDE;
+      if (col >= p.cols) { continue; }
+      let idx = p.off_c + row * p.ldc + col;
+      var v = p.alpha * acc[i][j] + add[j];
+      if (p.beta != 0.0) {
+        v += p.beta * c[idx];
+      }
+      c[idx] = v;
+    }
+  }
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                  @builtin(local_invocation_id) lid: vec3u) {
+  let origin = tile_origin(wid, nwg);
+  if (origin.x == 0xffffffffu) { return; }
+  store(product(FORWARD, origin, lid), origin, lid, vec4f(0.0));
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_forward_bias(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                       @builtin(local_invocation_id) lid: vec3u) {
+  let origin = tile_origin(wid, nwg);
+  if (origin.x == 0xffffffffu) { return; }
+  let acc = product(FORWARD, origin, lid);
+  var add = vec4f(0.0);
+  for (var j = 0u; j < 4u; j++) {
+    let col = origin.y + lid.x + j * SIDE;
+    if (col < p.cols) { add[j] = bias[p.off_bias + col]; }
+  }
+  store(acc, origin, lid, add);
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                         @builtin(local_invocation_id) lid: vec3u) {
+  let origin = tile_origin(wid, nwg);
+  if (origin.x == 0xffffffffu) { return; }
+  store(product(BACKWARD_INPUT, origin, lid), origin, lid, vec4f(0.0));
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                          @builtin(local_invocation_id) lid: vec3u) {
+  let origin = tile_origin(wid, nwg);
+  if (origin.x == 0xffffffffu) { return; }
+  store(product(BACKWARD_WEIGHT, origin, lid), origin, lid, vec4f(0.0));
+}

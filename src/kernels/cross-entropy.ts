@@ -1,0 +1,145 @@
+import source from '../../shaders/cross_entropy.wgsl?raw';
+import { asRange, f32, type Binding, type Gpu } from '../gpu/context';
+import { matmulDyW, matmulXWt } from './matmul';
+
+const WG = 256;
+const FINISH_WG = 64;
+/** Output tile width of matmul.wgsl: chunks that are multiples of it leave no idle columns. */
+const MATMUL_TILE = 64;
+
+/** Rows rowStart .. rowStart + rows - 1 of the [V, C] lm_head (or tied embedding) matrix. */
+export interface VocabPiece {
+  weight: Binding;
+  rowStart: number;
+  rows: number;
+}
+
+export interface CrossEntropyBuffers {
+  /** [M, C] final-norm output. */
+  hidden: Binding;
+  /** i32 [M], already shifted by the caller: target for row m; -100 (any value outside [0, V)) = ignored. */
+  targets: Binding;
+  /** f32 [M]: lse - logit[target], 0 where ignored. */
+  rowLoss: Binding;
+  /** [M, C], overwritten with d(loss)/d(hidden) when given. */
+  dHidden?: Binding;
+  /** [M, chunk] logits scratch. */
+  scratch: Binding;
+  /** [M, 4]: running max, running sum of exp, target logit, lse. */
+  stats: Binding;
+}
+
+/** Vocabulary rows per chunk such that the [M, chunk] f32 scratch fits in `maxScratchBytes`. */
+export function crossEntropyChunkRows(M: number, maxScratchBytes: number): number {
+  const rows = Math.floor(maxScratchBytes / (4 * M));
+  if (rows < 1) throw new Error(`cross-entropy: ${maxScratchBytes} bytes cannot hold one vocabulary row for ${M} tokens`);
+  return rows < MATMUL_TILE ? rows : rows - (rows % MATMUL_TILE);
+}
+
+/**
+ * Loss per row (rowLoss) and, when dHidden is given, dHidden = d(sum of rowLoss * lossScale)/d(hidden),
+ * with the lm_head applied chunk by chunk (at most `chunk` vocabulary rows at a time, never crossing
+ * a piece). `lossScale` scales only the gradient: the caller passes 1 / (non-ignored targets in the
+ * whole optimizer step). The backward pass recomputes each chunk's logits (the forward pass needs
+ * the full log-sum-exp first) and walks the chunks in reverse so the last forward chunk's logits,
+ * still in the scratch, are reused.
+ */
+export function crossEntropyForwardBackward(
+  gpu: Gpu,
+  b: CrossEntropyBuffers,
+  pieces: VocabPiece[],
+  M: number,
+  C: number,
+  V: number,
+  chunk: number,
+  lossScale: number,
+): void {
+  if (asRange(b.scratch).size < M * chunk * 4) throw new Error(`cross-entropy: scratch needs ${M * chunk * 4} bytes`);
+  const chunks = vocabChunks(pieces, V, C, chunk);
+  const params = (c: Chunk, first: boolean) => [M, c.len, c.col0, first ? 1 : 0, V, f32(lossScale)];
+  const rowGrid = gpu.grid(M);
+  chunks.forEach((c, i) => {
+    matmulXWt(gpu, b.hidden, c.weight, b.scratch, M, c.len, C);
+    gpu.dispatch(gpu.pipeline(source, 'cross_entropy_forward_chunk'), params(c, i === 0), [b.scratch, b.targets, b.stats], rowGrid);
+  });
+  gpu.dispatch(
+    gpu.pipeline(source, 'cross_entropy_forward_finish'),
+    [M, 0, 0, 0, V, f32(lossScale)],
+    [undefined, b.targets, b.stats, b.rowLoss],
+    gpu.grid(Math.ceil(M / FINISH_WG)),
+  );
+  if (!b.dHidden) return;
+  for (let i = chunks.length - 1; i >= 0; i--) {
+    const c = chunks[i];
+    const last = i === chunks.length - 1;
+    if (!last) matmulXWt(gpu, b.hidden, c.weight, b.scratch, M, c.len, C);
+    gpu.dispatch(
+      gpu.pipeline(source, 'cross_entropy_backward_chunk'),
+      params(c, false),
+      [b.scratch, b.targets, b.stats],
+      gpu.grid(Math.ceil((M * c.len) / WG)),
+    );
+    matmulDyW(gpu, b.scratch, c.weight, b.dHidden, M, c.len, C, { beta: last ? 0 : 1 });
+  }
+}
+
+/** out [rows, V] = logits of hidden rows rowStart .. rowStart + rows - 1 (generation: the last position). */
+export function logitsForRows(
+  gpu: Gpu,
+  hidden: Binding,
+  pieces: VocabPiece[],
+  out: Binding,
+  rowStart: number,
+  rows: number,
+  C: number,
+  V: number,
+): void {
+  if (rows === 0) return;
+  const h = asRange(hidden);
+  const o = asRange(out);
+  const hiddenRows = { buffer: h.buffer, offset: h.offset + rowStart * C * 4, size: rows * C * 4 };
+  for (const piece of checkedPieces(pieces, V, C)) {
+    const outColumns = { buffer: o.buffer, offset: o.offset + piece.rowStart * 4, size: ((rows - 1) * V + piece.rows) * 4 };
+    matmulXWt(gpu, hiddenRows, piece.weight, outColumns, rows, piece.rows, C, { outStride: V });
+  }
+}
+
+interface Chunk {
+  /** The chunk's rows of its piece's weight: an unaligned sub-range, which the matmul wrapper accepts. */
+  weight: Binding;
+  col0: number;
+  len: number;
+}
+
+/** Splits the pieces into chunks of at most `chunk` rows. */
+function vocabChunks(pieces: VocabPiece[], V: number, C: number, chunk: number): Chunk[] {
+  if (chunk < 1) throw new Error(`cross-entropy: chunk must be positive, got ${chunk}`);
+  const chunks: Chunk[] = [];
+  for (const piece of checkedPieces(pieces, V, C)) {
+    const w = asRange(piece.weight);
+    for (let local = 0; local < piece.rows; local += chunk) {
+      const len = Math.min(chunk, piece.rows - local);
+      chunks.push({
+        weight: { buffer: w.buffer, offset: w.offset + local * C * 4, size: len * C * 4 },
+        col0: piece.rowStart + local,
+        len,
+      });
+    }
+  }
+  return chunks;
+}
+
+/** The pieces in vocabulary order, after checking that they tile [0, V) and hold their rows. */
+function checkedPieces(pieces: VocabPiece[], V: number, C: number): VocabPiece[] {
+  const sorted = [...pieces].sort((a, b) => a.rowStart - b.rowStart);
+  let next = 0;
+  for (const piece of sorted) {
+    if (piece.rowStart !== next) throw new Error(`cross-entropy: vocabulary rows from ${next} are missing or overlap`);
+    if (asRange(piece.weight).size < piece.rows * C * 4) {
+      throw new Error(`cross-entropy: the piece at row ${piece.rowStart} holds fewer than ${piece.rows} rows`);
+    }
+    next += piece.rows;
+  }
+  if (next !== V) throw new Error(`cross-entropy: pieces cover ${next} vocabulary rows, expected ${V}`);
+  return sorted;
+}

@@ -1,0 +1,119 @@
+import source from '../../shaders/lora.wgsl?raw';
+import { f32, type Binding, type Gpu } from '../gpu/context';
+import { matmulDyTX, matmulDyW, matmulXWt } from './matmul';
+
+const WG = 256;
+
+export interface LoraDims {
+  M: number;
+  inFeatures: number;
+  outFeatures: number;
+  r: number;
+}
+
+/** Dropout on the adapter input during training; `seed` must differ per step and per adapted projection. */
+export interface LoraDropout {
+  p: number;
+  seed: number;
+}
+
+/**
+ * Forward of one adapter: y += s * u B^T with u = drop(x) A^T (A [r,in], B [out,r]). Saves u [M,r]
+ * and, when p > 0, xDrop [M,in] for the backward pass.
+ */
+export function loraForward(
+  gpu: Gpu,
+  t: { x: Binding; xDrop?: Binding; A: Binding; B: Binding; u: Binding; y: Binding },
+  d: LoraDims,
+  scaling: number,
+  dropout?: LoraDropout,
+): void {
+  const { M, inFeatures, outFeatures, r } = d;
+  let input = t.x;
+  if (active(dropout)) {
+    input = need(t.xDrop, 'xDrop');
+    gpu.dispatch(
+      gpu.pipeline(source, 'lora_dropout_forward'),
+      dropoutParams(M * inFeatures, dropout),
+      [t.x, input],
+      gpu.grid(Math.ceil((M * inFeatures) / WG)),
+    );
+  }
+  matmulXWt(gpu, input, t.A, t.u, M, r, inFeatures);
+  matmulXWt(gpu, t.u, t.B, t.y, M, outFeatures, r, { alpha: scaling, beta: 1 });
+}
+
+/**
+ * Backward of one adapter: dB (+)= s dY^T u, du = s dY B, dA (+)= du^T drop(x),
+ * dx += dropout_backward(du A). `accumulate` adds into dA/dB (micro-batches of one optimizer step);
+ * false overwrites them. du [M,r] is scratch; dxScratch [M,in] is needed only when p > 0, because
+ * the mask must be applied to du A before it joins dx, which already holds dY W.
+ */
+export function loraBackward(
+  gpu: Gpu,
+  t: {
+    dy: Binding;
+    x: Binding;
+    xDrop?: Binding;
+    u: Binding;
+    A: Binding;
+    B: Binding;
+    dA: Binding;
+    dB: Binding;
+    du: Binding;
+    dx: Binding;
+    dxScratch?: Binding;
+  },
+  d: LoraDims,
+  scaling: number,
+  accumulate: boolean,
+  dropout?: LoraDropout,
+): void {
+  const { M, inFeatures, outFeatures, r } = d;
+  const beta = accumulate ? 1 : 0;
+  matmulDyTX(gpu, t.dy, t.u, t.dB, M, outFeatures, r, { alpha: scaling, beta });
+  matmulDyW(gpu, t.dy, t.B, t.du, M, outFeatures, r, { alpha: scaling });
+  if (!active(dropout)) {
+    matmulDyTX(gpu, t.du, t.x, t.dA, M, r, inFeatures, { beta });
+    matmulDyW(gpu, t.du, t.A, t.dx, M, r, inFeatures, { beta: 1 });
+    return;
+  }
+  matmulDyTX(gpu, t.du, need(t.xDrop, 'xDrop'), t.dA, M, r, inFeatures, { beta });
+  const scratch = need(t.dxScratch, 'dxScratch');
+  matmulDyW(gpu, t.du, t.A, scratch, M, r, inFeatures);
+  gpu.dispatch(
+    gpu.pipeline(source, 'lora_dropout_backward_accumulate'),
+    dropoutParams(M * inFeatures, dropout),
+    [undefined, undefined, scratch, t.dx],
+    gpu.grid(Math.ceil((M * inFeatures) / WG)),
+  );
+}
+
+/** CPU mirror of the shader's mask (see shaders/lora.wgsl): is element `index` of x kept? */
+export function loraDropoutKept(dropout: LoraDropout, index: number): boolean {
+  return pcg((dropout.seed ^ pcg(index >>> 0)) >>> 0) >>> 8 >= dropThreshold(dropout.p);
+}
+
+function pcg(v: number): number {
+  const state = (Math.imul(v, 747796405) + 2891336453) >>> 0;
+  const word = Math.imul(((state >>> ((state >>> 28) + 4)) ^ state) >>> 0, 277803737) >>> 0;
+  return ((word >>> 22) ^ word) >>> 0;
+}
+
+function dropThreshold(p: number): number {
+  if (!(p >= 0 && p < 1)) throw new Error(`LoRA dropout p must be in [0, 1), got ${p}`);
+  return Math.round(p * 2 ** 24);
+}
+
+function active(dropout: LoraDropout | undefined): dropout is LoraDropout {
+  return dropout !== undefined && dropThreshold(dropout.p) > 0;
+}
+
+function dropoutParams(n: number, dropout: LoraDropout) {
+  return [n, dropout.seed >>> 0, dropThreshold(dropout.p), f32(1 / (1 - dropout.p))];
+}
+
+function need(binding: Binding | undefined, name: string): Binding {
+  if (!binding) throw new Error(`LoRA dropout needs the ${name} buffer`);
+  return binding;
+}

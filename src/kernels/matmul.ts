@@ -1,0 +1,160 @@
+import source from '../../shaders/matmul.wgsl?raw';
+import { asRange, f32, type Binding, type Gpu, type Param } from '../gpu/context';
+
+const TILE = 64;
+
+export interface MatmulOptions {
+  /** Scales the product (default 1). */
+  alpha?: number;
+  /** 0 (default) overwrites the output without reading it; 1 accumulates into it. */
+  beta?: number;
+}
+
+export interface MatmulXWtOptions extends MatmulOptions {
+  /** [N], added after scaling (not multiplied by alpha). */
+  bias?: Binding;
+  /** Elements between output rows (default N): writes a column block of a wider matrix. */
+  outStride?: number;
+}
+
+/** Y [M,N] = alpha * X [M,K] W^T (W [N,K]) + beta * Y (+ bias). */
+export function matmulXWt(
+  gpu: Gpu,
+  X: Binding,
+  W: Binding,
+  Y: Binding,
+  M: number,
+  N: number,
+  K: number,
+  opts: MatmulXWtOptions = {},
+): void {
+  const ldc = opts.outStride ?? N;
+  if (ldc < N) throw new Error(`matmulXWt: outStride ${ldc} < N ${N}`);
+  product(gpu, opts.bias ? 'matmul_forward_bias' : 'matmul_forward', {
+    a: operand(gpu, X, M * K, 'X'),
+    b: operand(gpu, W, N * K, 'W'),
+    c: operand(gpu, Y, M === 0 || N === 0 ? 0 : (M - 1) * ldc + N, 'Y'),
+    bias: opts.bias ? operand(gpu, opts.bias, N, 'bias') : undefined,
+    rows: M,
+    cols: N,
+    depth: K,
+    lda: K,
+    ldb: K,
+    ldc,
+    opts,
+  });
+}
+
+/** dX [M,K] = alpha * dY [M,N] W [N,K] + beta * dX. */
+export function matmulDyW(
+  gpu: Gpu,
+  dY: Binding,
+  W: Binding,
+  dX: Binding,
+  M: number,
+  N: number,
+  K: number,
+  opts: MatmulOptions = {},
+): void {
+  product(gpu, 'matmul_backward_input', {
+    a: operand(gpu, dY, M * N, 'dY'),
+    b: operand(gpu, W, N * K, 'W'),
+    c: operand(gpu, dX, M * K, 'dX'),
+    rows: M,
+    cols: K,
+    depth: N,
+    lda: N,
+    ldb: K,
+    ldc: K,
+    opts,
+  });
+}
+
+/** dW [N,K] = alpha * dY [M,N]^T X [M,K] + beta * dW. */
+export function matmulDyTX(
+  gpu: Gpu,
+  dY: Binding,
+  X: Binding,
+  dW: Binding,
+  M: number,
+  N: number,
+  K: number,
+  opts: MatmulOptions = {},
+): void {
+  product(gpu, 'matmul_backward_weight', {
+    a: operand(gpu, dY, M * N, 'dY'),
+    b: operand(gpu, X, M * K, 'X'),
+    c: operand(gpu, dW, N * K, 'dW'),
+    rows: N,
+    cols: K,
+    depth: M,
+    lda: N,
+    ldb: K,
+    ldc: K,
+    opts,
+  });
+}
+
+interface Operand {
+  binding: Binding;
+  /** Elements between the aligned binding start and the tensor. */
+  offset: number;
+}
+
+/**
+ * Rounds a binding's offset down to the device's storage offset alignment and returns the rest in
+ * elements, so callers may address any row of a matrix (a vocabulary chunk, one token's hidden
+ * state). Out-of-range reads in WGSL are silently clamped, so a too-small binding fails here instead.
+ */
+function operand(gpu: Gpu, binding: Binding, elements: number, name: string): Operand {
+  const { buffer, offset, size } = asRange(binding);
+  if (offset % 4 !== 0) throw new Error(`matmul: ${name} offset ${offset} is not a multiple of 4`);
+  if (size < elements * 4) throw new Error(`matmul: ${name} needs ${elements * 4} bytes, binding has ${size}`);
+  const align = gpu.limits.minStorageBufferOffsetAlignment;
+  const base = offset - (offset % align);
+  if (base === offset) return { binding, offset: 0 };
+  return { binding: { buffer, offset: base, size: size + offset - base }, offset: (offset - base) / 4 };
+}
+
+function product(
+  gpu: Gpu,
+  entry: string,
+  d: {
+    a: Operand;
+    b: Operand;
+    c: Operand;
+    bias?: Operand;
+    rows: number;
+    cols: number;
+    depth: number;
+    lda: number;
+    ldb: number;
+    ldc: number;
+    opts: MatmulOptions;
+  },
+): void {
+  const tilesX = Math.ceil(d.cols / TILE);
+  const tilesY = Math.ceil(d.rows / TILE);
+  const params: Param[] = [
+    d.rows,
+    d.cols,
+    d.depth,
+    tilesX,
+    tilesY,
+    d.lda,
+    d.ldb,
+    d.ldc,
+    d.a.offset,
+    d.b.offset,
+    d.c.offset,
+    d.bias?.offset ?? 0,
+    f32(d.opts.alpha ?? 1),
+    f32(d.opts.beta ?? 0),
+  ];
+  gpu.dispatch(
+    gpu.pipeline(source, entry),
+    params,
+    [d.a.binding, d.b.binding, d.c.binding, d.bias?.binding],
+    gpu.grid(tilesX * tilesY),
+  );
+}
