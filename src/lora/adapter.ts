@@ -1,0 +1,128 @@
+import type { Binding, Gpu } from '../gpu/context';
+import type { ModelConfig } from '../model/config';
+import { type LoraConfig, type LoraTarget, loraScaling } from './config';
+import { peftInitialParams } from './init';
+import { type LoraLayout, type LoraModule, peftTensorName, planLoraLayout } from './layout';
+
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+export class AdapterMismatchError extends Error {
+  override name = 'AdapterMismatchError';
+}
+
+type Slot = 'params' | 'grads';
+
+/**
+ * The trainable LoRA state on the GPU: parameters, gradients and AdamW moments, each one flat
+ * buffer with the same layout.
+ */
+export class LoraAdapter {
+  readonly layout: LoraLayout;
+  readonly scaling: number;
+  readonly params: GPUBuffer;
+  readonly grads: GPUBuffer;
+  readonly m: GPUBuffer;
+  readonly v: GPUBuffer;
+  private readonly byKey = new Map<string, LoraModule>();
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly model: ModelConfig,
+    readonly config: LoraConfig,
+  ) {
+    this.layout = planLoraLayout(model, config);
+    this.scaling = loraScaling(config);
+    const bytes = this.layout.totalFloats * 4;
+    this.params = gpu.createBuffer(bytes, 'lora params');
+    this.grads = gpu.createBuffer(bytes, 'lora grads');
+    this.m = gpu.createBuffer(bytes, 'adam m');
+    this.v = gpu.createBuffer(bytes, 'adam v');
+    for (const module of this.layout.modules) this.byKey.set(`${module.layer}.${module.target}`, module);
+    this.resetOptimizerState();
+  }
+
+  /** An adapter on the GPU holding the given tensors (an imported or stored adapter). */
+  static fromTensors(gpu: Gpu, model: ModelConfig, config: LoraConfig, tensors: Map<string, HostTensor>, source: string): LoraAdapter {
+    const adapter = new LoraAdapter(gpu, model, config);
+    adapter.loadTensors(tensors, source);
+    return adapter;
+  }
+
+  get parameterCount(): number {
+    return this.layout.modules.reduce((sum, m) => sum + this.layout.r * (m.inFeatures + m.outFeatures), 0);
+  }
+
+  module(layer: number, target: LoraTarget): LoraModule | undefined {
+    return this.byKey.get(`${layer}.${target}`);
+  }
+
+  view(module: LoraModule, matrix: 'A' | 'B', slot: Slot = 'params'): Binding {
+    const floats = matrix === 'A' ? this.layout.r * module.inFeatures : module.outFeatures * this.layout.r;
+    const offset = matrix === 'A' ? module.aOffset : module.bOffset;
+    return { buffer: this[slot], offset: offset * 4, size: floats * 4 };
+  }
+
+  initPeft(seed: number): void {
+    this.gpu.write(this.params, peftInitialParams(this.layout, seed));
+  }
+
+  zeroGrads(): void {
+    this.gpu.clear(this.grads);
+  }
+
+  resetOptimizerState(): void {
+    this.gpu.clear(this.m);
+    this.gpu.clear(this.v);
+    this.gpu.clear(this.grads);
+  }
+
+  /** Loads PEFT-named tensors; every adapted module must be present with the right shape. */
+  loadTensors(tensors: Map<string, HostTensor>, source: string): void {
+    const flat = new Float32Array(this.layout.totalFloats);
+    const expected = new Set<string>();
+    for (const module of this.layout.modules) {
+      for (const matrix of ['A', 'B'] as const) {
+        const name = peftTensorName(module, matrix);
+        expected.add(name);
+        const tensor = tensors.get(name);
+        const shape = matrix === 'A' ? [this.layout.r, module.inFeatures] : [module.outFeatures, this.layout.r];
+        if (!tensor) throw new AdapterMismatchError(`${source}: missing adapter tensor ${name} (expected shape [${shape}])`);
+        if (tensor.shape.length !== 2 || tensor.shape[0] !== shape[0] || tensor.shape[1] !== shape[1]) {
+          throw new AdapterMismatchError(
+            `${source}: tensor ${name} has shape [${tensor.shape}] but this model and rank need [${shape}]`,
+          );
+        }
+        flat.set(tensor.data, matrix === 'A' ? module.aOffset : module.bOffset);
+      }
+    }
+    const unexpected = [...tensors.keys()].filter((name) => !expected.has(name));
+    if (unexpected.length) {
+      throw new AdapterMismatchError(
+        `${source}: tensors for modules this configuration does not adapt: ${unexpected.slice(0, 5).join(', ')}` +
+          (unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''),
+      );
+    }
+    this.gpu.write(this.params, flat);
+  }
+
+  /** Reads parameters (or gradients) back as PEFT-named tensors. */
+  async readTensors(slot: Slot = 'params'): Promise<Map<string, HostTensor>> {
+    const flat = await this.gpu.readF32(this[slot], this.layout.totalFloats);
+    const out = new Map<string, HostTensor>();
+    for (const module of this.layout.modules) {
+      const r = this.layout.r;
+      out.set(peftTensorName(module, 'A'), {
+        shape: [r, module.inFeatures],
+        data: flat.slice(module.aOffset, module.aOffset + r * module.inFeatures),
+      });
+      out.set(peftTensorName(module, 'B'), {
+        shape: [module.outFeatures, r],
+        data: flat.slice(module.bOffset, module.bOffset + module.outFeatures * r),
+      });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,291 @@
+import type { Binding, Gpu } from '../gpu/context';
+import { attentionBackward, attentionForward } from '../kernels/attention';
+import { crossEntropyChunkRows, crossEntropyForwardBackward, logitsForRows } from '../kernels/cross-entropy';
+import { embeddingForward } from '../kernels/embedding';
+import { loraBackward, loraForward, type LoraDropout } from '../kernels/lora';
+import { matmulDyW, matmulXWt } from '../kernels/matmul';
+import { residualForward } from '../kernels/residual';
+import { rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
+import { ropeBackward, ropeForward } from '../kernels/rope';
+import { swigluBackward, swigluForward } from '../kernels/swiglu';
+import type { LoraAdapter } from '../lora/adapter';
+import type { LoraTarget } from '../lora/config';
+import type { Batch } from '../train/batch';
+import type { ModelConfig } from './config';
+import { type GpuWeights, uploadWeights } from './gpu-weights';
+import type { ModelWeightsSource } from './weights';
+import { Workspace } from './workspace';
+
+/** Budget for the [tokens, vocab chunk] logits scratch of the fused cross-entropy. */
+const CE_SCRATCH_BYTES = 32 * 1024 * 1024;
+
+export interface ForwardOptions {
+  /** Keep every layer's activations for a backward pass and apply LoRA dropout. */
+  training: boolean;
+  /** Seeds this step's dropout masks (training only). */
+  dropoutSeed?: number;
+}
+
+/**
+ * A Llama-family decoder (Llama, SmolLM2, TinyLlama, Qwen2) on the GPU with optional LoRA
+ * adapters. Forward and backward are written llm.c style: backward is the forward read in reverse.
+ */
+export class LlamaModel {
+  private workspace: Workspace | null = null;
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly config: ModelConfig,
+    readonly weights: GpuWeights,
+  ) {}
+
+  static async load(
+    gpu: Gpu,
+    source: ModelWeightsSource,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<LlamaModel> {
+    return new LlamaModel(gpu, source.config, await uploadWeights(gpu, source.config, source, onProgress));
+  }
+
+  /** Bytes held by activations for the most recent batch shape. */
+  get workspaceBytes(): number {
+    return this.workspace?.bytes ?? 0;
+  }
+
+  /**
+   * Records the forward pass, the loss and, when `lossScale` is given, the backward pass that
+   * accumulates d(sum of token losses * lossScale)/d(adapter) into `adapter.grads` (training
+   * mode: dropout on). Row losses land in the workspace; read them with `readLossSum`.
+   */
+  lossAndGradients(batch: Batch, adapter: LoraAdapter | null, opts: { lossScale?: number; dropoutSeed?: number } = {}): void {
+    const training = opts.lossScale !== undefined && adapter !== null;
+    const ws = this.forward(batch, adapter, { training, dropoutSeed: opts.dropoutSeed });
+    const M = batch.B * batch.T;
+    const C = this.config.hiddenSize;
+    crossEntropyForwardBackward(
+      this.gpu,
+      {
+        hidden: ws.nFinal,
+        targets: ws.targets,
+        rowLoss: ws.rowLoss,
+        dHidden: training ? ws.dNorm : undefined,
+        scratch: ws.ceScratch,
+        stats: ws.ceStats,
+      },
+      this.weights.lmHead,
+      M,
+      C,
+      this.config.vocabSize,
+      ws.ceChunk,
+      opts.lossScale ?? 1,
+    );
+    if (training && adapter) this.backward(batch, adapter, opts.dropoutSeed ?? 0);
+  }
+
+  /** Sum of the per-token losses of the last `lossAndGradients` batch (ignored positions are 0). */
+  async readLossSum(batch: Batch): Promise<number> {
+    const rows = await this.gpu.readF32(this.workspace!.rowLoss, batch.B * batch.T);
+    let sum = 0;
+    for (const value of rows) sum += value;
+    return sum;
+  }
+
+  /** Logits of the last position of each row: [B, vocab]. */
+  async lastPositionLogits(batch: Batch, adapter: LoraAdapter | null): Promise<Float32Array> {
+    const ws = this.forward(batch, adapter, { training: false });
+    const V = this.config.vocabSize;
+    const out = this.gpu.createBuffer(batch.B * V * 4, 'logits');
+    for (let b = 0; b < batch.B; b++) {
+      logitsForRows(
+        this.gpu,
+        ws.nFinal,
+        this.weights.lmHead,
+        { buffer: out, offset: b * V * 4, size: V * 4 },
+        b * batch.T + batch.T - 1,
+        1,
+        this.config.hiddenSize,
+        V,
+      );
+    }
+    const logits = await this.gpu.readF32(out, batch.B * V);
+    out.destroy();
+    return logits;
+  }
+
+  private ensureWorkspace(M: number, training: boolean, adapter: LoraAdapter | null): Workspace {
+    const ws = this.workspace;
+    const dropout = training && adapter ? adapter.config.dropout > 0 : false;
+    const fits =
+      ws &&
+      ws.capacity >= M &&
+      ws.training === training &&
+      ws.layers[0].loraU.size === (adapter ? adapter.config.targets.length : 0) &&
+      (ws.layers[0].loraXDrop.size > 0) === dropout &&
+      (!adapter || ws.dU.size >= (training ? M : 1) * adapter.layout.r * 4);
+    if (fits) return ws;
+    ws?.destroy();
+    const chunk = crossEntropyChunkRows(M, CE_SCRATCH_BYTES);
+    this.workspace = new Workspace(this.gpu, this.config, M, training, adapter, Math.min(chunk, this.config.vocabSize));
+    return this.workspace;
+  }
+
+  private forward(batch: Batch, adapter: LoraAdapter | null, opts: ForwardOptions): Workspace {
+    const { gpu, config, weights } = this;
+    const { B, T } = batch;
+    const M = B * T;
+    const C = config.hiddenSize;
+    const H = config.numHeads;
+    const KV = config.numKvHeads;
+    const D = config.headDim;
+    const I = config.intermediateSize;
+    const ws = this.ensureWorkspace(M, opts.training, adapter);
+    gpu.write(ws.ids, batch.ids);
+    gpu.write(ws.targets, batch.targets);
+
+    for (const piece of weights.embedding) {
+      embeddingForward(gpu, ws.ids, piece.weight, ws.streamAt(0), M, C, piece.rowStart, piece.rows);
+    }
+
+    const project = (
+      layer: number,
+      target: LoraTarget,
+      x: GPUBuffer,
+      w: GPUBuffer,
+      y: GPUBuffer,
+      inF: number,
+      outF: number,
+      bias?: GPUBuffer,
+    ) => {
+      matmulXWt(gpu, x, w, y, M, outF, inF, { bias });
+      const module = adapter?.module(layer, target);
+      if (!adapter || !module) return;
+      const act = ws.layer(layer);
+      loraForward(
+        gpu,
+        {
+          x,
+          xDrop: act.loraXDrop.get(target),
+          A: adapter.view(module, 'A'),
+          B: adapter.view(module, 'B'),
+          u: act.loraU.get(target)!,
+          y,
+        },
+        { M, inFeatures: inF, outFeatures: outF, r: adapter.layout.r },
+        adapter.scaling,
+        this.dropoutFor(adapter, layer, target, opts),
+      );
+    };
+
+    for (let l = 0; l < config.numLayers; l++) {
+      const w = weights.layers[l];
+      const a = ws.layer(l);
+      const x = ws.streamAt(l);
+      rmsnormForward(gpu, x, w.inputNorm, a.n1, a.rstd1, M, C, config.rmsNormEps);
+      project(l, 'q_proj', a.n1, w.q, a.q, C, H * D, w.qBias);
+      project(l, 'k_proj', a.n1, w.k, a.k, C, KV * D, w.kBias);
+      project(l, 'v_proj', a.n1, w.v, a.v, C, KV * D, w.vBias);
+      ropeForward(gpu, a.q, M, T, H, D, config.ropeTheta);
+      ropeForward(gpu, a.k, M, T, KV, D, config.ropeTheta);
+      attentionForward(gpu, a.q, a.k, a.v, a.attn, a.stats, { B, T, H, KV, D });
+      project(l, 'o_proj', a.attn, w.o, ws.branch, H * D, C);
+      residualForward(gpu, x, ws.branch, a.h, M * C);
+      rmsnormForward(gpu, a.h, w.postNorm, a.n2, a.rstd2, M, C, config.rmsNormEps);
+      project(l, 'gate_proj', a.n2, w.gate, a.gate, C, I);
+      project(l, 'up_proj', a.n2, w.up, a.up, C, I);
+      swigluForward(gpu, a.gate, a.up, a.act, M * I);
+      project(l, 'down_proj', a.act, w.down, ws.branch, I, C);
+      residualForward(gpu, a.h, ws.branch, ws.streamAt(l + 1), M * C);
+    }
+    rmsnormForward(gpu, ws.streamAt(config.numLayers), weights.finalNorm, ws.nFinal, ws.rstdFinal, M, C, config.rmsNormEps);
+    return ws;
+  }
+
+  /** Expects `ws.dNorm` to hold d(loss)/d(final norm output). */
+  private backward(batch: Batch, adapter: LoraAdapter, dropoutSeed: number): void {
+    const { gpu, config, weights } = this;
+    const ws = this.workspace!;
+    const { B, T } = batch;
+    const M = B * T;
+    const C = config.hiddenSize;
+    const H = config.numHeads;
+    const KV = config.numKvHeads;
+    const D = config.headDim;
+    const I = config.intermediateSize;
+    const opts: ForwardOptions = { training: true, dropoutSeed };
+
+    // dStream carries d(loss)/d(residual stream) downwards through the layers.
+    gpu.clear(ws.dStream);
+    rmsnormBackwardAccumulate(gpu, ws.dNorm, ws.streamAt(config.numLayers), weights.finalNorm, ws.rstdFinal, ws.dStream, M, C);
+
+    // dX = dY W through the frozen weight, then the adapter's dA, dB and its share of dX.
+    const projectBackward = (
+      layer: number,
+      target: LoraTarget,
+      dy: Binding,
+      x: GPUBuffer,
+      w: GPUBuffer,
+      dx: GPUBuffer,
+      inF: number,
+      outF: number,
+      accumulate: boolean,
+    ) => {
+      matmulDyW(gpu, dy, w, dx, M, outF, inF, { beta: accumulate ? 1 : 0 });
+      const module = adapter.module(layer, target);
+      if (!module) return;
+      const act = ws.layer(layer);
+      loraBackward(
+        gpu,
+        {
+          dy,
+          x,
+          xDrop: act.loraXDrop.get(target),
+          u: act.loraU.get(target)!,
+          A: adapter.view(module, 'A'),
+          B: adapter.view(module, 'B'),
+          dA: adapter.view(module, 'A', 'grads'),
+          dB: adapter.view(module, 'B', 'grads'),
+          du: ws.dU,
+          dx,
+          dxScratch: act.loraXDrop.size ? ws.dxScratch : undefined,
+        },
+        { M, inFeatures: inF, outFeatures: outF, r: adapter.layout.r },
+        adapter.scaling,
+        true,
+        this.dropoutFor(adapter, layer, target, opts),
+      );
+    };
+
+    for (let l = config.numLayers - 1; l >= 0; l--) {
+      const w = weights.layers[l];
+      const a = ws.layer(l);
+      // MLP branch: y = h + down(silu(gate(n2)) * up(n2)), n2 = rms(h).
+      projectBackward(l, 'down_proj', ws.dStream, a.act, w.down, ws.dAct, I, C, false);
+      swigluBackward(gpu, ws.dAct, a.gate, a.up, ws.dGate, ws.dUp, M * I);
+      projectBackward(l, 'gate_proj', ws.dGate, a.n2, w.gate, ws.dNorm, C, I, false);
+      projectBackward(l, 'up_proj', ws.dUp, a.n2, w.up, ws.dNorm, C, I, true);
+      rmsnormBackwardAccumulate(gpu, ws.dNorm, a.h, w.postNorm, a.rstd2, ws.dStream, M, C);
+      // Attention branch: h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rms(x).
+      projectBackward(l, 'o_proj', ws.dStream, a.attn, w.o, ws.dAttn, H * D, C, false);
+      attentionBackward(gpu, ws.dAttn, a.q, a.k, a.v, a.attn, a.stats, ws.dq, ws.dk, ws.dv, { B, T, H, KV, D });
+      ropeBackward(gpu, ws.dq, M, T, H, D, config.ropeTheta);
+      ropeBackward(gpu, ws.dk, M, T, KV, D, config.ropeTheta);
+      projectBackward(l, 'q_proj', ws.dq, a.n1, w.q, ws.dNorm, C, H * D, false);
+      projectBackward(l, 'k_proj', ws.dk, a.n1, w.k, ws.dNorm, C, KV * D, true);
+      projectBackward(l, 'v_proj', ws.dv, a.n1, w.v, ws.dNorm, C, KV * D, true);
+      rmsnormBackwardAccumulate(gpu, ws.dNorm, ws.streamAt(l), w.inputNorm, a.rstd1, ws.dStream, M, C);
+    }
+  }
+
+  private dropoutFor(adapter: LoraAdapter, layer: number, target: LoraTarget, opts: ForwardOptions): LoraDropout | undefined {
+    if (!opts.training || adapter.config.dropout <= 0) return undefined;
+    const moduleIndex = layer * 8 + adapter.config.targets.indexOf(target);
+    return { p: adapter.config.dropout, seed: mixSeed(opts.dropoutSeed ?? 0, moduleIndex) };
+  }
+}
+
+/** Distinct, well-spread dropout seeds per module and step. */
+function mixSeed(seed: number, index: number): number {
+  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}

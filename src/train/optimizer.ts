@@ -1,0 +1,57 @@
+import type { Gpu } from '../gpu/context';
+import { adamwStep } from '../kernels/adamw';
+import { gradNormClipFactor, gradNormScratchFloats } from '../kernels/grad-norm';
+import type { LoraAdapter } from '../lora/adapter';
+
+export interface AdamWSettings {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** Global gradient-norm clip; 0 or Infinity disables clipping. */
+  maxGradNorm: number;
+}
+
+export const DEFAULT_ADAMW: AdamWSettings = { lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1 };
+
+/**
+ * AdamW over the adapter's flat parameter buffer, PyTorch semantics, with global norm clipping
+ * computed on the GPU: one step never waits for a readback.
+ */
+export class AdamW {
+  private readonly partials: GPUBuffer;
+  /** [global grad norm, clip coefficient] of the latest step. */
+  readonly normAndClip: GPUBuffer;
+  step = 0;
+
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly adapter: LoraAdapter,
+  ) {
+    const n = adapter.layout.totalFloats;
+    this.partials = gpu.createBuffer(gradNormScratchFloats(n) * 4, 'grad norm partials');
+    this.normAndClip = gpu.createBuffer(8, 'grad norm');
+  }
+
+  /** Applies the accumulated gradients, then clears them for the next optimizer step. */
+  apply(settings: AdamWSettings, lr = settings.lr): void {
+    const { gpu, adapter } = this;
+    const n = adapter.layout.totalFloats;
+    this.step++;
+    gradNormClipFactor(gpu, adapter.grads, n, this.partials, this.normAndClip, settings.maxGradNorm);
+    adamwStep(gpu, adapter.params, adapter.grads, adapter.m, adapter.v, this.normAndClip, n, {
+      lr,
+      beta1: settings.beta1,
+      beta2: settings.beta2,
+      eps: settings.eps,
+      weightDecay: settings.weightDecay,
+      step: this.step,
+    });
+    adapter.zeroGrads();
+  }
+
+  async readGradNorm(): Promise<number> {
+    return (await this.gpu.readF32(this.normAndClip, 1))[0];
+  }
+}
