@@ -5,9 +5,11 @@
 //           It adds because in the model dx is the residual stream gradient, which the skip path
 //           also feeds. The weight is frozen in LoRA training, so no weight gradient is computed.
 // Shapes: x, y, dy, dx [M, C]; w [C]; rstd [M] (written by forward, read by backward).
-// One workgroup per row: each invocation strides over the row and a tree reduction in workgroup
-// memory combines the partial sums, so wide rows (C = 2048 and more) still use the whole workgroup.
-// Rows may be split over x and y (see Gpu.grid).
+// Two schedules. `*_rows`: one invocation per row, no barriers; for the usual widths (C up to
+// ROW_MAX_C) this is cheapest everywhere and much faster on CPU Vulkan (SwiftShader), where every
+// barrier is a fiber switch. The others: one workgroup per row, each invocation strides over the
+// row and a tree reduction in workgroup memory combines the partial sums, so very wide rows still
+// use a whole workgroup. Rows may be split over x and y (see Gpu.grid).
 
 struct Params { M: u32, C: u32, eps: f32 }
 
@@ -53,6 +55,23 @@ fn rmsnorm_forward(
   }
 }
 
+@compute @workgroup_size(64)
+fn rmsnorm_forward_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= p.M) { return; }
+  let base = row * p.C;
+  var sum_sq = 0.0;
+  for (var c = 0u; c < p.C; c++) {
+    let v = x[base + c];
+    sum_sq += v * v;
+  }
+  let r = inverseSqrt(sum_sq / f32(p.C) + p.eps);
+  rstd[row] = r;
+  for (var c = 0u; c < p.C; c++) {
+    y[base + c] = x[base + c] * r * w[c];
+  }
+}
+
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 @group(0) @binding(6) var<storage, read> rstd_saved: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dx: array<f32>;
@@ -73,6 +92,22 @@ fn rmsnorm_backward_accumulate(
   let r = rstd_saved[row];
   let k = r * r * workgroup_sum(lid, dot) / f32(p.C);
   for (var c = lid; c < p.C; c += WG) {
+    dx[base + c] = dx[base + c] + r * (dy[base + c] * w[c] - x[base + c] * k);
+  }
+}
+
+@compute @workgroup_size(64)
+fn rmsnorm_backward_accumulate_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= p.M) { return; }
+  let base = row * p.C;
+  var dot = 0.0;
+  for (var c = 0u; c < p.C; c++) {
+    dot += dy[base + c] * w[c] * x[base + c];
+  }
+  let r = rstd_saved[row];
+  let k = r * r * dot / f32(p.C);
+  for (var c = 0u; c < p.C; c++) {
     dx[base + c] = dx[base + c] + r * (dy[base + c] * w[c] - x[base + c] * k);
   }
 }

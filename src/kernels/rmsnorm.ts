@@ -1,6 +1,13 @@
 import source from '../../shaders/rmsnorm.wgsl?raw';
 import { f32, type Binding, type Gpu } from '../gpu/context';
 
+/** Widest row handled by one invocation; wider rows get a workgroup each. */
+export const ROW_MAX_C = 1024;
+
+function schedule(gpu: Gpu, M: number, C: number): { suffix: string; workgroups: [number, number] } {
+  return C <= ROW_MAX_C ? { suffix: '_rows', workgroups: gpu.grid(Math.ceil(M / 64)) } : { suffix: '', workgroups: gpu.grid(M) };
+}
+
 /** y = x * rsqrt(mean(x^2) + eps) * weight over rows of `x` [M, C]; rstd [M] is kept for the backward. */
 export function rmsnormForward(
   gpu: Gpu,
@@ -12,7 +19,8 @@ export function rmsnormForward(
   C: number,
   eps: number,
 ): void {
-  gpu.dispatch(gpu.pipeline(source, 'rmsnorm_forward'), [M, C, f32(eps)], [x, weight, y, rstd], gpu.grid(M));
+  const { suffix, workgroups } = schedule(gpu, M, C);
+  gpu.dispatch(gpu.pipeline(source, `rmsnorm_forward${suffix}`), [M, C, f32(eps)], [x, weight, y, rstd], workgroups);
 }
 
 /**
@@ -29,10 +37,11 @@ export function rmsnormBackwardAccumulate(
   M: number,
   C: number,
 ): void {
+  const { suffix, workgroups } = schedule(gpu, M, C);
   gpu.dispatch(
-    gpu.pipeline(source, 'rmsnorm_backward_accumulate'),
+    gpu.pipeline(source, `rmsnorm_backward_accumulate${suffix}`),
     [M, C],
     [x, weight, undefined, undefined, dy, rstd, dx],
-    gpu.grid(M),
+    workgroups,
   );
 }

@@ -6,10 +6,12 @@ import { rmsnormBackwardRef, rmsnormForwardRef } from '../reference/rmsnorm';
 
 const EPS = 1e-5;
 
-// 7 x 67: rows narrower than the 256-wide workgroup; 5 x 2100: each invocation strides over 9 columns
-// with a ragged end; 3 x 3: most of the workgroup idle.
+// Rows of up to ROW_MAX_C columns take the one-invocation-per-row schedule: 7 x 67, 70 x 67 (more
+// rows than one 64-wide workgroup), 3 x 3. 5 x 2100 takes the workgroup-per-row schedule, each
+// invocation striding over 9 columns with a ragged end.
 const SHAPES = [
   { M: 7, C: 67 },
+  { M: 70, C: 67 },
   { M: 5, C: 2100 },
   { M: 3, C: 3 },
 ];
