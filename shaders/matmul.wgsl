@@ -14,6 +14,10 @@
 // Each slice is loaded so that consecutive invocations read consecutive addresses of whichever index
 // is contiguous; the workgroup arrays have a padded row (65) so that the transposing stores of the
 // k-contiguous layouts do not all land in one memory bank.
+// The `*_direct` entry points compute the same 4x4 register blocks straight from storage with no
+// workgroup memory and no barriers (one invocation per block, 64 per workgroup). The wrapper picks
+// them on CPU adapters (SwiftShader), where a barrier is a fiber switch and "shared" memory is the
+// same cache as storage, so tiling only costs.
 // The tile grid is flattened (tile = wid.x + wid.y * nwg.x, see Gpu.grid), so M is not bounded by the
 // per-dimension workgroup limit. Offsets (off_*) are in elements: the wrapper rounds binding offsets
 // down to the device's alignment and passes the rest here, so any 4-byte-aligned sub-range works.
@@ -181,4 +185,87 @@ fn matmul_backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgr
   let origin = tile_origin(wid, nwg);
   if (origin.x == 0xffffffffu) { return; }
   store(product(BACKWARD_WEIGHT, origin, lid), origin, lid, vec4f(0.0));
+}
+
+fn load_a(kind: u32, i: u32, k: u32) -> f32 {
+  if (i >= p.rows) { return 0.0; }
+  if (kind == BACKWARD_WEIGHT) { return a[p.off_a + k * p.lda + i]; }
+  return a[p.off_a + i * p.lda + k];
+}
+
+fn load_b(kind: u32, k: u32, j: u32) -> f32 {
+  if (j >= p.cols) { return 0.0; }
+  if (kind == FORWARD) { return b[p.off_b + j * p.ldb + k]; }
+  return b[p.off_b + k * p.ldb + j];
+}
+
+/** Block origin of this invocation (tiles_x/tiles_y count 4x4 blocks here), or u32 max past the end. */
+fn block_origin(gid: vec3u, nwg: vec3u) -> vec2u {
+  let block = gid.x + gid.y * nwg.x * 64u;
+  if (block >= p.tiles_x * p.tiles_y) {
+    return vec2u(0xffffffffu, 0u);
+  }
+  return vec2u((block / p.tiles_x) * 4u, (block % p.tiles_x) * 4u);
+}
+
+fn product_direct(kind: u32, origin: vec2u) -> array<vec4f, 4> {
+  var acc: array<vec4f, 4>;
+  for (var k = 0u; k < p.depth; k++) {
+    let bv = vec4f(load_b(kind, k, origin.y), load_b(kind, k, origin.y + 1u),
+                   load_b(kind, k, origin.y + 2u), load_b(kind, k, origin.y + 3u));
+    for (var i = 0u; i < 4u; i++) {
+      acc[i] += load_a(kind, origin.x + i, k) * bv;
+    }
+  }
+  return acc;
+}
+
+fn store_direct(acc: array<vec4f, 4>, origin: vec2u, add: vec4f) {
+  for (var i = 0u; i < 4u; i++) {
+    let row = origin.x + i;
+    if (row >= p.rows) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let col = origin.y + j;
+      if (col >= p.cols) { continue; }
+      let idx = p.off_c + row * p.ldc + col;
+      var v = p.alpha * acc[i][j] + add[j];
+      if (p.beta != 0.0) {
+        v += p.beta * c[idx];
+      }
+      c[idx] = v;
+    }
+  }
+}
+
+@compute @workgroup_size(64)
+fn matmul_forward_direct(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let origin = block_origin(gid, nwg);
+  if (origin.x == 0xffffffffu) { return; }
+  store_direct(product_direct(FORWARD, origin), origin, vec4f(0.0));
+}
+
+@compute @workgroup_size(64)
+fn matmul_forward_bias_direct(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let origin = block_origin(gid, nwg);
+  if (origin.x == 0xffffffffu) { return; }
+  var add = vec4f(0.0);
+  for (var j = 0u; j < 4u; j++) {
+    let col = origin.y + j;
+    if (col < p.cols) { add[j] = bias[p.off_bias + col]; }
+  }
+  store_direct(product_direct(FORWARD, origin), origin, add);
+}
+
+@compute @workgroup_size(64)
+fn matmul_backward_input_direct(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let origin = block_origin(gid, nwg);
+  if (origin.x == 0xffffffffu) { return; }
+  store_direct(product_direct(BACKWARD_INPUT, origin), origin, vec4f(0.0));
+}
+
+@compute @workgroup_size(64)
+fn matmul_backward_weight_direct(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let origin = block_origin(gid, nwg);
+  if (origin.x == 0xffffffffu) { return; }
+  store_direct(product_direct(BACKWARD_WEIGHT, origin), origin, vec4f(0.0));
 }

@@ -35,9 +35,17 @@ export class Gpu {
   private lost: GpuDeviceLostError | null = null;
   private validationErrors: string[] = [];
   readonly hasF16: boolean;
+  /**
+   * A CPU implementation (SwiftShader, lavapipe): kernels that offer a barrier-free schedule use
+   * it there, since workgroup barriers are fiber switches on a CPU.
+   */
+  readonly isCpuAdapter: boolean;
 
   constructor(readonly device: GPUDevice) {
     this.hasF16 = device.features.has('shader-f16');
+    const info = device.adapterInfo as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined;
+    this.isCpuAdapter =
+      !!info && (info.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe/i.test(`${info.architecture} ${info.description} ${info.device}`));
     device.lost.then((info) => {
       this.lost = new GpuDeviceLostError(info.reason ?? 'unknown', info.message || 'no details');
     });

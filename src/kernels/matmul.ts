@@ -8,6 +8,11 @@ export interface MatmulOptions {
   alpha?: number;
   /** 0 (default) overwrites the output without reading it; 1 accumulates into it. */
   beta?: number;
+  /**
+   * 'tiled': workgroup-memory tiles (GPUs); 'direct': barrier-free register blocks (CPU adapters).
+   * Default: chosen from the device.
+   */
+  schedule?: 'tiled' | 'direct';
 }
 
 export interface MatmulXWtOptions extends MatmulOptions {
@@ -133,8 +138,10 @@ function product(
     opts: MatmulOptions;
   },
 ): void {
-  const tilesX = Math.ceil(d.cols / TILE);
-  const tilesY = Math.ceil(d.rows / TILE);
+  const direct = d.opts.schedule === 'direct' || (d.opts.schedule === undefined && gpu.isCpuAdapter);
+  const side = direct ? 4 : TILE;
+  const tilesX = Math.ceil(d.cols / side);
+  const tilesY = Math.ceil(d.rows / side);
   const params: Param[] = [
     d.rows,
     d.cols,
@@ -152,9 +159,9 @@ function product(
     f32(d.opts.beta ?? 0),
   ];
   gpu.dispatch(
-    gpu.pipeline(source, entry),
+    gpu.pipeline(source, direct ? `${entry}_direct` : entry),
     params,
     [d.a.binding, d.b.binding, d.c.binding, d.bias?.binding],
-    gpu.grid(tilesX * tilesY),
+    gpu.grid(direct ? Math.ceil((tilesX * tilesY) / 64) : tilesX * tilesY),
   );
 }

@@ -26,7 +26,12 @@ async function check(
   gpu: Gpu,
   layout: Layout,
   [M, N, K]: [number, number, number],
-  { alpha = 1, beta = 0, withBias = false }: { alpha?: number; beta?: number; withBias?: boolean },
+  {
+    alpha = 1,
+    beta = 0,
+    withBias = false,
+    schedule,
+  }: { alpha?: number; beta?: number; withBias?: boolean; schedule?: 'tiled' | 'direct' },
 ): Promise<void> {
   const [na, nb, nc] = sizes(layout, M, N, K);
   const a = randomArray(na, 11);
@@ -35,10 +40,10 @@ async function check(
   const old = beta === 0 ? new Float32Array(nc).fill(NaN) : randomArray(nc, 13);
   const bias = withBias ? randomArray(N, 14) : undefined;
   const out = gpu.upload(old, 'out');
-  const opts = { alpha, beta, bias: bias ? gpu.upload(bias, 'bias') : undefined };
+  const opts = { alpha, beta, schedule, bias: bias ? gpu.upload(bias, 'bias') : undefined };
   wrappers[layout](gpu, gpu.upload(a, 'a'), gpu.upload(b, 'b'), out, M, N, K, opts);
   const expected = combineRef(reference(layout, a, b, M, N, K), alpha, beta, toF64(old), bias && toF64(bias));
-  expectClose(await gpu.readF32(out, nc), expected, { atol: 2e-5, rtol: 1e-4, label: `${layout} ${M}x${N}x${K}` });
+  expectClose(await gpu.readF32(out, nc), expected, { atol: 2e-5, rtol: 1e-4, label: `${layout} ${schedule} ${M}x${N}x${K}` });
 }
 
 describe('matmul kernels', () => {
@@ -52,22 +57,26 @@ describe('matmul kernels', () => {
     [1, 1, 1],
   ];
 
-  for (const layout of ['XWt', 'DyW', 'DyTX'] as Layout[]) {
-    it(`${layout} overwrites (beta = 0) without reading the output`, async () => {
-      const gpu = await testGpu();
-      for (const shape of shapes) await check(gpu, layout, shape, {});
-    });
+  // Both schedules on every device: workgroup-memory tiles (GPUs) and barrier-free blocks (CPUs).
+  for (const schedule of ['tiled', 'direct'] as const) {
+    for (const layout of ['XWt', 'DyW', 'DyTX'] as Layout[]) {
+      it(`${layout} ${schedule} overwrites (beta = 0) without reading the output`, async () => {
+        const gpu = await testGpu();
+        for (const shape of shapes) await check(gpu, layout, shape, { schedule });
+      });
 
-    it(`${layout} scales and accumulates (alpha, beta)`, async () => {
-      const gpu = await testGpu();
-      for (const shape of shapes) await check(gpu, layout, shape, { alpha: 0.5, beta: 1 });
-      await check(gpu, layout, [7, 35, 67], { alpha: -2, beta: 0.25 });
-    });
+      it(`${layout} ${schedule} scales and accumulates (alpha, beta)`, async () => {
+        const gpu = await testGpu();
+        for (const shape of shapes) await check(gpu, layout, shape, { alpha: 0.5, beta: 1, schedule });
+        await check(gpu, layout, [7, 35, 67], { alpha: -2, beta: 0.25, schedule });
+      });
+    }
   }
 
   it('XWt adds the bias', async () => {
     const gpu = await testGpu();
-    await check(gpu, 'XWt', [7, 35, 67], { withBias: true });
+    await check(gpu, 'XWt', [7, 35, 67], { withBias: true, schedule: 'tiled' });
+    await check(gpu, 'XWt', [7, 35, 67], { withBias: true, schedule: 'direct' });
     await check(gpu, 'XWt', [70, 130, 67], { alpha: 0.5, beta: 1, withBias: true });
   });
 
@@ -137,8 +146,8 @@ describe('matmul kernels', () => {
     const dy = randomArray(M * N, 43);
     const y = gpu.createBuffer(M * N * 4, 'y');
     const dx = gpu.createBuffer(M * K * 4, 'dx');
-    matmulXWt(gpu, gpu.upload(x, 'x'), gpu.upload(w, 'w'), y, M, N, K);
-    matmulDyW(gpu, gpu.upload(dy, 'dy'), gpu.upload(w, 'w'), dx, M, N, K);
+    matmulXWt(gpu, gpu.upload(x, 'x'), gpu.upload(w, 'w'), y, M, N, K, { schedule: 'tiled' });
+    matmulDyW(gpu, gpu.upload(dy, 'dy'), gpu.upload(w, 'w'), dx, M, N, K, { schedule: 'tiled' });
     expectClose(await gpu.readF32(y, M * N), matmulXWtRef(toF64(x), toF64(w), M, N, K), { atol: 2e-5, label: 'Y' });
     expectClose(await gpu.readF32(dx, M * K), matmulDyWRef(toF64(dy), toF64(w), M, N, K), { atol: 2e-5, label: 'dX' });
   });
