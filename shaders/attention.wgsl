@@ -11,17 +11,29 @@
 //           dq_t = scale sum_j dS_tj k_j,
 //           dk_j = scale sum_{h in group} sum_{t >= j} dS_tj q_t,  dv_j = sum_{h in group} sum_{t >= j} P_tj dout_t.
 //
-// The [T, T] score matrix never reaches global memory: every entry point walks its keys (or queries)
-// in chunks of WG. One workgroup owns one row: the forward and the dq pass one (b, h, t) query row,
-// the dk/dv pass one (b, g, j) key row, summing over the H/KV query heads of its group itself so
-// dk/dv need neither atomics nor a second reduction pass. Inside a chunk, invocation i scores entry
-// i of the chunk (a dot product over D), then invocation i accumulates head-dim entries i and i + WG
-// over the whole chunk, so D <= 2 * WG = 128. The forward keeps a running max and sum (online
-// softmax) and saves lse, which the backward uses to recompute P without a second softmax.
+// One invocation owns one row; the [T, T] score matrix never exists anywhere:
+//   attention_forward        (b, h, t): walks keys j <= t once with an online softmax (running max m
+//                            and sum l, the output accumulator rescaled whenever m grows), then writes
+//                            o_t = acc / l and lse_t = m + log(l).
+//   attention_backward_dq    (b, h, t): Dsum_t = dout_t . o_t, stored in stats for the next pass, then
+//                            walks keys j <= t recomputing P_tj from lse_t (no second softmax) and
+//                            accumulates dq_t.
+//   attention_backward_dkdv  (b, g, j): walks the H/KV query heads of its group and queries t >= j,
+//                            accumulating dk_j and dv_j itself, so neither atomics nor a second
+//                            reduction pass are needed. It reads Dsum, so it runs after the dq pass.
+// The row's own vectors (q_t and dout_t, or k_j and v_j) and its accumulators live in private
+// arrays of DMAX = 128 entries (so D <= 128), loaded once per row; the other side's rows are read
+// straight from storage. Rows are a flattened 1-D grid of 64-wide workgroups.
+//
+// Why this version: it has no workgroup memory and no workgroupBarrier(). On SwiftShader (the CPU
+// Vulkan the tests and Node training run on) every barrier is a fiber switch, and the previous
+// one-workgroup-per-row kernel spent most of a stories260K training step in them; with small
+// head_dim (D = 8 there) a row is too little work to share across a workgroup anyway. A tiled
+// version (q/k/v blocks staged in workgroup memory, one workgroup per block of query rows) is the
+// way to go on real GPUs with larger head_dim; that is future work.
 
 const WG: u32 = 64u;
 const DMAX: u32 = 128u;
-const PER: u32 = 2u; // DMAX / WG head-dim entries per invocation
 // Stands in for -inf (WGSL does not promise infinities); exp(NEG - s) underflows to 0.
 const NEG: f32 = -1.0e30;
 
@@ -34,32 +46,16 @@ struct Params { B: u32, T: u32, H: u32, KV: u32, D: u32, scale: f32 }
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
 
-// The row this workgroup owns (chunk vectors: the query row, pre-scaled, or the key row, pre-scaled).
-var<workgroup> rowA: array<f32, DMAX>;
-// A second row: dout_t for the dq pass, v_j for the dk/dv pass.
-var<workgroup> rowB: array<f32, DMAX>;
-var<workgroup> chunkA: array<f32, WG>;
-var<workgroup> chunkB: array<f32, WG>;
-
-fn dotK(base: u32) -> f32 {
-  var acc = 0.0;
-  for (var d = 0u; d < p.D; d++) { acc += rowA[d] * k[base + d]; }
-  return acc;
-}
-
-fn dotV(base: u32) -> f32 {
-  var acc = 0.0;
-  for (var d = 0u; d < p.D; d++) { acc += rowB[d] * v[base + d]; }
-  return acc;
+fn flatIndex(gid: vec3u, nwg: vec3u) -> u32 {
+  return gid.x + gid.y * nwg.x * WG;
 }
 
 @compute @workgroup_size(WG)
 fn attention_forward(
-  @builtin(workgroup_id) wid: vec3u,
+  @builtin(global_invocation_id) gid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
 ) {
-  let row = wid.x + wid.y * nwg.x;
+  let row = flatIndex(gid, nwg);
   if (row >= p.B * p.H * p.T) { return; }
   let t = row % p.T;
   let h = (row / p.T) % p.H;
@@ -69,44 +65,35 @@ fn attention_forward(
   let kvStride = p.KV * p.D;
   let kvBase = b * p.T * kvStride + g * p.D;
 
-  for (var d = lid; d < p.D; d += WG) { rowA[d] = q[qBase + d] * p.scale; }
-  workgroupBarrier();
+  var qs: array<f32, DMAX>;
+  var acc: array<f32, DMAX>;
+  for (var d = 0u; d < p.D; d++) {
+    qs[d] = q[qBase + d] * p.scale;
+    acc[d] = 0.0;
+  }
 
   var m = NEG;
   var l = 0.0;
-  var acc: array<f32, PER>;
-  for (var j0 = 0u; j0 <= t; j0 += WG) {
-    let n = min(WG, t + 1u - j0);
-    var s = NEG;
-    if (lid < n) { s = dotK(kvBase + (j0 + lid) * kvStride); }
-    chunkA[lid] = s;
-    workgroupBarrier();
-    var mNew = m;
-    for (var jj = 0u; jj < n; jj++) { mNew = max(mNew, chunkA[jj]); }
-    chunkB[lid] = exp(s - mNew);
-    workgroupBarrier();
-    let alpha = exp(m - mNew);
-    l *= alpha;
-    for (var r = 0u; r < PER; r++) { acc[r] *= alpha; }
-    for (var jj = 0u; jj < n; jj++) {
-      let pj = chunkB[jj];
+  for (var j = 0u; j <= t; j++) {
+    let base = kvBase + j * kvStride;
+    var s = 0.0;
+    for (var d = 0u; d < p.D; d++) { s += qs[d] * k[base + d]; }
+    if (s <= m) {
+      let pj = exp(s - m);
       l += pj;
-      let vBase = kvBase + (j0 + jj) * kvStride;
-      for (var r = 0u; r < PER; r++) {
-        let d = lid + r * WG;
-        if (d < p.D) { acc[r] += pj * v[vBase + d]; }
-      }
+      for (var d = 0u; d < p.D; d++) { acc[d] += pj * v[base + d]; }
+    } else {
+      // New running max: rescale what was summed so far (alpha = 0 at the first key), P_j = 1.
+      let alpha = exp(m - s);
+      l = l * alpha + 1.0;
+      for (var d = 0u; d < p.D; d++) { acc[d] = acc[d] * alpha + v[base + d]; }
+      m = s;
     }
-    m = mNew;
-    // chunkA/chunkB of the next chunk must not be written while slower invocations still read them.
-    workgroupBarrier();
   }
 
-  for (var r = 0u; r < PER; r++) {
-    let d = lid + r * WG;
-    if (d < p.D) { out[qBase + d] = acc[r] / l; }
-  }
-  if (lid == 0u) { stats[row] = m + log(l); }
+  let inv = 1.0 / l;
+  for (var d = 0u; d < p.D; d++) { out[qBase + d] = acc[d] * inv; }
+  stats[row] = m + log(l);
 }
 
 @group(0) @binding(6) var<storage, read> dout: array<f32>;
@@ -119,12 +106,11 @@ fn attention_forward(
 // it: a separate Dsum pass would only re-read dout and o.
 @compute @workgroup_size(WG)
 fn attention_backward_dq(
-  @builtin(workgroup_id) wid: vec3u,
+  @builtin(global_invocation_id) gid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
 ) {
   let rows = p.B * p.H * p.T;
-  let row = wid.x + wid.y * nwg.x;
+  let row = flatIndex(gid, nwg);
   if (row >= rows) { return; }
   let t = row % p.T;
   let h = (row / p.T) % p.H;
@@ -134,52 +120,41 @@ fn attention_backward_dq(
   let kvStride = p.KV * p.D;
   let kvBase = b * p.T * kvStride + g * p.D;
 
-  var part = 0.0;
-  for (var d = lid; d < p.D; d += WG) {
-    rowA[d] = q[qBase + d] * p.scale;
-    rowB[d] = dout[qBase + d];
-    part += dout[qBase + d] * o[qBase + d];
-  }
-  chunkA[lid] = part;
-  workgroupBarrier();
+  var qs: array<f32, DMAX>;
+  var dO: array<f32, DMAX>;
+  var acc: array<f32, DMAX>;
   var dsum = 0.0;
-  for (var i = 0u; i < WG; i++) { dsum += chunkA[i]; }
-  if (lid == 0u) { stats[rows + row] = dsum; }
+  for (var d = 0u; d < p.D; d++) {
+    qs[d] = q[qBase + d] * p.scale;
+    dO[d] = dout[qBase + d];
+    acc[d] = 0.0;
+    dsum += dO[d] * o[qBase + d];
+  }
+  stats[rows + row] = dsum;
   let lse = stats[row];
 
-  var acc: array<f32, PER>;
-  for (var j0 = 0u; j0 <= t; j0 += WG) {
-    let n = min(WG, t + 1u - j0);
-    if (lid < n) {
-      let base = kvBase + (j0 + lid) * kvStride;
-      chunkB[lid] = exp(dotK(base) - lse) * (dotV(base) - dsum);
+  for (var j = 0u; j <= t; j++) {
+    let base = kvBase + j * kvStride;
+    var s = 0.0;
+    var dp = 0.0;
+    for (var d = 0u; d < p.D; d++) {
+      s += qs[d] * k[base + d];
+      dp += dO[d] * v[base + d];
     }
-    workgroupBarrier();
-    for (var jj = 0u; jj < n; jj++) {
-      let ds = chunkB[jj];
-      let kBase = kvBase + (j0 + jj) * kvStride;
-      for (var r = 0u; r < PER; r++) {
-        let d = lid + r * WG;
-        if (d < p.D) { acc[r] += ds * k[kBase + d]; }
-      }
-    }
-    workgroupBarrier();
+    let ds = exp(s - lse) * (dp - dsum);
+    for (var d = 0u; d < p.D; d++) { acc[d] += ds * k[base + d]; }
   }
 
-  for (var r = 0u; r < PER; r++) {
-    let d = lid + r * WG;
-    if (d < p.D) { dq[qBase + d] = p.scale * acc[r]; }
-  }
+  for (var d = 0u; d < p.D; d++) { dq[qBase + d] = p.scale * acc[d]; }
 }
 
 @compute @workgroup_size(WG)
 fn attention_backward_dkdv(
-  @builtin(workgroup_id) wid: vec3u,
+  @builtin(global_invocation_id) gid: vec3u,
   @builtin(num_workgroups) nwg: vec3u,
-  @builtin(local_invocation_index) lid: u32,
 ) {
   let rows = p.B * p.H * p.T;
-  let row = wid.x + wid.y * nwg.x;
+  let row = flatIndex(gid, nwg);
   if (row >= p.B * p.KV * p.T) { return; }
   let j = row % p.T;
   let g = (row / p.T) % p.KV;
@@ -188,54 +163,39 @@ fn attention_backward_dkdv(
   let kvBase = (b * p.T + j) * p.KV * p.D + g * p.D;
   let qStride = p.H * p.D;
 
-  for (var d = lid; d < p.D; d += WG) {
-    rowA[d] = k[kvBase + d] * p.scale;
-    rowB[d] = v[kvBase + d];
+  var ks: array<f32, DMAX>;
+  var vj: array<f32, DMAX>;
+  var accK: array<f32, DMAX>;
+  var accV: array<f32, DMAX>;
+  for (var d = 0u; d < p.D; d++) {
+    ks[d] = k[kvBase + d] * p.scale;
+    vj[d] = v[kvBase + d];
+    accK[d] = 0.0;
+    accV[d] = 0.0;
   }
-  workgroupBarrier();
 
-  var accK: array<f32, PER>;
-  var accV: array<f32, PER>;
   for (var h = g * rep; h < (g + 1u) * rep; h++) {
     let statRow = (b * p.H + h) * p.T;
     let qBase = b * p.T * qStride + h * p.D;
-    for (var t0 = j; t0 < p.T; t0 += WG) {
-      let n = min(WG, p.T - t0);
-      if (lid < n) {
-        let t = t0 + lid;
-        let base = qBase + t * qStride;
-        var s = 0.0;
-        var dp = 0.0;
-        for (var d = 0u; d < p.D; d++) {
-          s += q[base + d] * rowA[d];
-          dp += dout[base + d] * rowB[d];
-        }
-        let pt = exp(s - stats[statRow + t]);
-        chunkA[lid] = pt;
-        chunkB[lid] = pt * (dp - stats[rows + statRow + t]);
+    for (var t = j; t < p.T; t++) {
+      let base = qBase + t * qStride;
+      var s = 0.0;
+      var dp = 0.0;
+      for (var d = 0u; d < p.D; d++) {
+        s += q[base + d] * ks[d];
+        dp += dout[base + d] * vj[d];
       }
-      workgroupBarrier();
-      for (var tt = 0u; tt < n; tt++) {
-        let pt = chunkA[tt];
-        let ds = chunkB[tt];
-        let base = qBase + (t0 + tt) * qStride;
-        for (var r = 0u; r < PER; r++) {
-          let d = lid + r * WG;
-          if (d < p.D) {
-            accV[r] += pt * dout[base + d];
-            accK[r] += ds * q[base + d];
-          }
-        }
+      let pt = exp(s - stats[statRow + t]);
+      let ds = pt * (dp - stats[rows + statRow + t]);
+      for (var d = 0u; d < p.D; d++) {
+        accV[d] += pt * dout[base + d];
+        accK[d] += ds * q[base + d];
       }
-      workgroupBarrier();
     }
   }
 
-  for (var r = 0u; r < PER; r++) {
-    let d = lid + r * WG;
-    if (d < p.D) {
-      dk[kvBase + d] = p.scale * accK[r];
-      dv[kvBase + d] = accV[r];
-    }
+  for (var d = 0u; d < p.D; d++) {
+    dk[kvBase + d] = p.scale * accK[d];
+    dv[kvBase + d] = accV[d];
   }
 }

@@ -10,8 +10,10 @@ export interface AttentionDims {
   D: number;
 }
 
-/** The shader gives each invocation two head-dim entries of a 64-wide workgroup. */
+/** One invocation keeps its row's vectors and accumulators in private arrays of this length. */
 const MAX_HEAD_DIM = 128;
+/** Workgroup size of every entry point (one invocation per row). */
+const WG = 64;
 
 function params(d: AttentionDims): Param[] {
   if (d.H % d.KV !== 0) throw new Error(`attention: ${d.H} query heads do not split into ${d.KV} kv heads`);
@@ -33,7 +35,12 @@ export function attentionForward(
   stats: Binding,
   d: AttentionDims,
 ): void {
-  gpu.dispatch(gpu.pipeline(source, 'attention_forward'), params(d), [q, k, v, out, stats], gpu.grid(d.B * d.H * d.T));
+  gpu.dispatch(
+    gpu.pipeline(source, 'attention_forward'),
+    params(d),
+    [q, k, v, out, stats],
+    gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)),
+  );
 }
 
 /**
@@ -58,12 +65,12 @@ export function attentionBackward(
     gpu.pipeline(source, 'attention_backward_dq'),
     p,
     [q, k, v, undefined, stats, dout, out, dq],
-    gpu.grid(d.B * d.H * d.T),
+    gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)),
   );
   gpu.dispatch(
     gpu.pipeline(source, 'attention_backward_dkdv'),
     p,
     [q, k, v, undefined, stats, dout, undefined, undefined, dk, dv],
-    gpu.grid(d.B * d.KV * d.T),
+    gpu.grid(Math.ceil((d.B * d.KV * d.T) / WG)),
   );
 }

@@ -18,9 +18,12 @@ const cases: Case[] = [
   { name: '3 heads sharing 1 kv head', d: { B: 2, T: 7, H: 3, KV: 1, D: 10 }, checkReference: true },
   { name: '4 heads on 2 kv heads, sliced bindings', d: { B: 1, T: 13, H: 4, KV: 2, D: 16 }, slices: true, checkReference: true },
   { name: 'plain multi-head (H = KV)', d: { B: 2, T: 5, H: 2, KV: 2, D: 12 }, checkReference: true },
-  // Past one 64-key chunk (online softmax rescaling, a partial last chunk), head_dim past 64.
-  { name: 'two key chunks, head_dim 72', d: { B: 1, T: 70, H: 2, KV: 1, D: 72 } },
+  // Long rows (the online softmax rescales whenever a later key raises the running max), more rows
+  // than one 64-wide workgroup with a partial last one, head_dim past 64.
+  { name: 'long rows, head_dim 72', d: { B: 1, T: 70, H: 2, KV: 1, D: 72 } },
   { name: 'largest head_dim', d: { B: 1, T: 66, H: 2, KV: 2, D: 128 } },
+  // The stories260K head layout (8 query heads on 4 kv heads, head_dim 8), two batch rows.
+  { name: 'stories260K heads', d: { B: 2, T: 67, H: 8, KV: 4, D: 8 } },
 ];
 
 function inputs({ B, T, H, KV, D }: AttentionDims, seed: number) {
