@@ -1,51 +1,25 @@
 import type { Gpu } from '../gpu/context';
 import { residualForward } from '../kernels/residual';
+import type { DeviceInfo, SelfCheckResult } from './api';
 
-/** What the page shows about the adapter; empty strings where the browser does not say. */
-export interface AdapterSummary {
-  vendor: string;
-  architecture: string;
-  description: string;
-  /** Software rasterizers (SwiftShader, llvmpipe) work but are far too slow to train on. */
-  software: boolean;
-}
-
-export interface LimitsSummary {
-  maxStorageBufferBindingSize: number;
-  maxBufferSize: number;
-  maxComputeWorkgroupStorageSize: number;
-  shaderF16: boolean;
-}
-
-export type SelfCheckResult =
-  | { ok: true; count: number; ms: number }
-  | { ok: false; count: number; mismatches: number; index: number; expected: number; actual: number };
-
-/** The browser's adapter, or null where WebGPU is missing or offers none. */
-export async function requestAdapter(): Promise<GPUAdapter | null> {
-  if (!('gpu' in navigator) || !navigator.gpu) return null;
-  try {
-    return await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
-  } catch {
-    return null;
-  }
-}
-
-export function describeAdapter(adapter: GPUAdapter): AdapterSummary {
-  const info = adapter.info;
+/** What the page shows about the device the engine got; empty strings where the browser does not say. */
+export function describeDevice(device: GPUDevice): Omit<DeviceInfo, 'state' | 'message' | 'selfCheck'> {
+  const info = device.adapterInfo;
   const vendor = info?.vendor ?? '';
   const architecture = info?.architecture ?? '';
   const description = info?.description ?? '';
   const software =
-    Boolean(info?.isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe/i.test(`${architecture} ${description}`);
-  return { vendor, architecture, description, software };
-}
-
-export function describeLimits(device: GPUDevice): LimitsSummary {
+    Boolean(info?.isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe/i.test(`${vendor} ${architecture} ${description}`);
   return {
-    maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
-    maxBufferSize: device.limits.maxBufferSize,
-    maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
+    vendor,
+    architecture,
+    description,
+    software,
+    limits: {
+      maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+      maxBufferSize: device.limits.maxBufferSize,
+      maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
+    },
     shaderF16: device.features.has('shader-f16'),
   };
 }

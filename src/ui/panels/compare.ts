@@ -1,0 +1,95 @@
+import type { App, AppState, Panel } from '../app';
+import { el, errorMessage, Notice } from '../dom';
+
+const DEFAULT_PROMPT = 'Once upon a time, there was a little';
+
+export class ComparePanel implements Panel {
+  readonly element: HTMLElement;
+  private readonly notice = new Notice('compare-error');
+  private readonly prompt = el('textarea', { rows: 3, 'data-testid': 'compare-prompt', 'aria-label': 'Prompt' }, DEFAULT_PROMPT);
+  private readonly adapterSelect = el('select', { 'data-testid': 'compare-adapter' });
+  private readonly maxTokens = el('input', { type: 'number', min: 1, max: 512, value: 32, 'data-testid': 'compare-max-tokens' });
+  private readonly temperature = el('input', { type: 'number', min: 0, step: 0.1, value: 0, 'data-testid': 'compare-temperature' });
+  private readonly button = el('button', { type: 'button', class: 'primary', 'data-testid': 'compare-generate' }, 'Generate both');
+  private readonly base = el('div', { class: 'output', 'data-testid': 'compare-base' });
+  private readonly adapted = el('div', { class: 'output', 'data-testid': 'compare-adapted' });
+  private readonly baseMeta = el('span', { class: 'muted small' });
+  private readonly adaptedMeta = el('span', { class: 'muted small' });
+  private busy = false;
+  private chosen: string | null = null;
+
+  constructor(private readonly app: App) {
+    this.adapterSelect.addEventListener('change', () => (this.chosen = this.adapterSelect.value || null));
+    this.button.addEventListener('click', () => void this.compare());
+    this.element = el(
+      'section',
+      { class: 'panel' },
+      el('header', { class: 'panel-title' }, el('h2', {}, 'Compare'), el('p', {}, 'The same prompt through the base model and through the base model with an adapter.')),
+      el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Prompt'), this.prompt),
+      el(
+        'div',
+        { class: 'fields three' },
+        el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Adapter'), this.adapterSelect),
+        el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'New tokens'), this.maxTokens),
+        el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Temperature (0: greedy)'), this.temperature),
+      ),
+      el('div', { class: 'actions' }, this.button),
+      this.notice.element,
+      el(
+        'div',
+        { class: 'grid-2 outputs' },
+        el('div', {}, el('h3', {}, 'Base model ', this.baseMeta), this.base),
+        el('div', {}, el('h3', {}, 'With adapter ', this.adaptedMeta), this.adapted),
+      ),
+    );
+  }
+
+  summary(state: AppState): string {
+    return state.adapters.length ? 'Base vs adapter' : 'After training';
+  }
+
+  render(state: AppState): void {
+    const usable = state.adapters.filter((a) => a.baseModel === state.model?.name);
+    if (!usable.some((a) => a.id === this.chosen)) this.chosen = usable[0]?.id ?? null;
+    this.adapterSelect.replaceChildren(
+      ...usable.map((a) => el('option', { value: a.id }, `${a.name} (eval ${a.finalEvalLoss?.toFixed(3) ?? '—'})`)),
+    );
+    if (usable.length === 0) this.adapterSelect.append(el('option', { value: '' }, state.model ? 'No adapter for this model yet' : 'Load a model first'));
+    this.adapterSelect.value = this.chosen ?? '';
+    this.button.disabled = this.busy || state.training || !state.model || !this.chosen;
+    this.button.title = state.training ? 'The GPU is busy training; pause or wait for the run to finish.' : '';
+  }
+
+  private async compare(): Promise<void> {
+    if (!this.chosen) return;
+    const maxNewTokens = Number(this.maxTokens.value);
+    const temperature = Number(this.temperature.value);
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || !(temperature >= 0)) {
+      this.notice.show('New tokens must be a whole number of at least 1 and the temperature 0 or more.');
+      return;
+    }
+    this.busy = true;
+    this.notice.clear();
+    this.render(this.app.state);
+    const request = { prompt: this.prompt.value, maxNewTokens, temperature };
+    try {
+      for (const [target, meta, adapterId] of [
+        [this.base, this.baseMeta, null],
+        [this.adapted, this.adaptedMeta, this.chosen],
+      ] as const) {
+        target.dataset.state = 'running';
+        target.replaceChildren(el('span', { class: 'prompt-echo' }, request.prompt), el('span', { class: 'muted' }, ' …'));
+        meta.textContent = '';
+        const result = await this.app.engine.generate({ ...request, adapterId });
+        target.replaceChildren(el('span', { class: 'prompt-echo' }, request.prompt), el('span', { class: 'continuation', 'data-testid': 'continuation' }, result.text));
+        target.dataset.state = 'done';
+        meta.textContent = `${result.tokens} tokens, ${(result.ms / 1000).toFixed(1)} s`;
+      }
+    } catch (error) {
+      this.notice.show(errorMessage(error));
+    } finally {
+      this.busy = false;
+      this.render(this.app.state);
+    }
+  }
+}

@@ -1,0 +1,213 @@
+import type { DatasetRow } from '../../data/types';
+import type { DatasetPreview } from '../../worker/api';
+import type { App, AppState, Panel } from '../app';
+import { el, errorMessage, Notice } from '../dom';
+
+type Role = 'train' | 'eval';
+
+/** Invalid lines drawn at once; a file of garbage can have a million, and the counts say how many more. */
+const SHOWN_ERRORS = 500;
+
+function rowText(row: DatasetRow): string {
+  switch (row.kind) {
+    case 'text':
+      return row.text;
+    case 'completion':
+      return `${row.prompt} ⟶ ${row.completion}`;
+    case 'chat':
+      return row.messages.map((m) => `${m.role}: ${m.content}`).join('  ·  ');
+  }
+}
+
+const clip = (text: string, length: number) => (text.length > length ? `${text.slice(0, length)}…` : text);
+
+const plural = (n: number, word: string) => `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
+
+export class DataPanel implements Panel {
+  readonly element: HTMLElement;
+  private readonly notice = new Notice('data-error');
+  private readonly previewBox = el('div', { class: 'preview', 'data-testid': 'import-preview', hidden: true });
+  private readonly list = el('ul', { class: 'dataset-list', 'data-testid': 'dataset-list' });
+  private readonly trainSelect = el('select', { 'data-testid': 'train-dataset-select' });
+  private readonly evalSelect = el('select', { 'data-testid': 'eval-dataset-select' });
+  private preview: { data: DatasetPreview; role: Role } | null = null;
+
+  constructor(private readonly app: App) {
+    const picker = (role: Role, label: string) => {
+      const input = el('input', { type: 'file', accept: '.jsonl,.json,.txt,application/jsonl', class: 'visually-hidden', id: `dataset-${role}`, 'data-testid': `dataset-file-${role}` });
+      input.addEventListener('change', () => {
+        const file = input.files?.[0];
+        input.value = '';
+        if (file) void this.importFile(file, role);
+      });
+      return el('label', { class: 'button secondary', for: `dataset-${role}` }, label, input);
+    };
+    this.trainSelect.addEventListener('change', () => app.update({ trainDatasetId: this.trainSelect.value || null }));
+    this.evalSelect.addEventListener('change', () => app.update({ evalDatasetId: this.evalSelect.value || null }));
+
+    this.element = el(
+      'section',
+      { class: 'panel' },
+      el(
+        'header',
+        { class: 'panel-title' },
+        el('h2', {}, 'Data'),
+        el(
+          'p',
+          {},
+          'JSONL, one example per line: {"text"}, {"prompt", "completion"}, {"messages"}, ShareGPT {"conversations"} or Alpaca {"instruction", "output"}. ' +
+            'Files are checked line by line before anything is stored.',
+        ),
+      ),
+      el('div', { class: 'inline' }, picker('train', 'Import training file…'), picker('eval', 'Import eval file…')),
+      this.notice.element,
+      this.previewBox,
+      el('h3', {}, 'Stored datasets'),
+      this.list,
+      el(
+        'div',
+        { class: 'grid-2 selects' },
+        el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Train on'), this.trainSelect),
+        el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Evaluate on'), this.evalSelect),
+      ),
+      el('div', { class: 'actions' }, el('button', { type: 'button', 'data-testid': 'to-settings', onclick: () => app.goTo('settings') }, 'Next: settings')),
+    );
+  }
+
+  summary(state: AppState): string {
+    const train = state.datasets.find((d) => d.id === state.trainDatasetId);
+    if (!train) return state.datasets.length ? `${plural(state.datasets.length, 'dataset')} stored` : 'No data yet';
+    const evalSet = state.datasets.find((d) => d.id === state.evalDatasetId);
+    return `${train.rowCount}${evalSet ? ` + ${evalSet.rowCount}` : ''} rows`;
+  }
+
+  render(state: AppState): void {
+    this.list.replaceChildren(
+      ...state.datasets.map((d) =>
+        el(
+          'li',
+          { class: 'dataset-item', 'data-testid': 'dataset-item', 'data-name': d.name },
+          el('div', {}, el('strong', {}, d.name), el('span', { class: 'muted' }, ` · ${plural(d.rowCount, 'row')} · ${d.format} · from ${d.sourceFileName}`)),
+          d.invalidLineCount ? el('span', { class: 'tag warn' }, `${plural(d.invalidLineCount, 'invalid line')} skipped`) : null,
+          el('button', { type: 'button', class: 'link danger', disabled: state.training, onclick: () => void this.remove(d.id, d.name) }, 'Delete'),
+        ),
+      ),
+    );
+    if (state.datasets.length === 0) this.list.append(el('li', { class: 'muted empty' }, 'Nothing imported yet.'));
+
+    const options = (select: HTMLSelectElement, first: string, value: string | null) => {
+      select.replaceChildren(el('option', { value: '' }, first), ...state.datasets.map((d) => el('option', { value: d.id }, `${d.name} (${d.rowCount} rows)`)));
+      select.value = value ?? '';
+    };
+    options(this.trainSelect, 'Choose a dataset…', state.trainDatasetId);
+    options(this.evalSelect, `Hold out ${Math.round(state.settings.evalFraction * 100)}% of the training rows`, state.evalDatasetId);
+  }
+
+  private async importFile(file: File, role: Role): Promise<void> {
+    this.notice.clear();
+    if (this.preview) await this.app.engine.discardDataset(this.preview.data.previewId);
+    this.preview = null;
+    this.previewBox.hidden = true;
+    try {
+      const name = file.name.replace(/\.(jsonl|json|txt)$/i, '').replace(/[_-]+/g, ' ');
+      const data = await this.app.engine.importDataset(name, file, file.name);
+      this.preview = { data, role };
+      this.showPreview();
+    } catch (error) {
+      this.notice.show(`Could not read ${file.name}: ${errorMessage(error)}`);
+    }
+  }
+
+  private showPreview(): void {
+    if (!this.preview) return;
+    const { data, role } = this.preview;
+    const nameInput = el('input', { type: 'text', value: data.name, 'data-testid': 'preview-name', 'aria-label': 'Dataset name' });
+    const formats = Object.entries(data.formats)
+      .filter(([, n]) => n > 0)
+      .map(([f, n]) => `${f} (${n})`)
+      .join(', ');
+    const stats = el(
+      'ul',
+      { class: 'stats' },
+      el('li', { 'data-testid': 'preview-valid', 'data-count': data.validRows }, el('strong', {}, data.validRows.toLocaleString('en-US')), ' valid rows'),
+      el(
+        'li',
+        { 'data-testid': 'preview-invalid', 'data-count': data.errors.length, class: data.errors.length ? 'bad' : '' },
+        el('strong', {}, data.errors.length.toLocaleString('en-US')),
+        ' invalid lines',
+      ),
+      el('li', {}, el('strong', {}, String(data.totalLines)), ' lines in the file'),
+      data.skippedBlank ? el('li', {}, plural(data.skippedBlank, 'blank line'), ' skipped') : null,
+      el('li', {}, 'Format: ', el('strong', {}, formats || 'none recognised')),
+    );
+    const sample = data.sample.length
+      ? el('ol', { class: 'sample' }, ...data.sample.map((row) => el('li', {}, clip(rowText(row), 240))))
+      : null;
+
+    let errors: HTMLElement | null = null;
+    if (data.errors.length) {
+      const body = el('tbody');
+      for (const error of data.errors.slice(0, SHOWN_ERRORS)) {
+        body.append(
+          el('tr', { 'data-testid': 'import-error', 'data-line': error.line }, el('td', { class: 'num' }, String(error.line)), el('td', {}, error.reason), el('td', { class: 'excerpt' }, el('code', {}, error.excerpt))),
+        );
+      }
+      errors = el(
+        'div',
+        { class: 'errors', 'data-testid': 'import-errors' },
+        el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Line'), el('th', {}, 'Problem'), el('th', {}, 'Starts with'))), body),
+        data.errors.length > SHOWN_ERRORS ? el('p', { class: 'muted' }, `${data.errors.length - SHOWN_ERRORS} more invalid lines are not listed.`) : null,
+      );
+    }
+
+    const confirm = el(
+      'button',
+      { type: 'button', 'data-testid': 'import-confirm', disabled: data.validRows === 0, onclick: () => void this.commit(nameInput.value) },
+      data.errors.length && data.validRows ? `Import ${plural(data.validRows, 'valid row')}, skip ${data.errors.length} invalid` : `Import ${plural(data.validRows, 'row')}`,
+    );
+    const cancel = el('button', { type: 'button', class: 'secondary', 'data-testid': 'import-cancel', onclick: () => void this.cancel() }, 'Cancel');
+    const parts = [
+      el('div', { class: 'preview-head' }, el('strong', {}, data.fileName), el('span', { class: 'tag' }, role === 'train' ? 'training data' : 'eval data')),
+      el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Name'), nameInput),
+      stats,
+      data.validRows === 0 ? el('p', { class: 'notice', 'data-kind': 'error' }, 'No line of this file is a usable example, so there is nothing to import. Fix the lines below and choose the file again.') : null,
+      sample ? el('details', { open: true }, el('summary', {}, 'First rows'), sample) : null,
+      errors,
+      el('div', { class: 'actions' }, cancel, confirm),
+    ];
+    this.previewBox.replaceChildren(...parts.filter((part) => part !== null));
+    this.previewBox.hidden = false;
+  }
+
+  private async commit(name: string): Promise<void> {
+    if (!this.preview) return;
+    const { data, role } = this.preview;
+    try {
+      const summary = await this.app.engine.commitDataset(data.previewId, name);
+      this.preview = null;
+      this.previewBox.hidden = true;
+      await this.app.refreshDatasets();
+      this.app.update(role === 'train' ? { trainDatasetId: summary.id } : { evalDatasetId: summary.id });
+      this.notice.show(`Imported ${plural(summary.rowCount, 'row')} as "${summary.name}".`, 'ok');
+    } catch (error) {
+      this.notice.show(errorMessage(error));
+    }
+  }
+
+  private async cancel(): Promise<void> {
+    if (this.preview) await this.app.engine.discardDataset(this.preview.data.previewId);
+    this.preview = null;
+    this.previewBox.hidden = true;
+    this.notice.clear();
+  }
+
+  private async remove(id: string, name: string): Promise<void> {
+    if (!confirm(`Delete the dataset "${name}"? Runs trained on it can no longer be resumed.`)) return;
+    try {
+      await this.app.engine.deleteDataset(id);
+      await this.app.refreshDatasets();
+    } catch (error) {
+      this.notice.show(errorMessage(error));
+    }
+  }
+}

@@ -1,0 +1,229 @@
+import { loadHubModel, loadLocalModel } from '../../worker/client';
+import type { MemoryEstimate, ModelInfo } from '../../worker/api';
+import type { App, AppState, Panel } from '../app';
+import { el, errorMessage, formatBytes, formatCount, Notice } from '../dom';
+
+const DEFAULT_HUB_MODEL = 'HuggingFaceTB/SmolLM2-135M-Instruct';
+
+interface PickedFile {
+  path: string;
+  file: File;
+}
+
+/** Files of a dropped folder, walked through the entry API (a drop gives no webkitRelativePath). */
+async function droppedFiles(items: DataTransferItemList): Promise<PickedFile[]> {
+  const entries = [...items].map((item) => item.webkitGetAsEntry()).filter((e): e is FileSystemEntry => e !== null);
+  const out: PickedFile[] = [];
+  const walk = async (entry: FileSystemEntry, prefix: string): Promise<void> => {
+    if (entry.isFile) {
+      const file = await new Promise<File>((resolve, reject) => (entry as FileSystemFileEntry).file(resolve, reject));
+      out.push({ path: prefix + entry.name, file });
+      return;
+    }
+    const reader = (entry as FileSystemDirectoryEntry).createReader();
+    // readEntries returns the folder in batches until it returns an empty one.
+    for (;;) {
+      const batch = await new Promise<FileSystemEntry[]>((resolve, reject) => reader.readEntries(resolve, reject));
+      if (batch.length === 0) break;
+      for (const child of batch) await walk(child, `${prefix}${entry.name}/`);
+    }
+  };
+  for (const entry of entries) await walk(entry, '');
+  return out;
+}
+
+/** The folder name shared by picked files ("stories260K/config.json" -> "stories260K"). */
+function folderName(files: PickedFile[]): string {
+  const roots = new Set(files.map((f) => (f.path.includes('/') ? f.path.slice(0, f.path.indexOf('/')) : '')));
+  const [root] = roots;
+  return roots.size === 1 && root ? root : 'local model';
+}
+
+export function memoryView(estimate: MemoryEstimate | null, error: string | null): HTMLElement {
+  const box = el('div', { class: 'memory', 'data-testid': 'memory-estimate' });
+  if (error) {
+    box.append(el('p', { class: 'memory-verdict', 'data-fits': 'false' }, error));
+    return box;
+  }
+  if (!estimate) {
+    box.append(el('p', { class: 'muted' }, 'Load a model to see how much GPU memory training needs.'));
+    return box;
+  }
+  const parts: [string, number, string][] = [
+    ['Weights', estimate.weightsBytes, 'w'],
+    ['Adapter + grads', estimate.adapterBytes, 'a'],
+    ['AdamW state', estimate.optimizerBytes, 'o'],
+    ['Activations', estimate.activationBytes, 'x'],
+  ];
+  const bar = el('div', { class: 'memory-bar' });
+  for (const [label, bytes, key] of parts) {
+    const share = (100 * bytes) / Math.max(1, estimate.totalBytes);
+    bar.append(el('span', { class: `seg seg-${key}`, style: `width:${share}%`, title: `${label}: ${formatBytes(bytes)}` }));
+  }
+  const legend = el('dl', { class: 'memory-legend' });
+  for (const [label, bytes, key] of parts) {
+    legend.append(el('dt', {}, el('span', { class: `dot seg-${key}` }), label), el('dd', {}, formatBytes(bytes)));
+  }
+  box.append(
+    el('div', { class: 'memory-head' }, el('strong', {}, 'GPU memory for training'), el('span', { 'data-testid': 'memory-total' }, formatBytes(estimate.totalBytes))),
+    bar,
+    legend,
+    el(
+      'p',
+      { class: 'memory-verdict', 'data-fits': String(estimate.fits) },
+      estimate.fits
+        ? `Fits this device's buffer limits (largest buffer ${formatBytes(estimate.largestBufferBytes)}). ` +
+            `${formatCount(estimate.trainableParameters)} trainable parameters. WebGPU does not report free GPU memory, so the total is what to compare with your GPU.`
+        : estimate.problems.join(' '),
+    ),
+  );
+  return box;
+}
+
+export class ModelPanel implements Panel {
+  readonly element: HTMLElement;
+  private readonly notice = new Notice('model-error');
+  private readonly status = el('p', { class: 'status-line', 'data-testid': 'model-status', role: 'status' });
+  private readonly progress = el('progress', { class: 'progress', max: 1, value: 0, hidden: true });
+  private readonly info = el('div', { class: 'model-info', 'data-testid': 'model-info', hidden: true });
+  private readonly memory = el('div');
+  private readonly folderInput: HTMLInputElement;
+  private readonly hubInput: HTMLInputElement;
+  private readonly hubButton: HTMLButtonElement;
+  private readonly drop: HTMLElement;
+  private busy = false;
+
+  constructor(private readonly app: App) {
+    this.folderInput = el('input', {
+      type: 'file',
+      webkitdirectory: true,
+      multiple: true,
+      class: 'visually-hidden',
+      id: 'model-folder',
+      'data-testid': 'model-folder-input',
+    });
+    this.folderInput.addEventListener('change', () => {
+      const files = [...(this.folderInput.files ?? [])].map((file) => ({ path: file.webkitRelativePath || file.name, file }));
+      this.folderInput.value = '';
+      if (files.length) void this.loadLocal(files);
+    });
+    const drop = (this.drop = el(
+      'label',
+      { class: 'dropzone', for: 'model-folder', 'data-testid': 'model-drop' },
+      el('strong', {}, 'Choose a model folder'),
+      el('span', {}, 'or drop it here: config.json, tokenizer.json and model.safetensors (or its shards)'),
+    ));
+    drop.addEventListener('dragover', (event) => {
+      event.preventDefault();
+      drop.classList.add('over');
+    });
+    drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+    drop.addEventListener('drop', (event) => {
+      event.preventDefault();
+      drop.classList.remove('over');
+      if (!event.dataTransfer || this.folderInput.disabled) return;
+      void droppedFiles(event.dataTransfer.items).then(
+        (files) => this.loadLocal(files),
+        (error) => this.notice.show(`Could not read the dropped folder: ${errorMessage(error)}`),
+      );
+    });
+
+    this.hubInput = el('input', { type: 'text', value: DEFAULT_HUB_MODEL, spellcheck: false, 'data-testid': 'hub-id', 'aria-label': 'Hugging Face model id' });
+    this.hubButton = el('button', { type: 'button', class: 'secondary', 'data-testid': 'hub-load', onclick: () => void this.loadHub() }, 'Download');
+    const hub = el(
+      'div',
+      { class: 'hub' },
+      el('label', { class: 'field-label' }, 'Or download from the Hugging Face Hub'),
+      el('div', { class: 'inline' }, this.hubInput, this.hubButton),
+      el('p', { class: 'hint' }, 'Files are cached in this browser, so the next visit loads them from disk. Public models only.'),
+    );
+
+    this.element = el(
+      'section',
+      { class: 'panel' },
+      el('header', { class: 'panel-title' }, el('h2', {}, 'Model'), el('p', {}, 'A Llama-family model (Llama, SmolLM2, TinyLlama, Qwen2) in Hugging Face format.')),
+      el('div', { class: 'grid-2' }, el('div', {}, this.folderInput, drop), hub),
+      this.status,
+      this.progress,
+      this.notice.element,
+      this.info,
+      this.memory,
+      el('div', { class: 'actions' }, el('button', { type: 'button', 'data-testid': 'to-data', onclick: () => app.goTo('data') }, 'Next: data')),
+    );
+  }
+
+  summary(state: AppState): string {
+    return state.model ? `${formatCount(state.model.parameterCount)} params` : 'Not loaded';
+  }
+
+  render(state: AppState): void {
+    const blocked = this.busy || state.training || (state.device !== null && state.device.state !== 'ready');
+    this.hubButton.disabled = blocked;
+    this.folderInput.disabled = blocked;
+    this.drop.classList.toggle('disabled', blocked);
+    this.memory.replaceChildren(memoryView(state.model ? state.estimate : null, state.model ? state.estimateError : null));
+    if (state.model) this.showInfo(state.model);
+  }
+
+  private async loadLocal(files: PickedFile[]): Promise<void> {
+    const name = folderName(files);
+    await this.run(`Loading ${name}…`, () => loadLocalModel(this.app.engine, files, name, (message) => this.setStatus(message)));
+  }
+
+  private async loadHub(): Promise<void> {
+    const repo = this.hubInput.value.trim();
+    await this.run(`Fetching ${repo}…`, () =>
+      loadHubModel(this.app.engine, repo, (p) => {
+        const size = p.total ? ` of ${p.total.toLocaleString('en-US')}` : '';
+        this.setStatus(
+          `${p.fromCache ? 'From cache' : 'Downloading'} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`,
+        );
+        this.progress.hidden = !p.total;
+        if (p.total) this.progress.value = Math.min(1, p.loaded / p.total);
+      }),
+    );
+  }
+
+  private async run(message: string, load: () => Promise<ModelInfo>): Promise<void> {
+    this.busy = true;
+    this.notice.clear();
+    this.setStatus(message);
+    this.render(this.app.state);
+    try {
+      const model = await load();
+      this.setStatus(`Loaded ${model.name}.`);
+      this.app.update({ model });
+    } catch (error) {
+      this.setStatus('');
+      this.notice.show(errorMessage(error));
+    } finally {
+      this.busy = false;
+      this.progress.hidden = true;
+      this.render(this.app.state);
+    }
+  }
+
+  private setStatus(message: string): void {
+    this.status.textContent = message;
+  }
+
+  private showInfo(model: ModelInfo): void {
+    const facts: [string, string, string][] = [
+      ['Model', model.name, 'model-name'],
+      ['Architecture', model.architecture, 'model-architecture'],
+      ['Parameters', `${formatCount(model.parameterCount)} (${model.parameterCount.toLocaleString('en-US')})`, 'model-params'],
+      ['Layers', String(model.layers), 'model-layers'],
+      ['Hidden size', `${model.hidden} (MLP ${model.intermediate})`, 'model-hidden'],
+      ['Attention heads', `${model.heads} query, ${model.kvHeads} key/value`, 'model-heads'],
+      ['Vocabulary', model.vocab.toLocaleString('en-US'), 'model-vocab'],
+      ['Context', `${model.maxPositions.toLocaleString('en-US')} tokens`, 'model-context'],
+      ['Weights on GPU', formatBytes(model.weightBytes), 'model-weights'],
+      ['Tokenizer', model.tokenizerOk ? 'OK' : 'Not working', 'model-tokenizer'],
+      ['Chat template', model.chatTemplate ? 'From the model' : 'None (a generic one is used for chat data)', 'model-chat'],
+    ];
+    const dl = el('dl', { class: 'facts' });
+    for (const [term, value, id] of facts) dl.append(el('dt', {}, term), el('dd', { 'data-testid': id }, value));
+    this.info.replaceChildren(dl);
+    this.info.hidden = false;
+  }
+}

@@ -1,0 +1,185 @@
+import { LORA_TARGETS } from '../../lora/config';
+import { validateTrainSettings, type TrainSettings } from '../../train/settings';
+import type { App, AppState, Panel } from '../app';
+import { el, errorMessage } from '../dom';
+import { memoryView } from './model';
+
+type NumberKey = Exclude<{ [K in keyof TrainSettings]: TrainSettings[K] extends number ? K : never }[keyof TrainSettings], undefined>;
+
+interface NumberField {
+  key: NumberKey | 'r' | 'alpha' | 'dropout';
+  label: string;
+  hint: string;
+  step?: string;
+}
+
+const GROUPS: { title: string; fields: NumberField[] }[] = [
+  {
+    title: 'LoRA',
+    fields: [
+      { key: 'r', label: 'Rank r', hint: 'Size of the update matrices; 8–16 is typical.' },
+      { key: 'alpha', label: 'Alpha', hint: 'Scale = alpha / r; 2 × r is a common choice.' },
+      { key: 'dropout', label: 'Dropout', hint: 'On the adapter input while training (0–0.1).', step: '0.01' },
+    ],
+  },
+  {
+    title: 'Optimizer',
+    fields: [
+      { key: 'lr', label: 'Learning rate', hint: 'Peak, after warmup. LoRA likes 1e-4 to 5e-3.', step: 'any' },
+      { key: 'epochs', label: 'Epochs', hint: 'Passes over the training rows.' },
+      { key: 'batchSize', label: 'Batch size', hint: 'Sequences per micro-batch (memory grows with it).' },
+      { key: 'gradAccum', label: 'Gradient accumulation', hint: 'Micro-batches per optimizer step.' },
+      { key: 'warmupSteps', label: 'Warmup steps', hint: 'Linear ramp of the learning rate from 0.' },
+      { key: 'weightDecay', label: 'Weight decay', hint: 'Decoupled AdamW decay.', step: 'any' },
+      { key: 'maxGradNorm', label: 'Max gradient norm', hint: 'Global clipping; 0 turns it off.', step: 'any' },
+    ],
+  },
+  {
+    title: 'Data and schedule',
+    fields: [
+      { key: 'maxLength', label: 'Max length', hint: 'Tokens per example; longer ones are cut.' },
+      { key: 'evalFraction', label: 'Held-out share', hint: 'Eval rows taken from the training data when no eval set is chosen.', step: '0.05' },
+      { key: 'evalEvery', label: 'Evaluate every', hint: 'Optimizer steps between eval losses (0: only at the end).' },
+      { key: 'checkpointEvery', label: 'Checkpoint every', hint: 'Steps between saved checkpoints (0: only at the end).' },
+      { key: 'seed', label: 'Seed', hint: 'Data order, dropout and adapter initialisation.' },
+    ],
+  },
+];
+
+export class SettingsPanel implements Panel {
+  readonly element: HTMLElement;
+  private readonly inputs = new Map<string, HTMLInputElement>();
+  private readonly targets = new Map<string, HTMLInputElement>();
+  private readonly schedule = el('select', { 'data-testid': 'setting-schedule' }, ...['linear', 'cosine', 'constant'].map((s) => el('option', { value: s }, s)));
+  private readonly rslora = el('input', { type: 'checkbox', 'data-testid': 'setting-rslora' });
+  private readonly packing = el('input', { type: 'checkbox', 'data-testid': 'setting-packing' });
+  private readonly runName = el('input', { type: 'text', placeholder: 'Named after the model and dataset', 'data-testid': 'run-name' });
+  private readonly problem = el('p', { class: 'notice', 'data-kind': 'error', 'data-testid': 'settings-error', hidden: true });
+  private readonly plan = el('p', { class: 'plan', 'data-testid': 'run-plan' });
+  private readonly memory = el('div');
+  private readonly startButton = el('button', { type: 'button', class: 'primary', 'data-testid': 'start-training' }, 'Start training');
+
+  constructor(
+    private readonly app: App,
+    onStart: (name: string) => void,
+  ) {
+    const s = app.state.settings;
+    const groups = GROUPS.map((group) => {
+      const fields = group.fields.map((f) => {
+        const input = el('input', { type: 'number', step: f.step ?? '1', min: '0', 'data-testid': `setting-${f.key}`, value: String(this.current(s, f.key)) });
+        input.addEventListener('input', () => this.read());
+        this.inputs.set(f.key, input);
+        return el('label', { class: 'field' }, el('span', { class: 'field-label' }, f.label), input, el('span', { class: 'hint' }, f.hint));
+      });
+      const extra: HTMLElement[] = [];
+      if (group.title === 'LoRA') {
+        const boxes = LORA_TARGETS.map((target) => {
+          const box = el('input', { type: 'checkbox', value: target, checked: s.lora.targets.includes(target), 'data-testid': `target-${target}` });
+          box.addEventListener('change', () => this.read());
+          this.targets.set(target, box);
+          return el('label', { class: 'check' }, box, target);
+        });
+        this.rslora.checked = s.lora.useRslora;
+        extra.push(
+          el('div', { class: 'field wide' }, el('span', { class: 'field-label' }, 'Adapted projections'), el('div', { class: 'checks' }, ...boxes)),
+          el('label', { class: 'check' }, this.rslora, 'rsLoRA (scale by alpha / √r)'),
+        );
+      }
+      if (group.title === 'Optimizer') {
+        this.schedule.value = s.schedule;
+        extra.push(el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Schedule'), this.schedule, el('span', { class: 'hint' }, 'Decay after warmup.')));
+      }
+      if (group.title === 'Data and schedule') {
+        this.packing.checked = s.packing;
+        extra.push(el('label', { class: 'check' }, this.packing, 'Pack short examples into full rows'));
+      }
+      return el('fieldset', {}, el('legend', {}, group.title), el('div', { class: 'fields' }, ...fields, ...extra));
+    });
+    for (const control of [this.schedule, this.rslora, this.packing]) control.addEventListener('change', () => this.read());
+    this.startButton.addEventListener('click', () => onStart(this.runName.value.trim()));
+
+    this.element = el(
+      'section',
+      { class: 'panel' },
+      el('header', { class: 'panel-title' }, el('h2', {}, 'Settings'), el('p', {}, 'Defaults follow PEFT and the Hugging Face Trainer.')),
+      el('form', { class: 'settings', onsubmit: (e: Event) => e.preventDefault() }, ...groups),
+      el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Run name'), this.runName),
+      this.problem,
+      this.plan,
+      this.memory,
+      el('div', { class: 'actions' }, this.startButton),
+    );
+  }
+
+  summary(state: AppState): string {
+    const { lora, epochs } = state.settings;
+    return `r ${lora.r} · ${epochs} ep`;
+  }
+
+  render(state: AppState): void {
+    this.problem.textContent = state.settingsError ?? '';
+    this.problem.hidden = !state.settingsError;
+    this.memory.replaceChildren(memoryView(state.model ? state.estimate : null, state.model ? state.estimateError : null));
+    const blocker = this.app.startBlocker();
+    this.startButton.disabled = blocker !== null;
+    this.startButton.title = blocker ?? '';
+    const train = state.datasets.find((d) => d.id === state.trainDatasetId);
+    if (!train) {
+      this.plan.textContent = blocker ?? '';
+      return;
+    }
+    const s = state.settings;
+    const n = train.rowCount;
+    // The same held-out count as prepareDataset.
+    const heldOut = !state.evalDatasetId && s.evalFraction > 0 && n >= 2 ? Math.min(Math.max(Math.round(n * s.evalFraction), 1), n - 1) : 0;
+    const rows = n - heldOut;
+    const stepsPerEpoch = Math.ceil(Math.ceil(rows / s.batchSize) / s.gradAccum);
+    // A memory refusal is already spelled out in the estimate below the plan.
+    const refusedByEstimate = state.estimate !== null && !state.estimate.fits;
+    this.plan.textContent =
+      `${rows} training rows, ${s.batchSize} × ${s.gradAccum} sequences per step: about ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} per epoch, ` +
+      `${stepsPerEpoch * s.epochs} in all (rows without anything to learn after tokenizing are dropped).` +
+      (blocker && !refusedByEstimate ? ` ${blocker}` : '');
+  }
+
+  private current(s: TrainSettings, key: NumberField['key']): number {
+    if (key === 'r' || key === 'alpha' || key === 'dropout') return s.lora[key];
+    return s[key];
+  }
+
+  /** Validates the whole form; valid settings replace the app's, invalid ones only report why. */
+  private read(): void {
+    const value = (key: string) => {
+      const text = this.inputs.get(key)!.value.trim();
+      return text === '' ? Number.NaN : Number(text);
+    };
+    try {
+      const settings = validateTrainSettings({
+        lora: {
+          r: value('r'),
+          alpha: value('alpha'),
+          dropout: value('dropout'),
+          targets: LORA_TARGETS.filter((t) => this.targets.get(t)!.checked),
+          useRslora: this.rslora.checked,
+        },
+        lr: value('lr'),
+        epochs: value('epochs'),
+        batchSize: value('batchSize'),
+        gradAccum: value('gradAccum'),
+        warmupSteps: value('warmupSteps'),
+        schedule: this.schedule.value as TrainSettings['schedule'],
+        weightDecay: value('weightDecay'),
+        maxGradNorm: value('maxGradNorm'),
+        maxLength: value('maxLength'),
+        packing: this.packing.checked,
+        evalFraction: value('evalFraction'),
+        evalEvery: value('evalEvery'),
+        checkpointEvery: value('checkpointEvery'),
+        seed: value('seed'),
+      });
+      this.app.update({ settings, settingsError: null });
+    } catch (error) {
+      this.app.update({ settingsError: errorMessage(error) });
+    }
+  }
+}

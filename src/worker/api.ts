@@ -1,0 +1,181 @@
+/**
+ * The one interface between the page and the engine. `WebtuneEngine` (engine.ts) implements it in
+ * the same thread, which is how tests use it; the page reaches the same object in a Web Worker
+ * through comlink (client.ts), so every method takes and returns structured-cloneable values and
+ * callbacks are comlink proxies.
+ */
+import type { LineError } from '../data/jsonl';
+import type { DatasetRow, SourceFormat } from '../data/types';
+import type { LoraConfig } from '../lora/config';
+import type { AdapterSummary, DatasetSummary, RunRecord } from '../storage/db';
+import type { TrainProgress } from '../train/trainer';
+import type { TrainSettings } from '../train/settings';
+
+export type { AdapterSummary, DatasetSummary, RunRecord, TrainProgress, TrainSettings };
+
+export type SelfCheckResult =
+  | { ok: true; count: number; ms: number }
+  | { ok: false; count: number; mismatches: number; index: number; expected: number; actual: number };
+
+export interface DeviceInfo {
+  /** 'unavailable': no WebGPU here; 'failed': WebGPU exists but the device or its self-check failed. */
+  state: 'ready' | 'unavailable' | 'failed';
+  message: string;
+  vendor: string;
+  architecture: string;
+  description: string;
+  /** Software rasterizers (SwiftShader, llvmpipe) work but are far too slow to train real models on. */
+  software: boolean;
+  limits: {
+    maxStorageBufferBindingSize: number;
+    maxBufferSize: number;
+    maxComputeWorkgroupStorageSize: number;
+  } | null;
+  shaderF16: boolean;
+  selfCheck: SelfCheckResult | null;
+}
+
+/** A model file handed over from a folder picker or a drop, with its path inside the folder. */
+export interface ModelFileEntry {
+  path: string;
+  file: Blob;
+}
+
+export interface ModelInfo {
+  /** Hub id (`org/name`) or the local folder name. */
+  name: string;
+  source: 'hub' | 'local';
+  architecture: string;
+  parameterCount: number;
+  layers: number;
+  hidden: number;
+  intermediate: number;
+  heads: number;
+  kvHeads: number;
+  vocab: number;
+  maxPositions: number;
+  /** Bytes the frozen weights take on the GPU (f32). */
+  weightBytes: number;
+  /** tokenizer.json loaded and encodes text. */
+  tokenizerOk: boolean;
+  /** tokenizer_config.json has its own chat template (otherwise a generic one is used for chat rows). */
+  chatTemplate: boolean;
+}
+
+export interface MemoryEstimate {
+  weightsBytes: number;
+  /** LoRA parameters and their gradients. */
+  adapterBytes: number;
+  /** AdamW first and second moments. */
+  optimizerBytes: number;
+  /** Activations and scratch of one micro-batch of batchSize x maxLength tokens, the worst case. */
+  activationBytes: number;
+  totalBytes: number;
+  trainableParameters: number;
+  /** The largest single GPU buffer the run needs, checked against the device's binding limits. */
+  largestBufferBytes: number;
+  /** False when a device limit rules the settings out; `problems` says which and what to change. */
+  fits: boolean;
+  problems: string[];
+}
+
+export interface HubProgress {
+  file: string;
+  /** Bytes of this file received so far, and its size when the server says. */
+  loaded: number;
+  total: number | null;
+  fromCache: boolean;
+  /** Files finished out of those needed. */
+  filesDone: number;
+  filesTotal: number;
+}
+
+export interface DatasetPreview {
+  previewId: string;
+  name: string;
+  fileName: string;
+  format: SourceFormat | 'mixed' | null;
+  formats: Record<SourceFormat, number>;
+  totalLines: number;
+  validRows: number;
+  skippedBlank: number;
+  /** Every invalid line, with its 1-based number and the reason. */
+  errors: LineError[];
+  /** The first valid rows, to show what was understood. */
+  sample: DatasetRow[];
+}
+
+export interface RunRequest {
+  datasetId: string;
+  evalDatasetId: string | null;
+  /** Validated by the engine (validateTrainSettings); unset fields take the defaults. */
+  settings: Partial<Omit<TrainSettings, 'lora'>> & { lora?: Partial<LoraConfig> };
+  name?: string;
+}
+
+export type RunEvent =
+  | { type: 'started'; run: RunRecord }
+  | { type: 'phase'; runId: string; message: string }
+  | { type: 'progress'; runId: string; progress: TrainProgress }
+  | { type: 'checkpoint'; runId: string; step: number };
+
+export interface RunOutcome {
+  runId: string;
+  status: 'completed' | 'paused' | 'stopped';
+  step: number;
+  totalSteps: number;
+  finalTrainLoss: number | null;
+  finalEvalLoss: number | null;
+  /** The saved adapter (completed and stopped runs). */
+  adapterId: string | null;
+  /** Set when the run paused because the GPU device was lost. */
+  error: string | null;
+}
+
+export interface GenerateRequest {
+  prompt: string;
+  /** null: the base model alone. */
+  adapterId: string | null;
+  maxNewTokens: number;
+  /** 0: greedy. */
+  temperature: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  tokens: number;
+  ms: number;
+}
+
+export interface WebtuneEngineApi {
+  /** Finds the GPU, runs a self-check and opens storage. Safe to call again (after a device loss). */
+  init(): Promise<DeviceInfo>;
+  loadLocalModel(files: ModelFileEntry[], name: string, onProgress?: (message: string) => void): Promise<ModelInfo>;
+  loadHubModel(repoId: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo>;
+  estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate>;
+
+  /** Parses a JSONL file and keeps the result as a preview; nothing is stored yet. */
+  importDataset(name: string, file: Blob, fileName: string): Promise<DatasetPreview>;
+  /** Stores the preview's valid rows in one transaction, under `name` when given. */
+  commitDataset(previewId: string, name?: string): Promise<DatasetSummary>;
+  discardDataset(previewId: string): Promise<void>;
+  listDatasets(): Promise<DatasetSummary[]>;
+  deleteDataset(id: string): Promise<void>;
+
+  /** Resolves when the run completes, pauses or stops. */
+  startRun(request: RunRequest, onEvent?: (event: RunEvent) => void): Promise<RunOutcome>;
+  /** Continues a run from its latest checkpoint (same model, same data, same settings). */
+  resumeRun(runId: string, onEvent?: (event: RunEvent) => void): Promise<RunOutcome>;
+  /** Take effect between optimizer steps; both save a checkpoint first. */
+  pause(): Promise<void>;
+  stop(): Promise<void>;
+  listRuns(): Promise<RunRecord[]>;
+
+  generate(request: GenerateRequest): Promise<GenerateResult>;
+
+  listAdapters(): Promise<AdapterSummary[]>;
+  renameAdapter(id: string, name: string): Promise<void>;
+  deleteAdapter(id: string): Promise<void>;
+  /** The adapter as a PEFT folder (adapter_config.json + adapter_model.safetensors) in a zip. */
+  exportAdapterZip(id: string): Promise<Uint8Array>;
+}

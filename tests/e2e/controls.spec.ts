@@ -1,0 +1,44 @@
+import path from 'node:path';
+import { expect, test } from '@playwright/test';
+import { collectErrors, DATA_DIR, importDataset, loadLocalModel, openApp, setSettings, startTraining } from './helpers';
+
+test('pause, resume and stop a run from the page, then rename and delete its adapter', async ({ page }) => {
+  test.setTimeout(30 * 60_000);
+  const errors = collectErrors(page);
+  page.on('dialog', (dialog) => void dialog.accept());
+  await openApp(page);
+  await loadLocalModel(page);
+  await importDataset(page, 'train', path.join(DATA_DIR, 'zog_stories_train.jsonl'));
+  // Twelve short steps, checkpoints only where pausing or stopping asks for one.
+  await setSettings(page, { numbers: { batchSize: 8, epochs: 4, maxLength: 32, evalFraction: 0, checkpointEvery: 0 } });
+  await startTraining(page, 'controls');
+
+  const panel = page.locator('[data-step="training"]');
+  const status = page.getByTestId('run-status');
+  await expect(panel).toHaveAttribute('data-first-step', '1', { timeout: 10 * 60_000 });
+  await page.getByTestId('pause').click();
+  await expect(status).toHaveAttribute('data-state', 'paused', { timeout: 10 * 60_000 });
+  const pausedAt = Number(await page.getByTestId('run-step').getAttribute('data-value'));
+  expect(pausedAt).toBeGreaterThanOrEqual(1);
+  expect(pausedAt).toBeLessThan(12);
+  await expect(page.getByTestId('run-checkpoint')).toHaveAttribute('data-value', String(pausedAt));
+
+  await page.getByTestId('resume').click();
+  await expect(panel).toHaveAttribute('data-first-step', String(pausedAt + 1), { timeout: 10 * 60_000 });
+  await page.getByTestId('stop').click();
+  await expect(status).toHaveAttribute('data-state', 'stopped', { timeout: 10 * 60_000 });
+  const stoppedAt = Number(await page.getByTestId('run-step').getAttribute('data-value'));
+  expect(stoppedAt).toBeGreaterThan(pausedAt);
+
+  await page.getByTestId('step-adapters').click();
+  const row = page.getByTestId('adapter-row');
+  await expect(row).toHaveCount(1);
+  await expect(row.getByTestId('adapter-name')).toHaveText(`controls (stopped at step ${stoppedAt})`);
+  await row.getByTestId('adapter-rename').click();
+  await row.getByTestId('adapter-name-input').fill('zog, early');
+  await row.getByTestId('adapter-rename-save').click();
+  await expect(row.getByTestId('adapter-name')).toHaveText('zog, early');
+  await row.getByTestId('adapter-delete').click();
+  await expect(row).toHaveCount(0);
+  expect(errors).toEqual([]);
+});

@@ -1,0 +1,57 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { expect, type Page, test } from '@playwright/test';
+import { collectErrors, MODEL_DIR, openApp } from './helpers';
+
+/** Repositories the fake Hub serves from the local stories260K folder, with the files each lacks. */
+const REPOS: Record<string, string[]> = {
+  'webtune-test/stories260K': [],
+  'webtune-test/no-tokenizer-config': ['tokenizer_config.json'],
+};
+
+async function loadFromHub(page: Page, repo: string): Promise<void> {
+  await page.getByTestId('hub-id').fill(repo);
+  await page.getByTestId('hub-load').click();
+  await expect(page.getByTestId('model-name')).toHaveText(repo);
+}
+
+/**
+ * The Hub download path without a network: huggingface.co is answered from the local stories260K
+ * folder, as the Hub's `resolve` endpoint would answer, so the test checks which files the page
+ * asks for, what it does with a missing one, and that a second visit reads IndexedDB instead.
+ */
+test('a Hub model is downloaded once and read from the browser cache on the next visit', async ({ page, context }) => {
+  const errors = collectErrors(page);
+  const fetched: string[] = [];
+  // What offline.spec.ts relies on: requests the worker makes show up in the context's events.
+  const requested: string[] = [];
+  context.on('request', (request) => requested.push(request.url()));
+  await context.route('https://huggingface.co/**', async (route) => {
+    const [, repo, file] = /^https:\/\/huggingface\.co\/([^/]+\/[^/]+)\/resolve\/main\/(.+)$/.exec(route.request().url()) ?? [];
+    fetched.push(`${repo}:${file}`);
+    const local = path.join(MODEL_DIR, file ?? '');
+    if (!(repo in REPOS) || REPOS[repo].includes(file) || !existsSync(local)) return route.fulfill({ status: 404, body: 'Entry not found' });
+    return route.fulfill({ status: 200, body: readFileSync(local), headers: { 'access-control-allow-origin': '*' } });
+  });
+
+  await openApp(page);
+  await loadFromHub(page, 'webtune-test/stories260K');
+  await expect(page.getByTestId('model-architecture')).toHaveText('llama');
+  expect(fetched).toEqual(['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'].map((f) => `webtune-test/stories260K:${f}`));
+  expect(requested).toContain('https://huggingface.co/webtune-test/stories260K/resolve/main/model.safetensors');
+  await loadFromHub(page, 'webtune-test/no-tokenizer-config');
+  expect(fetched.slice(4)).toEqual(['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'].map((f) => `webtune-test/no-tokenizer-config:${f}`));
+
+  fetched.length = 0;
+  await page.reload();
+  await openApp(page);
+  await loadFromHub(page, 'webtune-test/stories260K');
+  await loadFromHub(page, 'webtune-test/no-tokenizer-config');
+  expect(fetched).toEqual([]);
+
+  // An id the Hub does not know is refused with the reason.
+  await page.getByTestId('hub-id').fill('webtune-test/missing');
+  await page.getByTestId('hub-load').click();
+  await expect(page.getByTestId('model-error')).toContainText('webtune-test/missing has no config.json on the Hugging Face Hub');
+  expect(errors).toEqual([]);
+});
