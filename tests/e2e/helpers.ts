@@ -30,7 +30,7 @@ export async function loadLocalModel(page: Page, dir = MODEL_DIR): Promise<void>
   await expect(page.getByTestId('model-name')).toHaveText(path.basename(dir));
 }
 
-/** Imports a JSONL file through the preview and returns the preview's valid-row count. */
+/** Imports a JSONL file through the preview, confirming it. */
 export async function importDataset(page: Page, role: 'train' | 'eval', file: string): Promise<void> {
   await page.getByTestId('step-data').click();
   await page.getByTestId(`dataset-file-${role}`).setInputFiles(file);

@@ -8,7 +8,7 @@ const PROMPT = 'Once upon a time, there was a little';
 const EPOCHS = 8;
 
 test('stories260K learns Zog the dragon in the browser', async ({ page }, testInfo) => {
-  // SwiftShader runs every kernel on the CPU: the 48 steps took 4 to 6 minutes on 2 cores.
+  // SwiftShader runs every kernel on the CPU: the whole test took 4 to 8 minutes on 2 busy cores.
   test.setTimeout(40 * 60_000);
   const errors = collectErrors(page);
   await openApp(page);

@@ -53,7 +53,7 @@ export class SettingsPanel implements Panel {
   private readonly schedule = el('select', { 'data-testid': 'setting-schedule' }, ...['linear', 'cosine', 'constant'].map((s) => el('option', { value: s }, s)));
   private readonly rslora = el('input', { type: 'checkbox', 'data-testid': 'setting-rslora' });
   private readonly packing = el('input', { type: 'checkbox', 'data-testid': 'setting-packing' });
-  private readonly runName = el('input', { type: 'text', placeholder: 'Named after the model and dataset', 'data-testid': 'run-name' });
+  private readonly runName = el('input', { type: 'text', 'data-testid': 'run-name' });
   private readonly problem = el('p', { class: 'notice', 'data-kind': 'error', 'data-testid': 'settings-error', hidden: true });
   private readonly plan = el('p', { class: 'plan', 'data-testid': 'run-plan' });
   private readonly memory = el('div');
@@ -103,7 +103,13 @@ export class SettingsPanel implements Panel {
       { class: 'panel' },
       el('header', { class: 'panel-title' }, el('h2', {}, 'Settings'), el('p', {}, 'Defaults follow PEFT and the Hugging Face Trainer.')),
       el('form', { class: 'settings', onsubmit: (e: Event) => e.preventDefault() }, ...groups),
-      el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Run name'), this.runName),
+      el(
+        'label',
+        { class: 'field' },
+        el('span', { class: 'field-label' }, 'Run name'),
+        this.runName,
+        el('span', { class: 'hint' }, 'Also the adapter\'s name. Left empty, it is named after the model and the dataset.'),
+      ),
       this.problem,
       this.plan,
       this.memory,
