@@ -30,6 +30,7 @@
 import type { TextTokenizer } from '../model/tokenizer';
 import { chatRenderer, type ChatRenderer, type ChatSettings } from './chat-template';
 import type { DatasetRow, Message } from './types';
+import { shuffledIndices } from '../util/random';
 
 /** Hugging Face's ignore_index. */
 const IGNORE = -100;
@@ -262,24 +263,6 @@ function tokenBoundary(
   }
   if (lo === 0 || decodedLength(lo) === target) return lo;
   return side === 'start' ? lo - 1 : lo;
-}
-
-/** Fisher-Yates driven by mulberry32, so a seed gives the same split in every browser and in Node. */
-function shuffledIndices(n: number, seed: number): number[] {
-  const order = Array.from({ length: n }, (_, i) => i);
-  let state = seed >>> 0;
-  const random = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
 }
 
 function pack(examples: readonly Example[], maxLength: number): Example[] {

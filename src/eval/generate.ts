@@ -1,5 +1,5 @@
 import type { LoraAdapter } from '../lora/adapter';
-import { seededUniform } from '../lora/init';
+import { seededUniform } from '../util/random';
 import type { LlamaModel } from '../model/llama';
 import type { TextTokenizer } from '../model/tokenizer';
 import { makeBatch } from '../train/batch';

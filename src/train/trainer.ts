@@ -1,7 +1,7 @@
 import type { Gpu } from '../gpu/context';
 import type { Example } from '../data/prepare';
 import { batchExamples } from '../data/prepare';
-import { seededUniform } from '../lora/init';
+import { shuffledIndices } from '../util/random';
 import type { LoraAdapter } from '../lora/adapter';
 import type { LlamaModel } from '../model/llama';
 import { type Batch, makeBatch } from './batch';
@@ -194,12 +194,7 @@ export class LoraTrainer {
   /** The micro-batches of one epoch, in an order fixed by (seed, epoch) so a resumed run sees the same data. */
   private epochBatches(epoch: number): Batch[] {
     if (this.epochCache?.epoch === epoch) return this.epochCache.batches;
-    const order = this.data.train.map((_, i) => i);
-    const random = seededUniform(this.settings.seed * 7919 + epoch);
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [order[i], order[j]] = [order[j], order[i]];
-    }
+    const order = shuffledIndices(this.data.train.length, this.settings.seed * 7919 + epoch);
     const batches = batchExamples(
       order.map((i) => this.data.train[i]),
       this.settings.batchSize,
