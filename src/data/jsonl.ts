@@ -9,7 +9,7 @@
  *   {"text"}                                          loss on every token
  *
  * Nothing here throws on bad data: every line is either a row or a LineError with a reason a person
- * can act on, and the caller decides (the app imports a file only when it has no errors).
+ * can act on, and the caller decides (the app shows the report, then stores the valid rows in one transaction or nothing).
  */
 import type { DatasetRow, Message, Role, SourceFormat } from './types';
 
