@@ -115,13 +115,16 @@ export class LlamaModel {
   private ensureWorkspace(M: number, training: boolean, adapter: LoraAdapter | null): Workspace {
     const ws = this.workspace;
     const dropout = training && adapter ? adapter.config.dropout > 0 : false;
+    // A training workspace holds everything inference needs, so evaluation between training steps
+    // reuses it instead of reallocating twice per evaluation.
     const fits =
       ws &&
       ws.capacity >= M &&
-      ws.training === training &&
-      ws.layers[0].loraU.size === (adapter ? adapter.config.targets.length : 0) &&
-      (ws.layers[0].loraXDrop.size > 0) === dropout &&
-      (!adapter || ws.dU.size >= (training ? M : 1) * adapter.layout.r * 4);
+      (ws.training || !training) &&
+      (!adapter ||
+        adapter.config.targets.every((t) => (ws.layers[0].loraU.get(t)?.size ?? 0) >= M * adapter.layout.r * 4)) &&
+      (!dropout || ws.layers[0].loraXDrop.size > 0) &&
+      (!training || !adapter || ws.dU.size >= M * adapter.layout.r * 4);
     if (fits) return ws;
     ws?.destroy();
     const chunk = crossEntropyChunkRows(M, CE_SCRATCH_BYTES);
