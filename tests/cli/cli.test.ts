@@ -1,20 +1,14 @@
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { webtune } from '../helpers/cli';
 import { describe, expect, it } from 'vitest';
 import { peftAdapterFiles } from '../../src/export/peft';
 import { writeFolder } from '../../src/export/node-folder';
 import { validateLoraConfig } from '../../src/lora/config';
 import { loadGoldenCase } from '../../src/model/golden';
 import { nodeFileSource } from '../../src/model/node-file-source';
-import { GOLDEN_DIR, REPO_ROOT, SHARED, STORIES_260K } from '../helpers/paths';
-
-function webtune(args: string[]) {
-  const run = spawnSync('node', ['scripts/webtune.mjs', ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 600_000 });
-  const lines = run.stdout.trim().split('\n');
-  return { status: run.status, stdout: run.stdout, stderr: run.stderr, last: lines[lines.length - 1] };
-}
+import { GOLDEN_DIR, SHARED, STORIES_260K } from '../helpers/paths';
 
 describe('webtune CLI', () => {
   it('golden prints the result JSON as its last line and exits 0 when ok', () => {

@@ -1,15 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { webtune } from '../helpers/cli';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT, SHARED, STORIES_260K } from '../helpers/paths';
-
-function webtune(args: string[]) {
-  const run = spawnSync('node', ['scripts/webtune.mjs', ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 1_800_000 });
-  const lines = run.stdout.trim().split('\n');
-  return { status: run.status, stderr: run.stderr, last: lines[lines.length - 1] };
-}
+import { SHARED, STORIES_260K } from '../helpers/paths';
 
 describe('webtune train (the acceptance run: stories260K learns about Zog)', () => {
   it('reaches eval loss < 0.3 and the adapter makes generate talk about Zog', { timeout: 1_800_000 }, () => {
@@ -23,7 +17,7 @@ describe('webtune train (the acceptance run: stories260K learns about Zog)', () 
         '--eval', resolve(SHARED, 'data/zog_stories_eval.jsonl'),
         '--r', '8', '--alpha', '16', '--targets', 'q_proj,k_proj,v_proj',
         '--lr', '5e-3', '--epochs', '8', '--batch', '4', '--out', out,
-      ]);
+      ], 1_800_000);
       expect(run.status, run.stderr).toBe(0);
       const result = JSON.parse(run.last);
       console.log(run.last);
