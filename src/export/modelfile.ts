@@ -46,6 +46,40 @@ export function checkOllamaAdapter(opts: {
   }
 }
 
+/** What to check when giving Ollama an adapter that checkOllamaAdapter accepts, one sentence each. */
+export function ollamaAdapterNotes(opts: {
+  architecture: ModelConfig['architecture'];
+  adapterKind: OllamaAdapterKind;
+  baseModel: string;
+  lora: Pick<LoraConfig, 'alpha'>;
+}): string[] {
+  const kindNotes =
+    opts.adapterKind === 'peft'
+      ? [
+          'ADAPTER names the folder, not the .safetensors file inside it; Ollama converts it while creating the model.',
+          'Ollama converts safetensors adapters only for llama-architecture bases (Llama, SmolLM2, TinyLlama); for a Qwen2 base use the GGUF adapter.',
+          `Ollama reads lora_alpha as a whole number; this adapter's alpha (${opts.lora.alpha}) is one.`,
+        ]
+      : [
+          'ADAPTER names the .gguf file; Ollama hands it to llama.cpp unchanged, so it works for llama and Qwen2 bases alike.',
+          ...(opts.architecture === 'llama'
+            ? []
+            : ['Ollama converts safetensors adapters only for llama-architecture bases, so for this Qwen2 base the GGUF adapter is the one to use.']),
+        ];
+  return [
+    `FROM (${opts.baseModel}) must be the model the adapter was trained on: same size and same variant (base or Instruct). On another model the adapter is refused or produces nonsense.`,
+    ...kindNotes,
+  ];
+}
+
+/** A Modelfile for a whole model folder (a merged export); Ollama converts its safetensors itself. */
+export function ollamaModelModelfile(modelPath: string): string {
+  if (/[\r\n]/.test(modelPath) || modelPath.trim() === '') {
+    throw new AdapterExportError(`The Modelfile FROM ${JSON.stringify(modelPath)} must be one non-empty line.`);
+  }
+  return `FROM ${modelPath}\n`;
+}
+
 const isAbsolute = (p: string) => p.startsWith('/') || p.startsWith('\\') || /^[A-Za-z]:[\\/]/.test(p);
 
 /**
@@ -67,19 +101,6 @@ export function ollamaInstructions(opts: {
     opts.adapterKind === 'peft'
       ? `the adapter folder ${opts.folderName} (the one holding adapter_config.json and adapter_model.safetensors)`
       : `the GGUF adapter ${opts.folderName}`;
-  const notes =
-    opts.adapterKind === 'peft'
-      ? [
-          'ADAPTER names the folder, not the .safetensors file inside it; Ollama converts it while creating the model.',
-          'Ollama converts safetensors adapters only for llama-architecture bases (Llama, SmolLM2, TinyLlama); for a Qwen2 base use the GGUF adapter.',
-          `Ollama reads lora_alpha as a whole number; this adapter's alpha (${opts.lora.alpha}) is one.`,
-        ]
-      : [
-          'ADAPTER names the .gguf file; Ollama hands it to llama.cpp unchanged, so it works for llama and Qwen2 bases alike.',
-          ...(opts.architecture === 'llama'
-            ? []
-            : ['Ollama converts safetensors adapters only for llama-architecture bases, so for this Qwen2 base the GGUF adapter is the one to use.']),
-        ];
   return [
     `1. Save this as a file named Modelfile next to ${what}:`,
     '',
@@ -92,8 +113,7 @@ export function ollamaInstructions(opts: {
     '("my-model" is any name you like.)',
     '',
     'Notes:',
-    `- FROM (${opts.baseModel}) must be the model the adapter was trained on: same size and same variant (base or Instruct). On another model the adapter is refused or produces nonsense.`,
-    ...notes.map((n) => `- ${n}`),
+    ...ollamaAdapterNotes(opts).map((n) => `- ${n}`),
     '',
   ].join('\n');
 }

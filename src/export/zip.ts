@@ -3,8 +3,9 @@ import { strFromU8, unzipSync, zipSync } from 'fflate';
 import { type FileSource, filesFromList } from '../model/file-source';
 import { AdapterImportError } from './errors';
 
-export function zipFiles(files: Record<string, Uint8Array>): Uint8Array {
-  return zipSync(files);
+/** `store`: no compression, for weights, which barely compress and would take long to deflate. */
+export function zipFiles(files: Record<string, Uint8Array>, opts: { store?: boolean } = {}): Uint8Array {
+  return zipSync(files, { level: opts.store ? 0 : 6 });
 }
 
 let crcTable: Uint32Array | null = null;

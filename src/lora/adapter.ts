@@ -28,20 +28,37 @@ export class LoraAdapter {
   readonly v: GPUBuffer;
   private readonly byKey = new Map<string, LoraModule>();
 
+  /** `shared`: reuse another adapter's buffers under another scaling (see `scaledBy`) instead of allocating. */
   constructor(
     private readonly gpu: Gpu,
     readonly model: ModelConfig,
     readonly config: LoraConfig,
+    shared?: { from: LoraAdapter; scaling: number },
   ) {
     this.layout = planLoraLayout(model, config);
+    for (const module of this.layout.modules) this.byKey.set(`${module.layer}.${module.target}`, module);
+    if (shared) {
+      this.scaling = shared.scaling;
+      ({ params: this.params, grads: this.grads, m: this.m, v: this.v } = shared.from);
+      return;
+    }
     this.scaling = loraScaling(config);
     const bytes = this.layout.totalFloats * 4;
     this.params = gpu.createBuffer(bytes, 'lora params');
     this.grads = gpu.createBuffer(bytes, 'lora grads');
     this.m = gpu.createBuffer(bytes, 'adam m');
     this.v = gpu.createBuffer(bytes, 'adam v');
-    for (const module of this.layout.modules) this.byKey.set(`${module.layer}.${module.target}`, module);
     this.resetOptimizerState();
+  }
+
+  /**
+   * The same GPU weights applied with `factor` times the LoRA scaling: adapter strength at
+   * generation time without touching the stored A and B. The view owns no buffers, so it needs no
+   * destroying; it must not outlive this adapter.
+   */
+  scaledBy(factor: number): LoraAdapter {
+    if (!Number.isFinite(factor)) throw new RangeError(`LoRA scale factor must be a finite number, got ${factor}`);
+    return new LoraAdapter(this.gpu, this.model, this.config, { from: this, scaling: this.scaling * factor });
   }
 
   /** An adapter on the GPU holding the given tensors (an imported or stored adapter). */

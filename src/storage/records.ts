@@ -87,10 +87,19 @@ export interface AdapterTensor {
   data: Float32Array;
 }
 
+/** Where an imported adapter came from; trained adapters have none. */
+export interface AdapterProvenance {
+  /** The zip or folder name it was imported from. */
+  from: string;
+  /** `base_model_name_or_path` of its adapter_config.json, as the training tool wrote it. */
+  declaredBaseModel: string | null;
+}
+
 export interface AdapterRecord {
   id: string;
   name: string;
   createdAt: number;
+  imported?: AdapterProvenance;
   /** Null once the run that trained it has been deleted. */
   runId: string | null;
   baseModel: string;

@@ -111,6 +111,12 @@ export interface RunRequest {
   /** Validated by the engine (validateTrainSettings); unset fields take the defaults. */
   settings: Partial<Omit<TrainSettings, 'lora'>> & { lora?: Partial<LoraConfig> };
   name?: string;
+  /**
+   * Train further from this stored adapter instead of a fresh PEFT initialisation. Its weights fix
+   * r, alpha, rsLoRA and the target modules, which replace those in `settings.lora`; dropout and
+   * every training setting still come from `settings`.
+   */
+  initAdapterId?: string;
 }
 
 export type RunEvent =
@@ -139,12 +145,46 @@ export interface GenerateRequest {
   maxNewTokens: number;
   /** 0: greedy. */
   temperature: number;
+  /**
+   * Multiplies the adapter's LoRA scaling for this call only (default 1); 0 switches the adapter
+   * off, giving exactly the base model. The stored weights are never changed.
+   */
+  adapterScale?: number;
 }
 
 export interface GenerateResult {
   text: string;
   tokens: number;
   ms: number;
+}
+
+/** What an exported adapter is loaded with: a PEFT folder, a GGUF LoRA, or the base with the adapter merged in. */
+export type ExportFormat = 'peft' | 'gguf' | 'merged';
+
+export interface ExportRequest {
+  adapterId: string;
+  format: ExportFormat;
+  /** Merged models only: each tensor in the base's own dtype, or all in f32. Default 'same'. */
+  dtype?: 'same' | 'f32';
+  /** What the Modelfile's FROM names: the Ollama model or path of the exact base. Default: the adapter's base model name. */
+  ollamaBase?: string;
+}
+
+/** How to run an export with Ollama. */
+export interface OllamaSetup {
+  /** The Modelfile to save next to the unpacked download; null when Ollama cannot take this export. */
+  modelfile: string | null;
+  /** Shell commands to run, in order, in the folder holding the download and the Modelfile. */
+  commands: string[];
+  /** What to check, and why Ollama cannot take the export when `modelfile` is null. */
+  notes: string[];
+}
+
+export interface AdapterExport {
+  fileName: string;
+  mimeType: string;
+  bytes: Uint8Array;
+  ollama: OllamaSetup;
 }
 
 export interface WebtuneEngineApi {
@@ -178,4 +218,12 @@ export interface WebtuneEngineApi {
   deleteAdapter(id: string): Promise<void>;
   /** The adapter as a PEFT folder (adapter_config.json + adapter_model.safetensors) in a zip. */
   exportAdapterZip(id: string): Promise<Uint8Array>;
+  /**
+   * Adds a PEFT LoRA adapter (from webtune or Python PEFT) to the library: picked files of its
+   * folder, or a zip of it. It must fit the loaded model exactly; otherwise an AdapterImportError
+   * says what is wrong and nothing is stored. `name` defaults to the folder or zip name.
+   */
+  importAdapter(source: ModelFileEntry[] | Blob, name?: string): Promise<AdapterSummary>;
+  /** The adapter as a PEFT zip, a GGUF LoRA file or a merged model folder in a zip, with its Ollama setup. */
+  exportAdapter(request: ExportRequest): Promise<AdapterExport>;
 }

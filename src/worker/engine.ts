@@ -18,15 +18,17 @@ import type { FileSource } from '../model/file-source';
 import { filesFromList } from '../model/file-source';
 import { LlamaModel } from '../model/llama';
 import { expectedTensorShapes, type OpenedModel, openModel } from '../model/weights';
-import { newId, openWebtuneDb, type HistoryPoint, type RunRecord, type WebtuneDb } from '../storage/db';
+import { newId, openWebtuneDb, type AdapterRecord, type HistoryPoint, type RunRecord, type WebtuneDb } from '../storage/db';
 import { padTokenId, prepareRunData, prepTokenizerFor } from '../train/pipeline';
 import { type TrainSettings, validateTrainSettings } from '../train/settings';
 import { type TrainCheckpoint, type TrainControl, type TrainerHooks, LoraTrainer } from '../train/trainer';
 import type {
+  AdapterExport,
   AdapterSummary,
   DatasetPreview,
   DatasetSummary,
   DeviceInfo,
+  ExportRequest,
   GenerateRequest,
   GenerateResult,
   HubProgress,
@@ -38,6 +40,8 @@ import type {
   RunRequest,
   WebtuneEngineApi,
 } from './api';
+import { exportAdapter } from './adapter-export';
+import { importedAdapterRecord, readAdapterUpload } from './adapter-library';
 import { describeDevice, runSelfCheck } from './gpu-check';
 import { hubFileSource } from './hub';
 import { estimateTrainingMemory } from './memory';
@@ -57,6 +61,8 @@ export interface EngineOptions {
 
 interface LoadedModel {
   info: ModelInfo;
+  /** Kept for merged exports, which read the base weights again tensor by tensor. */
+  source: FileSource;
   opened: OpenedModel;
   prep: PrepTokenizer;
   /** Null until uploaded to the current device (again after a device loss). */
@@ -216,7 +222,10 @@ export class WebtuneEngine implements WebtuneEngineApi {
     return this.#exclusive('training', async () => {
       this.#control = 'continue';
       const model = this.#requireModel();
-      const settings = validateTrainSettings(request.settings);
+      const init = request.initAdapterId ? await this.#adapterRecordFor(request.initAdapterId, model) : null;
+      const settings = validateTrainSettings(
+        init ? { ...request.settings, lora: { ...init.config, dropout: request.settings.lora?.dropout ?? init.config.dropout } } : request.settings,
+      );
       const estimate = estimateTrainingMemory(model.opened.config, settings, (await this.#device()).limits);
       if (!estimate.fits) throw new EngineStateError(estimate.problems.join(' '));
       const db = await this.#storage();
@@ -244,7 +253,8 @@ export class WebtuneEngine implements WebtuneEngineApi {
       const trainer = await this.#trainer(model, settings, dataset.rows, evalDataset?.rows ?? null, (message) =>
         onEvent({ type: 'phase', runId: run.id, message }),
       );
-      trainer.adapter.initPeft(settings.seed);
+      if (init) trainer.adapter.loadTensors(adapterTensorMap(init), `the adapter "${init.name}"`);
+      else trainer.adapter.initPeft(settings.seed);
       run.totalSteps = trainer.totalSteps;
       await db.createRun(run);
       return this.#train(run, trainer, dataset.name, onEvent);
@@ -307,7 +317,11 @@ export class WebtuneEngine implements WebtuneEngineApi {
     return this.#exclusive('generating text', async () => {
       const model = this.#requireModel();
       const llama = await this.#llama(model);
-      const adapter = request.adapterId ? await this.#storedAdapter(request.adapterId, model) : null;
+      const scale = request.adapterScale ?? 1;
+      if (!Number.isFinite(scale)) throw new EngineStateError(`The adapter scale must be a number (1: as trained, 0: off), got ${scale}.`);
+      const stored = request.adapterId ? await this.#storedAdapter(request.adapterId, model) : null;
+      // Scale 0 skips the adapter's work altogether; any other scale is a view on the cached weights.
+      const adapter = !stored || scale === 0 ? null : scale === 1 ? stored : stored.scaledBy(scale);
       const started = performance.now();
       const result = await generate(llama, model.prep.tokenizer, adapter, request.prompt, {
         maxNewTokens: request.maxNewTokens,
@@ -333,8 +347,34 @@ export class WebtuneEngine implements WebtuneEngineApi {
 
   async exportAdapterZip(id: string): Promise<Uint8Array> {
     const record = await (await this.#storage()).getAdapter(id);
-    const tensors = new Map(record.tensors.map((t) => [t.name, { shape: t.shape, data: t.data }]));
-    return zipFiles(peftAdapterFiles({ config: record.config, tensors }, { baseModel: record.baseModel }));
+    return zipFiles(peftAdapterFiles({ config: record.config, tensors: adapterTensorMap(record) }, { baseModel: record.baseModel }));
+  }
+
+  async importAdapter(source: ModelFileEntry[] | Blob, name?: string): Promise<AdapterSummary> {
+    if (!this.#model) {
+      throw new EngineStateError('Load the base model first: an imported adapter is checked against the loaded model, tensor by tensor.');
+    }
+    const model = this.#model;
+    const upload = await readAdapterUpload(source, model.opened.config);
+    const record = importedAdapterRecord(upload, { id: newId('adapter'), name, baseModel: model.info.name, createdAt: Date.now() });
+    await (await this.#storage()).saveAdapter(record);
+    const { tensors: _, ...summary } = record;
+    return summary;
+  }
+
+  async exportAdapter(request: ExportRequest): Promise<AdapterExport> {
+    if (request.dtype !== undefined && request.dtype !== 'same' && request.dtype !== 'f32') {
+      throw new EngineStateError(`The merged dtype must be "same" (as the base) or "f32", got ${JSON.stringify(request.dtype)}.`);
+    }
+    const record = await (await this.#storage()).getAdapter(request.adapterId);
+    const model = this.#model;
+    if (!model || model.info.name !== record.baseModel) {
+      throw new EngineStateError(
+        `Load ${record.baseModel}, the base model of "${record.name}", to export it: the export is checked against the base ` +
+          `(now loaded: ${model?.info.name ?? 'no model'}).`,
+      );
+    }
+    return exportAdapter(record, { config: model.opened.config, source: model.source }, request);
   }
 
   // Internals
@@ -397,7 +437,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
       chatTemplate: chatTemplateFromConfig(opened.tokenizerConfig) !== null,
     };
     this.#releaseModel();
-    const model: LoadedModel = { info, opened, prep, llama: null };
+    const model: LoadedModel = { info, source, opened, prep, llama: null };
     await this.#llama(model, onProgress);
     this.#model = model;
     return info;
@@ -566,14 +606,19 @@ export class WebtuneEngine implements WebtuneEngineApi {
     return Promise.race([device.lost.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 200))]);
   }
 
-  async #storedAdapter(id: string, model: LoadedModel): Promise<LoraAdapter> {
-    if (this.#adapterCache?.id === id) return this.#adapterCache.adapter;
+  /** A stored adapter, refused unless it was trained on (or imported for) the loaded model. */
+  async #adapterRecordFor(id: string, model: LoadedModel): Promise<AdapterRecord> {
     const record = await (await this.#storage()).getAdapter(id);
     if (record.baseModel !== model.info.name) {
       throw new EngineStateError(`The adapter "${record.name}" was trained on ${record.baseModel}; load that model to use it.`);
     }
-    const tensors = new Map(record.tensors.map((t) => [t.name, { shape: t.shape, data: t.data }]));
-    const adapter = LoraAdapter.fromTensors(await this.#device(), model.opened.config, record.config, tensors, record.name);
+    return record;
+  }
+
+  async #storedAdapter(id: string, model: LoadedModel): Promise<LoraAdapter> {
+    if (this.#adapterCache?.id === id) return this.#adapterCache.adapter;
+    const record = await this.#adapterRecordFor(id, model);
+    const adapter = LoraAdapter.fromTensors(await this.#device(), model.opened.config, record.config, adapterTensorMap(record), record.name);
     this.#dropAdapterCache();
     this.#adapterCache = { id, adapter };
     return adapter;
@@ -594,6 +639,10 @@ export class WebtuneEngine implements WebtuneEngineApi {
       this.#busy = null;
     }
   }
+}
+
+function adapterTensorMap(record: AdapterRecord): Map<string, { shape: number[]; data: Float32Array }> {
+  return new Map(record.tensors.map((t) => [t.name, { shape: t.shape, data: t.data }]));
 }
 
 /** LoraAdapter has no destroy(); its four buffers are the GPU memory that matters. */
