@@ -1,10 +1,13 @@
 import type { AdapterSummary } from '../../worker/api';
 import type { App, AppState, Panel } from '../app';
 import { downloadBytes, el, errorMessage, formatLoss, Notice } from '../dom';
+import { AdapterImport } from './adapter-import';
+import { ExportSection } from './export';
 
 function settingsLine(a: AdapterSummary): string {
   const t = a.settings.training;
   const lora = `r ${a.config.r}, alpha ${a.config.alpha}${a.config.dropout ? `, dropout ${a.config.dropout}` : ''} on ${a.config.targets.join(', ')}`;
+  if (a.imported) return lora;
   return `${lora} · lr ${t.lr}, ${t.epochs} epochs, batch ${t.batchSize}${Number(t.gradAccum) > 1 ? ` × ${t.gradAccum}` : ''}, max length ${t.maxLength}`;
 }
 
@@ -15,8 +18,12 @@ export class AdaptersPanel implements Panel {
   private readonly notice = new Notice('adapters-error');
   private readonly list = el('div', { class: 'adapter-list', 'data-testid': 'adapter-list' });
   private editing: string | null = null;
+  private readonly importer: AdapterImport;
+  private readonly exporter: ExportSection;
 
   constructor(private readonly app: App) {
+    this.importer = new AdapterImport(app);
+    this.exporter = new ExportSection(app);
     this.element = el(
       'section',
       { class: 'panel' },
@@ -24,10 +31,17 @@ export class AdaptersPanel implements Panel {
         'header',
         { class: 'panel-title' },
         el('h2', {}, 'Adapters'),
-        el('p', {}, 'Trained adapters stay in this browser. Downloads are PEFT folders (adapter_config.json + adapter_model.safetensors) that transformers, vLLM and PEFT load.'),
+        el(
+          'p',
+          {},
+          'Trained and imported adapters stay in this browser. "Download zip" gives the PEFT folder (adapter_config.json + adapter_model.safetensors) ' +
+            'that transformers, vLLM and PEFT load; Export below also writes GGUF and merged models, with the Ollama steps.',
+        ),
       ),
       this.notice.element,
       this.list,
+      this.exporter.element,
+      this.importer.element,
     );
   }
 
@@ -37,7 +51,9 @@ export class AdaptersPanel implements Panel {
 
   render(state: AppState): void {
     this.list.replaceChildren(...state.adapters.map((a) => this.card(a, state.training)));
-    if (state.adapters.length === 0) this.list.append(el('p', { class: 'muted empty' }, 'Adapters appear here when a run completes or is stopped.'));
+    if (state.adapters.length === 0) this.list.append(el('p', { class: 'muted empty' }, 'Adapters appear here when a run completes or is stopped, or when you import one.'));
+    this.exporter.render(state);
+    this.importer.render(state);
   }
 
   private card(a: AdapterSummary, training: boolean): HTMLElement {
@@ -63,8 +79,12 @@ export class AdaptersPanel implements Panel {
         { class: 'facts compact' },
         el('dt', {}, 'Base model'),
         el('dd', {}, a.baseModel),
-        el('dt', {}, 'Dataset'),
-        el('dd', {}, a.datasetName),
+        ...(a.imported
+          ? [
+              el('dt', {}, 'Imported from'),
+              el('dd', { 'data-testid': 'adapter-imported' }, a.imported.from + (a.imported.declaredBaseModel ? ` (trained on ${a.imported.declaredBaseModel})` : '')),
+            ]
+          : [el('dt', {}, 'Dataset'), el('dd', {}, a.datasetName)]),
         el('dt', {}, 'Settings'),
         el('dd', {}, settingsLine(a)),
         el('dt', {}, 'Final loss'),

@@ -10,6 +10,8 @@ export class ComparePanel implements Panel {
   private readonly adapterSelect = el('select', { 'data-testid': 'compare-adapter' });
   private readonly maxTokens = el('input', { type: 'number', min: 1, max: 512, value: 32, 'data-testid': 'compare-max-tokens' });
   private readonly temperature = el('input', { type: 'number', min: 0, step: 0.1, value: 0, 'data-testid': 'compare-temperature' });
+  private readonly adapterOn = el('input', { type: 'checkbox', checked: true, 'data-testid': 'compare-adapter-on' });
+  private readonly adapterScale = el('input', { type: 'number', min: 0, step: 0.1, value: 1, 'data-testid': 'compare-adapter-scale' });
   private readonly button = el('button', { type: 'button', class: 'primary', 'data-testid': 'compare-generate' }, 'Generate both');
   private readonly base = el('div', { class: 'output', 'data-testid': 'compare-base' });
   private readonly adapted = el('div', { class: 'output', 'data-testid': 'compare-adapted' });
@@ -21,6 +23,7 @@ export class ComparePanel implements Panel {
   constructor(private readonly app: App) {
     this.adapterSelect.addEventListener('change', () => (this.chosen = this.adapterSelect.value || null));
     this.button.addEventListener('click', () => void this.compare());
+    this.adapterOn.addEventListener('change', () => (this.adapterScale.disabled = !this.adapterOn.checked));
     this.element = el(
       'section',
       { class: 'panel' },
@@ -32,6 +35,18 @@ export class ComparePanel implements Panel {
         el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Adapter'), this.adapterSelect),
         el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'New tokens'), this.maxTokens),
         el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Temperature (0: greedy)'), this.temperature),
+      ),
+      el(
+        'div',
+        { class: 'inline' },
+        el('label', { class: 'check' }, this.adapterOn, 'Adapter on'),
+        el(
+          'label',
+          { class: 'field' },
+          el('span', { class: 'field-label' }, 'Adapter scale (1: as trained)'),
+          this.adapterScale,
+          el('span', { class: 'hint' }, 'Multiplies the LoRA scaling at generation time; the stored adapter is not changed.'),
+        ),
       ),
       el('div', { class: 'actions' }, this.button),
       this.notice.element,
@@ -64,10 +79,16 @@ export class ComparePanel implements Panel {
     if (!this.chosen) return;
     const maxNewTokens = Number(this.maxTokens.value);
     const temperature = Number(this.temperature.value);
+    const scale = Number(this.adapterScale.value);
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || !(temperature >= 0)) {
       this.notice.show('New tokens must be a whole number of at least 1 and the temperature 0 or more.');
       return;
     }
+    if (this.adapterScale.value.trim() === '' || !Number.isFinite(scale) || scale < 0) {
+      this.notice.show('The adapter scale must be a number of 0 or more (1: as trained, 0: off).');
+      return;
+    }
+    const adapterScale = this.adapterOn.checked ? scale : 0;
     this.busy = true;
     this.notice.clear();
     this.render(this.app.state);
@@ -77,13 +98,14 @@ export class ComparePanel implements Panel {
         [this.base, this.baseMeta, null],
         [this.adapted, this.adaptedMeta, this.chosen],
       ] as const) {
+        const strength = adapterId === null ? '' : adapterScale === 0 ? ' · adapter off' : adapterScale === 1 ? '' : ` · scale ${adapterScale}`;
         target.dataset.state = 'running';
         target.replaceChildren(el('span', { class: 'prompt-echo' }, request.prompt), el('span', { class: 'muted' }, ' …'));
         meta.textContent = '';
-        const result = await this.app.engine.generate({ ...request, adapterId });
+        const result = await this.app.engine.generate({ ...request, adapterId, adapterScale });
         target.replaceChildren(el('span', { class: 'prompt-echo' }, request.prompt), el('span', { class: 'continuation', 'data-testid': 'continuation' }, result.text));
         target.dataset.state = 'done';
-        meta.textContent = `${result.tokens} tokens, ${(result.ms / 1000).toFixed(1)} s`;
+        meta.textContent = `${result.tokens} tokens, ${(result.ms / 1000).toFixed(1)} s${strength}`;
       }
     } catch (error) {
       this.notice.show(errorMessage(error));

@@ -1,0 +1,143 @@
+/**
+ * The adapters panel's export section: an adapter of the loaded model as a PEFT zip, a GGUF LoRA or
+ * the merged model, downloaded, with the Ollama Modelfile and commands to copy.
+ */
+import type { AdapterExport, ExportFormat } from '../../worker/api';
+import type { App, AppState } from '../app';
+import { downloadBytes, el, errorMessage, formatBytes, Notice } from '../dom';
+
+const FORMATS: [ExportFormat, string][] = [
+  ['peft', 'PEFT adapter (zip): transformers, vLLM, PEFT, Ollama (llama bases)'],
+  ['gguf', 'GGUF LoRA: llama.cpp --lora, Ollama (llama and Qwen2 bases)'],
+  ['merged', 'Merged model (zip): the base with the adapter folded in'],
+];
+
+/** A read-only block of text with a button that copies it. */
+function copyable(text: string, testId: string): HTMLElement {
+  const status = el('span', { class: 'muted small', role: 'status' });
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      status.textContent = 'Copied.';
+    } catch {
+      status.textContent = 'Copying was refused; select the text instead.';
+    }
+  };
+  return el(
+    'div',
+    { class: 'copyable' },
+    el('pre', { class: 'code', 'data-testid': testId }, text),
+    el('div', { class: 'inline' }, el('button', { type: 'button', class: 'secondary', 'data-testid': `${testId}-copy`, onclick: () => void copy() }, 'Copy'), status),
+  );
+}
+
+export class ExportSection {
+  readonly element: HTMLElement;
+  private readonly notice = new Notice('export-error');
+  private readonly adapterSelect = el('select', { 'data-testid': 'export-adapter' });
+  private readonly formatSelect = el('select', { 'data-testid': 'export-format' }, ...FORMATS.map(([value, label]) => el('option', { value }, label)));
+  private readonly dtypeSelect = el(
+    'select',
+    { 'data-testid': 'export-dtype' },
+    el('option', { value: 'same' }, 'Same as the base'),
+    el('option', { value: 'f32' }, 'f32'),
+  );
+  private readonly dtypeField: HTMLElement;
+  private readonly baseInput = el('input', { type: 'text', spellcheck: false, 'data-testid': 'export-ollama-base', 'aria-label': 'Ollama base model' });
+  private readonly button = el('button', { type: 'button', class: 'primary', 'data-testid': 'export-download' }, 'Export and download');
+  private readonly result = el('div', { class: 'export-result', 'data-testid': 'export-result', hidden: true });
+  private busy = false;
+  private chosen: string | null = null;
+
+  constructor(private readonly app: App) {
+    this.adapterSelect.addEventListener('change', () => (this.chosen = this.adapterSelect.value || null));
+    this.formatSelect.addEventListener('change', () => this.render(this.app.state));
+    this.button.addEventListener('click', () => void this.export());
+    this.dtypeField = el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Merged weights'), this.dtypeSelect);
+    this.element = el(
+      'div',
+      { class: 'export' },
+      el('h3', {}, 'Export'),
+      el(
+        'div',
+        { class: 'fields' },
+        el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Adapter'), this.adapterSelect),
+        el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Format'), this.formatSelect),
+        this.dtypeField,
+        el(
+          'label',
+          { class: 'field wide' },
+          el('span', { class: 'field-label' }, 'Ollama base model (FROM)'),
+          this.baseInput,
+          el('span', { class: 'hint' }, 'The Ollama model or path of the exact base the adapter was trained on.'),
+        ),
+      ),
+      el('div', { class: 'actions' }, this.button),
+      this.notice.element,
+      this.result,
+    );
+  }
+
+  render(state: AppState): void {
+    const usable = state.adapters.filter((a) => a.baseModel === state.model?.name);
+    if (!usable.some((a) => a.id === this.chosen)) this.chosen = usable[0]?.id ?? null;
+    this.adapterSelect.replaceChildren(...usable.map((a) => el('option', { value: a.id }, a.name)));
+    if (usable.length === 0) this.adapterSelect.append(el('option', { value: '' }, state.model ? 'No adapter for this model yet' : 'Load a model first'));
+    this.adapterSelect.value = this.chosen ?? '';
+    this.baseInput.placeholder = state.model?.name ?? '';
+    this.dtypeField.hidden = this.formatSelect.value !== 'merged';
+    this.button.disabled = this.busy || !this.chosen;
+  }
+
+  private async export(): Promise<void> {
+    if (!this.chosen) return;
+    this.busy = true;
+    this.notice.clear();
+    this.result.hidden = true;
+    this.render(this.app.state);
+    try {
+      const out = await this.app.engine.exportAdapter({
+        adapterId: this.chosen,
+        format: this.formatSelect.value as ExportFormat,
+        dtype: this.dtypeSelect.value as 'same' | 'f32',
+        ollamaBase: this.baseInput.value,
+      });
+      downloadBytes(out.bytes as Uint8Array<ArrayBuffer>, out.fileName, out.mimeType);
+      this.showResult(out);
+    } catch (error) {
+      this.notice.show(errorMessage(error));
+    } finally {
+      this.busy = false;
+      this.render(this.app.state);
+    }
+  }
+
+  private showResult(out: AdapterExport): void {
+    const { modelfile, commands, notes } = out.ollama;
+    const steps = modelfile
+      ? [
+          el('p', { class: 'hint' }, 'Save this as a file named Modelfile next to the download:'),
+          copyable(modelfile, 'export-modelfile'),
+          el(
+            'button',
+            {
+              type: 'button',
+              class: 'secondary',
+              'data-testid': 'export-modelfile-download',
+              onclick: () => downloadBytes(new TextEncoder().encode(modelfile), 'Modelfile', 'text/plain'),
+            },
+            'Download Modelfile',
+          ),
+          el('p', { class: 'hint' }, 'Then run, in that folder:'),
+          copyable(commands.join('\n'), 'export-commands'),
+        ]
+      : [];
+    this.result.replaceChildren(
+      el('p', { 'data-testid': 'export-file' }, `Downloaded ${out.fileName} (${formatBytes(out.bytes.length)}).`),
+      el('h4', {}, 'Ollama'),
+      ...steps,
+      el('ul', { class: 'notes', 'data-testid': 'export-notes' }, ...notes.map((n) => el('li', {}, n))),
+    );
+    this.result.hidden = false;
+  }
+}
