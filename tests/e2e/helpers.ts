@@ -78,3 +78,13 @@ export async function compare(page: Page, prompt: string, maxNewTokens = 24): Pr
     adapted: await page.getByTestId('compare-adapted').getByTestId('continuation').innerText(),
   };
 }
+
+export const GOLDEN_DIR = path.join(SHARED, 'golden/stories260K-qkv-r4');
+
+/** Greedy continuations of the base model and with the newest adapter, at `scale` or with the adapter off. */
+export async function compareWithScale(page: Page, prompt: string, opts: { on: boolean; scale?: number; maxNewTokens?: number }) {
+  await page.getByTestId('step-compare').click();
+  await page.getByTestId('compare-adapter-on').setChecked(opts.on);
+  if (opts.on) await page.getByTestId('compare-adapter-scale').fill(String(opts.scale ?? 1));
+  return compare(page, prompt, opts.maxNewTokens);
+}

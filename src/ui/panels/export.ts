@@ -6,14 +6,17 @@ import type { AdapterExport, ExportFormat } from '../../worker/api';
 import type { App, AppState } from '../app';
 import { downloadBytes, el, errorMessage, formatBytes, Notice } from '../dom';
 
-const FORMATS: [ExportFormat, string][] = [
-  ['peft', 'PEFT adapter (zip): transformers, vLLM, PEFT, Ollama (llama bases)'],
-  ['gguf', 'GGUF LoRA: llama.cpp --lora, Ollama (llama and Qwen2 bases)'],
-  ['merged', 'Merged model (zip): the base with the adapter folded in'],
-];
+const FORMATS: Record<ExportFormat, { label: string; use: string }> = {
+  peft: { label: 'PEFT adapter (zip)', use: 'For transformers, vLLM and PEFT, and Ollama on llama-architecture bases.' },
+  gguf: { label: 'GGUF LoRA (.gguf)', use: 'For llama.cpp (--lora) and Ollama, on llama and Qwen2 bases.' },
+  merged: { label: 'Merged model (zip)', use: 'The base model with the adapter folded into its weights: a Hugging Face folder that needs no PEFT.' },
+};
 
-/** A read-only block of text with a button that copies it. */
-function copyable(text: string, testId: string): HTMLElement {
+/** Browsers append ".txt" to an extensionless text/plain download; Ollama wants the name Modelfile. */
+const MODELFILE_TYPE = 'application/octet-stream';
+
+/** A read-only block of text with a button that copies it, and any further buttons beside it. */
+function copyable(text: string, testId: string, ...buttons: HTMLElement[]): HTMLElement {
   const status = el('span', { class: 'muted small', role: 'status' });
   const copy = async () => {
     try {
@@ -27,7 +30,13 @@ function copyable(text: string, testId: string): HTMLElement {
     'div',
     { class: 'copyable' },
     el('pre', { class: 'code', 'data-testid': testId }, text),
-    el('div', { class: 'inline' }, el('button', { type: 'button', class: 'secondary', 'data-testid': `${testId}-copy`, onclick: () => void copy() }, 'Copy'), status),
+    el(
+      'div',
+      { class: 'inline' },
+      el('button', { type: 'button', class: 'secondary', 'data-testid': `${testId}-copy`, onclick: () => void copy() }, 'Copy'),
+      ...buttons,
+      status,
+    ),
   );
 }
 
@@ -35,7 +44,12 @@ export class ExportSection {
   readonly element: HTMLElement;
   private readonly notice = new Notice('export-error');
   private readonly adapterSelect = el('select', { 'data-testid': 'export-adapter' });
-  private readonly formatSelect = el('select', { 'data-testid': 'export-format' }, ...FORMATS.map(([value, label]) => el('option', { value }, label)));
+  private readonly formatSelect = el(
+    'select',
+    { 'data-testid': 'export-format' },
+    ...Object.entries(FORMATS).map(([value, { label }]) => el('option', { value }, label)),
+  );
+  private readonly formatUse = el('span', { class: 'hint' });
   private readonly dtypeSelect = el(
     'select',
     { 'data-testid': 'export-dtype' },
@@ -62,7 +76,7 @@ export class ExportSection {
         'div',
         { class: 'fields' },
         el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Adapter'), this.adapterSelect),
-        el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Format'), this.formatSelect),
+        el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Format'), this.formatSelect, this.formatUse),
         this.dtypeField,
         el(
           'label',
@@ -86,6 +100,7 @@ export class ExportSection {
     this.adapterSelect.value = this.chosen ?? '';
     this.baseInput.placeholder = state.model?.name ?? '';
     this.dtypeField.hidden = this.formatSelect.value !== 'merged';
+    this.formatUse.textContent = FORMATS[this.formatSelect.value as ExportFormat].use;
     this.button.disabled = this.busy || !this.chosen;
   }
 
@@ -117,16 +132,19 @@ export class ExportSection {
     const steps = modelfile
       ? [
           el('p', { class: 'hint' }, 'Save this as a file named Modelfile next to the download:'),
-          copyable(modelfile, 'export-modelfile'),
-          el(
-            'button',
-            {
-              type: 'button',
-              class: 'secondary',
-              'data-testid': 'export-modelfile-download',
-              onclick: () => downloadBytes(new TextEncoder().encode(modelfile), 'Modelfile', 'text/plain'),
-            },
-            'Download Modelfile',
+          copyable(
+            modelfile,
+            'export-modelfile',
+            el(
+              'button',
+              {
+                type: 'button',
+                class: 'secondary',
+                'data-testid': 'export-modelfile-download',
+                onclick: () => downloadBytes(new TextEncoder().encode(modelfile), 'Modelfile', MODELFILE_TYPE),
+              },
+              'Download Modelfile',
+            ),
           ),
           el('p', { class: 'hint' }, 'Then run, in that folder:'),
           copyable(commands.join('\n'), 'export-commands'),
