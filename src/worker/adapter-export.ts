@@ -25,6 +25,11 @@ export function exportName(name: string): string {
   return name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[-.]+|-+$/g, '') || 'adapter';
 }
 
+/** base_model_name_or_path for a PEFT export: what the training tool wrote for an imported adapter, else the base's name here. */
+export function peftBaseModel(record: Pick<AdapterRecord, 'baseModel' | 'imported'>): string {
+  return record.imported?.declaredBaseModel ?? record.baseModel;
+}
+
 const ollamaRun = (model: string) => [`ollama create ${model} -f Modelfile`, `ollama run ${model}`];
 
 export async function exportAdapter(record: AdapterRecord, base: ExportBase, request: ExportRequest): Promise<AdapterExport> {
@@ -37,7 +42,7 @@ export async function exportAdapter(record: AdapterRecord, base: ExportBase, req
   const { architecture } = base.config;
   switch (request.format) {
     case 'peft': {
-      const bytes = zipFiles(peftAdapterFiles(adapter, { baseModel: record.imported?.declaredBaseModel ?? record.baseModel }));
+      const bytes = zipFiles(peftAdapterFiles(adapter, { baseModel: peftBaseModel(record) }));
       return {
         fileName: `${name}.zip`,
         mimeType: 'application/zip',

@@ -40,7 +40,7 @@ import type {
   RunRequest,
   WebtuneEngineApi,
 } from './api';
-import { exportAdapter } from './adapter-export';
+import { exportAdapter, peftBaseModel } from './adapter-export';
 import { importedAdapterRecord, readAdapterUpload } from './adapter-library';
 import { describeDevice, runSelfCheck } from './gpu-check';
 import { hubFileSource } from './hub';
@@ -347,7 +347,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
 
   async exportAdapterZip(id: string): Promise<Uint8Array> {
     const record = await (await this.#storage()).getAdapter(id);
-    return zipFiles(peftAdapterFiles({ config: record.config, tensors: adapterTensorMap(record) }, { baseModel: record.baseModel }));
+    return zipFiles(peftAdapterFiles({ config: record.config, tensors: adapterTensorMap(record) }, { baseModel: peftBaseModel(record) }));
   }
 
   async importAdapter(source: ModelFileEntry[] | Blob, name?: string): Promise<AdapterSummary> {
