@@ -107,7 +107,8 @@ async function boot(root: HTMLElement): Promise<void> {
       banner.hidden = false;
     }
     app.update({ device });
-    await Promise.all([app.refreshDatasets(), app.refreshRuns(), app.refreshAdapters()]);
+    const [presets] = await Promise.all([app.engine.listPresets(), app.refreshDatasets(), app.refreshRuns(), app.refreshAdapters()]);
+    app.update({ presets });
     document.body.dataset.ready = 'true';
   } catch (error) {
     console.error(error);

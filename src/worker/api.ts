@@ -4,14 +4,19 @@
  * through comlink (client.ts), so every method takes and returns structured-cloneable values and
  * callbacks are comlink proxies.
  */
+import type { DatasetAnalysis } from '../analysis/analyze';
+import type { Preset } from '../analysis/presets';
 import type { LineError } from '../data/jsonl';
 import type { DatasetRow, SourceFormat } from '../data/types';
 import type { LoraConfig } from '../lora/config';
 import type { AdapterSummary, DatasetSummary, RunRecord } from '../storage/db';
 import type { TrainProgress } from '../train/trainer';
 import type { TrainSettings } from '../train/settings';
+import type { FilterOptions, FilterReport } from './quality-filter';
+import type { PresetPlan, PresetPlanRequest } from './run-plan';
 
 export type { AdapterSummary, DatasetSummary, RunRecord, TrainProgress, TrainSettings };
+export type { DatasetAnalysis, FilterOptions, FilterReport, Preset, PresetPlan, PresetPlanRequest };
 
 export type SelfCheckResult =
   | { ok: true; count: number; ms: number }
@@ -103,6 +108,8 @@ export interface DatasetPreview {
   errors: LineError[];
   /** The first valid rows, to show what was understood. */
   sample: DatasetRow[];
+  /** Task analysis of the valid rows and the training recommendation. */
+  analysis: DatasetAnalysis;
 }
 
 export interface RunRequest {
@@ -111,6 +118,8 @@ export interface RunRequest {
   /** Validated by the engine (validateTrainSettings); unset fields take the defaults. */
   settings: Partial<Omit<TrainSettings, 'lora'>> & { lora?: Partial<LoraConfig> };
   name?: string;
+  /** Quality filter applied to the training rows (not the eval rows); stored with the run, so a resume trains on the same rows. */
+  filter?: FilterOptions | null;
 }
 
 export type RunEvent =
@@ -161,6 +170,14 @@ export interface WebtuneEngineApi {
   discardDataset(previewId: string): Promise<void>;
   listDatasets(): Promise<DatasetSummary[]>;
   deleteDataset(id: string): Promise<void>;
+  /** Task analysis and training recommendation of a stored dataset. */
+  analyzeDataset(datasetId: string): Promise<DatasetAnalysis>;
+  /** presets/presets.json, checked field by field. */
+  listPresets(): Promise<Preset[]>;
+  /** The settings an edited preset gives on a dataset, warmup capped to the run; an invalid preset is refused naming the field (PresetError). */
+  planPreset(request: PresetPlanRequest): Promise<PresetPlan>;
+  /** What the quality filter removes from a stored dataset, rule by rule, with the removed rows. */
+  previewFilter(datasetId: string, options: FilterOptions): Promise<FilterReport>;
 
   /** Resolves when the run completes, pauses or stops. */
   startRun(request: RunRequest, onEvent?: (event: RunEvent) => void): Promise<RunOutcome>;

@@ -3,6 +3,8 @@
  * and adapters in IndexedDB. It runs in a Web Worker in the browser (worker.ts) and in-thread in
  * tests; the page only ever sees WebtuneEngineApi.
  */
+import { analyzeDataset as analyzeRows, type DatasetAnalysis } from '../analysis/analyze';
+import { builtinPresets, type Preset } from '../analysis/presets';
 import { type ImportReport, parseJsonlBytes } from '../data/jsonl';
 import { chatTemplateFromConfig } from '../data/chat-template';
 import type { PrepTokenizer } from '../data/prepare';
@@ -39,6 +41,8 @@ import type {
   WebtuneEngineApi,
 } from './api';
 import { describeDevice, runSelfCheck } from './gpu-check';
+import { checkFilterOptions, type FilterOptions, type FilterReport, filteredRows, filterReport } from './quality-filter';
+import { type PresetPlan, type PresetPlanRequest, planPreset } from './run-plan';
 import { hubFileSource } from './hub';
 import { estimateTrainingMemory } from './memory';
 
@@ -172,6 +176,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
       skippedBlank: report.skippedBlank,
       errors: report.errors,
       sample: report.rows.slice(0, SAMPLE_ROWS),
+      analysis: analyzeRows(report.rows),
     };
   }
 
@@ -210,6 +215,24 @@ export class WebtuneEngine implements WebtuneEngineApi {
     await (await this.#storage()).deleteDataset(id);
   }
 
+  // Analysis, presets and the quality filter
+
+  async analyzeDataset(datasetId: string): Promise<DatasetAnalysis> {
+    return analyzeRows((await (await this.#storage()).getDataset(datasetId)).rows);
+  }
+
+  async listPresets(): Promise<Preset[]> {
+    return builtinPresets();
+  }
+
+  async planPreset(request: PresetPlanRequest): Promise<PresetPlan> {
+    return planPreset((await (await this.#storage()).getDataset(request.datasetId)).rows, request);
+  }
+
+  async previewFilter(datasetId: string, options: FilterOptions): Promise<FilterReport> {
+    return filterReport((await (await this.#storage()).getDataset(datasetId)).rows, options);
+  }
+
   // Training
 
   async startRun(request: RunRequest, onEvent: (event: RunEvent) => void = () => {}): Promise<RunOutcome> {
@@ -222,6 +245,8 @@ export class WebtuneEngine implements WebtuneEngineApi {
       const db = await this.#storage();
       const dataset = await db.getDataset(request.datasetId);
       const evalDataset = request.evalDatasetId ? await db.getDataset(request.evalDatasetId) : null;
+      const filter = request.filter ? checkFilterOptions(request.filter) : null;
+      const rows = filteredRows(dataset.rows, filter, dataset.name);
       const { lora, ...training } = settings;
       const now = Date.now();
       const run: RunRecord = {
@@ -239,9 +264,10 @@ export class WebtuneEngine implements WebtuneEngineApi {
         step: 0,
         history: [],
         lastCheckpointStep: null,
+        filter,
       };
       onEvent({ type: 'phase', runId: run.id, message: 'Tokenizing the data…' });
-      const trainer = await this.#trainer(model, settings, dataset.rows, evalDataset?.rows ?? null, (message) =>
+      const trainer = await this.#trainer(model, settings, rows, evalDataset?.rows ?? null, (message) =>
         onEvent({ type: 'phase', runId: run.id, message }),
       );
       trainer.adapter.initPeft(settings.seed);
@@ -270,7 +296,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
       const settings = validateTrainSettings({ ...(run.settings.training as Partial<TrainSettings>), lora: run.settings.lora });
       const dataset = await db.getDataset(run.datasetId);
       const evalRows = run.evalDatasetId ? (await db.getDataset(run.evalDatasetId)).rows : null;
-      const trainer = await this.#trainer(model, settings, dataset.rows, evalRows, (message) =>
+      const trainer = await this.#trainer(model, settings, filteredRows(dataset.rows, run.filter ?? null, dataset.name), evalRows, (message) =>
         onEvent({ type: 'phase', runId, message }),
       );
       // Steps after the checkpoint are trained again, so their history goes.

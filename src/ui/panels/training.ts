@@ -136,10 +136,11 @@ export class TrainingPanel implements Panel {
   }
 
   async start(name: string): Promise<void> {
-    const { trainDatasetId, evalDatasetId, settings } = this.app.state;
+    const { trainDatasetId, evalDatasetId, settings, preset } = this.app.state;
     if (!trainDatasetId) return;
+    const filter = preset?.filter ?? null;
     await this.drive(`Starting…`, (onEvent) =>
-      startRun(this.app.engine, { datasetId: trainDatasetId, evalDatasetId, settings, name: name || undefined }, onEvent),
+      startRun(this.app.engine, { datasetId: trainDatasetId, evalDatasetId, settings, name: name || undefined, filter }, onEvent),
     );
   }
 
