@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { evaluate, toCsv, toJson } from '../eval/evaluate';
+import { DEFAULT_EVALUATION_SETTINGS as DEFAULTS, evaluate, toCsv, toJson } from '../eval/evaluate';
 import { nodeFileSource } from '../model/node-file-source';
 import { openModel } from '../model/weights';
 import { prepTokenizerFor } from '../train/pipeline';
@@ -20,12 +20,12 @@ export async function evalCommand(args: string[]): Promise<number> {
       model: { type: 'string' },
       adapter: { type: 'string' },
       data: { type: 'string' },
-      'max-new-tokens': { type: 'string', default: '64' },
-      temperature: { type: 'string', default: '0' },
-      'top-p': { type: 'string', default: '1' },
-      seed: { type: 'string', default: '0' },
-      'max-length': { type: 'string', default: '512' },
-      batch: { type: 'string', default: '4' },
+      'max-new-tokens': { type: 'string', default: String(DEFAULTS.maxNewTokens) },
+      temperature: { type: 'string', default: String(DEFAULTS.temperature) },
+      'top-p': { type: 'string', default: String(DEFAULTS.topP) },
+      seed: { type: 'string', default: String(DEFAULTS.seed) },
+      'max-length': { type: 'string', default: String(DEFAULTS.maxLength) },
+      batch: { type: 'string', default: String(DEFAULTS.batchSize) },
       format: { type: 'string', default: 'json' },
       out: { type: 'string' },
       quiet: { type: 'boolean', default: false },

@@ -20,7 +20,14 @@ import type { LoraAdapter } from '../lora/adapter';
 import type { LlamaModel } from '../model/llama';
 import { makeBatch } from '../train/batch';
 import { generateChat } from './generate';
-import { CONTEXT_USAGE_THRESHOLD, evaluateRag, extractContext, type RagAggregate, type RagExampleResult } from './rag-metrics';
+import {
+  CONTEXT_USAGE_THRESHOLD,
+  evaluateRag,
+  evaluateRagExample,
+  extractContext,
+  type RagAggregate,
+  type RagExampleResult,
+} from './rag-metrics';
 
 export interface EvaluationSettings {
   /** Tokens per example for the loss; longer rows keep their start, as in training. */
@@ -39,7 +46,7 @@ export interface EvaluationSettings {
 export const DEFAULT_EVALUATION_SETTINGS: EvaluationSettings = {
   maxLength: 512,
   batchSize: 4,
-  maxNewTokens: 128,
+  maxNewTokens: 64,
   temperature: 0,
   topP: 1,
   seed: 0,
@@ -169,9 +176,7 @@ export async function evaluate(
         topP: settings.topP,
         seed: settings.seed,
       });
-      const { index: _, ...scores } = evaluateRag([
-        { system: rag.system, response: text, reference: rag.reference ?? undefined },
-      ]).perExample[0];
+      const { index: _, ...scores } = evaluateRagExample({ system: rag.system, response: text, reference: rag.reference ?? undefined });
       answers.set(rag.index, { ...scores, response: text, reference: rag.reference });
       opts.onProgress?.({ model: side, stage: 'generation', done: i + 1, total: ragRows.length });
     }
@@ -262,6 +267,7 @@ async function exampleLosses(
   signal: AbortSignal | undefined,
 ): Promise<{ sum: number; targets: number }[]> {
   const out: { sum: number; targets: number }[] = [];
+  // Padding sits where labels are -100, so its id does not matter.
   const batches = batchExamples(examples, settings.batchSize, 0);
   for (const [i, padded] of batches.entries()) {
     signal?.throwIfAborted();

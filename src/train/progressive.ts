@@ -116,14 +116,16 @@ export interface ForgettingReport {
 }
 
 export interface ProgressiveResult {
-  /** 'stopped' when a control hook ended a phase early (phase 2 then has not run, or not to its end). */
+  /** 'stopped' when the control hook ended a phase early (pause counts as stop). */
   status: 'completed' | 'stopped';
   phase1: PhaseOutcome;
+  /** null when phase 1 was stopped: phase 2 then does not run. */
   phase2: PhaseOutcome | null;
+  /** With the adapter as phase 2 left it (stopped or not); null when phase 2 did not run. */
   forgetting: ForgettingReport | null;
-  /** The phase-1 adapter as PEFT-named tensors, before phase 2 changed it. */
+  /** The phase-1 weights as PEFT-named tensors (to save as an adapter of its own). */
   phase1Adapter: AdapterTensors;
-  /** The final adapter, still on the GPU (the caller destroys nothing: the adapter owns its buffers). */
+  /** The final adapter on the GPU: phase 2's, or phase 1's when phase 2 did not run. */
   adapter: LoraAdapter;
 }
 
