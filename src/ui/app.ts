@@ -1,6 +1,6 @@
 /**
- * The page: a header with the WebGPU badge, a stepper over six panels (model, data, settings,
- * training, compare, adapters) and the state they share. All engine work happens in the worker
+ * The page: a header with the WebGPU badge, a stepper over seven panels (model, data, settings,
+ * training, evaluate, compare, adapters) and the state they share. All engine work happens in the worker
  * behind `EngineClient`; every panel re-renders from the shared state whenever it changes.
  */
 import { validateTrainSettings, type TrainSettings } from '../train/settings';
@@ -48,6 +48,7 @@ const STEPS = [
   { id: 'data', title: 'Data' },
   { id: 'settings', title: 'Settings' },
   { id: 'training', title: 'Training' },
+  { id: 'evaluate', title: 'Evaluate' },
   { id: 'compare', title: 'Compare' },
   { id: 'adapters', title: 'Adapters' },
 ] as const;

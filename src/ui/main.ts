@@ -6,6 +6,7 @@ import { el, errorMessage, formatBytes } from './dom';
 import { AdaptersPanel } from './panels/adapters';
 import { ComparePanel } from './panels/compare';
 import { DataPanel } from './panels/data';
+import { EvaluationPanel } from './panels/evaluation';
 import { ModelPanel } from './panels/model';
 import { SettingsPanel } from './panels/settings';
 import { TrainingPanel } from './panels/training';
@@ -91,6 +92,7 @@ async function boot(root: HTMLElement): Promise<void> {
     data: new DataPanel(app),
     settings: new SettingsPanel(app, (name) => void training.start(name)),
     training,
+    evaluate: new EvaluationPanel(app),
     compare: new ComparePanel(app),
     adapters: new AdaptersPanel(app),
   });

@@ -7,6 +7,7 @@
 import type { DatasetAnalysis } from '../analysis/analyze';
 import type { Preset } from '../analysis/presets';
 import type { LineError } from '../data/jsonl';
+import type { EvaluationProgress, EvaluationReport } from '../eval/evaluate';
 import type { DatasetRow, SourceFormat } from '../data/types';
 import type { LoraConfig } from '../lora/config';
 import type { AdapterSummary, DatasetSummary, RunRecord } from '../storage/db';
@@ -16,7 +17,7 @@ import type { FilterOptions, FilterReport } from './quality-filter';
 import type { PresetPlan, PresetPlanRequest } from './run-plan';
 
 export type { AdapterSummary, DatasetSummary, RunRecord, TrainProgress, TrainSettings };
-export type { DatasetAnalysis, FilterOptions, FilterReport, Preset, PresetPlan, PresetPlanRequest };
+export type { DatasetAnalysis, EvaluationProgress, EvaluationReport, FilterOptions, FilterReport, Preset, PresetPlan, PresetPlanRequest };
 
 export type SelfCheckResult =
   | { ok: true; count: number; ms: number }
@@ -156,6 +157,16 @@ export interface GenerateResult {
   ms: number;
 }
 
+export interface EvaluateRequest {
+  datasetId: string;
+  /** The adapter evaluated against the base model; null: the base model alone. */
+  adapterId: string | null;
+  /** Longest generated answer for the rows with a Context: block. */
+  maxNewTokens: number;
+  /** 0: greedy answers. */
+  temperature: number;
+}
+
 export interface WebtuneEngineApi {
   /** Finds the GPU, runs a self-check and opens storage. Safe to call again (after a device loss). */
   init(): Promise<DeviceInfo>;
@@ -189,6 +200,8 @@ export interface WebtuneEngineApi {
   listRuns(): Promise<RunRecord[]>;
 
   generate(request: GenerateRequest): Promise<GenerateResult>;
+  /** Loss and perplexity of the base model and of base + adapter on a stored dataset, and RAG metrics of generated answers. */
+  evaluate(request: EvaluateRequest, onProgress?: (progress: EvaluationProgress) => void): Promise<EvaluationReport>;
 
   listAdapters(): Promise<AdapterSummary[]>;
   renameAdapter(id: string, name: string): Promise<void>;

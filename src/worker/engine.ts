@@ -9,6 +9,7 @@ import { type ImportReport, parseJsonlBytes } from '../data/jsonl';
 import { chatTemplateFromConfig } from '../data/chat-template';
 import type { PrepTokenizer } from '../data/prepare';
 import type { DatasetRow } from '../data/types';
+import { evaluate, type EvaluationProgress, type EvaluationReport } from '../eval/evaluate';
 import { generate } from '../eval/generate';
 import { peftAdapterFiles } from '../export/peft';
 import { zipFiles } from '../export/zip';
@@ -29,6 +30,7 @@ import type {
   DatasetPreview,
   DatasetSummary,
   DeviceInfo,
+  EvaluateRequest,
   GenerateRequest,
   GenerateResult,
   HubProgress,
@@ -73,7 +75,7 @@ interface Preview {
   report: ImportReport;
 }
 
-type Task = 'loading a model' | 'training' | 'generating text';
+type Task = 'loading a model' | 'training' | 'generating text' | 'evaluating';
 
 const SAMPLE_ROWS = 5;
 
@@ -340,6 +342,26 @@ export class WebtuneEngine implements WebtuneEngineApi {
         temperature: request.temperature,
       });
       return { text: result.text, tokens: result.ids.length, ms: performance.now() - started };
+    });
+  }
+
+  async evaluate(request: EvaluateRequest, onProgress?: (progress: EvaluationProgress) => void): Promise<EvaluationReport> {
+    return this.#exclusive('evaluating', async () => {
+      const model = this.#requireModel();
+      const llama = await this.#llama(model);
+      const db = await this.#storage();
+      const dataset = await db.getDataset(request.datasetId);
+      const record = request.adapterId ? await db.getAdapter(request.adapterId) : null;
+      const adapter = request.adapterId ? await this.#storedAdapter(request.adapterId, model) : null;
+      // Both models are scored on sequences cut where the adapter's training cut them.
+      const maxLength = record?.settings.training.maxLength;
+      return evaluate(llama, model.prep, adapter, dataset.rows, {
+        maxNewTokens: request.maxNewTokens,
+        temperature: request.temperature,
+        adapterLabel: record?.name,
+        ...(typeof maxLength === 'number' ? { maxLength } : {}),
+        onProgress,
+      });
     });
   }
 

@@ -32,7 +32,7 @@ function noisySample(): Uint8Array {
 }
 
 async function storedDataset(engine: WebtuneEngine, bytes: Uint8Array, fileName: string) {
-  const preview = await engine.importDataset(fileName, new Blob([bytes]), fileName);
+  const preview = await engine.importDataset(fileName, new Blob([new Uint8Array(bytes)]), fileName);
   return { preview, dataset: await engine.commitDataset(preview.previewId) };
 }
 

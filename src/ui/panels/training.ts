@@ -240,7 +240,8 @@ export class TrainingPanel implements Panel {
         outcome.finalEvalLoss === null ? null : el('strong', {}, ` Final eval loss ${formatLoss(outcome.finalEvalLoss)}.`),
       ),
       el('div', { class: 'inline' },
-        el('button', { type: 'button', 'data-testid': 'to-compare', onclick: () => this.app.goTo('compare') }, 'Compare outputs'),
+        el('button', { type: 'button', 'data-testid': 'to-evaluate', onclick: () => this.app.goTo('evaluate') }, 'Evaluate before vs after'),
+        el('button', { type: 'button', class: 'secondary', 'data-testid': 'to-compare', onclick: () => this.app.goTo('compare') }, 'Compare outputs'),
         el('button', { type: 'button', class: 'secondary', onclick: () => this.app.goTo('adapters') }, 'See adapters'),
       ),
     );
