@@ -90,7 +90,11 @@ async function boot(root: HTMLElement): Promise<void> {
   app.mount(main, {
     model: new ModelPanel(app),
     data: new DataPanel(app),
-    settings: new SettingsPanel(app, (name) => void training.start(name)),
+    settings: new SettingsPanel(
+      app,
+      (name) => void training.start(name),
+      (name) => void training.startProgressive(name),
+    ),
     training,
     evaluate: new EvaluationPanel(app),
     compare: new ComparePanel(app),

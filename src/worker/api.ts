@@ -15,8 +15,10 @@ import type { TrainProgress } from '../train/trainer';
 import type { TrainSettings } from '../train/settings';
 import type { FilterOptions, FilterReport } from './quality-filter';
 import type { PresetPlan, PresetPlanRequest } from './run-plan';
+import type { ForgettingReport, ProgressiveEvent, ProgressiveOutcome, ProgressiveRunRequest } from './progressive-run';
 
 export type { AdapterSummary, DatasetSummary, RunRecord, TrainProgress, TrainSettings };
+export type { ForgettingReport, ProgressiveEvent, ProgressiveOutcome, ProgressiveRunRequest };
 export type { DatasetAnalysis, EvaluationProgress, EvaluationReport, FilterOptions, FilterReport, Preset, PresetPlan, PresetPlanRequest };
 
 export type SelfCheckResult =
@@ -194,6 +196,12 @@ export interface WebtuneEngineApi {
   startRun(request: RunRequest, onEvent?: (event: RunEvent) => void): Promise<RunOutcome>;
   /** Continues a run from its latest checkpoint (same model, same data, same settings). */
   resumeRun(runId: string, onEvent?: (event: RunEvent) => void): Promise<RunOutcome>;
+  /**
+   * Two phases when the analysis recommends progressive training: the general tasks, then the most
+   * specialised one from the phase-1 adapter, with the forgetting report. Not resumable: a pause
+   * ends it like a stop, and the adapter trained so far is saved.
+   */
+  startProgressiveRun(request: ProgressiveRunRequest, onEvent?: (event: ProgressiveEvent) => void): Promise<ProgressiveOutcome>;
   /** Take effect between optimizer steps; both save a checkpoint first. */
   pause(): Promise<void>;
   stop(): Promise<void>;

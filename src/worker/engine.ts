@@ -24,6 +24,7 @@ import { expectedTensorShapes, type OpenedModel, openModel } from '../model/weig
 import { newId, openWebtuneDb, type HistoryPoint, type RunRecord, type WebtuneDb } from '../storage/db';
 import { padTokenId, prepareRunData, prepTokenizerFor } from '../train/pipeline';
 import { type TrainSettings, validateTrainSettings } from '../train/settings';
+import { runProgressive } from '../train/progressive';
 import { type TrainCheckpoint, type TrainControl, type TrainerHooks, LoraTrainer } from '../train/trainer';
 import type {
   AdapterSummary,
@@ -45,6 +46,7 @@ import type {
 import { describeDevice, runSelfCheck } from './gpu-check';
 import { checkFilterOptions, type FilterOptions, type FilterReport, filteredRows, filterReport } from './quality-filter';
 import { type PresetPlan, type PresetPlanRequest, planPreset } from './run-plan';
+import { phaseSummary, type ProgressiveEvent, type ProgressiveOutcome, progressivePhases, type ProgressiveRunRequest } from './progressive-run';
 import { hubFileSource } from './hub';
 import { estimateTrainingMemory } from './memory';
 
@@ -314,6 +316,61 @@ export class WebtuneEngine implements WebtuneEngineApi {
         trainLossFirst: history.find((p) => p.loss !== undefined)?.loss ?? null,
       };
       return this.#train(resumed, trainer, dataset.name, onEvent, resume);
+    });
+  }
+
+  async startProgressiveRun(request: ProgressiveRunRequest, onEvent: (event: ProgressiveEvent) => void = () => {}): Promise<ProgressiveOutcome> {
+    return this.#exclusive('training', async () => {
+      this.#control = 'continue';
+      const model = this.#requireModel();
+      const settings = validateTrainSettings(request.settings);
+      const gpu = await this.#device();
+      const estimate = estimateTrainingMemory(model.opened.config, settings, gpu.limits);
+      if (!estimate.fits) throw new EngineStateError(estimate.problems.join(' '));
+      const db = await this.#storage();
+      const dataset = await db.getDataset(request.datasetId);
+      const filter = request.filter ? checkFilterOptions(request.filter) : null;
+      const { phase1, phase2 } = progressivePhases(filteredRows(dataset.rows, filter, dataset.name), dataset.name);
+      const llama = await this.#llama(model);
+      const result = await runProgressive(gpu, llama, model.prep, {
+        phase1: { rows: phase1.rows, evalRows: null, settings },
+        phase2: { rows: phase2.rows, evalRows: null, settings },
+        hooks: {
+          onPhase: (phase, stage) => onEvent({ type: 'phase', phase, stage }),
+          onProgress: (phase, progress) => onEvent({ type: 'progress', phase, progress }),
+          control: () => this.#control,
+        },
+      });
+      try {
+        const { lora, ...training } = settings;
+        const last = result.phase2 ?? result.phase1;
+        const adapterId = newId('adapter');
+        const name = request.name?.trim() || `${model.info.name.split('/').pop()} · ${dataset.name} (progressive)`;
+        await db.saveAdapter({
+          id: adapterId,
+          name: result.status === 'stopped' ? `${name} (stopped)` : name,
+          createdAt: Date.now(),
+          runId: null,
+          baseModel: model.info.name,
+          datasetName: dataset.name,
+          settings: { lora, training },
+          finalTrainLoss: last.result.trainLossLast,
+          finalEvalLoss: last.evalLossAfter,
+          config: lora,
+          tensors: [...(await result.adapter.readTensors())].map(([tensor, t]) => ({ name: tensor, shape: t.shape, data: t.data })),
+        });
+        return {
+          status: result.status,
+          adapterId,
+          phases: [
+            phaseSummary(1, phase1.tasks, phase1.rows.length, result.phase1),
+            ...(result.phase2 ? [phaseSummary(2, phase2.tasks, phase2.rows.length, result.phase2)] : []),
+          ],
+          forgetting: result.forgetting,
+        };
+      } finally {
+        destroyAdapter(result.adapter);
+      }
     });
   }
 

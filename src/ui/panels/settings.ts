@@ -63,6 +63,8 @@ export class SettingsPanel implements Panel {
   private readonly plan = el('p', { class: 'plan', 'data-testid': 'run-plan' });
   private readonly memory = el('div');
   private readonly startButton = el('button', { type: 'button', class: 'primary', 'data-testid': 'start-training' }, 'Start training');
+  private readonly progressiveButton = el('button', { type: 'button', 'data-testid': 'start-progressive', hidden: true }, 'Train progressively');
+  private readonly progressiveNote = el('p', { class: 'muted small', 'data-testid': 'progressive-plan', hidden: true });
   private readonly presetSection: PresetSection;
   private readonly minChars = el('input', { type: 'number', step: '1', min: '0', 'data-testid': 'setting-minResponseChars' });
   private readonly maxChars = el('input', { type: 'number', step: '1', min: '1', 'data-testid': 'setting-maxResponseChars' });
@@ -74,6 +76,7 @@ export class SettingsPanel implements Panel {
   constructor(
     private readonly app: App,
     onStart: (name: string) => void,
+    onStartProgressive: (name: string) => void,
   ) {
     const s = app.state.settings;
     const groups = GROUPS.map((group) => {
@@ -123,6 +126,7 @@ export class SettingsPanel implements Panel {
       this.filterReport,
     );
     this.startButton.addEventListener('click', () => onStart(this.runName.value.trim()));
+    this.progressiveButton.addEventListener('click', () => onStartProgressive(this.runName.value.trim()));
 
     this.element = el(
       'section',
@@ -139,7 +143,8 @@ export class SettingsPanel implements Panel {
       this.problem,
       this.plan,
       this.memory,
-      el('div', { class: 'actions' }, this.startButton),
+      this.progressiveNote,
+      el('div', { class: 'actions' }, this.progressiveButton, this.startButton),
     );
   }
 
@@ -168,6 +173,17 @@ export class SettingsPanel implements Panel {
     const blocker = this.app.startBlocker();
     this.startButton.disabled = blocker !== null;
     this.startButton.title = blocker ?? '';
+    const recommendation = state.trainAnalysis?.recommendation;
+    const progressive = recommendation?.strategy === 'progressive';
+    this.progressiveButton.hidden = !progressive;
+    this.progressiveNote.hidden = !progressive;
+    this.progressiveButton.disabled = blocker !== null;
+    if (recommendation && progressive) {
+      this.progressiveNote.textContent =
+        `The analysis recommends stages. Progressive training runs two phases with these settings: phase 1 on the ` +
+        `${recommendation.tasks.slice(0, -1).join(', ')} rows (and those of tasks too small for a stage), then phase 2 on the ${recommendation.tasks.at(-1)} rows, ` +
+        'continuing the phase-1 adapter, with a report of how much phase 2 made it forget of phase 1.';
+    }
     const train = state.datasets.find((d) => d.id === state.trainDatasetId);
     if (!train) {
       this.plan.textContent = blocker ?? '';

@@ -4,6 +4,7 @@ import { resumeRun, startRun } from '../../worker/client';
 import type { App, AppState, Panel } from '../app';
 import { LossChart } from '../chart';
 import { el, errorMessage, formatDuration, formatLoss, Notice } from '../dom';
+import { ProgressiveSection } from './progressive';
 
 type Status = 'idle' | 'preparing' | 'running' | 'pausing' | 'stopping' | 'paused' | 'completed' | 'stopped' | 'failed';
 
@@ -46,8 +47,10 @@ export class TrainingPanel implements Panel {
   /** When the last progress arrived, to let elapsed time run on between steps. */
   private progressAt = 0;
   private timer: number | undefined;
+  private readonly progressive: ProgressiveSection;
 
   constructor(private readonly app: App) {
+    this.progressive = new ProgressiveSection(app);
     const stat = (key: string, label: string) => {
       const value = el('dd', { 'data-testid': key }, '—');
       this.stats.set(key, value);
@@ -65,6 +68,7 @@ export class TrainingPanel implements Panel {
       this.idle,
       this.view,
       this.done,
+      this.progressive.element,
       this.unfinished,
     );
     this.view.append(
@@ -142,6 +146,12 @@ export class TrainingPanel implements Panel {
     await this.drive(`Starting…`, (onEvent) =>
       startRun(this.app.engine, { datasetId: trainDatasetId, evalDatasetId, settings, name: name || undefined, filter }, onEvent),
     );
+  }
+
+  async startProgressive(name: string): Promise<void> {
+    this.app.goTo('training');
+    this.idle.hidden = true;
+    await this.progressive.start(name);
   }
 
   async resume(runId: string): Promise<void> {
