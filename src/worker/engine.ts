@@ -44,7 +44,7 @@ import type {
   WebtuneEngineApi,
 } from './api';
 import { describeDevice, runSelfCheck } from './gpu-check';
-import { checkFilterOptions, type FilterOptions, type FilterReport, filteredRows, filterReport } from './quality-filter';
+import { type FilterOptions, type FilterReport, filteredRows, filterReport } from './quality-filter';
 import { type PresetPlan, type PresetPlanRequest, planPreset } from './run-plan';
 import { phaseSummary, type ProgressiveEvent, type ProgressiveOutcome, progressivePhases, type ProgressiveRunRequest } from './progressive-run';
 import { hubFileSource } from './hub';
@@ -249,7 +249,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
       const db = await this.#storage();
       const dataset = await db.getDataset(request.datasetId);
       const evalDataset = request.evalDatasetId ? await db.getDataset(request.evalDatasetId) : null;
-      const filter = request.filter ? checkFilterOptions(request.filter) : null;
+      const filter = request.filter ?? null;
       const rows = filteredRows(dataset.rows, filter, dataset.name);
       const { lora, ...training } = settings;
       const now = Date.now();
@@ -329,7 +329,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
       if (!estimate.fits) throw new EngineStateError(estimate.problems.join(' '));
       const db = await this.#storage();
       const dataset = await db.getDataset(request.datasetId);
-      const filter = request.filter ? checkFilterOptions(request.filter) : null;
+      const filter = request.filter ?? null;
       const { phase1, phase2 } = progressivePhases(filteredRows(dataset.rows, filter, dataset.name), dataset.name);
       const llama = await this.#llama(model);
       const result = await runProgressive(gpu, llama, model.prep, {

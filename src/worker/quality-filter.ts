@@ -22,7 +22,7 @@ export class QualityFilterError extends Error {
   override name = 'QualityFilterError';
 }
 
-export function checkFilterOptions(options: FilterOptions): FilterOptions {
+function checkFilterOptions(options: FilterOptions): FilterOptions {
   const { minResponseChars: min, maxResponseChars: max, nearDuplicateJaccard: jaccard } = options;
   if (!Number.isInteger(min) || min < 0) throw new QualityFilterError(`Quality filter "minResponseChars": must be a whole number >= 0, got ${min}`);
   if (!Number.isInteger(max) || max < 1) throw new QualityFilterError(`Quality filter "maxResponseChars": must be a positive whole number, got ${max}`);

@@ -8,7 +8,7 @@ import { TASK_IDS, type TaskId } from '../../analysis/tasks';
 import type { DatasetAnalysis } from '../../worker/api';
 import { el, plural } from '../dom';
 
-export const TASK_LABELS: Record<TaskId, string> = {
+const TASK_LABELS: Record<TaskId, string> = {
   rag_enhanced: 'RAG: grounded answers with citations',
   code_generation: 'Code generation',
   technical_implementation: 'Technical how-to',
