@@ -1,18 +1,23 @@
 // Causal multi-head attention with grouped-query attention (GQA), flash-attention style.
 //
 // Shapes (token-major, heads contiguous inside a token, m = b * T + t):
-//   q, dout, out, dq: [B*T, H*D]      k, v, dk, dv: [B*T, KV*D]
+//   q, dout, out, dq: [B*T, H*D]      k, v: [B*S, KV*D]      dk, dv: [B*T, KV*D]
 //   stats: [2, B*H*T], row r = (b * H + h) * T + t: stats[r] = lse, stats[B*H*T + r] = Dsum (backward).
 // Query head h reads kv head g = h / (H / KV).
 //
-// Forward:  s_tj = scale * q_t . k_j for j <= t (scale = D^-0.5), P = softmax_j(s), o_t = sum_j P_tj v_j,
-//           lse_t = log sum_j exp(s_tj).
+// The T queries sit at positions past + t; k and v hold S >= past + T positions per batch row, of
+// which keys 0 .. past + t are visible to query t. Training runs past = 0, S = T (the backward
+// passes assume exactly that); generation with a KV cache runs the new tokens (T of them) against
+// the cache (S its capacity, past the positions already in it, the new ones copied in already).
+//
+// Forward:  s_tj = scale * q_t . k_j for j <= past + t (scale = D^-0.5), P = softmax_j(s),
+//           o_t = sum_j P_tj v_j, lse_t = log sum_j exp(s_tj).
 // Backward: Dsum_t = dout_t . o_t, dS_tj = P_tj (dout_t . v_j - Dsum_t), P_tj = exp(s_tj - lse_t),
 //           dq_t = scale sum_j dS_tj k_j,
 //           dk_j = scale sum_{h in group} sum_{t >= j} dS_tj q_t,  dv_j = sum_{h in group} sum_{t >= j} P_tj dout_t.
 //
 // One invocation owns one row; the [T, T] score matrix never exists anywhere:
-//   attention_forward        (b, h, t): walks keys j <= t once with an online softmax (running max m
+//   attention_forward        (b, h, t): walks keys j <= past + t once with an online softmax (running max m
 //                            and sum l, the output accumulator rescaled whenever m grows), then writes
 //                            o_t = acc / l and lse_t = m + log(l).
 //   attention_backward_dq    (b, h, t): Dsum_t = dout_t . o_t, stored in stats for the next pass, then
@@ -37,7 +42,7 @@ const DMAX: u32 = 128u;
 // Stands in for -inf (WGSL does not promise infinities); exp(NEG - s) underflows to 0.
 const NEG: f32 = -1.0e30;
 
-struct Params { B: u32, T: u32, H: u32, KV: u32, D: u32, scale: f32 }
+struct Params { B: u32, T: u32, H: u32, KV: u32, D: u32, scale: f32, past: u32, S: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
@@ -63,7 +68,7 @@ fn attention_forward(
   let g = h / (p.H / p.KV);
   let qBase = (b * p.T + t) * p.H * p.D + h * p.D;
   let kvStride = p.KV * p.D;
-  let kvBase = b * p.T * kvStride + g * p.D;
+  let kvBase = b * p.S * kvStride + g * p.D;
 
   var qs: array<f32, DMAX>;
   var acc: array<f32, DMAX>;
@@ -74,7 +79,7 @@ fn attention_forward(
 
   var m = NEG;
   var l = 0.0;
-  for (var j = 0u; j <= t; j++) {
+  for (var j = 0u; j <= p.past + t; j++) {
     let base = kvBase + j * kvStride;
     var s = 0.0;
     for (var d = 0u; d < p.D; d++) { s += qs[d] * k[base + d]; }

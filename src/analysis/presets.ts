@@ -143,6 +143,11 @@ function parsePreset(raw: unknown, position: number): Preset {
   };
 }
 
+/** One preset edited outside the presets file (on the page, in a run request), checked field by field like the file. */
+export function validatePreset(raw: unknown): Preset {
+  return parsePreset(raw, 0);
+}
+
 /** Reads the parsed presets file: `{ "version": 1, "presets": [...] }`. */
 export function loadPresets(json: unknown): Preset[] {
   const fileError = (field: string, problem: string): never => {

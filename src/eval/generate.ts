@@ -1,8 +1,10 @@
+import { chatRenderer, type ChatRenderer } from '../data/chat-template';
+import type { PrepTokenizer } from '../data/prepare';
+import type { Message } from '../data/types';
 import type { LoraAdapter } from '../lora/adapter';
 import { seededUniform } from '../util/random';
 import type { LlamaModel } from '../model/llama';
 import type { TextTokenizer } from '../model/tokenizer';
-import { makeBatch } from '../train/batch';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -20,9 +22,13 @@ export interface Generation {
   text: string;
 }
 
+export class GenerationError extends Error {
+  override name = 'GenerationError';
+}
+
 /**
- * Autoregressive generation, recomputing the forward pass over the whole sequence at every step
- * (exact, no KV cache).
+ * Autoregressive generation with a KV cache: the prompt is run once, then one position per new
+ * token, every layer's keys and values kept on the GPU.
  */
 export async function generate(
   model: LlamaModel,
@@ -31,16 +37,67 @@ export async function generate(
   prompt: string,
   opts: GenerateOptions,
 ): Promise<Generation> {
-  const promptIds = tokenizer.encode(prompt);
+  return generateFromIds(model, tokenizer, adapter, tokenizer.encode(prompt), opts);
+}
+
+/**
+ * The assistant's reply to a conversation: the messages up to the last user turn are rendered
+ * with the model's chat template and its generation prompt (as transformers'
+ * `apply_chat_template(..., add_generation_prompt=True)`), and the reply is generated from there.
+ * Later turns (a reference answer) are left out. The text is trimmed: the whitespace around a
+ * reply is the template's layout, not the answer.
+ */
+export async function generateChat(
+  model: LlamaModel,
+  tok: PrepTokenizer,
+  adapter: LoraAdapter | null,
+  messages: readonly Message[],
+  opts: GenerateOptions,
+): Promise<Generation> {
+  const lastUser = messages.map((m) => m.role).lastIndexOf('user');
+  if (lastUser < 0) throw new GenerationError('the conversation has no user turn to answer');
+  const prompt = rendererFor(tok).render(messages.slice(0, lastUser + 1), { addGenerationPrompt: true });
+  // The rendered text already holds the template's special tokens (BOS included).
+  const result = await generateFromIds(model, tok.tokenizer, adapter, tok.tokenizer.encode(prompt, { addSpecialTokens: false }), opts);
+  return { ...result, text: result.text.trim() };
+}
+
+/** Parsing a Jinja template costs far more than rendering it, and an evaluation renders once per row. */
+const renderers = new WeakMap<PrepTokenizer, ChatRenderer>();
+
+function rendererFor(tok: PrepTokenizer): ChatRenderer {
+  let renderer = renderers.get(tok);
+  if (!renderer) renderers.set(tok, (renderer = chatRenderer(tok)));
+  return renderer;
+}
+
+async function generateFromIds(
+  model: LlamaModel,
+  tokenizer: TextTokenizer,
+  adapter: LoraAdapter | null,
+  promptIds: number[],
+  opts: GenerateOptions,
+): Promise<Generation> {
+  if (promptIds.length === 0) throw new GenerationError('the prompt is empty: give at least one token to continue');
+  const maxLength = model.config.maxPositionEmbeddings;
+  if (promptIds.length >= maxLength) {
+    throw new GenerationError(`the prompt has ${promptIds.length} tokens; this model reads at most ${maxLength}, so nothing is left to generate`);
+  }
   const ids: number[] = [];
   const random = seededUniform(opts.seed ?? 0);
   const eos = new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds]);
-  const maxLength = model.config.maxPositionEmbeddings;
-  for (let i = 0; i < opts.maxNewTokens && promptIds.length + ids.length < maxLength; i++) {
-    const logits = await model.lastPositionLogits(makeBatch([[...promptIds, ...ids]]), adapter);
-    const next = opts.temperature > 0 ? sample(logits, opts.temperature, opts.topP ?? 1, random) : argmax(logits);
-    if ((opts.stopAtEos ?? true) && eos.has(next)) break;
-    ids.push(next);
+  const steps = Math.min(opts.maxNewTokens, maxLength - promptIds.length);
+  const cache = model.createKvCache(promptIds.length + steps);
+  try {
+    let logits = await model.forwardCached(cache, promptIds, adapter);
+    for (let i = 0; i < steps; i++) {
+      const next = opts.temperature > 0 ? sample(logits, opts.temperature, opts.topP ?? 1, random) : argmax(logits);
+      if ((opts.stopAtEos ?? true) && eos.has(next)) break;
+      ids.push(next);
+      if (i + 1 < steps) logits = await model.forwardCached(cache, [next], adapter);
+    }
+  } finally {
+    cache.destroy();
   }
   // Decoding the continuation alone would lose a leading space (SentencePiece strips it at the
   // start of a text), so decode everything and drop the prompt's part.

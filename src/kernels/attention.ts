@@ -15,10 +15,19 @@ const MAX_HEAD_DIM = 128;
 /** Workgroup size of every entry point (one invocation per row). */
 const WG = 64;
 
-function params(d: AttentionDims): Param[] {
+/** A forward over new queries against a KV cache: `past` positions already cached, room for `S`. */
+export interface CachedAttention {
+  past: number;
+  S: number;
+}
+
+function params(d: AttentionDims, cached: CachedAttention = { past: 0, S: d.T }): Param[] {
   if (d.H % d.KV !== 0) throw new Error(`attention: ${d.H} query heads do not split into ${d.KV} kv heads`);
   if (d.D > MAX_HEAD_DIM) throw new Error(`attention: head_dim ${d.D} exceeds ${MAX_HEAD_DIM}`);
-  return [d.B, d.T, d.H, d.KV, d.D, f32(1 / Math.sqrt(d.D))];
+  if (cached.past + d.T > cached.S) {
+    throw new RangeError(`attention: ${cached.past} cached + ${d.T} new positions do not fit a cache of ${cached.S}`);
+  }
+  return [d.B, d.T, d.H, d.KV, d.D, f32(1 / Math.sqrt(d.D)), cached.past, cached.S];
 }
 
 /**
@@ -35,12 +44,30 @@ export function attentionForward(
   stats: Binding,
   d: AttentionDims,
 ): void {
-  gpu.dispatch(
-    gpu.pipeline(source, 'attention_forward'),
-    params(d),
-    [q, k, v, out, stats],
-    gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)),
-  );
+  dispatchForward(gpu, q, k, v, out, stats, d, params(d));
+}
+
+/**
+ * The same attention for T new queries at positions [past, past + T) of each batch row against a
+ * KV cache: kCache and vCache [B*S, KV*D] hold positions [0, past + T) of row b at rows
+ * b*S + position (the new keys and values already written). out [B*T, H*D]; lse lands in stats
+ * [B*H*T] as in attentionForward. Positions past past + T are never read.
+ */
+export function attentionForwardCached(
+  gpu: Gpu,
+  q: Binding,
+  kCache: Binding,
+  vCache: Binding,
+  out: Binding,
+  stats: Binding,
+  d: AttentionDims,
+  cached: CachedAttention,
+): void {
+  dispatchForward(gpu, q, kCache, vCache, out, stats, d, params(d, cached));
+}
+
+function dispatchForward(gpu: Gpu, q: Binding, k: Binding, v: Binding, out: Binding, stats: Binding, d: AttentionDims, p: Param[]): void {
+  gpu.dispatch(gpu.pipeline(source, 'attention_forward'), p, [q, k, v, out, stats], gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)));
 }
 
 /**

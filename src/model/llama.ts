@@ -1,5 +1,5 @@
 import type { Binding, Gpu } from '../gpu/context';
-import { attentionBackward, attentionForward } from '../kernels/attention';
+import { attentionBackward, attentionForward, attentionForwardCached } from '../kernels/attention';
 import { crossEntropyChunkRows, crossEntropyForwardBackward, logitsForRows } from '../kernels/cross-entropy';
 import { embeddingForward } from '../kernels/embedding';
 import { loraBackward, loraForward, type LoraDropout } from '../kernels/lora';
@@ -10,9 +10,10 @@ import { ropeBackward, ropeForward } from '../kernels/rope';
 import { swigluBackward, swigluForward } from '../kernels/swiglu';
 import type { LoraAdapter } from '../lora/adapter';
 import type { LoraTarget } from '../lora/config';
-import type { Batch } from '../train/batch';
+import { type Batch, makeBatch } from '../train/batch';
 import type { ModelConfig } from './config';
 import { type GpuWeights, uploadWeights } from './gpu-weights';
+import { KvCache, KvCacheError } from './kv-cache';
 import type { ModelWeightsSource } from './weights';
 import { Workspace } from './workspace';
 
@@ -90,6 +91,38 @@ export class LlamaModel {
     return sum;
   }
 
+  /** Per-row sums of the token losses of the last `lossAndGradients` batch: [B]. */
+  async readRowLossSums(batch: Batch): Promise<Float64Array> {
+    const losses = await this.gpu.readF32(this.workspace!.rowLoss, batch.B * batch.T);
+    const sums = new Float64Array(batch.B);
+    for (let i = 0; i < losses.length; i++) sums[Math.floor(i / batch.T)] += losses[i];
+    return sums;
+  }
+
+  /** An empty KV cache for one sequence of up to `capacity` positions. */
+  createKvCache(capacity: number): KvCache {
+    return new KvCache(this.gpu, this.config, capacity);
+  }
+
+  /**
+   * Runs `ids`, the next tokens of the cached sequence, at positions [cache.length, cache.length +
+   * ids.length): their keys and values join the cache and they attend to everything before them.
+   * Returns the logits of the last of them [vocab]. Prefill is one call with the whole prompt.
+   */
+  async forwardCached(cache: KvCache, ids: number[], adapter: LoraAdapter | null): Promise<Float32Array> {
+    if (cache.length + ids.length > cache.capacity) {
+      throw new KvCacheError(
+        `the KV cache holds ${cache.capacity} positions; ${cache.length} are used and ${ids.length} more do not fit: create a larger cache`,
+      );
+    }
+    const batch = makeBatch([ids]);
+    const ws = this.forward(batch, adapter, { training: false }, cache);
+    cache.length += ids.length;
+    const V = this.config.vocabSize;
+    logitsForRows(this.gpu, ws.nFinal, this.weights.lmHead, cache.logits, ids.length - 1, 1, this.config.hiddenSize, V);
+    return this.gpu.readF32(cache.logits, V);
+  }
+
   /** Logits of the last position of each row: [B, vocab]. */
   async lastPositionLogits(batch: Batch, adapter: LoraAdapter | null): Promise<Float32Array> {
     const ws = this.forward(batch, adapter, { training: false });
@@ -132,7 +165,8 @@ export class LlamaModel {
     return this.workspace;
   }
 
-  private forward(batch: Batch, adapter: LoraAdapter | null, opts: ForwardOptions): Workspace {
+  /** With a cache (one row), the batch holds the tokens after the cache's `length` positions. */
+  private forward(batch: Batch, adapter: LoraAdapter | null, opts: ForwardOptions, cache: KvCache | null = null): Workspace {
     const { gpu, config, weights } = this;
     const { B, T } = batch;
     const M = B * T;
@@ -187,9 +221,15 @@ export class LlamaModel {
       project(l, 'q_proj', a.n1, w.q, a.q, C, H * D, w.qBias);
       project(l, 'k_proj', a.n1, w.k, a.k, C, KV * D, w.kBias);
       project(l, 'v_proj', a.n1, w.v, a.v, C, KV * D, w.vBias);
-      ropeForward(gpu, a.q, M, T, H, D, config.ropeTheta);
-      ropeForward(gpu, a.k, M, T, KV, D, config.ropeTheta);
-      attentionForward(gpu, a.q, a.k, a.v, a.attn, a.stats, { B, T, H, KV, D });
+      const past = cache?.length ?? 0;
+      ropeForward(gpu, a.q, M, T, H, D, config.ropeTheta, past);
+      ropeForward(gpu, a.k, M, T, KV, D, config.ropeTheta, past);
+      if (cache) {
+        cache.write(l, a.k, a.v, M);
+        attentionForwardCached(gpu, a.q, cache.keys[l], cache.values[l], a.attn, a.stats, { B, T, H, KV, D }, { past, S: cache.capacity });
+      } else {
+        attentionForward(gpu, a.q, a.k, a.v, a.attn, a.stats, { B, T, H, KV, D });
+      }
       project(l, 'o_proj', a.attn, w.o, ws.branch, H * D, C);
       residualForward(gpu, x, ws.branch, a.h, M * C);
       rmsnormForward(gpu, a.h, w.postNorm, a.n2, a.rstd2, M, C, config.rmsNormEps);

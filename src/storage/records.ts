@@ -1,5 +1,6 @@
 /** Shapes of the records kept in IndexedDB. Every field must survive structured cloning. */
 
+import type { FilterOptions } from '../analysis/filter';
 import type { DatasetRow } from '../data/types';
 import type { LoraConfig } from '../lora/config';
 
@@ -56,6 +57,8 @@ export interface RunRecord {
   step: number;
   history: HistoryPoint[];
   lastCheckpointStep: number | null;
+  /** Quality filter applied to the training rows; absent on runs from before the filter existed. */
+  filter?: FilterOptions | null;
 }
 
 /** `updatedAt` is left out because every update sets it. */

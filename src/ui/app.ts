@@ -1,10 +1,20 @@
 /**
- * The page: a header with the WebGPU badge, a stepper over six panels (model, data, settings,
- * training, compare, adapters) and the state they share. All engine work happens in the worker
+ * The page: a header with the WebGPU badge, a stepper over seven panels (model, data, settings,
+ * training, evaluate, compare, adapters) and the state they share. All engine work happens in the worker
  * behind `EngineClient`; every panel re-renders from the shared state whenever it changes.
  */
 import { validateTrainSettings, type TrainSettings } from '../train/settings';
-import type { AdapterSummary, DatasetSummary, DeviceInfo, MemoryEstimate, ModelInfo, RunRecord } from '../worker/api';
+import type {
+  AdapterSummary,
+  DatasetAnalysis,
+  DatasetSummary,
+  DeviceInfo,
+  FilterReport,
+  MemoryEstimate,
+  ModelInfo,
+  Preset,
+  RunRecord,
+} from '../worker/api';
 import type { EngineClient } from '../worker/client';
 import { el, errorMessage } from './dom';
 
@@ -23,6 +33,14 @@ export interface AppState {
   adapters: AdapterSummary[];
   /** The engine is training (the run panel owns the details). */
   training: boolean;
+  presets: Preset[];
+  /** Task analysis of the chosen training dataset. */
+  trainAnalysis: DatasetAnalysis | null;
+  /** The applied preset as edited in the settings; null: custom settings and no quality filter. */
+  preset: Preset | null;
+  /** What the applied preset's quality filter removes from the training dataset. */
+  filterReport: FilterReport | null;
+  filterError: string | null;
 }
 
 const STEPS = [
@@ -30,6 +48,7 @@ const STEPS = [
   { id: 'data', title: 'Data' },
   { id: 'settings', title: 'Settings' },
   { id: 'training', title: 'Training' },
+  { id: 'evaluate', title: 'Evaluate' },
   { id: 'compare', title: 'Compare' },
   { id: 'adapters', title: 'Adapters' },
 ] as const;
@@ -58,18 +77,29 @@ export class App {
     runs: [],
     adapters: [],
     training: false,
+    presets: [],
+    trainAnalysis: null,
+    preset: null,
+    filterReport: null,
+    filterError: null,
   };
   private readonly listeners: Listener[] = [];
   private readonly stepButtons = new Map<StepId, { button: HTMLButtonElement; note: HTMLElement }>();
   private readonly panels = new Map<StepId, Panel>();
   private estimateRequest = 0;
+  private analysisRequest = 0;
+  private filterRequest = 0;
 
   constructor(readonly engine: EngineClient) {}
 
   update(patch: Partial<AppState>): void {
+    const before = this.state;
     this.state = { ...this.state, ...patch };
     for (const listener of this.listeners) listener(this.state);
     if ('model' in patch || 'settings' in patch) void this.refreshEstimate();
+    const datasetChanged = before.trainDatasetId !== this.state.trainDatasetId;
+    if (datasetChanged) void this.refreshAnalysis();
+    if (datasetChanged || !sameFilter(before.preset, this.state.preset)) void this.refreshFilter();
   }
 
   subscribe(listener: Listener): void {
@@ -120,6 +150,8 @@ export class App {
     if (!s.model) return 'Load a model first (step 1).';
     if (!s.trainDatasetId) return 'Import or choose a training dataset first (step 2).';
     if (s.settingsError) return s.settingsError;
+    if (s.filterError) return s.filterError;
+    if (s.filterReport?.keptRows === 0) return 'The quality filter removes every training row; widen the response length bounds or clear the preset.';
     if (s.estimateError) return s.estimateError;
     if (s.estimate && !s.estimate.fits) return s.estimate.problems.join(' ');
     if (s.training) return 'A run is in progress.';
@@ -144,6 +176,30 @@ export class App {
     this.update({ adapters: await this.engine.listAdapters() });
   }
 
+  private async refreshAnalysis(): Promise<void> {
+    const request = ++this.analysisRequest;
+    const id = this.state.trainDatasetId;
+    // A dataset deleted meanwhile has nothing to analyse; refreshDatasets clears the choice.
+    const trainAnalysis = id ? await this.engine.analyzeDataset(id).catch(() => null) : null;
+    if (request === this.analysisRequest) this.update({ trainAnalysis });
+  }
+
+  /** The filter report follows the training dataset and the filter bounds; stale answers are dropped. */
+  private async refreshFilter(): Promise<void> {
+    const request = ++this.filterRequest;
+    const { trainDatasetId, preset } = this.state;
+    if (!trainDatasetId || !preset) {
+      this.update({ filterReport: null, filterError: null });
+      return;
+    }
+    try {
+      const filterReport = await this.engine.previewFilter(trainDatasetId, preset.filter);
+      if (request === this.filterRequest) this.update({ filterReport, filterError: null });
+    } catch (error) {
+      if (request === this.filterRequest) this.update({ filterReport: null, filterError: errorMessage(error) });
+    }
+  }
+
   /** Asks the worker for the memory figures of the current model and settings; stale answers are dropped. */
   private async refreshEstimate(): Promise<void> {
     const request = ++this.estimateRequest;
@@ -158,4 +214,8 @@ export class App {
     }
     for (const listener of this.listeners) listener(this.state);
   }
+}
+
+function sameFilter(a: Preset | null, b: Preset | null): boolean {
+  return a?.filter.minResponseChars === b?.filter.minResponseChars && a?.filter.maxResponseChars === b?.filter.maxResponseChars;
 }

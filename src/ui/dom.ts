@@ -1,4 +1,5 @@
 /** Small DOM and formatting helpers shared by the panels. Text always goes in as text, never as HTML. */
+import type { DatasetRow } from '../data/types';
 
 type Child = Node | string | null | undefined | false;
 
@@ -48,6 +49,22 @@ export function formatDuration(ms: number): string {
 
 export function formatLoss(loss: number | null | undefined): string {
   return loss === null || loss === undefined || !Number.isFinite(loss) ? '—' : loss.toFixed(4);
+}
+
+export const plural = (n: number, word: string) => `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
+
+export const clip = (text: string, length: number) => (text.length > length ? `${text.slice(0, length)}…` : text);
+
+/** A dataset row on one line, whatever its format. */
+export function rowText(row: DatasetRow): string {
+  switch (row.kind) {
+    case 'text':
+      return row.text;
+    case 'completion':
+      return `${row.prompt} ⟶ ${row.completion}`;
+    case 'chat':
+      return row.messages.map((m) => `${m.role}: ${m.content}`).join('  ·  ');
+  }
 }
 
 export function errorMessage(error: unknown): string {

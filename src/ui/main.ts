@@ -6,6 +6,7 @@ import { el, errorMessage, formatBytes } from './dom';
 import { AdaptersPanel } from './panels/adapters';
 import { ComparePanel } from './panels/compare';
 import { DataPanel } from './panels/data';
+import { EvaluationPanel } from './panels/evaluation';
 import { ModelPanel } from './panels/model';
 import { SettingsPanel } from './panels/settings';
 import { TrainingPanel } from './panels/training';
@@ -89,8 +90,13 @@ async function boot(root: HTMLElement): Promise<void> {
   app.mount(main, {
     model: new ModelPanel(app),
     data: new DataPanel(app),
-    settings: new SettingsPanel(app, (name) => void training.start(name)),
+    settings: new SettingsPanel(
+      app,
+      (name) => void training.start(name),
+      (name) => void training.startProgressive(name),
+    ),
     training,
+    evaluate: new EvaluationPanel(app),
     compare: new ComparePanel(app),
     adapters: new AdaptersPanel(app),
   });
@@ -107,7 +113,8 @@ async function boot(root: HTMLElement): Promise<void> {
       banner.hidden = false;
     }
     app.update({ device });
-    await Promise.all([app.refreshDatasets(), app.refreshRuns(), app.refreshAdapters()]);
+    const [presets] = await Promise.all([app.engine.listPresets(), app.refreshDatasets(), app.refreshRuns(), app.refreshAdapters()]);
+    app.update({ presets });
     document.body.dataset.ready = 'true';
   } catch (error) {
     console.error(error);

@@ -4,14 +4,22 @@
  * through comlink (client.ts), so every method takes and returns structured-cloneable values and
  * callbacks are comlink proxies.
  */
+import type { DatasetAnalysis } from '../analysis/analyze';
+import type { Preset } from '../analysis/presets';
 import type { LineError } from '../data/jsonl';
+import type { EvaluationProgress, EvaluationReport } from '../eval/evaluate';
 import type { DatasetRow, SourceFormat } from '../data/types';
 import type { LoraConfig } from '../lora/config';
 import type { AdapterSummary, DatasetSummary, RunRecord } from '../storage/db';
 import type { TrainProgress } from '../train/trainer';
 import type { TrainSettings } from '../train/settings';
+import type { FilterOptions, FilterReport } from './quality-filter';
+import type { PresetPlan, PresetPlanRequest } from './run-plan';
+import type { ForgettingReport, ProgressiveEvent, ProgressiveOutcome, ProgressiveRunRequest } from './progressive-run';
 
 export type { AdapterSummary, DatasetSummary, RunRecord, TrainProgress, TrainSettings };
+export type { ForgettingReport, ProgressiveEvent, ProgressiveOutcome, ProgressiveRunRequest };
+export type { DatasetAnalysis, EvaluationProgress, EvaluationReport, FilterOptions, FilterReport, Preset, PresetPlan, PresetPlanRequest };
 
 export type SelfCheckResult =
   | { ok: true; count: number; ms: number }
@@ -103,6 +111,8 @@ export interface DatasetPreview {
   errors: LineError[];
   /** The first valid rows, to show what was understood. */
   sample: DatasetRow[];
+  /** Task analysis of the valid rows and the training recommendation. */
+  analysis: DatasetAnalysis;
 }
 
 export interface RunRequest {
@@ -117,6 +127,8 @@ export interface RunRequest {
    * every training setting still come from `settings`.
    */
   initAdapterId?: string;
+  /** Quality filter applied to the training rows (not the eval rows); stored with the run, so a resume trains on the same rows. */
+  filter?: FilterOptions | null;
 }
 
 export type RunEvent =
@@ -187,6 +199,16 @@ export interface AdapterExport {
   ollama: OllamaSetup;
 }
 
+export interface EvaluateRequest {
+  datasetId: string;
+  /** The adapter evaluated against the base model; null: the base model alone. */
+  adapterId: string | null;
+  /** Longest generated answer for the rows with a Context: block. */
+  maxNewTokens: number;
+  /** 0: greedy answers. */
+  temperature: number;
+}
+
 export interface WebtuneEngineApi {
   /** Finds the GPU, runs a self-check and opens storage. Safe to call again (after a device loss). */
   init(): Promise<DeviceInfo>;
@@ -201,17 +223,33 @@ export interface WebtuneEngineApi {
   discardDataset(previewId: string): Promise<void>;
   listDatasets(): Promise<DatasetSummary[]>;
   deleteDataset(id: string): Promise<void>;
+  /** Task analysis and training recommendation of a stored dataset. */
+  analyzeDataset(datasetId: string): Promise<DatasetAnalysis>;
+  /** presets/presets.json, checked field by field. */
+  listPresets(): Promise<Preset[]>;
+  /** The settings an edited preset gives on a dataset, warmup capped to the run; an invalid preset is refused naming the field (PresetError). */
+  planPreset(request: PresetPlanRequest): Promise<PresetPlan>;
+  /** What the quality filter removes from a stored dataset, rule by rule, with the removed rows. */
+  previewFilter(datasetId: string, options: FilterOptions): Promise<FilterReport>;
 
   /** Resolves when the run completes, pauses or stops. */
   startRun(request: RunRequest, onEvent?: (event: RunEvent) => void): Promise<RunOutcome>;
   /** Continues a run from its latest checkpoint (same model, same data, same settings). */
   resumeRun(runId: string, onEvent?: (event: RunEvent) => void): Promise<RunOutcome>;
+  /**
+   * Two phases when the analysis recommends progressive training: the general tasks, then the most
+   * specialised one from the phase-1 adapter, with the forgetting report. Not resumable: a pause
+   * ends it like a stop, and the adapter trained so far is saved.
+   */
+  startProgressiveRun(request: ProgressiveRunRequest, onEvent?: (event: ProgressiveEvent) => void): Promise<ProgressiveOutcome>;
   /** Take effect between optimizer steps; both save a checkpoint first. */
   pause(): Promise<void>;
   stop(): Promise<void>;
   listRuns(): Promise<RunRecord[]>;
 
   generate(request: GenerateRequest): Promise<GenerateResult>;
+  /** Loss and perplexity of the base model and of base + adapter on a stored dataset, and RAG metrics of generated answers. */
+  evaluate(request: EvaluateRequest, onProgress?: (progress: EvaluationProgress) => void): Promise<EvaluationReport>;
 
   listAdapters(): Promise<AdapterSummary[]>;
   renameAdapter(id: string, name: string): Promise<void>;

@@ -3,7 +3,16 @@
  * never waits on the GPU; callbacks are passed as comlink proxies.
  */
 import * as Comlink from 'comlink';
-import type { HubProgress, RunEvent, RunRequest, WebtuneEngineApi } from './api';
+import type {
+  EvaluateRequest,
+  EvaluationProgress,
+  HubProgress,
+  ProgressiveEvent,
+  ProgressiveRunRequest,
+  RunEvent,
+  RunRequest,
+  WebtuneEngineApi,
+} from './api';
 
 export type EngineClient = Comlink.Remote<WebtuneEngineApi>;
 
@@ -26,4 +35,12 @@ export function loadHubModel(engine: EngineClient, repoId: string, onProgress: (
 
 export function loadLocalModel(engine: EngineClient, files: { path: string; file: File }[], name: string, onProgress: (message: string) => void) {
   return engine.loadLocalModel(files, name, Comlink.proxy(onProgress));
+}
+
+export function evaluate(engine: EngineClient, request: EvaluateRequest, onProgress: (progress: EvaluationProgress) => void) {
+  return engine.evaluate(request, Comlink.proxy(onProgress));
+}
+
+export function startProgressiveRun(engine: EngineClient, request: ProgressiveRunRequest, onEvent: (event: ProgressiveEvent) => void) {
+  return engine.startProgressiveRun(request, Comlink.proxy(onEvent));
 }

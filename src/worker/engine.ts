@@ -3,10 +3,13 @@
  * and adapters in IndexedDB. It runs in a Web Worker in the browser (worker.ts) and in-thread in
  * tests; the page only ever sees WebtuneEngineApi.
  */
+import { analyzeDataset as analyzeRows, type DatasetAnalysis } from '../analysis/analyze';
+import { builtinPresets, type Preset } from '../analysis/presets';
 import { type ImportReport, parseJsonlBytes } from '../data/jsonl';
 import { chatTemplateFromConfig } from '../data/chat-template';
 import type { PrepTokenizer } from '../data/prepare';
 import type { DatasetRow } from '../data/types';
+import { evaluate, type EvaluationProgress, type EvaluationReport } from '../eval/evaluate';
 import { generate } from '../eval/generate';
 import { peftAdapterFiles } from '../export/peft';
 import { zipFiles } from '../export/zip';
@@ -21,6 +24,7 @@ import { expectedTensorShapes, type OpenedModel, openModel } from '../model/weig
 import { newId, openWebtuneDb, type AdapterRecord, type HistoryPoint, type RunRecord, type WebtuneDb } from '../storage/db';
 import { padTokenId, prepareRunData, prepTokenizerFor } from '../train/pipeline';
 import { type TrainSettings, validateTrainSettings } from '../train/settings';
+import { runProgressive } from '../train/progressive';
 import { type TrainCheckpoint, type TrainControl, type TrainerHooks, LoraTrainer } from '../train/trainer';
 import type {
   AdapterExport,
@@ -29,6 +33,7 @@ import type {
   DatasetSummary,
   DeviceInfo,
   ExportRequest,
+  EvaluateRequest,
   GenerateRequest,
   GenerateResult,
   HubProgress,
@@ -43,6 +48,9 @@ import type {
 import { exportAdapter, peftBaseModel } from './adapter-export';
 import { importedAdapterRecord, readAdapterUpload } from './adapter-library';
 import { describeDevice, runSelfCheck } from './gpu-check';
+import { type FilterOptions, type FilterReport, filteredRows, filterReport } from './quality-filter';
+import { type PresetPlan, type PresetPlanRequest, planPreset } from './run-plan';
+import { phaseSummary, type ProgressiveEvent, type ProgressiveOutcome, progressivePhases, type ProgressiveRunRequest } from './progressive-run';
 import { hubFileSource } from './hub';
 import { estimateTrainingMemory } from './memory';
 
@@ -75,7 +83,7 @@ interface Preview {
   report: ImportReport;
 }
 
-type Task = 'loading a model' | 'training' | 'generating text';
+type Task = 'loading a model' | 'training' | 'generating text' | 'evaluating';
 
 const SAMPLE_ROWS = 5;
 
@@ -178,6 +186,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
       skippedBlank: report.skippedBlank,
       errors: report.errors,
       sample: report.rows.slice(0, SAMPLE_ROWS),
+      analysis: analyzeRows(report.rows),
     };
   }
 
@@ -216,6 +225,24 @@ export class WebtuneEngine implements WebtuneEngineApi {
     await (await this.#storage()).deleteDataset(id);
   }
 
+  // Analysis, presets and the quality filter
+
+  async analyzeDataset(datasetId: string): Promise<DatasetAnalysis> {
+    return analyzeRows((await (await this.#storage()).getDataset(datasetId)).rows);
+  }
+
+  async listPresets(): Promise<Preset[]> {
+    return builtinPresets();
+  }
+
+  async planPreset(request: PresetPlanRequest): Promise<PresetPlan> {
+    return planPreset((await (await this.#storage()).getDataset(request.datasetId)).rows, request);
+  }
+
+  async previewFilter(datasetId: string, options: FilterOptions): Promise<FilterReport> {
+    return filterReport((await (await this.#storage()).getDataset(datasetId)).rows, options);
+  }
+
   // Training
 
   async startRun(request: RunRequest, onEvent: (event: RunEvent) => void = () => {}): Promise<RunOutcome> {
@@ -231,6 +258,8 @@ export class WebtuneEngine implements WebtuneEngineApi {
       const db = await this.#storage();
       const dataset = await db.getDataset(request.datasetId);
       const evalDataset = request.evalDatasetId ? await db.getDataset(request.evalDatasetId) : null;
+      const filter = request.filter ?? null;
+      const rows = filteredRows(dataset.rows, filter, dataset.name);
       const { lora, ...training } = settings;
       const now = Date.now();
       const run: RunRecord = {
@@ -248,9 +277,10 @@ export class WebtuneEngine implements WebtuneEngineApi {
         step: 0,
         history: [],
         lastCheckpointStep: null,
+        filter,
       };
       onEvent({ type: 'phase', runId: run.id, message: 'Tokenizing the data…' });
-      const trainer = await this.#trainer(model, settings, dataset.rows, evalDataset?.rows ?? null, (message) =>
+      const trainer = await this.#trainer(model, settings, rows, evalDataset?.rows ?? null, (message) =>
         onEvent({ type: 'phase', runId: run.id, message }),
       );
       if (init) trainer.adapter.loadTensors(adapterTensorMap(init), `the adapter "${init.name}"`);
@@ -280,7 +310,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
       const settings = validateTrainSettings({ ...(run.settings.training as Partial<TrainSettings>), lora: run.settings.lora });
       const dataset = await db.getDataset(run.datasetId);
       const evalRows = run.evalDatasetId ? (await db.getDataset(run.evalDatasetId)).rows : null;
-      const trainer = await this.#trainer(model, settings, dataset.rows, evalRows, (message) =>
+      const trainer = await this.#trainer(model, settings, filteredRows(dataset.rows, run.filter ?? null, dataset.name), evalRows, (message) =>
         onEvent({ type: 'phase', runId, message }),
       );
       // Steps after the checkpoint are trained again, so their history goes.
@@ -296,6 +326,61 @@ export class WebtuneEngine implements WebtuneEngineApi {
         trainLossFirst: history.find((p) => p.loss !== undefined)?.loss ?? null,
       };
       return this.#train(resumed, trainer, dataset.name, onEvent, resume);
+    });
+  }
+
+  async startProgressiveRun(request: ProgressiveRunRequest, onEvent: (event: ProgressiveEvent) => void = () => {}): Promise<ProgressiveOutcome> {
+    return this.#exclusive('training', async () => {
+      this.#control = 'continue';
+      const model = this.#requireModel();
+      const settings = validateTrainSettings(request.settings);
+      const gpu = await this.#device();
+      const estimate = estimateTrainingMemory(model.opened.config, settings, gpu.limits);
+      if (!estimate.fits) throw new EngineStateError(estimate.problems.join(' '));
+      const db = await this.#storage();
+      const dataset = await db.getDataset(request.datasetId);
+      const filter = request.filter ?? null;
+      const { phase1, phase2 } = progressivePhases(filteredRows(dataset.rows, filter, dataset.name), dataset.name);
+      const llama = await this.#llama(model);
+      const result = await runProgressive(gpu, llama, model.prep, {
+        phase1: { rows: phase1.rows, evalRows: null, settings },
+        phase2: { rows: phase2.rows, evalRows: null, settings },
+        hooks: {
+          onPhase: (phase, stage) => onEvent({ type: 'phase', phase, stage }),
+          onProgress: (phase, progress) => onEvent({ type: 'progress', phase, progress }),
+          control: () => this.#control,
+        },
+      });
+      try {
+        const { lora, ...training } = settings;
+        const last = result.phase2 ?? result.phase1;
+        const adapterId = newId('adapter');
+        const name = request.name?.trim() || `${model.info.name.split('/').pop()} · ${dataset.name} (progressive)`;
+        await db.saveAdapter({
+          id: adapterId,
+          name: result.status === 'stopped' ? `${name} (stopped)` : name,
+          createdAt: Date.now(),
+          runId: null,
+          baseModel: model.info.name,
+          datasetName: dataset.name,
+          settings: { lora, training },
+          finalTrainLoss: last.result.trainLossLast,
+          finalEvalLoss: last.evalLossAfter,
+          config: lora,
+          tensors: [...(await result.adapter.readTensors())].map(([tensor, t]) => ({ name: tensor, shape: t.shape, data: t.data })),
+        });
+        return {
+          status: result.status,
+          adapterId,
+          phases: [
+            phaseSummary(1, phase1.tasks, phase1.rows.length, result.phase1),
+            ...(result.phase2 ? [phaseSummary(2, phase2.tasks, phase2.rows.length, result.phase2)] : []),
+          ],
+          forgetting: result.forgetting,
+        };
+      } finally {
+        destroyAdapter(result.adapter);
+      }
     });
   }
 
@@ -328,6 +413,26 @@ export class WebtuneEngine implements WebtuneEngineApi {
         temperature: request.temperature,
       });
       return { text: result.text, tokens: result.ids.length, ms: performance.now() - started };
+    });
+  }
+
+  async evaluate(request: EvaluateRequest, onProgress?: (progress: EvaluationProgress) => void): Promise<EvaluationReport> {
+    return this.#exclusive('evaluating', async () => {
+      const model = this.#requireModel();
+      const llama = await this.#llama(model);
+      const db = await this.#storage();
+      const dataset = await db.getDataset(request.datasetId);
+      const record = request.adapterId ? await db.getAdapter(request.adapterId) : null;
+      const adapter = request.adapterId ? await this.#storedAdapter(request.adapterId, model) : null;
+      // Both models are scored on sequences cut where the adapter's training cut them.
+      const maxLength = record?.settings.training.maxLength;
+      return evaluate(llama, model.prep, adapter, dataset.rows, {
+        maxNewTokens: request.maxNewTokens,
+        temperature: request.temperature,
+        adapterLabel: record?.name,
+        ...(typeof maxLength === 'number' ? { maxLength } : {}),
+        onProgress,
+      });
     });
   }
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Binding, Gpu } from '../../src/gpu/context';
-import { type AttentionDims, attentionBackward, attentionForward } from '../../src/kernels/attention';
+import { type AttentionDims, attentionBackward, attentionForward, attentionForwardCached } from '../../src/kernels/attention';
 import { testGpu } from '../helpers/gpu';
 import { expectClose, randomArray, toF64 } from '../helpers/numeric';
-import { attentionBackwardRef, attentionForwardRef } from '../reference/attention';
+import { attentionBackwardRef, attentionForwardCachedRef, attentionForwardRef } from '../reference/attention';
 
 interface Case {
   name: string;
@@ -138,5 +138,78 @@ describe('attention kernels', () => {
         });
       }
     });
+  });
+});
+
+interface CachedCase {
+  name: string;
+  /** T new queries per batch row. */
+  d: AttentionDims;
+  past: number;
+  S: number;
+  slices?: boolean;
+}
+
+const cachedCases: CachedCase[] = [
+  { name: 'one new token, 3 heads on 1 kv head', d: { B: 1, T: 1, H: 3, KV: 1, D: 10 }, past: 12, S: 16 },
+  { name: 'three new tokens, two rows, 4 heads on 2 kv heads, sliced', d: { B: 2, T: 3, H: 4, KV: 2, D: 16 }, past: 5, S: 11, slices: true },
+  { name: 'prefill into a larger cache', d: { B: 1, T: 7, H: 3, KV: 1, D: 10 }, past: 0, S: 9 },
+  { name: 'stories260K heads, late position', d: { B: 1, T: 1, H: 8, KV: 4, D: 8 }, past: 66, S: 70 },
+  { name: 'head_dim 72 past one workgroup of keys', d: { B: 1, T: 2, H: 2, KV: 1, D: 72 }, past: 68, S: 75 },
+];
+
+describe('attention against a KV cache', () => {
+  cachedCases.forEach(({ name, d, past, S, slices = false }, index) => {
+    const { B, T, H, KV, D } = d;
+    it(`${name} (B=${B} T=${T} past=${past} S=${S} H=${H} KV=${KV} D=${D}) matches the float64 reference`, async () => {
+      const gpu = await testGpu();
+      const q = randomArray(B * T * H * D, 100 + index, -2, 2);
+      const kCache = randomArray(B * S * KV * D, 200 + index, -2, 2);
+      const vCache = randomArray(B * S * KV * D, 300 + index);
+      // Cache rows past the new positions are never valid: NaN there shows up in any output that reads them.
+      for (let b = 0; b < B; b++) {
+        kCache.fill(NaN, (b * S + past + T) * KV * D, (b + 1) * S * KV * D);
+        vCache.fill(NaN, (b * S + past + T) * KV * D, (b + 1) * S * KV * D);
+      }
+      const ref = attentionForwardCachedRef(toF64(q), toF64(kCache), toF64(vCache), d, past, S);
+      const [qb, kb, vb, out, stats] = allocate(gpu, slices, [[q.length, kCache.length, vCache.length], [q.length], [2 * B * H * T]]);
+      gpu.write(qb, q);
+      gpu.write(kb, kCache);
+      gpu.write(vb, vCache);
+      attentionForwardCached(gpu, qb, kb, vb, out, stats, d, { past, S });
+      const [gotOut, gotLse] = await readBack(gpu, [
+        [out, q.length],
+        [stats, B * H * T],
+      ]);
+      expectClose(gotOut, ref.out, { atol: 1e-5, rtol: 1e-4, label: 'out' });
+      expectClose(gotLse, ref.lse, { atol: 1e-5, rtol: 1e-4, label: 'lse' });
+    });
+  });
+
+  it('the cached reference equals the tail rows of the full causal reference', () => {
+    const full: AttentionDims = { B: 2, T: 9, H: 4, KV: 2, D: 6 };
+    const past = 6;
+    const tail: AttentionDims = { ...full, T: full.T - past };
+    const q = toF64(randomArray(full.B * full.T * full.H * full.D, 401, -2, 2));
+    const k = toF64(randomArray(full.B * full.T * full.KV * full.D, 402, -2, 2));
+    const v = toF64(randomArray(full.B * full.T * full.KV * full.D, 403));
+    const whole = attentionForwardRef(q, k, v, full);
+    const rowWidth = full.H * full.D;
+    const qTail = new Float64Array(full.B * tail.T * rowWidth);
+    const outTail = new Float64Array(qTail.length);
+    for (let b = 0; b < full.B; b++) {
+      qTail.set(q.subarray((b * full.T + past) * rowWidth, (b + 1) * full.T * rowWidth), b * tail.T * rowWidth);
+      outTail.set(whole.out.subarray((b * full.T + past) * rowWidth, (b + 1) * full.T * rowWidth), b * tail.T * rowWidth);
+    }
+    const cached = attentionForwardCachedRef(qTail, k, v, tail, past, full.T);
+    expectClose(cached.out, outTail, { atol: 1e-12, rtol: 1e-12, label: 'out' });
+  });
+
+  it('refuses more positions than the cache holds', async () => {
+    const gpu = await testGpu();
+    const buffer = gpu.createBuffer(1024, 'x');
+    expect(() => attentionForwardCached(gpu, buffer, buffer, buffer, buffer, buffer, { B: 1, T: 2, H: 1, KV: 1, D: 4 }, { past: 7, S: 8 })).toThrow(
+      RangeError,
+    );
   });
 });

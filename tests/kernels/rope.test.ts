@@ -28,6 +28,25 @@ describe('rope kernels', () => {
     expectClose(await runGpu(SMALL, x, false), ropeRef(toF64(x), SMALL), { atol: 1e-6, rtol: 1e-5 });
   });
 
+  it('rotates new tokens after a KV cache at their absolute positions', async () => {
+    // One decode step, and three new tokens of two sequences, at offsets that are no multiple of anything.
+    for (const shape of [
+      { ...SMALL, M: 1, T: 1, positionOffset: 37 },
+      { ...SMALL, M: 6, T: 3, positionOffset: 5 },
+    ]) {
+      const x = randomArray(size(shape), 26);
+      const rotated = await runGpu(shape, x, false);
+      expectClose(rotated, ropeRef(toF64(x), shape), { atol: 1e-6, rtol: 1e-5 });
+      // The same rows of a full-length pass from position 0.
+      const full = { ...shape, M: shape.positionOffset + shape.T, T: shape.positionOffset + shape.T, positionOffset: 0 };
+      const padded = new Float64Array(size(full));
+      const width = shape.nHeads * shape.headDim;
+      padded.set(toF64(x).subarray(0, shape.T * width), shape.positionOffset * width);
+      const tail = ropeRef(padded, full).subarray(shape.positionOffset * width);
+      expectClose(rotated.subarray(0, shape.T * width), tail, { atol: 1e-6, rtol: 1e-5 });
+    }
+  });
+
   it('backward is the rotation by -angle at small positions', async () => {
     const dy = randomArray(size(SMALL), 22);
     expectClose(await runGpu(SMALL, dy, true), ropeRef(toF64(dy), SMALL, { direction: -1 }), { atol: 1e-6, rtol: 1e-5 });

@@ -77,3 +77,46 @@ export function attentionBackwardRef(
   }
   return { dq, dk, dv };
 }
+
+/**
+ * float64 attention of T new queries at positions [past, past + T) against a cache holding S
+ * positions per batch row (kCache, vCache [B*S, KV*D]); query t sees cache rows 0..past + t.
+ * Written independently of attentionForwardRef so the two can check each other.
+ */
+export function attentionForwardCachedRef(
+  q: Float64Array,
+  kCache: Float64Array,
+  vCache: Float64Array,
+  d: AttentionDims,
+  past: number,
+  S: number,
+) {
+  const { B, T, H, KV, D } = d;
+  const out = new Float64Array(B * T * H * D);
+  const lse = new Float64Array(B * H * T);
+  const scale = 1 / Math.sqrt(D);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor((h * KV) / H);
+      for (let t = 0; t < T; t++) {
+        const visible = past + t + 1;
+        const scores: number[] = [];
+        for (let j = 0; j < visible; j++) {
+          let dot = 0;
+          for (let e = 0; e < D; e++) dot += q[(b * T + t) * H * D + h * D + e] * kCache[(b * S + j) * KV * D + g * D + e];
+          scores.push(dot * scale);
+        }
+        const max = Math.max(...scores);
+        const weights = scores.map((s) => Math.exp(s - max));
+        const total = weights.reduce((a, w) => a + w, 0);
+        lse[(b * H + h) * T + t] = max + Math.log(total);
+        for (let j = 0; j < visible; j++) {
+          for (let e = 0; e < D; e++) {
+            out[(b * T + t) * H * D + h * D + e] += (weights[j] / total) * vCache[(b * S + j) * KV * D + g * D + e];
+          }
+        }
+      }
+    }
+  }
+  return { out, lse };
+}

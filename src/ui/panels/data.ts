@@ -1,27 +1,12 @@
-import type { DatasetRow } from '../../data/types';
 import type { DatasetPreview } from '../../worker/api';
 import type { App, AppState, Panel } from '../app';
-import { el, errorMessage, Notice } from '../dom';
+import { clip, el, errorMessage, Notice, plural, rowText } from '../dom';
+import { analysisView } from './analysis';
 
 type Role = 'train' | 'eval';
 
 /** Invalid lines drawn at once; a file of garbage can have a million, and the counts say how many more. */
 const SHOWN_ERRORS = 500;
-
-function rowText(row: DatasetRow): string {
-  switch (row.kind) {
-    case 'text':
-      return row.text;
-    case 'completion':
-      return `${row.prompt} ⟶ ${row.completion}`;
-    case 'chat':
-      return row.messages.map((m) => `${m.role}: ${m.content}`).join('  ·  ');
-  }
-}
-
-const clip = (text: string, length: number) => (text.length > length ? `${text.slice(0, length)}…` : text);
-
-const plural = (n: number, word: string) => `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
 
 export class DataPanel implements Panel {
   readonly element: HTMLElement;
@@ -30,6 +15,9 @@ export class DataPanel implements Panel {
   private readonly list = el('ul', { class: 'dataset-list', 'data-testid': 'dataset-list' });
   private readonly trainSelect = el('select', { 'data-testid': 'train-dataset-select' });
   private readonly evalSelect = el('select', { 'data-testid': 'eval-dataset-select' });
+  private readonly trainAnalysis = el('div', { class: 'train-analysis', 'data-testid': 'train-analysis' });
+  /** The analysis on show; redrawn only when it changes, so conversations the user opened stay open. */
+  private shownAnalysis: AppState['trainAnalysis'] | undefined;
   private preview: { data: DatasetPreview; role: Role } | null = null;
 
   constructor(private readonly app: App) {
@@ -70,6 +58,7 @@ export class DataPanel implements Panel {
         el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Train on'), this.trainSelect),
         el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Evaluate on'), this.evalSelect),
       ),
+      this.trainAnalysis,
       el('div', { class: 'actions' }, el('button', { type: 'button', 'data-testid': 'to-settings', onclick: () => app.goTo('settings') }, 'Next: settings')),
     );
   }
@@ -100,6 +89,11 @@ export class DataPanel implements Panel {
       select.value = value ?? '';
     };
     options(this.trainSelect, 'Choose a dataset…', state.trainDatasetId);
+    if (state.trainAnalysis !== this.shownAnalysis) {
+      this.shownAnalysis = state.trainAnalysis;
+      const name = state.datasets.find((d) => d.id === state.trainDatasetId)?.name ?? '';
+      this.trainAnalysis.replaceChildren(state.trainAnalysis ? analysisView(state.trainAnalysis, `Task analysis of the training data "${name}"`) : '');
+    }
     options(this.evalSelect, `Hold out ${Math.round(state.settings.evalFraction * 100)}% of the training rows`, state.evalDatasetId);
   }
 
@@ -170,6 +164,7 @@ export class DataPanel implements Panel {
       el('div', { class: 'preview-head' }, el('strong', {}, data.fileName), el('span', { class: 'tag' }, role === 'train' ? 'training data' : 'eval data')),
       el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Name'), nameInput),
       stats,
+      data.validRows > 0 ? analysisView(data.analysis) : null,
       data.validRows === 0 ? el('p', { class: 'notice', 'data-kind': 'error' }, 'No line of this file is a usable example, so there is nothing to import. Fix the lines below and choose the file again.') : null,
       sample ? el('details', { open: true }, el('summary', {}, 'First rows'), sample) : null,
       errors,

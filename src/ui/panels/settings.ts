@@ -1,8 +1,13 @@
+import { type Preset, validatePreset } from '../../analysis/presets';
 import { LORA_TARGETS } from '../../lora/config';
 import { validateTrainSettings, type TrainSettings } from '../../train/settings';
+import type { PresetPlan } from '../../worker/api';
+import { plannedSteps } from '../../worker/run-plan';
 import type { App, AppState, Panel } from '../app';
 import { el, errorMessage } from '../dom';
+import { filterReportView } from './filter-report';
 import { memoryView } from './model';
+import { PresetSection } from './preset';
 
 type NumberKey = Exclude<{ [K in keyof TrainSettings]: TrainSettings[K] extends number ? K : never }[keyof TrainSettings], undefined>;
 
@@ -58,10 +63,20 @@ export class SettingsPanel implements Panel {
   private readonly plan = el('p', { class: 'plan', 'data-testid': 'run-plan' });
   private readonly memory = el('div');
   private readonly startButton = el('button', { type: 'button', class: 'primary', 'data-testid': 'start-training' }, 'Start training');
+  private readonly progressiveButton = el('button', { type: 'button', 'data-testid': 'start-progressive', hidden: true }, 'Train progressively');
+  private readonly progressiveNote = el('p', { class: 'muted small', 'data-testid': 'progressive-plan', hidden: true });
+  private readonly presetSection: PresetSection;
+  private readonly minChars = el('input', { type: 'number', step: '1', min: '0', 'data-testid': 'setting-minResponseChars' });
+  private readonly maxChars = el('input', { type: 'number', step: '1', min: '1', 'data-testid': 'setting-maxResponseChars' });
+  private readonly filterSet: HTMLFieldSetElement;
+  private readonly filterReport = el('div');
+  /** What the filter report shows; redrawn only when it changes, so rows the user opened stay open. */
+  private shownFilter: unknown[] = [];
 
   constructor(
     private readonly app: App,
     onStart: (name: string) => void,
+    onStartProgressive: (name: string) => void,
   ) {
     const s = app.state.settings;
     const groups = GROUPS.map((group) => {
@@ -96,13 +111,28 @@ export class SettingsPanel implements Panel {
       return el('fieldset', {}, el('legend', {}, group.title), el('div', { class: 'fields' }, ...fields, ...extra));
     });
     for (const control of [this.schedule, this.rslora, this.packing]) control.addEventListener('change', () => this.read());
+    for (const input of [this.minChars, this.maxChars]) input.addEventListener('input', () => this.read());
+    this.presetSection = new PresetSection(app, (plan) => this.applyPlan(plan));
+    this.filterSet = el(
+      'fieldset',
+      { 'data-testid': 'quality-filter', hidden: true },
+      el('legend', {}, 'Quality filter'),
+      el(
+        'div',
+        { class: 'fields' },
+        el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Min response characters'), this.minChars, el('span', { class: 'hint' }, 'Shorter assistant turns remove the row.')),
+        el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Max response characters'), this.maxChars, el('span', { class: 'hint' }, 'Longer assistant turns remove the row.')),
+      ),
+      this.filterReport,
+    );
     this.startButton.addEventListener('click', () => onStart(this.runName.value.trim()));
+    this.progressiveButton.addEventListener('click', () => onStartProgressive(this.runName.value.trim()));
 
     this.element = el(
       'section',
       { class: 'panel' },
       el('header', { class: 'panel-title' }, el('h2', {}, 'Settings'), el('p', {}, 'Defaults follow PEFT and the Hugging Face Trainer.')),
-      el('form', { class: 'settings', onsubmit: (e: Event) => e.preventDefault() }, ...groups),
+      el('form', { class: 'settings', onsubmit: (e: Event) => e.preventDefault() }, this.presetSection.element, ...groups, this.filterSet),
       el(
         'label',
         { class: 'field' },
@@ -113,7 +143,8 @@ export class SettingsPanel implements Panel {
       this.problem,
       this.plan,
       this.memory,
-      el('div', { class: 'actions' }, this.startButton),
+      this.progressiveNote,
+      el('div', { class: 'actions' }, this.progressiveButton, this.startButton),
     );
   }
 
@@ -123,29 +154,64 @@ export class SettingsPanel implements Panel {
   }
 
   render(state: AppState): void {
+    this.presetSection.render(state);
+    this.filterSet.hidden = !state.preset;
+    const shown = [state.filterReport, state.filterError, state.trainDatasetId];
+    if (shown.some((value, i) => value !== this.shownFilter[i])) {
+      this.shownFilter = shown;
+      this.filterReport.replaceChildren(
+        state.filterError
+          ? el('p', { class: 'notice', 'data-kind': 'error' }, state.filterError)
+          : state.filterReport
+            ? filterReportView(state.filterReport)
+            : el('p', { class: 'muted' }, state.trainDatasetId ? 'Filtering the training rows…' : 'Choose a training dataset in step 2 to see what the filter removes.'),
+      );
+    }
     this.problem.textContent = state.settingsError ?? '';
     this.problem.hidden = !state.settingsError;
     this.memory.replaceChildren(memoryView(state.model ? state.estimate : null, state.model ? state.estimateError : null));
     const blocker = this.app.startBlocker();
     this.startButton.disabled = blocker !== null;
     this.startButton.title = blocker ?? '';
+    const recommendation = state.trainAnalysis?.recommendation;
+    const progressive = recommendation?.strategy === 'progressive';
+    this.progressiveButton.hidden = !progressive;
+    this.progressiveNote.hidden = !progressive;
+    this.progressiveButton.disabled = blocker !== null;
+    if (recommendation && progressive) {
+      this.progressiveNote.textContent =
+        `The analysis recommends stages. Progressive training runs two phases with these settings: phase 1 on the ` +
+        `${recommendation.tasks.slice(0, -1).join(', ')} rows (and those of tasks too small for a stage), then phase 2 on the ${recommendation.tasks.at(-1)} rows, ` +
+        'continuing the phase-1 adapter, with a report of how much phase 2 made it forget of phase 1.';
+    }
     const train = state.datasets.find((d) => d.id === state.trainDatasetId);
     if (!train) {
       this.plan.textContent = blocker ?? '';
       return;
     }
     const s = state.settings;
-    const n = train.rowCount;
-    // The same held-out count as prepareDataset.
-    const heldOut = !state.evalDatasetId && s.evalFraction > 0 && n >= 2 ? Math.min(Math.max(Math.round(n * s.evalFraction), 1), n - 1) : 0;
-    const rows = n - heldOut;
-    const stepsPerEpoch = Math.ceil(Math.ceil(rows / s.batchSize) / s.gradAccum);
+    const filtered = state.preset && state.filterReport ? state.filterReport.keptRows : null;
+    const { trainRows, steps } = plannedSteps(filtered ?? train.rowCount, s, state.evalDatasetId !== null);
+    const stepsPerEpoch = steps / s.epochs;
     // A memory refusal is already spelled out in the estimate below the plan.
     const refusedByEstimate = state.estimate !== null && !state.estimate.fits;
     this.plan.textContent =
-      `${rows} training rows, ${s.batchSize} × ${s.gradAccum} sequences per step: about ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} per epoch, ` +
-      `${stepsPerEpoch * s.epochs} in all (rows without anything to learn after tokenizing are dropped).` +
+      `${trainRows} training rows${filtered === null ? '' : ' after the quality filter'}, ${s.batchSize} × ${s.gradAccum} sequences per step: about ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} per epoch, ` +
+      `${steps} in all (rows without anything to learn after tokenizing are dropped).` +
       (blocker && !refusedByEstimate ? ` ${blocker}` : '');
+  }
+
+  /** Fills the form with an applied preset's plan; from here on the form edits that preset. */
+  private applyPlan(plan: PresetPlan): void {
+    const s = plan.settings;
+    for (const [key, input] of this.inputs) input.value = String(this.current(s, key as NumberField['key']));
+    for (const [target, box] of this.targets) box.checked = (s.lora.targets as string[]).includes(target);
+    this.schedule.value = s.schedule;
+    this.rslora.checked = s.lora.useRslora;
+    this.packing.checked = s.packing;
+    this.minChars.value = String(plan.preset.filter.minResponseChars);
+    this.maxChars.value = String(plan.preset.filter.maxResponseChars);
+    this.app.update({ settings: s, settingsError: null, preset: { ...plan.preset, training: { ...plan.preset.training, warmupSteps: s.warmupSteps } } });
   }
 
   private current(s: TrainSettings, key: NumberField['key']): number {
@@ -159,31 +225,41 @@ export class SettingsPanel implements Panel {
       const text = this.inputs.get(key)!.value.trim();
       return text === '' ? Number.NaN : Number(text);
     };
+    const lora = { r: value('r'), alpha: value('alpha'), dropout: value('dropout'), targets: LORA_TARGETS.filter((t) => this.targets.get(t)!.checked) };
+    const training = {
+      lr: value('lr'),
+      epochs: value('epochs'),
+      warmupSteps: value('warmupSteps'),
+      batchSize: value('batchSize'),
+      gradAccum: value('gradAccum'),
+      maxLength: value('maxLength'),
+      schedule: this.schedule.value as TrainSettings['schedule'],
+      weightDecay: value('weightDecay'),
+      maxGradNorm: value('maxGradNorm'),
+    };
     try {
+      const applied = this.app.state.preset;
+      // An applied preset is checked by the presets file's rules, so the error names the preset field.
+      const preset: Preset | null = applied
+        ? validatePreset({
+            id: applied.id,
+            label: applied.label,
+            why: applied.why,
+            lora,
+            training,
+            filter: { minResponseChars: this.minChars.valueAsNumber, maxResponseChars: this.maxChars.valueAsNumber },
+          })
+        : null;
       const settings = validateTrainSettings({
-        lora: {
-          r: value('r'),
-          alpha: value('alpha'),
-          dropout: value('dropout'),
-          targets: LORA_TARGETS.filter((t) => this.targets.get(t)!.checked),
-          useRslora: this.rslora.checked,
-        },
-        lr: value('lr'),
-        epochs: value('epochs'),
-        batchSize: value('batchSize'),
-        gradAccum: value('gradAccum'),
-        warmupSteps: value('warmupSteps'),
-        schedule: this.schedule.value as TrainSettings['schedule'],
-        weightDecay: value('weightDecay'),
-        maxGradNorm: value('maxGradNorm'),
-        maxLength: value('maxLength'),
+        ...training,
+        lora: { ...lora, useRslora: this.rslora.checked },
         packing: this.packing.checked,
         evalFraction: value('evalFraction'),
         evalEvery: value('evalEvery'),
         checkpointEvery: value('checkpointEvery'),
         seed: value('seed'),
       });
-      this.app.update({ settings, settingsError: null });
+      this.app.update({ settings, preset, settingsError: null });
     } catch (error) {
       this.app.update({ settingsError: errorMessage(error) });
     }

@@ -4,6 +4,7 @@ import { resumeRun, startRun } from '../../worker/client';
 import type { App, AppState, Panel } from '../app';
 import { LossChart } from '../chart';
 import { el, errorMessage, formatDuration, formatLoss, Notice } from '../dom';
+import { ProgressiveSection } from './progressive';
 
 type Status = 'idle' | 'preparing' | 'running' | 'pausing' | 'stopping' | 'paused' | 'completed' | 'stopped' | 'failed';
 
@@ -46,8 +47,10 @@ export class TrainingPanel implements Panel {
   /** When the last progress arrived, to let elapsed time run on between steps. */
   private progressAt = 0;
   private timer: number | undefined;
+  private readonly progressive: ProgressiveSection;
 
   constructor(private readonly app: App) {
+    this.progressive = new ProgressiveSection(app);
     const stat = (key: string, label: string) => {
       const value = el('dd', { 'data-testid': key }, '—');
       this.stats.set(key, value);
@@ -65,6 +68,7 @@ export class TrainingPanel implements Panel {
       this.idle,
       this.view,
       this.done,
+      this.progressive.element,
       this.unfinished,
     );
     this.view.append(
@@ -136,11 +140,18 @@ export class TrainingPanel implements Panel {
   }
 
   async start(name: string): Promise<void> {
-    const { trainDatasetId, evalDatasetId, settings } = this.app.state;
+    const { trainDatasetId, evalDatasetId, settings, preset } = this.app.state;
     if (!trainDatasetId) return;
+    const filter = preset?.filter ?? null;
     await this.drive(`Starting…`, (onEvent) =>
-      startRun(this.app.engine, { datasetId: trainDatasetId, evalDatasetId, settings, name: name || undefined }, onEvent),
+      startRun(this.app.engine, { datasetId: trainDatasetId, evalDatasetId, settings, name: name || undefined, filter }, onEvent),
     );
+  }
+
+  async startProgressive(name: string): Promise<void> {
+    this.app.goTo('training');
+    this.idle.hidden = true;
+    await this.progressive.start(name);
   }
 
   async resume(runId: string): Promise<void> {
@@ -239,7 +250,8 @@ export class TrainingPanel implements Panel {
         outcome.finalEvalLoss === null ? null : el('strong', {}, ` Final eval loss ${formatLoss(outcome.finalEvalLoss)}.`),
       ),
       el('div', { class: 'inline' },
-        el('button', { type: 'button', 'data-testid': 'to-compare', onclick: () => this.app.goTo('compare') }, 'Compare outputs'),
+        el('button', { type: 'button', 'data-testid': 'to-evaluate', onclick: () => this.app.goTo('evaluate') }, 'Evaluate before vs after'),
+        el('button', { type: 'button', class: 'secondary', 'data-testid': 'to-compare', onclick: () => this.app.goTo('compare') }, 'Compare outputs'),
         el('button', { type: 'button', class: 'secondary', onclick: () => this.app.goTo('adapters') }, 'See adapters'),
       ),
     );

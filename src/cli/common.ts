@@ -1,0 +1,51 @@
+import { readFile } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { type ImportReport, parseJsonlBytes } from '../data/jsonl';
+import type { DatasetRow } from '../data/types';
+import type { AdapterTensors } from '../export/adapter';
+import { readPeftAdapter } from '../export/peft';
+import { Gpu } from '../gpu/context';
+import { createNodeDevice } from '../gpu/node-device';
+import { LoraAdapter } from '../lora/adapter';
+import { LlamaModel } from '../model/llama';
+import { nodeFileSource } from '../model/node-file-source';
+import { type OpenedModel } from '../model/weights';
+import { UsageError } from './usage';
+
+/** The valid rows of a JSONL file; invalid lines are reported on stderr through `log`. */
+export async function readDataset(path: string, log: (line: string) => void): Promise<DatasetRow[]> {
+  const report: ImportReport = parseJsonlBytes(new Uint8Array(await readFile(resolve(path))), { fileName: basename(path) });
+  for (const error of report.errors.slice(0, 20)) log(`${path}:${error.line}: ${error.reason}`);
+  if (report.errors.length > 20) log(`... and ${report.errors.length - 20} more invalid lines`);
+  if (report.rows.length === 0) throw new UsageError(`${path}: no valid rows (${report.errors.length} invalid lines)`);
+  if (report.errors.length) log(`${path}: using ${report.rows.length} valid rows, skipping ${report.errors.length} invalid lines`);
+  return report.rows;
+}
+
+/** A GPU device and the model's weights on it. */
+export async function loadOnGpu(opened: OpenedModel): Promise<{ gpu: Gpu; model: LlamaModel }> {
+  const gpu = new Gpu(await createNodeDevice());
+  return { gpu, model: await LlamaModel.load(gpu, opened.weights) };
+}
+
+export function readAdapterFolder(dir: string, opened: OpenedModel): Promise<AdapterTensors> {
+  return readPeftAdapter(nodeFileSource(resolve(dir)), opened.config);
+}
+
+/** A PEFT adapter folder, on the GPU. */
+export async function loadAdapter(gpu: Gpu, dir: string, opened: OpenedModel): Promise<LoraAdapter> {
+  const imported = await readAdapterFolder(dir, opened);
+  return LoraAdapter.fromTensors(gpu, opened.config, imported.config, imported.tensors, dir);
+}
+
+export function positiveInt(text: string, flag: string, min = 1): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) throw new UsageError(`${flag} must be an integer >= ${min}, got "${text}"`);
+  return value;
+}
+
+export function nonNegative(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) throw new UsageError(`${flag} must be a number >= 0, got "${text}"`);
+  return value;
+}

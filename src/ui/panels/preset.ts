@@ -1,0 +1,106 @@
+/**
+ * The preset part of the settings step: the presets of presets/presets.json with the one the
+ * training data's analysis recommends preselected. Applying one asks the engine for its plan on the
+ * chosen data (warmup capped to the run, quality filter report) and fills the settings with it;
+ * the settings form then edits the applied preset.
+ */
+import type { PresetPlan } from '../../worker/api';
+import type { App, AppState } from '../app';
+import { el, errorMessage, Notice } from '../dom';
+import { STRATEGY_LABELS } from './analysis';
+
+export class PresetSection {
+  readonly element: HTMLElement;
+  private readonly notice = new Notice('preset-error');
+  private readonly select = el('select', { 'data-testid': 'preset-select', 'aria-label': 'Preset' });
+  private readonly applyButton = el('button', { type: 'button', 'data-testid': 'preset-apply' }, 'Apply preset');
+  private readonly recommendation = el('p', { 'data-testid': 'preset-recommendation' });
+  private readonly why = el('p', { class: 'muted small', 'data-testid': 'preset-why' });
+  private readonly applied = el('p', { class: 'small', 'data-testid': 'preset-applied' });
+  private readonly warmupNote = el('p', { class: 'notice', 'data-kind': 'warn', 'data-testid': 'warmup-note', hidden: true });
+  /** The user's pick; null follows the recommendation. */
+  private chosen: string | null = null;
+  /** Options are rebuilt only when they change, so an open select is not reset by a progress update. */
+  private optionsKey = '';
+  private busy = false;
+
+  constructor(
+    private readonly app: App,
+    private readonly onApplied: (plan: PresetPlan) => void,
+  ) {
+    this.select.addEventListener('change', () => {
+      this.chosen = this.select.value;
+      this.render(this.app.state);
+    });
+    this.applyButton.addEventListener('click', () => void this.apply());
+    this.element = el(
+      'fieldset',
+      { class: 'preset', 'data-testid': 'preset-panel' },
+      el('legend', {}, 'Preset'),
+      this.recommendation,
+      el('div', { class: 'inline' }, this.select, this.applyButton),
+      this.why,
+      this.applied,
+      this.warmupNote,
+      this.notice.element,
+    );
+  }
+
+  render(state: AppState): void {
+    const recommendation = state.trainAnalysis?.recommendation ?? null;
+    const recommended = recommendation?.presetIds[0] ?? null;
+    const key = JSON.stringify([state.presets.map((p) => p.id), recommended]);
+    if (key !== this.optionsKey) {
+      this.optionsKey = key;
+      this.select.replaceChildren(
+        el('option', { value: '' }, 'None: custom settings, no quality filter'),
+        ...state.presets.map((p) => el('option', { value: p.id }, `${p.id}${p.id === recommended ? ' (recommended)' : ''}: ${p.label}`)),
+      );
+    }
+    this.select.value = this.chosen ?? recommended ?? '';
+
+    if (!recommendation) {
+      this.recommendation.textContent = state.trainDatasetId ? 'Analysing the training data…' : 'Choose a training dataset in step 2 to get a recommended preset.';
+    } else {
+      const stages = recommendation.strategy === 'progressive' ? ` in stages: ${recommendation.presetIds.join(' → ')}` : '';
+      this.recommendation.replaceChildren(
+        'The training data suggests ',
+        el('strong', {}, STRATEGY_LABELS[recommendation.strategy]),
+        recommendation.presetIds.length ? ` with the ${recommendation.presetIds[0]} preset${stages}.` : '.',
+      );
+    }
+    this.why.textContent = state.presets.find((p) => p.id === this.select.value)?.why ?? '';
+    this.applied.textContent = state.preset
+      ? `Applied: ${state.preset.id}. The fields below hold its values; edits are checked against the preset rules, and its quality filter runs before training.`
+      : 'No preset applied: the settings below are used as they are, without a quality filter.';
+    this.applied.dataset.preset = state.preset?.id ?? '';
+    const blocker = state.training ? 'A run is in progress.' : !state.trainDatasetId ? 'Choose a training dataset in step 2 first.' : null;
+    this.applyButton.disabled = this.busy || blocker !== null;
+    this.applyButton.title = blocker ?? '';
+  }
+
+  private async apply(): Promise<void> {
+    const state = this.app.state;
+    const preset = state.presets.find((p) => p.id === this.select.value);
+    this.notice.clear();
+    this.warmupNote.hidden = true;
+    if (!preset) {
+      this.app.update({ preset: null });
+      return;
+    }
+    if (!state.trainDatasetId) return;
+    this.busy = true;
+    this.render(state);
+    try {
+      const plan = await this.app.engine.planPreset({ datasetId: state.trainDatasetId, evalDatasetId: state.evalDatasetId, preset, settings: state.settings });
+      this.warmupNote.textContent = plan.warmupNote ? `Note: ${plan.warmupNote}.` : '';
+      this.warmupNote.hidden = !plan.warmupNote;
+      this.onApplied(plan);
+    } catch (error) {
+      this.notice.show(errorMessage(error));
+    } finally {
+      this.busy = false;
+      this.render(this.app.state);
+    }
+  }
+}

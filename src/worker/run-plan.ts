@@ -1,0 +1,48 @@
+/**
+ * What the page can say about a run before it starts: how many optimizer steps it makes, and the
+ * settings a preset gives on a dataset. The step count is the arithmetic of prepareDataset (held-out
+ * rows) and LoraTrainer (steps per epoch) on row counts; rows that tokenizing leaves without a
+ * target, and packing, can only make the real run shorter.
+ */
+import { capWarmup, type Preset, validatePreset } from '../analysis/presets';
+import type { DatasetRow } from '../data/types';
+import { type TrainSettings, validateTrainSettings } from '../train/settings';
+import { type FilterReport, filterReport } from './quality-filter';
+
+type StepSettings = Pick<TrainSettings, 'evalFraction' | 'batchSize' | 'gradAccum' | 'epochs'>;
+
+export function plannedSteps(rows: number, settings: StepSettings, separateEvalSet: boolean): { trainRows: number; steps: number } {
+  const { evalFraction, batchSize, gradAccum, epochs } = settings;
+  const heldOut = !separateEvalSet && evalFraction > 0 && rows >= 2 ? Math.min(Math.max(Math.round(rows * evalFraction), 1), rows - 1) : 0;
+  const trainRows = rows - heldOut;
+  return { trainRows, steps: epochs * Math.ceil(Math.ceil(trainRows / batchSize) / gradAccum) };
+}
+
+export interface PresetPlanRequest {
+  datasetId: string;
+  /** A separate eval set means no rows are held out of the training data. */
+  evalDatasetId: string | null;
+  /** The preset as the user edited it; checked like the presets file. */
+  preset: Preset;
+  /** Settings that presets leave alone (held-out share, seed, rsLoRA, ...) come from here. */
+  settings: Partial<Omit<TrainSettings, 'lora'>> & { lora?: Partial<TrainSettings['lora']> };
+}
+
+export interface PresetPlan {
+  preset: Preset;
+  settings: TrainSettings;
+  /** Set when the preset's warmup was cut to fit this run (capWarmup). */
+  warmupNote: string | null;
+  /** Optimizer steps on the rows the preset's quality filter keeps. */
+  steps: number;
+  filter: FilterReport;
+}
+
+export function planPreset(rows: DatasetRow[], request: PresetPlanRequest): PresetPlan {
+  const preset = validatePreset(request.preset);
+  const filter = filterReport(rows, preset.filter);
+  const uncapped = validateTrainSettings({ ...request.settings, ...preset.training, lora: { ...request.settings.lora, ...preset.lora } });
+  const { steps } = plannedSteps(filter.keptRows, uncapped, request.evalDatasetId !== null);
+  const warmup = capWarmup(preset, steps);
+  return { preset, settings: { ...uncapped, warmupSteps: warmup.warmupSteps }, warmupNote: warmup.note, steps, filter };
+}

@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { expect, test } from '@playwright/test';
+import { analyzeDataset } from '../../src/analysis/analyze';
+import { TASK_IDS } from '../../src/analysis/tasks';
+import { parseJsonlBytes } from '../../src/data/jsonl';
+import { collectErrors, DATA_DIR, openApp } from './helpers';
+
+const SAMPLE = path.join(DATA_DIR, 'chat_rag_sample.jsonl');
+
+test('a chat log shows its task analysis and recommendation on import, and its preset fills the settings', async ({ page }, testInfo) => {
+  const errors = collectErrors(page);
+  // The library the worker runs, as the reference for what the page must show.
+  const expected = analyzeDataset(parseJsonlBytes(new Uint8Array(readFileSync(SAMPLE))).rows);
+  await openApp(page);
+  await page.getByTestId('step-data').click();
+  await page.getByTestId('dataset-file-train').setInputFiles(SAMPLE);
+
+  const report = page.getByTestId('import-preview').getByTestId('analysis-report');
+  await expect(report).toBeVisible();
+  await expect(report).toHaveAttribute('data-conversations', '31');
+  for (const task of TASK_IDS) {
+    const row = report.locator(`[data-testid="task-row"][data-task="${task}"]`);
+    await expect(row).toHaveAttribute('data-count', String(expected.distribution[task].count));
+    await expect(row).toHaveAttribute('data-percent', String(expected.distribution[task].percent));
+  }
+  for (const task of ['rag_enhanced', 'code_generation', 'conversational_chat']) {
+    expect(Number(await report.locator(`[data-testid="task-row"][data-task="${task}"]`).getAttribute('data-count'))).toBeGreaterThan(0);
+  }
+  await expect(report.getByTestId('avg-response-chars')).toHaveAttribute('data-value', String(expected.avgResponseChars));
+  await expect(report.getByTestId('question-type')).toHaveCount(3);
+  await expect(report.getByTestId('rag-conversations')).toHaveAttribute('data-count', '10');
+  const recommendation = report.getByTestId('recommendation');
+  await expect(recommendation).toHaveAttribute('data-strategy', 'multi');
+  await expect(recommendation).toContainText('multi_task');
+  await expect(recommendation.getByTestId('recommendation-reason')).toHaveCount(expected.recommendation.reasons.length);
+
+  // Each conversation lists the signals that fired: the first RAG row fired the context block.
+  await report.getByTestId('conversation-list').locator('summary').first().click();
+  const rag = report.locator(`[data-testid="conversation"][data-index="${expected.ragIndices[0]}"]`);
+  await expect(rag).toHaveAttribute('data-task', 'rag_enhanced');
+  await rag.locator('summary').click();
+  await expect(rag.locator('[data-testid="signal"][data-signal="rag.context_block"]')).toBeVisible();
+  await page.getByTestId('import-preview').screenshot({ path: testInfo.outputPath('analysis.png') });
+
+  await page.getByTestId('import-confirm').click();
+  await expect(page.getByTestId('train-analysis').getByTestId('recommendation')).toHaveAttribute('data-strategy', 'multi');
+
+  // The recommended preset is preselected; applying it fills the settings and caps its warmup.
+  await page.getByTestId('step-settings').click();
+  await expect(page.getByTestId('preset-select')).toHaveValue('multi_task');
+  await page.getByTestId('preset-apply').click();
+  await expect(page.getByTestId('preset-applied')).toHaveAttribute('data-preset', 'multi_task');
+  await expect(page.getByTestId('setting-r')).toHaveValue('32');
+  await expect(page.getByTestId('setting-lr')).toHaveValue('0.00015');
+  await expect(page.getByTestId('setting-maxResponseChars')).toHaveValue('1500');
+  await expect(page.getByTestId('warmup-note')).toContainText('warmup shortened from 150 to 0 steps');
+  await expect(page.getByTestId('setting-warmupSteps')).toHaveValue('0');
+  await expect(page.getByTestId('filter-report')).toHaveAttribute('data-kept', '31');
+
+  // An edit the preset rules refuse names the field.
+  await page.getByTestId('setting-r').fill('0');
+  await expect(page.getByTestId('settings-error')).toContainText('field "lora.r"');
+  await page.getByTestId('setting-r').fill('16');
+  await page.getByTestId('setting-minResponseChars').fill('2000');
+  await expect(page.getByTestId('settings-error')).toContainText('field "filter.maxResponseChars"');
+  await page.getByTestId('setting-minResponseChars').fill('60');
+  await expect(page.getByTestId('settings-error')).toBeHidden();
+  await expect(page.getByTestId('filter-report')).not.toHaveAttribute('data-kept', '31');
+  const kept = Number(await page.getByTestId('filter-report').getAttribute('data-kept'));
+  const removed = await page.locator('[data-testid="filter-rule"][data-rule="response_length"]').getAttribute('data-count');
+  expect(kept).toBeLessThan(31);
+  expect(kept + Number(removed)).toBe(31);
+  await page.getByTestId('quality-filter').screenshot({ path: testInfo.outputPath('filter.png') });
+  expect(errors).toEqual([]);
+});

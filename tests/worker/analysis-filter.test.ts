@@ -1,0 +1,144 @@
+import 'fake-indexeddb/auto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { analyzeDataset } from '../../src/analysis/analyze';
+import { FILTER_RULES, filterDataset } from '../../src/analysis/filter';
+import { builtinPresets, type Preset, PresetError } from '../../src/analysis/presets';
+import { parseJsonlBytes } from '../../src/data/jsonl';
+import { createNodeDevice } from '../../src/gpu/node-device';
+import { WebtuneEngine } from '../../src/worker/engine';
+import { QualityFilterError } from '../../src/worker/quality-filter';
+import { SHARED, STORIES_260K } from '../helpers/paths';
+import { freshDbName } from '../storage/fixtures';
+
+const DATA = join(SHARED, 'data');
+const SAMPLE = readFileSync(join(DATA, 'chat_rag_sample.jsonl'));
+
+const chatLine = (...turns: [string, string][]) => JSON.stringify({ messages: turns.map(([role, content]) => ({ role, content })) });
+
+/** The sample plus rows each filter rule that can survive import removes: duplicates and out-of-bounds responses. */
+function noisySample(): Uint8Array {
+  const lines = SAMPLE.toString('utf8').split('\n').filter((line) => line.trim() !== '');
+  const second = JSON.parse(lines[1]) as { messages: { role: string; content: string }[] };
+  const nearCopy = { messages: second.messages.map((m) => (m.role === 'assistant' ? { ...m, content: m.content.replace(/\.$/, '!') } : m)) };
+  const extra = [
+    lines[0],
+    JSON.stringify(nearCopy),
+    chatLine(['user', 'Is the API up?'], ['assistant', 'Yes.']),
+    chatLine(['user', 'Tell me everything about billing.'], ['assistant', 'Billing works like this. '.repeat(60)]),
+  ];
+  return new TextEncoder().encode(`${[...lines, ...extra].join('\n')}\n`);
+}
+
+async function storedDataset(engine: WebtuneEngine, bytes: Uint8Array, fileName: string) {
+  const preview = await engine.importDataset(fileName, new Blob([new Uint8Array(bytes)]), fileName);
+  return { preview, dataset: await engine.commitDataset(preview.previewId) };
+}
+
+const multiTask = () => builtinPresets().find((p) => p.id === 'multi_task')!;
+
+describe('engine: dataset analysis, presets and the quality filter', () => {
+  it('analyses an import right away: Context: rows are rag_enhanced, and the stored dataset gets the same analysis', async () => {
+    const engine = new WebtuneEngine({ dbName: freshDbName() });
+    const { preview, dataset } = await storedDataset(engine, SAMPLE, 'chat_rag_sample.jsonl');
+    const { analysis } = preview;
+    const rows = parseJsonlBytes(new Uint8Array(SAMPLE)).rows;
+    const withContext = rows.flatMap((row, i) =>
+      row.kind === 'chat' && row.messages.some((m) => m.role === 'system' && /^Context:/m.test(m.content)) ? [i] : [],
+    );
+    expect(withContext.length).toBe(10);
+    expect(analysis.ragIndices).toEqual(withContext);
+    for (const i of withContext) expect(analysis.perConversation[i].signals.map((s) => s.id)).toContain('rag.context_block');
+    expect(analysis.distribution).toMatchObject({
+      rag_enhanced: { count: 10 },
+      ai_ml_education: { count: 7 },
+      technical_implementation: { count: 6 },
+      conversational_chat: { count: 5 },
+      code_generation: { count: 3 },
+    });
+    expect(analysis.recommendation).toMatchObject({ strategy: 'multi', presetIds: ['multi_task'] });
+    expect(analysis.avgResponseChars).toBeGreaterThan(0);
+    expect(analysis).toEqual(analyzeDataset(rows));
+    expect(await engine.analyzeDataset(dataset.id)).toEqual(analysis);
+  });
+
+  it('plans the recommended preset: its values, warmup capped to the short run with a note, the filter report', async () => {
+    const engine = new WebtuneEngine({ dbName: freshDbName() });
+    const { dataset } = await storedDataset(engine, SAMPLE, 'chat_rag_sample.jsonl');
+    const preset = multiTask();
+    expect(await engine.listPresets()).toEqual(builtinPresets());
+    const plan = await engine.planPreset({ datasetId: dataset.id, evalDatasetId: null, preset, settings: { evalFraction: 0.1, seed: 7 } });
+    expect(plan.settings).toMatchObject({ lora: { r: 32, alpha: 64, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] }, lr: 1.5e-4, epochs: 4, seed: 7 });
+    // 31 rows, 3 held out, 28 in micro-batches of 4 = 7, accumulated 4 at a time = 2 steps per epoch, 8 in all.
+    expect(plan.filter.keptRows).toBe(31);
+    expect(plan.steps).toBe(8);
+    expect(plan.settings.warmupSteps).toBe(0);
+    expect(plan.warmupNote).toMatch(/warmup shortened from 150 to 0 steps/);
+  });
+
+  it('refuses an invalid edited preset, naming the field', async () => {
+    const engine = new WebtuneEngine({ dbName: freshDbName() });
+    const { dataset } = await storedDataset(engine, SAMPLE, 'chat_rag_sample.jsonl');
+    const preset = multiTask();
+    const plan = (edited: Preset) => engine.planPreset({ datasetId: dataset.id, evalDatasetId: null, preset: edited, settings: {} });
+    const refusal = async (edited: Preset) => {
+      const error = await plan(edited).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(PresetError);
+      return error as PresetError;
+    };
+    const rank = await refusal({ ...preset, lora: { ...preset.lora, r: 0 } });
+    expect(rank.field).toBe('lora.r');
+    expect(rank.message).toBe('preset "multi_task", field "lora.r": must be a positive integer, got 0');
+    expect((await refusal({ ...preset, training: { ...preset.training, lr: 2 } })).field).toBe('training.lr');
+    expect((await refusal({ ...preset, filter: { minResponseChars: 500, maxResponseChars: 100 } })).field).toBe('filter.maxResponseChars');
+  });
+
+  it('reports, rule by rule, exactly the rows filterDataset removes', async () => {
+    const engine = new WebtuneEngine({ dbName: freshDbName() });
+    const bytes = noisySample();
+    const { dataset } = await storedDataset(engine, bytes, 'noisy.jsonl');
+    const options = { minResponseChars: 40, maxResponseChars: 800 };
+    const report = await engine.previewFilter(dataset.id, options);
+    const expected = filterDataset(parseJsonlBytes(bytes).rows, options);
+    expect(report.totalRows).toBe(35);
+    expect(report.keptRows).toBe(expected.kept.length);
+    for (const rule of FILTER_RULES) {
+      expect(report.removed[rule].map((r) => [r.index, r.reason])).toEqual(expected.removed[rule].map((r) => [r.index, r.reason]));
+    }
+    expect(report.removed.exact_duplicate.map((r) => r.duplicateOf)).toEqual([0]);
+    expect(report.removed.near_duplicate.map((r) => r.duplicateOf)).toEqual([1]);
+    // The sample itself is clean under these bounds: exactly the four added rows go.
+    expect(report.removed.response_length.map((r) => r.index)).toEqual([33, 34]);
+    expect(report.keptRows).toBe(31);
+    await expect(engine.previewFilter(dataset.id, { minResponseChars: 50, maxResponseChars: 10 })).rejects.toThrow(QualityFilterError);
+  });
+
+  it('trains on the filtered rows and resumes on the same rows after a pause', async () => {
+    const engine = new WebtuneEngine({ requestDevice: createNodeDevice, dbName: freshDbName(), historyFlushMs: 0 });
+    expect((await engine.init()).state).toBe('ready');
+    const files = readdirSync(STORIES_260K).map((name) => ({ path: `stories260K/${name}`, file: new File([readFileSync(join(STORIES_260K, name))], name) }));
+    await engine.loadLocalModel(files, 'stories260K');
+    // Eight stories and four exact copies: twelve rows make three steps of four, the eight kept two.
+    const lines = readFileSync(join(DATA, 'zog_stories_train.jsonl'), 'utf8').split('\n').slice(0, 8);
+    const bytes = new TextEncoder().encode(`${[...lines, ...lines.slice(0, 4)].join('\n')}\n`);
+    const { dataset } = await storedDataset(engine, bytes, 'zog.jsonl');
+    const settings = { lora: { r: 4, alpha: 8, targets: ['q_proj' as const] }, lr: 5e-3, epochs: 1, batchSize: 4, maxLength: 24, evalFraction: 0, checkpointEvery: 1 };
+    const filter = { minResponseChars: 10, maxResponseChars: 2000 };
+
+    await expect(engine.startRun({ datasetId: dataset.id, evalDatasetId: null, settings, filter: { minResponseChars: 5000, maxResponseChars: 6000 } })).rejects.toThrow(
+      /removes all 12 rows/,
+    );
+    const paused = await engine.startRun({ datasetId: dataset.id, evalDatasetId: null, settings, filter }, (event) => {
+      if (event.type === 'progress') void engine.pause();
+    });
+    expect(paused).toMatchObject({ status: 'paused', step: 1, totalSteps: 2 });
+    const run = (await engine.listRuns()).find((r) => r.status === 'paused')!;
+    expect(run.filter).toEqual(filter);
+    const done = await engine.resumeRun(run.id);
+    expect(done).toMatchObject({ status: 'completed', step: 2, totalSteps: 2 });
+  });
+});

@@ -1,0 +1,68 @@
+import 'fake-indexeddb/auto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { analyzeDataset } from '../../src/analysis/analyze';
+import { parseJsonlBytes } from '../../src/data/jsonl';
+import { createNodeDevice } from '../../src/gpu/node-device';
+import type { ProgressiveEvent } from '../../src/worker/api';
+import { WebtuneEngine } from '../../src/worker/engine';
+import { ProgressivePlanError } from '../../src/worker/progressive-run';
+import { STORIES_260K } from '../helpers/paths';
+import { freshDbName } from '../storage/fixtures';
+
+const line = (...turns: [string, string][]) => JSON.stringify({ messages: turns.map(([role, content]) => ({ role, content })) });
+const NAMES = ['Lily', 'Tom', 'Ben', 'Mia', 'Sam', 'Zoe', 'Max', 'Amy', 'Leo', 'Eva', 'Tim', 'Ana'];
+const COLOURS = ['green', 'red', 'blue'];
+const TERMS = ['overfitting', 'dropout', 'a learning rate'];
+
+/**
+ * Twelve greetings, three ML definitions and three short grounded answers: no task has 70%, and
+ * the largest is 4x the smallest, so the analysis recommends stages.
+ */
+function stagedChats(): string {
+  const chats = NAMES.map((name) => line(['user', `Hi, I am ${name}! How are you?`], ['assistant', `Hello ${name}, I am fine, thanks!`]));
+  const rag = COLOURS.map((colour) =>
+    line(['system', `Answer from the context.\n\nContext:\n[1] Zog is a ${colour} dragon.`], ['user', 'What colour is Zog?'], ['assistant', `Zog is ${colour} [1].`]),
+  );
+  const definitions = TERMS.map((term) => line(['user', `What is ${term} in machine learning?`], ['assistant', `In machine learning, ${term} is a training idea.`]));
+  return `${[...chats, ...definitions, ...rag].join('\n')}\n`;
+}
+
+const SETTINGS = { lora: { r: 4, alpha: 8, targets: ['q_proj' as const, 'v_proj' as const] }, lr: 5e-3, epochs: 1, batchSize: 4, maxLength: 128, evalFraction: 0.25 };
+
+describe('engine: progressive training', () => {
+  it('trains the general rows, then the specialised ones from the phase-1 adapter, and reports forgetting', async () => {
+    const text = stagedChats();
+    const recommendation = analyzeDataset(parseJsonlBytes(new TextEncoder().encode(text)).rows).recommendation;
+    expect(recommendation).toMatchObject({ strategy: 'progressive', tasks: ['conversational_chat', 'ai_ml_education', 'rag_enhanced'] });
+
+    const engine = new WebtuneEngine({ requestDevice: createNodeDevice, dbName: freshDbName() });
+    expect((await engine.init()).state).toBe('ready');
+    const files = readdirSync(STORIES_260K).map((name) => ({ path: `stories260K/${name}`, file: new File([readFileSync(join(STORIES_260K, name))], name) }));
+    await engine.loadLocalModel(files, 'stories260K');
+    const store = async (name: string, body: string) => (await engine.commitDataset((await engine.importDataset(name, new Blob([body]), `${name}.jsonl`)).previewId)).id;
+    const staged = await store('staged', text);
+
+    const events: ProgressiveEvent[] = [];
+    const outcome = await engine.startProgressiveRun({ datasetId: staged, settings: SETTINGS, name: 'staged' }, (e) => events.push(e));
+    expect(outcome.status).toBe('completed');
+    // Phase 1: 15 rows, 4 held out, 11 in batches of 4 = 3 steps; phase 2: 3 rows, 1 held out, 1 step.
+    expect(outcome.phases).toMatchObject([
+      { phase: 1, tasks: ['conversational_chat', 'ai_ml_education'], rows: 15, steps: 3 },
+      { phase: 2, tasks: ['rag_enhanced'], rows: 3, steps: 1 },
+    ]);
+    const forgetting = outcome.forgetting!;
+    expect(forgetting.phase1EvalLossAfterPhase1).toBe(outcome.phases[0].evalLossAfter);
+    expect(forgetting.forgetting).toBeCloseTo(forgetting.phase1EvalLossAfterPhase2 - forgetting.phase1EvalLossAfterPhase1, 12);
+    expect(forgetting.phase1EvalLossAfterPhase1).toBeLessThan(outcome.phases[0].evalLossBefore!);
+    expect(events.filter((e) => e.type === 'progress').map((e) => e.phase)).toEqual([1, 1, 1, 2]);
+    const [adapter] = await engine.listAdapters();
+    expect(adapter).toMatchObject({ id: outcome.adapterId, name: 'staged', runId: null, datasetName: 'staged' });
+
+    // A dataset whose analysis recommends one mix is refused with the reason.
+    const mixed = await store('mixed', readFileSync(join(STORIES_260K, '../../data/chat_rag_sample.jsonl'), 'utf8'));
+    await expect(engine.startProgressiveRun({ datasetId: mixed, settings: SETTINGS })).rejects.toThrow(ProgressivePlanError);
+    await expect(engine.startProgressiveRun({ datasetId: mixed, settings: SETTINGS })).rejects.toThrow(/recommends multi training/);
+  });
+});
