@@ -35,6 +35,7 @@ export interface FilterOptions {
 }
 
 export interface RemovedRow {
+  /** 0-based position in the rows given; `reason` counts rows from 1, as people do. */
   index: number;
   rule: FilterRule;
   reason: string;
@@ -169,7 +170,7 @@ export function filterDataset(rows: DatasetRow[], options: FilterOptions): Filte
     if (problem) {
       remove(index, problem.rule, problem.reason);
     } else if (original !== undefined) {
-      remove(index, 'exact_duplicate', `same content as row ${original}`, original);
+      remove(index, 'exact_duplicate', `same content as row ${original + 1}`, original);
     } else {
       firstSeen.set(key, index);
       candidates.push(index);
@@ -190,7 +191,7 @@ export function filterDataset(rows: DatasetRow[], options: FilterOptions): Filte
     }
     const original = candidates[dup.of];
     const similarity = dup.similarity.toFixed(2);
-    remove(index, 'near_duplicate', `nearly the same text as row ${original} (Jaccard ${similarity} over ${SHINGLE_CHARS}-character shingles)`, original);
+    remove(index, 'near_duplicate', `nearly the same text as row ${original + 1} (Jaccard ${similarity} over ${SHINGLE_CHARS}-character shingles)`, original);
   }
   return { kept: keptIndices.map((i) => rows[i]), keptIndices, removed };
 }

@@ -48,8 +48,8 @@ describe('quality filter', () => {
     expect(reasons[4]).toBe('messages[1] (assistant) has 299 characters, over the maximum of 200');
     expect(reasons[10]).toBe('text has 10 characters, under the minimum of 20');
     expect(reasons[12]).toBe('messages[3] (assistant) has 4 characters, under the minimum of 20');
-    expect(reasons[5]).toBe('same content as row 0');
-    expect(reasons[6]).toMatch(/^nearly the same text as row 0 \(Jaccard 0\.9\d over 5-character shingles\)$/);
+    expect(reasons[5]).toBe('same content as row 1');
+    expect(reasons[6]).toMatch(/^nearly the same text as row 1 \(Jaccard 0\.9\d over 5-character shingles\)$/);
     expect(result.removed.exact_duplicate[0]).toMatchObject({ duplicateOf: 0, row: rows[5] });
     expect(result.removed.near_duplicate[0]).toMatchObject({ duplicateOf: 0, row: rows[6] });
   });

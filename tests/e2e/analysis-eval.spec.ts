@@ -90,7 +90,7 @@ test('analysis → preset → filter → training → evaluation: perplexity dro
   await expect(page.locator('[data-testid="filter-rule"][data-rule="exact_duplicate"]')).toHaveAttribute('data-count', '16');
   await page.locator('[data-testid="filter-rule"][data-rule="exact_duplicate"] summary').click();
   await expect(page.getByTestId('removed-row')).toHaveCount(16);
-  await expect(page.getByTestId('removed-row').first()).toContainText('same content as row 0');
+  await expect(page.getByTestId('removed-row').first()).toContainText('same content as row 1');
   await expect(page.getByTestId('run-plan')).toContainText(`8 training rows after the quality filter`);
   await expect(page.getByTestId('run-plan')).toContainText(`${STEPS} in all`);
   await page.getByTestId('quality-filter').screenshot({ path: testInfo.outputPath('filter.png') });

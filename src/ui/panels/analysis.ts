@@ -78,7 +78,7 @@ function conversationsView(analysis: DatasetAnalysis): HTMLElement {
       el(
         'details',
         {},
-        el('summary', {}, `row ${c.index} · `, el('strong', {}, c.primaryTask), ` (score ${c.scores[c.primaryTask].toFixed(2)}) · ${plural(c.signals.length, 'signal')}`),
+        el('summary', {}, `row ${c.index + 1} · `, el('strong', {}, c.primaryTask), ` (score ${c.scores[c.primaryTask].toFixed(2)}) · ${plural(c.signals.length, 'signal')}`),
         c.signals.length
           ? el(
               'ul',
@@ -132,6 +132,6 @@ export function analysisView(analysis: DatasetAnalysis, title = 'Task analysis')
       rag.length ? `: rows ${rag.join(', ')}` : '',
     ),
     conversationsView(analysis),
-    el('p', { class: 'muted small' }, 'Rows are numbered from 0 in the order of the file\'s valid lines.'),
+    el('p', { class: 'muted small' }, 'Rows are numbered from 1 in the order of the file\'s valid lines.'),
   );
 }

@@ -75,7 +75,7 @@ function examplesTable(report: EvaluationReport): HTMLElement {
       return el(
         'tr',
         { 'data-testid': 'eval-example', 'data-index': before.index },
-        el('td', { class: 'num' }, String(before.index)),
+        el('td', { class: 'num' }, String(before.index + 1)),
         el('td', {}, before.kind, before.rag ? el('span', { class: 'tag' }, 'RAG') : ''),
         el('td', { class: 'num' }, String(before.targets)),
         figure(before.loss, (x) => x.toFixed(4), 'loss-before'),

@@ -20,7 +20,7 @@ function ruleView(rule: FilterRule, report: FilterReport): HTMLElement {
     el(
       'li',
       { 'data-testid': 'removed-row', 'data-index': r.index, 'data-rule': r.rule },
-      el('strong', {}, `row ${r.index}`),
+      el('strong', {}, `row ${r.index + 1}`),
       ` · ${r.reason}`,
       el('div', { class: 'muted small excerpt' }, clip(rowText(r.row), 300)),
     ),
