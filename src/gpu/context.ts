@@ -19,6 +19,20 @@ interface UniformBlock {
   used: number;
 }
 
+/** Bytes of GPU buffers created through a `Gpu`: live now, and the most live at once since `resetPeak`. */
+export interface BufferAccounting {
+  liveBytes: number;
+  peakBytes: number;
+  liveBuffers: number;
+}
+
+/** One recorded dispatch, as `Gpu.dispatch` received it (for profiling tools). */
+export interface RecordedDispatch {
+  pipeline: GPUComputePipeline;
+  params: readonly Param[] | null;
+  bindings: readonly (Binding | undefined)[];
+}
+
 /**
  * Owns a GPUDevice for the engine: pipeline cache, buffer helpers, and a recorder that puts many
  * dispatches into one command buffer. Uniform parameters go into pooled 256-byte slots that are
@@ -34,6 +48,17 @@ export class Gpu {
   private blockIndex = 0;
   private lost: GpuDeviceLostError | null = null;
   private validationErrors: string[] = [];
+  private liveBytes = 0;
+  private peakBytes = 0;
+  private liveBuffers = 0;
+  private bindGroupsCreated = 0;
+  private bindGroupsReused = 0;
+  private dispatchObserver: ((dispatch: RecordedDispatch) => void) | null = null;
+  /**
+   * Records, validates and allocates everything as usual but submits nothing: measures what a
+   * step allocates at shapes far too slow to execute (SmolLM2 on a CPU adapter).
+   */
+  dryRun = false;
   readonly hasF16: boolean;
   /**
    * A CPU implementation (SwiftShader, lavapipe): kernels that offer a barrier-free schedule use
@@ -69,6 +94,8 @@ export class Gpu {
         this.modules.set(source, module);
       }
       pipeline = this.device.createComputePipeline({
+        // The entry point names the kernel in validation messages and for profiling tools.
+        label: entry,
         layout: 'auto',
         compute: { module, entryPoint: entry, constants },
       });
@@ -79,11 +106,33 @@ export class Gpu {
 
   createBuffer(bytes: number, label: string): GPUBuffer {
     this.checkAlive();
-    return this.device.createBuffer({
+    return this.allocate({
       label,
       size: Math.max(16, Math.ceil(bytes / 16) * 16),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
+  }
+
+  get bufferAccounting(): BufferAccounting {
+    return { liveBytes: this.liveBytes, peakBytes: this.peakBytes, liveBuffers: this.liveBuffers };
+  }
+
+  /** Bind groups created, and dispatches that reused a cached one. */
+  get bindGroupStats(): { created: number; reused: number } {
+    return { created: this.bindGroupsCreated, reused: this.bindGroupsReused };
+  }
+
+  /** Starts a new peak measurement from what is live now. */
+  resetPeak(): void {
+    this.peakBytes = this.liveBytes;
+  }
+
+  /** Calls `observer` for every dispatch recorded until the returned function is called. */
+  observeDispatches(observer: (dispatch: RecordedDispatch) => void): () => void {
+    this.dispatchObserver = observer;
+    return () => {
+      if (this.dispatchObserver === observer) this.dispatchObserver = null;
+    };
   }
 
   upload(data: Float32Array | Uint32Array | Int32Array, label: string): GPUBuffer {
@@ -105,12 +154,14 @@ export class Gpu {
     workgroups: [number, number?, number?],
   ): void {
     this.checkAlive();
+    this.dispatchObserver?.({ pipeline, params, bindings });
     const entries: GPUBindGroupEntry[] = [];
     if (params) entries.push({ binding: 0, resource: this.uniformSlot(params) });
     bindings.forEach((binding, i) => {
       if (binding) entries.push({ binding: i + 1, resource: bufferResource(binding) });
     });
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    this.bindGroupsCreated++;
     const pass = this.computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
@@ -145,11 +196,12 @@ export class Gpu {
     this.endPass();
     for (let i = 0; i <= this.blockIndex && i < this.uniformBlocks.length; i++) {
       const block = this.uniformBlocks[i];
-      if (block.used > 0) this.device.queue.writeBuffer(block.buffer, 0, block.staging, 0, block.used * UNIFORM_SLOT);
+      if (block.used > 0 && !this.dryRun) this.device.queue.writeBuffer(block.buffer, 0, block.staging, 0, block.used * UNIFORM_SLOT);
       block.used = 0;
     }
     this.blockIndex = 0;
-    this.device.queue.submit([this.encoder.finish()]);
+    const commands = this.encoder.finish();
+    if (!this.dryRun) this.device.queue.submit([commands]);
     this.encoder = null;
     this.dispatches = 0;
   }
@@ -158,7 +210,7 @@ export class Gpu {
   async read(source: Binding, bytes?: number): Promise<ArrayBuffer> {
     const { buffer, offset, size } = asRange(source);
     const length = Math.ceil((bytes ?? size) / 4) * 4;
-    const staging = this.device.createBuffer({ size: length, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.allocate({ label: 'readback', size: length, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.commandEncoder().copyBufferToBuffer(buffer, offset, staging, 0, length);
     this.flush();
     try {
@@ -192,6 +244,30 @@ export class Gpu {
     }
   }
 
+  /**
+   * Every buffer the engine uses is created here, so the accounting sees it. Callers free buffers
+   * with `buffer.destroy()` (there is no destroy event), so that method is wrapped to keep the
+   * count; a second destroy is harmless in WebGPU and is not counted twice.
+   */
+  private allocate(descriptor: GPUBufferDescriptor): GPUBuffer {
+    const buffer = this.device.createBuffer(descriptor);
+    const bytes = buffer.size;
+    this.liveBytes += bytes;
+    this.liveBuffers++;
+    this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
+    const destroy = buffer.destroy.bind(buffer);
+    let live = true;
+    buffer.destroy = () => {
+      if (live) {
+        live = false;
+        this.liveBytes -= bytes;
+        this.liveBuffers--;
+      }
+      return destroy();
+    };
+    return buffer;
+  }
+
   private commandEncoder(): GPUCommandEncoder {
     this.endPass();
     this.encoder ??= this.device.createCommandEncoder();
@@ -213,7 +289,7 @@ export class Gpu {
     if (block && block.used === UNIFORM_SLOTS_PER_BLOCK) block = this.uniformBlocks[++this.blockIndex];
     if (!block) {
       block = {
-        buffer: this.device.createBuffer({
+        buffer: this.allocate({
           label: 'uniforms',
           size: UNIFORM_SLOT * UNIFORM_SLOTS_PER_BLOCK,
           usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
