@@ -36,4 +36,29 @@ describe('Gpu', () => {
     residualForward(gpu, ones, ones, y, 300);
     expect([...(await gpu.readF32(y))].every((v) => v === 2)).toBe(true);
   });
+
+  it('reuses bind groups across submits while each dispatch keeps its own uniform values', async () => {
+    const gpu = await freshGpu();
+    const a = gpu.upload(new Float32Array(100).fill(1), 'a');
+    const b = gpu.upload(new Float32Array(100).fill(2), 'b');
+    const y = gpu.createBuffer(400, 'y');
+    const before = gpu.bindGroupStats;
+    residualForward(gpu, a, b, y, 100);
+    gpu.flush();
+    gpu.clear(y);
+    // Same pipeline, buffers and uniform slot (first of the submit), other element count.
+    residualForward(gpu, a, b, y, 40);
+    const out = await gpu.readF32(y);
+    expect(out.slice(0, 40).every((v) => v === 3)).toBe(true);
+    expect(out.slice(40).every((v) => v === 0)).toBe(true);
+    expect(gpu.bindGroupStats.created - before.created).toBe(1);
+    expect(gpu.bindGroupStats.reused - before.reused).toBe(1);
+
+    // Destroying a buffer drops the bind groups that name it.
+    const z = gpu.createBuffer(400, 'z');
+    residualForward(gpu, a, b, z, 100);
+    const cached = gpu.bindGroupStats.cached;
+    z.destroy();
+    expect(gpu.bindGroupStats.cached).toBe(cached - 1);
+  });
 });
