@@ -88,6 +88,7 @@ export interface BenchResult {
     /** What the page's memory check (src/worker/memory.ts) predicts before allocating. */
     estimate_bytes: number;
   };
+  /** Over all steps, warm-up included: created once, then reused by every later step. */
   bind_groups: { created: number; reused: number };
   device: { name: string; vendor: string; architecture: string; description: string; cpu_adapter: boolean };
   date: string;
@@ -166,6 +167,7 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
   const accounting = gpu.bufferAccounting;
   const peak = accounting.peakBytes - baseline;
 
+  const bindGroupsAfter = gpu.bindGroupStats;
   const matmul = [...shapes.values()].map((s) => ({ ...s, calls_per_step: s.calls_per_step / totalSteps }));
   let stepMs: number[] = [];
   if (!o.memoryOnly) {
@@ -176,7 +178,6 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
       shape.gflops = (2 * shape.M * shape.N * shape.K) / (shape.ms_per_call * 1e6);
     }
   }
-  const bindGroupsAfter = gpu.bindGroupStats;
 
   const tokensPerStep = o.batch * o.seq;
   const workspaceBytes = model.workspaceBytes;
