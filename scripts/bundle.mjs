@@ -21,8 +21,11 @@ const rawText = {
   },
 };
 
-/** Bundles `entry` (relative to the repository root) to node_modules/.cache/webtune/<name>.mjs. */
-export async function bundle(entry, name) {
+/**
+ * Bundles `entry` (relative to the repository root) to node_modules/.cache/webtune/<name>.mjs;
+ * `plugins` run before the one that loads `?raw` shaders.
+ */
+export async function bundle(entry, name, plugins = []) {
   const outfile = resolve(root, `node_modules/.cache/webtune/${name}.mjs`);
   await build({
     entryPoints: [resolve(root, entry)],
@@ -32,7 +35,7 @@ export async function bundle(entry, name) {
     format: 'esm',
     target: 'node20',
     packages: 'external',
-    plugins: [rawText],
+    plugins: [...plugins, rawText],
     logLevel: 'warning',
   });
   return outfile;
