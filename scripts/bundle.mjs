@@ -22,10 +22,11 @@ const rawText = {
 };
 
 /**
- * Bundles `entry` (relative to the repository root) to node_modules/.cache/webtune/<name>.mjs;
- * `plugins` run before the one that loads `?raw` shaders.
+ * Bundles `entry` (relative to the repository root) to node_modules/.cache/webtune/<name>.mjs.
+ * npm packages stay imports unless `external` lists the only ones that may (a bundle for a
+ * machine without node_modules); `plugins` run before the one that loads `?raw` shaders.
  */
-export async function bundle(entry, name, plugins = []) {
+export async function bundle(entry, name, { plugins = [], external } = {}) {
   const outfile = resolve(root, `node_modules/.cache/webtune/${name}.mjs`);
   await build({
     entryPoints: [resolve(root, entry)],
@@ -34,7 +35,7 @@ export async function bundle(entry, name, plugins = []) {
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    packages: 'external',
+    ...(external ? { external } : { packages: 'external' }),
     plugins: [...plugins, rawText],
     logLevel: 'warning',
   });

@@ -283,8 +283,12 @@ async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number): Promise<num
   const sizes = { matmulXWt: [s.M * s.K, s.N * s.K, s.M * s.N], matmulDyW: [s.M * s.N, s.N * s.K, s.M * s.K], matmulDyTX: [s.M * s.N, s.M * s.K, s.N * s.K] }[
     s.wrapper
   ];
-  const [a, b, c] = sizes.map((floats, i) => gpu.createBuffer(floats * 4, `bench matmul ${i}`));
-  const bias = s.kernel.startsWith('matmul_forward_bias') ? gpu.createBuffer(s.N * 4, 'bench bias') : undefined;
+  // Random operands: zeros can run faster than real data on some GPUs.
+  const uniform = seededUniform(s.M * 31 + s.N * 7 + s.K);
+  const random = (floats: number, label: string) => gpu.upload(Float32Array.from({ length: floats }, () => uniform() - 0.5), label);
+  const [a, b] = sizes.slice(0, 2).map((floats, i) => random(floats, `bench matmul ${i}`));
+  const c = gpu.createBuffer(sizes[2] * 4, 'bench matmul out');
+  const bias = s.kernel.startsWith('matmul_forward_bias') ? random(s.N, 'bench bias') : undefined;
   const opts = { beta: s.accumulate ? 1 : 0, bias };
   const call = () => {
     if (s.wrapper === 'matmulXWt') matmulXWt(gpu, a, b, c, s.M, s.N, s.K, opts);

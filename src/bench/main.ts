@@ -95,8 +95,9 @@ async function loadConfig(nameOrPath: string) {
 /** The commit the benchmark ran at, with `-dirty` when tracked files differ from it. */
 function gitCommit(): string | null {
   try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== '';
+    const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const commit = git('rev-parse', 'HEAD');
+    const dirty = git('status', '--porcelain', '--untracked-files=no') !== '';
     return dirty ? `${commit}-dirty` : commit;
   } catch {
     return null;
