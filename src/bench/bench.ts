@@ -72,6 +72,8 @@ export interface BenchResult {
   ms_per_step: { median: number; mean: number; min: number; max: number } | null;
   step_ms: number[];
   dispatches_per_step: number;
+  /** CPU time to record one step (encoding, bind groups, uniforms, validation), timed in dry-run steps: no kernel runs. */
+  record_ms_per_step: number;
   matmul_flops_per_step: number;
   /** Sum over shapes of calls x time per call: the share of a step the matmuls would take alone. */
   matmul_ms_per_step: number | null;
@@ -95,10 +97,11 @@ export interface BenchResult {
 }
 
 /**
- * Steps recorded in memory-only mode: the second step is the first with the steady-state
- * allocations (the trainer keeps one step's loss readback in flight while recording the next).
+ * Steps recorded without being executed (Gpu.dryRun). In memory-only mode the second step is the
+ * first with the steady-state allocations (the trainer keeps one step's loss readback in flight
+ * while recording the next); the steps after the first time the CPU cost of recording a step.
  */
-const DRY_RUN_STEPS = 2;
+const DRY_RUN_STEPS = 3;
 
 const WRAPPERS: Record<string, MatmulTiming['wrapper']> = {
   matmul_forward: 'matmulXWt',
@@ -130,18 +133,6 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
   const afterAdapter = gpu.bufferAccounting.liveBytes;
 
   const totalSteps = o.memoryOnly ? DRY_RUN_STEPS : o.warmup + o.steps;
-  const settings = validateTrainSettings({
-    lora: o.lora,
-    lr: 1e-4,
-    epochs: 1,
-    batchSize: o.batch,
-    maxLength: o.seq,
-    evalEvery: 0,
-    checkpointEvery: 0,
-    seed: o.seed,
-  });
-  const trainer = new LoraTrainer(gpu, model, adapter, settings, { train: randomExamples(config, o, totalSteps), eval: [] }, 0);
-
   const shapes = new Map<string, MatmulTiming>();
   let dispatches = 0;
   const stopObserving = gpu.observeDispatches((d) => {
@@ -153,26 +144,19 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
     if (known) known.calls_per_step++;
     else shapes.set(key, shape);
   });
-  const delivered: number[] = [];
-  const started = performance.now();
-  gpu.dryRun = o.memoryOnly;
+  let durations: number[];
   try {
-    await trainer.run({ onProgress: () => delivered.push(performance.now()) });
-    await gpu.sync();
+    durations = await trainSteps(gpu, model, adapter, o, totalSteps, o.memoryOnly);
   } finally {
-    gpu.dryRun = false;
     stopObserving();
   }
-  if (delivered.length !== totalSteps) throw new Error(`the trainer ran ${delivered.length} steps, expected ${totalSteps}`);
-  const accounting = gpu.bufferAccounting;
-  const peak = accounting.peakBytes - baseline;
-
+  const peak = gpu.bufferAccounting.peakBytes - baseline;
   const bindGroupsAfter = gpu.bindGroupStats;
+  const recordMs = o.memoryOnly ? durations.slice(1) : (await trainSteps(gpu, model, adapter, o, DRY_RUN_STEPS, true)).slice(1);
+
   const matmul = [...shapes.values()].map((s) => ({ ...s, calls_per_step: s.calls_per_step / totalSteps }));
-  let stepMs: number[] = [];
+  const stepMs = o.memoryOnly ? [] : durations.slice(o.warmup);
   if (!o.memoryOnly) {
-    const times = [started, ...delivered];
-    stepMs = delivered.map((t, i) => t - times[i]).slice(o.warmup);
     for (const shape of matmul) {
       shape.ms_per_call = await timeMatmul(gpu, shape, o.matmulMinMs);
       shape.gflops = (2 * shape.M * shape.N * shape.K) / (shape.ms_per_call * 1e6);
@@ -219,6 +203,7 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
       : null,
     step_ms: stepMs,
     dispatches_per_step: dispatches / totalSteps,
+    record_ms_per_step: median(recordMs),
     matmul_flops_per_step: sum(matmul.map((s) => 2 * s.M * s.N * s.K * s.calls_per_step)),
     matmul_ms_per_step: o.memoryOnly ? null : sum(matmul.map((s) => (s.ms_per_call ?? 0) * s.calls_per_step)),
     matmul,
@@ -245,6 +230,34 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
     },
     date: new Date().toISOString().slice(0, 10),
   };
+}
+
+/**
+ * Runs `steps` optimizer steps through a new trainer (its own AdamW state) and returns each step's
+ * time: the gap between consecutive loss deliveries, the first measured from the start.
+ */
+async function trainSteps(gpu: Gpu, model: LlamaModel, adapter: LoraAdapter, o: BenchOptions, steps: number, dryRun: boolean): Promise<number[]> {
+  const settings = validateTrainSettings({
+    lora: o.lora,
+    lr: 1e-4,
+    epochs: 1,
+    batchSize: o.batch,
+    maxLength: o.seq,
+    evalEvery: 0,
+    checkpointEvery: 0,
+    seed: o.seed,
+  });
+  const trainer = new LoraTrainer(gpu, model, adapter, settings, { train: randomExamples(model.config, o, steps), eval: [] }, 0);
+  const times = [performance.now()];
+  gpu.dryRun = dryRun;
+  try {
+    await trainer.run({ onProgress: () => times.push(performance.now()) });
+    await gpu.sync();
+  } finally {
+    gpu.dryRun = false;
+  }
+  if (times.length !== steps + 1) throw new Error(`the trainer ran ${times.length - 1} steps, expected ${steps}`);
+  return times.slice(1).map((t, i) => t - times[i]);
 }
 
 /** `vendor-architecture` in lower case, for result file names (`google-swiftshader`, `nvidia-hopper`). */

@@ -35,6 +35,9 @@ describe('benchmark', () => {
     expect(steps.step_ms).toHaveLength(1);
     expect(steps.ms_per_step!.median).toBeGreaterThan(0);
     expect(steps.device.cpu_adapter).toBe(true);
+    expect(steps.record_ms_per_step).toBeGreaterThan(0);
+    // The second step records the same dispatches into the same uniform slots: every bind group is reused.
+    expect(steps.bind_groups.reused).toBeGreaterThanOrEqual(steps.dispatches_per_step);
 
     // gate_proj and up_proj forward: X [M, C] W^T with W [I, C], once each per layer.
     const M = OPTIONS.batch * OPTIONS.seq;
@@ -54,6 +57,7 @@ describe('benchmark', () => {
     expect(memoryOnly.peak_memory_bytes).toBe(steps.peak_memory_bytes);
     expect(memoryOnly.memory).toEqual(steps.memory);
     expect(memoryOnly.dispatches_per_step).toBe(steps.dispatches_per_step);
+    expect(memoryOnly.record_ms_per_step).toBeGreaterThan(0);
   });
 
   it('knows the built-in models by their Hugging Face configs', () => {
