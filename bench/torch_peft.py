@@ -97,9 +97,11 @@ def main(argv):
     torch.backends.cudnn.allow_tf32 = args.tf32
     torch.manual_seed(args.seed)
 
-    # fp32 everywhere, like the engine: the checkpoint's storage dtype means nothing for random weights.
+    # fp32 everywhere, like the engine: the checkpoint's storage dtype means nothing for random
+    # weights, and from_config would build the model in it. from_dict is the path from_pretrained
+    # takes for a config.json, so older spellings (rope_theta beside rope_parameters) are handled.
     fields = {k: v for k, v in raw.items() if k not in ("torch_dtype", "dtype")}
-    config = LlamaConfig(**fields)
+    config = LlamaConfig.from_dict(fields)
     model = AutoModelForCausalLM.from_config(config, attn_implementation=args.attn).float()
     model.config.use_cache = False
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]

@@ -206,6 +206,7 @@ export class LoraTrainer {
         { lr: s.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm },
         lr,
       );
+      // The whole step goes to the GPU before the CPU waits for the previous step's loss.
       this.gpu.flush();
       batchIndex += s.gradAccum;
       if (batchIndex >= batches.length) {
