@@ -1,46 +1,5 @@
 #!/usr/bin/env node
-// Runs the webtune CLI from source. The engine imports its WGSL shaders as text (`?raw`, as in
-// the Vite app), so the CLI is bundled with esbuild first; only our own code is bundled.
-import { build } from 'esbuild';
-import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+// Runs the webtune CLI from source (bundled first, see bundle.mjs).
+import { runMain } from './bundle.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const outfile = resolve(root, 'node_modules/.cache/webtune/cli.mjs');
-
-const rawText = {
-  name: 'raw-text',
-  setup(b) {
-    b.onResolve({ filter: /\?raw$/ }, (args) => ({
-      path: resolve(args.resolveDir, args.path.slice(0, -'?raw'.length)),
-      namespace: 'raw-text',
-    }));
-    b.onLoad({ filter: /.*/, namespace: 'raw-text' }, async (args) => ({
-      contents: await readFile(args.path, 'utf8'),
-      loader: 'text',
-    }));
-  },
-};
-
-await build({
-  entryPoints: [resolve(root, 'src/cli/main.ts')],
-  outfile,
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  packages: 'external',
-  plugins: [rawText],
-  logLevel: 'warning',
-});
-
-const { main } = await import(pathToFileURL(outfile).href);
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (error) {
-  process.stderr.write(`webtune: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}\n`);
-  process.exitCode = 2;
-}
-// Dawn keeps the event loop alive; leave once the output is flushed.
-process.stdout.write('', () => process.exit(process.exitCode ?? 0));
+await runMain('src/cli/main.ts', 'webtune');

@@ -12,11 +12,36 @@ const UNIFORM_SLOT = 256;
 const UNIFORM_SLOTS_PER_BLOCK = 256;
 /** Long submits get killed by browsers' GPU watchdogs; split the work well before that. */
 const MAX_DISPATCHES_PER_SUBMIT = 384;
+/** A safety net: a training step needs a few thousand bind groups at most; past this the cache starts over. */
+const MAX_CACHED_BIND_GROUPS = 16384;
+/** Readback buffers up to this size are kept for reuse (a step's loss rows); larger ones are freed after use. */
+const MAX_POOLED_READBACK_BYTES = 256 * 1024;
+const MAX_POOLED_READBACKS = 8;
+
+interface CachedBindGroup {
+  group: GPUBindGroup;
+  /** Ids of the buffers it binds. */
+  buffers: number[];
+}
 
 interface UniformBlock {
   buffer: GPUBuffer;
   staging: ArrayBuffer;
   used: number;
+}
+
+/** Bytes of GPU buffers created through a `Gpu`: live now, and the most live at once since `resetPeak`. */
+export interface BufferAccounting {
+  liveBytes: number;
+  peakBytes: number;
+  liveBuffers: number;
+}
+
+/** One recorded dispatch, as `Gpu.dispatch` received it (for profiling tools). */
+export interface RecordedDispatch {
+  pipeline: GPUComputePipeline;
+  params: readonly Param[] | null;
+  bindings: readonly (Binding | undefined)[];
 }
 
 /**
@@ -34,6 +59,23 @@ export class Gpu {
   private blockIndex = 0;
   private lost: GpuDeviceLostError | null = null;
   private validationErrors: string[] = [];
+  private liveBytes = 0;
+  private peakBytes = 0;
+  private liveBuffers = 0;
+  private bindGroupsCreated = 0;
+  private bindGroupsReused = 0;
+  private readonly objectIds = new WeakMap<object, number>();
+  private nextObjectId = 1;
+  private readonly bindGroups = new Map<string, CachedBindGroup>();
+  /** Cache keys by buffer id, so destroying a buffer drops the bind groups that name it. */
+  private readonly bindGroupKeys = new Map<number, Set<string>>();
+  private readonly readbackPool: GPUBuffer[] = [];
+  private dispatchObserver: ((dispatch: RecordedDispatch) => void) | null = null;
+  /**
+   * Records, validates and allocates everything as usual but submits nothing: measures what a
+   * step allocates at shapes far too slow to execute (SmolLM2 on a CPU adapter).
+   */
+  dryRun = false;
   readonly hasF16: boolean;
   /**
    * A CPU implementation (SwiftShader, lavapipe): kernels that offer a barrier-free schedule use
@@ -69,6 +111,8 @@ export class Gpu {
         this.modules.set(source, module);
       }
       pipeline = this.device.createComputePipeline({
+        // The entry point names the kernel in validation messages and for profiling tools.
+        label: entry,
         layout: 'auto',
         compute: { module, entryPoint: entry, constants },
       });
@@ -79,11 +123,33 @@ export class Gpu {
 
   createBuffer(bytes: number, label: string): GPUBuffer {
     this.checkAlive();
-    return this.device.createBuffer({
+    return this.allocate({
       label,
       size: Math.max(16, Math.ceil(bytes / 16) * 16),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
+  }
+
+  get bufferAccounting(): BufferAccounting {
+    return { liveBytes: this.liveBytes, peakBytes: this.peakBytes, liveBuffers: this.liveBuffers };
+  }
+
+  /** Bind groups created, dispatches that reused a cached one, and how many are cached now. */
+  get bindGroupStats(): { created: number; reused: number; cached: number } {
+    return { created: this.bindGroupsCreated, reused: this.bindGroupsReused, cached: this.bindGroups.size };
+  }
+
+  /** Starts a new peak measurement from what is live now. */
+  resetPeak(): void {
+    this.peakBytes = this.liveBytes;
+  }
+
+  /** Calls `observer` for every dispatch recorded until the returned function is called. */
+  observeDispatches(observer: (dispatch: RecordedDispatch) => void): () => void {
+    this.dispatchObserver = observer;
+    return () => {
+      if (this.dispatchObserver === observer) this.dispatchObserver = null;
+    };
   }
 
   upload(data: Float32Array | Uint32Array | Int32Array, label: string): GPUBuffer {
@@ -97,7 +163,12 @@ export class Gpu {
     this.device.queue.writeBuffer(buffer, offset + byteOffset, data.buffer, data.byteOffset, data.byteLength);
   }
 
-  /** Records `dispatchWorkgroups` with params at binding 0 and `bindings[i]` at binding i + 1. */
+  /**
+   * Records `dispatchWorkgroups` with params at binding 0 and `bindings[i]` at binding i + 1.
+   * Bind groups are cached by pipeline and bound ranges. The uniform slot is part of the key: a
+   * step records the same dispatches in the same order every time, so slot n of a submit gets
+   * the same bind group each step while its contents are rewritten before every submit.
+   */
   dispatch(
     pipeline: GPUComputePipeline,
     params: Param[] | null,
@@ -105,15 +176,15 @@ export class Gpu {
     workgroups: [number, number?, number?],
   ): void {
     this.checkAlive();
-    const entries: GPUBindGroupEntry[] = [];
+    this.dispatchObserver?.({ pipeline, params, bindings });
+    const entries: { binding: number; resource: GPUBufferBinding }[] = [];
     if (params) entries.push({ binding: 0, resource: this.uniformSlot(params) });
     bindings.forEach((binding, i) => {
-      if (binding) entries.push({ binding: i + 1, resource: bufferResource(binding) });
+      if (binding) entries.push({ binding: i + 1, resource: asRange(binding) });
     });
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     const pass = this.computePass();
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, this.bindGroup(pipeline, entries));
     const [x, y = 1, z = 1] = workgroups;
     if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
     if (++this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
@@ -145,30 +216,37 @@ export class Gpu {
     this.endPass();
     for (let i = 0; i <= this.blockIndex && i < this.uniformBlocks.length; i++) {
       const block = this.uniformBlocks[i];
-      if (block.used > 0) this.device.queue.writeBuffer(block.buffer, 0, block.staging, 0, block.used * UNIFORM_SLOT);
+      if (block.used > 0 && !this.dryRun) this.device.queue.writeBuffer(block.buffer, 0, block.staging, 0, block.used * UNIFORM_SLOT);
       block.used = 0;
     }
     this.blockIndex = 0;
-    this.device.queue.submit([this.encoder.finish()]);
+    const commands = this.encoder.finish();
+    if (!this.dryRun) this.device.queue.submit([commands]);
     this.encoder = null;
     this.dispatches = 0;
   }
 
-  /** Flushes, then copies `bytes` from the binding back to the CPU. */
+  /**
+   * Flushes, then copies `bytes` from the binding back to the CPU. The copy is recorded and
+   * submitted before this returns its promise, so a caller may record more work and await later.
+   */
   async read(source: Binding, bytes?: number): Promise<ArrayBuffer> {
     const { buffer, offset, size } = asRange(source);
     const length = Math.ceil((bytes ?? size) / 4) * 4;
-    const staging = this.device.createBuffer({ size: length, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.readbackBuffer(length);
     this.commandEncoder().copyBufferToBuffer(buffer, offset, staging, 0, length);
     this.flush();
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      await staging.mapAsync(GPUMapMode.READ, 0, length);
     } catch (error) {
+      staging.destroy();
       this.checkAlive();
       throw error;
     }
-    const copy = staging.getMappedRange().slice(0);
-    staging.destroy();
+    const copy = staging.getMappedRange(0, length).slice(0);
+    staging.unmap();
+    if (staging.size <= MAX_POOLED_READBACK_BYTES && this.readbackPool.length < MAX_POOLED_READBACKS) this.readbackPool.push(staging);
+    else staging.destroy();
     this.checkAlive();
     return copy;
   }
@@ -192,6 +270,85 @@ export class Gpu {
     }
   }
 
+  /** A free mappable buffer of at least `length` bytes, from the pool when one fits. */
+  private readbackBuffer(length: number): GPUBuffer {
+    const size = Math.ceil(length / 256) * 256;
+    const pooled = this.readbackPool.findIndex((b) => b.size === size);
+    if (pooled >= 0) return this.readbackPool.splice(pooled, 1)[0];
+    return this.allocate({ label: 'readback', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  }
+
+  private bindGroup(pipeline: GPUComputePipeline, entries: { binding: number; resource: GPUBufferBinding }[]): GPUBindGroup {
+    const buffers = entries.map((e) => this.objectId(e.resource.buffer));
+    const key = `${this.objectId(pipeline)}|${entries
+      .map((e, i) => `${e.binding}:${buffers[i]}:${e.resource.offset}:${e.resource.size}`)
+      .join('|')}`;
+    const cached = this.bindGroups.get(key);
+    if (cached) {
+      this.bindGroupsReused++;
+      return cached.group;
+    }
+    if (this.bindGroups.size >= MAX_CACHED_BIND_GROUPS) {
+      this.bindGroups.clear();
+      this.bindGroupKeys.clear();
+    }
+    const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    this.bindGroupsCreated++;
+    this.bindGroups.set(key, { group, buffers });
+    for (const id of buffers) {
+      let keys = this.bindGroupKeys.get(id);
+      if (!keys) this.bindGroupKeys.set(id, (keys = new Set()));
+      keys.add(key);
+    }
+    return group;
+  }
+
+  /** A destroyed buffer's bind groups could never be used again; drop them so they can be collected. */
+  private forgetBindGroups(buffer: GPUBuffer): void {
+    const id = this.objectIds.get(buffer);
+    const keys = id === undefined ? undefined : this.bindGroupKeys.get(id);
+    if (!keys) return;
+    for (const key of keys) {
+      for (const other of this.bindGroups.get(key)?.buffers ?? []) if (other !== id) this.bindGroupKeys.get(other)?.delete(key);
+      this.bindGroups.delete(key);
+    }
+    this.bindGroupKeys.delete(id!);
+  }
+
+  private objectId(object: object): number {
+    let id = this.objectIds.get(object);
+    if (id === undefined) {
+      id = this.nextObjectId++;
+      this.objectIds.set(object, id);
+    }
+    return id;
+  }
+
+  /**
+   * Every buffer the engine uses is created here, so the accounting sees it. Callers free buffers
+   * with `buffer.destroy()` (there is no destroy event), so that method is wrapped to keep the
+   * count; a second destroy is harmless in WebGPU and is not counted twice.
+   */
+  private allocate(descriptor: GPUBufferDescriptor): GPUBuffer {
+    const buffer = this.device.createBuffer(descriptor);
+    const bytes = buffer.size;
+    this.liveBytes += bytes;
+    this.liveBuffers++;
+    this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
+    const destroy = buffer.destroy.bind(buffer);
+    let live = true;
+    buffer.destroy = () => {
+      if (live) {
+        live = false;
+        this.liveBytes -= bytes;
+        this.liveBuffers--;
+        this.forgetBindGroups(buffer);
+      }
+      return destroy();
+    };
+    return buffer;
+  }
+
   private commandEncoder(): GPUCommandEncoder {
     this.endPass();
     this.encoder ??= this.device.createCommandEncoder();
@@ -213,7 +370,7 @@ export class Gpu {
     if (block && block.used === UNIFORM_SLOTS_PER_BLOCK) block = this.uniformBlocks[++this.blockIndex];
     if (!block) {
       block = {
-        buffer: this.device.createBuffer({
+        buffer: this.allocate({
           label: 'uniforms',
           size: UNIFORM_SLOT * UNIFORM_SLOTS_PER_BLOCK,
           usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -237,9 +394,4 @@ export class Gpu {
 
 export function asRange(binding: Binding): { buffer: GPUBuffer; offset: number; size: number } {
   return 'offset' in binding ? binding : { buffer: binding, offset: 0, size: binding.size };
-}
-
-function bufferResource(binding: Binding): GPUBufferBinding {
-  const { buffer, offset, size } = asRange(binding);
-  return { buffer, offset, size };
 }

@@ -56,6 +56,26 @@ export interface TrainResult {
 }
 
 /**
+ * Optimizer steps whose loss may still be in flight when the next step is recorded. One lets the
+ * CPU record step s + 1 while the GPU runs step s, with no readback wait in between; progress
+ * reports (with the exact per-step loss) arrive one step late. Evaluation, checkpoints, pauses
+ * and the end of the run wait for every pending loss first.
+ */
+const LOSS_LAG = 1;
+
+/** A recorded optimizer step whose progress report waits for its loss. */
+interface PendingStep {
+  step: number;
+  epoch: number;
+  lr: number;
+  /** Tokens trained up to and including this step. */
+  tokens: number;
+  targetCount: number;
+  lossSum: Promise<number>;
+  evalLoss?: number;
+}
+
+/**
  * The LoRA training loop: epochs of shuffled micro-batches, gradient accumulation with the loss
  * normalised by the target count of the whole optimizer step (as transformers does), warmup and
  * decay, AdamW with clipping, evaluation and checkpoints at fixed step intervals.
@@ -136,23 +156,49 @@ export class LoraTrainer {
       await hooks.onCheckpoint(await this.checkpoint({ epoch, batchIndex }, elapsed(), trainLossFirst));
     };
 
+    // Steps whose loss is still being read back, oldest first (see LOSS_LAG).
+    const pending: PendingStep[] = [];
+    const deliver = async (keep: number) => {
+      while (pending.length > keep) {
+        const p = pending.shift()!;
+        const loss = p.targetCount ? (await p.lossSum) / p.targetCount : 0;
+        trainLossFirst ??= loss;
+        trainLossLast = loss;
+        const now = performance.now();
+        const progress: TrainProgress = {
+          step: p.step,
+          totalSteps: this.totalSteps,
+          epoch: p.epoch,
+          loss,
+          lr: p.lr,
+          tokensPerSecond: p.tokens / Math.max(1e-9, (now - started) / 1000),
+          elapsedMs: elapsedBefore + now - started,
+          etaMs: ((now - started) / Math.max(1, p.step - (resume?.step ?? 0))) * (this.totalSteps - p.step),
+        };
+        if (p.evalLoss !== undefined) progress.evalLoss = p.evalLoss;
+        hooks.onProgress?.(progress);
+      }
+    };
+
     while (epoch < s.epochs) {
       const control = hooks.control?.() ?? 'continue';
       if (control !== 'continue') {
+        await deliver(0);
         await saveCheckpoint();
         return this.result(control === 'pause' ? 'paused' : 'stopped', trainLossFirst, trainLossLast, evalLoss, tokens, elapsed());
       }
       const batches = this.epochBatches(epoch);
       const stepBatches = batches.slice(batchIndex, batchIndex + s.gradAccum);
       const targetCount = stepBatches.reduce((sum, b) => sum + b.targetCount, 0);
-      let lossSum = 0;
+      const lossParts: Promise<number>[] = [];
       for (const batch of stepBatches) {
         if (batch.targetCount === 0) continue;
         this.model.lossAndGradients(batch, this.adapter, {
           lossScale: 1 / targetCount,
           dropoutSeed: s.seed * 1_000_003 + this.optimizer.step * 131 + batchIndex,
         });
-        lossSum += await this.model.readLossSum(batch);
+        // Submitted now, awaited in `deliver`: the GPU never waits for the CPU to read a loss.
+        lossParts.push(this.model.readLossSum(batch));
         tokens += countTokens(batch);
       }
       const lr = learningRate(s, this.optimizer.step, this.totalSteps);
@@ -160,33 +206,32 @@ export class LoraTrainer {
         { lr: s.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm },
         lr,
       );
-      const loss = targetCount ? lossSum / targetCount : 0;
-      trainLossFirst ??= loss;
-      trainLossLast = loss;
+      // The whole step goes to the GPU before the CPU waits for the previous step's loss.
+      this.gpu.flush();
       batchIndex += s.gradAccum;
       if (batchIndex >= batches.length) {
         epoch++;
         batchIndex = 0;
       }
       const step = this.optimizer.step;
+      const lossSum = Promise.all(lossParts).then((sums) => sums.reduce((a, b) => a + b, 0));
+      // Awaited in `deliver` unless an error ends the run first; then that error is the one to report.
+      lossSum.catch(() => undefined);
+      const stepEpoch = epoch + batchIndex / Math.max(1, batches.length);
+      pending.push({ step, epoch: stepEpoch, lr, tokens, targetCount, lossSum });
       const done = step >= this.totalSteps;
-      const progress: TrainProgress = {
-        step,
-        totalSteps: this.totalSteps,
-        epoch: epoch + batchIndex / Math.max(1, batches.length),
-        loss,
-        lr,
-        tokensPerSecond: tokens / Math.max(1e-9, (performance.now() - started) / 1000),
-        elapsedMs: elapsed(),
-        etaMs: ((performance.now() - started) / Math.max(1, step - (resume?.step ?? 0))) * (this.totalSteps - step),
-      };
-      if ((s.evalEvery > 0 && step % s.evalEvery === 0) || done) {
+      const evaluate = (s.evalEvery > 0 && step % s.evalEvery === 0) || done;
+      const checkpointNow = s.checkpointEvery > 0 && step % s.checkpointEvery === 0;
+      if (evaluate) {
+        // Earlier steps are reported first; this step's report carries the eval loss.
+        await deliver(1);
         evalLoss = await this.evalLoss();
-        if (evalLoss !== null) progress.evalLoss = evalLoss;
+        if (evalLoss !== null) pending[0].evalLoss = evalLoss;
       }
-      hooks.onProgress?.(progress);
-      if (s.checkpointEvery > 0 && step % s.checkpointEvery === 0) await saveCheckpoint();
+      await deliver(evaluate || checkpointNow ? 0 : LOSS_LAG);
+      if (checkpointNow) await saveCheckpoint();
     }
+    await deliver(0);
     await saveCheckpoint();
     return this.result('completed', trainLossFirst, trainLossLast, evalLoss, tokens, elapsed());
   }

@@ -1,0 +1,115 @@
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { UsageError } from '../cli/usage';
+import { Gpu } from '../gpu/context';
+import { createNodeDevice } from '../gpu/node-device';
+import { validateLoraConfig } from '../lora/config';
+import { parseModelConfig } from '../model/config';
+import { type BenchOptions, deviceSlug, runBenchmark } from './bench';
+import { BUILT_IN_CONFIGS } from './configs';
+
+const USAGE = `npm run -s bench -- [options]
+
+Trains a LoRA adapter on a random-init model (random token ids, nothing downloaded) and prints one
+JSON object (the last stdout line), also written to bench/results/<device>-<config>-<date>.json.
+
+  --config stories260K|smollm2-135m|<config.json>   model shapes (default stories260K)
+  --seq 256 --batch 4                                tokens per row, rows per step
+  --r 8 --alpha 2r --targets q_proj,k_proj,v_proj    LoRA settings (dropout 0)
+  --warmup 1 --steps 3                               untimed, then timed optimizer steps
+  --memory-only                                      build everything and record steps without running them: peak memory only
+  --seed 0                                           random weights, tokens and adapter init
+  --out <file.json>                                  where to write the JSON instead
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string', default: 'stories260K' },
+      seq: { type: 'string', default: '256' },
+      batch: { type: 'string', default: '4' },
+      r: { type: 'string', default: '8' },
+      alpha: { type: 'string' },
+      targets: { type: 'string', default: 'q_proj,k_proj,v_proj' },
+      warmup: { type: 'string', default: '1' },
+      steps: { type: 'string', default: '3' },
+      'memory-only': { type: 'boolean', default: false },
+      seed: { type: 'string', default: '0' },
+      out: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const { name, config } = await loadConfig(values.config);
+  const r = integer(values.r, '--r', 1);
+  const options: BenchOptions = {
+    configName: name,
+    config,
+    seq: integer(values.seq, '--seq', 2),
+    batch: integer(values.batch, '--batch', 1),
+    lora: validateLoraConfig({
+      r,
+      alpha: values.alpha === undefined ? 2 * r : Number(values.alpha),
+      dropout: 0,
+      targets: values.targets.split(',').map((t) => t.trim()),
+    }),
+    warmup: integer(values.warmup, '--warmup', 0),
+    steps: integer(values.steps, '--steps', 1),
+    memoryOnly: values['memory-only'],
+    seed: integer(values.seed, '--seed', 0),
+    matmulMinMs: 500,
+  };
+
+  const gpu = new Gpu(await createNodeDevice());
+  const result = {
+    ...(await runBenchmark(gpu, options)),
+    git_commit: gitCommit(),
+    command: ['npm', 'run', '-s', 'bench', '--', ...argv].map(shellQuote).join(' '),
+  };
+  const mode = options.memoryOnly ? '-memory-only' : '';
+  const out = resolve(values.out ?? `bench/results/${deviceSlug(result.device)}-${name}${mode}-${result.date}.json`);
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
+  process.stderr.write(`bench: written to ${out}\n`);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  return 0;
+}
+
+async function loadConfig(nameOrPath: string) {
+  const builtIn = BUILT_IN_CONFIGS[nameOrPath];
+  if (builtIn) return { name: nameOrPath, config: parseModelConfig(builtIn, `${nameOrPath} (built in)`) };
+  if (!nameOrPath.endsWith('.json')) {
+    throw new UsageError(`--config "${nameOrPath}" is neither ${Object.keys(BUILT_IN_CONFIGS).join(', ')} nor a config.json path`);
+  }
+  const json: unknown = JSON.parse(await readFile(resolve(nameOrPath), 'utf8'));
+  const folder = basename(dirname(resolve(nameOrPath)));
+  return { name: basename(nameOrPath) === 'config.json' ? folder : basename(nameOrPath, '.json'), config: parseModelConfig(json, nameOrPath) };
+}
+
+/** The commit the benchmark ran at, with `-dirty` when tracked files differ from it. */
+function gitCommit(): string | null {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const commit = git('rev-parse', 'HEAD');
+    const dirty = git('status', '--porcelain', '--untracked-files=no') !== '';
+    return dirty ? `${commit}-dirty` : commit;
+  } catch {
+    return null;
+  }
+}
+
+function integer(text: string, flag: string, min: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) throw new UsageError(`${flag} must be an integer >= ${min}, got "${text}"`);
+  return value;
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
