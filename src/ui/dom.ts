@@ -19,6 +19,11 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+/** The title bar every step's panel opens with: the step's name and one paragraph on what it does. */
+export function panelHeader(title: string, intro: string): HTMLElement {
+  return el('header', { class: 'panel-title' }, el('h2', {}, title), el('p', {}, intro));
+}
+
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;

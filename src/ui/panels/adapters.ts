@@ -1,6 +1,6 @@
 import type { AdapterSummary } from '../../worker/api';
 import type { App, AppState, Panel } from '../app';
-import { downloadBytes, el, errorMessage, formatLoss, Notice } from '../dom';
+import { downloadBytes, el, errorMessage, formatLoss, Notice, panelHeader } from '../dom';
 import { AdapterImport } from './adapter-import';
 import { ExportSection } from './export';
 
@@ -27,16 +27,10 @@ export class AdaptersPanel implements Panel {
     this.element = el(
       'section',
       { class: 'panel' },
-      el(
-        'header',
-        { class: 'panel-title' },
-        el('h2', {}, 'Adapters'),
-        el(
-          'p',
-          {},
-          'Trained and imported adapters stay in this browser. "Download zip" gives the PEFT folder (adapter_config.json + adapter_model.safetensors) ' +
-            'that transformers, vLLM and PEFT load; Export below also writes GGUF and merged models, with the Ollama steps.',
-        ),
+      panelHeader(
+        'Adapters',
+        'Trained and imported adapters stay in this browser. "Download zip" gives the PEFT folder (adapter_config.json + adapter_model.safetensors) ' +
+          'that transformers, vLLM and PEFT load; Export below also writes GGUF and merged models, with the Ollama steps.',
       ),
       this.notice.element,
       this.list,

@@ -1,5 +1,5 @@
 import type { App, AppState, Panel } from '../app';
-import { el, errorMessage, Notice } from '../dom';
+import { el, errorMessage, Notice, panelHeader } from '../dom';
 
 const DEFAULT_PROMPT = 'Once upon a time, there was a little';
 
@@ -27,7 +27,7 @@ export class ComparePanel implements Panel {
     this.element = el(
       'section',
       { class: 'panel' },
-      el('header', { class: 'panel-title' }, el('h2', {}, 'Compare'), el('p', {}, 'The same prompt through the base model and through the base model with an adapter.')),
+      panelHeader('Compare', 'The same prompt through the base model and through the base model with an adapter.'),
       el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Prompt'), this.prompt),
       el(
         'div',

@@ -1,6 +1,6 @@
 import type { DatasetPreview } from '../../worker/api';
 import type { App, AppState, Panel } from '../app';
-import { clip, el, errorMessage, Notice, plural, rowText } from '../dom';
+import { clip, el, errorMessage, Notice, panelHeader, plural, rowText } from '../dom';
 import { analysisView } from './analysis';
 
 type Role = 'train' | 'eval';
@@ -36,16 +36,10 @@ export class DataPanel implements Panel {
     this.element = el(
       'section',
       { class: 'panel' },
-      el(
-        'header',
-        { class: 'panel-title' },
-        el('h2', {}, 'Data'),
-        el(
-          'p',
-          {},
-          'JSONL, one example per line: {"text"}, {"prompt", "completion"}, {"messages"}, ShareGPT {"conversations"} or Alpaca {"instruction", "output"}. ' +
-            'Files are checked line by line before anything is stored.',
-        ),
+      panelHeader(
+        'Data',
+        'JSONL, one example per line: {"text"}, {"prompt", "completion"}, {"messages"}, ShareGPT {"conversations"} or Alpaca {"instruction", "output"}. ' +
+          'Files are checked line by line before anything is stored.',
       ),
       el('div', { class: 'inline' }, picker('train', 'Import training file…'), picker('eval', 'Import eval file…')),
       this.notice.element,

@@ -8,7 +8,7 @@ import type { RagAggregate } from '../../eval/rag-metrics';
 import type { EvaluationProgress } from '../../worker/api';
 import { evaluate } from '../../worker/client';
 import type { App, AppState, Panel } from '../app';
-import { clip, downloadBytes, el, errorMessage, Notice } from '../dom';
+import { clip, downloadBytes, el, errorMessage, Notice, panelHeader } from '../dom';
 
 interface Metric {
   id: string;
@@ -128,12 +128,7 @@ export class EvaluationPanel implements Panel {
     this.element = el(
       'section',
       { class: 'panel' },
-      el(
-        'header',
-        { class: 'panel-title' },
-        el('h2', {}, 'Evaluate'),
-        el('p', {}, 'A held-out dataset through the base model and through the base model with an adapter. Rows with a Context: block also get a generated answer, scored for grounding and citations.'),
-      ),
+      panelHeader('Evaluate', 'A held-out dataset through the base model and through the base model with an adapter. Rows with a Context: block also get a generated answer, scored for grounding and citations.'),
       el(
         'div',
         { class: 'fields' },

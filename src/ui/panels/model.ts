@@ -1,7 +1,7 @@
 import { loadHubModel, loadLocalModel } from '../../worker/client';
 import type { MemoryEstimate, ModelInfo } from '../../worker/api';
 import type { App, AppState, Panel } from '../app';
-import { el, errorMessage, formatBytes, formatCount, Notice } from '../dom';
+import { el, errorMessage, formatBytes, formatCount, Notice, panelHeader } from '../dom';
 
 const DEFAULT_HUB_MODEL = 'HuggingFaceTB/SmolLM2-135M-Instruct';
 
@@ -141,7 +141,7 @@ export class ModelPanel implements Panel {
     this.element = el(
       'section',
       { class: 'panel' },
-      el('header', { class: 'panel-title' }, el('h2', {}, 'Model'), el('p', {}, 'A Llama-family model (Llama, SmolLM2, TinyLlama, Qwen2) in Hugging Face format.')),
+      panelHeader('Model', 'A Llama-family model (Llama, SmolLM2, TinyLlama, Qwen2) in Hugging Face format.'),
       el('div', { class: 'grid-2' }, el('div', {}, this.folderInput, drop), hub),
       this.status,
       this.progress,

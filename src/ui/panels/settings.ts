@@ -4,7 +4,7 @@ import { validateTrainSettings, type TrainSettings } from '../../train/settings'
 import type { PresetPlan } from '../../worker/api';
 import { plannedSteps } from '../../worker/run-plan';
 import type { App, AppState, Panel } from '../app';
-import { el, errorMessage } from '../dom';
+import { el, errorMessage, panelHeader } from '../dom';
 import { filterReportView } from './filter-report';
 import { memoryView } from './model';
 import { PresetSection } from './preset';
@@ -131,7 +131,7 @@ export class SettingsPanel implements Panel {
     this.element = el(
       'section',
       { class: 'panel' },
-      el('header', { class: 'panel-title' }, el('h2', {}, 'Settings'), el('p', {}, 'Defaults follow PEFT and the Hugging Face Trainer.')),
+      panelHeader('Settings', 'Defaults follow PEFT and the Hugging Face Trainer.'),
       el('form', { class: 'settings', onsubmit: (e: Event) => e.preventDefault() }, this.presetSection.element, ...groups, this.filterSet),
       el(
         'label',
