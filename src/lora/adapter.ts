@@ -51,6 +51,11 @@ export class LoraAdapter {
     this.resetOptimizerState();
   }
 
+  /** Frees the four GPU buffers. A view from `scaledBy` shares them, so destroy the owner only. */
+  destroy(): void {
+    for (const buffer of [this.params, this.grads, this.m, this.v]) buffer.destroy();
+  }
+
   /**
    * The same GPU weights applied with `factor` times the LoRA scaling: adapter strength at
    * generation time without touching the stored A and B. The view owns no buffers, so it needs no

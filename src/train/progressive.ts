@@ -161,6 +161,7 @@ export async function runProgressive(
   // A second adapter rather than phase 1's: it starts with fresh AdamW moments and takes phase 2's
   // alpha (B rescaled) and dropout.
   const adapter2 = startingAdapter(gpu, model.config, phase2.settings.lora, phase2.settings.seed, phase1Adapter, 'the phase-1 adapter');
+  adapter1.destroy();
   const trainer2 = new LoraTrainer(gpu, model, adapter2, phase2.settings, data2, padId);
   const outcome2 = await runPhase(2, trainer2, data2, hooks);
   const after1 = outcome1.evalLossAfter!;

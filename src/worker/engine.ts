@@ -379,7 +379,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
           forgetting: result.forgetting,
         };
       } finally {
-        destroyAdapter(result.adapter);
+        result.adapter.destroy();
       }
     });
   }
@@ -669,7 +669,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
       });
     } finally {
       await history.flush().catch(() => undefined);
-      destroyAdapter(trainer.adapter);
+      trainer.adapter.destroy();
     }
   }
 
@@ -730,7 +730,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
   }
 
   #dropAdapterCache(): void {
-    if (this.#adapterCache) destroyAdapter(this.#adapterCache.adapter);
+    if (this.#adapterCache) this.#adapterCache.adapter.destroy();
     this.#adapterCache = null;
   }
 
@@ -748,11 +748,6 @@ export class WebtuneEngine implements WebtuneEngineApi {
 
 function adapterTensorMap(record: AdapterRecord): Map<string, { shape: number[]; data: Float32Array }> {
   return new Map(record.tensors.map((t) => [t.name, { shape: t.shape, data: t.data }]));
-}
-
-/** LoraAdapter has no destroy(); its four buffers are the GPU memory that matters. */
-function destroyAdapter(adapter: LoraAdapter): void {
-  for (const buffer of [adapter.params, adapter.grads, adapter.m, adapter.v]) buffer.destroy();
 }
 
 /** Batches history points into few transactions; `flush` writes whatever is pending. */
