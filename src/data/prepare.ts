@@ -115,6 +115,11 @@ export function prepareExample(row: DatasetRow, tok: PrepTokenizer, opts: { maxL
   return { inputIds: ids.slice(0, opts.maxLength), labels: labels.slice(0, opts.maxLength), truncated };
 }
 
+/** Rows held out for evaluation: evalFraction of them, at least one and never all. */
+export function heldOutCount(rows: number, evalFraction: number): number {
+  return evalFraction > 0 && rows >= 2 ? Math.min(Math.max(Math.round(rows * evalFraction), 1), rows - 1) : 0;
+}
+
 /**
  * Shuffles the rows with the seed, holds out the first evalFraction of them for evaluation, and
  * prepares both parts; examples with no target left are dropped and counted.
@@ -126,8 +131,7 @@ export function prepareDataset(rows: readonly DatasetRow[], tok: PrepTokenizer, 
     throw new RangeError(`evalFraction must be at least 0 and below 1, got ${evalFraction}`);
   }
   const order = shuffledIndices(rows.length, opts.seed ?? 0);
-  const evalCount =
-    evalFraction > 0 && rows.length >= 2 ? Math.min(Math.max(Math.round(rows.length * evalFraction), 1), rows.length - 1) : 0;
+  const evalCount = heldOutCount(rows.length, evalFraction);
   let truncatedCount = 0;
   let droppedNoTargets = 0;
   const build = (indices: number[]): Example[] => {

@@ -85,10 +85,7 @@ export class LlamaModel {
 
   /** Sum of the per-token losses of the last `lossAndGradients` batch (ignored positions are 0). */
   async readLossSum(batch: Batch): Promise<number> {
-    const rows = await this.gpu.readF32(this.workspace!.rowLoss, batch.B * batch.T);
-    let sum = 0;
-    for (const value of rows) sum += value;
-    return sum;
+    return (await this.readRowLossSums(batch)).reduce((a, b) => a + b, 0);
   }
 
   /** Per-row sums of the token losses of the last `lossAndGradients` batch: [B]. */

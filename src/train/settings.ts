@@ -89,6 +89,11 @@ export function validateTrainSettings(input: Partial<Omit<TrainSettings, 'lora'>
 }
 
 /** Learning rate for optimizer step `step` (0-based), as transformers' schedules with warmup. */
+/** Optimizer steps of a run: every epoch ends with a step, even on fewer than gradAccum micro-batches. */
+export function optimizerSteps(trainExamples: number, settings: Pick<TrainSettings, 'batchSize' | 'gradAccum' | 'epochs'>): number {
+  return settings.epochs * Math.ceil(Math.ceil(trainExamples / settings.batchSize) / settings.gradAccum);
+}
+
 export function learningRate(settings: Pick<TrainSettings, 'lr' | 'warmupSteps' | 'schedule'>, step: number, totalSteps: number): number {
   const warmup = Math.min(settings.warmupSteps, totalSteps);
   if (step < warmup) return (settings.lr * step) / Math.max(1, warmup);

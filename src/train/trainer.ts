@@ -6,7 +6,7 @@ import type { LoraAdapter } from '../lora/adapter';
 import type { LlamaModel } from '../model/llama';
 import { type Batch, makeBatch } from './batch';
 import { AdamW } from './optimizer';
-import { learningRate, type TrainSettings } from './settings';
+import { learningRate, optimizerSteps, type TrainSettings } from './settings';
 
 export interface TrainProgress {
   step: number;
@@ -97,7 +97,7 @@ export class LoraTrainer {
     if (data.train.length === 0) throw new Error('No training examples: the dataset is empty after preparation.');
     this.optimizer = new AdamW(gpu, adapter);
     this.microBatchesPerEpoch = Math.ceil(data.train.length / settings.batchSize);
-    this.totalSteps = settings.epochs * Math.ceil(this.microBatchesPerEpoch / settings.gradAccum);
+    this.totalSteps = optimizerSteps(data.train.length, settings);
   }
 
   /** Mean token loss over the eval examples with the adapter as it is now. */

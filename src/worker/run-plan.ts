@@ -1,21 +1,20 @@
 /**
  * What the page can say about a run before it starts: how many optimizer steps it makes, and the
- * settings a preset gives on a dataset. The step count is the arithmetic of prepareDataset (held-out
- * rows) and LoraTrainer (steps per epoch) on row counts; rows that tokenizing leaves without a
+ * settings a preset gives on a dataset. The step count uses the functions training uses (heldOutCount,
+ * optimizerSteps), on row counts rather than tokenized examples; rows that tokenizing leaves without a
  * target, and packing, can only make the real run shorter.
  */
 import { capWarmup, type Preset, validatePreset } from '../analysis/presets';
+import { heldOutCount } from '../data/prepare';
 import type { DatasetRow } from '../data/types';
-import { type TrainSettings, validateTrainSettings } from '../train/settings';
+import { optimizerSteps, type TrainSettings, validateTrainSettings } from '../train/settings';
 import { type FilterReport, filterReport } from './quality-filter';
 
 type StepSettings = Pick<TrainSettings, 'evalFraction' | 'batchSize' | 'gradAccum' | 'epochs'>;
 
 export function plannedSteps(rows: number, settings: StepSettings, separateEvalSet: boolean): { trainRows: number; steps: number } {
-  const { evalFraction, batchSize, gradAccum, epochs } = settings;
-  const heldOut = !separateEvalSet && evalFraction > 0 && rows >= 2 ? Math.min(Math.max(Math.round(rows * evalFraction), 1), rows - 1) : 0;
-  const trainRows = rows - heldOut;
-  return { trainRows, steps: epochs * Math.ceil(Math.ceil(trainRows / batchSize) / gradAccum) };
+  const trainRows = rows - (separateEvalSet ? 0 : heldOutCount(rows, settings.evalFraction));
+  return { trainRows, steps: optimizerSteps(trainRows, settings) };
 }
 
 export interface PresetPlanRequest {
