@@ -8,7 +8,7 @@ import { LlamaModel } from '../model/llama';
 import { LoraTrainer } from '../train/trainer';
 import { validateTrainSettings } from '../train/settings';
 import { seededUniform } from '../util/random';
-import { estimateTrainingMemory } from '../worker/memory';
+import { estimateTrainingMemory } from '../app/memory';
 import { randomWeightsSource } from './random-weights';
 
 export interface BenchOptions {

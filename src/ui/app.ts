@@ -14,7 +14,7 @@ import type {
   ModelInfo,
   Preset,
   RunRecord,
-} from '../worker/api';
+} from '../app/api';
 import type { EngineClient } from '../worker/client';
 import { el, errorMessage } from './dom';
 

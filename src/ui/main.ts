@@ -1,5 +1,5 @@
 import './styles.css';
-import type { DeviceInfo } from '../worker/api';
+import type { DeviceInfo } from '../app/api';
 import { startEngine } from '../worker/client';
 import { App } from './app';
 import { el, errorMessage, formatBytes } from './dom';

@@ -12,7 +12,7 @@ import type {
   RunEvent,
   RunRequest,
   WebtuneEngineApi,
-} from './api';
+} from '../app/api';
 
 export type EngineClient = Comlink.Remote<WebtuneEngineApi>;
 

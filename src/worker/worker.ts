@@ -1,4 +1,4 @@
 import * as Comlink from 'comlink';
-import { WebtuneEngine } from './engine';
+import { WebtuneEngine } from '../app/engine';
 
 Comlink.expose(new WebtuneEngine());

@@ -2,7 +2,7 @@
  * The adapters panel's import control: a PEFT adapter zip, or the files or folder of one, from
  * webtune or Python PEFT. The worker checks it against the loaded model and stores it, or says why not.
  */
-import type { ModelFileEntry } from '../../worker/api';
+import type { ModelFileEntry } from '../../app/api';
 import type { App, AppState } from '../app';
 import { el, errorMessage, Notice } from '../dom';
 

@@ -1,4 +1,4 @@
-import type { AdapterSummary } from '../../worker/api';
+import type { AdapterSummary } from '../../app/api';
 import type { App, AppState, Panel } from '../app';
 import { downloadBytes, el, errorMessage, formatLoss, Notice, panelHeader } from '../dom';
 import { AdapterImport } from './adapter-import';

@@ -5,7 +5,7 @@
 import type { QuestionType } from '../../analysis/analyze';
 import type { Strategy } from '../../analysis/recommend';
 import { TASK_IDS, type TaskId } from '../../analysis/tasks';
-import type { DatasetAnalysis } from '../../worker/api';
+import type { DatasetAnalysis } from '../../app/api';
 import { el, plural } from '../dom';
 
 const TASK_LABELS: Record<TaskId, string> = {

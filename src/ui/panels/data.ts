@@ -1,4 +1,4 @@
-import type { DatasetPreview } from '../../worker/api';
+import type { DatasetPreview } from '../../app/api';
 import type { App, AppState, Panel } from '../app';
 import { clip, el, errorMessage, Notice, panelHeader, plural, rowText } from '../dom';
 import { analysisView } from './analysis';

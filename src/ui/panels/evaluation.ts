@@ -5,7 +5,7 @@
  */
 import { type EvaluationReport, type ExampleEvaluation, toCsv, toJson } from '../../eval/evaluate';
 import type { RagAggregate } from '../../eval/rag-metrics';
-import type { EvaluationProgress } from '../../worker/api';
+import type { EvaluationProgress } from '../../app/api';
 import { evaluate } from '../../worker/client';
 import type { App, AppState, Panel } from '../app';
 import { clip, downloadBytes, el, errorMessage, Notice, panelHeader } from '../dom';

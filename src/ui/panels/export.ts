@@ -2,7 +2,7 @@
  * The adapters panel's export section: an adapter of the loaded model as a PEFT zip, a GGUF LoRA or
  * the merged model, downloaded, with the Ollama Modelfile and commands to copy.
  */
-import type { AdapterExport, ExportFormat } from '../../worker/api';
+import type { AdapterExport, ExportFormat } from '../../app/api';
 import type { App, AppState } from '../app';
 import { downloadBytes, el, errorMessage, formatBytes, Notice } from '../dom';
 

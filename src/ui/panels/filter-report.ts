@@ -1,6 +1,6 @@
 /** What the quality filter removes before training, rule by rule, with the removed rows to look at. */
 import { FILTER_RULES, type FilterRule } from '../../analysis/filter';
-import type { FilterReport } from '../../worker/api';
+import type { FilterReport } from '../../app/api';
 import { clip, el, plural, rowText } from '../dom';
 
 const RULE_LABELS: Record<FilterRule, string> = {

@@ -1,5 +1,5 @@
 import { loadHubModel, loadLocalModel } from '../../worker/client';
-import type { MemoryEstimate, ModelInfo } from '../../worker/api';
+import type { MemoryEstimate, ModelInfo } from '../../app/api';
 import type { App, AppState, Panel } from '../app';
 import { el, errorMessage, formatBytes, formatCount, Notice, panelHeader } from '../dom';
 

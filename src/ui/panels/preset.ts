@@ -4,7 +4,7 @@
  * chosen data (warmup capped to the run, quality filter report) and fills the settings with it;
  * the settings form then edits the applied preset.
  */
-import type { PresetPlan } from '../../worker/api';
+import type { PresetPlan } from '../../app/api';
 import type { App, AppState } from '../app';
 import { el, errorMessage, Notice } from '../dom';
 import { STRATEGY_LABELS } from './analysis';

@@ -2,7 +2,7 @@
  * A progressive run in the training step: phase by phase progress, then what each phase did and
  * the forgetting report (the phase-1 eval loss after phase 1 against after phase 2).
  */
-import type { ProgressiveEvent, ProgressiveOutcome } from '../../worker/api';
+import type { ProgressiveEvent, ProgressiveOutcome } from '../../app/api';
 import { startProgressiveRun } from '../../worker/client';
 import type { App } from '../app';
 import { el, errorMessage, formatLoss, Notice } from '../dom';

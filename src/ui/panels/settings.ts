@@ -1,8 +1,8 @@
 import { type Preset, validatePreset } from '../../analysis/presets';
 import { LORA_TARGETS } from '../../lora/config';
 import { validateTrainSettings, type TrainSettings } from '../../train/settings';
-import type { PresetPlan } from '../../worker/api';
-import { plannedSteps } from '../../worker/run-plan';
+import type { PresetPlan } from '../../app/api';
+import { plannedSteps } from '../../app/run-plan';
 import type { App, AppState, Panel } from '../app';
 import { el, errorMessage, panelHeader } from '../dom';
 import { filterReportView } from './filter-report';

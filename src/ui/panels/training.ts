@@ -1,5 +1,5 @@
 import type { HistoryPoint } from '../../storage/db';
-import type { RunEvent, RunOutcome, RunRecord, TrainProgress } from '../../worker/api';
+import type { RunEvent, RunOutcome, RunRecord, TrainProgress } from '../../app/api';
 import { resumeRun, startRun } from '../../worker/client';
 import type { App, AppState, Panel } from '../app';
 import { LossChart } from '../chart';

@@ -6,7 +6,7 @@ import type { AdapterTensors } from '../../src/export/adapter';
 import { peftAdapterFiles } from '../../src/export/peft';
 import { zipFiles } from '../../src/export/zip';
 import { createNodeDevice } from '../../src/gpu/node-device';
-import { WebtuneEngine } from '../../src/worker/engine';
+import { WebtuneEngine } from '../../src/app/engine';
 import { STORIES_260K } from '../helpers/paths';
 import { freshDbName } from '../storage/fixtures';
 

@@ -7,8 +7,8 @@ import { FILTER_RULES, filterDataset } from '../../src/analysis/filter';
 import { builtinPresets, type Preset, PresetError } from '../../src/analysis/presets';
 import { parseJsonlBytes } from '../../src/data/jsonl';
 import { createNodeDevice } from '../../src/gpu/node-device';
-import { WebtuneEngine } from '../../src/worker/engine';
-import { QualityFilterError } from '../../src/worker/quality-filter';
+import { WebtuneEngine } from '../../src/app/engine';
+import { QualityFilterError } from '../../src/app/quality-filter';
 import { SHARED, STORIES_260K } from '../helpers/paths';
 import { freshDbName } from '../storage/fixtures';
 

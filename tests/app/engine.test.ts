@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { readPeftAdapter } from '../../src/export/peft';
 import { unzipToFileSource } from '../../src/export/zip';
 import { createNodeDevice } from '../../src/gpu/node-device';
-import type { RunEvent } from '../../src/worker/api';
-import { EngineStateError, WebtuneEngine } from '../../src/worker/engine';
+import type { RunEvent } from '../../src/app/api';
+import { EngineStateError, WebtuneEngine } from '../../src/app/engine';
 import { SHARED, STORIES_260K } from '../helpers/paths';
 import { freshDbName } from '../storage/fixtures';
 

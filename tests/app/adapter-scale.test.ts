@@ -5,7 +5,7 @@ import { LlamaModel } from '../../src/model/llama';
 import { nodeFileSource } from '../../src/model/node-file-source';
 import { openModel } from '../../src/model/weights';
 import { makeBatch } from '../../src/train/batch';
-import { EngineStateError } from '../../src/worker/engine';
+import { EngineStateError } from '../../src/app/engine';
 import { expectRefusal, goldenAdapter } from '../export/helpers';
 import { testGpu } from '../helpers/gpu';
 import { STORIES_260K } from '../helpers/paths';

@@ -12,7 +12,7 @@ import { createNodeDevice } from '../../src/gpu/node-device';
 import { parseModelConfig } from '../../src/model/config';
 import { writeSafetensors } from '../../src/model/safetensors';
 import { openWebtuneDb } from '../../src/storage/db';
-import { EngineStateError, WebtuneEngine } from '../../src/worker/engine';
+import { EngineStateError, WebtuneEngine } from '../../src/app/engine';
 import { expectBitIdentical, expectRefusal, goldenAdapter, randomAdapter, removeTempDirs, storiesConfig, tempDir } from '../export/helpers';
 import { STORIES_260K } from '../helpers/paths';
 import { freshDbName } from '../storage/fixtures';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EvaluationProgress } from '../../src/eval/evaluate';
 import { createNodeDevice } from '../../src/gpu/node-device';
-import { EngineStateError, WebtuneEngine } from '../../src/worker/engine';
+import { EngineStateError, WebtuneEngine } from '../../src/app/engine';
 import { SHARED, STORIES_260K } from '../helpers/paths';
 import { freshDbName } from '../storage/fixtures';
 

@@ -2,17 +2,17 @@
  * The page's downloads of a library adapter: a PEFT zip, a GGUF LoRA or the merged model as a zip,
  * each with the Modelfile and commands that load it in Ollama, or the reason Ollama cannot.
  */
-import type { AdapterTensors } from '../export/adapter';
-import { AdapterExportError } from '../export/errors';
-import { ggufAdapterFile } from '../export/gguf';
-import { mergedModelFiles } from '../export/merge';
-import { checkOllamaAdapter, ollamaAdapterNotes, ollamaModelfile, ollamaModelModelfile } from '../export/modelfile';
-import { peftAdapterFiles } from '../export/peft';
-import { zipFiles } from '../export/zip';
+import type { AdapterTensors } from './adapter';
+import { AdapterExportError } from './errors';
+import { ggufAdapterFile } from './gguf';
+import { mergedModelFiles } from './merge';
+import { checkOllamaAdapter, ollamaAdapterNotes, ollamaModelfile, ollamaModelModelfile } from './modelfile';
+import { peftAdapterFiles } from './peft';
+import { zipFiles } from './zip';
 import type { ModelConfig } from '../model/config';
 import type { FileSource } from '../model/file-source';
 import type { AdapterRecord } from '../storage/db';
-import type { AdapterExport, ExportRequest, OllamaSetup } from './api';
+import type { AdapterExport, ExportRequest, OllamaSetup } from '../app/api';
 
 /** The base model the adapter was checked against, loaded now: GGUF needs its config, merging its files. */
 export interface ExportBase {

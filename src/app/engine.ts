@@ -45,7 +45,7 @@ import type {
   RunRequest,
   WebtuneEngineApi,
 } from './api';
-import { exportAdapter, peftBaseModel } from './adapter-export';
+import { exportAdapter, peftBaseModel } from '../export/service';
 import { importedAdapterRecord, readAdapterUpload } from './adapter-library';
 import { describeDevice, runSelfCheck } from './gpu-check';
 import { type FilterOptions, type FilterReport, filteredRows, filterReport } from './quality-filter';

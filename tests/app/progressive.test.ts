@@ -5,9 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { analyzeDataset } from '../../src/analysis/analyze';
 import { parseJsonlBytes } from '../../src/data/jsonl';
 import { createNodeDevice } from '../../src/gpu/node-device';
-import type { ProgressiveEvent } from '../../src/worker/api';
-import { WebtuneEngine } from '../../src/worker/engine';
-import { ProgressivePlanError } from '../../src/worker/progressive-run';
+import type { ProgressiveEvent } from '../../src/app/api';
+import { WebtuneEngine } from '../../src/app/engine';
+import { ProgressivePlanError } from '../../src/app/progressive-run';
 import { STORIES_260K } from '../helpers/paths';
 import { freshDbName } from '../storage/fixtures';
 

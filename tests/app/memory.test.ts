@@ -3,7 +3,7 @@ import { crossEntropyChunkRows } from '../../src/kernels/cross-entropy';
 import { LoraAdapter } from '../../src/lora/adapter';
 import { validateLoraConfig } from '../../src/lora/config';
 import { Workspace } from '../../src/model/workspace';
-import { estimateTrainingMemory, trainingWorkspaceBuffers } from '../../src/worker/memory';
+import { estimateTrainingMemory, trainingWorkspaceBuffers } from '../../src/app/memory';
 import { testGpu } from '../helpers/gpu';
 import { tinyConfig } from '../helpers/tiny-model';
 
