@@ -1,48 +1,20 @@
 /**
  * GPU memory a training run needs, computed from the model config and the settings before any
  * buffer exists, so the page can refuse settings that cannot work instead of failing after minutes
- * of loading. The activation figure follows Workspace's buffers one by one (tests/worker/memory
- * test compares it with a real Workspace, so the two cannot drift apart silently).
+ * of loading. The activation figure adds up the workspace plan that the model allocates from
+ * (src/model/workspace-plan.ts), so the two cannot drift apart.
  */
-import { crossEntropyChunkRows } from '../kernels/cross-entropy';
+import { allocatedSize } from '../gpu/context';
 import type { LoraConfig } from '../lora/config';
 import { planLoraLayout } from '../lora/layout';
 import type { ModelConfig } from '../model/config';
 import { expectedTensorShapes } from '../model/weights';
+import { planBufferSizes, planWorkspace } from '../model/workspace-plan';
 import type { MemoryEstimate } from './api';
-
-/** LlamaModel's budget for the cross-entropy logits scratch (CE_SCRATCH_BYTES in llama.ts). */
-const CE_SCRATCH_BYTES = 32 * 1024 * 1024;
-
-/** What Gpu.createBuffer really allocates for a request of `bytes`. */
-const allocated = (bytes: number) => Math.max(16, Math.ceil(bytes / 16) * 16);
 
 export interface DeviceLimits {
   maxStorageBufferBindingSize: number;
   maxBufferSize: number;
-}
-
-/** Sizes of every buffer a training Workspace allocates for M tokens (mirrors workspace.ts). */
-export function trainingWorkspaceBuffers(config: ModelConfig, M: number, lora: LoraConfig): number[] {
-  const C = config.hiddenSize;
-  const qDim = config.numHeads * config.headDim;
-  const kvDim = config.numKvHeads * config.headDim;
-  const I = config.intermediateSize;
-  const layout = planLoraLayout(config, lora);
-  const dropout = lora.dropout > 0;
-  const floats: number[] = [];
-  for (const module of layout.modules) {
-    floats.push(M * layout.r);
-    if (dropout) floats.push(M * module.inFeatures);
-  }
-  const perLayer = [M, M * C, M * qDim, M * kvDim, M * kvDim, M * qDim, 2 * M * config.numHeads, M * C, M, M * C, M * I, M * I, M * I];
-  for (let l = 0; l < config.numLayers; l++) floats.push(...perLayer);
-  for (let i = 0; i < config.numLayers + 1; i++) floats.push(M * C);
-  const ceChunk = Math.min(crossEntropyChunkRows(M, CE_SCRATCH_BYTES), config.vocabSize);
-  floats.push(M * C, M, M * C, M, M, M, M * 4, M * ceChunk);
-  floats.push(M * C, M * C, M * qDim, M * kvDim, M * kvDim, M * qDim, M * I, M * I, M * I, M * layout.r);
-  floats.push(dropout ? M * Math.max(C, qDim, I) : 1);
-  return floats.map((n) => allocated(n * 4));
 }
 
 export function estimateTrainingMemory(
@@ -64,11 +36,11 @@ export function estimateTrainingMemory(
   }
 
   const layout = planLoraLayout(config, settings.lora);
-  const flatBytes = allocated(layout.totalFloats * 4);
+  const flatBytes = allocatedSize(layout.totalFloats * 4);
   const trainableParameters = layout.modules.reduce((sum, m) => sum + layout.r * (m.inFeatures + m.outFeatures), 0);
 
   const M = settings.batchSize * settings.maxLength;
-  const workspace = trainingWorkspaceBuffers(config, M, settings.lora);
+  const workspace = planBufferSizes(planWorkspace(config, M, true, settings.lora));
   const activationBytes = workspace.reduce((a, b) => a + b, 0);
   const largestBufferBytes = Math.max(largestWeight, flatBytes, ...workspace);
 

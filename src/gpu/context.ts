@@ -125,7 +125,7 @@ export class Gpu {
     this.checkAlive();
     return this.allocate({
       label,
-      size: Math.max(16, Math.ceil(bytes / 16) * 16),
+      size: allocatedSize(bytes),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
   }
@@ -390,6 +390,11 @@ export class Gpu {
     block.used++;
     return { buffer: block.buffer, offset, size: Math.max(16, Math.ceil((params.length * 4) / 16) * 16) };
   }
+}
+
+/** What `Gpu.createBuffer` really allocates for a request of `bytes` (16-byte multiples, never empty). */
+export function allocatedSize(bytes: number): number {
+  return Math.max(16, Math.ceil(bytes / 16) * 16);
 }
 
 export function asRange(binding: Binding): { buffer: GPUBuffer; offset: number; size: number } {

@@ -1,4 +1,4 @@
-import type { Gpu } from '../gpu/context';
+import { asRange, type Gpu } from '../gpu/context';
 import type { VocabPiece } from '../kernels/cross-entropy';
 import type { ModelConfig } from './config';
 import type { ModelWeightsSource } from './weights';
@@ -97,4 +97,11 @@ export async function uploadWeights(
     tick();
   }
   return { embedding, lmHead, layers, finalNorm, bytes };
+}
+
+/** Frees every buffer of the weights (vocabulary pieces shared by tied embeddings once). */
+export function destroyWeights(weights: GpuWeights): void {
+  for (const piece of new Set([...weights.embedding, ...weights.lmHead])) asRange(piece.weight).buffer.destroy();
+  for (const layer of weights.layers) for (const buffer of Object.values(layer)) buffer?.destroy();
+  weights.finalNorm.destroy();
 }

@@ -1,6 +1,6 @@
 import type { Binding, Gpu } from '../gpu/context';
 import { attentionBackward, attentionForward, attentionForwardCached } from '../kernels/attention';
-import { crossEntropyChunkRows, crossEntropyForwardBackward, logitsForRows } from '../kernels/cross-entropy';
+import { crossEntropyForwardBackward, logitsForRows } from '../kernels/cross-entropy';
 import { embeddingForward } from '../kernels/embedding';
 import { loraBackward, loraForward, type LoraDropout } from '../kernels/lora';
 import { matmulDyW, matmulXWt } from '../kernels/matmul';
@@ -12,13 +12,11 @@ import type { LoraAdapter } from '../lora/adapter';
 import type { LoraTarget } from '../lora/config';
 import { type Batch, makeBatch } from '../train/batch';
 import type { ModelConfig } from './config';
-import { type GpuWeights, uploadWeights } from './gpu-weights';
+import { destroyWeights, type GpuWeights, uploadWeights } from './gpu-weights';
 import { KvCache, KvCacheError } from './kv-cache';
 import type { ModelWeightsSource } from './weights';
 import { Workspace } from './workspace';
-
-/** Budget for the [tokens, vocab chunk] logits scratch of the fused cross-entropy. */
-const CE_SCRATCH_BYTES = 32 * 1024 * 1024;
+import { planCovers, planWorkspace } from './workspace-plan';
 
 export interface ForwardOptions {
   /** Keep every layer's activations for a backward pass and apply LoRA dropout. */
@@ -143,23 +141,25 @@ export class LlamaModel {
   }
 
   private ensureWorkspace(M: number, training: boolean, adapter: LoraAdapter | null): Workspace {
-    const ws = this.workspace;
-    const dropout = training && adapter ? adapter.config.dropout > 0 : false;
+    const need = planWorkspace(this.config, M, training, adapter ? { r: adapter.layout.r, targets: adapter.config.targets, dropout: adapter.config.dropout } : null);
     // A training workspace holds everything inference needs, so evaluation between training steps
     // reuses it instead of reallocating twice per evaluation.
-    const fits =
-      ws &&
-      ws.capacity >= M &&
-      (ws.training || !training) &&
-      (!adapter ||
-        adapter.config.targets.every((t) => (ws.layers[0].loraU.get(t)?.size ?? 0) >= M * adapter.layout.r * 4)) &&
-      (!dropout || ws.layers[0].loraXDrop.size > 0) &&
-      (!training || !adapter || ws.dU.size >= M * adapter.layout.r * 4);
-    if (fits) return ws;
-    ws?.destroy();
-    const chunk = crossEntropyChunkRows(M, CE_SCRATCH_BYTES);
-    this.workspace = new Workspace(this.gpu, this.config, M, training, adapter, Math.min(chunk, this.config.vocabSize));
+    if (this.workspace && planCovers(this.workspace.plan, need)) return this.workspace;
+    this.workspace?.destroy();
+    this.workspace = new Workspace(this.gpu, need);
     return this.workspace;
+  }
+
+  /** Frees the activation workspace; the next pass allocates it again. */
+  releaseWorkspace(): void {
+    this.workspace?.destroy();
+    this.workspace = null;
+  }
+
+  /** Frees every GPU buffer of the model: its weights and its workspace. The model is unusable afterwards. */
+  destroy(): void {
+    this.releaseWorkspace();
+    destroyWeights(this.weights);
   }
 
   /** With a cache (one row), the batch holds the tokens after the cache's `length` positions. */

@@ -1,29 +1,33 @@
 import { describe, expect, it } from 'vitest';
-import { crossEntropyChunkRows } from '../../src/kernels/cross-entropy';
+import { estimateTrainingMemory } from '../../src/app/memory';
 import { LoraAdapter } from '../../src/lora/adapter';
 import { validateLoraConfig } from '../../src/lora/config';
-import { Workspace } from '../../src/model/workspace';
-import { estimateTrainingMemory, trainingWorkspaceBuffers } from '../../src/app/memory';
+import { LlamaModel } from '../../src/model/llama';
+import { makeBatch } from '../../src/train/batch';
 import { testGpu } from '../helpers/gpu';
-import { tinyConfig } from '../helpers/tiny-model';
+import { memoryWeightsSource, tinyConfig, tinyWeights } from '../helpers/tiny-model';
 
 describe('training memory estimate', () => {
   it.each([
     { name: 'q/v without dropout', targets: ['q_proj', 'v_proj'], dropout: 0, B: 3, T: 7 },
     { name: 'all projections with dropout', targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], dropout: 0.1, B: 2, T: 13 },
-  ])('counts the bytes of a real training Workspace ($name)', async ({ targets, dropout, B, T }) => {
+  ])('equals the workspace a real training step allocates ($name)', async ({ targets, dropout, B, T }) => {
     const gpu = await testGpu();
     const config = tinyConfig();
     const lora = validateLoraConfig({ r: 3, targets, dropout });
-    const M = B * T;
+    const model = await LlamaModel.load(gpu, memoryWeightsSource(config, tinyWeights(config)));
     const adapter = new LoraAdapter(gpu, config, lora);
-    // The chunk LlamaModel picks for its cross-entropy scratch.
-    const chunk = Math.min(crossEntropyChunkRows(M, 32 * 1024 * 1024), config.vocabSize);
-    const workspace = new Workspace(gpu, config, M, true, adapter, chunk);
     try {
-      expect(trainingWorkspaceBuffers(config, M, lora).reduce((a, b) => a + b, 0)).toBe(workspace.bytes);
+      const ids = Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => (b * 7 + t * 3) % config.vocabSize));
+      const batch = makeBatch(ids);
+      model.lossAndGradients(batch, adapter, { lossScale: 1 / batch.targetCount });
+      await gpu.sync();
+      const estimate = estimateTrainingMemory(config, { lora, batchSize: B, maxLength: T }, gpu.limits);
+      expect(model.workspaceBytes).toBeGreaterThan(0);
+      expect(estimate.activationBytes).toBe(model.workspaceBytes);
     } finally {
-      workspace.destroy();
+      adapter.destroy();
+      model.destroy();
     }
   });
 
