@@ -13,12 +13,14 @@ import type { LoraConfig } from '../lora/config';
 import type { AdapterSummary, DatasetSummary, RunRecord } from '../storage/db';
 import type { TrainProgress } from '../train/trainer';
 import type { TrainSettings } from '../train/settings';
+import type { AdapterDownload, ExportFormat, OllamaSetup } from '../export/service';
+import type { RunStage } from '../train/run';
 import type { FilterOptions, FilterReport } from './quality-filter';
 import type { PresetPlan, PresetPlanRequest } from './run-plan';
-import type { ForgettingReport, ProgressiveEvent, ProgressiveOutcome, ProgressiveRunRequest } from './progressive-run';
+import type { ForgettingReport, ProgressivePhaseSummary, ProgressiveRunRequest } from './progressive-run';
 
-export type { AdapterSummary, DatasetSummary, RunRecord, TrainProgress, TrainSettings };
-export type { ForgettingReport, ProgressiveEvent, ProgressiveOutcome, ProgressiveRunRequest };
+export type { AdapterSummary, DatasetSummary, RunRecord, RunStage, TrainProgress, TrainSettings };
+export type { ExportFormat, ForgettingReport, OllamaSetup, ProgressivePhaseSummary, ProgressiveRunRequest };
 export type { DatasetAnalysis, EvaluationProgress, EvaluationReport, FilterOptions, FilterReport, Preset, PresetPlan, PresetPlanRequest };
 
 export type SelfCheckResult =
@@ -131,15 +133,22 @@ export interface RunRequest {
   filter?: FilterOptions | null;
 }
 
+/**
+ * What a run reports while it works, for every kind of run. `phase` is 1 for one-phase runs; a
+ * progressive run's phase 2 reports phase 2, and its progress counts that phase's own steps.
+ */
 export type RunEvent =
   | { type: 'started'; run: RunRecord }
-  | { type: 'phase'; runId: string; message: string }
-  | { type: 'progress'; runId: string; progress: TrainProgress }
+  /** `stage` is set when a stage of the run path begins; other messages (tokenizing, uploading) have none. */
+  | { type: 'phase'; runId: string; message: string; phase: number; stage?: RunStage }
+  | { type: 'progress'; runId: string; phase: number; progress: TrainProgress }
+  /** `step` counts the steps of earlier phases too. */
   | { type: 'checkpoint'; runId: string; step: number };
 
 export interface RunOutcome {
   runId: string;
   status: 'completed' | 'paused' | 'stopped';
+  /** Optimizer steps done, over all phases. */
   step: number;
   totalSteps: number;
   finalTrainLoss: number | null;
@@ -148,7 +157,16 @@ export interface RunOutcome {
   adapterId: string | null;
   /** Set when the run paused because the GPU device was lost. */
   error: string | null;
+  /** Progressive runs: each phase's figures so far, and the forgetting report once phase 2 ended. */
+  phases?: ProgressivePhaseSummary[];
+  forgetting?: ForgettingReport | null;
 }
+
+/** A progressive run's outcome always carries its phases. */
+export type ProgressiveOutcome = RunOutcome & { phases: ProgressivePhaseSummary[]; forgetting: ForgettingReport | null };
+
+/** Progressive runs report through the same events as any run. */
+export type ProgressiveEvent = RunEvent;
 
 export interface GenerateRequest {
   prompt: string;
@@ -170,9 +188,6 @@ export interface GenerateResult {
   ms: number;
 }
 
-/** What an exported adapter is loaded with: a PEFT folder, a GGUF LoRA, or the base with the adapter merged in. */
-export type ExportFormat = 'peft' | 'gguf' | 'merged';
-
 export interface ExportRequest {
   adapterId: string;
   format: ExportFormat;
@@ -182,22 +197,8 @@ export interface ExportRequest {
   ollamaBase?: string;
 }
 
-/** How to run an export with Ollama. */
-export interface OllamaSetup {
-  /** The Modelfile to save next to the unpacked download; null when Ollama cannot take this export. */
-  modelfile: string | null;
-  /** Shell commands to run, in order, in the folder holding the download and the Modelfile. */
-  commands: string[];
-  /** What to check, and why Ollama cannot take the export when `modelfile` is null. */
-  notes: string[];
-}
-
-export interface AdapterExport {
-  fileName: string;
-  mimeType: string;
-  bytes: Uint8Array;
-  ollama: OllamaSetup;
-}
+/** One file to download, with how to load it in Ollama. */
+export type AdapterExport = AdapterDownload;
 
 export interface EvaluateRequest {
   datasetId: string;
@@ -238,8 +239,8 @@ export interface WebtuneEngineApi {
   resumeRun(runId: string, onEvent?: (event: RunEvent) => void): Promise<RunOutcome>;
   /**
    * Two phases when the analysis recommends progressive training: the general tasks, then the most
-   * specialised one from the phase-1 adapter, with the forgetting report. Not resumable: a pause
-   * ends it like a stop, and the adapter trained so far is saved.
+   * specialised one from the phase-1 adapter, with the forgetting report. Paused, stopped, resumed
+   * and guarded against a device loss like any run (`resumeRun` continues it in its phase).
    */
   startProgressiveRun(request: ProgressiveRunRequest, onEvent?: (event: ProgressiveEvent) => void): Promise<ProgressiveOutcome>;
   /** Take effect between optimizer steps; both save a checkpoint first. */

@@ -8,8 +8,8 @@
 import { analyzeDataset } from '../analysis/analyze';
 import type { TaskId } from '../analysis/tasks';
 import type { DatasetRow } from '../data/types';
-import type { ForgettingReport, PhaseOutcome } from '../train/progressive';
-import type { TrainProgress } from '../train/trainer';
+import type { RunPhaseRecord } from '../storage/db';
+import type { ForgettingReport } from '../train/progressive';
 import type { FilterOptions } from './quality-filter';
 import type { RunRequest } from './api';
 
@@ -23,26 +23,14 @@ export interface ProgressiveRunRequest {
   name?: string;
 }
 
-export type ProgressiveEvent =
-  | { type: 'phase'; phase: 1 | 2; stage: 'eval-before' | 'training' | 'eval-after' }
-  | { type: 'progress'; phase: 1 | 2; progress: TrainProgress };
-
 export interface ProgressivePhaseSummary {
   phase: 1 | 2;
   tasks: TaskId[];
   rows: number;
+  /** Optimizer steps done in this phase (planned, for a phase that has not run yet). */
   steps: number;
   evalLossBefore: number | null;
   evalLossAfter: number | null;
-}
-
-export interface ProgressiveOutcome {
-  status: 'completed' | 'stopped';
-  /** The final adapter, saved like a run's. */
-  adapterId: string;
-  phases: ProgressivePhaseSummary[];
-  /** Phase-1 eval loss after phase 1 and after phase 2; null when phase 2 did not run. */
-  forgetting: ForgettingReport | null;
 }
 
 /** The data recommends another strategy, or a phase would have no rows; the message says what to do. */
@@ -71,6 +59,14 @@ export function progressivePhases(rows: DatasetRow[], datasetName: string): Prog
   return { phase1, phase2 };
 }
 
-export function phaseSummary(phase: 1 | 2, tasks: TaskId[], rows: number, outcome: PhaseOutcome): ProgressivePhaseSummary {
-  return { phase, tasks, rows, steps: outcome.result.steps, evalLossBefore: outcome.evalLossBefore, evalLossAfter: outcome.evalLossAfter };
+/** What the page shows of a phase, from the run record: the plan, and the figures once known. */
+export function phaseSummary(record: RunPhaseRecord): ProgressivePhaseSummary {
+  return {
+    phase: record.phase,
+    tasks: record.tasks as TaskId[],
+    rows: record.rows,
+    steps: record.outcome?.steps ?? record.steps,
+    evalLossBefore: record.outcome?.evalLossBefore ?? record.evalLossBefore ?? null,
+    evalLossAfter: record.outcome?.evalLossAfter ?? null,
+  };
 }

@@ -6,7 +6,7 @@ import type { AdapterTensors } from '../export/adapter';
 import { readPeftAdapter } from '../export/peft';
 import { Gpu } from '../gpu/context';
 import { createNodeDevice } from '../gpu/node-device';
-import { LoraAdapter } from '../lora/adapter';
+import { LoraWeights } from '../lora/adapter';
 import { LlamaModel } from '../model/llama';
 import { nodeFileSource } from '../model/node-file-source';
 import { type OpenedModel } from '../model/weights';
@@ -33,9 +33,9 @@ export function readAdapterFolder(dir: string, opened: OpenedModel): Promise<Ada
 }
 
 /** A PEFT adapter folder, on the GPU. */
-export async function loadAdapter(gpu: Gpu, dir: string, opened: OpenedModel): Promise<LoraAdapter> {
+export async function loadAdapter(gpu: Gpu, dir: string, opened: OpenedModel): Promise<LoraWeights> {
   const imported = await readAdapterFolder(dir, opened);
-  return LoraAdapter.fromTensors(gpu, opened.config, imported.config, imported.tensors, dir);
+  return LoraWeights.fromTensors(gpu, opened.config, imported.config, imported.tensors, dir);
 }
 
 export function positiveInt(text: string, flag: string, min = 1): number {

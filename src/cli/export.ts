@@ -1,20 +1,15 @@
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ggufAdapterFile } from '../export/gguf';
-import { mergedModelFiles } from '../export/merge';
-import { ollamaInstructions, ollamaModelfile } from '../export/modelfile';
+import { ollamaSetupText } from '../export/modelfile';
 import { writeFolder } from '../export/node-folder';
-import { peftAdapterFiles, readPeftAdapter } from '../export/peft';
-import { Gpu } from '../gpu/context';
-import { createNodeDevice } from '../gpu/node-device';
-import { LoraAdapter } from '../lora/adapter';
-import { LlamaModel } from '../model/llama';
+import { exportAdapter, type ExportFormat } from '../export/service';
 import { nodeFileSource } from '../model/node-file-source';
 import { openModel } from '../model/weights';
 import { makeBatch } from '../train/batch';
+import { loadAdapter, loadOnGpu, readAdapterFolder } from './common';
 import { UsageError } from './usage';
 
-/** `export --model <dir> --adapter <dir> --format peft|gguf|merged --out <path> [--dtype same|f32] [--base <name>]` */
+/** `export --model <dir> --adapter <dir> --format peft|gguf|merged --out <dir> [--dtype same|f32] [--base <name>]` */
 export async function exportCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -31,51 +26,23 @@ export async function exportCommand(args: string[]): Promise<number> {
   if (!['peft', 'gguf', 'merged'].includes(values.format ?? '')) throw new UsageError('--format must be peft, gguf or merged');
   if (!['same', 'f32'].includes(values.dtype!)) throw new UsageError('--dtype must be same or f32');
   const modelDir = resolve(values.model);
-  const opened = await openModel(nodeFileSource(modelDir));
-  const adapter = await readPeftAdapter(nodeFileSource(resolve(values.adapter)), opened.config);
+  const source = nodeFileSource(modelDir);
+  const opened = await openModel(source);
+  const adapter = await readAdapterFolder(values.adapter, opened);
   const out = resolve(values.out);
   const base = values.base ?? basename(modelDir);
-  let written: string[];
-  let ollama = '';
-  switch (values.format) {
-    case 'peft':
-      written = await writeFolder(out, { ...peftAdapterFiles(adapter, { baseModel: base }), Modelfile: modelfile(base, '.') });
-      ollama = instructions(opened.config.architecture, 'peft', basename(out), base, adapter.config);
-      break;
-    case 'gguf': {
-      const file = `${basename(out)}.gguf`;
-      written = await writeFolder(out, {
-        [file]: ggufAdapterFile(adapter, opened.config, { name: basename(out) }),
-        Modelfile: modelfile(base, `./${file}`),
-      });
-      ollama = instructions(opened.config.architecture, 'gguf', file, base, adapter.config);
-      break;
-    }
-    default:
-      written = await writeFolder(out, mergedModelFiles(nodeFileSource(modelDir), adapter, { dtype: values.dtype as 'same' | 'f32' }));
-  }
-  if (ollama) process.stderr.write(`${ollama}\n`);
+  const exported = await exportAdapter(adapter, { config: opened.config, source }, {
+    format: values.format as ExportFormat,
+    name: basename(out),
+    peftBaseModel: base,
+    ollamaBase: base,
+    dtype: values.dtype as 'same' | 'f32',
+    target: 'folder',
+  });
+  const written = await writeFolder(out, exported.files);
+  process.stderr.write(`${ollamaSetupText(exported.ollama)}\n`);
   process.stdout.write(`${JSON.stringify({ format: values.format, out, files: written })}\n`);
   return 0;
-}
-
-function modelfile(base: string, adapterPath: string): Uint8Array {
-  return new TextEncoder().encode(ollamaModelfile({ base, adapterPath }));
-}
-
-/** Ollama cannot take every adapter (qwen2 safetensors, fractional alpha): say why instead of failing the export. */
-function instructions(...[architecture, adapterKind, folderName, baseModel, lora]: [
-  Parameters<typeof ollamaInstructions>[0]['architecture'],
-  'peft' | 'gguf',
-  string,
-  string,
-  Parameters<typeof ollamaInstructions>[0]['lora'],
-]): string {
-  try {
-    return ollamaInstructions({ architecture, adapterKind, folderName, baseModel, lora });
-  } catch (error) {
-    return `Ollama: ${(error as Error).message}`;
-  }
 }
 
 /** `logits --model <dir> [--adapter <dir>] --ids 1,2,3`: the last position's logits as JSON, for cross-checks with other runtimes. */
@@ -87,13 +54,8 @@ export async function logitsCommand(args: string[]): Promise<number> {
   if (ids.some((id) => !Number.isInteger(id) || id < 0 || id >= opened.config.vocabSize)) {
     throw new UsageError(`--ids must be token ids in [0, ${opened.config.vocabSize})`);
   }
-  const gpu = new Gpu(await createNodeDevice());
-  const model = await LlamaModel.load(gpu, opened.weights);
-  let adapter: LoraAdapter | null = null;
-  if (values.adapter) {
-    const imported = await readPeftAdapter(nodeFileSource(resolve(values.adapter)), opened.config);
-    adapter = LoraAdapter.fromTensors(gpu, opened.config, imported.config, imported.tensors, values.adapter);
-  }
+  const { gpu, model } = await loadOnGpu(opened);
+  const adapter = values.adapter ? await loadAdapter(gpu, values.adapter, opened) : null;
   const logits = await model.lastPositionLogits(makeBatch([ids]), adapter);
   process.stdout.write(`${JSON.stringify(Array.from(logits))}\n`);
   return 0;

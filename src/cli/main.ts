@@ -5,9 +5,9 @@ import { Gpu } from '../gpu/context';
 import { createNodeDevice } from '../gpu/node-device';
 import { loadGoldenCase } from '../model/golden';
 import { nodeFileSource } from '../model/node-file-source';
-import { TextTokenizer } from '../model/tokenizer';
 import { openModel } from '../model/weights';
 import { checkGoldenCase } from '../train/golden-check';
+import { prepTokenizerFor } from '../train/pipeline';
 import { analyzeCommand } from './analyze';
 import { loadAdapter, loadOnGpu, nonNegative, positiveInt } from './common';
 import { evalCommand } from './eval';
@@ -71,10 +71,9 @@ async function generateCommand(args: string[]): Promise<number> {
   if (!values.model) throw new UsageError('generate needs --model <dir>');
   if (values.prompt === undefined) throw new UsageError('generate needs --prompt <text>');
   const opened = await openModel(nodeFileSource(resolve(values.model)));
-  const tokenizer = TextTokenizer.fromJson(opened.tokenizerJson, opened.tokenizerConfig);
   const { gpu, model } = await loadOnGpu(opened);
   const adapter = values.adapter ? await loadAdapter(gpu, values.adapter, opened) : null;
-  const result = await generate(model, tokenizer, adapter, values.prompt, {
+  const result = await generate(model, prepTokenizerFor(opened).tokenizer, adapter, values.prompt, {
     maxNewTokens: positiveInt(values['max-new-tokens'], '--max-new-tokens'),
     temperature: nonNegative(values.temperature, '--temperature'),
     topP: nonNegative(values['top-p'], '--top-p'),

@@ -9,6 +9,7 @@ import { openModel, type OpenedModel } from '../model/weights';
 import { padTokenId, prepareRunData, prepTokenizerFor } from '../train/pipeline';
 import { type PhaseOutcome, runProgressive, startingAdapter } from '../train/progressive';
 import { type TrainSettings, validateTrainSettings } from '../train/settings';
+import { trainAdapter } from '../train/run';
 import { LoraTrainer, type TrainProgress } from '../train/trainer';
 import { loadOnGpu, readAdapterFolder, readDataset } from './common';
 import { UsageError } from './usage';
@@ -87,14 +88,14 @@ export async function trainCommand(args: string[]): Promise<number> {
   const adapter = startingAdapter(gpu, opened.config, settings.lora, settings.seed, init, values['init-adapter']);
   log(`LoRA r=${settings.lora.r} alpha=${settings.lora.alpha} on ${settings.lora.targets.join(', ')}: ${adapter.parameterCount} trainable parameters`);
   const trainer = new LoraTrainer(gpu, model, adapter, settings, data, padTokenId(tok));
-  const evalBefore = await trainer.evalLoss();
-  const result = await trainer.run({ onProgress: progressLine('') });
-  const evalAfter = result.evalLoss ?? (await trainer.evalLoss());
-  await writeAdapter(values.out, { config: settings.lora, tensors: await adapter.readTensors() });
+  const { result, evalLossBefore, evalLossAfter } = await trainAdapter(trainer, {
+    hooks: { onProgress: progressLine('') },
+    save: (tensors) => writeAdapter(values.out!, { config: settings.lora, tensors }),
+  });
   process.stdout.write(
     `${JSON.stringify({
-      eval_loss_before: evalBefore,
-      eval_loss_after: evalAfter,
+      eval_loss_before: evalLossBefore,
+      eval_loss_after: evalLossAfter,
       train_loss_first: result.trainLossFirst,
       train_loss_last: result.trainLossLast,
       steps: result.steps,
@@ -141,18 +142,18 @@ async function trainProgressive(
       onProgress: (phase, p) => progressLine(`phase ${phase} `)(p),
     },
   });
-  if (values['phase1-out']) await writeAdapter(values['phase1-out'], result.phase1Adapter);
+  if (values['phase1-out'] && result.phase1Adapter) await writeAdapter(values['phase1-out'], result.phase1Adapter);
   await writeAdapter(values.out!, { config: settings.lora, tensors: await result.adapter.readTensors() });
   const phase = (o: PhaseOutcome) => ({
     train_examples: o.trainExamples,
     eval_examples: o.evalExamples,
     eval_loss_before: o.evalLossBefore,
     eval_loss_after: o.evalLossAfter,
-    train_loss_first: o.result.trainLossFirst,
-    train_loss_last: o.result.trainLossLast,
-    steps: o.result.steps,
-    tokens_per_s: o.result.tokensPerSecond,
-    elapsed_s: o.result.elapsedMs / 1000,
+    train_loss_first: o.trainLossFirst,
+    train_loss_last: o.trainLossLast,
+    steps: o.steps,
+    tokens_per_s: o.tokensPerSecond,
+    elapsed_s: o.elapsedMs / 1000,
   });
   const f = result.forgetting!;
   process.stdout.write(

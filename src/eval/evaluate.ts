@@ -16,7 +16,7 @@
  */
 import { type Example, type PrepTokenizer, batchExamples, prepareExample } from '../data/prepare';
 import type { DatasetRow, Message } from '../data/types';
-import type { LoraAdapter } from '../lora/adapter';
+import type { LoraWeights } from '../lora/adapter';
 import type { LlamaModel } from '../model/llama';
 import { makeBatch } from '../train/batch';
 import { generateChat } from './generate';
@@ -147,7 +147,7 @@ interface RagRow {
 export async function evaluate(
   model: LlamaModel,
   tok: PrepTokenizer,
-  adapter: LoraAdapter | null,
+  adapter: LoraWeights | null,
   rows: readonly DatasetRow[],
   opts: EvaluateOptions = {},
 ): Promise<EvaluationReport> {
@@ -163,7 +163,7 @@ export async function evaluate(
   const ragRows = rows.flatMap((row, index) => ragRow(row, index));
   const adapterLabel = adapter ? (opts.adapterLabel ?? 'adapter') : null;
 
-  const run = async (side: EvaluatedModel, sideAdapter: LoraAdapter | null, label: string) => {
+  const run = async (side: EvaluatedModel, sideAdapter: LoraWeights | null, label: string) => {
     const losses = await exampleLosses(model, sideAdapter, examples, settings, (done, total) => {
       opts.onProgress?.({ model: side, stage: 'loss', done, total });
     }, opts.signal);
@@ -260,7 +260,7 @@ function ragRow(row: DatasetRow, index: number): RagRow[] {
 /** Summed token loss and target count of each example, batchSize examples per forward pass. */
 async function exampleLosses(
   model: LlamaModel,
-  adapter: LoraAdapter | null,
+  adapter: LoraWeights | null,
   examples: readonly Example[],
   settings: EvaluationSettings,
   onBatch: (done: number, total: number) => void,

@@ -1,7 +1,7 @@
 import { chatRenderer, type ChatRenderer } from '../data/chat-template';
 import type { PrepTokenizer } from '../data/prepare';
 import type { Message } from '../data/types';
-import type { LoraAdapter } from '../lora/adapter';
+import type { LoraWeights } from '../lora/adapter';
 import { seededUniform } from '../util/random';
 import type { LlamaModel } from '../model/llama';
 import type { TextTokenizer } from '../model/tokenizer';
@@ -33,7 +33,7 @@ export class GenerationError extends Error {
 export async function generate(
   model: LlamaModel,
   tokenizer: TextTokenizer,
-  adapter: LoraAdapter | null,
+  adapter: LoraWeights | null,
   prompt: string,
   opts: GenerateOptions,
 ): Promise<Generation> {
@@ -50,7 +50,7 @@ export async function generate(
 export async function generateChat(
   model: LlamaModel,
   tok: PrepTokenizer,
-  adapter: LoraAdapter | null,
+  adapter: LoraWeights | null,
   messages: readonly Message[],
   opts: GenerateOptions,
 ): Promise<Generation> {
@@ -74,7 +74,7 @@ function rendererFor(tok: PrepTokenizer): ChatRenderer {
 async function generateFromIds(
   model: LlamaModel,
   tokenizer: TextTokenizer,
-  adapter: LoraAdapter | null,
+  adapter: LoraWeights | null,
   promptIds: number[],
   opts: GenerateOptions,
 ): Promise<Generation> {

@@ -80,40 +80,53 @@ export function ollamaModelModelfile(modelPath: string): string {
   return `FROM ${modelPath}\n`;
 }
 
-const isAbsolute = (p: string) => p.startsWith('/') || p.startsWith('\\') || /^[A-Za-z]:[\\/]/.test(p);
+/** How to run an export with Ollama: the same shape for the page and the CLI. */
+export interface OllamaSetup {
+  /** The Modelfile to save where the commands run; null when Ollama cannot take this export. */
+  modelfile: string | null;
+  /** Shell commands to run, in order, in the folder holding the export and the Modelfile. */
+  commands: string[];
+  /** What to check, and why Ollama cannot take the export when `modelfile` is null. */
+  notes: string[];
+}
 
-/**
- * Step-by-step text for using an exported adapter with Ollama. `folderName` is what ADAPTER names:
- * the PEFT adapter folder, or the .gguf file; the Modelfile goes next to it. `baseModel` is the
- * Ollama model (or GGUF / safetensors path) of the exact base the adapter was trained on.
- */
-export function ollamaInstructions(opts: {
+/** The Modelfile and commands for an adapter export, or why Ollama would refuse or misapply it. */
+export function ollamaAdapterSetup(opts: {
   architecture: ModelConfig['architecture'];
   adapterKind: OllamaAdapterKind;
-  folderName: string;
   baseModel: string;
   lora: Pick<LoraConfig, 'alpha' | 'useRslora'>;
-}): string {
-  checkOllamaAdapter(opts);
-  const adapterPath = isAbsolute(opts.folderName) ? opts.folderName : `./${opts.folderName}`;
-  const modelfile = ollamaModelfile({ base: opts.baseModel, adapterPath });
-  const what =
-    opts.adapterKind === 'peft'
-      ? `the adapter folder ${opts.folderName} (the one holding adapter_config.json and adapter_model.safetensors)`
-      : `the GGUF adapter ${opts.folderName}`;
+  /** What ADAPTER names, relative to the Modelfile. */
+  adapterPath: string;
+  commands: string[];
+}): OllamaSetup {
+  try {
+    checkOllamaAdapter(opts);
+  } catch (error) {
+    if (error instanceof AdapterExportError) return { modelfile: null, commands: [], notes: [error.message] };
+    throw error;
+  }
+  return { modelfile: ollamaModelfile({ base: opts.baseModel, adapterPath: opts.adapterPath }), commands: opts.commands, notes: ollamaAdapterNotes(opts) };
+}
+
+/** `ollama create` then `ollama run` under one model name. */
+export function ollamaRunCommands(model: string): string[] {
+  return [`ollama create ${model} -f Modelfile`, `ollama run ${model}`];
+}
+
+/** The setup as text for a terminal: the Modelfile, the commands and the notes. */
+export function ollamaSetupText(setup: OllamaSetup): string {
+  if (!setup.modelfile) return ['Ollama cannot take this export:', ...setup.notes.map((n) => `- ${n}`), ''].join('\n');
   return [
-    `1. Save this as a file named Modelfile next to ${what}:`,
+    'Ollama: the Modelfile written with the export is',
     '',
-    modelfile,
-    '2. In that directory, run:',
+    setup.modelfile,
+    'In its folder, run:',
     '',
-    'ollama create my-model -f Modelfile',
-    'ollama run my-model',
-    '',
-    '("my-model" is any name you like.)',
+    ...setup.commands,
     '',
     'Notes:',
-    ...ollamaAdapterNotes(opts).map((n) => `- ${n}`),
+    ...setup.notes.map((n) => `- ${n}`),
     '',
   ].join('\n');
 }

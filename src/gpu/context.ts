@@ -158,8 +158,14 @@ export class Gpu {
     return buffer;
   }
 
+  /**
+   * Writes `data` into the binding after everything recorded so far: queue writes run as soon as
+   * they are issued, so recorded commands are submitted first (a recorded clear must not wipe a
+   * later write, e.g. a checkpoint restored into a fresh adapter's moments).
+   */
   write(target: Binding, data: Float32Array | Uint32Array | Int32Array, byteOffset = 0): void {
     const { buffer, offset } = asRange(target);
+    if (this.encoder) this.flush();
     this.device.queue.writeBuffer(buffer, offset + byteOffset, data.buffer, data.byteOffset, data.byteLength);
   }
 

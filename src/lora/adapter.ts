@@ -13,64 +13,56 @@ export class AdapterMismatchError extends Error {
   override name = 'AdapterMismatchError';
 }
 
-type Slot = 'params' | 'grads';
-
 /**
- * The trainable LoRA state on the GPU: parameters, gradients and AdamW moments, each one flat
- * buffer with the same layout.
+ * LoRA weights on the GPU in one flat parameter buffer (the layout of planLoraLayout): what
+ * generation and evaluation need. Inference-only adapters are this class, with no gradient or
+ * optimizer buffers; training uses LoraAdapter, which adds them.
  */
-export class LoraAdapter {
+export class LoraWeights {
   readonly layout: LoraLayout;
   readonly scaling: number;
   readonly params: GPUBuffer;
-  readonly grads: GPUBuffer;
-  readonly m: GPUBuffer;
-  readonly v: GPUBuffer;
-  private readonly byKey = new Map<string, LoraModule>();
+  readonly #byKey = new Map<string, LoraModule>();
+  /** False for a `scaledBy` view: it shares another adapter's buffers and frees none. */
+  readonly #owner: boolean;
 
-  /** `shared`: reuse another adapter's buffers under another scaling (see `scaledBy`) instead of allocating. */
+  /** `shared`: reuse another adapter's parameters under another scaling (see `scaledBy`) instead of allocating. */
   constructor(
-    private readonly gpu: Gpu,
+    protected readonly gpu: Gpu,
     readonly model: ModelConfig,
     readonly config: LoraConfig,
-    shared?: { from: LoraAdapter; scaling: number },
+    shared?: { from: LoraWeights; scaling: number },
   ) {
     this.layout = planLoraLayout(model, config);
-    for (const module of this.layout.modules) this.byKey.set(`${module.layer}.${module.target}`, module);
-    if (shared) {
-      this.scaling = shared.scaling;
-      ({ params: this.params, grads: this.grads, m: this.m, v: this.v } = shared.from);
-      return;
-    }
-    this.scaling = loraScaling(config);
-    const bytes = this.layout.totalFloats * 4;
-    this.params = gpu.createBuffer(bytes, 'lora params');
-    this.grads = gpu.createBuffer(bytes, 'lora grads');
-    this.m = gpu.createBuffer(bytes, 'adam m');
-    this.v = gpu.createBuffer(bytes, 'adam v');
-    this.resetOptimizerState();
+    for (const module of this.layout.modules) this.#byKey.set(`${module.layer}.${module.target}`, module);
+    this.scaling = shared?.scaling ?? loraScaling(config);
+    this.#owner = !shared;
+    this.params = shared ? shared.from.params : gpu.createBuffer(this.layout.totalFloats * 4, 'lora params');
   }
 
-  /** Frees the four GPU buffers. A view from `scaledBy` shares them, so destroy the owner only. */
+  /** An inference-only adapter on the GPU holding the given tensors (an imported or stored adapter). */
+  static fromTensors(gpu: Gpu, model: ModelConfig, config: LoraConfig, tensors: Map<string, HostTensor>, source: string): LoraWeights {
+    const adapter = new LoraWeights(gpu, model, config);
+    adapter.loadTensors(tensors, source);
+    return adapter;
+  }
+
+  /** Frees the GPU buffers this adapter owns; a view from `scaledBy` owns none. */
   destroy(): void {
-    for (const buffer of [this.params, this.grads, this.m, this.v]) buffer.destroy();
+    if (this.#owner) this.ownedBuffers().forEach((buffer) => buffer.destroy());
+  }
+
+  protected ownedBuffers(): GPUBuffer[] {
+    return [this.params];
   }
 
   /**
    * The same GPU weights applied with `factor` times the LoRA scaling: adapter strength at
-   * generation time without touching the stored A and B. The view owns no buffers, so it needs no
-   * destroying; it must not outlive this adapter.
+   * generation time without touching the stored A and B. The view must not outlive this adapter.
    */
-  scaledBy(factor: number): LoraAdapter {
+  scaledBy(factor: number): LoraWeights {
     if (!Number.isFinite(factor)) throw new RangeError(`LoRA scale factor must be a finite number, got ${factor}`);
-    return new LoraAdapter(this.gpu, this.model, this.config, { from: this, scaling: this.scaling * factor });
-  }
-
-  /** An adapter on the GPU holding the given tensors (an imported or stored adapter). */
-  static fromTensors(gpu: Gpu, model: ModelConfig, config: LoraConfig, tensors: Map<string, HostTensor>, source: string): LoraAdapter {
-    const adapter = new LoraAdapter(gpu, model, config);
-    adapter.loadTensors(tensors, source);
-    return adapter;
+    return new LoraWeights(this.gpu, this.model, this.config, { from: this, scaling: this.scaling * factor });
   }
 
   get parameterCount(): number {
@@ -78,27 +70,21 @@ export class LoraAdapter {
   }
 
   module(layer: number, target: LoraTarget): LoraModule | undefined {
-    return this.byKey.get(`${layer}.${target}`);
+    return this.#byKey.get(`${layer}.${target}`);
   }
 
-  view(module: LoraModule, matrix: 'A' | 'B', slot: Slot = 'params'): Binding {
+  view(module: LoraModule, matrix: 'A' | 'B'): Binding {
+    return this.viewOf(this.params, module, matrix);
+  }
+
+  protected viewOf(buffer: GPUBuffer, module: LoraModule, matrix: 'A' | 'B'): Binding {
     const floats = matrix === 'A' ? this.layout.r * module.inFeatures : module.outFeatures * this.layout.r;
     const offset = matrix === 'A' ? module.aOffset : module.bOffset;
-    return { buffer: this[slot], offset: offset * 4, size: floats * 4 };
+    return { buffer, offset: offset * 4, size: floats * 4 };
   }
 
   initPeft(seed: number): void {
     this.gpu.write(this.params, peftInitialParams(this.layout, seed));
-  }
-
-  zeroGrads(): void {
-    this.gpu.clear(this.grads);
-  }
-
-  resetOptimizerState(): void {
-    this.gpu.clear(this.m);
-    this.gpu.clear(this.v);
-    this.gpu.clear(this.grads);
   }
 
   /** Loads PEFT-named tensors; every adapted module must be present with the right shape. */
@@ -130,9 +116,13 @@ export class LoraAdapter {
     this.gpu.write(this.params, flat);
   }
 
-  /** Reads parameters (or gradients) back as PEFT-named tensors. */
-  async readTensors(slot: Slot = 'params'): Promise<Map<string, HostTensor>> {
-    const flat = await this.gpu.readF32(this[slot], this.layout.totalFloats);
+  /** Reads the parameters back as PEFT-named tensors. */
+  readTensors(): Promise<Map<string, HostTensor>> {
+    return this.tensorsOf(this.params);
+  }
+
+  protected async tensorsOf(buffer: GPUBuffer): Promise<Map<string, HostTensor>> {
+    const flat = await this.gpu.readF32(buffer, this.layout.totalFloats);
     const out = new Map<string, HostTensor>();
     for (const module of this.layout.modules) {
       const r = this.layout.r;
@@ -146,5 +136,43 @@ export class LoraAdapter {
       });
     }
     return out;
+  }
+}
+
+/** A LoRA adapter being trained: the weights plus their gradients and AdamW moments, all laid out like `params`. */
+export class LoraAdapter extends LoraWeights {
+  readonly grads: GPUBuffer;
+  readonly m: GPUBuffer;
+  readonly v: GPUBuffer;
+
+  constructor(gpu: Gpu, model: ModelConfig, config: LoraConfig) {
+    super(gpu, model, config);
+    const bytes = this.layout.totalFloats * 4;
+    this.grads = gpu.createBuffer(bytes, 'lora grads');
+    this.m = gpu.createBuffer(bytes, 'adam m');
+    this.v = gpu.createBuffer(bytes, 'adam v');
+    this.resetOptimizerState();
+  }
+
+  protected override ownedBuffers(): GPUBuffer[] {
+    return [this.params, this.grads, this.m, this.v];
+  }
+
+  gradView(module: LoraModule, matrix: 'A' | 'B'): Binding {
+    return this.viewOf(this.grads, module, matrix);
+  }
+
+  readGradients(): Promise<Map<string, HostTensor>> {
+    return this.tensorsOf(this.grads);
+  }
+
+  zeroGrads(): void {
+    this.gpu.clear(this.grads);
+  }
+
+  resetOptimizerState(): void {
+    this.gpu.clear(this.m);
+    this.gpu.clear(this.v);
+    this.gpu.clear(this.grads);
   }
 }

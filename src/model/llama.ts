@@ -8,7 +8,7 @@ import { residualForward } from '../kernels/residual';
 import { rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
 import { ropeBackward, ropeForward } from '../kernels/rope';
 import { swigluBackward, swigluForward } from '../kernels/swiglu';
-import type { LoraAdapter } from '../lora/adapter';
+import { LoraAdapter, type LoraWeights } from '../lora/adapter';
 import type { LoraTarget } from '../lora/config';
 import { type Batch, makeBatch } from '../train/batch';
 import type { ModelConfig } from './config';
@@ -56,7 +56,7 @@ export class LlamaModel {
    * accumulates d(sum of token losses * lossScale)/d(adapter) into `adapter.grads` (training
    * mode: dropout on). Row losses land in the workspace; read them with `readLossSum`.
    */
-  lossAndGradients(batch: Batch, adapter: LoraAdapter | null, opts: { lossScale?: number; dropoutSeed?: number } = {}): void {
+  lossAndGradients(batch: Batch, adapter: LoraWeights | null, opts: { lossScale?: number; dropoutSeed?: number } = {}): void {
     const training = opts.lossScale !== undefined && adapter !== null;
     const ws = this.forward(batch, adapter, { training, dropoutSeed: opts.dropoutSeed });
     const M = batch.B * batch.T;
@@ -78,7 +78,9 @@ export class LlamaModel {
       ws.ceChunk,
       opts.lossScale ?? 1,
     );
-    if (training && adapter) this.backward(batch, adapter, opts.dropoutSeed ?? 0);
+    if (!training) return;
+    if (!(adapter instanceof LoraAdapter)) throw new TypeError('lossAndGradients: training needs a LoraAdapter (with gradient buffers)');
+    this.backward(batch, adapter, opts.dropoutSeed ?? 0);
   }
 
   /** Sum of the per-token losses of the last `lossAndGradients` batch (ignored positions are 0). */
@@ -104,7 +106,7 @@ export class LlamaModel {
    * ids.length): their keys and values join the cache and they attend to everything before them.
    * Returns the logits of the last of them [vocab]. Prefill is one call with the whole prompt.
    */
-  async forwardCached(cache: KvCache, ids: number[], adapter: LoraAdapter | null): Promise<Float32Array> {
+  async forwardCached(cache: KvCache, ids: number[], adapter: LoraWeights | null): Promise<Float32Array> {
     if (cache.length + ids.length > cache.capacity) {
       throw new KvCacheError(
         `the KV cache holds ${cache.capacity} positions; ${cache.length} are used and ${ids.length} more do not fit: create a larger cache`,
@@ -119,7 +121,7 @@ export class LlamaModel {
   }
 
   /** Logits of the last position of each row: [B, vocab]. */
-  async lastPositionLogits(batch: Batch, adapter: LoraAdapter | null): Promise<Float32Array> {
+  async lastPositionLogits(batch: Batch, adapter: LoraWeights | null): Promise<Float32Array> {
     const ws = this.forward(batch, adapter, { training: false });
     const V = this.config.vocabSize;
     const out = this.gpu.createBuffer(batch.B * V * 4, 'logits');
@@ -140,7 +142,7 @@ export class LlamaModel {
     return logits;
   }
 
-  private ensureWorkspace(M: number, training: boolean, adapter: LoraAdapter | null): Workspace {
+  private ensureWorkspace(M: number, training: boolean, adapter: LoraWeights | null): Workspace {
     const need = planWorkspace(this.config, M, training, adapter ? { r: adapter.layout.r, targets: adapter.config.targets, dropout: adapter.config.dropout } : null);
     // A training workspace holds everything inference needs, so evaluation between training steps
     // reuses it instead of reallocating twice per evaluation.
@@ -163,7 +165,7 @@ export class LlamaModel {
   }
 
   /** With a cache (one row), the batch holds the tokens after the cache's `length` positions. */
-  private forward(batch: Batch, adapter: LoraAdapter | null, opts: ForwardOptions, cache: KvCache | null = null): Workspace {
+  private forward(batch: Batch, adapter: LoraWeights | null, opts: ForwardOptions, cache: KvCache | null = null): Workspace {
     const { gpu, config, weights } = this;
     const { B, T } = batch;
     const M = B * T;
@@ -282,8 +284,8 @@ export class LlamaModel {
           u: act.loraU.get(target)!,
           A: adapter.view(module, 'A'),
           B: adapter.view(module, 'B'),
-          dA: adapter.view(module, 'A', 'grads'),
-          dB: adapter.view(module, 'B', 'grads'),
+          dA: adapter.gradView(module, 'A'),
+          dB: adapter.gradView(module, 'B'),
           du: ws.dU,
           dx,
           dxScratch: act.loraXDrop.size ? ws.dxScratch : undefined,
@@ -316,7 +318,7 @@ export class LlamaModel {
     }
   }
 
-  private dropoutFor(adapter: LoraAdapter, layer: number, target: LoraTarget, opts: ForwardOptions): LoraDropout | undefined {
+  private dropoutFor(adapter: LoraWeights, layer: number, target: LoraTarget, opts: ForwardOptions): LoraDropout | undefined {
     if (!opts.training || adapter.config.dropout <= 0) return undefined;
     const moduleIndex = layer * 8 + adapter.config.targets.indexOf(target);
     return { p: adapter.config.dropout, seed: mixSeed(opts.dropoutSeed ?? 0, moduleIndex) };

@@ -3,6 +3,7 @@
 import type { FilterOptions } from '../analysis/filter';
 import type { DatasetRow } from '../data/types';
 import type { LoraConfig } from '../lora/config';
+import type { ForgettingReport, PhaseOutcome } from '../train/progressive';
 
 export interface DatasetRecord {
   id: string;
@@ -33,7 +34,10 @@ export interface RunModel {
 }
 
 export interface HistoryPoint {
+  /** Optimizer steps since the run began (over all phases of a progressive run). */
   step: number;
+  /** The phase of a progressive run (1 or 2); absent for one-phase runs. */
+  phase?: number;
   epoch: number;
   loss?: number;
   evalLoss?: number;
@@ -59,6 +63,24 @@ export interface RunRecord {
   lastCheckpointStep: number | null;
   /** Quality filter applied to the training rows; absent on runs from before the filter existed. */
   filter?: FilterOptions | null;
+  /** 'progressive': two phases, phase 2 continuing phase 1's adapter. Absent on older runs: 'single'. */
+  kind?: 'single' | 'progressive';
+  /** Progressive runs: each phase's plan and, once known, its figures. */
+  phases?: RunPhaseRecord[];
+  /** Progressive runs: the phase-1 eval loss after phase 1 and after phase 2, once phase 2 ends. */
+  forgetting?: ForgettingReport | null;
+}
+
+export interface RunPhaseRecord {
+  phase: 1 | 2;
+  tasks: string[];
+  rows: number;
+  /** Optimizer steps planned; the phase's checkpoints and history points are stored after those of the phases before it. */
+  steps: number;
+  /** Measured when the phase began, so a resume does not measure it again. */
+  evalLossBefore?: number | null;
+  /** Set when the phase has finished. */
+  outcome?: PhaseOutcome;
 }
 
 /** `updatedAt` is left out because every update sets it. */
@@ -80,6 +102,8 @@ export interface CheckpointRecord {
   m: Float32Array;
   v: Float32Array;
   optimizerStep: number;
+  /** The phase of a progressive run it belongs to; `step` counts the steps of earlier phases too. */
+  phase?: number;
   dataCursor: DataCursor;
   rngSeed: number;
 }

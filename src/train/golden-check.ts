@@ -50,7 +50,7 @@ export async function checkGoldenCase(gpu: Gpu, golden: GoldenCase, weights: Mod
   const batch = makeBatch(golden.inputIds, golden.labels);
   model.lossAndGradients(batch, adapter, { lossScale: 1 / batch.targetCount });
   const loss = (await model.readLossSum(batch)) / batch.targetCount;
-  const grads = await adapter.readTensors('grads');
+  const grads = await adapter.readGradients();
   const { worst, worstName } = worstRelativeError(grads, golden.grads);
 
   const optimizer = new AdamW(gpu, adapter);
@@ -62,7 +62,7 @@ export async function checkGoldenCase(gpu: Gpu, golden: GoldenCase, weights: Mod
     weightDecay: golden.adamw.weightDecay,
     maxGradNorm: 0,
   });
-  const stepped = await adapter.readTensors('params');
+  const stepped = await adapter.readTensors();
   const adamwErr = maxAbsError(stepped, golden.adapterAfterStep);
 
   let logitsErr: number | null = null;

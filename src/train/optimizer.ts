@@ -51,6 +51,12 @@ export class AdamW {
     adapter.zeroGrads();
   }
 
+  /** Frees its scratch buffers; the adapter's moments belong to the adapter. */
+  destroy(): void {
+    this.partials.destroy();
+    this.normAndClip.destroy();
+  }
+
   async readGradNorm(): Promise<number> {
     return (await this.gpu.readF32(this.normAndClip, 1))[0];
   }

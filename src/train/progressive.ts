@@ -11,8 +11,9 @@
  * - dropout and every optimizer setting may change; the AdamW moments and the learning-rate
  *   schedule start afresh, as in a new run.
  *
- * Progressive mode: phase 1 trains on data A, phase 2 continues the phase-1 adapter on data B.
- * The forgetting report gives the eval loss on A's eval data after phase 1 and after phase 2.
+ * Progressive mode: phase 1 trains on data A, phase 2 continues the phase-1 adapter on data B, each
+ * through the one run path (trainAdapter). The forgetting report gives the eval loss on A's eval
+ * data after phase 1 and after phase 2. A paused run resumes in the phase it paused in.
  */
 import type { PrepTokenizer } from '../data/prepare';
 import type { DatasetRow } from '../data/types';
@@ -23,8 +24,9 @@ import { type LoraConfig, loraScaling } from '../lora/config';
 import type { ModelConfig } from '../model/config';
 import type { LlamaModel } from '../model/llama';
 import { padTokenId, prepareRunData } from './pipeline';
-import type { TrainSettings } from './settings';
-import { LoraTrainer, type TrainControl, type TrainProgress, type TrainResult } from './trainer';
+import { optimizerSteps, type TrainSettings } from './settings';
+import { type RunStage, trainAdapter } from './run';
+import { type TrainCheckpoint, type TrainControl, LoraTrainer, type TrainProgress, type TrainResult } from './trainer';
 
 export class InitAdapterError extends Error {
   override name = 'InitAdapterError';
@@ -81,11 +83,30 @@ export interface ProgressivePhaseInput {
   settings: TrainSettings;
 }
 
+export type Phase = 1 | 2;
+
 export interface ProgressiveHooks {
-  onPhase?(phase: 1 | 2, stage: 'eval-before' | 'training' | 'eval-after'): void;
-  onProgress?(phase: 1 | 2, progress: TrainProgress): void;
-  /** Polled between optimizer steps; a pause ends the run like a stop (phases do not resume). */
+  /** Both phases' optimizer steps, once the data is tokenized and before any training. */
+  onPlan?(steps: [phase1: number, phase2: number]): Promise<void> | void;
+  onPhase?(phase: Phase, stage: RunStage): void;
+  /** A phase's eval loss before its training, as soon as it is measured (keep it: a resume does not measure it again). */
+  onEvalBefore?(phase: Phase, loss: number | null): Promise<void> | void;
+  onProgress?(phase: Phase, progress: TrainProgress): void;
+  onCheckpoint?(phase: Phase, checkpoint: TrainCheckpoint): Promise<void>;
+  /** Phase 1 is done and phase 2 about to start from its weights: keep its outcome, a resume of phase 2 needs it. */
+  onPhaseDone?(phase: Phase, outcome: PhaseOutcome): Promise<void>;
+  /** Polled between optimizer steps. */
   control?(): TrainControl;
+}
+
+/** Where a paused or interrupted progressive run continues. */
+export interface ProgressiveResume {
+  phase: Phase;
+  checkpoint: TrainCheckpoint;
+  /** That phase's eval loss before training, measured when it began. */
+  evalLossBefore: number | null;
+  /** Phase 1's outcome, when resuming phase 2. */
+  phase1?: PhaseOutcome;
 }
 
 export interface ProgressiveOptions {
@@ -95,10 +116,18 @@ export interface ProgressiveOptions {
   /** Phase 1 continues this adapter instead of starting from PEFT's initialisation. */
   initAdapter?: AdapterTensors | null;
   hooks?: ProgressiveHooks;
+  resume?: ProgressiveResume;
 }
 
+/** A phase's figures, plain data so that a run record can keep them. */
 export interface PhaseOutcome {
-  result: TrainResult;
+  status: TrainResult['status'];
+  steps: number;
+  totalSteps: number;
+  trainLossFirst: number | null;
+  trainLossLast: number | null;
+  tokensPerSecond: number;
+  elapsedMs: number;
   trainExamples: number;
   evalExamples: number;
   /** This phase's eval data, before and after its training. */
@@ -116,16 +145,16 @@ export interface ForgettingReport {
 }
 
 export interface ProgressiveResult {
-  /** 'stopped' when the control hook ended a phase early (pause counts as stop). */
-  status: 'completed' | 'stopped';
+  /** 'stopped' when the control hook ended a phase early; phase 2 does not run after a stopped phase 1. */
+  status: TrainResult['status'];
   phase1: PhaseOutcome;
-  /** null when phase 1 was stopped: phase 2 then does not run. */
+  /** null when phase 2 did not run (or has not yet: a paused phase 1). */
   phase2: PhaseOutcome | null;
-  /** With the adapter as phase 2 left it (stopped or not); null when phase 2 did not run. */
+  /** With the adapter as phase 2 left it (stopped or not); null when phase 2 did not finish. */
   forgetting: ForgettingReport | null;
-  /** The phase-1 weights as PEFT-named tensors (to save as an adapter of its own). */
-  phase1Adapter: AdapterTensors;
-  /** The final adapter on the GPU: phase 2's, or phase 1's when phase 2 did not run. */
+  /** The phase-1 weights as PEFT-named tensors; null when this call resumed in phase 2. */
+  phase1Adapter: AdapterTensors | null;
+  /** The latest adapter on the GPU (phase 2's, or phase 1's when phase 2 did not run); the caller destroys it. */
   adapter: LoraAdapter;
 }
 
@@ -136,7 +165,7 @@ export async function runProgressive(
   tok: PrepTokenizer,
   opts: ProgressiveOptions,
 ): Promise<ProgressiveResult> {
-  const { phase1, phase2, hooks = {} } = opts;
+  const { phase1, phase2, hooks = {}, resume } = opts;
   const { lora } = phase1.settings;
   if (phase2.settings.lora.r !== lora.r || phase2.settings.lora.targets.join() !== lora.targets.join()) {
     throw new ProgressiveError(
@@ -149,57 +178,94 @@ export async function runProgressive(
     throw new ProgressiveError('phase 1 has no eval examples, so forgetting cannot be measured: give phase-1 eval data or an eval fraction above 0.');
   }
   const data2 = prepareRunData(phase2.rows, phase2.evalRows, tok, phase2.settings);
+  if (data2.train.length === 0) throw new ProgressiveError('phase 2 has no training examples left after tokenizing.');
   const padId = padTokenId(tok);
-  const adapter1 = startingAdapter(gpu, model.config, lora, phase1.settings.seed, opts.initAdapter ?? null);
-  const trainer1 = new LoraTrainer(gpu, model, adapter1, phase1.settings, data1, padId);
-  const outcome1 = await runPhase(1, trainer1, data1, hooks);
-  const phase1Adapter: AdapterTensors = { config: lora, tensors: await adapter1.readTensors() };
-  if (outcome1.result.status !== 'completed') {
-    return { status: 'stopped', phase1: outcome1, phase2: null, forgetting: null, phase1Adapter, adapter: adapter1 };
+  await hooks.onPlan?.([optimizerSteps(data1.train.length, phase1.settings), optimizerSteps(data2.train.length, phase2.settings)]);
+
+  let outcome1: PhaseOutcome;
+  let phase1Adapter: AdapterTensors | null = null;
+  let adapter2: LoraAdapter;
+  let resume2: ProgressiveResume | undefined;
+  if (resume?.phase === 2) {
+    if (!resume.phase1) throw new ProgressiveError('resuming phase 2 needs the outcome of phase 1.');
+    outcome1 = resume.phase1;
+    adapter2 = new LoraAdapter(gpu, model.config, phase2.settings.lora);
+    resume2 = resume;
+  } else {
+    const adapter1 = startingAdapter(gpu, model.config, lora, phase1.settings.seed, opts.initAdapter ?? null);
+    const trainer1 = new LoraTrainer(gpu, model, adapter1, phase1.settings, data1, padId);
+    try {
+      outcome1 = await runPhase(1, trainer1, data1, hooks, resume);
+    } catch (error) {
+      adapter1.destroy();
+      throw error;
+    } finally {
+      trainer1.destroy();
+    }
+    if (outcome1.status !== 'completed') {
+      return { status: outcome1.status, phase1: outcome1, phase2: null, forgetting: null, phase1Adapter: null, adapter: adapter1 };
+    }
+    phase1Adapter = { config: lora, tensors: await adapter1.readTensors() };
+    await hooks.onPhaseDone?.(1, outcome1);
+    // A second adapter rather than phase 1's: it starts with fresh AdamW moments and takes phase 2's
+    // alpha (B rescaled) and dropout.
+    adapter2 = startingAdapter(gpu, model.config, phase2.settings.lora, phase2.settings.seed, phase1Adapter, 'the phase-1 adapter');
+    adapter1.destroy();
+  }
+  const trainer2 = new LoraTrainer(gpu, model, adapter2, phase2.settings, data2, padId);
+  try {
+    return await finishPhase2();
+  } catch (error) {
+    adapter2.destroy();
+    throw error;
+  } finally {
+    trainer2.destroy();
   }
 
-  // A second adapter rather than phase 1's: it starts with fresh AdamW moments and takes phase 2's
-  // alpha (B rescaled) and dropout.
-  const adapter2 = startingAdapter(gpu, model.config, phase2.settings.lora, phase2.settings.seed, phase1Adapter, 'the phase-1 adapter');
-  adapter1.destroy();
-  const trainer2 = new LoraTrainer(gpu, model, adapter2, phase2.settings, data2, padId);
-  const outcome2 = await runPhase(2, trainer2, data2, hooks);
-  const after1 = outcome1.evalLossAfter!;
-  const after2 = (await trainer1.evalLoss(adapter2))!;
-  return {
-    status: outcome2.result.status === 'completed' ? 'completed' : 'stopped',
-    phase1: outcome1,
-    phase2: outcome2,
-    forgetting: { phase1EvalLossAfterPhase1: after1, phase1EvalLossAfterPhase2: after2, forgetting: after2 - after1 },
-    phase1Adapter,
-    adapter: adapter2,
-  };
+  async function finishPhase2(): Promise<ProgressiveResult> {
+    const outcome2 = await runPhase(2, trainer2, data2, hooks, resume2);
+    if (outcome2.status === 'paused') return { status: 'paused', phase1: outcome1, phase2: outcome2, forgetting: null, phase1Adapter, adapter: adapter2 };
+    const after1 = outcome1.evalLossAfter!;
+    const after2 = (await trainer2.evalLoss(adapter2, data1.eval))!;
+    return {
+      status: outcome2.status,
+      phase1: outcome1,
+      phase2: outcome2,
+      forgetting: { phase1EvalLossAfterPhase1: after1, phase1EvalLossAfterPhase2: after2, forgetting: after2 - after1 },
+      phase1Adapter,
+      adapter: adapter2,
+    };
+  }
 }
 
 async function runPhase(
-  phase: 1 | 2,
+  phase: Phase,
   trainer: LoraTrainer,
   data: { train: readonly unknown[]; eval: readonly unknown[] },
   hooks: ProgressiveHooks,
+  resume: ProgressiveResume | undefined,
 ): Promise<PhaseOutcome> {
-  hooks.onPhase?.(phase, 'eval-before');
-  const evalLossBefore = await trainer.evalLoss();
-  hooks.onPhase?.(phase, 'training');
-  const result = await trainer.run({
-    onProgress: (p) => hooks.onProgress?.(phase, p),
-    control: () => {
-      const control = hooks.control?.() ?? 'continue';
-      return control === 'pause' ? 'stop' : control;
+  const { result, evalLossBefore, evalLossAfter } = await trainAdapter(trainer, {
+    resume: resume?.checkpoint,
+    onStage: (stage) => hooks.onPhase?.(phase, stage),
+    onEvalBefore: (loss) => hooks.onEvalBefore?.(phase, loss),
+    hooks: {
+      onProgress: (p) => hooks.onProgress?.(phase, p),
+      onCheckpoint: hooks.onCheckpoint ? (c) => hooks.onCheckpoint!(phase, c) : undefined,
+      control: hooks.control,
     },
   });
-  hooks.onPhase?.(phase, 'eval-after');
-  // The trainer evaluates after its last step; a stopped phase has no fresh figure.
-  const evalLossAfter = result.status === 'completed' && result.evalLoss !== null ? result.evalLoss : await trainer.evalLoss();
   return {
-    result,
+    status: result.status,
+    steps: result.steps,
+    totalSteps: result.totalSteps,
+    trainLossFirst: result.trainLossFirst,
+    trainLossLast: result.trainLossLast,
+    tokensPerSecond: result.tokensPerSecond,
+    elapsedMs: result.elapsedMs,
     trainExamples: data.train.length,
     evalExamples: data.eval.length,
-    evalLossBefore,
+    evalLossBefore: resume ? resume.evalLossBefore : evalLossBefore,
     evalLossAfter,
   };
 }

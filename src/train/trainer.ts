@@ -2,7 +2,7 @@ import type { Gpu } from '../gpu/context';
 import type { Example } from '../data/prepare';
 import { batchExamples } from '../data/prepare';
 import { shuffledIndices } from '../util/random';
-import type { LoraAdapter } from '../lora/adapter';
+import type { LoraAdapter, LoraWeights } from '../lora/adapter';
 import type { LlamaModel } from '../model/llama';
 import { type Batch, makeBatch } from './batch';
 import { AdamW } from './optimizer';
@@ -100,12 +100,17 @@ export class LoraTrainer {
     this.totalSteps = optimizerSteps(data.train.length, settings);
   }
 
-  /** Mean token loss over the eval examples with the adapter as it is now. */
-  async evalLoss(adapter: LoraAdapter | null = this.adapter): Promise<number | null> {
-    if (this.data.eval.length === 0) return null;
+  /** Frees the optimizer's buffers; the adapter belongs to whoever created it. */
+  destroy(): void {
+    this.optimizer.destroy();
+  }
+
+  /** Mean token loss over `examples` (default: the run's eval examples) with `adapter` (default: as trained so far). */
+  async evalLoss(adapter: LoraWeights | null = this.adapter, examples: readonly Example[] = this.data.eval): Promise<number | null> {
+    if (examples.length === 0) return null;
     let sum = 0;
     let count = 0;
-    for (const padded of batchExamples(this.data.eval, this.settings.batchSize, this.padId)) {
+    for (const padded of batchExamples(examples, this.settings.batchSize, this.padId)) {
       const batch = makeBatch(padded.inputIds, padded.labels);
       if (batch.targetCount === 0) continue;
       this.model.lossAndGradients(batch, adapter);

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AdapterTensors } from '../../src/export/adapter';
-import { LoraAdapter } from '../../src/lora/adapter';
+import { LoraWeights } from '../../src/lora/adapter';
 import { LlamaModel } from '../../src/model/llama';
 import { nodeFileSource } from '../../src/model/node-file-source';
 import { openModel } from '../../src/model/weights';
@@ -36,9 +36,9 @@ describe('adapter scale', () => {
     const gpu = await testGpu();
     const opened = await openModel(nodeFileSource(STORIES_260K));
     const model = await LlamaModel.load(gpu, opened.weights);
-    const lora = LoraAdapter.fromTensors(gpu, opened.config, golden.config, golden.tensors, 'golden');
+    const lora = LoraWeights.fromTensors(gpu, opened.config, golden.config, golden.tensors, 'golden');
     const halved = withScaledB(golden, 0.5);
-    const loraHalvedB = LoraAdapter.fromTensors(gpu, opened.config, halved.config, halved.tensors, 'golden, B halved');
+    const loraHalvedB = LoraWeights.fromTensors(gpu, opened.config, halved.config, halved.tensors, 'golden, B halved');
     const batch = makeBatch([IDS]);
 
     const base = await model.lastPositionLogits(batch, null);

@@ -31,6 +31,30 @@ function stagedChats(): string {
 
 const SETTINGS = { lora: { r: 4, alpha: 8, targets: ['q_proj' as const, 'v_proj' as const] }, lr: 5e-3, epochs: 1, batchSize: 4, maxLength: 128, evalFraction: 0.25 };
 
+/**
+ * Batches of one: 11 phase-1 steps and 2 phase-2 steps, so either phase can be paused between
+ * steps; a checkpoint every step also reports every step's loss at once, so a pause asked for on a
+ * step's progress takes effect right after that step.
+ */
+const STEPWISE = { ...SETTINGS, batchSize: 1, checkpointEvery: 1 };
+
+async function stagedEngine(devices: GPUDevice[] = []) {
+  const engine = new WebtuneEngine({
+    requestDevice: async () => {
+      const device = await createNodeDevice();
+      devices.push(device);
+      return device;
+    },
+    dbName: freshDbName(),
+    historyFlushMs: 0,
+  });
+  expect((await engine.init()).state).toBe('ready');
+  const files = readdirSync(STORIES_260K).map((name) => ({ path: `stories260K/${name}`, file: new File([readFileSync(join(STORIES_260K, name))], name) }));
+  await engine.loadLocalModel(files, 'stories260K');
+  const datasetId = (await engine.commitDataset((await engine.importDataset('staged', new Blob([stagedChats()]), 'staged.jsonl')).previewId)).id;
+  return { engine, datasetId, devices };
+}
+
 describe('engine: progressive training', () => {
   it('trains the general rows, then the specialised ones from the phase-1 adapter, and reports forgetting', async () => {
     const text = stagedChats();
@@ -58,11 +82,64 @@ describe('engine: progressive training', () => {
     expect(forgetting.phase1EvalLossAfterPhase1).toBeLessThan(outcome.phases[0].evalLossBefore!);
     expect(events.filter((e) => e.type === 'progress').map((e) => e.phase)).toEqual([1, 1, 1, 2]);
     const [adapter] = await engine.listAdapters();
-    expect(adapter).toMatchObject({ id: outcome.adapterId, name: 'staged', runId: null, datasetName: 'staged' });
+    expect(adapter).toMatchObject({ id: outcome.adapterId, name: 'staged', runId: outcome.runId, datasetName: 'staged' });
+    const [run] = await engine.listRuns();
+    expect(run).toMatchObject({ id: outcome.runId, kind: 'progressive', status: 'completed', step: 4, totalSteps: 4, forgetting });
+    expect(run.history.filter((p) => p.loss !== undefined).map((p) => [p.phase, p.step])).toEqual([[1, 1], [1, 2], [1, 3], [2, 4]]);
 
     // A dataset whose analysis recommends one mix is refused with the reason.
     const mixed = await store('mixed', readFileSync(join(STORIES_260K, '../../data/chat_rag_sample.jsonl'), 'utf8'));
     await expect(engine.startProgressiveRun({ datasetId: mixed, settings: SETTINGS })).rejects.toThrow(ProgressivePlanError);
     await expect(engine.startProgressiveRun({ datasetId: mixed, settings: SETTINGS })).rejects.toThrow(/recommends multi training/);
+  });
+
+  it('pauses in either phase and resumes there, ending where an uninterrupted run ends', async () => {
+    const reference = await stagedEngine();
+    const straight = await reference.engine.startProgressiveRun({ datasetId: reference.datasetId, settings: STEPWISE });
+    expect(straight).toMatchObject({ status: 'completed', step: 13, totalSteps: 13 });
+    expect(straight.phases.map((p) => p.steps)).toEqual([11, 2]);
+
+    for (const pauseIn of [1, 2]) {
+      const { engine, datasetId } = await stagedEngine();
+      const paused = await engine.startProgressiveRun({ datasetId, settings: STEPWISE }, (e) => {
+        if (e.type === 'progress' && e.phase === pauseIn && e.progress.step === 1) void engine.pause();
+      });
+      expect(paused.status).toBe('paused');
+      expect(paused.adapterId).toBeNull();
+      const [run] = await engine.listRuns();
+      expect(run).toMatchObject({ status: 'paused', kind: 'progressive', lastCheckpointStep: pauseIn === 1 ? 1 : 12 });
+      expect(await engine.listAdapters()).toEqual([]);
+
+      const events: ProgressiveEvent[] = [];
+      const done = await engine.resumeRun(run.id, (e) => events.push(e));
+      expect(done).toMatchObject({ status: 'completed', step: 13, totalSteps: 13 });
+      // The resumed run trains only what was left: phase 1 from step 2 (pausing in phase 1), or phase 2's last step.
+      const steps = events.flatMap((e) => (e.type === 'progress' ? [`${e.phase}:${e.progress.step}`] : []));
+      expect(steps).toEqual(pauseIn === 1 ? [...Array.from({ length: 10 }, (_, i) => `1:${i + 2}`), '2:1', '2:2'] : ['2:2']);
+      expect(done.phases!.map((p) => p.evalLossAfter)).toEqual(straight.phases.map((p) => expect.closeTo(p.evalLossAfter!, 6)));
+      expect(done.phases![0].evalLossBefore).toBeCloseTo(straight.phases[0].evalLossBefore!, 6);
+      expect(done.forgetting!.phase1EvalLossAfterPhase2).toBeCloseTo(straight.forgetting!.phase1EvalLossAfterPhase2, 6);
+      const [adapter] = await engine.listAdapters();
+      expect(adapter).toMatchObject({ id: done.adapterId, runId: run.id });
+      expect((await engine.listRuns())[0]).toMatchObject({ status: 'completed', step: 13 });
+    }
+  });
+
+  it('pauses a progressive run when the GPU device is lost and resumes it on a new device', async () => {
+    const { engine, datasetId, devices } = await stagedEngine();
+    const lost = await engine.startProgressiveRun({ datasetId, settings: STEPWISE }, (e) => {
+      if (e.type === 'progress' && e.phase === 2 && e.progress.step === 1) devices.at(-1)!.destroy();
+    });
+    expect(lost.status).toBe('paused');
+    expect(lost.error).toMatch(/lost|destroyed/i);
+    expect(lost.phases.map((p) => p.phase)).toEqual([1, 2]);
+    const [run] = await engine.listRuns();
+    expect(run).toMatchObject({ status: 'paused', kind: 'progressive', error: lost.error });
+    expect(run.phases![0].outcome).toMatchObject({ status: 'completed', steps: 11 });
+
+    const done = await engine.resumeRun(run.id);
+    expect(done).toMatchObject({ status: 'completed', step: 13 });
+    expect(done.forgetting).not.toBeNull();
+    expect(devices.length).toBe(2);
   });
 });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseJsonlBytes } from '../../src/data/jsonl';
 import { batchExamples } from '../../src/data/prepare';
-import { LoraAdapter } from '../../src/lora/adapter';
+import { LoraWeights } from '../../src/lora/adapter';
 import { LlamaModel } from '../../src/model/llama';
 import { nodeFileSource } from '../../src/model/node-file-source';
 import { openModel } from '../../src/model/weights';
@@ -32,7 +32,7 @@ async function referenceLoss(adapter: 'golden' | null): Promise<number> {
   const batch = makeBatch(padded.inputIds, padded.labels);
   const model = await LlamaModel.load(gpu, opened.weights);
   const golden = await goldenAdapter();
-  model.lossAndGradients(batch, adapter ? LoraAdapter.fromTensors(gpu, opened.config, golden.config, golden.tensors, 'golden') : null);
+  model.lossAndGradients(batch, adapter ? LoraWeights.fromTensors(gpu, opened.config, golden.config, golden.tensors, 'golden') : null);
   return (await model.readLossSum(batch)) / batch.targetCount;
 }
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { mergedModelFiles } from '../../src/export/merge';
 import { writeFolder } from '../../src/export/node-folder';
 import { peftAdapterFiles, readPeftAdapter } from '../../src/export/peft';
-import { LoraAdapter } from '../../src/lora/adapter';
+import { LoraWeights } from '../../src/lora/adapter';
 import { validateLoraConfig } from '../../src/lora/config';
 import { filesFromList } from '../../src/model/file-source';
 import { loadGoldenCase } from '../../src/model/golden';
@@ -33,7 +33,7 @@ describe('exported adapters run in the engine', () => {
     );
     const gpu = await testGpu();
     const model = await LlamaModel.load(gpu, opened.weights);
-    const lora = LoraAdapter.fromTensors(gpu, opened.config, reloaded.config, reloaded.tensors, 'exported adapter');
+    const lora = LoraWeights.fromTensors(gpu, opened.config, reloaded.config, reloaded.tensors, 'exported adapter');
     const batch = makeBatch(golden.inputIds, golden.labels);
     model.lossAndGradients(batch, lora);
     const loss = (await model.readLossSum(batch)) / batch.targetCount;
@@ -48,7 +48,7 @@ describe('exported adapters run in the engine', () => {
       const gpu = await testGpu();
       const base = await openModel(nodeFileSource(STORIES_260K));
       const adapted = await LlamaModel.load(gpu, base.weights);
-      const lora = LoraAdapter.fromTensors(gpu, base.config, adapter.config, adapter.tensors, 'golden');
+      const lora = LoraWeights.fromTensors(gpu, base.config, adapter.config, adapter.tensors, 'golden');
       const merged = await LlamaModel.load(gpu, (await openModel(nodeFileSource(dir))).weights);
       const batch = makeBatch([golden.inputIds[0]]);
       const expected = await adapted.lastPositionLogits(batch, lora);

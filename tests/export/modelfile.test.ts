@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AdapterExportError } from '../../src/export/errors';
-import { checkOllamaAdapter, ollamaInstructions, ollamaModelfile } from '../../src/export/modelfile';
+import { checkOllamaAdapter, ollamaAdapterSetup, ollamaModelfile, ollamaRunCommands, ollamaSetupText } from '../../src/export/modelfile';
 import { expectRefusal } from './helpers';
 
 const plain = { alpha: 16, useRslora: false };
@@ -16,9 +16,15 @@ describe('ollamaModelfile', () => {
   });
 });
 
-describe('ollamaInstructions', () => {
+describe('ollamaAdapterSetup', () => {
+  const setup = (opts: Partial<Parameters<typeof ollamaAdapterSetup>[0]> & Pick<Parameters<typeof ollamaAdapterSetup>[0], 'architecture' | 'adapterKind' | 'lora'>) =>
+    ollamaAdapterSetup({ baseModel: 'smollm2:135m', adapterPath: './my-adapter', commands: ollamaRunCommands('my-model'), ...opts });
+
   it('gives the exact commands and the Modelfile for a llama PEFT folder', () => {
-    const text = ollamaInstructions({ architecture: 'llama', adapterKind: 'peft', folderName: 'my-adapter', baseModel: 'smollm2:135m', lora: plain });
+    const peft = setup({ architecture: 'llama', adapterKind: 'peft', lora: plain });
+    expect(peft.modelfile).toBe('FROM smollm2:135m\nADAPTER ./my-adapter\n');
+    expect(peft.commands).toEqual(['ollama create my-model -f Modelfile', 'ollama run my-model']);
+    const text = ollamaSetupText(peft);
     expect(text).toContain('FROM smollm2:135m\nADAPTER ./my-adapter\n');
     expect(text).toContain('\nollama create my-model -f Modelfile\nollama run my-model\n');
     expect(text).toContain('ADAPTER names the folder, not the .safetensors file');
@@ -27,30 +33,35 @@ describe('ollamaInstructions', () => {
   });
 
   it('explains the GGUF path, the one for Qwen2', () => {
-    const text = ollamaInstructions({ architecture: 'qwen2', adapterKind: 'gguf', folderName: 'adapter.gguf', baseModel: 'qwen2.5:0.5b', lora: { alpha: 12.5, useRslora: true } });
+    const gguf = setup({ architecture: 'qwen2', adapterKind: 'gguf', baseModel: 'qwen2.5:0.5b', adapterPath: './adapter.gguf', lora: { alpha: 12.5, useRslora: true } });
+    const text = ollamaSetupText(gguf);
     expect(text).toContain('FROM qwen2.5:0.5b\nADAPTER ./adapter.gguf\n');
     expect(text).toContain('ollama create my-model -f Modelfile');
     expect(text).toContain('for this Qwen2 base the GGUF adapter is the one to use');
-    expect(ollamaInstructions({ architecture: 'llama', adapterKind: 'gguf', folderName: '/abs/a.gguf', baseModel: 'b', lora: plain })).toContain('ADAPTER /abs/a.gguf\n');
+    expect(setup({ architecture: 'llama', adapterKind: 'gguf', adapterPath: '/abs/a.gguf', baseModel: 'b', lora: plain }).modelfile).toContain('ADAPTER /abs/a.gguf\n');
   });
 
   it('refuses PEFT folders Ollama would reject or scale wrongly, pointing to the GGUF adapter', async () => {
-    const peft = { adapterKind: 'peft' as const, folderName: 'a', baseModel: 'b' };
+    const refused = setup({ adapterKind: 'peft', architecture: 'qwen2', lora: plain });
+    expect(refused.modelfile).toBeNull();
+    expect(refused.commands).toEqual([]);
+    expect(ollamaSetupText(refused)).toContain('Ollama cannot take this export');
     await expectRefusal(
-      () => ollamaInstructions({ ...peft, architecture: 'qwen2', lora: plain }),
+      () => checkOllamaAdapter({ adapterKind: 'peft', architecture: 'qwen2', lora: plain }),
       AdapterExportError,
       'only for llama-architecture bases',
       'this base is qwen2',
       'Export the GGUF adapter',
     );
     await expectRefusal(
-      () => ollamaInstructions({ ...peft, architecture: 'llama', lora: { alpha: 12.5, useRslora: false } }),
+      () => checkOllamaAdapter({ adapterKind: 'peft', architecture: 'llama', lora: { alpha: 12.5, useRslora: false } }),
       AdapterExportError,
       'lora_alpha is 12.5',
       'whole number',
       'Export the GGUF adapter',
       'whole-number alpha',
     );
+    expect(setup({ adapterKind: 'peft', architecture: 'llama', lora: { alpha: 12.5, useRslora: false } }).notes.join(' ')).toMatch(/lora_alpha is 12.5/);
     await expectRefusal(() => checkOllamaAdapter({ architecture: 'llama', adapterKind: 'peft', lora: { alpha: 16, useRslora: true } }), AdapterExportError, 'rsLoRA', 'ignores use_rslora');
     expect(() => checkOllamaAdapter({ architecture: 'qwen2', adapterKind: 'gguf', lora: { alpha: 0.5, useRslora: true } })).not.toThrow();
   });

@@ -37,7 +37,7 @@ describe('whole model against a float64 reference (random-init Qwen2-shaped mode
     const batch = makeBatch(inputIds, labels);
     model.lossAndGradients(batch, adapter, { lossScale: 1 / batch.targetCount });
     const loss = (await model.readLossSum(batch)) / batch.targetCount;
-    const grads = await adapter.readTensors('grads');
+    const grads = await adapter.readGradients();
 
     const ref64 = new Map([...weights].map(([k, v]) => [k, Float64Array.from(v)]));
     const adapter64 = new Map([...init].map(([k, v]) => [k, Float64Array.from(v.data)]));

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseJsonlBytes } from '../../src/data/jsonl';
 import type { DatasetRow } from '../../src/data/types';
 import { evaluate } from '../../src/eval/evaluate';
-import { LoraAdapter } from '../../src/lora/adapter';
+import { LoraAdapter, LoraWeights } from '../../src/lora/adapter';
 import { validateLoraConfig } from '../../src/lora/config';
 import { LlamaModel } from '../../src/model/llama';
 import { nodeFileSource } from '../../src/model/node-file-source';
@@ -37,7 +37,7 @@ async function setup() {
 }
 
 /** Mean token loss of all the examples in one batch (the order of rows does not change it). */
-async function batchLoss(model: LlamaModel, adapter: LoraAdapter | null, examples: Example[]) {
+async function batchLoss(model: LlamaModel, adapter: LoraWeights | null, examples: Example[]) {
   const [padded] = batchExamples(examples, examples.length, 0);
   const batch = makeBatch(padded.inputIds, padded.labels);
   model.lossAndGradients(batch, adapter);
@@ -60,14 +60,14 @@ describe('progressive training', () => {
     expect(result.status).toBe('completed');
     expect(phases).toEqual(['1 eval-before', '1 training', '1 step 1', '1 step 2', '1 eval-after', '2 eval-before', '2 training', '2 step 1', '2 eval-after']);
     expect(result.phase1).toMatchObject({ trainExamples: 2, evalExamples: 2 });
-    expect(result.phase1.result.steps).toBe(2);
-    expect(result.phase2!.result.steps).toBe(1);
+    expect(result.phase1.steps).toBe(2);
+    expect(result.phase2!.steps).toBe(1);
 
-    const phase1Adapter = LoraAdapter.fromTensors(gpu, model.config, result.phase1Adapter.config, result.phase1Adapter.tensors, 'phase 1');
+    const phase1Adapter = LoraWeights.fromTensors(gpu, model.config, result.phase1Adapter!.config, result.phase1Adapter!.tensors, 'phase 1');
     const data2 = prepareRunData(phase2Rows, phase2Eval, tok, phase2Settings);
     const fromPhase1 = await batchLoss(model, phase1Adapter, data2.train);
     const fromScratch = await batchLoss(model, null, data2.train); // PEFT init: B = 0, the base model
-    expect(result.phase2!.result.trainLossFirst).toBeCloseTo(fromPhase1, 5);
+    expect(result.phase2!.trainLossFirst).toBeCloseTo(fromPhase1, 5);
     expect(Math.abs(fromPhase1 - fromScratch)).toBeGreaterThan(0.01);
     // Phase 2's own eval before training is the phase-1 adapter's too.
     const data2Eval = await batchLoss(model, phase1Adapter, data2.eval);

@@ -2,12 +2,12 @@
  * A progressive run in the training step: phase by phase progress, then what each phase did and
  * the forgetting report (the phase-1 eval loss after phase 1 against after phase 2).
  */
-import type { ProgressiveEvent, ProgressiveOutcome } from '../../app/api';
+import type { ProgressiveEvent, ProgressiveOutcome, RunStage } from '../../app/api';
 import { startProgressiveRun } from '../../worker/client';
 import type { App } from '../app';
 import { el, errorMessage, formatLoss, Notice } from '../dom';
 
-const STAGE_LABELS: Record<Extract<ProgressiveEvent, { type: 'phase' }>['stage'], string> = {
+const STAGE_LABELS: Record<RunStage, string> = {
   'eval-before': 'measuring its eval loss before training…',
   training: 'training…',
   'eval-after': 'measuring its eval loss after training…',
@@ -97,7 +97,11 @@ export class ProgressiveSection {
     try {
       const request = { datasetId: trainDatasetId, settings, filter: preset?.filter ?? null, name: name || undefined };
       const outcome = await startProgressiveRun(this.app.engine, request, (event) => this.onEvent(event));
-      this.status.textContent = outcome.status === 'completed' ? 'Both phases finished; the final adapter is saved.' : 'Stopped; the adapter trained so far is saved.';
+      this.status.textContent = outcome.status === 'completed'
+          ? 'Both phases finished; the final adapter is saved.'
+          : outcome.status === 'paused'
+            ? 'Paused at a checkpoint; resume it from the run list.'
+            : 'Stopped; the adapter trained so far is saved.';
       this.result.replaceChildren(outcomeView(outcome));
       this.element.dataset.state = outcome.status;
     } catch (error) {
@@ -113,9 +117,10 @@ export class ProgressiveSection {
 
   private onEvent(event: ProgressiveEvent): void {
     if (event.type === 'phase') {
-      this.status.textContent = `Phase ${event.phase} of 2: ${STAGE_LABELS[event.stage]}`;
+      if (event.stage) this.status.textContent = `Phase ${event.phase} of 2: ${STAGE_LABELS[event.stage]}`;
       return;
     }
+    if (event.type !== 'progress') return;
     const p = event.progress;
     this.bar.value = p.totalSteps ? p.step / p.totalSteps : 0;
     this.status.textContent = `Phase ${event.phase} of 2: step ${p.step} of ${p.totalSteps}, train loss ${formatLoss(p.loss)}`;
