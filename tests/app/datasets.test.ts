@@ -7,7 +7,7 @@ import { FILTER_RULES, filterDataset } from '../../src/analysis/filter';
 import { builtinPresets, type Preset, PresetError } from '../../src/analysis/presets';
 import { parseJsonlBytes } from '../../src/data/jsonl';
 import { createNodeDevice } from '../../src/gpu/node-device';
-import { WebtuneEngine } from '../../src/app/engine';
+import { EngineStateError, WebtuneEngine } from '../../src/app/engine';
 import { QualityFilterError } from '../../src/app/quality-filter';
 import { SHARED, STORIES_260K } from '../helpers/paths';
 import { freshDbName } from '../storage/fixtures';
@@ -38,7 +38,28 @@ async function storedDataset(engine: WebtuneEngine, bytes: Uint8Array, fileName:
 
 const multiTask = () => builtinPresets().find((p) => p.id === 'multi_task')!;
 
-describe('engine: dataset analysis, presets and the quality filter', () => {
+describe('datasets: import previews, analysis, presets and the quality filter', () => {
+  it('previews an import without storing it, and stores only what is committed', async () => {
+    const engine = new WebtuneEngine({ requestDevice: createNodeDevice, dbName: freshDbName() });
+    const bytes = readFileSync(join(DATA, 'bad/mixed_errors.jsonl'));
+    const preview = await engine.importDataset('mixed', new Blob([bytes]), 'mixed_errors.jsonl');
+    expect(preview.validRows).toBe(2);
+    expect(preview.errors.map((e) => e.line)).toEqual([2, 3, 4, 5, 6, 7]);
+    expect(await engine.listDatasets()).toEqual([]);
+    await engine.discardDataset(preview.previewId);
+    await expect(engine.commitDataset(preview.previewId)).rejects.toThrow(EngineStateError);
+    expect(await engine.listDatasets()).toEqual([]);
+
+    const garbage = await engine.importDataset('garbage', new Blob([readFileSync(join(DATA, 'bad/binary_garbage.jsonl'))]), 'binary_garbage.jsonl');
+    expect(garbage.validRows).toBe(0);
+    await expect(engine.commitDataset(garbage.previewId)).rejects.toThrow(/no valid rows/);
+
+    const again = await engine.importDataset('mixed', new Blob([bytes]), 'mixed_errors.jsonl');
+    const stored = await engine.commitDataset(again.previewId, 'chats');
+    expect(stored).toMatchObject({ name: 'chats', rowCount: 2, invalidLineCount: 6, sourceFileName: 'mixed_errors.jsonl' });
+    expect((await engine.listDatasets()).map((d) => d.id)).toEqual([stored.id]);
+  });
+
   it('analyses an import right away: Context: rows are rag_enhanced, and the stored dataset gets the same analysis', async () => {
     const engine = new WebtuneEngine({ dbName: freshDbName() });
     const { preview, dataset } = await storedDataset(engine, SAMPLE, 'chat_rag_sample.jsonl');
