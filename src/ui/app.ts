@@ -1,7 +1,7 @@
 /**
  * The page: a header with the WebGPU badge, a stepper over seven panels (model, data, settings,
  * training, evaluate, compare, adapters) and the state they share. All engine work happens in the worker
- * behind `EngineClient`; every panel re-renders from the shared state whenever it changes.
+ * behind `app.engine`; every panel re-renders from the shared state whenever it changes.
  */
 import { validateTrainSettings, type TrainSettings } from '../train/settings';
 import type {
@@ -14,8 +14,8 @@ import type {
   ModelInfo,
   Preset,
   RunRecord,
+  WebtuneEngineApi,
 } from '../worker/api';
-import type { EngineClient } from '../worker/client';
 import { el, errorMessage } from './dom';
 
 export interface AppState {
@@ -90,7 +90,7 @@ export class App {
   private analysisRequest = 0;
   private filterRequest = 0;
 
-  constructor(readonly engine: EngineClient) {}
+  constructor(readonly engine: WebtuneEngineApi) {}
 
   update(patch: Partial<AppState>): void {
     const before = this.state;

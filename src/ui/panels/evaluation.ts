@@ -6,7 +6,6 @@
 import { type EvaluationReport, type ExampleEvaluation, toCsv, toJson } from '../../eval/evaluate';
 import type { RagAggregate } from '../../eval/rag-metrics';
 import type { EvaluationProgress } from '../../worker/api';
-import { evaluate } from '../../worker/client';
 import type { App, AppState, Panel } from '../app';
 import { clip, downloadBytes, el, errorMessage, Notice, panelHeader } from '../dom';
 
@@ -180,7 +179,7 @@ export class EvaluationPanel implements Panel {
     this.status.textContent = 'Starting…';
     this.render(this.app.state);
     try {
-      const report = await evaluate(this.app.engine, { datasetId: this.datasetId, adapterId: this.adapterId, maxNewTokens, temperature }, (p) => {
+      const report = await this.app.engine.evaluate({ datasetId: this.datasetId, adapterId: this.adapterId, maxNewTokens, temperature }, (p) => {
         const side = p.model === 'before' ? 'Base model' : 'With the adapter';
         this.status.textContent = `${side}: ${STAGE_LABELS[p.stage]} ${p.done} of ${p.total}`;
       });

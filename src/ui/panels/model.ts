@@ -1,4 +1,3 @@
-import { loadHubModel, loadLocalModel } from '../../worker/client';
 import type { MemoryEstimate, ModelInfo } from '../../worker/api';
 import type { App, AppState, Panel } from '../app';
 import { el, errorMessage, formatBytes, formatCount, Notice, panelHeader } from '../dom';
@@ -167,13 +166,13 @@ export class ModelPanel implements Panel {
 
   private async loadLocal(files: PickedFile[]): Promise<void> {
     const name = folderName(files);
-    await this.run(`Loading ${name}…`, () => loadLocalModel(this.app.engine, files, name, (message) => this.setStatus(message)));
+    await this.run(`Loading ${name}…`, () => this.app.engine.loadLocalModel(files, name, (message) => this.setStatus(message)));
   }
 
   private async loadHub(): Promise<void> {
     const repo = this.hubInput.value.trim();
     await this.run(`Fetching ${repo}…`, () =>
-      loadHubModel(this.app.engine, repo, (p) => {
+      this.app.engine.loadHubModel(repo, (p) => {
         const size = p.total ? ` of ${p.total.toLocaleString('en-US')}` : '';
         this.setStatus(
           `${p.fromCache ? 'From cache' : 'Downloading'} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`,

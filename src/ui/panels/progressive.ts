@@ -3,7 +3,6 @@
  * the forgetting report (the phase-1 eval loss after phase 1 against after phase 2).
  */
 import type { ProgressiveEvent, ProgressiveOutcome } from '../../worker/api';
-import { startProgressiveRun } from '../../worker/client';
 import type { App } from '../app';
 import { el, errorMessage, formatLoss, Notice } from '../dom';
 
@@ -96,7 +95,7 @@ export class ProgressiveSection {
     this.app.update({ training: true });
     try {
       const request = { datasetId: trainDatasetId, settings, filter: preset?.filter ?? null, name: name || undefined };
-      const outcome = await startProgressiveRun(this.app.engine, request, (event) => this.onEvent(event));
+      const outcome = await this.app.engine.startProgressiveRun(request, (event) => this.onEvent(event));
       this.status.textContent = outcome.status === 'completed' ? 'Both phases finished; the final adapter is saved.' : 'Stopped; the adapter trained so far is saved.';
       this.result.replaceChildren(outcomeView(outcome));
       this.element.dataset.state = outcome.status;

@@ -1,6 +1,5 @@
 import type { HistoryPoint } from '../../storage/db';
 import type { RunEvent, RunOutcome, RunRecord, TrainProgress } from '../../worker/api';
-import { resumeRun, startRun } from '../../worker/client';
 import type { App, AppState, Panel } from '../app';
 import { LossChart } from '../chart';
 import { el, errorMessage, formatDuration, formatLoss, Notice } from '../dom';
@@ -144,7 +143,7 @@ export class TrainingPanel implements Panel {
     if (!trainDatasetId) return;
     const filter = preset?.filter ?? null;
     await this.drive(`Starting…`, (onEvent) =>
-      startRun(this.app.engine, { datasetId: trainDatasetId, evalDatasetId, settings, name: name || undefined, filter }, onEvent),
+      this.app.engine.startRun({ datasetId: trainDatasetId, evalDatasetId, settings, name: name || undefined, filter }, onEvent),
     );
   }
 
@@ -155,7 +154,7 @@ export class TrainingPanel implements Panel {
   }
 
   async resume(runId: string): Promise<void> {
-    await this.drive('Restoring the latest checkpoint…', (onEvent) => resumeRun(this.app.engine, runId, onEvent));
+    await this.drive('Restoring the latest checkpoint…', (onEvent) => this.app.engine.resumeRun(runId, onEvent));
   }
 
   /** Runs one start or resume to its end, showing its events as they come. */
