@@ -86,16 +86,11 @@ async function boot(root: HTMLElement): Promise<void> {
   main.append(banner);
 
   const app = new App(startEngine());
-  const training = new TrainingPanel(app);
   app.mount(main, {
     model: new ModelPanel(app),
     data: new DataPanel(app),
-    settings: new SettingsPanel(
-      app,
-      (name) => void training.start(name),
-      (name) => void training.startProgressive(name),
-    ),
-    training,
+    settings: new SettingsPanel(app),
+    training: new TrainingPanel(app),
     evaluate: new EvaluationPanel(app),
     compare: new ComparePanel(app),
     adapters: new AdaptersPanel(app),

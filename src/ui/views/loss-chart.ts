@@ -1,5 +1,5 @@
 /** The training and eval loss over optimizer steps, as an SVG line chart that redraws on each point. */
-import type { HistoryPoint } from '../storage/db';
+import type { HistoryPoint } from '../../storage/db';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 720;
