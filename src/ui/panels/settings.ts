@@ -18,8 +18,12 @@ interface NumberField {
   step?: string;
 }
 
-const GROUPS: { title: string; fields: NumberField[] }[] = [
+/** The form's fieldsets; each also holds the controls of its `id` that are not numbers (see `groupExtras`). */
+type GroupId = 'lora' | 'optimizer' | 'data';
+
+const GROUPS: { id: GroupId; title: string; fields: NumberField[] }[] = [
   {
+    id: 'lora',
     title: 'LoRA',
     fields: [
       { key: 'r', label: 'Rank r', hint: 'Size of the update matrices; 8–16 is typical.' },
@@ -28,6 +32,7 @@ const GROUPS: { title: string; fields: NumberField[] }[] = [
     ],
   },
   {
+    id: 'optimizer',
     title: 'Optimizer',
     fields: [
       { key: 'lr', label: 'Learning rate', hint: 'Peak, after warmup. LoRA likes 1e-4 to 5e-3.', step: 'any' },
@@ -40,6 +45,7 @@ const GROUPS: { title: string; fields: NumberField[] }[] = [
     ],
   },
   {
+    id: 'data',
     title: 'Data and schedule',
     fields: [
       { key: 'maxLength', label: 'Max length', hint: 'Tokens per example; longer ones are cut.' },
@@ -80,29 +86,7 @@ export class SettingsPanel implements Panel {
         this.inputs.set(f.key, input);
         return el('label', { class: 'field' }, el('span', { class: 'field-label' }, f.label), input, el('span', { class: 'hint' }, f.hint));
       });
-      const extra: HTMLElement[] = [];
-      if (group.title === 'LoRA') {
-        const boxes = LORA_TARGETS.map((target) => {
-          const box = el('input', { type: 'checkbox', value: target, checked: s.lora.targets.includes(target), 'data-testid': `target-${target}` });
-          box.addEventListener('change', () => this.read());
-          this.targets.set(target, box);
-          return el('label', { class: 'check' }, box, target);
-        });
-        this.rslora.checked = s.lora.useRslora;
-        extra.push(
-          el('div', { class: 'field wide' }, el('span', { class: 'field-label' }, 'Adapted projections'), el('div', { class: 'checks' }, ...boxes)),
-          el('label', { class: 'check' }, this.rslora, 'rsLoRA (scale by alpha / √r)'),
-        );
-      }
-      if (group.title === 'Optimizer') {
-        this.schedule.value = s.schedule;
-        extra.push(el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Schedule'), this.schedule, el('span', { class: 'hint' }, 'Decay after warmup.')));
-      }
-      if (group.title === 'Data and schedule') {
-        this.packing.checked = s.packing;
-        extra.push(el('label', { class: 'check' }, this.packing, 'Pack short examples into full rows'));
-      }
-      return el('fieldset', {}, el('legend', {}, group.title), el('div', { class: 'fields' }, ...fields, ...extra));
+      return el('fieldset', {}, el('legend', {}, group.title), el('div', { class: 'fields' }, ...fields, ...this.groupExtras(group.id, s)));
     });
     for (const control of [this.schedule, this.rslora, this.packing]) control.addEventListener('change', () => this.read());
     for (const input of [this.minChars, this.maxChars]) input.addEventListener('input', () => this.read());
@@ -180,6 +164,31 @@ export class SettingsPanel implements Panel {
         'continuing the phase-1 adapter, with a report of how much phase 2 made it forget of phase 1.';
     });
     app.watch((s) => [planText(s)], (text) => (this.plan.textContent = text));
+  }
+
+  /** The controls of a fieldset that are not number fields, set to `s`. */
+  private groupExtras(id: GroupId, s: TrainSettings): HTMLElement[] {
+    switch (id) {
+      case 'lora': {
+        const boxes = LORA_TARGETS.map((target) => {
+          const box = el('input', { type: 'checkbox', value: target, checked: s.lora.targets.includes(target), 'data-testid': `target-${target}` });
+          box.addEventListener('change', () => this.read());
+          this.targets.set(target, box);
+          return el('label', { class: 'check' }, box, target);
+        });
+        this.rslora.checked = s.lora.useRslora;
+        return [
+          el('div', { class: 'field wide' }, el('span', { class: 'field-label' }, 'Adapted projections'), el('div', { class: 'checks' }, ...boxes)),
+          el('label', { class: 'check' }, this.rslora, 'rsLoRA (scale by alpha / √r)'),
+        ];
+      }
+      case 'optimizer':
+        this.schedule.value = s.schedule;
+        return [el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Schedule'), this.schedule, el('span', { class: 'hint' }, 'Decay after warmup.'))];
+      case 'data':
+        this.packing.checked = s.packing;
+        return [el('label', { class: 'check' }, this.packing, 'Pack short examples into full rows')];
+    }
   }
 
   /** Fills the form with an applied preset's plan; from here on the form edits that preset. */
