@@ -78,7 +78,9 @@ export function startBlocker(s: AppState): string | null {
   if (!s.trainDatasetId) return 'Import or choose a training dataset first (step 2).';
   if (s.settingsError) return s.settingsError;
   if (s.filterError) return s.filterError;
-  if (s.filterReport?.keptRows === 0) return 'The quality filter removes every training row; widen the response length bounds or clear the preset.';
+  if (s.filterReport?.keptRows === 0) {
+    return 'The quality filter removes every training row; widen the response length bounds or clear the preset.';
+  }
   if (s.estimateError) return s.estimateError;
   if (s.estimate && !s.estimate.fits) return s.estimate.problems.join(' ');
   if (s.training) return 'A run is in progress.';
@@ -128,7 +130,10 @@ export class App {
     });
     this.watch((s) => [s.model, s.settings], () => void this.refreshEstimate());
     this.watch((s) => [s.trainDatasetId], () => void this.refreshAnalysis());
-    this.watch((s) => [s.trainDatasetId, s.preset?.filter.minResponseChars, s.preset?.filter.maxResponseChars], () => void this.refreshFilter());
+    this.watch(
+      (s) => [s.trainDatasetId, s.preset?.filter.minResponseChars, s.preset?.filter.maxResponseChars],
+      () => void this.refreshFilter(),
+    );
   }
 
   update(patch: Partial<AppState>): void {

@@ -22,11 +22,15 @@ test('pause, resume and stop a run from the page, then rename and delete its ada
     (window as unknown as { changedOutsideTraining: string[] }).changedOutsideTraining = changed;
     const inside = [document.querySelector('[data-step="training"]')!, document.querySelector('[data-testid="step-training"]')!];
     new MutationObserver((records) => {
-      for (const r of records) if (!inside.some((node) => node.contains(r.target))) changed.push(`${r.type} in ${(r.target as Element).outerHTML?.slice(0, 80) ?? r.target.nodeName}`);
+      for (const r of records) {
+        const where = (r.target as Element).outerHTML?.slice(0, 80) ?? r.target.nodeName;
+        if (!inside.some((node) => node.contains(r.target))) changed.push(`${r.type} in ${where}`);
+      }
     }).observe(document.querySelector('main')!, { subtree: true, childList: true, attributes: true, characterData: true });
   });
-  const firstStep = Number(await page.getByTestId('run-step').getAttribute('data-value'));
-  await expect.poll(async () => Number(await page.getByTestId('run-step').getAttribute('data-value')), { timeout: 10 * 60_000 }).toBeGreaterThan(firstStep);
+  const step = async () => Number(await page.getByTestId('run-step').getAttribute('data-value'));
+  const firstStep = await step();
+  await expect.poll(step, { timeout: 10 * 60_000 }).toBeGreaterThan(firstStep);
   expect(await page.evaluate(() => (window as unknown as { changedOutsideTraining: string[] }).changedOutsideTraining)).toEqual([]);
   await page.getByTestId('pause').click();
   await expect(status).toHaveAttribute('data-state', 'paused', { timeout: 10 * 60_000 });

@@ -47,7 +47,10 @@ export class AdaptersPanel implements Panel {
     const adapters = this.app.state.adapters;
     this.deleteButtons.length = 0;
     this.list.replaceChildren(...adapters.map((a) => this.card(a)));
-    if (adapters.length === 0) this.list.append(el('p', { class: 'muted empty' }, 'Adapters appear here when a run completes or is stopped, or when you import one.'));
+    if (adapters.length === 0) {
+      const empty = 'Adapters appear here when a run completes or is stopped, or when you import one.';
+      this.list.append(el('p', { class: 'muted empty' }, empty));
+    }
   }
 
   private card(a: AdapterSummary): HTMLElement {
@@ -66,7 +69,13 @@ export class AdaptersPanel implements Panel {
     }
     const remove = el(
       'button',
-      { type: 'button', class: 'secondary danger', 'data-testid': 'adapter-delete', disabled: this.app.state.training, onclick: () => void this.remove(a) },
+      {
+        type: 'button',
+        class: 'secondary danger',
+        'data-testid': 'adapter-delete',
+        disabled: this.app.state.training,
+        onclick: () => void this.remove(a),
+      },
       'Delete',
     );
     this.deleteButtons.push(remove);

@@ -72,7 +72,9 @@ export class ComparePanel implements Panel {
     this.adapterSelect.replaceChildren(
       ...usable.map((a) => el('option', { value: a.id }, `${a.name} (eval ${a.finalEvalLoss?.toFixed(3) ?? '—'})`)),
     );
-    if (usable.length === 0) this.adapterSelect.append(el('option', { value: '' }, model ? 'No adapter for this model yet' : 'Load a model first'));
+    if (usable.length === 0) {
+      this.adapterSelect.append(el('option', { value: '' }, model ? 'No adapter for this model yet' : 'Load a model first'));
+    }
     this.adapterSelect.value = this.chosen ?? '';
     this.renderButton();
   }

@@ -65,7 +65,8 @@ export class DataPanel implements Panel {
     );
     app.watch(
       (s) => [s.datasets, Math.round(s.settings.evalFraction * 100)],
-      (datasets, percent) => fillDatasetOptions(this.evalSelect, `Hold out ${percent}% of the training rows`, datasets, app.state.evalDatasetId),
+      (datasets, percent) =>
+        fillDatasetOptions(this.evalSelect, `Hold out ${percent}% of the training rows`, datasets, app.state.evalDatasetId),
     );
     app.watch((s) => [s.trainDatasetId], (id) => (this.trainSelect.value = id ?? ''));
     app.watch((s) => [s.evalDatasetId], (id) => (this.evalSelect.value = id ?? ''));
@@ -225,6 +226,9 @@ export class DataPanel implements Panel {
 
 /** A select's dataset options after a first, empty one; `value` stays chosen. */
 function fillDatasetOptions(select: HTMLSelectElement, first: string, datasets: DatasetSummary[], value: string | null): void {
-  select.replaceChildren(el('option', { value: '' }, first), ...datasets.map((d) => el('option', { value: d.id }, `${d.name} (${d.rowCount} rows)`)));
+  select.replaceChildren(
+    el('option', { value: '' }, first),
+    ...datasets.map((d) => el('option', { value: d.id }, `${d.name} (${d.rowCount} rows)`)),
+  );
   select.value = value ?? '';
 }

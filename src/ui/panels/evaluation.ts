@@ -156,7 +156,9 @@ export class EvaluationPanel implements Panel {
 
   private pickDataset(): void {
     const { datasets, evalDatasetId, trainDatasetId } = this.app.state;
-    if (!this.datasetId || !datasets.some((d) => d.id === this.datasetId)) this.datasetId = evalDatasetId ?? trainDatasetId ?? datasets[0]?.id ?? null;
+    if (!this.datasetId || !datasets.some((d) => d.id === this.datasetId)) {
+      this.datasetId = evalDatasetId ?? trainDatasetId ?? datasets[0]?.id ?? null;
+    }
     this.datasetSelect.value = this.datasetId ?? '';
     this.renderButton();
   }
@@ -174,7 +176,13 @@ export class EvaluationPanel implements Panel {
 
   private renderButton(): void {
     const { model, training } = this.app.state;
-    const blocker = !model ? 'Load a model first (step 1).' : !this.datasetId ? 'Import a dataset first (step 2).' : training ? 'The GPU is busy training; wait for the run to finish.' : null;
+    const blocker = !model
+      ? 'Load a model first (step 1).'
+      : !this.datasetId
+        ? 'Import a dataset first (step 2).'
+        : training
+          ? 'The GPU is busy training; wait for the run to finish.'
+          : null;
     this.button.disabled = this.busy || blocker !== null;
     this.button.title = blocker ?? '';
   }
@@ -189,7 +197,8 @@ export class EvaluationPanel implements Panel {
     this.status.textContent = 'Starting…';
     this.renderButton();
     try {
-      const report = await this.app.engine.evaluate({ datasetId: this.datasetId, adapterId: this.adapterId, maxNewTokens, temperature }, (p) => {
+      const request = { datasetId: this.datasetId, adapterId: this.adapterId, maxNewTokens, temperature };
+      const report = await this.app.engine.evaluate(request, (p) => {
         const side = p.model === 'before' ? 'Base model' : 'With the adapter';
         this.status.textContent = `${side}: ${STAGE_LABELS[p.stage]} ${p.done} of ${p.total}`;
       });

@@ -137,7 +137,11 @@ export class SettingsPanel implements Panel {
           ? el('p', { class: 'notice', 'data-kind': 'error' }, error)
           : report
             ? filterReportView(report)
-            : el('p', { class: 'muted' }, hasDataset ? 'Filtering the training rows…' : 'Choose a training dataset in step 2 to see what the filter removes.'),
+            : el(
+                'p',
+                { class: 'muted' },
+                hasDataset ? 'Filtering the training rows…' : 'Choose a training dataset in step 2 to see what the filter removes.',
+              ),
       ),
     );
     app.watch((s) => [s.settingsError], (error) => {
@@ -171,20 +175,34 @@ export class SettingsPanel implements Panel {
     switch (id) {
       case 'lora': {
         const boxes = LORA_TARGETS.map((target) => {
-          const box = el('input', { type: 'checkbox', value: target, checked: s.lora.targets.includes(target), 'data-testid': `target-${target}` });
+          const checked = s.lora.targets.includes(target);
+          const box = el('input', { type: 'checkbox', value: target, checked, 'data-testid': `target-${target}` });
           box.addEventListener('change', () => this.read());
           this.targets.set(target, box);
           return el('label', { class: 'check' }, box, target);
         });
         this.rslora.checked = s.lora.useRslora;
         return [
-          el('div', { class: 'field wide' }, el('span', { class: 'field-label' }, 'Adapted projections'), el('div', { class: 'checks' }, ...boxes)),
+          el(
+            'div',
+            { class: 'field wide' },
+            el('span', { class: 'field-label' }, 'Adapted projections'),
+            el('div', { class: 'checks' }, ...boxes),
+          ),
           el('label', { class: 'check' }, this.rslora, 'rsLoRA (scale by alpha / √r)'),
         ];
       }
       case 'optimizer':
         this.schedule.value = s.schedule;
-        return [el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Schedule'), this.schedule, el('span', { class: 'hint' }, 'Decay after warmup.'))];
+        return [
+          el(
+            'label',
+            { class: 'field' },
+            el('span', { class: 'field-label' }, 'Schedule'),
+            this.schedule,
+            el('span', { class: 'hint' }, 'Decay after warmup.'),
+          ),
+        ];
       case 'data':
         this.packing.checked = s.packing;
         return [el('label', { class: 'check' }, this.packing, 'Pack short examples into full rows')];

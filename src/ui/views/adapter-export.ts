@@ -101,7 +101,9 @@ export class ExportSection {
     const usable = adapters.filter((a) => a.baseModel === model?.name);
     if (!usable.some((a) => a.id === this.chosen)) this.chosen = usable[0]?.id ?? null;
     this.adapterSelect.replaceChildren(...usable.map((a) => el('option', { value: a.id }, a.name)));
-    if (usable.length === 0) this.adapterSelect.append(el('option', { value: '' }, model ? 'No adapter for this model yet' : 'Load a model first'));
+    if (usable.length === 0) {
+      this.adapterSelect.append(el('option', { value: '' }, model ? 'No adapter for this model yet' : 'Load a model first'));
+    }
     this.adapterSelect.value = this.chosen ?? '';
     this.baseInput.placeholder = model?.name ?? '';
     this.renderButton();

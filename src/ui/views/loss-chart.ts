@@ -39,7 +39,14 @@ export class LossChart {
   constructor() {
     this.root = svgEl('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: 'img', 'aria-label': 'Loss per step' });
     this.root.append(this.grid, this.trainPath, this.evalPath, this.evalDots);
-    const legend = el('div', { class: 'chart-legend' }, el('span', { class: 'key train' }), 'train loss ', el('span', { class: 'key eval' }), 'eval loss');
+    const legend = el(
+      'div',
+      { class: 'chart-legend' },
+      el('span', { class: 'key train' }),
+      'train loss ',
+      el('span', { class: 'key eval' }),
+      'eval loss',
+    );
     this.element = el('div', { class: 'chart', 'data-testid': 'loss-chart' }, legend, this.root, this.empty);
     this.draw();
   }
@@ -106,6 +113,7 @@ export class LossChart {
     for (let s = 0; s <= this.totalSteps; s += xStep) {
       this.grid.append(svgEl('text', { x: this.x(s), y: HEIGHT - PAD.bottom + 18, 'text-anchor': 'middle' }, String(s)));
     }
-    this.grid.append(svgEl('text', { x: PAD.left + PLOT_W / 2, y: HEIGHT - 4, 'text-anchor': 'middle', class: 'axis-title' }, 'optimizer step'));
+    const axisTitle = { x: PAD.left + PLOT_W / 2, y: HEIGHT - 4, 'text-anchor': 'middle', class: 'axis-title' };
+    this.grid.append(svgEl('text', axisTitle, 'optimizer step'));
   }
 }

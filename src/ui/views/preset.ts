@@ -59,7 +59,9 @@ export class PresetSection {
     );
     app.watch((s) => [recommendationOf(s), s.trainDatasetId !== null], (recommendation, hasDataset) => {
       if (!recommendation) {
-        this.recommendation.textContent = hasDataset ? 'Analysing the training data…' : 'Choose a training dataset in step 2 to get a recommended preset.';
+        this.recommendation.textContent = hasDataset
+          ? 'Analysing the training data…'
+          : 'Choose a training dataset in step 2 to get a recommended preset.';
         return;
       }
       const stages = recommendation.strategy === 'progressive' ? ` in stages: ${recommendation.presetIds.join(' → ')}` : '';
