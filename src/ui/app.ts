@@ -1,7 +1,12 @@
 /**
- * The page: a header with the WebGPU badge, a stepper over seven panels (model, data, settings,
- * training, evaluate, compare, adapters) and the state they share. All engine work happens in the worker
- * behind `EngineClient`; every panel re-renders from the shared state whenever it changes.
+ * The page: a stepper over seven panels (model, data, settings, training, evaluate, compare,
+ * adapters), the state they share and the engine in its worker (`app.engine`).
+ *
+ * Rendering: a panel watches the slices of state it shows, `app.watch((s) => [s.datasets], render)`,
+ * and `render` runs once at once, then only when a selected value changes (`Object.is`), so an
+ * update redraws what depends on it and nothing else. Training progress never goes through the
+ * state: the training panel draws each step in place. Panels never import each other: they share
+ * this state, and a step that starts work another step owns calls `app.act` (see `AppActions`).
  */
 import { validateTrainSettings, type TrainSettings } from '../train/settings';
 import type {
@@ -14,8 +19,8 @@ import type {
   ModelInfo,
   Preset,
   RunRecord,
+  WebtuneEngineApi,
 } from '../app/api';
-import type { EngineClient } from '../worker/client';
 import { el, errorMessage } from './dom';
 
 export interface AppState {
@@ -31,7 +36,7 @@ export interface AppState {
   estimateError: string | null;
   runs: RunRecord[];
   adapters: AdapterSummary[];
-  /** The engine is training (the run panel owns the details). */
+  /** The engine is training (the training panel owns the details). */
   training: boolean;
   presets: Preset[];
   /** Task analysis of the chosen training dataset. */
@@ -41,6 +46,14 @@ export interface AppState {
   /** What the applied preset's quality filter removes from the training dataset. */
   filterReport: FilterReport | null;
   filterError: string | null;
+}
+
+/** Work that one step starts and another step owns: the owner registers it with `handle`, others call `act`. */
+export interface AppActions {
+  /** Trains on the chosen data with the current settings and preset; '' lets the engine name the run. */
+  startRun(name: string): void;
+  /** The same in the two phases of progressive training, when the analysis recommends stages. */
+  startProgressiveRun(name: string): void;
 }
 
 const STEPS = [
@@ -56,12 +69,23 @@ export type StepId = (typeof STEPS)[number]['id'];
 
 export interface Panel {
   readonly element: HTMLElement;
-  /** One line under the step's title in the stepper. */
-  summary(state: AppState): string;
-  render(state: AppState): void;
 }
 
-type Listener = (state: AppState) => void;
+/** Why training cannot start in this state, or null when it can. */
+export function startBlocker(s: AppState): string | null {
+  if (s.device && s.device.state !== 'ready') return 'WebGPU is not working in this browser (see the badge at the top).';
+  if (!s.model) return 'Load a model first (step 1).';
+  if (!s.trainDatasetId) return 'Import or choose a training dataset first (step 2).';
+  if (s.settingsError) return s.settingsError;
+  if (s.filterError) return s.filterError;
+  if (s.filterReport?.keptRows === 0) {
+    return 'The quality filter removes every training row; widen the response length bounds or clear the preset.';
+  }
+  if (s.estimateError) return s.estimateError;
+  if (s.estimate && !s.estimate.fits) return s.estimate.problems.join(' ');
+  if (s.training) return 'A run is in progress.';
+  return null;
+}
 
 export class App {
   state: AppState = {
@@ -83,33 +107,16 @@ export class App {
     filterReport: null,
     filterError: null,
   };
-  private readonly listeners: Listener[] = [];
+  private readonly watchers: (() => void)[] = [];
+  private readonly handlers: Partial<AppActions> = {};
+  private readonly nav = el('nav', { class: 'stepper', 'aria-label': 'Steps' });
   private readonly stepButtons = new Map<StepId, { button: HTMLButtonElement; note: HTMLElement }>();
   private readonly panels = new Map<StepId, Panel>();
   private estimateRequest = 0;
   private analysisRequest = 0;
   private filterRequest = 0;
 
-  constructor(readonly engine: EngineClient) {}
-
-  update(patch: Partial<AppState>): void {
-    const before = this.state;
-    this.state = { ...this.state, ...patch };
-    for (const listener of this.listeners) listener(this.state);
-    if ('model' in patch || 'settings' in patch) void this.refreshEstimate();
-    const datasetChanged = before.trainDatasetId !== this.state.trainDatasetId;
-    if (datasetChanged) void this.refreshAnalysis();
-    if (datasetChanged || !sameFilter(before.preset, this.state.preset)) void this.refreshFilter();
-  }
-
-  subscribe(listener: Listener): void {
-    this.listeners.push(listener);
-    listener(this.state);
-  }
-
-  /** Builds the stepper and mounts the panels under `main`. */
-  mount(main: HTMLElement, panels: Record<StepId, Panel>): void {
-    const nav = el('nav', { class: 'stepper', 'aria-label': 'Steps' });
+  constructor(readonly engine: WebtuneEngineApi) {
     STEPS.forEach((step, i) => {
       const note = el('span', { class: 'step-note' });
       const button = el(
@@ -119,8 +126,54 @@ export class App {
         el('span', { class: 'step-text' }, el('span', { class: 'step-title' }, step.title), note),
       );
       this.stepButtons.set(step.id, { button, note });
-      nav.append(button);
+      this.nav.append(button);
     });
+    this.watch((s) => [s.model, s.settings], () => void this.refreshEstimate());
+    this.watch((s) => [s.trainDatasetId], () => void this.refreshAnalysis());
+    this.watch(
+      (s) => [s.trainDatasetId, s.preset?.filter.minResponseChars, s.preset?.filter.maxResponseChars],
+      () => void this.refreshFilter(),
+    );
+  }
+
+  update(patch: Partial<AppState>): void {
+    this.state = { ...this.state, ...patch };
+    for (const watcher of this.watchers) watcher();
+  }
+
+  /**
+   * Calls `render` with the values `select` picks from the state, now and after every update that
+   * changes one of them. `select` may derive values (a count, a message): only a changed result counts.
+   */
+  watch<T extends unknown[]>(select: (state: AppState) => [...T], render: (...values: NoInfer<T>) => void): void {
+    let last = select(this.state);
+    render(...last);
+    this.watchers.push(() => {
+      const next = select(this.state);
+      if (next.length === last.length && next.every((value, i) => Object.is(value, last[i]))) return;
+      last = next;
+      render(...next);
+    });
+  }
+
+  handle<K extends keyof AppActions>(name: K, handler: AppActions[K]): void {
+    this.handlers[name] = handler;
+  }
+
+  act<K extends keyof AppActions>(name: K, ...args: Parameters<AppActions[K]>): void {
+    const handler = this.handlers[name] as ((...a: Parameters<AppActions[K]>) => void) | undefined;
+    if (!handler) throw new Error(`No step handles ${name}; main.ts mounts the panel that does.`);
+    handler(...args);
+  }
+
+  /** The line under a step's title in the stepper. */
+  note(step: StepId, text: string): void {
+    const note = this.stepButtons.get(step)!.note;
+    if (note.textContent !== text) note.textContent = text;
+  }
+
+  /** Mounts the stepper and the panels under `main` and shows the first step. */
+  mount(main: HTMLElement, panels: Record<StepId, Panel>): void {
     const content = el('div', { class: 'panels' });
     for (const step of STEPS) {
       const panel = panels[step.id];
@@ -128,34 +181,13 @@ export class App {
       panel.element.dataset.step = step.id;
       content.append(panel.element);
     }
-    main.append(nav, content);
-    this.subscribe((state) => {
-      for (const [id, panel] of this.panels) {
-        panel.render(state);
-        this.stepButtons.get(id)!.note.textContent = panel.summary(state);
-      }
-    });
+    main.append(this.nav, content);
     this.goTo('model');
   }
 
   goTo(step: StepId): void {
     for (const [id, panel] of this.panels) panel.element.hidden = id !== step;
     for (const [id, { button }] of this.stepButtons) button.setAttribute('aria-current', id === step ? 'step' : 'false');
-  }
-
-  /** Why training cannot start now, or null when it can. */
-  startBlocker(): string | null {
-    const s = this.state;
-    if (s.device && s.device.state !== 'ready') return 'WebGPU is not working in this browser (see the badge at the top).';
-    if (!s.model) return 'Load a model first (step 1).';
-    if (!s.trainDatasetId) return 'Import or choose a training dataset first (step 2).';
-    if (s.settingsError) return s.settingsError;
-    if (s.filterError) return s.filterError;
-    if (s.filterReport?.keptRows === 0) return 'The quality filter removes every training row; widen the response length bounds or clear the preset.';
-    if (s.estimateError) return s.estimateError;
-    if (s.estimate && !s.estimate.fits) return s.estimate.problems.join(' ');
-    if (s.training) return 'A run is in progress.';
-    return null;
   }
 
   async refreshDatasets(): Promise<void> {
@@ -206,16 +238,9 @@ export class App {
     if (!this.state.model) return;
     try {
       const estimate = await this.engine.estimateMemory(this.state.settings);
-      if (request !== this.estimateRequest) return;
-      this.state = { ...this.state, estimate, estimateError: null };
+      if (request === this.estimateRequest) this.update({ estimate, estimateError: null });
     } catch (error) {
-      if (request !== this.estimateRequest) return;
-      this.state = { ...this.state, estimate: null, estimateError: errorMessage(error) };
+      if (request === this.estimateRequest) this.update({ estimate: null, estimateError: errorMessage(error) });
     }
-    for (const listener of this.listeners) listener(this.state);
   }
-}
-
-function sameFilter(a: Preset | null, b: Preset | null): boolean {
-  return a?.filter.minResponseChars === b?.filter.minResponseChars && a?.filter.maxResponseChars === b?.filter.maxResponseChars;
 }

@@ -19,6 +19,18 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+/** Creates an SVG element with attributes and, when given, its text. */
+export function svgEl<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | number> = {},
+  text?: string,
+): SVGElementTagNameMap[K] {
+  const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
 /** The title bar every step's panel opens with: the step's name and one paragraph on what it does. */
 export function panelHeader(title: string, intro: string): HTMLElement {
   return el('header', { class: 'panel-title' }, el('h2', {}, title), el('p', {}, intro));

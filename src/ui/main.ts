@@ -2,7 +2,7 @@ import './styles.css';
 import type { DeviceInfo } from '../app/api';
 import { startEngine } from '../worker/client';
 import { App } from './app';
-import { el, errorMessage, formatBytes } from './dom';
+import { el, errorMessage, formatBytes, svgEl } from './dom';
 import { AdaptersPanel } from './panels/adapters';
 import { ComparePanel } from './panels/compare';
 import { DataPanel } from './panels/data';
@@ -11,8 +11,11 @@ import { ModelPanel } from './panels/model';
 import { SettingsPanel } from './panels/settings';
 import { TrainingPanel } from './panels/training';
 
-const LOGO = `<svg viewBox="0 0 32 32" aria-hidden="true"><rect width="32" height="32" rx="7"/>
-<path d="M7 20l5-9 5 7 3-4 5 6"/></svg>`;
+function logo(): SVGSVGElement {
+  const icon = svgEl('svg', { viewBox: '0 0 32 32', 'aria-hidden': 'true' });
+  icon.append(svgEl('rect', { width: 32, height: 32, rx: 7 }), svgEl('path', { d: 'M7 20l5-9 5 7 3-4 5 6' }));
+  return icon;
+}
 
 const BADGE_LABELS: Record<DeviceInfo['state'] | 'checking', string> = {
   checking: 'Checking WebGPU…',
@@ -74,8 +77,7 @@ class GpuBadge {
 }
 
 async function boot(root: HTMLElement): Promise<void> {
-  const brand = el('a', { class: 'brand', href: '/' }, 'webtune');
-  brand.insertAdjacentHTML('afterbegin', LOGO);
+  const brand = el('a', { class: 'brand', href: '/' }, logo(), 'webtune');
   const badge = new GpuBadge();
   const banner = el('div', { class: 'banner', 'data-testid': 'webgpu-banner', role: 'alert', hidden: true });
   const main = el('main', { class: 'page' });
@@ -86,16 +88,11 @@ async function boot(root: HTMLElement): Promise<void> {
   main.append(banner);
 
   const app = new App(startEngine());
-  const training = new TrainingPanel(app);
   app.mount(main, {
     model: new ModelPanel(app),
     data: new DataPanel(app),
-    settings: new SettingsPanel(
-      app,
-      (name) => void training.start(name),
-      (name) => void training.startProgressive(name),
-    ),
-    training,
+    settings: new SettingsPanel(app),
+    training: new TrainingPanel(app),
     evaluate: new EvaluationPanel(app),
     compare: new ComparePanel(app),
     adapters: new AdaptersPanel(app),

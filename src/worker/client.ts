@@ -1,46 +1,29 @@
 /**
- * The page's handle on the engine in its Web Worker. Every call crosses to the worker, so the page
- * never waits on the GPU; callbacks are passed as comlink proxies.
+ * The page's handle on the engine in its Web Worker, typed exactly as `WebtuneEngineApi`. Every call
+ * crosses to the worker, so the page never waits on the GPU. A function cannot be structured-cloned,
+ * so this handle wraps every function argument (the progress callbacks) in `Comlink.proxy` itself:
+ * callers pass plain functions, as they would to the engine in the same thread.
  */
 import * as Comlink from 'comlink';
-import type {
-  EvaluateRequest,
-  EvaluationProgress,
-  HubProgress,
-  ProgressiveEvent,
-  ProgressiveRunRequest,
-  RunEvent,
-  RunRequest,
-  WebtuneEngineApi,
-} from '../app/api';
+import type { WebtuneEngineApi } from '../app/api';
 
-export type EngineClient = Comlink.Remote<WebtuneEngineApi>;
-
-export function startEngine(): EngineClient {
+export function startEngine(): WebtuneEngineApi {
   const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'webtune-engine' });
-  return Comlink.wrap<WebtuneEngineApi>(worker);
+  return engineOver(worker);
 }
 
-export function startRun(engine: EngineClient, request: RunRequest, onEvent: (event: RunEvent) => void) {
-  return engine.startRun(request, Comlink.proxy(onEvent));
-}
+type RemoteMethods = Record<string, (...args: unknown[]) => Promise<unknown>>;
 
-export function resumeRun(engine: EngineClient, runId: string, onEvent: (event: RunEvent) => void) {
-  return engine.resumeRun(runId, Comlink.proxy(onEvent));
-}
-
-export function loadHubModel(engine: EngineClient, repoId: string, onProgress: (progress: HubProgress) => void) {
-  return engine.loadHubModel(repoId, Comlink.proxy(onProgress));
-}
-
-export function loadLocalModel(engine: EngineClient, files: { path: string; file: File }[], name: string, onProgress: (message: string) => void) {
-  return engine.loadLocalModel(files, name, Comlink.proxy(onProgress));
-}
-
-export function evaluate(engine: EngineClient, request: EvaluateRequest, onProgress: (progress: EvaluationProgress) => void) {
-  return engine.evaluate(request, Comlink.proxy(onProgress));
-}
-
-export function startProgressiveRun(engine: EngineClient, request: ProgressiveRunRequest, onEvent: (event: ProgressiveEvent) => void) {
-  return engine.startProgressiveRun(request, Comlink.proxy(onEvent));
+/**
+ * The engine exposed with `Comlink.expose` at the other end of `endpoint` (a Worker, or a MessagePort
+ * in tests). Only direct function arguments are proxied: the engine API takes no callback inside an object.
+ */
+export function engineOver(endpoint: Comlink.Endpoint): WebtuneEngineApi {
+  const remote = Comlink.wrap<WebtuneEngineApi>(endpoint) as unknown as RemoteMethods;
+  const proxied = (arg: unknown) => (typeof arg === 'function' ? Comlink.proxy(arg) : arg);
+  return new Proxy({} as WebtuneEngineApi, {
+    // No `then`: the handle is not a promise, so it can be returned from an async function as it is.
+    get: (_, method) =>
+      typeof method !== 'string' || method === 'then' ? undefined : (...args: unknown[]) => remote[method](...args.map(proxied)),
+  });
 }

@@ -30,6 +30,8 @@ test('a chat log shows its task analysis and recommendation on import, and its p
   await expect(report.getByTestId('avg-response-chars')).toHaveAttribute('data-value', String(expected.avgResponseChars));
   await expect(report.getByTestId('question-type')).toHaveCount(3);
   await expect(report.getByTestId('rag-conversations')).toHaveAttribute('data-count', '10');
+  // Rows are numbered from 1 everywhere the report shows them.
+  await expect(report.getByTestId('rag-conversations')).toContainText(`: rows ${expected.ragIndices.map((i) => i + 1).join(', ')}`);
   const recommendation = report.getByTestId('recommendation');
   await expect(recommendation).toHaveAttribute('data-strategy', 'multi');
   await expect(recommendation).toContainText('multi_task');
@@ -39,6 +41,7 @@ test('a chat log shows its task analysis and recommendation on import, and its p
   await report.getByTestId('conversation-list').locator('summary').first().click();
   const rag = report.locator(`[data-testid="conversation"][data-index="${expected.ragIndices[0]}"]`);
   await expect(rag).toHaveAttribute('data-task', 'rag_enhanced');
+  await expect(rag.locator('summary')).toContainText(`row ${expected.ragIndices[0] + 1} · `);
   await rag.locator('summary').click();
   await expect(rag.locator('[data-testid="signal"][data-signal="rag.context_block"]')).toBeVisible();
   await page.getByTestId('import-preview').screenshot({ path: testInfo.outputPath('analysis.png') });

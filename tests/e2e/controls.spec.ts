@@ -16,6 +16,22 @@ test('pause, resume and stop a run from the page, then rename and delete its ada
   const panel = page.locator('[data-step="training"]');
   const status = page.getByTestId('run-status');
   await expect(panel).toHaveAttribute('data-first-step', '1', { timeout: 10 * 60_000 });
+  // A step redraws the training view and its stepper line only: nothing else on the page changes.
+  await page.evaluate(() => {
+    const changed: string[] = [];
+    (window as unknown as { changedOutsideTraining: string[] }).changedOutsideTraining = changed;
+    const inside = [document.querySelector('[data-step="training"]')!, document.querySelector('[data-testid="step-training"]')!];
+    new MutationObserver((records) => {
+      for (const r of records) {
+        const where = (r.target as Element).outerHTML?.slice(0, 80) ?? r.target.nodeName;
+        if (!inside.some((node) => node.contains(r.target))) changed.push(`${r.type} in ${where}`);
+      }
+    }).observe(document.querySelector('main')!, { subtree: true, childList: true, attributes: true, characterData: true });
+  });
+  const step = async () => Number(await page.getByTestId('run-step').getAttribute('data-value'));
+  const firstStep = await step();
+  await expect.poll(step, { timeout: 10 * 60_000 }).toBeGreaterThan(firstStep);
+  expect(await page.evaluate(() => (window as unknown as { changedOutsideTraining: string[] }).changedOutsideTraining)).toEqual([]);
   await page.getByTestId('pause').click();
   await expect(status).toHaveAttribute('data-state', 'paused', { timeout: 10 * 60_000 });
   const pausedAt = Number(await page.getByTestId('run-step').getAttribute('data-value'));

@@ -1,8 +1,8 @@
 import type { AdapterSummary } from '../../app/api';
-import type { App, AppState, Panel } from '../app';
+import type { App, Panel } from '../app';
 import { downloadBytes, el, errorMessage, formatLoss, Notice, panelHeader } from '../dom';
-import { AdapterImport } from './adapter-import';
-import { ExportSection } from './export';
+import { ExportSection } from '../views/adapter-export';
+import { AdapterImport } from '../views/adapter-import';
 
 function settingsLine(a: AdapterSummary): string {
   const t = a.settings.training;
@@ -18,6 +18,7 @@ export class AdaptersPanel implements Panel {
   private readonly notice = new Notice('adapters-error');
   private readonly list = el('div', { class: 'adapter-list', 'data-testid': 'adapter-list' });
   private editing: string | null = null;
+  private readonly deleteButtons: HTMLButtonElement[] = [];
   private readonly importer: AdapterImport;
   private readonly exporter: ExportSection;
 
@@ -37,20 +38,22 @@ export class AdaptersPanel implements Panel {
       this.exporter.element,
       this.importer.element,
     );
+    app.watch((s) => [s.adapters.length], (n) => app.note('adapters', n ? `${n} saved` : 'None yet'));
+    app.watch((s) => [s.adapters], () => this.renderList());
+    app.watch((s) => [s.training], (training) => this.deleteButtons.forEach((button) => (button.disabled = training)));
   }
 
-  summary(state: AppState): string {
-    return state.adapters.length ? `${state.adapters.length} saved` : 'None yet';
+  private renderList(): void {
+    const adapters = this.app.state.adapters;
+    this.deleteButtons.length = 0;
+    this.list.replaceChildren(...adapters.map((a) => this.card(a)));
+    if (adapters.length === 0) {
+      const empty = 'Adapters appear here when a run completes or is stopped, or when you import one.';
+      this.list.append(el('p', { class: 'muted empty' }, empty));
+    }
   }
 
-  render(state: AppState): void {
-    this.list.replaceChildren(...state.adapters.map((a) => this.card(a, state.training)));
-    if (state.adapters.length === 0) this.list.append(el('p', { class: 'muted empty' }, 'Adapters appear here when a run completes or is stopped, or when you import one.'));
-    this.exporter.render(state);
-    this.importer.render(state);
-  }
-
-  private card(a: AdapterSummary, training: boolean): HTMLElement {
+  private card(a: AdapterSummary): HTMLElement {
     let title: HTMLElement;
     if (this.editing === a.id) {
       const input = el('input', { type: 'text', value: a.name, 'data-testid': 'adapter-name-input', 'aria-label': 'Adapter name' });
@@ -64,6 +67,18 @@ export class AdaptersPanel implements Panel {
     } else {
       title = el('h3', { 'data-testid': 'adapter-name' }, a.name);
     }
+    const remove = el(
+      'button',
+      {
+        type: 'button',
+        class: 'secondary danger',
+        'data-testid': 'adapter-delete',
+        disabled: this.app.state.training,
+        onclick: () => void this.remove(a),
+      },
+      'Delete',
+    );
+    this.deleteButtons.push(remove);
     return el(
       'article',
       { class: 'adapter-card', 'data-testid': 'adapter-row', 'data-adapter-id': a.id },
@@ -91,14 +106,14 @@ export class AdaptersPanel implements Panel {
         { class: 'inline' },
         el('button', { type: 'button', class: 'secondary', 'data-testid': 'adapter-download', onclick: () => void this.download(a) }, 'Download zip'),
         el('button', { type: 'button', class: 'secondary', 'data-testid': 'adapter-rename', onclick: () => this.setEditing(a.id) }, 'Rename'),
-        el('button', { type: 'button', class: 'secondary danger', 'data-testid': 'adapter-delete', disabled: training, onclick: () => void this.remove(a) }, 'Delete'),
+        remove,
       ),
     );
   }
 
   private setEditing(id: string | null): void {
     this.editing = id;
-    this.render(this.app.state);
+    this.renderList();
   }
 
   private async rename(id: string, name: string): Promise<void> {

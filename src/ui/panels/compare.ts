@@ -1,4 +1,5 @@
-import type { App, AppState, Panel } from '../app';
+import type { AdapterSummary, ModelInfo } from '../../app/api';
+import type { App, Panel } from '../app';
 import { el, errorMessage, Notice, panelHeader } from '../dom';
 
 const DEFAULT_PROMPT = 'Once upon a time, there was a little';
@@ -21,7 +22,10 @@ export class ComparePanel implements Panel {
   private chosen: string | null = null;
 
   constructor(private readonly app: App) {
-    this.adapterSelect.addEventListener('change', () => (this.chosen = this.adapterSelect.value || null));
+    this.adapterSelect.addEventListener('change', () => {
+      this.chosen = this.adapterSelect.value || null;
+      this.renderButton();
+    });
     this.button.addEventListener('click', () => void this.compare());
     this.adapterOn.addEventListener('change', () => (this.adapterScale.disabled = !this.adapterOn.checked));
     this.element = el(
@@ -57,22 +61,28 @@ export class ComparePanel implements Panel {
         el('div', {}, el('h3', {}, 'With adapter ', this.adaptedMeta), this.adapted),
       ),
     );
+    app.watch((s) => [s.adapters.length > 0], (any) => app.note('compare', any ? 'Base vs adapter' : 'After training'));
+    app.watch((s) => [s.adapters, s.model], (adapters, model) => this.renderAdapters(adapters, model));
+    app.watch((s) => [s.training], () => this.renderButton());
   }
 
-  summary(state: AppState): string {
-    return state.adapters.length ? 'Base vs adapter' : 'After training';
-  }
-
-  render(state: AppState): void {
-    const usable = state.adapters.filter((a) => a.baseModel === state.model?.name);
+  private renderAdapters(adapters: AdapterSummary[], model: ModelInfo | null): void {
+    const usable = adapters.filter((a) => a.baseModel === model?.name);
     if (!usable.some((a) => a.id === this.chosen)) this.chosen = usable[0]?.id ?? null;
     this.adapterSelect.replaceChildren(
       ...usable.map((a) => el('option', { value: a.id }, `${a.name} (eval ${a.finalEvalLoss?.toFixed(3) ?? '—'})`)),
     );
-    if (usable.length === 0) this.adapterSelect.append(el('option', { value: '' }, state.model ? 'No adapter for this model yet' : 'Load a model first'));
+    if (usable.length === 0) {
+      this.adapterSelect.append(el('option', { value: '' }, model ? 'No adapter for this model yet' : 'Load a model first'));
+    }
     this.adapterSelect.value = this.chosen ?? '';
-    this.button.disabled = this.busy || state.training || !state.model || !this.chosen;
-    this.button.title = state.training ? 'The GPU is busy training; pause or wait for the run to finish.' : '';
+    this.renderButton();
+  }
+
+  private renderButton(): void {
+    const { training, model } = this.app.state;
+    this.button.disabled = this.busy || training || !model || !this.chosen;
+    this.button.title = training ? 'The GPU is busy training; pause or wait for the run to finish.' : '';
   }
 
   private async compare(): Promise<void> {
@@ -91,7 +101,7 @@ export class ComparePanel implements Panel {
     const adapterScale = this.adapterOn.checked ? scale : 0;
     this.busy = true;
     this.notice.clear();
-    this.render(this.app.state);
+    this.renderButton();
     const request = { prompt: this.prompt.value, maxNewTokens, temperature };
     try {
       for (const [target, meta, adapterId] of [
@@ -111,7 +121,7 @@ export class ComparePanel implements Panel {
       this.notice.show(errorMessage(error));
     } finally {
       this.busy = false;
-      this.render(this.app.state);
+      this.renderButton();
     }
   }
 }

@@ -1,7 +1,7 @@
-import type { DatasetPreview } from '../../app/api';
-import type { App, AppState, Panel } from '../app';
+import type { DatasetAnalysis, DatasetPreview, DatasetSummary } from '../../app/api';
+import type { App, Panel } from '../app';
 import { clip, el, errorMessage, Notice, panelHeader, plural, rowText } from '../dom';
-import { analysisView } from './analysis';
+import { analysisView } from '../views/analysis';
 
 type Role = 'train' | 'eval';
 
@@ -16,8 +16,7 @@ export class DataPanel implements Panel {
   private readonly trainSelect = el('select', { 'data-testid': 'train-dataset-select' });
   private readonly evalSelect = el('select', { 'data-testid': 'eval-dataset-select' });
   private readonly trainAnalysis = el('div', { class: 'train-analysis', 'data-testid': 'train-analysis' });
-  /** The analysis on show; redrawn only when it changes, so conversations the user opened stay open. */
-  private shownAnalysis: AppState['trainAnalysis'] | undefined;
+  private readonly deleteButtons: HTMLButtonElement[] = [];
   private preview: { data: DatasetPreview; role: Role } | null = null;
 
   constructor(private readonly app: App) {
@@ -55,40 +54,64 @@ export class DataPanel implements Panel {
       this.trainAnalysis,
       el('div', { class: 'actions' }, el('button', { type: 'button', 'data-testid': 'to-settings', onclick: () => app.goTo('settings') }, 'Next: settings')),
     );
+    app.watch((s) => [s.datasets], (datasets) => this.renderList(datasets));
+    app.watch(
+      (s) => [s.training],
+      (training) => this.deleteButtons.forEach((button) => (button.disabled = training)),
+    );
+    app.watch(
+      (s) => [s.datasets],
+      (datasets) => fillDatasetOptions(this.trainSelect, 'Choose a dataset…', datasets, app.state.trainDatasetId),
+    );
+    app.watch(
+      (s) => [s.datasets, Math.round(s.settings.evalFraction * 100)],
+      (datasets, percent) =>
+        fillDatasetOptions(this.evalSelect, `Hold out ${percent}% of the training rows`, datasets, app.state.evalDatasetId),
+    );
+    app.watch((s) => [s.trainDatasetId], (id) => (this.trainSelect.value = id ?? ''));
+    app.watch((s) => [s.evalDatasetId], (id) => (this.evalSelect.value = id ?? ''));
+    // Redrawn only when the analysis changes, so conversations the user opened stay open.
+    app.watch((s) => [s.trainAnalysis], (analysis) => this.renderAnalysis(analysis));
+    app.watch((s) => [s.datasets, s.trainDatasetId, s.evalDatasetId], (datasets, trainId, evalId) => {
+      const train = datasets.find((d) => d.id === trainId);
+      const evalSet = datasets.find((d) => d.id === evalId);
+      app.note(
+        'data',
+        train
+          ? `${train.rowCount}${evalSet ? ` + ${evalSet.rowCount}` : ''} rows`
+          : datasets.length
+            ? `${plural(datasets.length, 'dataset')} stored`
+            : 'No data yet',
+      );
+    });
   }
 
-  summary(state: AppState): string {
-    const train = state.datasets.find((d) => d.id === state.trainDatasetId);
-    if (!train) return state.datasets.length ? `${plural(state.datasets.length, 'dataset')} stored` : 'No data yet';
-    const evalSet = state.datasets.find((d) => d.id === state.evalDatasetId);
-    return `${train.rowCount}${evalSet ? ` + ${evalSet.rowCount}` : ''} rows`;
-  }
-
-  render(state: AppState): void {
+  private renderList(datasets: DatasetSummary[]): void {
+    this.deleteButtons.length = 0;
     this.list.replaceChildren(
-      ...state.datasets.map((d) =>
-        el(
+      ...datasets.map((d) => {
+        const remove = el(
+          'button',
+          { type: 'button', class: 'link danger', disabled: this.app.state.training, onclick: () => void this.remove(d.id, d.name) },
+          'Delete',
+        );
+        this.deleteButtons.push(remove);
+        return el(
           'li',
           { class: 'dataset-item', 'data-testid': 'dataset-item', 'data-name': d.name },
           el('div', {}, el('strong', {}, d.name), el('span', { class: 'muted' }, ` · ${plural(d.rowCount, 'row')} · ${d.format} · from ${d.sourceFileName}`)),
           d.invalidLineCount ? el('span', { class: 'tag warn' }, `${plural(d.invalidLineCount, 'invalid line')} skipped`) : null,
-          el('button', { type: 'button', class: 'link danger', disabled: state.training, onclick: () => void this.remove(d.id, d.name) }, 'Delete'),
-        ),
-      ),
+          remove,
+        );
+      }),
     );
-    if (state.datasets.length === 0) this.list.append(el('li', { class: 'muted empty' }, 'Nothing imported yet.'));
+    if (datasets.length === 0) this.list.append(el('li', { class: 'muted empty' }, 'Nothing imported yet.'));
+  }
 
-    const options = (select: HTMLSelectElement, first: string, value: string | null) => {
-      select.replaceChildren(el('option', { value: '' }, first), ...state.datasets.map((d) => el('option', { value: d.id }, `${d.name} (${d.rowCount} rows)`)));
-      select.value = value ?? '';
-    };
-    options(this.trainSelect, 'Choose a dataset…', state.trainDatasetId);
-    if (state.trainAnalysis !== this.shownAnalysis) {
-      this.shownAnalysis = state.trainAnalysis;
-      const name = state.datasets.find((d) => d.id === state.trainDatasetId)?.name ?? '';
-      this.trainAnalysis.replaceChildren(state.trainAnalysis ? analysisView(state.trainAnalysis, `Task analysis of the training data "${name}"`) : '');
-    }
-    options(this.evalSelect, `Hold out ${Math.round(state.settings.evalFraction * 100)}% of the training rows`, state.evalDatasetId);
+  private renderAnalysis(analysis: DatasetAnalysis | null): void {
+    const { datasets, trainDatasetId } = this.app.state;
+    const name = datasets.find((d) => d.id === trainDatasetId)?.name ?? '';
+    this.trainAnalysis.replaceChildren(analysis ? analysisView(analysis, `Task analysis of the training data "${name}"`) : '');
   }
 
   private async importFile(file: File, role: Role): Promise<void> {
@@ -199,4 +222,13 @@ export class DataPanel implements Panel {
       this.notice.show(errorMessage(error));
     }
   }
+}
+
+/** A select's dataset options after a first, empty one; `value` stays chosen. */
+function fillDatasetOptions(select: HTMLSelectElement, first: string, datasets: DatasetSummary[], value: string | null): void {
+  select.replaceChildren(
+    el('option', { value: '' }, first),
+    ...datasets.map((d) => el('option', { value: d.id }, `${d.name} (${d.rowCount} rows)`)),
+  );
+  select.value = value ?? '';
 }

@@ -5,9 +5,8 @@
  */
 import { type EvaluationReport, type ExampleEvaluation, toCsv, toJson } from '../../eval/evaluate';
 import type { RagAggregate } from '../../eval/rag-metrics';
-import type { EvaluationProgress } from '../../app/api';
-import { evaluate } from '../../worker/client';
-import type { App, AppState, Panel } from '../app';
+import type { AdapterSummary, DatasetSummary, EvaluationProgress, ModelInfo } from '../../app/api';
+import type { App, Panel } from '../app';
 import { clip, downloadBytes, el, errorMessage, Notice, panelHeader } from '../dom';
 
 interface Metric {
@@ -119,7 +118,6 @@ export class EvaluationPanel implements Panel {
   private busy = false;
   private datasetId: string | null = null;
   private adapterId: string | null = null;
-  private report: EvaluationReport | null = null;
 
   constructor(private readonly app: App) {
     this.datasetSelect.addEventListener('change', () => (this.datasetId = this.datasetSelect.value || null));
@@ -142,21 +140,31 @@ export class EvaluationPanel implements Panel {
       this.notice.element,
       this.result,
     );
+    app.note('evaluate', 'After training');
+    app.watch((s) => [s.datasets], (datasets) => this.renderDatasets(datasets));
+    // Until a dataset is picked here, the one chosen for evaluation in step 2 is the default.
+    app.watch((s) => [s.evalDatasetId, s.trainDatasetId], () => this.pickDataset());
+    app.watch((s) => [s.adapters, s.model], (adapters, model) => this.renderAdapters(adapters, model));
+    app.watch((s) => [s.model, s.training], () => this.renderButton());
   }
 
-  summary(): string {
-    const after = this.report?.after?.perplexity;
-    return this.report ? `perplexity ${this.report.before.perplexity?.toFixed(2) ?? '—'} → ${after?.toFixed(2) ?? '—'}` : 'After training';
+  private renderDatasets(datasets: DatasetSummary[]): void {
+    this.datasetSelect.replaceChildren(...datasets.map((d) => el('option', { value: d.id }, `${d.name} (${d.rowCount} rows)`)));
+    if (datasets.length === 0) this.datasetSelect.append(el('option', { value: '' }, 'Import a dataset in step 2 first'));
+    this.pickDataset();
   }
 
-  render(state: AppState): void {
-    const ids = new Set(state.datasets.map((d) => d.id));
-    if (!this.datasetId || !ids.has(this.datasetId)) this.datasetId = state.evalDatasetId ?? state.trainDatasetId ?? state.datasets[0]?.id ?? null;
-    this.datasetSelect.replaceChildren(...state.datasets.map((d) => el('option', { value: d.id }, `${d.name} (${d.rowCount} rows)`)));
-    if (state.datasets.length === 0) this.datasetSelect.append(el('option', { value: '' }, 'Import a dataset in step 2 first'));
+  private pickDataset(): void {
+    const { datasets, evalDatasetId, trainDatasetId } = this.app.state;
+    if (!this.datasetId || !datasets.some((d) => d.id === this.datasetId)) {
+      this.datasetId = evalDatasetId ?? trainDatasetId ?? datasets[0]?.id ?? null;
+    }
     this.datasetSelect.value = this.datasetId ?? '';
+    this.renderButton();
+  }
 
-    const usable = state.adapters.filter((a) => a.baseModel === state.model?.name);
+  private renderAdapters(adapters: AdapterSummary[], model: ModelInfo | null): void {
+    const usable = adapters.filter((a) => a.baseModel === model?.name);
     if (this.adapterId && !usable.some((a) => a.id === this.adapterId)) this.adapterId = null;
     this.adapterId ??= usable[0]?.id ?? null;
     this.adapterSelect.replaceChildren(
@@ -164,8 +172,17 @@ export class EvaluationPanel implements Panel {
       el('option', { value: '' }, 'None: the base model alone'),
     );
     this.adapterSelect.value = this.adapterId ?? '';
+  }
 
-    const blocker = !state.model ? 'Load a model first (step 1).' : !this.datasetId ? 'Import a dataset first (step 2).' : state.training ? 'The GPU is busy training; wait for the run to finish.' : null;
+  private renderButton(): void {
+    const { model, training } = this.app.state;
+    const blocker = !model
+      ? 'Load a model first (step 1).'
+      : !this.datasetId
+        ? 'Import a dataset first (step 2).'
+        : training
+          ? 'The GPU is busy training; wait for the run to finish.'
+          : null;
     this.button.disabled = this.busy || blocker !== null;
     this.button.title = blocker ?? '';
   }
@@ -178,14 +195,16 @@ export class EvaluationPanel implements Panel {
     this.notice.clear();
     this.element.dataset.state = 'running';
     this.status.textContent = 'Starting…';
-    this.render(this.app.state);
+    this.renderButton();
     try {
-      const report = await evaluate(this.app.engine, { datasetId: this.datasetId, adapterId: this.adapterId, maxNewTokens, temperature }, (p) => {
+      const request = { datasetId: this.datasetId, adapterId: this.adapterId, maxNewTokens, temperature };
+      const report = await this.app.engine.evaluate(request, (p) => {
         const side = p.model === 'before' ? 'Base model' : 'With the adapter';
         this.status.textContent = `${side}: ${STAGE_LABELS[p.stage]} ${p.done} of ${p.total}`;
       });
-      this.report = report;
       this.show(report);
+      const after = report.after?.perplexity;
+      this.app.note('evaluate', `perplexity ${report.before.perplexity?.toFixed(2) ?? '—'} → ${after?.toFixed(2) ?? '—'}`);
       this.status.textContent = `Evaluated ${report.settings.rows} rows (${report.settings.ragRows} with a Context: block).`;
       this.element.dataset.state = 'done';
     } catch (error) {
@@ -194,7 +213,7 @@ export class EvaluationPanel implements Panel {
       this.element.dataset.state = 'failed';
     } finally {
       this.busy = false;
-      this.app.update({});
+      this.renderButton();
     }
   }
 

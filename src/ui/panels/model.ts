@@ -1,7 +1,7 @@
-import { loadHubModel, loadLocalModel } from '../../worker/client';
-import type { MemoryEstimate, ModelInfo } from '../../app/api';
-import type { App, AppState, Panel } from '../app';
+import type { ModelInfo } from '../../app/api';
+import type { App, Panel } from '../app';
 import { el, errorMessage, formatBytes, formatCount, Notice, panelHeader } from '../dom';
+import { memoryView } from '../views/memory';
 
 const DEFAULT_HUB_MODEL = 'HuggingFaceTB/SmolLM2-135M-Instruct';
 
@@ -37,47 +37,6 @@ function folderName(files: PickedFile[]): string {
   const roots = new Set(files.map((f) => (f.path.includes('/') ? f.path.slice(0, f.path.indexOf('/')) : '')));
   const [root] = roots;
   return roots.size === 1 && root ? root : 'local model';
-}
-
-export function memoryView(estimate: MemoryEstimate | null, error: string | null): HTMLElement {
-  const box = el('div', { class: 'memory', 'data-testid': 'memory-estimate' });
-  if (error) {
-    box.append(el('p', { class: 'memory-verdict', 'data-fits': 'false' }, error));
-    return box;
-  }
-  if (!estimate) {
-    box.append(el('p', { class: 'muted' }, 'Load a model to see how much GPU memory training needs.'));
-    return box;
-  }
-  const parts: [string, number, string][] = [
-    ['Weights', estimate.weightsBytes, 'w'],
-    ['Adapter + grads', estimate.adapterBytes, 'a'],
-    ['AdamW state', estimate.optimizerBytes, 'o'],
-    ['Activations', estimate.activationBytes, 'x'],
-  ];
-  const bar = el('div', { class: 'memory-bar' });
-  for (const [label, bytes, key] of parts) {
-    const share = (100 * bytes) / Math.max(1, estimate.totalBytes);
-    bar.append(el('span', { class: `seg seg-${key}`, style: `width:${share}%`, title: `${label}: ${formatBytes(bytes)}` }));
-  }
-  const legend = el('dl', { class: 'memory-legend' });
-  for (const [label, bytes, key] of parts) {
-    legend.append(el('dt', {}, el('span', { class: `dot seg-${key}` }), label), el('dd', {}, formatBytes(bytes)));
-  }
-  box.append(
-    el('div', { class: 'memory-head' }, el('strong', {}, 'GPU memory for training'), el('span', { 'data-testid': 'memory-total' }, formatBytes(estimate.totalBytes))),
-    bar,
-    legend,
-    el(
-      'p',
-      { class: 'memory-verdict', 'data-fits': String(estimate.fits) },
-      estimate.fits
-        ? `Fits this device's buffer limits (largest buffer ${formatBytes(estimate.largestBufferBytes)}). ` +
-            `${formatCount(estimate.trainableParameters)} trainable parameters. WebGPU does not report free GPU memory, so the total is what to compare with your GPU.`
-        : estimate.problems.join(' '),
-    ),
-  );
-  return box;
 }
 
 export class ModelPanel implements Panel {
@@ -150,30 +109,37 @@ export class ModelPanel implements Panel {
       this.memory,
       el('div', { class: 'actions' }, el('button', { type: 'button', 'data-testid': 'to-data', onclick: () => app.goTo('data') }, 'Next: data')),
     );
+    app.watch((s) => [s.training, s.device], () => this.renderControls());
+    app.watch(
+      (s) => [s.model, s.estimate, s.estimateError],
+      (model, estimate, error) => this.memory.replaceChildren(memoryView(model ? estimate : null, model ? error : null)),
+    );
+    app.watch(
+      (s) => [s.model],
+      (model) => {
+        app.note('model', model ? `${formatCount(model.parameterCount)} params` : 'Not loaded');
+        if (model) this.showInfo(model);
+      },
+    );
   }
 
-  summary(state: AppState): string {
-    return state.model ? `${formatCount(state.model.parameterCount)} params` : 'Not loaded';
-  }
-
-  render(state: AppState): void {
-    const blocked = this.busy || state.training || (state.device !== null && state.device.state !== 'ready');
+  private renderControls(): void {
+    const { training, device } = this.app.state;
+    const blocked = this.busy || training || (device !== null && device.state !== 'ready');
     this.hubButton.disabled = blocked;
     this.folderInput.disabled = blocked;
     this.drop.classList.toggle('disabled', blocked);
-    this.memory.replaceChildren(memoryView(state.model ? state.estimate : null, state.model ? state.estimateError : null));
-    if (state.model) this.showInfo(state.model);
   }
 
   private async loadLocal(files: PickedFile[]): Promise<void> {
     const name = folderName(files);
-    await this.run(`Loading ${name}…`, () => loadLocalModel(this.app.engine, files, name, (message) => this.setStatus(message)));
+    await this.run(`Loading ${name}…`, () => this.app.engine.loadLocalModel(files, name, (message) => this.setStatus(message)));
   }
 
   private async loadHub(): Promise<void> {
     const repo = this.hubInput.value.trim();
     await this.run(`Fetching ${repo}…`, () =>
-      loadHubModel(this.app.engine, repo, (p) => {
+      this.app.engine.loadHubModel(repo, (p) => {
         const size = p.total ? ` of ${p.total.toLocaleString('en-US')}` : '';
         this.setStatus(
           `${p.fromCache ? 'From cache' : 'Downloading'} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`,
@@ -188,7 +154,7 @@ export class ModelPanel implements Panel {
     this.busy = true;
     this.notice.clear();
     this.setStatus(message);
-    this.render(this.app.state);
+    this.renderControls();
     try {
       const model = await load();
       this.setStatus(`Loaded ${model.name}.`);
@@ -199,7 +165,7 @@ export class ModelPanel implements Panel {
     } finally {
       this.busy = false;
       this.progress.hidden = true;
-      this.render(this.app.state);
+      this.renderControls();
     }
   }
 

@@ -3,11 +3,11 @@ import { LORA_TARGETS } from '../../lora/config';
 import { validateTrainSettings, type TrainSettings } from '../../train/settings';
 import type { PresetPlan } from '../../app/api';
 import { plannedSteps } from '../../app/run-plan';
-import type { App, AppState, Panel } from '../app';
+import { startBlocker, type App, type AppState, type Panel } from '../app';
 import { el, errorMessage, panelHeader } from '../dom';
-import { filterReportView } from './filter-report';
-import { memoryView } from './model';
-import { PresetSection } from './preset';
+import { filterReportView } from '../views/filter-report';
+import { memoryView } from '../views/memory';
+import { PresetSection } from '../views/preset';
 
 type NumberKey = Exclude<{ [K in keyof TrainSettings]: TrainSettings[K] extends number ? K : never }[keyof TrainSettings], undefined>;
 
@@ -18,8 +18,12 @@ interface NumberField {
   step?: string;
 }
 
-const GROUPS: { title: string; fields: NumberField[] }[] = [
+/** The form's fieldsets; each also holds the controls of its `id` that are not numbers (see `groupExtras`). */
+type GroupId = 'lora' | 'optimizer' | 'data';
+
+const GROUPS: { id: GroupId; title: string; fields: NumberField[] }[] = [
   {
+    id: 'lora',
     title: 'LoRA',
     fields: [
       { key: 'r', label: 'Rank r', hint: 'Size of the update matrices; 8–16 is typical.' },
@@ -28,6 +32,7 @@ const GROUPS: { title: string; fields: NumberField[] }[] = [
     ],
   },
   {
+    id: 'optimizer',
     title: 'Optimizer',
     fields: [
       { key: 'lr', label: 'Learning rate', hint: 'Peak, after warmup. LoRA likes 1e-4 to 5e-3.', step: 'any' },
@@ -40,6 +45,7 @@ const GROUPS: { title: string; fields: NumberField[] }[] = [
     ],
   },
   {
+    id: 'data',
     title: 'Data and schedule',
     fields: [
       { key: 'maxLength', label: 'Max length', hint: 'Tokens per example; longer ones are cut.' },
@@ -70,14 +76,8 @@ export class SettingsPanel implements Panel {
   private readonly maxChars = el('input', { type: 'number', step: '1', min: '1', 'data-testid': 'setting-maxResponseChars' });
   private readonly filterSet: HTMLFieldSetElement;
   private readonly filterReport = el('div');
-  /** What the filter report shows; redrawn only when it changes, so rows the user opened stay open. */
-  private shownFilter: unknown[] = [];
 
-  constructor(
-    private readonly app: App,
-    onStart: (name: string) => void,
-    onStartProgressive: (name: string) => void,
-  ) {
+  constructor(private readonly app: App) {
     const s = app.state.settings;
     const groups = GROUPS.map((group) => {
       const fields = group.fields.map((f) => {
@@ -86,29 +86,7 @@ export class SettingsPanel implements Panel {
         this.inputs.set(f.key, input);
         return el('label', { class: 'field' }, el('span', { class: 'field-label' }, f.label), input, el('span', { class: 'hint' }, f.hint));
       });
-      const extra: HTMLElement[] = [];
-      if (group.title === 'LoRA') {
-        const boxes = LORA_TARGETS.map((target) => {
-          const box = el('input', { type: 'checkbox', value: target, checked: s.lora.targets.includes(target), 'data-testid': `target-${target}` });
-          box.addEventListener('change', () => this.read());
-          this.targets.set(target, box);
-          return el('label', { class: 'check' }, box, target);
-        });
-        this.rslora.checked = s.lora.useRslora;
-        extra.push(
-          el('div', { class: 'field wide' }, el('span', { class: 'field-label' }, 'Adapted projections'), el('div', { class: 'checks' }, ...boxes)),
-          el('label', { class: 'check' }, this.rslora, 'rsLoRA (scale by alpha / √r)'),
-        );
-      }
-      if (group.title === 'Optimizer') {
-        this.schedule.value = s.schedule;
-        extra.push(el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Schedule'), this.schedule, el('span', { class: 'hint' }, 'Decay after warmup.')));
-      }
-      if (group.title === 'Data and schedule') {
-        this.packing.checked = s.packing;
-        extra.push(el('label', { class: 'check' }, this.packing, 'Pack short examples into full rows'));
-      }
-      return el('fieldset', {}, el('legend', {}, group.title), el('div', { class: 'fields' }, ...fields, ...extra));
+      return el('fieldset', {}, el('legend', {}, group.title), el('div', { class: 'fields' }, ...fields, ...this.groupExtras(group.id, s)));
     });
     for (const control of [this.schedule, this.rslora, this.packing]) control.addEventListener('change', () => this.read());
     for (const input of [this.minChars, this.maxChars]) input.addEventListener('input', () => this.read());
@@ -125,8 +103,8 @@ export class SettingsPanel implements Panel {
       ),
       this.filterReport,
     );
-    this.startButton.addEventListener('click', () => onStart(this.runName.value.trim()));
-    this.progressiveButton.addEventListener('click', () => onStartProgressive(this.runName.value.trim()));
+    this.startButton.addEventListener('click', () => app.act('startRun', this.runName.value.trim()));
+    this.progressiveButton.addEventListener('click', () => app.act('startProgressiveRun', this.runName.value.trim()));
 
     this.element = el(
       'section',
@@ -146,59 +124,89 @@ export class SettingsPanel implements Panel {
       this.progressiveNote,
       el('div', { class: 'actions' }, this.progressiveButton, this.startButton),
     );
+    this.watchState(app);
   }
 
-  summary(state: AppState): string {
-    const { lora, epochs } = state.settings;
-    return `r ${lora.r} · ${epochs} ep`;
-  }
-
-  render(state: AppState): void {
-    this.presetSection.render(state);
-    this.filterSet.hidden = !state.preset;
-    const shown = [state.filterReport, state.filterError, state.trainDatasetId];
-    if (shown.some((value, i) => value !== this.shownFilter[i])) {
-      this.shownFilter = shown;
+  private watchState(app: App): void {
+    app.watch((s) => [s.settings.lora.r, s.settings.epochs], (r, epochs) => app.note('settings', `r ${r} · ${epochs} ep`));
+    app.watch((s) => [s.preset === null], (none) => (this.filterSet.hidden = none));
+    // Redrawn only when the report changes, so rows the user opened stay open.
+    app.watch((s) => [s.filterReport, s.filterError, s.trainDatasetId !== null], (report, error, hasDataset) =>
       this.filterReport.replaceChildren(
-        state.filterError
-          ? el('p', { class: 'notice', 'data-kind': 'error' }, state.filterError)
-          : state.filterReport
-            ? filterReportView(state.filterReport)
-            : el('p', { class: 'muted' }, state.trainDatasetId ? 'Filtering the training rows…' : 'Choose a training dataset in step 2 to see what the filter removes.'),
-      );
-    }
-    this.problem.textContent = state.settingsError ?? '';
-    this.problem.hidden = !state.settingsError;
-    this.memory.replaceChildren(memoryView(state.model ? state.estimate : null, state.model ? state.estimateError : null));
-    const blocker = this.app.startBlocker();
-    this.startButton.disabled = blocker !== null;
-    this.startButton.title = blocker ?? '';
-    const recommendation = state.trainAnalysis?.recommendation;
-    const progressive = recommendation?.strategy === 'progressive';
-    this.progressiveButton.hidden = !progressive;
-    this.progressiveNote.hidden = !progressive;
-    this.progressiveButton.disabled = blocker !== null;
-    if (recommendation && progressive) {
+        error
+          ? el('p', { class: 'notice', 'data-kind': 'error' }, error)
+          : report
+            ? filterReportView(report)
+            : el(
+                'p',
+                { class: 'muted' },
+                hasDataset ? 'Filtering the training rows…' : 'Choose a training dataset in step 2 to see what the filter removes.',
+              ),
+      ),
+    );
+    app.watch((s) => [s.settingsError], (error) => {
+      this.problem.textContent = error ?? '';
+      this.problem.hidden = !error;
+    });
+    app.watch(
+      (s) => [s.model, s.estimate, s.estimateError],
+      (model, estimate, error) => this.memory.replaceChildren(memoryView(model ? estimate : null, model ? error : null)),
+    );
+    app.watch((s) => [startBlocker(s)], (blocker) => {
+      this.startButton.disabled = blocker !== null;
+      this.startButton.title = blocker ?? '';
+      this.progressiveButton.disabled = blocker !== null;
+    });
+    app.watch((s) => [s.trainAnalysis?.recommendation ?? null], (recommendation) => {
+      const progressive = recommendation?.strategy === 'progressive';
+      this.progressiveButton.hidden = !progressive;
+      this.progressiveNote.hidden = !progressive;
+      if (!progressive) return;
       this.progressiveNote.textContent =
         `The analysis recommends stages. Progressive training runs two phases with these settings: phase 1 on the ` +
         `${recommendation.tasks.slice(0, -1).join(', ')} rows (and those of tasks too small for a stage), then phase 2 on the ${recommendation.tasks.at(-1)} rows, ` +
         'continuing the phase-1 adapter, with a report of how much phase 2 made it forget of phase 1.';
+    });
+    app.watch((s) => [planText(s)], (text) => (this.plan.textContent = text));
+  }
+
+  /** The controls of a fieldset that are not number fields, set to `s`. */
+  private groupExtras(id: GroupId, s: TrainSettings): HTMLElement[] {
+    switch (id) {
+      case 'lora': {
+        const boxes = LORA_TARGETS.map((target) => {
+          const checked = s.lora.targets.includes(target);
+          const box = el('input', { type: 'checkbox', value: target, checked, 'data-testid': `target-${target}` });
+          box.addEventListener('change', () => this.read());
+          this.targets.set(target, box);
+          return el('label', { class: 'check' }, box, target);
+        });
+        this.rslora.checked = s.lora.useRslora;
+        return [
+          el(
+            'div',
+            { class: 'field wide' },
+            el('span', { class: 'field-label' }, 'Adapted projections'),
+            el('div', { class: 'checks' }, ...boxes),
+          ),
+          el('label', { class: 'check' }, this.rslora, 'rsLoRA (scale by alpha / √r)'),
+        ];
+      }
+      case 'optimizer':
+        this.schedule.value = s.schedule;
+        return [
+          el(
+            'label',
+            { class: 'field' },
+            el('span', { class: 'field-label' }, 'Schedule'),
+            this.schedule,
+            el('span', { class: 'hint' }, 'Decay after warmup.'),
+          ),
+        ];
+      case 'data':
+        this.packing.checked = s.packing;
+        return [el('label', { class: 'check' }, this.packing, 'Pack short examples into full rows')];
     }
-    const train = state.datasets.find((d) => d.id === state.trainDatasetId);
-    if (!train) {
-      this.plan.textContent = blocker ?? '';
-      return;
-    }
-    const s = state.settings;
-    const filtered = state.preset && state.filterReport ? state.filterReport.keptRows : null;
-    const { trainRows, steps } = plannedSteps(filtered ?? train.rowCount, s, state.evalDatasetId !== null);
-    const stepsPerEpoch = steps / s.epochs;
-    // A memory refusal is already spelled out in the estimate below the plan.
-    const refusedByEstimate = state.estimate !== null && !state.estimate.fits;
-    this.plan.textContent =
-      `${trainRows} training rows${filtered === null ? '' : ' after the quality filter'}, ${s.batchSize} × ${s.gradAccum} sequences per step: about ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} per epoch, ` +
-      `${steps} in all (rows without anything to learn after tokenizing are dropped).` +
-      (blocker && !refusedByEstimate ? ` ${blocker}` : '');
   }
 
   /** Fills the form with an applied preset's plan; from here on the form edits that preset. */
@@ -264,4 +272,22 @@ export class SettingsPanel implements Panel {
       this.app.update({ settingsError: errorMessage(error) });
     }
   }
+}
+
+/** How many rows and steps the run will have, and why it cannot start yet when it cannot. */
+function planText(state: AppState): string {
+  const blocker = startBlocker(state);
+  const train = state.datasets.find((d) => d.id === state.trainDatasetId);
+  if (!train) return blocker ?? '';
+  const s = state.settings;
+  const filtered = state.preset && state.filterReport ? state.filterReport.keptRows : null;
+  const { trainRows, steps } = plannedSteps(filtered ?? train.rowCount, s, state.evalDatasetId !== null);
+  const stepsPerEpoch = steps / s.epochs;
+  // A memory refusal is already spelled out in the estimate below the plan.
+  const refusedByEstimate = state.estimate !== null && !state.estimate.fits;
+  return (
+    `${trainRows} training rows${filtered === null ? '' : ' after the quality filter'}, ${s.batchSize} × ${s.gradAccum} sequences per step: about ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} per epoch, ` +
+    `${steps} in all (rows without anything to learn after tokenizing are dropped).` +
+    (blocker && !refusedByEstimate ? ` ${blocker}` : '')
+  );
 }

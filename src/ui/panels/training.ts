@@ -1,10 +1,9 @@
 import type { HistoryPoint } from '../../storage/db';
 import type { RunEvent, RunOutcome, RunRecord, TrainProgress } from '../../app/api';
-import { resumeRun, startRun } from '../../worker/client';
-import type { App, AppState, Panel } from '../app';
-import { LossChart } from '../chart';
+import type { App, Panel } from '../app';
 import { el, errorMessage, formatDuration, formatLoss, Notice } from '../dom';
-import { ProgressiveSection } from './progressive';
+import { LossChart } from '../views/loss-chart';
+import { ProgressiveSection } from '../views/progressive-run';
 
 type Status = 'idle' | 'preparing' | 'running' | 'pausing' | 'stopping' | 'paused' | 'completed' | 'stopped' | 'failed';
 
@@ -89,9 +88,14 @@ export class TrainingPanel implements Panel {
       el('div', { class: 'actions' }, this.pauseButton, this.resumeButton, this.stopButton),
     );
     this.setStatus('idle');
+    app.handle('startRun', (name) => void this.start(name));
+    app.handle('startProgressiveRun', (name) => void this.startProgressive(name));
+    app.watch((s) => [s.training], (training) => (this.resumeButton.disabled = training));
+    app.watch((s) => [s.runs, s.training, s.model?.name], () => this.renderUnfinished());
   }
 
-  summary(): string {
+  /** The stepper's line: where the run stands. */
+  private summary(): string {
     const step = this.progress?.step ?? this.run?.step ?? 0;
     switch (this.status) {
       case 'idle':
@@ -108,8 +112,8 @@ export class TrainingPanel implements Panel {
     }
   }
 
-  render(state: AppState): void {
-    this.resumeButton.disabled = state.training;
+  private renderUnfinished(): void {
+    const state = this.app.state;
     const candidates = state.runs.filter((r) => resumable(r) && !(state.training && r.id === this.run?.id));
     this.unfinished.replaceChildren();
     if (candidates.length === 0) return;
@@ -139,23 +143,23 @@ export class TrainingPanel implements Panel {
     }
   }
 
-  async start(name: string): Promise<void> {
+  private async start(name: string): Promise<void> {
     const { trainDatasetId, evalDatasetId, settings, preset } = this.app.state;
     if (!trainDatasetId) return;
     const filter = preset?.filter ?? null;
     await this.drive(`Starting…`, (onEvent) =>
-      startRun(this.app.engine, { datasetId: trainDatasetId, evalDatasetId, settings, name: name || undefined, filter }, onEvent),
+      this.app.engine.startRun({ datasetId: trainDatasetId, evalDatasetId, settings, name: name || undefined, filter }, onEvent),
     );
   }
 
-  async startProgressive(name: string): Promise<void> {
+  private async startProgressive(name: string): Promise<void> {
     this.app.goTo('training');
     this.idle.hidden = true;
     await this.progressive.start(name);
   }
 
-  async resume(runId: string): Promise<void> {
-    await this.drive('Restoring the latest checkpoint…', (onEvent) => resumeRun(this.app.engine, runId, onEvent));
+  private async resume(runId: string): Promise<void> {
+    await this.drive('Restoring the latest checkpoint…', (onEvent) => this.app.engine.resumeRun(runId, onEvent));
   }
 
   /** Runs one start or resume to its end, showing its events as they come. */
@@ -202,6 +206,8 @@ export class TrainingPanel implements Panel {
         const lastEval = event.run.history.filter((p) => p.evalLoss !== undefined).at(-1);
         if (lastEval) this.setStat('eval-loss', formatLoss(lastEval.evalLoss));
         this.setStatus('running');
+        // The run on show leaves the list of unfinished ones.
+        this.renderUnfinished();
         break;
       }
       case 'progress': {
@@ -224,7 +230,6 @@ export class TrainingPanel implements Panel {
         this.setStat('run-checkpoint', `step ${event.step}`, event.step);
         break;
     }
-    this.app.update({});
   }
 
   private finish(outcome: RunOutcome): void {
@@ -280,6 +285,7 @@ export class TrainingPanel implements Panel {
   private setStep(step: number, total: number): void {
     this.setStat('run-step', `${step} / ${total}`, step);
     this.bar.value = total ? step / total : 0;
+    this.app.note('training', this.summary());
   }
 
   private setStat(key: string, text: string, value?: number): void {
@@ -299,5 +305,6 @@ export class TrainingPanel implements Panel {
     this.pauseButton.disabled = status !== 'running';
     this.stopButton.disabled = !active && status !== 'pausing';
     this.resumeButton.hidden = status !== 'paused';
+    this.app.note('training', this.summary());
   }
 }

@@ -2,8 +2,8 @@
  * The adapters panel's export section: an adapter of the loaded model as a PEFT zip, a GGUF LoRA or
  * the merged model, downloaded, with the Ollama Modelfile and commands to copy.
  */
-import type { AdapterExport, ExportFormat } from '../../app/api';
-import type { App, AppState } from '../app';
+import type { AdapterExport, AdapterSummary, ExportFormat, ModelInfo } from '../../app/api';
+import type { App } from '../app';
 import { downloadBytes, el, errorMessage, formatBytes, Notice } from '../dom';
 
 const FORMATS: Record<ExportFormat, { label: string; use: string }> = {
@@ -64,8 +64,11 @@ export class ExportSection {
   private chosen: string | null = null;
 
   constructor(private readonly app: App) {
-    this.adapterSelect.addEventListener('change', () => (this.chosen = this.adapterSelect.value || null));
-    this.formatSelect.addEventListener('change', () => this.render(this.app.state));
+    this.adapterSelect.addEventListener('change', () => {
+      this.chosen = this.adapterSelect.value || null;
+      this.renderButton();
+    });
+    this.formatSelect.addEventListener('change', () => this.renderFormat());
     this.button.addEventListener('click', () => void this.export());
     this.dtypeField = el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Merged weights'), this.dtypeSelect);
     this.element = el(
@@ -90,17 +93,28 @@ export class ExportSection {
       this.notice.element,
       this.result,
     );
+    this.renderFormat();
+    app.watch((s) => [s.adapters, s.model], (adapters, model) => this.renderAdapters(adapters, model));
   }
 
-  render(state: AppState): void {
-    const usable = state.adapters.filter((a) => a.baseModel === state.model?.name);
+  private renderAdapters(adapters: AdapterSummary[], model: ModelInfo | null): void {
+    const usable = adapters.filter((a) => a.baseModel === model?.name);
     if (!usable.some((a) => a.id === this.chosen)) this.chosen = usable[0]?.id ?? null;
     this.adapterSelect.replaceChildren(...usable.map((a) => el('option', { value: a.id }, a.name)));
-    if (usable.length === 0) this.adapterSelect.append(el('option', { value: '' }, state.model ? 'No adapter for this model yet' : 'Load a model first'));
+    if (usable.length === 0) {
+      this.adapterSelect.append(el('option', { value: '' }, model ? 'No adapter for this model yet' : 'Load a model first'));
+    }
     this.adapterSelect.value = this.chosen ?? '';
-    this.baseInput.placeholder = state.model?.name ?? '';
+    this.baseInput.placeholder = model?.name ?? '';
+    this.renderButton();
+  }
+
+  private renderFormat(): void {
     this.dtypeField.hidden = this.formatSelect.value !== 'merged';
     this.formatUse.textContent = FORMATS[this.formatSelect.value as ExportFormat].use;
+  }
+
+  private renderButton(): void {
     this.button.disabled = this.busy || !this.chosen;
   }
 
@@ -109,7 +123,7 @@ export class ExportSection {
     this.busy = true;
     this.notice.clear();
     this.result.hidden = true;
-    this.render(this.app.state);
+    this.renderButton();
     try {
       const out = await this.app.engine.exportAdapter({
         adapterId: this.chosen,
@@ -123,7 +137,7 @@ export class ExportSection {
       this.notice.show(errorMessage(error));
     } finally {
       this.busy = false;
-      this.render(this.app.state);
+      this.renderButton();
     }
   }
 

@@ -3,7 +3,6 @@
  * the forgetting report (the phase-1 eval loss after phase 1 against after phase 2).
  */
 import type { ProgressiveEvent, ProgressiveOutcome, RunStage } from '../../app/api';
-import { startProgressiveRun } from '../../worker/client';
 import type { App } from '../app';
 import { el, errorMessage, formatLoss, Notice } from '../dom';
 
@@ -96,11 +95,12 @@ export class ProgressiveSection {
     this.app.update({ training: true });
     try {
       const request = { datasetId: trainDatasetId, settings, filter: preset?.filter ?? null, name: name || undefined };
-      const outcome = await startProgressiveRun(this.app.engine, request, (event) => this.onEvent(event));
-      this.status.textContent = outcome.status === 'completed'
+      const outcome = await this.app.engine.startProgressiveRun(request, (event) => this.onEvent(event));
+      this.status.textContent =
+        outcome.status === 'completed'
           ? 'Both phases finished; the final adapter is saved.'
           : outcome.status === 'paused'
-            ? 'Paused at a checkpoint; resume it from the run list.'
+            ? `Paused at a checkpoint${outcome.error ? ` (${outcome.error})` : ''}; resume it from the run list.`
             : 'Stopped; the adapter trained so far is saved.';
       this.result.replaceChildren(outcomeView(outcome));
       this.element.dataset.state = outcome.status;

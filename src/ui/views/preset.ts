@@ -20,8 +20,6 @@ export class PresetSection {
   private readonly warmupNote = el('p', { class: 'notice', 'data-kind': 'warn', 'data-testid': 'warmup-note', hidden: true });
   /** The user's pick; null follows the recommendation. */
   private chosen: string | null = null;
-  /** Options are rebuilt only when they change, so an open select is not reset by a progress update. */
-  private optionsKey = '';
   private busy = false;
 
   constructor(
@@ -30,7 +28,7 @@ export class PresetSection {
   ) {
     this.select.addEventListener('change', () => {
       this.chosen = this.select.value;
-      this.render(this.app.state);
+      this.renderChoice();
     });
     this.applyButton.addEventListener('click', () => void this.apply());
     this.element = el(
@@ -44,37 +42,54 @@ export class PresetSection {
       this.warmupNote,
       this.notice.element,
     );
+    this.watchState(app);
   }
 
-  render(state: AppState): void {
-    const recommendation = state.trainAnalysis?.recommendation ?? null;
-    const recommended = recommendation?.presetIds[0] ?? null;
-    const key = JSON.stringify([state.presets.map((p) => p.id), recommended]);
-    if (key !== this.optionsKey) {
-      this.optionsKey = key;
-      this.select.replaceChildren(
-        el('option', { value: '' }, 'None: custom settings, no quality filter'),
-        ...state.presets.map((p) => el('option', { value: p.id }, `${p.id}${p.id === recommended ? ' (recommended)' : ''}: ${p.label}`)),
-      );
-    }
-    this.select.value = this.chosen ?? recommended ?? '';
-
-    if (!recommendation) {
-      this.recommendation.textContent = state.trainDatasetId ? 'Analysing the training data…' : 'Choose a training dataset in step 2 to get a recommended preset.';
-    } else {
+  private watchState(app: App): void {
+    const recommendationOf = (s: AppState) => s.trainAnalysis?.recommendation ?? null;
+    app.watch(
+      (s) => [s.presets, recommendationOf(s)?.presetIds[0] ?? null],
+      (presets, recommended) => {
+        this.select.replaceChildren(
+          el('option', { value: '' }, 'None: custom settings, no quality filter'),
+          ...presets.map((p) => el('option', { value: p.id }, `${p.id}${p.id === recommended ? ' (recommended)' : ''}: ${p.label}`)),
+        );
+        this.renderChoice();
+      },
+    );
+    app.watch((s) => [recommendationOf(s), s.trainDatasetId !== null], (recommendation, hasDataset) => {
+      if (!recommendation) {
+        this.recommendation.textContent = hasDataset
+          ? 'Analysing the training data…'
+          : 'Choose a training dataset in step 2 to get a recommended preset.';
+        return;
+      }
       const stages = recommendation.strategy === 'progressive' ? ` in stages: ${recommendation.presetIds.join(' → ')}` : '';
       this.recommendation.replaceChildren(
         'The training data suggests ',
         el('strong', {}, STRATEGY_LABELS[recommendation.strategy]),
         recommendation.presetIds.length ? ` with the ${recommendation.presetIds[0]} preset${stages}.` : '.',
       );
-    }
-    this.why.textContent = state.presets.find((p) => p.id === this.select.value)?.why ?? '';
-    this.applied.textContent = state.preset
-      ? `Applied: ${state.preset.id}. The fields below hold its values; edits are checked against the preset rules, and its quality filter runs before training.`
-      : 'No preset applied: the settings below are used as they are, without a quality filter.';
-    this.applied.dataset.preset = state.preset?.id ?? '';
-    const blocker = state.training ? 'A run is in progress.' : !state.trainDatasetId ? 'Choose a training dataset in step 2 first.' : null;
+    });
+    app.watch((s) => [s.preset?.id ?? null], (id) => {
+      this.applied.textContent = id
+        ? `Applied: ${id}. The fields below hold its values; edits are checked against the preset rules, and its quality filter runs before training.`
+        : 'No preset applied: the settings below are used as they are, without a quality filter.';
+      this.applied.dataset.preset = id ?? '';
+    });
+    app.watch((s) => [s.training, s.trainDatasetId], () => this.renderButton());
+  }
+
+  /** The user's pick, or the recommended preset until the user picks one, and why it exists. */
+  private renderChoice(): void {
+    const { presets, trainAnalysis } = this.app.state;
+    this.select.value = this.chosen ?? trainAnalysis?.recommendation.presetIds[0] ?? '';
+    this.why.textContent = presets.find((p) => p.id === this.select.value)?.why ?? '';
+  }
+
+  private renderButton(): void {
+    const { training, trainDatasetId } = this.app.state;
+    const blocker = training ? 'A run is in progress.' : !trainDatasetId ? 'Choose a training dataset in step 2 first.' : null;
     this.applyButton.disabled = this.busy || blocker !== null;
     this.applyButton.title = blocker ?? '';
   }
@@ -90,7 +105,7 @@ export class PresetSection {
     }
     if (!state.trainDatasetId) return;
     this.busy = true;
-    this.render(state);
+    this.renderButton();
     try {
       const plan = await this.app.engine.planPreset({ datasetId: state.trainDatasetId, evalDatasetId: state.evalDatasetId, preset, settings: state.settings });
       this.warmupNote.textContent = plan.warmupNote ? `Note: ${plan.warmupNote}.` : '';
@@ -100,7 +115,7 @@ export class PresetSection {
       this.notice.show(errorMessage(error));
     } finally {
       this.busy = false;
-      this.render(this.app.state);
+      this.renderButton();
     }
   }
 }

@@ -129,7 +129,7 @@ export function analysisView(analysis: DatasetAnalysis, title = 'Task analysis')
       { 'data-testid': 'rag-conversations', 'data-count': rag.length },
       el('strong', {}, plural(rag.length, 'RAG conversation')),
       ' (primary task rag_enhanced)',
-      rag.length ? `: rows ${rag.join(', ')}` : '',
+      rag.length ? `: rows ${rag.map((index) => index + 1).join(', ')}` : '',
     ),
     conversationsView(analysis),
     el('p', { class: 'muted small' }, 'Rows are numbered from 1 in the order of the file\'s valid lines.'),

@@ -3,7 +3,7 @@
  * webtune or Python PEFT. The worker checks it against the loaded model and stores it, or says why not.
  */
 import type { ModelFileEntry } from '../../app/api';
-import type { App, AppState } from '../app';
+import type { App } from '../app';
 import { el, errorMessage, Notice } from '../dom';
 
 export class AdapterImport {
@@ -51,16 +51,19 @@ export class AdapterImport {
       this.hint,
       this.notice.element,
     );
+    app.watch((s) => [s.model?.name ?? null], (model) => {
+      this.hint.textContent = model
+        ? `A PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors, or a zip of them) trained on ${model}; it is checked tensor by tensor against it.`
+        : 'Load the base model first (step 1): an adapter is checked against it before it is stored.';
+      this.renderInputs();
+    });
   }
 
-  render(state: AppState): void {
-    const disabled = this.busy || !state.model;
+  private renderInputs(): void {
+    const disabled = this.busy || !this.app.state.model;
     this.filesInput.disabled = disabled;
     this.folderInput.disabled = disabled;
     this.element.dataset.disabled = String(disabled);
-    this.hint.textContent = state.model
-      ? `A PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors, or a zip of them) trained on ${state.model.name}; it is checked tensor by tensor against it.`
-      : 'Load the base model first (step 1): an adapter is checked against it before it is stored.';
   }
 
   private async import(files: File[]): Promise<void> {
@@ -68,7 +71,7 @@ export class AdapterImport {
       files.length === 1 && /\.zip$/i.test(files[0].name) ? files[0] : files.map((file) => ({ path: file.webkitRelativePath || file.name, file }));
     this.busy = true;
     this.notice.clear();
-    this.render(this.app.state);
+    this.renderInputs();
     try {
       const adapter = await this.app.engine.importAdapter(source);
       await this.app.refreshAdapters();
@@ -77,7 +80,7 @@ export class AdapterImport {
       this.notice.show(errorMessage(error));
     } finally {
       this.busy = false;
-      this.render(this.app.state);
+      this.renderInputs();
     }
   }
 }
