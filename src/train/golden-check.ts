@@ -76,7 +76,7 @@ export async function checkGoldenCase(gpu: Gpu, golden: GoldenCase, weights: Mod
     });
   }
 
-  const lossRelErr = Math.abs(loss - golden.loss) / Math.abs(golden.loss);
+  const lossRelErr = Number.isNaN(loss) ? Infinity : Math.abs(loss - golden.loss) / Math.abs(golden.loss);
   return {
     case: golden.name,
     loss,
@@ -93,18 +93,24 @@ export async function checkGoldenCase(gpu: Gpu, golden: GoldenCase, weights: Mod
   };
 }
 
-function worstRelativeError(ours: Map<string, HostTensor>, ref: Map<string, HostTensor>) {
+/**
+ * Worst over tensors of max|ours - ref| / max|ref|. A NaN anywhere, or tensors of different lengths,
+ * count as an infinite error: `Math.max` would carry a NaN along and every bar compares false
+ * against it, but a silent skip would let a broken gradient pass.
+ */
+export function worstRelativeError(ours: Map<string, HostTensor>, ref: Map<string, HostTensor>): { worst: number; worstName: string } {
   let worst = 0;
   let worstName = '';
   for (const [name, expected] of ref) {
     const actual = requireTensor(ours, name);
-    let maxDiff = 0;
+    let maxDiff = actual.data.length === expected.data.length ? 0 : Infinity;
     let maxRef = 0;
-    for (let i = 0; i < expected.data.length; i++) {
-      maxDiff = Math.max(maxDiff, Math.abs(actual.data[i] - expected.data[i]));
+    for (let i = 0; i < expected.data.length && maxDiff < Infinity; i++) {
+      const diff = Math.abs(actual.data[i] - expected.data[i]);
+      maxDiff = Number.isNaN(diff) ? Infinity : Math.max(maxDiff, diff);
       maxRef = Math.max(maxRef, Math.abs(expected.data[i]));
     }
-    const rel = maxRef > 0 ? maxDiff / maxRef : maxDiff;
+    const rel = maxDiff === Infinity ? Infinity : maxRef > 0 ? maxDiff / maxRef : maxDiff;
     if (rel >= worst) {
       worst = rel;
       worstName = name;
@@ -113,11 +119,17 @@ function worstRelativeError(ours: Map<string, HostTensor>, ref: Map<string, Host
   return { worst, worstName };
 }
 
-function maxAbsError(ours: Map<string, HostTensor>, ref: Map<string, HostTensor>): number {
+/** max|ours - ref| over all tensors; NaN or a length mismatch is infinite, as in worstRelativeError. */
+export function maxAbsError(ours: Map<string, HostTensor>, ref: Map<string, HostTensor>): number {
   let worst = 0;
   for (const [name, expected] of ref) {
     const actual = requireTensor(ours, name);
-    for (let i = 0; i < expected.data.length; i++) worst = Math.max(worst, Math.abs(actual.data[i] - expected.data[i]));
+    if (actual.data.length !== expected.data.length) return Infinity;
+    for (let i = 0; i < expected.data.length; i++) {
+      const diff = Math.abs(actual.data[i] - expected.data[i]);
+      if (Number.isNaN(diff)) return Infinity;
+      worst = Math.max(worst, diff);
+    }
   }
   return worst;
 }
