@@ -135,7 +135,7 @@ export interface RunRequest {
 
 /**
  * What a run reports while it works, for every kind of run. `phase` is 1 for one-phase runs; a
- * progressive run's phase 2 reports phase 2, and its progress counts that phase's own steps.
+ * progressive run's phase 2 reports phase 2. Steps count over the whole run (both phases).
  */
 export type RunEvent =
   | { type: 'started'; run: RunRecord }

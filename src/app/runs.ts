@@ -302,7 +302,8 @@ export class RunService {
           tokensPerSecond: p.tokensPerSecond,
           elapsedMs: p.elapsedMs,
         });
-        onEvent({ type: 'progress', runId: run.id, phase, progress: p });
+        // Steps count over the whole run, as in its history and checkpoints.
+        onEvent({ type: 'progress', runId: run.id, phase, progress: progressive ? { ...p, step: offset + p.step, totalSteps: run.totalSteps } : p });
       },
       onCheckpoint: async (c) => {
         await history.flush();

@@ -102,7 +102,7 @@ describe('engine: progressive training', () => {
     for (const pauseIn of [1, 2]) {
       const { engine, datasetId } = await stagedEngine();
       const paused = await engine.startProgressiveRun({ datasetId, settings: STEPWISE }, (e) => {
-        if (e.type === 'progress' && e.phase === pauseIn && e.progress.step === 1) void engine.pause();
+        if (e.type === 'progress' && e.phase === pauseIn && e.progress.step === (pauseIn === 1 ? 1 : 12)) void engine.pause();
       });
       expect(paused.status).toBe('paused');
       expect(paused.adapterId).toBeNull();
@@ -115,7 +115,7 @@ describe('engine: progressive training', () => {
       expect(done).toMatchObject({ status: 'completed', step: 13, totalSteps: 13 });
       // The resumed run trains only what was left: phase 1 from step 2 (pausing in phase 1), or phase 2's last step.
       const steps = events.flatMap((e) => (e.type === 'progress' ? [`${e.phase}:${e.progress.step}`] : []));
-      expect(steps).toEqual(pauseIn === 1 ? [...Array.from({ length: 10 }, (_, i) => `1:${i + 2}`), '2:1', '2:2'] : ['2:2']);
+      expect(steps).toEqual(pauseIn === 1 ? [...Array.from({ length: 10 }, (_, i) => `1:${i + 2}`), '2:12', '2:13'] : ['2:13']);
       expect(done.phases!.map((p) => p.evalLossAfter)).toEqual(straight.phases.map((p) => expect.closeTo(p.evalLossAfter!, 6)));
       expect(done.phases![0].evalLossBefore).toBeCloseTo(straight.phases[0].evalLossBefore!, 6);
       expect(done.forgetting!.phase1EvalLossAfterPhase2).toBeCloseTo(straight.forgetting!.phase1EvalLossAfterPhase2, 6);
@@ -128,7 +128,7 @@ describe('engine: progressive training', () => {
   it('pauses a progressive run when the GPU device is lost and resumes it on a new device', async () => {
     const { engine, datasetId, devices } = await stagedEngine();
     const lost = await engine.startProgressiveRun({ datasetId, settings: STEPWISE }, (e) => {
-      if (e.type === 'progress' && e.phase === 2 && e.progress.step === 1) devices.at(-1)!.destroy();
+      if (e.type === 'progress' && e.phase === 2 && e.progress.step === 12) devices.at(-1)!.destroy();
     });
     expect(lost.status).toBe('paused');
     expect(lost.error).toMatch(/lost|destroyed/i);

@@ -66,10 +66,12 @@ export class ProgressiveSection {
   private readonly notice = new Notice('progressive-error');
   private readonly status = el('p', { class: 'status-line', role: 'status', 'data-testid': 'progressive-status' });
   private readonly bar = el('progress', { class: 'progress', max: 1, value: 0 });
+  private readonly pauseButton = el('button', { type: 'button', class: 'secondary', 'data-testid': 'progressive-pause' }, 'Pause');
   private readonly stopButton = el('button', { type: 'button', class: 'secondary danger', 'data-testid': 'progressive-stop' }, 'Stop');
   private readonly result = el('div');
 
   constructor(private readonly app: App) {
+    this.pauseButton.addEventListener('click', () => void this.app.engine.pause());
     this.stopButton.addEventListener('click', () => void this.app.engine.stop());
     this.element = el(
       'section',
@@ -77,7 +79,7 @@ export class ProgressiveSection {
       el('h3', {}, 'Progressive run'),
       this.status,
       this.bar,
-      el('div', { class: 'actions' }, this.stopButton),
+      el('div', { class: 'actions' }, this.pauseButton, this.stopButton),
       this.notice.element,
       this.result,
     );
@@ -91,6 +93,7 @@ export class ProgressiveSection {
     this.notice.clear();
     this.result.replaceChildren();
     this.status.textContent = 'Splitting the data into phases…';
+    this.pauseButton.hidden = false;
     this.stopButton.hidden = false;
     this.app.update({ training: true });
     try {
@@ -100,7 +103,7 @@ export class ProgressiveSection {
         outcome.status === 'completed'
           ? 'Both phases finished; the final adapter is saved.'
           : outcome.status === 'paused'
-            ? `Paused at a checkpoint${outcome.error ? ` (${outcome.error})` : ''}; resume it from the run list.`
+            ? `Paused at a checkpoint${outcome.error ? ` (${outcome.error})` : ''}; resume it from the unfinished runs in the training step.`
             : 'Stopped; the adapter trained so far is saved.';
       this.result.replaceChildren(outcomeView(outcome));
       this.element.dataset.state = outcome.status;
@@ -109,9 +112,10 @@ export class ProgressiveSection {
       this.notice.show(errorMessage(error));
       this.element.dataset.state = 'failed';
     } finally {
+      this.pauseButton.hidden = true;
       this.stopButton.hidden = true;
       this.app.update({ training: false });
-      await this.app.refreshAdapters();
+      await Promise.all([this.app.refreshRuns(), this.app.refreshAdapters()]);
     }
   }
 
