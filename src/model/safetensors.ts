@@ -218,12 +218,16 @@ export function parseSafetensorsHeader(bytes: Uint8Array, fileSize: number, file
   return { file: fileName, dataStart: 8 + n, tensors: new Map(infos.map((i) => [i.name, i])), metadata };
 }
 
-/** Reads just the header of a safetensors file through a FileSource and validates the whole file layout. */
-export async function readSafetensorsHeader(source: FileSource, path: string): Promise<SafetensorsHeader> {
+/**
+ * Reads just the header of a safetensors file through a FileSource and validates the whole file
+ * layout. The header length is checked against the file size and MAX_HEADER_BYTES before the
+ * header is read. `fileName` names the file in errors (default: `path`).
+ */
+export async function readSafetensorsHeader(source: FileSource, path: string, fileName = path): Promise<SafetensorsHeader> {
   const size = await source.size(path);
   const first = await source.read(path, 0, Math.min(8, size));
-  const n = safetensorsHeaderLength(first, size, path);
-  return parseSafetensorsHeader(await source.read(path, 0, 8 + n), size, path);
+  const n = safetensorsHeaderLength(first, size, fileName);
+  return parseSafetensorsHeader(await source.read(path, 0, 8 + n), size, fileName);
 }
 
 let halfToFloat: Float32Array | null = null;
