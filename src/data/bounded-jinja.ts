@@ -41,7 +41,7 @@ export const TEMPLATE_LIMITS: Readonly<TemplateLimits> = {
   maxItems: 10_000,
 };
 
-export type TemplateLimit = 'template size' | 'steps' | 'time' | 'string size' | 'list size' | 'stack';
+export type TemplateLimit = 'template size' | 'steps' | 'time' | 'string size' | 'list size' | 'engine';
 
 /** A template that passed a limit; `limit` says which. */
 export class TemplateLimitError extends Error {
@@ -165,7 +165,7 @@ export class BoundedTemplate {
       return new BoundedInterpreter(env, this.limits).run(this.template.parsed).value as string;
     } catch (err) {
       // Deep recursion (a macro calling itself) or a string or list past what the engine allows.
-      if (err instanceof RangeError) throw new TemplateLimitError('stack', `it ran out of stack or memory (${err.message})`);
+      if (err instanceof RangeError) throw new TemplateLimitError('engine', `it ran out of stack or memory (${err.message})`);
       throw err;
     }
   }

@@ -202,6 +202,13 @@ describe('chat templates that never end or grow without bound are stopped', () =
     expect(lists.error.limit).toBe('list size');
   });
 
+  it('padding filters asked for absurd widths', () => {
+    expect(stopped("{{ 'a' | indent(2**28, true) }}").error.limit).toBe('string size');
+    // Past V8's longest string: the engine refuses, and that is reported the same way.
+    expect(stopped("{{ 'a\\nb' | indent(2**29) }}").error.limit).toBe('engine');
+    expect(stopped('{{ messages | tojson(indent=2**27) }}').error.limit).toBe('engine');
+  });
+
   it('a template too long to be a chat template, before parsing it', () => {
     let error: unknown;
     try {
