@@ -105,7 +105,9 @@ export function readZipDirectory(bytes: Uint8Array, limits: ZipLimits): ZipEntry
   let count = u16(end + 10);
   let directorySize = u32(end + 12);
   let at = u32(end + 16);
-  if (end >= 20 && u32(end - 20) === ZIP64_LOCATOR_SIGNATURE) {
+  // The zip64 end record counts only when a 32-bit field is saturated (a stray signature in data is not one).
+  const saturated = count === 0xffff || directorySize === U32_MAX || at === U32_MAX;
+  if (saturated && end >= 20 && u32(end - 20) === ZIP64_LOCATOR_SIGNATURE) {
     const zip64End = u64(end - 12);
     inFile(zip64End, 56, 'the zip64 end record');
     if (u32(zip64End) !== ZIP64_END_SIGNATURE) bad('the zip64 end record has a bad signature');
