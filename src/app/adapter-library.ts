@@ -4,7 +4,7 @@
  */
 import { AdapterImportError } from '../export/errors';
 import { ADAPTER_CONFIG_FILE, readPeftAdapter } from '../export/peft';
-import { unzipToFileSource } from '../export/zip';
+import { unzipBlob } from '../export/zip';
 import type { AdapterTensors } from '../export/adapter';
 import type { ModelConfig } from '../model/config';
 import { type FileSource, filesFromList, normalizePath } from '../model/file-source';
@@ -27,11 +27,11 @@ async function uploadSource(source: ModelFileEntry[] | Blob): Promise<{ files: F
   // A zip picked in a multi-file chooser arrives as a one-entry list.
   if (Array.isArray(source) && source.length === 1 && isZipName(source[0].path)) {
     const name = normalizePath(source[0].path).split('/').pop()!;
-    return { files: unzipToFileSource(new Uint8Array(await source[0].file.arrayBuffer()), name), label: name };
+    return { files: await unzipBlob(source[0].file, name), label: name };
   }
   if (!Array.isArray(source)) {
     const name = blobName(source);
-    return { files: unzipToFileSource(new Uint8Array(await source.arrayBuffer()), name), label: name };
+    return { files: await unzipBlob(source, name), label: name };
   }
   if (source.length === 0) {
     throw new AdapterImportError(`No files were chosen: pick the adapter folder (with ${ADAPTER_CONFIG_FILE}) or a zip of it.`);

@@ -18,9 +18,15 @@
  * Turns are separated by a blank line; each assistant turn ends with the EOS token so the model
  * learns to stop; the generation prompt is `Assistant:` (no trailing space: the space then starts
  * the reply's first token, as it does in training).
+ *
+ * A template is someone else's code: it renders through bounded-jinja.ts, which keeps it away
+ * from JavaScript objects and stops it at TEMPLATE_LIMITS (steps, time, sizes) with
+ * ChatTemplateLimitError, in the page's worker and in Node alike.
  */
-import { Template } from '@huggingface/jinja';
+import { BoundedTemplate, type TemplateLimit, TemplateLimitError, type TemplateLimits, TEMPLATE_LIMITS } from './bounded-jinja';
 import type { Message } from './types';
+
+export { TEMPLATE_LIMITS, type TemplateLimits } from './bounded-jinja';
 
 export const DEFAULT_CHAT_TEMPLATE = [
   "{{- bos_token or '' -}}",
@@ -35,6 +41,23 @@ export const DEFAULT_CHAT_TEMPLATE = [
 export class ChatTemplateError extends Error {
   override name = 'ChatTemplateError';
 }
+
+/** A chat template stopped at one of TEMPLATE_LIMITS: it loops forever, or builds something absurdly large. */
+export class ChatTemplateLimitError extends ChatTemplateError {
+  override name = 'ChatTemplateLimitError';
+  constructor(
+    readonly limit: TemplateLimit,
+    reason: string,
+  ) {
+    const data = limit === 'string size' || limit === 'list size' ? ', or shorten this conversation if it is that long' : '';
+    super(`the model's chat_template was stopped: ${reason}. Fix "chat_template" in tokenizer_config.json${data}.`);
+  }
+}
+
+const limitError = (err: TemplateLimitError) => new ChatTemplateLimitError(err.limit, err.message);
+
+/** A message the template raised can be as long as the template makes it. */
+const shorten = (text: string) => (text.length > 500 ? `${text.slice(0, 500)}…` : text);
 
 /** What rendering needs from tokenizer_config.json. */
 export interface ChatSettings {
@@ -79,12 +102,13 @@ export function chatTemplateFromConfig(tokenizerConfig: Record<string, unknown>)
 }
 
 /** Parses the template once; render() is then cheap enough to call once per conversation prefix. */
-export function chatRenderer(settings: ChatSettings): ChatRenderer {
-  let template: Template;
+export function chatRenderer(settings: ChatSettings, limits: TemplateLimits = TEMPLATE_LIMITS): ChatRenderer {
+  let template: BoundedTemplate;
   try {
-    template = new Template(settings.chatTemplate ?? DEFAULT_CHAT_TEMPLATE);
+    template = new BoundedTemplate(settings.chatTemplate ?? DEFAULT_CHAT_TEMPLATE, limits);
   } catch (err) {
-    throw new ChatTemplateError(`the model's chat_template could not be parsed (${(err as Error).message}).`);
+    if (err instanceof TemplateLimitError) throw limitError(err);
+    throw new ChatTemplateError(`the model's chat_template could not be parsed (${shorten((err as Error).message)}).`);
   }
   return {
     render(messages, opts = {}) {
@@ -96,7 +120,8 @@ export function chatRenderer(settings: ChatSettings): ChatRenderer {
           add_generation_prompt: opts.addGenerationPrompt ?? false,
         });
       } catch (err) {
-        throw new ChatTemplateError(`the chat template refused the conversation: ${(err as Error).message}`);
+        if (err instanceof TemplateLimitError) throw limitError(err);
+        throw new ChatTemplateError(`the chat template refused the conversation: ${shorten((err as Error).message)}`);
       }
     },
   };

@@ -5,6 +5,7 @@
  *
  * Typed arrays use the host byte order; every platform with WebGPU is little-endian, like the format.
  */
+import { preview } from '../util/preview';
 import { SafetensorsFormatError, UnsupportedModelError } from './errors';
 import type { FileSource } from './file-source';
 
@@ -31,8 +32,13 @@ export const DTYPE_BYTES: Readonly<Record<string, number>> = {
 /** The dtypes that convert to f32 exactly, i.e. the ones webtune accepts for weights. */
 export const CONVERTIBLE_DTYPES: readonly string[] = ['F32', 'F16', 'BF16'];
 
-/** The reference implementation's limit; a larger length means a corrupt file or not safetensors at all. */
-export const MAX_HEADER_BYTES = 100_000_000;
+/**
+ * The longest header accepted, checked before the header is read. The reference implementation
+ * allows 100 MB; the checkpoints webtune loads have headers of tens of KB (about 100 bytes per
+ * tensor, a few hundred tensors per file), and 16 MiB is room for 150,000 tensors, so a longer
+ * length means a corrupt or hostile file, whose parse would cost seconds and hundreds of MB.
+ */
+export const MAX_HEADER_BYTES = 16 * 2 ** 20;
 
 export interface SafetensorsTensorInfo {
   name: string;
@@ -79,7 +85,10 @@ export function safetensorsHeaderLength(firstBytes: Uint8Array, fileSize: number
   }
   const n = new DataView(firstBytes.buffer, firstBytes.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER_BYTES)) {
-    throw new SafetensorsFormatError(fileName, `the header length ${n} is larger than ${MAX_HEADER_BYTES} bytes (corrupt, or not a safetensors file)`);
+    throw new SafetensorsFormatError(
+      fileName,
+      `the header length ${n} is larger than ${MAX_HEADER_BYTES} bytes (corrupt, or not a safetensors file)`,
+    );
   }
   const length = Number(n);
   if (8 + length > fileSize) {
@@ -172,13 +181,13 @@ export function parseSafetensorsHeader(bytes: Uint8Array, fileSize: number, file
     if (!isRecord(entry)) return fail(`the entry for tensor "${name}" is not an object`);
     const { dtype, shape, data_offsets: offsets } = entry;
     if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
-      return fail(`tensor "${name}" has unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+      return fail(`tensor "${name}" has unknown dtype ${preview(dtype)} (known: ${Object.keys(DTYPE_BYTES).join(', ')})`);
     }
     if (!Array.isArray(shape) || !shape.every(isCount)) {
-      return fail(`tensor "${name}" has shape ${JSON.stringify(shape)}, not a list of non-negative integers`);
+      return fail(`tensor "${name}" has shape ${preview(shape)}, not a list of non-negative integers`);
     }
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
-      return fail(`tensor "${name}" has data_offsets ${JSON.stringify(offsets)}, not [begin, end] with 0 <= begin <= end`);
+      return fail(`tensor "${name}" has data_offsets ${preview(offsets)}, not integers [begin, end] with 0 <= begin <= end < 2^53`);
     }
     const [begin, end] = offsets as [number, number];
     const numel = numElements(shape);
@@ -218,12 +227,16 @@ export function parseSafetensorsHeader(bytes: Uint8Array, fileSize: number, file
   return { file: fileName, dataStart: 8 + n, tensors: new Map(infos.map((i) => [i.name, i])), metadata };
 }
 
-/** Reads just the header of a safetensors file through a FileSource and validates the whole file layout. */
-export async function readSafetensorsHeader(source: FileSource, path: string): Promise<SafetensorsHeader> {
+/**
+ * Reads just the header of a safetensors file through a FileSource and validates the whole file
+ * layout. The header length is checked against the file size and MAX_HEADER_BYTES before the
+ * header is read. `fileName` names the file in errors (default: `path`).
+ */
+export async function readSafetensorsHeader(source: FileSource, path: string, fileName = path): Promise<SafetensorsHeader> {
   const size = await source.size(path);
   const first = await source.read(path, 0, Math.min(8, size));
-  const n = safetensorsHeaderLength(first, size, path);
-  return parseSafetensorsHeader(await source.read(path, 0, 8 + n), size, path);
+  const n = safetensorsHeaderLength(first, size, fileName);
+  return parseSafetensorsHeader(await source.read(path, 0, 8 + n), size, fileName);
 }
 
 let halfToFloat: Float32Array | null = null;

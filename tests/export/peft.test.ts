@@ -231,7 +231,7 @@ describe('readPeftAdapter refuses what it cannot apply', () => {
     const cases: [Record<string, unknown>, string[]][] = [
       [{ target_modules: '.*\\.(q_proj|v_proj)' }, ['target_modules is the pattern', 'list of module names']],
       [{ target_modules: 'all-linear' }, ['"all-linear"', 'list of module names']],
-      [{ target_modules: ['q_proj', 'lm_head'] }, ['target_modules lists lm_head']],
+      [{ target_modules: ['q_proj', 'lm_head'] }, ['target_modules lists ["lm_head"]']],
       [{ fan_in_fan_out: true }, ['fan_in_fan_out is true']],
       [{ modules_to_save: ['lm_head'] }, ['modules_to_save ["lm_head"]']],
       [{ rank_pattern: { q_proj: 16 } }, ['rank_pattern {"q_proj":16}']],
@@ -270,6 +270,119 @@ describe('readPeftAdapter refuses what it cannot apply', () => {
       AdapterImportError,
       `"${missing}" is missing`,
     );
+  });
+});
+
+/** A FileSource that records which files were read (whole or in part), to show a refusal came before reading them. */
+function recordingSource(inner: FileSource, overrides: { size?: Record<string, number> } = {}): { source: FileSource; reads: string[] } {
+  const reads: string[] = [];
+  const source: FileSource = {
+    description: inner.description,
+    has: (p) => inner.has(p),
+    size: async (p) => overrides.size?.[p] ?? inner.size(p),
+    read: (p, begin, end) => {
+      reads.push(p);
+      return inner.read(p, begin, end);
+    },
+  };
+  return { source, reads };
+}
+
+describe('readPeftAdapter refuses absurd adapter_config.json values before allocating', () => {
+  it('an r that is not a positive integer or is larger than the model, naming "r", without reading the weights', async () => {
+    const { config, weights } = exportedFiles(randomAdapter(stories, { r: 4 }));
+    const cases: [unknown, string][] = [
+      [0, 'must be a positive integer, got 0'],
+      [-4, 'must be a positive integer, got -4'],
+      [4.5, 'must be a positive integer, got 4.5'],
+      [1e9, "r is 1000000000, larger than the model's hidden size 64"],
+      [65, "r is 65, larger than the model's hidden size 64"],
+      ['8', 'r is "8", not a number'],
+      [null, 'has no "r"'],
+    ];
+    for (const [r, problem] of cases) {
+      const { source, reads } = recordingSource(sourceWith({ ...config, r }, weights));
+      const where = 'adapter_config.json in test-adapter';
+      const error = await expectRefusal(() => readPeftAdapter(source, stories), AdapterImportError, where, problem);
+      expect(error.message, String(r)).toMatch(/\br\b/);
+      expect(reads).not.toContain('adapter_model.safetensors');
+    }
+  });
+
+  it('target lists that are huge, not strings or unknown, naming target_modules, with short messages', async () => {
+    const { config, weights } = exportedFiles(randomAdapter(stories));
+    const longName = 'x'.repeat(100_000);
+    const cases: [unknown, string][] = [
+      [Array.from({ length: 100_000 }, () => 'q_proj'), 'target_modules lists 100000 names, more than the 64'],
+      [[1, 2], 'target_modules [1,2] is not a non-empty list of module names'],
+      [['q_proj', null], 'target_modules ["q_proj",null] is not a non-empty list'],
+      [['q_proj', { name: 'v_proj' }], 'is not a non-empty list'],
+      [[], 'target_modules [] is not a non-empty list'],
+      [{ q_proj: true }, 'target_modules {"q_proj":true} is not a non-empty list'],
+      [['q_proj', 'constructor', '__proto__'], 'target_modules lists ["constructor","__proto__"], which webtune cannot adapt'],
+      [[longName], 'target_modules lists ["xxxx'],
+    ];
+    for (const [targets, problem] of cases) {
+      const { source, reads } = recordingSource(sourceWith({ ...config, target_modules: targets }, weights));
+      const error = await expectRefusal(() => readPeftAdapter(source, stories), AdapterImportError, problem);
+      expect(error.message.length).toBeLessThan(400);
+      expect(reads).not.toContain('adapter_model.safetensors');
+    }
+  });
+
+  it('other absurd values, naming their field', async () => {
+    const { config, weights } = exportedFiles(randomAdapter(stories));
+    const cases: [Record<string, unknown>, string][] = [
+      [{ lora_alpha: -1 }, 'lora_alpha is refused (LoRA setting "alpha": must be a positive number, got -1)'],
+      [{ lora_alpha: 'big' }, 'lora_alpha is "big", not a number'],
+      [{ lora_dropout: 1.5 }, 'lora_dropout is refused (LoRA setting "dropout": must be in [0, 1), got 1.5)'],
+      [{ use_rslora: 'yes' }, 'use_rslora is "yes", not true or false'],
+      [{ peft_type: 'L'.repeat(50_000) }, 'peft_type "LLLL'],
+    ];
+    for (const [change, problem] of cases) {
+      const source = sourceWith({ ...config, ...change }, weights);
+      const error = await expectRefusal(() => readPeftAdapter(source, stories), AdapterImportError, problem);
+      expect(error.message.length).toBeLessThan(400);
+    }
+    // Nested deeper than JSON.stringify can recurse: written as text, it still gets a short message.
+    const nested = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const text = JSON.stringify(config).replace(/}$/, `,"modules_to_save":${nested}}`);
+    const source = memorySource({ 'adapter_config.json': text, 'adapter_model.safetensors': weights });
+    await expectRefusal(() => readPeftAdapter(source, stories), AdapterImportError, 'modules_to_save (a value too deeply nested to show)');
+  });
+
+  it('a "__proto__" key in the JSON text supplies no missing field', async () => {
+    const { config, weights } = exportedFiles(randomAdapter(stories));
+    const { r: _, ...withoutR } = config;
+    const text = JSON.stringify(withoutR).replace(/}$/, ',"__proto__":{"r":4}}');
+    const source = memorySource({ 'adapter_config.json': text, 'adapter_model.safetensors': weights });
+    await expectRefusal(() => readPeftAdapter(source, stories), AdapterImportError, 'has no "r"');
+  });
+
+  it('an adapter_config.json too large to be one, without reading it', async () => {
+    const { config, weights } = exportedFiles(randomAdapter(stories));
+    const { source, reads } = recordingSource(sourceWith(config, weights), { size: { 'adapter_config.json': 2 ** 31 } });
+    const problem = 'adapter_config.json in test-adapter is 2147483648 bytes';
+    await expectRefusal(() => readPeftAdapter(source, stories), AdapterImportError, problem);
+    expect(reads).toEqual([]);
+  });
+
+  it('reads the weights header before the tensor data, and no tensor data when the header does not fit', async () => {
+    const adapter = randomAdapter(stories, { r: 4 });
+    const { config, weights } = exportedFiles(adapter);
+    const ranges: [number, number | undefined][] = [];
+    const inner = sourceWith({ ...config, r: 8 }, weights);
+    const source: FileSource = {
+      ...inner,
+      read: (p, b, e) => {
+        ranges.push([b ?? 0, e]);
+        return inner.read(p, b, e);
+      },
+    };
+    await expectRefusal(() => readPeftAdapter(source, stories), AdapterImportError, "its rank is 4 but the adapter's r is 8");
+    const headerEnd = 8 + Number(new DataView(weights.buffer, weights.byteOffset).getBigUint64(0, true));
+    // adapter_config.json once, then the weights' first 8 bytes and header: never past the header.
+    expect(Math.max(...ranges.slice(1).map(([, e]) => e ?? Infinity))).toBe(headerEnd);
   });
 });
 

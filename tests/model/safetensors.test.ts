@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { SafetensorsFormatError, UnsupportedModelError } from '../../src/model/errors';
 import type { FileSource } from '../../src/model/file-source';
 import {
+  MAX_HEADER_BYTES,
   parseSafetensorsHeader,
   readSafetensors,
   readSafetensorsHeader,
@@ -204,5 +205,112 @@ describe('safetensors validation', () => {
     const header = await readSafetensorsHeader(source, 'big.safetensors');
     expect(header.tensors.get('w')).toMatchObject({ shape: [1024, 64], begin: 0, end: 1024 * 64 * 4 });
     expect(Math.max(...reads.map(([, end]) => end))).toBe(header.dataStart);
+  });
+});
+
+/** A file of `size` bytes whose first bytes are `head` (the rest is never there): records every range read. */
+function claimedFile(head: Uint8Array, size: number): { source: FileSource; reads: [number, number][] } {
+  const reads: [number, number][] = [];
+  const source: FileSource = {
+    description: 'memory',
+    has: async () => true,
+    size: async () => size,
+    read: async (_p, begin = 0, end = size) => {
+      reads.push([begin, end]);
+      if (end > head.length) throw new Error(`read up to ${end}, past the ${head.length} bytes this test holds`);
+      return head.slice(begin, end);
+    },
+  };
+  return { source, reads };
+}
+
+const lengthPrefix = (n: bigint) => {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setBigUint64(0, n, true);
+  return bytes;
+};
+
+describe('hostile safetensors headers are refused before anything is allocated', () => {
+  it('a header length of 2^60 or 2^64 - 1, reading only the first 8 bytes', async () => {
+    for (const n of [2n ** 60n, 2n ** 64n - 1n, BigInt(MAX_HEADER_BYTES) + 1n]) {
+      const { source, reads } = claimedFile(lengthPrefix(n), 2 ** 61);
+      await expect(readSafetensorsHeader(source, 'huge.safetensors')).rejects.toThrow(
+        new RegExp(`huge.safetensors is not a valid safetensors file: the header length ${n} is larger than 16777216 bytes`),
+      );
+      expect(reads).toEqual([[0, 8]]);
+    }
+  });
+
+  it('a 100 MB header in a file large enough to hold it, reading only the first 8 bytes', async () => {
+    const { source, reads } = claimedFile(lengthPrefix(100_000_000n), 200_000_000);
+    await expect(readSafetensorsHeader(source, 'big-header.safetensors')).rejects.toThrow(SafetensorsFormatError);
+    expect(reads).toEqual([[0, 8]]);
+  });
+
+  it('a header length past the end of the file, reading only the first 8 bytes', async () => {
+    const { source, reads } = claimedFile(lengthPrefix(4096n), 1000);
+    const problem = /header length 4096 reaches past the end of the file \(1000 bytes\)/;
+    await expect(readSafetensorsHeader(source, 'short.safetensors')).rejects.toThrow(problem);
+    expect(reads).toEqual([[0, 8]]);
+  });
+
+  it('offsets of 2^60, negative, fractional, reversed or malformed', () => {
+    const offsets: [string, RegExp][] = [
+      ['[0, 1152921504606846976]', /data_offsets \[0,1152921504606847000\], not integers \[begin, end\]/],
+      ['[1152921504606846976, 1152921504606846980]', /not integers \[begin, end\] with 0 <= begin <= end < 2\^53/],
+      ['[-4, 0]', /data_offsets \[-4,0\], not integers/],
+      ['[0, 4.5]', /data_offsets \[0,4.5\], not integers/],
+      ['[8, 4]', /data_offsets \[8,4\], not integers/],
+      ['[0, 4, 8]', /data_offsets \[0,4,8\]/],
+      ['"0-4"', /data_offsets "0-4"/],
+      ['[0, "4"]', /data_offsets \[0,"4"\]/],
+      ['[0, 1e400]', /data_offsets \[0,null\]/],
+    ];
+    for (const [text, problem] of offsets) {
+      expectFormatError(rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":${text}}}`, 4), problem);
+    }
+  });
+
+  it('offsets that are safe integers but reach far past the file', () => {
+    const header = { a: { dtype: 'F32', shape: [2 ** 25, 2 ** 25], data_offsets: [0, 2 ** 52] } };
+    expectFormatError(rawSafetensors(header, 16), /tensor "a" data_offsets \[0, 4503599627370496\] reach past the end .* 16 bytes/);
+  });
+
+  it('tensors that overlap in any arrangement', () => {
+    const t = (begin: number, end: number) => ({ dtype: 'U8', shape: [end - begin], data_offsets: [begin, end] });
+    expectFormatError(rawSafetensors({ a: t(0, 4), b: t(0, 4) }, 4), /overlap tensor "a"/);
+    expectFormatError(rawSafetensors({ a: t(0, 8), b: t(2, 6) }, 8), /"b" data_offsets \[2, 6\] overlap tensor "a", which ends at 8/);
+    expectFormatError(rawSafetensors({ a: t(0, 6), b: t(4, 8) }, 8), /tensor "b" .* overlap tensor "a"/);
+  });
+
+  it('shapes whose element count overflows, or that disagree with the byte range', () => {
+    expectFormatError(
+      rawSafetensors({ a: { dtype: 'F32', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 4] } }, 4),
+      /tensor "a" of shape \[1099511627776, 1099511627776\] and dtype F32 needs too many bytes/,
+    );
+    expectFormatError(rawSafetensors({ a: { dtype: 'F32', shape: [2 ** 53], data_offsets: [0, 4] } }, 4), /shape \[9007199254740992\], not/);
+    expectFormatError(rawSafetensors({ a: { dtype: 'F32', shape: [2.5], data_offsets: [0, 10] } }, 10), /shape \[2.5\], not a list/);
+    expectFormatError(rawSafetensors({ a: { dtype: 'F32', shape: '[4]', data_offsets: [0, 16] } }, 16), /shape "\[4\]", not a list/);
+    expectFormatError(rawSafetensors({ a: { dtype: 'F16', shape: [3], data_offsets: [0, 8] } }, 8), /needs 6 bytes but .* span 8 bytes/);
+    expectFormatError(rawSafetensors({ a: { dtype: 'F32', shape: [], data_offsets: [0, 0] } }), /needs 4 bytes but .* span 0 bytes/);
+  });
+
+  it('values too long or too deep to quote, with a short message', () => {
+    const longDtype = rawSafetensors({ a: { dtype: 'F'.repeat(1_000_000), shape: [1], data_offsets: [0, 4] } }, 4);
+    const deep = rawSafetensors(`{"a":{"dtype":"F32","shape":${'['.repeat(100_000)}${']'.repeat(100_000)},"data_offsets":[0,4]}}`, 4);
+    for (const [bytes, problem] of [
+      [longDtype, /unknown dtype "FFFF.*… \(1000002 characters\)/],
+      [deep, /shape \(a value too deeply nested to show\)/],
+    ] as const) {
+      let message = '';
+      try {
+        readSafetensors(bytes, FILE);
+      } catch (err) {
+        expect(err).toBeInstanceOf(SafetensorsFormatError);
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(problem);
+      expect(message.length).toBeLessThan(500);
+    }
   });
 });
