@@ -275,20 +275,15 @@ function randomExamples(config: ModelConfig, o: BenchOptions, steps: number): Ex
   });
 }
 
-/**
- * The wrapper-level shape of a matmul dispatch. The uniform layout is matmul.ts's `product`:
- * rows, cols, depth first and beta at index 13; rows x cols is the output, depth the sum.
- */
+/** The wrapper-level shape of a matmul dispatch: rows x cols is the output, depth the sum (see matmul.ts). */
 function matmulShape(d: RecordedDispatch): MatmulTiming | null {
-  const kernel = d.pipeline.label;
+  const kernel = d.kernel.name;
   const wrapper = WRAPPERS[kernel.replace(/_direct$/, '')];
-  if (!wrapper || !d.params) return null;
-  const [rows, cols, depth] = d.params as number[];
-  const beta = d.params[13];
-  const accumulate = typeof beta === 'object' && 'f32' in beta && beta.f32 !== 0;
+  if (!wrapper) return null;
+  const { rows, cols, depth, beta } = d.params;
   const dims =
     wrapper === 'matmulXWt' ? { M: rows, N: cols, K: depth } : wrapper === 'matmulDyW' ? { M: rows, N: depth, K: cols } : { M: depth, N: rows, K: cols };
-  return { kernel, wrapper, ...dims, accumulate, calls_per_step: 1, ms_per_call: null, gflops: null };
+  return { kernel, wrapper, ...dims, accumulate: beta !== 0, calls_per_step: 1, ms_per_call: null, gflops: null };
 }
 
 /** Milliseconds per call of one matmul shape alone: one untimed call, then enough calls to fill `minMs`. */

@@ -1,5 +1,5 @@
 import source from '../../shaders/attention.wgsl?raw';
-import { type Binding, type Gpu, type Param, f32 } from '../gpu/context';
+import type { Binding, Gpu, KernelParams } from '../gpu/context';
 
 /** batch, sequence length, query heads, key/value heads, head_dim. */
 export interface AttentionDims {
@@ -21,13 +21,11 @@ export interface CachedAttention {
   S: number;
 }
 
-function params(d: AttentionDims, cached: CachedAttention = { past: 0, S: d.T }): Param[] {
+/** The fields every entry point reads; the forward adds the cache geometry. */
+function params(d: AttentionDims): KernelParams {
   if (d.H % d.KV !== 0) throw new Error(`attention: ${d.H} query heads do not split into ${d.KV} kv heads`);
   if (d.D > MAX_HEAD_DIM) throw new Error(`attention: head_dim ${d.D} exceeds ${MAX_HEAD_DIM}`);
-  if (cached.past + d.T > cached.S) {
-    throw new RangeError(`attention: ${cached.past} cached + ${d.T} new positions do not fit a cache of ${cached.S}`);
-  }
-  return [d.B, d.T, d.H, d.KV, d.D, f32(1 / Math.sqrt(d.D)), cached.past, cached.S];
+  return { B: d.B, T: d.T, H: d.H, KV: d.KV, D: d.D, scale: 1 / Math.sqrt(d.D) };
 }
 
 /**
@@ -44,7 +42,7 @@ export function attentionForward(
   stats: Binding,
   d: AttentionDims,
 ): void {
-  dispatchForward(gpu, q, k, v, out, stats, d, params(d));
+  dispatchForward(gpu, q, k, v, out, stats, d, { past: 0, S: d.T });
 }
 
 /**
@@ -63,11 +61,19 @@ export function attentionForwardCached(
   d: AttentionDims,
   cached: CachedAttention,
 ): void {
-  dispatchForward(gpu, q, kCache, vCache, out, stats, d, params(d, cached));
+  dispatchForward(gpu, q, kCache, vCache, out, stats, d, cached);
 }
 
-function dispatchForward(gpu: Gpu, q: Binding, k: Binding, v: Binding, out: Binding, stats: Binding, d: AttentionDims, p: Param[]): void {
-  gpu.dispatch(gpu.pipeline(source, 'attention_forward'), p, [q, k, v, out, stats], gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)));
+function dispatchForward(gpu: Gpu, q: Binding, k: Binding, v: Binding, out: Binding, stats: Binding, d: AttentionDims, cached: CachedAttention): void {
+  const p = params(d);
+  if (cached.past + d.T > cached.S) {
+    throw new RangeError(`attention: ${cached.past} cached + ${d.T} new positions do not fit a cache of ${cached.S}`);
+  }
+  gpu.dispatch(gpu.kernel(source, 'attention_forward'), {
+    params: { ...p, past: cached.past, S: cached.S },
+    bindings: { q, k, v, out, stats },
+    workgroups: gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)),
+  });
 }
 
 /**
@@ -88,16 +94,14 @@ export function attentionBackward(
   d: AttentionDims,
 ): void {
   const p = params(d);
-  gpu.dispatch(
-    gpu.pipeline(source, 'attention_backward_dq'),
-    p,
-    [q, k, v, undefined, stats, dout, out, dq],
-    gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)),
-  );
-  gpu.dispatch(
-    gpu.pipeline(source, 'attention_backward_dkdv'),
-    p,
-    [q, k, v, undefined, stats, dout, undefined, undefined, dk, dv],
-    gpu.grid(Math.ceil((d.B * d.KV * d.T) / WG)),
-  );
+  gpu.dispatch(gpu.kernel(source, 'attention_backward_dq'), {
+    params: p,
+    bindings: { q, k, v, stats, dout, o: out, dq },
+    workgroups: gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)),
+  });
+  gpu.dispatch(gpu.kernel(source, 'attention_backward_dkdv'), {
+    params: p,
+    bindings: { q, k, v, stats, dout, dk, dv },
+    workgroups: gpu.grid(Math.ceil((d.B * d.KV * d.T) / WG)),
+  });
 }

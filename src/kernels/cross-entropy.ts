@@ -1,5 +1,5 @@
-import source from '../../shaders/cross_entropy.wgsl?raw';
-import { asRange, f32, type Binding, type Gpu } from '../gpu/context';
+import source from '../../shaders/cross-entropy.wgsl?raw';
+import { asRange, type Binding, type Gpu } from '../gpu/context';
 import { matmulDyW, matmulXWt } from './matmul';
 
 const WG = 256;
@@ -56,29 +56,30 @@ export function crossEntropyForwardBackward(
 ): void {
   if (asRange(b.scratch).size < M * chunk * 4) throw new Error(`cross-entropy: scratch needs ${M * chunk * 4} bytes`);
   const chunks = vocabChunks(pieces, V, C, chunk);
-  const params = (c: Chunk, first: boolean) => [M, c.len, c.col0, first ? 1 : 0, V, f32(lossScale)];
   const rowGrid = gpu.grid(M);
   chunks.forEach((c, i) => {
     matmulXWt(gpu, b.hidden, c.weight, b.scratch, M, c.len, C);
-    gpu.dispatch(gpu.pipeline(source, 'cross_entropy_forward_chunk'), params(c, i === 0), [b.scratch, b.targets, b.stats], rowGrid);
+    gpu.dispatch(gpu.kernel(source, 'cross_entropy_forward_chunk'), {
+      params: { rows: M, len: c.len, col0: c.col0, first: i === 0 ? 1 : 0, vocab: V },
+      bindings: { logits: b.scratch, targets: b.targets, stats: b.stats },
+      workgroups: rowGrid,
+    });
   });
-  gpu.dispatch(
-    gpu.pipeline(source, 'cross_entropy_forward_finish'),
-    [M, 0, 0, 0, V, f32(lossScale)],
-    [undefined, b.targets, b.stats, b.rowLoss],
-    gpu.grid(Math.ceil(M / FINISH_WG)),
-  );
+  gpu.dispatch(gpu.kernel(source, 'cross_entropy_forward_finish'), {
+    params: { rows: M, vocab: V },
+    bindings: { targets: b.targets, stats: b.stats, row_loss: b.rowLoss },
+    workgroups: gpu.grid(Math.ceil(M / FINISH_WG)),
+  });
   if (!b.dHidden) return;
   for (let i = chunks.length - 1; i >= 0; i--) {
     const c = chunks[i];
     const last = i === chunks.length - 1;
     if (!last) matmulXWt(gpu, b.hidden, c.weight, b.scratch, M, c.len, C);
-    gpu.dispatch(
-      gpu.pipeline(source, 'cross_entropy_backward_chunk'),
-      params(c, false),
-      [b.scratch, b.targets, b.stats],
-      gpu.grid(Math.ceil((M * c.len) / WG)),
-    );
+    gpu.dispatch(gpu.kernel(source, 'cross_entropy_backward_chunk'), {
+      params: { rows: M, len: c.len, col0: c.col0, vocab: V, loss_scale: lossScale },
+      bindings: { logits: b.scratch, targets: b.targets, stats: b.stats },
+      workgroups: gpu.grid(Math.ceil((M * c.len) / WG)),
+    });
     matmulDyW(gpu, b.scratch, c.weight, b.dHidden, M, c.len, C, { beta: last ? 0 : 1 });
   }
 }

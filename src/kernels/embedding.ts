@@ -19,10 +19,9 @@ export function embeddingForward(
   rowStart: number,
   rowCount: number,
 ): void {
-  gpu.dispatch(
-    gpu.pipeline(source, 'embedding_forward'),
-    [M, C, rowStart, rowCount],
-    [ids, table, out],
-    gpu.grid(Math.ceil((M * C) / WG)),
-  );
+  gpu.dispatch(gpu.kernel(source, 'embedding_forward'), {
+    params: { M, C, row_start: rowStart, row_count: rowCount },
+    bindings: { ids, table, out },
+    workgroups: gpu.grid(Math.ceil((M * C) / WG)),
+  });
 }

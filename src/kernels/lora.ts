@@ -1,5 +1,5 @@
 import source from '../../shaders/lora.wgsl?raw';
-import { f32, type Binding, type Gpu } from '../gpu/context';
+import type { Binding, Gpu } from '../gpu/context';
 import { matmulDyTX, matmulDyW, matmulXWt } from './matmul';
 
 const WG = 256;
@@ -32,12 +32,11 @@ export function loraForward(
   let input = t.x;
   if (active(dropout)) {
     input = need(t.xDrop, 'xDrop');
-    gpu.dispatch(
-      gpu.pipeline(source, 'lora_dropout_forward'),
-      dropoutParams(M * inFeatures, dropout),
-      [t.x, input],
-      gpu.grid(Math.ceil((M * inFeatures) / WG)),
-    );
+    gpu.dispatch(gpu.kernel(source, 'lora_dropout_forward'), {
+      params: dropoutParams(M * inFeatures, dropout),
+      bindings: { x: t.x, x_drop: input },
+      workgroups: gpu.grid(Math.ceil((M * inFeatures) / WG)),
+    });
   }
   matmulXWt(gpu, input, t.A, t.u, M, r, inFeatures);
   matmulXWt(gpu, t.u, t.B, t.y, M, outFeatures, r, { alpha: scaling, beta: 1 });
@@ -81,12 +80,11 @@ export function loraBackward(
   matmulDyTX(gpu, t.du, need(t.xDrop, 'xDrop'), t.dA, M, r, inFeatures, { beta });
   const scratch = need(t.dxScratch, 'dxScratch');
   matmulDyW(gpu, t.du, t.A, scratch, M, r, inFeatures);
-  gpu.dispatch(
-    gpu.pipeline(source, 'lora_dropout_backward_accumulate'),
-    dropoutParams(M * inFeatures, dropout),
-    [undefined, undefined, scratch, t.dx],
-    gpu.grid(Math.ceil((M * inFeatures) / WG)),
-  );
+  gpu.dispatch(gpu.kernel(source, 'lora_dropout_backward_accumulate'), {
+    params: dropoutParams(M * inFeatures, dropout),
+    bindings: { src: scratch, dst: t.dx },
+    workgroups: gpu.grid(Math.ceil((M * inFeatures) / WG)),
+  });
 }
 
 /** CPU mirror of the shader's mask (see shaders/lora.wgsl): is element `index` of x kept? */
@@ -110,7 +108,7 @@ function active(dropout: LoraDropout | undefined): dropout is LoraDropout {
 }
 
 function dropoutParams(n: number, dropout: LoraDropout) {
-  return [n, dropout.seed >>> 0, dropThreshold(dropout.p), f32(1 / (1 - dropout.p))];
+  return { n, seed: dropout.seed >>> 0, threshold: dropThreshold(dropout.p), scale: 1 / (1 - dropout.p) };
 }
 
 function need(binding: Binding | undefined, name: string): Binding {

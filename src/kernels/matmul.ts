@@ -1,5 +1,5 @@
 import source from '../../shaders/matmul.wgsl?raw';
-import { asRange, f32, type Binding, type Gpu, type Param } from '../gpu/context';
+import { asRange, type Binding, type Gpu } from '../gpu/context';
 
 const TILE = 64;
 
@@ -142,26 +142,24 @@ function product(
   const side = direct ? 4 : TILE;
   const tilesX = Math.ceil(d.cols / side);
   const tilesY = Math.ceil(d.rows / side);
-  const params: Param[] = [
-    d.rows,
-    d.cols,
-    d.depth,
-    tilesX,
-    tilesY,
-    d.lda,
-    d.ldb,
-    d.ldc,
-    d.a.offset,
-    d.b.offset,
-    d.c.offset,
-    d.bias?.offset ?? 0,
-    f32(d.opts.alpha ?? 1),
-    f32(d.opts.beta ?? 0),
-  ];
-  gpu.dispatch(
-    gpu.pipeline(source, direct ? `${entry}_direct` : entry),
-    params,
-    [d.a.binding, d.b.binding, d.c.binding, d.bias?.binding],
-    gpu.grid(direct ? Math.ceil((tilesX * tilesY) / 64) : tilesX * tilesY),
-  );
+  const params = {
+    rows: d.rows,
+    cols: d.cols,
+    depth: d.depth,
+    tiles_x: tilesX,
+    tiles_y: tilesY,
+    lda: d.lda,
+    ldb: d.ldb,
+    ldc: d.ldc,
+    off_a: d.a.offset,
+    off_b: d.b.offset,
+    off_c: d.c.offset,
+    alpha: d.opts.alpha ?? 1,
+    beta: d.opts.beta ?? 0,
+  };
+  gpu.dispatch(gpu.kernel(source, direct ? `${entry}_direct` : entry), {
+    params: d.bias ? { ...params, off_bias: d.bias.offset } : params,
+    bindings: { a: d.a.binding, b: d.b.binding, c: d.c.binding, bias: d.bias?.binding },
+    workgroups: gpu.grid(direct ? Math.ceil((tilesX * tilesY) / 64) : tilesX * tilesY),
+  });
 }

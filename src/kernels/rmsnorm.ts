@@ -1,5 +1,5 @@
 import source from '../../shaders/rmsnorm.wgsl?raw';
-import { f32, type Binding, type Gpu } from '../gpu/context';
+import type { Binding, Gpu } from '../gpu/context';
 
 /** Widest row handled by one invocation; wider rows get a workgroup each. */
 export const ROW_MAX_C = 1024;
@@ -20,7 +20,7 @@ export function rmsnormForward(
   eps: number,
 ): void {
   const { suffix, workgroups } = schedule(gpu, M, C);
-  gpu.dispatch(gpu.pipeline(source, `rmsnorm_forward${suffix}`), [M, C, f32(eps)], [x, weight, y, rstd], workgroups);
+  gpu.dispatch(gpu.kernel(source, `rmsnorm_forward${suffix}`), { params: { M, C, eps }, bindings: { x, w: weight, y, rstd }, workgroups });
 }
 
 /**
@@ -38,10 +38,9 @@ export function rmsnormBackwardAccumulate(
   C: number,
 ): void {
   const { suffix, workgroups } = schedule(gpu, M, C);
-  gpu.dispatch(
-    gpu.pipeline(source, `rmsnorm_backward_accumulate${suffix}`),
-    [M, C],
-    [x, weight, undefined, undefined, dy, rstd, dx],
+  gpu.dispatch(gpu.kernel(source, `rmsnorm_backward_accumulate${suffix}`), {
+    params: { M, C },
+    bindings: { x, w: weight, dy, rstd_saved: rstd, dx },
     workgroups,
-  );
+  });
 }

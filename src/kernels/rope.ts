@@ -46,12 +46,11 @@ function rope(
   if (lastPosition >= MAX_POSITION) {
     throw new RangeError(`RoPE position ${lastPosition} is past the ${MAX_POSITION} the shader's sin/cos handle`);
   }
-  gpu.dispatch(
-    gpu.pipeline(source, entry),
-    [M, T, nHeads, headDim, positionOffset],
-    [x, invFreqTable(gpu, headDim, theta)],
-    gpu.grid(Math.ceil((M * nHeads * (headDim / 2)) / WG)),
-  );
+  gpu.dispatch(gpu.kernel(source, entry), {
+    params: { M, T, n_heads: nHeads, head_dim: headDim, position_offset: positionOffset },
+    bindings: { x, inv_freq: invFreqTable(gpu, headDim, theta) },
+    workgroups: gpu.grid(Math.ceil((M * nHeads * (headDim / 2)) / WG)),
+  });
 }
 
 /**

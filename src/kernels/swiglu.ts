@@ -5,7 +5,7 @@ const WG = 256;
 
 /** out = silu(gate) * up over `n` elements. */
 export function swigluForward(gpu: Gpu, gate: Binding, up: Binding, out: Binding, n: number): void {
-  gpu.dispatch(gpu.pipeline(source, 'swiglu_forward'), [n], [gate, up, out], gpu.grid(Math.ceil(n / WG)));
+  gpu.dispatch(gpu.kernel(source, 'swiglu_forward'), { params: { n }, bindings: { gate, up, out }, workgroups: gpu.grid(Math.ceil(n / WG)) });
 }
 
 /** Gradients of out = silu(gate) * up; overwrites dgate and dup. */
@@ -18,10 +18,9 @@ export function swigluBackward(
   dup: Binding,
   n: number,
 ): void {
-  gpu.dispatch(
-    gpu.pipeline(source, 'swiglu_backward'),
-    [n],
-    [gate, up, undefined, dout, dgate, dup],
-    gpu.grid(Math.ceil(n / WG)),
-  );
+  gpu.dispatch(gpu.kernel(source, 'swiglu_backward'), {
+    params: { n },
+    bindings: { gate, up, dout, dgate, dup },
+    workgroups: gpu.grid(Math.ceil(n / WG)),
+  });
 }
