@@ -4,6 +4,6 @@ import type { Binding, Gpu } from '../gpu/context';
 const WG = 256;
 
 /** y = a + b over `n` elements. */
-export function residualForward(gpu: Gpu, a: Binding, b: Binding, y: Binding, n: number): void {
-  gpu.dispatch(gpu.kernel(source, 'residual_forward'), { params: { n }, bindings: { a, b, y }, workgroups: gpu.grid(Math.ceil(n / WG)) });
+export function residualForward(gpu: Gpu, t: { a: Binding; b: Binding; y: Binding }, { n }: { n: number }): void {
+  gpu.dispatch(gpu.kernel(source, 'residual_forward'), { params: { n }, bindings: t, workgroups: gpu.grid(Math.ceil(n / WG)) });
 }

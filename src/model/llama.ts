@@ -172,12 +172,13 @@ export class LlamaModel {
     const KV = config.numKvHeads;
     const D = config.headDim;
     const I = config.intermediateSize;
+    const norm = { eps: config.rmsNormEps };
     const ws = this.ensureWorkspace(M, opts.training, adapter);
     gpu.write(ws.ids, batch.ids);
     gpu.write(ws.targets, batch.targets);
 
     for (const piece of weights.embedding) {
-      embeddingForward(gpu, ws.ids, piece.weight, ws.streamAt(0), M, C, piece.rowStart, piece.rows);
+      embeddingForward(gpu, { ids: ws.ids, table: piece.weight, out: ws.streamAt(0) }, { M, C, rowStart: piece.rowStart, rowCount: piece.rows });
     }
 
     const project = (
@@ -214,7 +215,7 @@ export class LlamaModel {
       const w = weights.layers[l];
       const a = ws.layer(l);
       const x = ws.streamAt(l);
-      rmsnormForward(gpu, x, w.inputNorm, a.n1, a.rstd1, M, C, config.rmsNormEps);
+      rmsnormForward(gpu, { x, weight: w.inputNorm, y: a.n1, rstd: a.rstd1 }, { M, C }, norm);
       project(l, 'q_proj', a.n1, w.q, a.q, C, H * D, w.qBias);
       project(l, 'k_proj', a.n1, w.k, a.k, C, KV * D, w.kBias);
       project(l, 'v_proj', a.n1, w.v, a.v, C, KV * D, w.vBias);
@@ -228,15 +229,15 @@ export class LlamaModel {
         attentionForward(gpu, a.q, a.k, a.v, a.attn, a.stats, { B, T, H, KV, D });
       }
       project(l, 'o_proj', a.attn, w.o, ws.branch, H * D, C);
-      residualForward(gpu, x, ws.branch, a.h, M * C);
-      rmsnormForward(gpu, a.h, w.postNorm, a.n2, a.rstd2, M, C, config.rmsNormEps);
+      residualForward(gpu, { a: x, b: ws.branch, y: a.h }, { n: M * C });
+      rmsnormForward(gpu, { x: a.h, weight: w.postNorm, y: a.n2, rstd: a.rstd2 }, { M, C }, norm);
       project(l, 'gate_proj', a.n2, w.gate, a.gate, C, I);
       project(l, 'up_proj', a.n2, w.up, a.up, C, I);
-      swigluForward(gpu, a.gate, a.up, a.act, M * I);
+      swigluForward(gpu, { gate: a.gate, up: a.up, out: a.act }, { n: M * I });
       project(l, 'down_proj', a.act, w.down, ws.branch, I, C);
-      residualForward(gpu, a.h, ws.branch, ws.streamAt(l + 1), M * C);
+      residualForward(gpu, { a: a.h, b: ws.branch, y: ws.streamAt(l + 1) }, { n: M * C });
     }
-    rmsnormForward(gpu, ws.streamAt(config.numLayers), weights.finalNorm, ws.nFinal, ws.rstdFinal, M, C, config.rmsNormEps);
+    rmsnormForward(gpu, { x: ws.streamAt(config.numLayers), weight: weights.finalNorm, y: ws.nFinal, rstd: ws.rstdFinal }, { M, C }, norm);
     return ws;
   }
 
@@ -255,7 +256,11 @@ export class LlamaModel {
 
     // dStream carries d(loss)/d(residual stream) downwards through the layers.
     gpu.clear(ws.dStream);
-    rmsnormBackwardAccumulate(gpu, ws.dNorm, ws.streamAt(config.numLayers), weights.finalNorm, ws.rstdFinal, ws.dStream, M, C);
+    rmsnormBackwardAccumulate(
+      gpu,
+      { dy: ws.dNorm, x: ws.streamAt(config.numLayers), weight: weights.finalNorm, rstd: ws.rstdFinal, dx: ws.dStream },
+      { M, C },
+    );
 
     // dX = dY W through the frozen weight, then the adapter's dA, dB and its share of dX.
     const projectBackward = (
@@ -300,10 +305,10 @@ export class LlamaModel {
       const a = ws.layer(l);
       // MLP branch: y = h + down(silu(gate(n2)) * up(n2)), n2 = rms(h).
       projectBackward(l, 'down_proj', ws.dStream, a.act, w.down, ws.dAct, I, C, false);
-      swigluBackward(gpu, ws.dAct, a.gate, a.up, ws.dGate, ws.dUp, M * I);
+      swigluBackward(gpu, { dout: ws.dAct, gate: a.gate, up: a.up, dgate: ws.dGate, dup: ws.dUp }, { n: M * I });
       projectBackward(l, 'gate_proj', ws.dGate, a.n2, w.gate, ws.dNorm, C, I, false);
       projectBackward(l, 'up_proj', ws.dUp, a.n2, w.up, ws.dNorm, C, I, true);
-      rmsnormBackwardAccumulate(gpu, ws.dNorm, a.h, w.postNorm, a.rstd2, ws.dStream, M, C);
+      rmsnormBackwardAccumulate(gpu, { dy: ws.dNorm, x: a.h, weight: w.postNorm, rstd: a.rstd2, dx: ws.dStream }, { M, C });
       // Attention branch: h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rms(x).
       projectBackward(l, 'o_proj', ws.dStream, a.attn, w.o, ws.dAttn, H * D, C, false);
       attentionBackward(gpu, ws.dAttn, a.q, a.k, a.v, a.attn, a.stats, ws.dq, ws.dk, ws.dv, { B, T, H, KV, D });
@@ -312,7 +317,7 @@ export class LlamaModel {
       projectBackward(l, 'q_proj', ws.dq, a.n1, w.q, ws.dNorm, C, H * D, false);
       projectBackward(l, 'k_proj', ws.dk, a.n1, w.k, ws.dNorm, C, KV * D, true);
       projectBackward(l, 'v_proj', ws.dv, a.n1, w.v, ws.dNorm, C, KV * D, true);
-      rmsnormBackwardAccumulate(gpu, ws.dNorm, ws.streamAt(l), w.inputNorm, a.rstd1, ws.dStream, M, C);
+      rmsnormBackwardAccumulate(gpu, { dy: ws.dNorm, x: ws.streamAt(l), weight: w.inputNorm, rstd: a.rstd1, dx: ws.dStream }, { M, C });
     }
   }
 
