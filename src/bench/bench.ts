@@ -297,11 +297,12 @@ async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number): Promise<num
   const [a, b] = sizes.slice(0, 2).map((floats, i) => random(floats, `bench matmul ${i}`));
   const c = gpu.createBuffer(sizes[2] * 4, 'bench matmul out');
   const bias = s.kernel.startsWith('matmul_forward_bias') ? random(s.N, 'bench bias') : undefined;
-  const opts = { beta: s.accumulate ? 1 : 0, bias };
+  const dims = { M: s.M, N: s.N, K: s.K };
+  const opts = { beta: s.accumulate ? 1 : 0 };
   const call = () => {
-    if (s.wrapper === 'matmulXWt') matmulXWt(gpu, a, b, c, s.M, s.N, s.K, opts);
-    else if (s.wrapper === 'matmulDyW') matmulDyW(gpu, a, b, c, s.M, s.N, s.K, opts);
-    else matmulDyTX(gpu, a, b, c, s.M, s.N, s.K, opts);
+    if (s.wrapper === 'matmulXWt') matmulXWt(gpu, { X: a, W: b, Y: c, bias }, dims, opts);
+    else if (s.wrapper === 'matmulDyW') matmulDyW(gpu, { dY: a, W: b, dX: c }, dims, opts);
+    else matmulDyTX(gpu, { dY: a, X: b, dW: c }, dims, opts);
   };
   const timed = async (calls: number) => {
     const start = performance.now();

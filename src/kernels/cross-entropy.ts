@@ -58,7 +58,7 @@ export function crossEntropyForwardBackward(
   const chunks = vocabChunks(pieces, V, C, chunk);
   const rowGrid = gpu.grid(M);
   chunks.forEach((c, i) => {
-    matmulXWt(gpu, b.hidden, c.weight, b.scratch, M, c.len, C);
+    matmulXWt(gpu, { X: b.hidden, W: c.weight, Y: b.scratch }, { M, N: c.len, K: C });
     gpu.dispatch(gpu.kernel(source, 'cross_entropy_forward_chunk'), {
       params: { rows: M, len: c.len, col0: c.col0, first: i === 0 ? 1 : 0, vocab: V },
       bindings: { logits: b.scratch, targets: b.targets, stats: b.stats },
@@ -74,13 +74,13 @@ export function crossEntropyForwardBackward(
   for (let i = chunks.length - 1; i >= 0; i--) {
     const c = chunks[i];
     const last = i === chunks.length - 1;
-    if (!last) matmulXWt(gpu, b.hidden, c.weight, b.scratch, M, c.len, C);
+    if (!last) matmulXWt(gpu, { X: b.hidden, W: c.weight, Y: b.scratch }, { M, N: c.len, K: C });
     gpu.dispatch(gpu.kernel(source, 'cross_entropy_backward_chunk'), {
       params: { rows: M, len: c.len, col0: c.col0, vocab: V, loss_scale: lossScale },
       bindings: { logits: b.scratch, targets: b.targets, stats: b.stats },
       workgroups: gpu.grid(Math.ceil((M * c.len) / WG)),
     });
-    matmulDyW(gpu, b.scratch, c.weight, b.dHidden, M, c.len, C, { beta: last ? 0 : 1 });
+    matmulDyW(gpu, { dY: b.scratch, W: c.weight, dX: b.dHidden }, { M, N: c.len, K: C }, { beta: last ? 0 : 1 });
   }
 }
 
@@ -101,7 +101,7 @@ export function logitsForRows(
   const hiddenRows = { buffer: h.buffer, offset: h.offset + rowStart * C * 4, size: rows * C * 4 };
   for (const piece of checkedPieces(pieces, V, C)) {
     const outColumns = { buffer: o.buffer, offset: o.offset + piece.rowStart * 4, size: ((rows - 1) * V + piece.rows) * 4 };
-    matmulXWt(gpu, hiddenRows, piece.weight, outColumns, rows, piece.rows, C, { outStride: V });
+    matmulXWt(gpu, { X: hiddenRows, W: piece.weight, Y: outColumns }, { M: rows, N: piece.rows, K: C, outStride: V });
   }
 }
 

@@ -38,8 +38,8 @@ export function loraForward(
       workgroups: gpu.grid(Math.ceil((M * inFeatures) / WG)),
     });
   }
-  matmulXWt(gpu, input, t.A, t.u, M, r, inFeatures);
-  matmulXWt(gpu, t.u, t.B, t.y, M, outFeatures, r, { alpha: scaling, beta: 1 });
+  matmulXWt(gpu, { X: input, W: t.A, Y: t.u }, { M, N: r, K: inFeatures });
+  matmulXWt(gpu, { X: t.u, W: t.B, Y: t.y }, { M, N: outFeatures, K: r }, { alpha: scaling, beta: 1 });
 }
 
 /**
@@ -70,16 +70,16 @@ export function loraBackward(
 ): void {
   const { M, inFeatures, outFeatures, r } = d;
   const beta = accumulate ? 1 : 0;
-  matmulDyTX(gpu, t.dy, t.u, t.dB, M, outFeatures, r, { alpha: scaling, beta });
-  matmulDyW(gpu, t.dy, t.B, t.du, M, outFeatures, r, { alpha: scaling });
+  matmulDyTX(gpu, { dY: t.dy, X: t.u, dW: t.dB }, { M, N: outFeatures, K: r }, { alpha: scaling, beta });
+  matmulDyW(gpu, { dY: t.dy, W: t.B, dX: t.du }, { M, N: outFeatures, K: r }, { alpha: scaling });
   if (!active(dropout)) {
-    matmulDyTX(gpu, t.du, t.x, t.dA, M, r, inFeatures, { beta });
-    matmulDyW(gpu, t.du, t.A, t.dx, M, r, inFeatures, { beta: 1 });
+    matmulDyTX(gpu, { dY: t.du, X: t.x, dW: t.dA }, { M, N: r, K: inFeatures }, { beta });
+    matmulDyW(gpu, { dY: t.du, W: t.A, dX: t.dx }, { M, N: r, K: inFeatures }, { beta: 1 });
     return;
   }
-  matmulDyTX(gpu, t.du, need(t.xDrop, 'xDrop'), t.dA, M, r, inFeatures, { beta });
+  matmulDyTX(gpu, { dY: t.du, X: need(t.xDrop, 'xDrop'), dW: t.dA }, { M, N: r, K: inFeatures }, { beta });
   const scratch = need(t.dxScratch, 'dxScratch');
-  matmulDyW(gpu, t.du, t.A, scratch, M, r, inFeatures);
+  matmulDyW(gpu, { dY: t.du, W: t.A, dX: scratch }, { M, N: r, K: inFeatures });
   gpu.dispatch(gpu.kernel(source, 'lora_dropout_backward_accumulate'), {
     params: dropoutParams(M * inFeatures, dropout),
     bindings: { src: scratch, dst: t.dx },

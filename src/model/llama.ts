@@ -173,6 +173,7 @@ export class LlamaModel {
     const D = config.headDim;
     const I = config.intermediateSize;
     const norm = { eps: config.rmsNormEps };
+    const rope = { theta: config.ropeTheta };
     const ws = this.ensureWorkspace(M, opts.training, adapter);
     gpu.write(ws.ids, batch.ids);
     gpu.write(ws.targets, batch.targets);
@@ -191,7 +192,7 @@ export class LlamaModel {
       outF: number,
       bias?: GPUBuffer,
     ) => {
-      matmulXWt(gpu, x, w, y, M, outF, inF, { bias });
+      matmulXWt(gpu, { X: x, W: w, Y: y, bias }, { M, N: outF, K: inF });
       const module = adapter?.module(layer, target);
       if (!adapter || !module) return;
       const act = ws.layer(layer);
@@ -220,8 +221,8 @@ export class LlamaModel {
       project(l, 'k_proj', a.n1, w.k, a.k, C, KV * D, w.kBias);
       project(l, 'v_proj', a.n1, w.v, a.v, C, KV * D, w.vBias);
       const past = cache?.length ?? 0;
-      ropeForward(gpu, a.q, M, T, H, D, config.ropeTheta, past);
-      ropeForward(gpu, a.k, M, T, KV, D, config.ropeTheta, past);
+      ropeForward(gpu, { x: a.q }, { M, T, nHeads: H, headDim: D, positionOffset: past }, rope);
+      ropeForward(gpu, { x: a.k }, { M, T, nHeads: KV, headDim: D, positionOffset: past }, rope);
       if (cache) {
         cache.write(l, a.k, a.v, M);
         attentionForwardCached(gpu, a.q, cache.keys[l], cache.values[l], a.attn, a.stats, { B, T, H, KV, D }, { past, S: cache.capacity });
@@ -253,6 +254,7 @@ export class LlamaModel {
     const D = config.headDim;
     const I = config.intermediateSize;
     const opts: ForwardOptions = { training: true, dropoutSeed };
+    const rope = { theta: config.ropeTheta };
 
     // dStream carries d(loss)/d(residual stream) downwards through the layers.
     gpu.clear(ws.dStream);
@@ -274,7 +276,7 @@ export class LlamaModel {
       outF: number,
       accumulate: boolean,
     ) => {
-      matmulDyW(gpu, dy, w, dx, M, outF, inF, { beta: accumulate ? 1 : 0 });
+      matmulDyW(gpu, { dY: dy, W: w, dX: dx }, { M, N: outF, K: inF }, { beta: accumulate ? 1 : 0 });
       const module = adapter.module(layer, target);
       if (!module) return;
       const act = ws.layer(layer);
@@ -312,8 +314,8 @@ export class LlamaModel {
       // Attention branch: h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rms(x).
       projectBackward(l, 'o_proj', ws.dStream, a.attn, w.o, ws.dAttn, H * D, C, false);
       attentionBackward(gpu, ws.dAttn, a.q, a.k, a.v, a.attn, a.stats, ws.dq, ws.dk, ws.dv, { B, T, H, KV, D });
-      ropeBackward(gpu, ws.dq, M, T, H, D, config.ropeTheta);
-      ropeBackward(gpu, ws.dk, M, T, KV, D, config.ropeTheta);
+      ropeBackward(gpu, { dx: ws.dq }, { M, T, nHeads: H, headDim: D }, rope);
+      ropeBackward(gpu, { dx: ws.dk }, { M, T, nHeads: KV, headDim: D }, rope);
       projectBackward(l, 'q_proj', ws.dq, a.n1, w.q, ws.dNorm, C, H * D, false);
       projectBackward(l, 'k_proj', ws.dk, a.n1, w.k, ws.dNorm, C, KV * D, true);
       projectBackward(l, 'v_proj', ws.dv, a.n1, w.v, ws.dNorm, C, KV * D, true);
