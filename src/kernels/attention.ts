@@ -15,8 +15,8 @@ const MAX_HEAD_DIM = 128;
 /** Workgroup size of every entry point (one invocation per row). */
 const WG = 64;
 
-/** A forward over new queries against a KV cache: `past` positions already cached, room for `S`. */
-export interface CachedAttention {
+/** A forward of T new queries against a KV cache: `past` positions already cached, room for `S`. */
+export interface CachedAttentionDims extends AttentionDims {
   past: number;
   S: number;
 }
@@ -35,14 +35,10 @@ function params(d: AttentionDims): KernelParams {
  */
 export function attentionForward(
   gpu: Gpu,
-  q: Binding,
-  k: Binding,
-  v: Binding,
-  out: Binding,
-  stats: Binding,
+  t: { q: Binding; k: Binding; v: Binding; out: Binding; stats: Binding },
   d: AttentionDims,
 ): void {
-  dispatchForward(gpu, q, k, v, out, stats, d, { past: 0, S: d.T });
+  dispatchForward(gpu, t, { ...d, past: 0, S: d.T });
 }
 
 /**
@@ -53,25 +49,22 @@ export function attentionForward(
  */
 export function attentionForwardCached(
   gpu: Gpu,
-  q: Binding,
-  kCache: Binding,
-  vCache: Binding,
-  out: Binding,
-  stats: Binding,
-  d: AttentionDims,
-  cached: CachedAttention,
+  t: { q: Binding; kCache: Binding; vCache: Binding; out: Binding; stats: Binding },
+  d: CachedAttentionDims,
 ): void {
-  dispatchForward(gpu, q, kCache, vCache, out, stats, d, cached);
+  dispatchForward(gpu, { q: t.q, k: t.kCache, v: t.vCache, out: t.out, stats: t.stats }, d);
 }
 
-function dispatchForward(gpu: Gpu, q: Binding, k: Binding, v: Binding, out: Binding, stats: Binding, d: AttentionDims, cached: CachedAttention): void {
+function dispatchForward(
+  gpu: Gpu,
+  bindings: { q: Binding; k: Binding; v: Binding; out: Binding; stats: Binding },
+  d: CachedAttentionDims,
+): void {
   const p = params(d);
-  if (cached.past + d.T > cached.S) {
-    throw new RangeError(`attention: ${cached.past} cached + ${d.T} new positions do not fit a cache of ${cached.S}`);
-  }
+  if (d.past + d.T > d.S) throw new RangeError(`attention: ${d.past} cached + ${d.T} new positions do not fit a cache of ${d.S}`);
   gpu.dispatch(gpu.kernel(source, 'attention_forward'), {
-    params: { ...p, past: cached.past, S: cached.S },
-    bindings: { q, k, v, out, stats },
+    params: { ...p, past: d.past, S: d.S },
+    bindings,
     workgroups: gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)),
   });
 }
@@ -82,26 +75,19 @@ function dispatchForward(gpu: Gpu, q: Binding, k: Binding, v: Binding, out: Bind
  */
 export function attentionBackward(
   gpu: Gpu,
-  dout: Binding,
-  q: Binding,
-  k: Binding,
-  v: Binding,
-  out: Binding,
-  stats: Binding,
-  dq: Binding,
-  dk: Binding,
-  dv: Binding,
+  t: { dout: Binding; q: Binding; k: Binding; v: Binding; out: Binding; stats: Binding; dq: Binding; dk: Binding; dv: Binding },
   d: AttentionDims,
 ): void {
   const p = params(d);
+  const { q, k, v, stats, dout } = t;
   gpu.dispatch(gpu.kernel(source, 'attention_backward_dq'), {
     params: p,
-    bindings: { q, k, v, stats, dout, o: out, dq },
+    bindings: { q, k, v, stats, dout, o: t.out, dq: t.dq },
     workgroups: gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)),
   });
   gpu.dispatch(gpu.kernel(source, 'attention_backward_dkdv'), {
     params: p,
-    bindings: { q, k, v, stats, dout, dk, dv },
+    bindings: { q, k, v, stats, dout, dk: t.dk, dv: t.dv },
     workgroups: gpu.grid(Math.ceil((d.B * d.KV * d.T) / WG)),
   });
 }

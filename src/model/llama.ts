@@ -225,9 +225,13 @@ export class LlamaModel {
       ropeForward(gpu, { x: a.k }, { M, T, nHeads: KV, headDim: D, positionOffset: past }, rope);
       if (cache) {
         cache.write(l, a.k, a.v, M);
-        attentionForwardCached(gpu, a.q, cache.keys[l], cache.values[l], a.attn, a.stats, { B, T, H, KV, D }, { past, S: cache.capacity });
+        attentionForwardCached(
+          gpu,
+          { q: a.q, kCache: cache.keys[l], vCache: cache.values[l], out: a.attn, stats: a.stats },
+          { B, T, H, KV, D, past, S: cache.capacity },
+        );
       } else {
-        attentionForward(gpu, a.q, a.k, a.v, a.attn, a.stats, { B, T, H, KV, D });
+        attentionForward(gpu, { q: a.q, k: a.k, v: a.v, out: a.attn, stats: a.stats }, { B, T, H, KV, D });
       }
       project(l, 'o_proj', a.attn, w.o, ws.branch, H * D, C);
       residualForward(gpu, { a: x, b: ws.branch, y: a.h }, { n: M * C });
@@ -313,7 +317,11 @@ export class LlamaModel {
       rmsnormBackwardAccumulate(gpu, { dy: ws.dNorm, x: a.h, weight: w.postNorm, rstd: a.rstd2, dx: ws.dStream }, { M, C });
       // Attention branch: h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rms(x).
       projectBackward(l, 'o_proj', ws.dStream, a.attn, w.o, ws.dAttn, H * D, C, false);
-      attentionBackward(gpu, ws.dAttn, a.q, a.k, a.v, a.attn, a.stats, ws.dq, ws.dk, ws.dv, { B, T, H, KV, D });
+      attentionBackward(
+        gpu,
+        { dout: ws.dAttn, q: a.q, k: a.k, v: a.v, out: a.attn, stats: a.stats, dq: ws.dq, dk: ws.dk, dv: ws.dv },
+        { B, T, H, KV, D },
+      );
       ropeBackward(gpu, { dx: ws.dq }, { M, T, nHeads: H, headDim: D }, rope);
       ropeBackward(gpu, { dx: ws.dk }, { M, T, nHeads: KV, headDim: D }, rope);
       projectBackward(l, 'q_proj', ws.dq, a.n1, w.q, ws.dNorm, C, H * D, false);
