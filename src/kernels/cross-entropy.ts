@@ -14,7 +14,7 @@ export interface VocabPiece {
   rows: number;
 }
 
-export interface CrossEntropyBuffers {
+export interface CrossEntropyTensors {
   /** [M, C] final-norm output. */
   hidden: Binding;
   /** i32 [M], already shifted by the caller: target for row m; -100 (any value outside [0, V)) = ignored. */
@@ -27,6 +27,16 @@ export interface CrossEntropyBuffers {
   scratch: Binding;
   /** [M, 4]: running max, running sum of exp, target logit, lse. */
   stats: Binding;
+  /** The [V, C] lm_head (or tied embedding) matrix, in pieces that tile the vocabulary. */
+  lmHead: VocabPiece[];
+}
+
+/** Tokens, hidden size, vocabulary, and vocabulary rows per chunk (see crossEntropyChunkRows). */
+export interface CrossEntropyDims {
+  M: number;
+  C: number;
+  V: number;
+  chunk: number;
 }
 
 /** Vocabulary rows per chunk such that the [M, chunk] f32 scratch fits in `maxScratchBytes`. */
@@ -37,7 +47,8 @@ export function crossEntropyChunkRows(M: number, maxScratchBytes: number): numbe
 }
 
 /**
- * Loss per row (rowLoss) and, when dHidden is given, dHidden = d(sum of rowLoss * lossScale)/d(hidden),
+ * Loss per row (rowLoss) and, when dHidden is given, dHidden = d(sum of rowLoss * lossScale)/d(hidden)
+ * (lossScale default 1),
  * with the lm_head applied chunk by chunk (at most `chunk` vocabulary rows at a time, never crossing
  * a piece). `lossScale` scales only the gradient: the caller passes 1 / (non-ignored targets in the
  * whole optimizer step). The backward pass recomputes each chunk's logits (the forward pass needs
@@ -46,16 +57,12 @@ export function crossEntropyChunkRows(M: number, maxScratchBytes: number): numbe
  */
 export function crossEntropyForwardBackward(
   gpu: Gpu,
-  b: CrossEntropyBuffers,
-  pieces: VocabPiece[],
-  M: number,
-  C: number,
-  V: number,
-  chunk: number,
-  lossScale: number,
+  b: CrossEntropyTensors,
+  { M, C, V, chunk }: CrossEntropyDims,
+  { lossScale = 1 }: { lossScale?: number } = {},
 ): void {
   if (asRange(b.scratch).size < M * chunk * 4) throw new Error(`cross-entropy: scratch needs ${M * chunk * 4} bytes`);
-  const chunks = vocabChunks(pieces, V, C, chunk);
+  const chunks = vocabChunks(b.lmHead, V, C, chunk);
   const rowGrid = gpu.grid(M);
   chunks.forEach((c, i) => {
     matmulXWt(gpu, { X: b.hidden, W: c.weight, Y: b.scratch }, { M, N: c.len, K: C });
@@ -87,19 +94,14 @@ export function crossEntropyForwardBackward(
 /** out [rows, V] = logits of hidden rows rowStart .. rowStart + rows - 1 (generation: the last position). */
 export function logitsForRows(
   gpu: Gpu,
-  hidden: Binding,
-  pieces: VocabPiece[],
-  out: Binding,
-  rowStart: number,
-  rows: number,
-  C: number,
-  V: number,
+  { hidden, lmHead, out }: { hidden: Binding; lmHead: VocabPiece[]; out: Binding },
+  { rowStart, rows, C, V }: { rowStart: number; rows: number; C: number; V: number },
 ): void {
   if (rows === 0) return;
   const h = asRange(hidden);
   const o = asRange(out);
   const hiddenRows = { buffer: h.buffer, offset: h.offset + rowStart * C * 4, size: rows * C * 4 };
-  for (const piece of checkedPieces(pieces, V, C)) {
+  for (const piece of checkedPieces(lmHead, V, C)) {
     const outColumns = { buffer: o.buffer, offset: o.offset + piece.rowStart * 4, size: ((rows - 1) * V + piece.rows) * 4 };
     matmulXWt(gpu, { X: hiddenRows, W: piece.weight, Y: outColumns }, { M: rows, N: piece.rows, K: C, outStride: V });
   }

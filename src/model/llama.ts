@@ -54,15 +54,26 @@ export class LlamaModel {
   }
 
   /**
-   * Records the forward pass, the loss and, when `lossScale` is given, the backward pass that
-   * accumulates d(sum of token losses * lossScale)/d(adapter) into `adapter.grads` (training
-   * mode: dropout on). Row losses land in the workspace; read them with `readLossSum`.
+   * Records the forward pass and the loss of `batch` for evaluation: no dropout, no gradients. Row
+   * losses land in the workspace; read them with `readLossSum` or `readRowLossSums`.
    */
-  lossAndGradients(batch: Batch, adapter: LoraAdapter | null, opts: { lossScale?: number; dropoutSeed?: number } = {}): void {
-    const training = opts.lossScale !== undefined && adapter !== null;
-    const ws = this.forward(batch, adapter, { training, dropoutSeed: opts.dropoutSeed });
-    const M = batch.B * batch.T;
-    const C = this.config.hiddenSize;
+  loss(batch: Batch, adapter: LoraAdapter | null): void {
+    this.forwardAndLoss(batch, adapter, null);
+  }
+
+  /**
+   * Records a training step's share of work for `batch`: the forward pass with LoRA dropout (masks
+   * seeded by `dropoutSeed`, default 0), the loss, and the backward pass that adds
+   * d(sum of token losses * lossScale)/d(adapter) into `adapter.grads`. Row losses as for `loss`.
+   */
+  lossAndGradients(batch: Batch, adapter: LoraAdapter, { lossScale, dropoutSeed = 0 }: { lossScale: number; dropoutSeed?: number }): void {
+    this.forwardAndLoss(batch, adapter, { lossScale, dropoutSeed });
+    this.backward(batch, adapter, dropoutSeed);
+  }
+
+  /** Training when `training` is given: dropout on, and d(loss)/d(final norm output) left in the workspace's dNorm. */
+  private forwardAndLoss(batch: Batch, adapter: LoraAdapter | null, training: { lossScale: number; dropoutSeed: number } | null): void {
+    const ws = this.forward(batch, adapter, { training: training !== null, dropoutSeed: training?.dropoutSeed });
     crossEntropyForwardBackward(
       this.gpu,
       {
@@ -72,23 +83,19 @@ export class LlamaModel {
         dHidden: training ? ws.dNorm : undefined,
         scratch: ws.ceScratch,
         stats: ws.ceStats,
+        lmHead: this.weights.lmHead,
       },
-      this.weights.lmHead,
-      M,
-      C,
-      this.config.vocabSize,
-      ws.ceChunk,
-      opts.lossScale ?? 1,
+      { M: batch.B * batch.T, C: this.config.hiddenSize, V: this.config.vocabSize, chunk: ws.ceChunk },
+      training ? { lossScale: training.lossScale } : {},
     );
-    if (training && adapter) this.backward(batch, adapter, opts.dropoutSeed ?? 0);
   }
 
-  /** Sum of the per-token losses of the last `lossAndGradients` batch (ignored positions are 0). */
+  /** Sum of the per-token losses of the last `loss` or `lossAndGradients` batch (ignored positions are 0). */
   async readLossSum(batch: Batch): Promise<number> {
     return (await this.readRowLossSums(batch)).reduce((a, b) => a + b, 0);
   }
 
-  /** Per-row sums of the token losses of the last `lossAndGradients` batch: [B]. */
+  /** Per-row sums of the token losses of the last `loss` or `lossAndGradients` batch: [B]. */
   async readRowLossSums(batch: Batch): Promise<Float64Array> {
     const losses = await this.gpu.readF32(this.workspace!.rowLoss, batch.B * batch.T);
     const sums = new Float64Array(batch.B);
@@ -116,7 +123,11 @@ export class LlamaModel {
     const ws = this.forward(batch, adapter, { training: false }, cache);
     cache.length += ids.length;
     const V = this.config.vocabSize;
-    logitsForRows(this.gpu, ws.nFinal, this.weights.lmHead, cache.logits, ids.length - 1, 1, this.config.hiddenSize, V);
+    logitsForRows(
+      this.gpu,
+      { hidden: ws.nFinal, lmHead: this.weights.lmHead, out: cache.logits },
+      { rowStart: ids.length - 1, rows: 1, C: this.config.hiddenSize, V },
+    );
     return this.gpu.readF32(cache.logits, V);
   }
 
@@ -128,13 +139,8 @@ export class LlamaModel {
     for (let b = 0; b < batch.B; b++) {
       logitsForRows(
         this.gpu,
-        ws.nFinal,
-        this.weights.lmHead,
-        { buffer: out, offset: b * V * 4, size: V * 4 },
-        b * batch.T + batch.T - 1,
-        1,
-        this.config.hiddenSize,
-        V,
+        { hidden: ws.nFinal, lmHead: this.weights.lmHead, out: { buffer: out, offset: b * V * 4, size: V * 4 } },
+        { rowStart: b * batch.T + batch.T - 1, rows: 1, C: this.config.hiddenSize, V },
       );
     }
     const logits = await this.gpu.readF32(out, batch.B * V);

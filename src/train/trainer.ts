@@ -108,7 +108,7 @@ export class LoraTrainer {
     for (const padded of batchExamples(this.data.eval, this.settings.batchSize, this.padId)) {
       const batch = makeBatch(padded.inputIds, padded.labels);
       if (batch.targetCount === 0) continue;
-      this.model.lossAndGradients(batch, adapter);
+      this.model.loss(batch, adapter);
       sum += await this.model.readLossSum(batch);
       count += batch.targetCount;
     }
