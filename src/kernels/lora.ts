@@ -25,8 +25,7 @@ export function loraForward(
   gpu: Gpu,
   t: { x: Binding; xDrop?: Binding; A: Binding; B: Binding; u: Binding; y: Binding },
   d: LoraDims,
-  scaling: number,
-  dropout?: LoraDropout,
+  { scaling, dropout }: { scaling: number; dropout?: LoraDropout },
 ): void {
   const { M, inFeatures, outFeatures, r } = d;
   let input = t.x;
@@ -45,7 +44,7 @@ export function loraForward(
 /**
  * Backward of one adapter: dB (+)= s dY^T u, du = s dY B, dA (+)= du^T drop(x),
  * dx += dropout_backward(du A). `accumulate` adds into dA/dB (micro-batches of one optimizer step);
- * false overwrites them. du [M,r] is scratch; dxScratch [M,in] is needed only when p > 0, because
+ * false overwrites them. dx is always added into. du [M,r] is scratch; dxScratch [M,in] is needed only when p > 0, because
  * the mask must be applied to du A before it joins dx, which already holds dY W.
  */
 export function loraBackward(
@@ -64,9 +63,7 @@ export function loraBackward(
     dxScratch?: Binding;
   },
   d: LoraDims,
-  scaling: number,
-  accumulate: boolean,
-  dropout?: LoraDropout,
+  { scaling, accumulate, dropout }: { scaling: number; accumulate: boolean; dropout?: LoraDropout },
 ): void {
   const { M, inFeatures, outFeatures, r } = d;
   const beta = accumulate ? 1 : 0;

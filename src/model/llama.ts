@@ -213,8 +213,7 @@ export class LlamaModel {
           y,
         },
         { M, inFeatures: inF, outFeatures: outF, r: adapter.layout.r },
-        adapter.scaling,
-        this.dropoutFor(adapter, layer, target, opts),
+        { scaling: adapter.scaling, dropout: this.dropoutFor(adapter, layer, target, opts) },
       );
     };
 
@@ -306,9 +305,7 @@ export class LlamaModel {
           dxScratch: act.loraXDrop.size ? ws.dxScratch : undefined,
         },
         { M, inFeatures: inF, outFeatures: outF, r: adapter.layout.r },
-        adapter.scaling,
-        true,
-        this.dropoutFor(adapter, layer, target, opts),
+        { scaling: adapter.scaling, accumulate: true, dropout: this.dropoutFor(adapter, layer, target, opts) },
       );
     };
 
