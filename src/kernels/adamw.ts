@@ -21,12 +21,8 @@ export interface AdamWHyperparams {
  */
 export function adamwStep(
   gpu: Gpu,
-  params: Binding,
-  grads: Binding,
-  m: Binding,
-  v: Binding,
-  clip: Binding,
-  n: number,
+  t: { params: Binding; grads: Binding; m: Binding; v: Binding; clip: Binding },
+  { n }: { n: number },
   h: AdamWHyperparams,
 ): void {
   const biasCorrection1 = 1 - h.beta1 ** h.step;
@@ -42,7 +38,7 @@ export function adamwStep(
       bc2_sqrt: Math.sqrt(biasCorrection2),
       eps: h.eps,
     },
-    bindings: { params, grads, m, v, clip },
+    bindings: t,
     workgroups: gpu.grid(Math.ceil(n / WG)),
   });
 }

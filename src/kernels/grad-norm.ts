@@ -19,11 +19,9 @@ export function gradNormScratchFloats(n: number): number {
  */
 export function gradNormClipFactor(
   gpu: Gpu,
-  grads: Binding,
-  n: number,
-  partials: Binding,
-  out: Binding,
-  maxNorm: number,
+  { grads, partials, out }: { grads: Binding; partials: Binding; out: Binding },
+  { n }: { n: number },
+  { maxNorm }: { maxNorm: number },
 ): void {
   const count = Math.ceil(n / CHUNK);
   gpu.dispatch(gpu.kernel(source, 'grad_norm_partials'), { params: { n, count }, bindings: { grads, partials }, workgroups: gpu.grid(count) });
