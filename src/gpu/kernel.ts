@@ -46,7 +46,10 @@ export class Kernel {
     this.uniformBytes = Math.max(16, Math.ceil((shader.fields.length * 4) / 16) * 16);
   }
 
-  /** Throws KernelArgumentError for a field or binding the entry point does not read, one it reads that is missing, or a value its type cannot hold. */
+  /**
+   * Throws KernelArgumentError for a field or binding the entry point does not read, one it reads
+   * that is missing, or a value its type cannot hold.
+   */
   check(call: KernelCall): void {
     const { params, storage } = this.uses;
     for (const name in call.params) {
@@ -76,7 +79,7 @@ export class Kernel {
     }
   }
 
-  /** Writes the uniform values of a checked call into `view` at their struct offsets; fields the entry point does not read are left as they are. */
+  /** Writes a checked call's uniform values into `view` at their struct offsets; unread fields keep what they held. */
   pack(params: KernelParams, view: DataView): void {
     for (const { name, type, index } of this.uses.params.values()) {
       const value = params[name];

@@ -120,7 +120,9 @@ function storageBindings(code: string, fail: (problem: string) => ShaderInterfac
     const index = Number(binding);
     if (group !== '0') throw fail(`${name} is in group ${group}; every binding is in group 0`);
     if (space === 'uniform') {
-      if (index !== 0 || name !== 'p' || type.trim() !== 'Params') throw fail(`the uniform must be "@binding(0) var<uniform> p: Params", not ${name}`);
+      if (index !== 0 || name !== 'p' || type.trim() !== 'Params') {
+        throw fail(`the uniform must be "@binding(0) var<uniform> p: Params", not ${name}`);
+      }
       uniform = true;
     } else if (space === 'storage') {
       if (index === 0) throw fail(`storage buffer ${name} is at binding 0, which belongs to the Params uniform`);

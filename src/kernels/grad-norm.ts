@@ -24,7 +24,11 @@ export function gradNormClipFactor(
   { maxNorm }: { maxNorm: number },
 ): void {
   const count = Math.ceil(n / CHUNK);
-  gpu.dispatch(gpu.kernel(source, 'grad_norm_partials'), { params: { n, count }, bindings: { grads, partials }, workgroups: gpu.grid(count) });
+  gpu.dispatch(gpu.kernel(source, 'grad_norm_partials'), {
+    params: { n, count },
+    bindings: { grads, partials },
+    workgroups: gpu.grid(count),
+  });
   gpu.dispatch(gpu.kernel(source, 'grad_norm_finalize'), {
     params: { count, max_norm: maxNorm > 0 && Number.isFinite(maxNorm) ? maxNorm : 0 },
     bindings: { partials, out },

@@ -185,7 +185,8 @@ export class LlamaModel {
     gpu.write(ws.targets, batch.targets);
 
     for (const piece of weights.embedding) {
-      embeddingForward(gpu, { ids: ws.ids, table: piece.weight, out: ws.streamAt(0) }, { M, C, rowStart: piece.rowStart, rowCount: piece.rows });
+      const rows = { rowStart: piece.rowStart, rowCount: piece.rows };
+      embeddingForward(gpu, { ids: ws.ids, table: piece.weight, out: ws.streamAt(0) }, { M, C, ...rows });
     }
 
     const project = (

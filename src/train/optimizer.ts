@@ -50,7 +50,8 @@ export class AdamW {
     const { gpu, adapter } = this;
     const n = adapter.layout.totalFloats;
     this.step++;
-    gradNormClipFactor(gpu, { grads: adapter.grads, partials: this.partials, out: this.normAndClip }, { n }, { maxNorm: settings.maxGradNorm });
+    const clip = { maxNorm: settings.maxGradNorm };
+    gradNormClipFactor(gpu, { grads: adapter.grads, partials: this.partials, out: this.normAndClip }, { n }, clip);
     adamwStep(
       gpu,
       { params: adapter.params, grads: adapter.grads, m: adapter.m, v: adapter.v, clip: this.normAndClip },

@@ -44,7 +44,11 @@ describe('named kernel parameters', () => {
   it('packs each field by the type the WGSL declares', async () => {
     const gpu = await freshGpu();
     const out = gpu.createBuffer(12, 'out');
-    gpu.dispatch(gpu.kernel(PACKING, 'pack_params'), { params: { scale: -0.375, count: 4_000_000_000, shift: -7 }, bindings: { out }, workgroups: [1] });
+    gpu.dispatch(gpu.kernel(PACKING, 'pack_params'), {
+      params: { scale: -0.375, count: 4_000_000_000, shift: -7 },
+      bindings: { out },
+      workgroups: [1],
+    });
     const words = new Uint32Array(await gpu.read(out, 12));
     expect(words[0]).toBe(4_000_000_000);
     expect(new Int32Array(words.buffer)[1]).toBe(-7);
@@ -73,7 +77,11 @@ describe('named kernel parameters', () => {
     const unread = refused(
       gpu,
       { source: rmsnormSource, name: 'rmsnorm_backward_accumulate_rows' },
-      { params: { M: 1, C: 4, eps: 1e-5 }, bindings: { x: buffers.a, w: buffers.b, dy: buffers.a, rstd_saved: rstd, dx: buffers.y }, workgroups: [1] },
+      {
+        params: { M: 1, C: 4, eps: 1e-5 },
+        bindings: { x: buffers.a, w: buffers.b, dy: buffers.a, rstd_saved: rstd, dx: buffers.y },
+        workgroups: [1],
+      },
     );
     expect(unread).toMatchObject({ kernel: 'rmsnorm_backward_accumulate_rows', field: 'eps' });
     expect(unread.message).toMatch(/does not read the field "eps"/);
@@ -111,14 +119,18 @@ describe('named kernel parameters', () => {
 
   it('refuses a shader that breaks the conventions when its kernel is created', async () => {
     const gpu = await freshGpu();
-    const create = (source: string, entry = 'k') => () => gpu.kernel(source, entry);
+    const create =
+      (source: string, entry = 'k') =>
+      () =>
+        gpu.kernel(source, entry);
     const body = '@group(0) @binding(1) var<storage, read_write> out: array<f32>;\n@compute @workgroup_size(1) fn k() { out[0] = p.x; }';
     expect(create(PACKING, 'no_such_entry')).toThrow(ShaderInterfaceError);
     expect(create(PACKING, 'no_such_entry')).toThrow(/no_such_entry.*pack_params/);
-    expect(create(`struct Params { x: vec4f }\n@group(0) @binding(0) var<uniform> p: Params;\n${body}`)).toThrow(/"x: vec4f"/);
+    const uniform = '@group(0) @binding(0) var<uniform> p: Params;';
+    expect(create(`struct Params { x: vec4f }\n${uniform}\n${body}`)).toThrow(/"x: vec4f"/);
     expect(create(`struct Params { x: f32 }\n${body}`)).toThrow(/var<uniform> p: Params/);
-    expect(create(`struct Params { y: f32 }\n@group(0) @binding(0) var<uniform> p: Params;\n${body}`)).toThrow(/reads p\.x/);
-    const shadowing = `struct Params { x: f32 }\n@group(0) @binding(0) var<uniform> p: Params;\n${body.replace('out[0]', 'let out = 1.0; _ = out; _')}`;
+    expect(create(`struct Params { y: f32 }\n${uniform}\n${body}`)).toThrow(/reads p\.x/);
+    const shadowing = `struct Params { x: f32 }\n${uniform}\n${body.replace('out[0]', 'let out = 1.0; _ = out; _')}`;
     expect(create(shadowing)).toThrow(/shadows/);
   });
 });

@@ -20,14 +20,16 @@ const f32 = (x: Float64Array) => Float32Array.from(x);
  * model's loss.
  */
 export function gpuOps(gpu: Gpu): RefOps {
-  const run = async (c: Omit<OpCase, 'expected'>, output: string) => Float64Array.from((await checkOp(gpu, { ...c, expected: {} }))[output]);
+  const run = async (c: Omit<OpCase, 'expected'>, output: string) =>
+    Float64Array.from((await checkOp(gpu, { ...c, expected: {} }))[output]);
   return {
     embedding: (ids, table, C) =>
       run(
         {
           inputs: { ids, table: f32(table) },
           outputs: { out: ids.length * C },
-          run: (g, t) => embeddingForward(g, { ids: t.ids, table: t.table, out: t.out }, { M: ids.length, C, rowStart: 0, rowCount: table.length / C }),
+          run: (g, t) =>
+            embeddingForward(g, { ids: t.ids, table: t.table, out: t.out }, { M: ids.length, C, rowStart: 0, rowCount: table.length / C }),
         },
         'out',
       ),
@@ -59,10 +61,7 @@ export function gpuOps(gpu: Gpu): RefOps {
         'y',
       ),
     rope: (x, { M, T, nHeads, headDim, theta, positionOffset }) =>
-      run(
-        { outputs: { x: f32(x) }, run: (g, t) => ropeForward(g, { x: t.x }, { M, T, nHeads, headDim, positionOffset }, { theta }) },
-        'x',
-      ),
+      run({ outputs: { x: f32(x) }, run: (g, t) => ropeForward(g, { x: t.x }, { M, T, nHeads, headDim, positionOffset }, { theta }) }, 'x'),
     attention: (q, k, v, d) =>
       run(
         {
@@ -83,7 +82,11 @@ export function gpuOps(gpu: Gpu): RefOps {
       ),
     residual: (a, b) =>
       run(
-        { inputs: { a: f32(a), b: f32(b) }, outputs: { y: a.length }, run: (g, t) => residualForward(g, { a: t.a, b: t.b, y: t.y }, { n: a.length }) },
+        {
+          inputs: { a: f32(a), b: f32(b) },
+          outputs: { y: a.length },
+          run: (g, t) => residualForward(g, { a: t.a, b: t.b, y: t.y }, { n: a.length }),
+        },
         'y',
       ),
     crossEntropy: (hidden, E, targets, M, C, V) =>
@@ -94,7 +97,14 @@ export function gpuOps(gpu: Gpu): RefOps {
           run: (g, t) =>
             crossEntropyForwardBackward(
               g,
-              { hidden: t.hidden, targets: t.targets, rowLoss: t.rowLoss, scratch: t.scratch, stats: t.stats, lmHead: [{ weight: t.E, rowStart: 0, rows: V }] },
+              {
+                hidden: t.hidden,
+                targets: t.targets,
+                rowLoss: t.rowLoss,
+                scratch: t.scratch,
+                stats: t.stats,
+                lmHead: [{ weight: t.E, rowStart: 0, rows: V }],
+              },
               { M, C, V, chunk: V },
             ),
         },

@@ -153,7 +153,10 @@ export function expectReferenceGradient(check: GradientCheck): void {
   for (const [name, { x, analytic, atol, rtol }] of Object.entries(check.wrt)) {
     const numeric = centralDifferences(check.loss, x, check.h);
     if (check.nonTrivial !== undefined) {
-      expect(Array.from(analytic).some((g) => Math.abs(g) > check.nonTrivial!), `d${name} is not trivially zero`).toBe(true);
+      expect(
+        Array.from(analytic).some((g) => Math.abs(g) > check.nonTrivial!),
+        `d${name} is not trivially zero`,
+      ).toBe(true);
     }
     const [actual, expected] = check.relativeTo === 'numeric' ? [analytic, numeric] : [numeric, analytic];
     expectClose(actual, expected, { atol, rtol, label: `d${name}` });

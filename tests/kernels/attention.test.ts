@@ -99,7 +99,13 @@ interface CachedCase {
 
 const CACHED_CASES: CachedCase[] = [
   { name: 'one new token, 3 heads on 1 kv head', d: { B: 1, T: 1, H: 3, KV: 1, D: 10 }, past: 12, S: 16 },
-  { name: 'three new tokens, two rows, 4 heads on 2 kv heads, sliced', d: { B: 2, T: 3, H: 4, KV: 2, D: 16 }, past: 5, S: 11, slices: true },
+  {
+    name: 'three new tokens, two rows, 4 heads on 2 kv heads, sliced',
+    d: { B: 2, T: 3, H: 4, KV: 2, D: 16 },
+    past: 5,
+    S: 11,
+    slices: true,
+  },
   { name: 'prefill into a larger cache', d: { B: 1, T: 7, H: 3, KV: 1, D: 10 }, past: 0, S: 9 },
   { name: 'stories260K heads, late position', d: { B: 1, T: 1, H: 8, KV: 4, D: 8 }, past: 66, S: 70 },
   { name: 'head_dim 72 past one workgroup of keys', d: { B: 1, T: 2, H: 2, KV: 1, D: 72 }, past: 68, S: 75 },
@@ -122,7 +128,8 @@ describe('attention against a KV cache', () => {
         inputs: { q, kCache, vCache },
         outputs: { out: q.length, stats: 2 * B * H * T },
         arenas: slices ? [['q', 'kCache', 'vCache'], ['out'], ['stats']] : [],
-        run: (gpu, t) => attentionForwardCached(gpu, { q: t.q, kCache: t.kCache, vCache: t.vCache, out: t.out, stats: t.stats }, { ...d, past, S }),
+        run: (gpu, t) =>
+          attentionForwardCached(gpu, { q: t.q, kCache: t.kCache, vCache: t.vCache, out: t.out, stats: t.stats }, { ...d, past, S }),
         expected: {
           out: { values: ref.out, ...TOL },
           stats: { values: ref.lse, ...TOL, pick: (stats) => stats.subarray(0, B * H * T) },

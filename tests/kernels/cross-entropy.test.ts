@@ -17,8 +17,17 @@ const count = targets.filter((t) => t >= 0).length;
  * E whole, or split at vocabulary row `split` with the second piece in a 256-byte-aligned arena slice
  * (at offset 256 of its buffer), given out of order: the wrapper sorts by rowStart.
  */
-function vocabulary(split?: number): { inputs: Record<string, Float32Array>; arenas: string[][]; pieces: (t: Record<string, Binding>) => VocabPiece[] } {
-  if (split === undefined) return { inputs: { E0: E }, arenas: [], pieces: (t: Record<string, Binding>): VocabPiece[] => [{ weight: t.E0, rowStart: 0, rows: V }] };
+function vocabulary(split?: number): {
+  inputs: Record<string, Float32Array>;
+  arenas: string[][];
+  pieces: (t: Record<string, Binding>) => VocabPiece[];
+} {
+  if (split === undefined)
+    return {
+      inputs: { E0: E },
+      arenas: [],
+      pieces: (t: Record<string, Binding>): VocabPiece[] => [{ weight: t.E0, rowStart: 0, rows: V }],
+    };
   return {
     inputs: { E0: E.subarray(0, split * C), E1: E.subarray(split * C) },
     arenas: [['E1']],
@@ -50,7 +59,14 @@ const CASES: Case[] = [
     tol: { rowLoss: { atol: 2e-5, rtol: 1e-5 }, lse: { atol: 2e-5, rtol: 1e-5 }, dHidden: { atol: 1e-5, rtol: 1e-4 } },
     meanWithin: 1e-5,
   },
-  { name: 'forward only leaves the loss the same', hidden: randomArray(M * C, 2), split: 30, chunk: 16, withGrad: false, tol: { rowLoss: { atol: 2e-5, rtol: 1e-5 } } },
+  {
+    name: 'forward only leaves the loss the same',
+    hidden: randomArray(M * C, 2),
+    split: 30,
+    chunk: 16,
+    withGrad: false,
+    tol: { rowLoss: { atol: 2e-5, rtol: 1e-5 } },
+  },
   {
     name: 'one piece in one chunk (the logits are reused by the backward pass)',
     hidden: randomArray(M * C, 3),
@@ -76,7 +92,8 @@ describe('chunked lm_head + cross-entropy kernels', () => {
       const ref = crossEntropyRef(toF64(c.hidden), toF64(E), targets, M, C, V, lossScale);
       const vocab = vocabulary(c.split);
       const expected: Record<string, ExpectedOutput> = { rowLoss: { values: ref.rowLoss, ...c.tol.rowLoss } };
-      if (c.tol.lse) expected.stats = { values: ref.lse, ...c.tol.lse, pick: (stats) => Array.from({ length: M }, (_, m) => stats[m * 4 + 3]) };
+      if (c.tol.lse)
+        expected.stats = { values: ref.lse, ...c.tol.lse, pick: (stats) => Array.from({ length: M }, (_, m) => stats[m * 4 + 3]) };
       if (c.tol.dHidden) expected.dHidden = { values: ref.dHidden, ...c.tol.dHidden };
       const out = await checkOp(await testGpu(), {
         inputs: { hidden: c.hidden, targets, ...vocab.inputs },
@@ -86,14 +103,23 @@ describe('chunked lm_head + cross-entropy kernels', () => {
         run: (gpu, t) =>
           crossEntropyForwardBackward(
             gpu,
-            { hidden: t.hidden, targets: t.targets, rowLoss: t.rowLoss, dHidden: c.withGrad ? t.dHidden : undefined, scratch: t.scratch, stats: t.stats, lmHead: vocab.pieces(t) },
+            {
+              hidden: t.hidden,
+              targets: t.targets,
+              rowLoss: t.rowLoss,
+              dHidden: c.withGrad ? t.dHidden : undefined,
+              scratch: t.scratch,
+              stats: t.stats,
+              lmHead: vocab.pieces(t),
+            },
             { M, C, V, chunk: c.chunk },
             { lossScale },
           ),
         expected,
       });
       expect(count).toBe(ref.count);
-      if (c.meanWithin !== undefined) expect(Math.abs(out.rowLoss.reduce((a, v) => a + v, 0) / count - ref.meanLoss)).toBeLessThan(c.meanWithin);
+      if (c.meanWithin !== undefined)
+        expect(Math.abs(out.rowLoss.reduce((a, v) => a + v, 0) / count - ref.meanLoss)).toBeLessThan(c.meanWithin);
       // Ignored rows get exactly zero loss and gradient.
       for (const m of IGNORED) {
         expect(out.rowLoss[m]).toBe(0);
@@ -111,7 +137,9 @@ describe('chunked lm_head + cross-entropy kernels', () => {
       outputs: { out: rows * V },
       arenas: vocab.arenas,
       run: (gpu, t) => logitsForRows(gpu, { hidden: t.hidden, lmHead: vocab.pieces(t), out: t.out }, { rowStart, rows, C, V }),
-      expected: { out: { values: logitsRef(toF64(hidden), toF64(E), M, C, V).subarray(rowStart * V, (rowStart + rows) * V), atol: 2e-5, rtol: 1e-4 } },
+      expected: {
+        out: { values: logitsRef(toF64(hidden), toF64(E), M, C, V).subarray(rowStart * V, (rowStart + rows) * V), atol: 2e-5, rtol: 1e-4 },
+      },
     });
   });
 

@@ -23,7 +23,15 @@ function afterPiece(start: number, count: number): Float64Array {
 
 const CASES = [
   { name: 'looks rows up in the whole table', pieces: [[0, V]], start: undefined, values: expected },
-  { name: 'a table split in two pieces gives the same result', pieces: [[0, 20], [20, V - 20]], start: undefined, values: expected },
+  {
+    name: 'a table split in two pieces gives the same result',
+    pieces: [
+      [0, 20],
+      [20, V - 20],
+    ],
+    start: undefined,
+    values: expected,
+  },
   // Rows of `out` whose id is outside the piece are left as they were.
   { name: 'one piece writes only its rows', pieces: [[0, 20]], start: SENTINEL, values: afterPiece(0, 20) },
   { name: 'the second piece writes only its rows', pieces: [[20, V - 20]], start: SENTINEL, values: afterPiece(20, V - 20) },

@@ -68,7 +68,19 @@ describe('LoRA adapter kernels', () => {
           forward(gpu, t, drop);
           loraBackward(
             gpu,
-            { dy: t.dy, x: t.x, xDrop: t.xDrop, u: t.u, A: t.A, B: t.B, dA: t.dA, dB: t.dB, du: t.du, dx: t.dx, dxScratch: drop && t.dxScratch },
+            {
+              dy: t.dy,
+              x: t.x,
+              xDrop: t.xDrop,
+              u: t.u,
+              A: t.A,
+              B: t.B,
+              dA: t.dA,
+              dB: t.dB,
+              du: t.du,
+              dx: t.dx,
+              dxScratch: drop && t.dxScratch,
+            },
             d,
             { scaling: s, accumulate, dropout: drop },
           );
@@ -117,7 +129,12 @@ describe('LoRA adapter kernels', () => {
     const [gotA, gotB] = [got.dA, got.dB];
 
     const loss = async (a: Float32Array, b: Float32Array) => {
-      const { y } = await checkOp(gpu, { inputs: { x, A: a, B: b }, outputs: FORWARD.outputs, run: (g, t) => forward(g, t, dropout), expected: {} });
+      const { y } = await checkOp(gpu, {
+        inputs: { x, A: a, B: b },
+        outputs: FORWARD.outputs,
+        run: (g, t) => forward(g, t, dropout),
+        expected: {},
+      });
       let sum = 0;
       for (let i = 0; i < y.length; i++) sum += dy[i] * y[i];
       return sum;
@@ -142,7 +159,15 @@ describe('LoRA adapter kernels', () => {
     for (const i of indicesA) fdA.push(await probe('A', i));
     const fdB = [];
     for (const i of indicesB) fdB.push(await probe('B', i));
-    expectClose(indicesA.map((i) => gotA[i]), fdA, { atol: 2e-4, rtol: 1e-3, label: 'dA vs finite differences' });
-    expectClose(indicesB.map((i) => gotB[i]), fdB, { atol: 2e-4, rtol: 1e-3, label: 'dB vs finite differences' });
+    expectClose(
+      indicesA.map((i) => gotA[i]),
+      fdA,
+      { atol: 2e-4, rtol: 1e-3, label: 'dA vs finite differences' },
+    );
+    expectClose(
+      indicesB.map((i) => gotB[i]),
+      fdB,
+      { atol: 2e-4, rtol: 1e-3, label: 'dB vs finite differences' },
+    );
   });
 });

@@ -49,7 +49,11 @@ function productCase(layout: Layout, shape: Shape, { alpha = 1, beta = 0, withBi
     outputs: { c: old ?? nc },
     run: (gpu, t) => product(gpu, layout, t.a, t.b, t.c, { M, N, K }, { alpha, beta, schedule }, bias && t.bias),
     expected: {
-      c: { values: combineRef(reference(layout, a, b, shape), alpha, beta, old && toF64(old), bias && toF64(bias)), atol: 2e-5, rtol: 1e-4 },
+      c: {
+        values: combineRef(reference(layout, a, b, shape), alpha, beta, old && toF64(old), bias && toF64(bias)),
+        atol: 2e-5,
+        rtol: 1e-4,
+      },
     },
   };
 }
@@ -68,8 +72,18 @@ const SHAPES: Shape[] = [
 const CASES: { name: string; layout: Layout; shapes: Shape[]; variant: Variant }[] = (['tiled', 'direct'] as const).flatMap((schedule) =>
   (['XWt', 'DyW', 'DyTX'] as Layout[]).flatMap((layout) => [
     { name: `${layout} ${schedule} overwrites (beta = 0) without reading the output`, layout, shapes: SHAPES, variant: { schedule } },
-    { name: `${layout} ${schedule} scales and accumulates (alpha, beta)`, layout, shapes: SHAPES, variant: { alpha: 0.5, beta: 1, schedule } },
-    { name: `${layout} ${schedule} scales and accumulates (alpha -2, beta 0.25)`, layout, shapes: [SHAPES[0]], variant: { alpha: -2, beta: 0.25, schedule } },
+    {
+      name: `${layout} ${schedule} scales and accumulates (alpha, beta)`,
+      layout,
+      shapes: SHAPES,
+      variant: { alpha: 0.5, beta: 1, schedule },
+    },
+    {
+      name: `${layout} ${schedule} scales and accumulates (alpha -2, beta 0.25)`,
+      layout,
+      shapes: [SHAPES[0]],
+      variant: { alpha: -2, beta: 0.25, schedule },
+    },
   ]),
 );
 CASES.push(
@@ -107,7 +121,11 @@ describe('matmul kernels', () => {
       inputs: { inputs: pool },
       outputs: { y: outputs },
       run: (g, t) =>
-        matmulXWt(g, { X: at(t.inputs, 64, M * K), W: at(t.inputs, 64 + M * K + 5, N * K), Y: at(t.y, yStart, M * N), bias: at(t.inputs, 3001, N) }, { M, N, K }),
+        matmulXWt(
+          g,
+          { X: at(t.inputs, 64, M * K), W: at(t.inputs, 64 + M * K + 5, N * K), Y: at(t.y, yStart, M * N), bias: at(t.inputs, 3001, N) },
+          { M, N, K },
+        ),
       expected: { y: { values: expected, atol: 2e-5, rtol: 1e-4 } },
     });
     expect(all.y.subarray(0, yStart)).toEqual(outputs.subarray(0, yStart));
@@ -126,7 +144,11 @@ describe('matmul kernels', () => {
       inputs: { x, w },
       outputs: { y: old },
       run: (gpu, t) =>
-        matmulXWt(gpu, { X: t.x, W: t.w, Y: { buffer: t.y as GPUBuffer, offset: col0 * 4, size: (M * stride - col0) * 4 } }, { M, N, K, outStride: stride }),
+        matmulXWt(
+          gpu,
+          { X: t.x, W: t.w, Y: { buffer: t.y as GPUBuffer, offset: col0 * 4, size: (M * stride - col0) * 4 } },
+          { M, N, K, outStride: stride },
+        ),
       expected: { y: { values: expected, atol: 2e-5, rtol: 1e-4 } },
     });
   });

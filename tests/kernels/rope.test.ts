@@ -16,7 +16,10 @@ const WIDE: RopeShape = { M: 10, T: 5, nHeads: 2, headDim: 64, theta: 100000, po
 const size = (s: RopeShape) => s.M * s.nHeads * s.headDim;
 const TIGHT: Tolerance = { atol: 1e-6, rtol: 1e-5 };
 
-/** An f32 angle near position p is off by up to ulp(p)/2 plus p times inv_freq's rounding (2^-24 relative); |x| <= 1 on both halves of a pair. */
+/**
+ * An f32 angle near position p is off by up to ulp(p)/2 plus p times inv_freq's rounding (2^-24
+ * relative); |x| <= 1 on both halves of a pair.
+ */
 function angleTolerance(shape: RopeShape): Tolerance {
   const lastPosition = shape.positionOffset + shape.T - 1;
   const angleError = lastPosition * 2 ** -24 + 2 ** (Math.floor(Math.log2(lastPosition)) - 24);
@@ -95,6 +98,8 @@ describe('rope kernels', () => {
   it('refuses positions beyond what the shader reduces exactly', async () => {
     const gpu = await testGpu();
     const x = gpu.createBuffer(size(SMALL) * 4, 'x');
-    expect(() => ropeForward(gpu, { x }, { M: 14, T: 7, nHeads: 3, headDim: 10, positionOffset: 100_000 }, { theta: 10000 })).toThrow(RangeError);
+    expect(() => ropeForward(gpu, { x }, { M: 14, T: 7, nHeads: 3, headDim: 10, positionOffset: 100_000 }, { theta: 10000 })).toThrow(
+      RangeError,
+    );
   });
 });
