@@ -47,47 +47,46 @@ export function crossEntropyChunkRows(M: number, maxScratchBytes: number): numbe
 }
 
 /**
- * Loss per row (rowLoss) and, when dHidden is given, dHidden = d(sum of rowLoss * lossScale)/d(hidden)
- * (lossScale default 1),
+ * Loss per row (rowLoss) and, when dHidden is given, dHidden = d(sum of rowLoss * lossScale)/d(hidden),
  * with the lm_head applied chunk by chunk (at most `chunk` vocabulary rows at a time, never crossing
- * a piece). `lossScale` scales only the gradient: the caller passes 1 / (non-ignored targets in the
- * whole optimizer step). The backward pass recomputes each chunk's logits (the forward pass needs
+ * a piece). `lossScale` (default 1) scales only the gradient: the caller passes 1 / (non-ignored
+ * targets in the whole optimizer step). The backward pass recomputes each chunk's logits (the forward pass needs
  * the full log-sum-exp first) and walks the chunks in reverse so the last forward chunk's logits,
  * still in the scratch, are reused.
  */
 export function crossEntropyForwardBackward(
   gpu: Gpu,
-  b: CrossEntropyTensors,
+  t: CrossEntropyTensors,
   { M, C, V, chunk }: CrossEntropyDims,
   { lossScale = 1 }: { lossScale?: number } = {},
 ): void {
-  if (asRange(b.scratch).size < M * chunk * 4) throw new Error(`cross-entropy: scratch needs ${M * chunk * 4} bytes`);
-  const chunks = vocabChunks(b.lmHead, V, C, chunk);
+  if (asRange(t.scratch).size < M * chunk * 4) throw new Error(`cross-entropy: scratch needs ${M * chunk * 4} bytes`);
+  const chunks = vocabChunks(t.lmHead, V, C, chunk);
   const rowGrid = gpu.grid(M);
   chunks.forEach((c, i) => {
-    matmulXWt(gpu, { X: b.hidden, W: c.weight, Y: b.scratch }, { M, N: c.len, K: C });
+    matmulXWt(gpu, { X: t.hidden, W: c.weight, Y: t.scratch }, { M, N: c.len, K: C });
     gpu.dispatch(gpu.kernel(source, 'cross_entropy_forward_chunk'), {
       params: { rows: M, len: c.len, col0: c.col0, first: i === 0 ? 1 : 0, vocab: V },
-      bindings: { logits: b.scratch, targets: b.targets, stats: b.stats },
+      bindings: { logits: t.scratch, targets: t.targets, stats: t.stats },
       workgroups: rowGrid,
     });
   });
   gpu.dispatch(gpu.kernel(source, 'cross_entropy_forward_finish'), {
     params: { rows: M, vocab: V },
-    bindings: { targets: b.targets, stats: b.stats, row_loss: b.rowLoss },
+    bindings: { targets: t.targets, stats: t.stats, row_loss: t.rowLoss },
     workgroups: gpu.grid(Math.ceil(M / FINISH_WG)),
   });
-  if (!b.dHidden) return;
+  if (!t.dHidden) return;
   for (let i = chunks.length - 1; i >= 0; i--) {
     const c = chunks[i];
     const last = i === chunks.length - 1;
-    if (!last) matmulXWt(gpu, { X: b.hidden, W: c.weight, Y: b.scratch }, { M, N: c.len, K: C });
+    if (!last) matmulXWt(gpu, { X: t.hidden, W: c.weight, Y: t.scratch }, { M, N: c.len, K: C });
     gpu.dispatch(gpu.kernel(source, 'cross_entropy_backward_chunk'), {
       params: { rows: M, len: c.len, col0: c.col0, vocab: V, loss_scale: lossScale },
-      bindings: { logits: b.scratch, targets: b.targets, stats: b.stats },
+      bindings: { logits: t.scratch, targets: t.targets, stats: t.stats },
       workgroups: gpu.grid(Math.ceil((M * c.len) / WG)),
     });
-    matmulDyW(gpu, { dY: b.scratch, W: c.weight, dX: b.dHidden }, { M, N: c.len, K: C }, { beta: last ? 0 : 1 });
+    matmulDyW(gpu, { dY: t.scratch, W: c.weight, dX: t.dHidden }, { M, N: c.len, K: C }, { beta: last ? 0 : 1 });
   }
 }
 

@@ -185,8 +185,11 @@ export class LlamaModel {
     gpu.write(ws.targets, batch.targets);
 
     for (const piece of weights.embedding) {
-      const rows = { rowStart: piece.rowStart, rowCount: piece.rows };
-      embeddingForward(gpu, { ids: ws.ids, table: piece.weight, out: ws.streamAt(0) }, { M, C, ...rows });
+      embeddingForward(
+        gpu,
+        { ids: ws.ids, table: piece.weight, out: ws.streamAt(0) },
+        { M, C, rowStart: piece.rowStart, rowCount: piece.rows },
+      );
     }
 
     const project = (
