@@ -31,6 +31,7 @@ const ENTRY = /@compute\b[^;{}]*?\bfn\s+(\w+)/g;
 /** An identifier that is not a member access (`.x`). */
 const IDENTIFIER = /(?<![\w.])[A-Za-z_]\w*/g;
 const FIELD_USE = /(?<![\w.])p\s*\.\s*(\w+)/g;
+const BARE_P = /(?<![\w.])p\b(?!\s*\.\s*\w)/;
 const LOCAL = /\b(?:let|var|const)\s*(?:<[^>]*>)?\s*(\w+)|(\w+)\s*:(?!:)/g;
 const SCALARS = new Set<string>(['u32', 'i32', 'f32']);
 
@@ -41,8 +42,8 @@ const parsed = new Map<string, ShaderInterface>();
  * 4-byte scalars at `@group(0) @binding(0) var<uniform> p: Params`, storage buffers at bindings 1..n,
  * and for each entry point the fields (`p.name`) and buffers its body and the functions it calls
  * name, which is what WebGPU's layout `auto` counts as used. A scanner for these declarations,
- * not a WGSL parser; a local that shadows a binding or `p` is refused, so a name always means the
- * module-scope variable.
+ * not a WGSL parser: a local that shadows a binding or `p`, or a use of `p` other than `p.<field>`,
+ * is refused, so that what it finds is what the shader reads.
  */
 export function entryInterface(source: string, entry: string): { shader: ShaderInterface; entry: EntryInterface } {
   const fail = (problem: string) => new ShaderInterfaceError(entry, problem);
@@ -66,6 +67,8 @@ function parse(code: string, fail: (problem: string) => ShaderInterfaceError): S
       const declared = local ?? argument;
       if (moduleVars.has(declared)) throw fail(`fn ${name} declares "${declared}", which shadows the module-scope variable of that name`);
     }
+    // Only fields read as p.<field> are packed, so p may not be read any other way (copied, passed on).
+    if (BARE_P.test(body)) throw fail(`fn ${name} uses p other than as p.<field>`);
   }
   const entries = new Map<string, EntryInterface>();
   for (const [, entry] of code.matchAll(ENTRY)) {

@@ -132,5 +132,7 @@ describe('named kernel parameters', () => {
     expect(create(`struct Params { y: f32 }\n${uniform}\n${body}`)).toThrow(/reads p\.x/);
     const shadowing = `struct Params { x: f32 }\n${uniform}\n${body.replace('out[0]', 'let out = 1.0; _ = out; _')}`;
     expect(create(shadowing)).toThrow(/shadows/);
+    const copied = `struct Params { x: f32 }\n${uniform}\n${body.replace('out[0] = p.x', 'let q = p; out[0] = q.x')}`;
+    expect(create(copied)).toThrow(/uses p other than as p\.<field>/);
   });
 });
