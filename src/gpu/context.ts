@@ -58,8 +58,8 @@ export class Gpu {
   constructor(readonly device: GPUDevice) {
     this.bindGroups = new BindGroupCache(device);
     const info = device.adapterInfo as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined;
-    this.isCpuAdapter =
-      !!info && (info.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe/i.test(`${info.architecture} ${info.description} ${info.device}`));
+    const names = `${info?.architecture} ${info?.description} ${info?.device}`;
+    this.isCpuAdapter = !!info && (info.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe/i.test(names));
     device.lost.then((info) => {
       this.lost = new GpuDeviceLostError(info.reason ?? 'unknown', info.message || 'no details');
     });
