@@ -1,14 +1,14 @@
 // Token embedding lookup.
-// Forward: out[m, c] = table[ids[m] - rowStart, c] for tokens whose id lies in
-//          [rowStart, rowStart + rowCount); rows of other tokens are left untouched.
-// Shapes: ids u32 [M], table f32 [rowCount, C] (one piece of the [vocab, C] table), out f32 [M, C].
+// Forward: out[m, c] = table[ids[m] - row_start, c] for tokens whose id lies in
+//          [row_start, row_start + row_count); rows of other tokens are left untouched.
+// Shapes: ids u32 [M], table f32 [row_count, C] (one piece of the [vocab, C] table), out f32 [M, C].
 // The vocabulary table can exceed the storage binding limit (Qwen2.5: 151936 x 896 f32 = 519 MiB), so
 // the engine splits it into pieces and calls this once per piece; each token is written by exactly
 // the one piece that holds its row.
 // No backward: embeddings are frozen in LoRA training, and nothing upstream of them needs a gradient.
 // One invocation per output element; the grid may be split over x and y (see Gpu.grid).
 
-struct Params { M: u32, C: u32, rowStart: u32, rowCount: u32 }
+struct Params { M: u32, C: u32, row_start: u32, row_count: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
@@ -21,8 +21,8 @@ fn embedding_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   if (i >= p.M * p.C) { return; }
   let m = i / p.C;
   let c = i - m * p.C;
-  // Unsigned wrap-around makes ids below rowStart huge, so one comparison covers both ends.
-  let row = ids[m] - p.rowStart;
-  if (row >= p.rowCount) { return; }
+  // Unsigned wrap-around makes ids below row_start huge, so one comparison covers both ends.
+  let row = ids[m] - p.row_start;
+  if (row >= p.row_count) { return; }
   out[i] = table[row * p.C + c];
 }

@@ -1,7 +1,8 @@
 // Residual connection.
 // Forward:  y[i] = a[i] + b[i]                      (h = x + attn(x), y = h + mlp(h))
-// Backward: d a = d y and d b = d y, so the model only needs to accumulate one gradient into
-//           another: dst[i] += src[i].
+// Backward: d a = d y and d b = d y, so there is no backward kernel: the model hands the stream's
+//           gradient to the branch as it is, and the branch's backward kernels add their share of
+//           d x into it (rmsnorm_backward_accumulate, matmul with beta = 1).
 // One invocation per element; the grid may be split over x and y (see Gpu.grid).
 
 struct Params { n: u32 }
@@ -16,14 +17,4 @@ fn residual_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i >= p.n) { return; }
   y[i] = a[i] + b[i];
-}
-
-@group(0) @binding(4) var<storage, read> src: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dst: array<f32>;
-
-@compute @workgroup_size(256)
-fn residual_backward_accumulate(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= p.n) { return; }
-  dst[i] = dst[i] + src[i];
 }

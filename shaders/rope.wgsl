@@ -1,17 +1,17 @@
 // Rotary position embedding, half-split ("rotate_half") layout as Hugging Face Llama applies it.
-// Per head of width d = headDim, for i < d/2, with angle a = pos * invFreq[i]:
+// Per head of width d = head_dim, for i < d/2, with angle a = pos * invFreq[i]:
 // Forward:  x'[i] = x[i] cos a - x[i + d/2] sin a,   x'[i + d/2] = x[i + d/2] cos a + x[i] sin a.
 // Backward: the transpose, i.e. the rotation by -a:
 //           dx[i] = dy[i] cos a + dy[i + d/2] sin a,  dx[i + d/2] = dy[i + d/2] cos a - dy[i] sin a.
-// Shapes: x [M, nHeads * d], rotated in place; invFreq [d/2]. Token m sits at position
-//         pos = (m % T) + positionOffset.
+// Shapes: x [M, n_heads * d], rotated in place; invFreq [d/2]. Token m sits at position
+//         pos = (m % T) + position_offset.
 // invFreq comes from the CPU, rounded to f32 exactly as PyTorch computes it, and the angle is the f32
 // product pos * invFreq[i], again as in HF, so the rotation matches HF's own f32 rounding at long
 // positions. sin and cos are computed here rather than with the builtins because WGSL only promises
 // 2^-11 absolute error for those, and only inside [-pi, pi], while angles reach the position count.
 // One invocation per rotated pair (m, head, i); the grid may be split over x and y (see Gpu.grid).
 
-struct Params { M: u32, T: u32, nHeads: u32, headDim: u32, positionOffset: u32 }
+struct Params { M: u32, T: u32, n_heads: u32, head_dim: u32, position_offset: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
@@ -40,15 +40,15 @@ fn sin_cos(a: f32) -> vec2f {
 
 // Rotates pair number `i` by `direction` * angle; invocations past the last pair do nothing.
 fn rotate(i: u32, direction: f32) {
-  let half_dim = p.headDim / 2u;
-  if (i >= p.M * p.nHeads * half_dim) { return; }
+  let half_dim = p.head_dim / 2u;
+  if (i >= p.M * p.n_heads * half_dim) { return; }
   let row = i / half_dim;
   let j = i - row * half_dim;
-  let m = row / p.nHeads;
-  let pos = m % p.T + p.positionOffset;
+  let m = row / p.n_heads;
+  let pos = m % p.T + p.position_offset;
   let sc = sin_cos(f32(pos) * inv_freq[j]);
   let sn = direction * sc.x;
-  let lo = row * p.headDim + j;
+  let lo = row * p.head_dim + j;
   let hi = lo + half_dim;
   let a = x[lo];
   let b = x[hi];

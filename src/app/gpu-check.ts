@@ -41,7 +41,7 @@ export async function runSelfCheck(gpu: Gpu, count = 1000): Promise<SelfCheckRes
   const bufferB = gpu.upload(b, 'self-check b');
   const bufferY = gpu.createBuffer(count * 4, 'self-check y');
   try {
-    residualForward(gpu, bufferA, bufferB, bufferY, count);
+    residualForward(gpu, { a: bufferA, b: bufferB, y: bufferY }, { n: count });
     const y = await gpu.readF32(bufferY, count);
     await gpu.sync();
     const ms = performance.now() - start;

@@ -275,20 +275,15 @@ function randomExamples(config: ModelConfig, o: BenchOptions, steps: number): Ex
   });
 }
 
-/**
- * The wrapper-level shape of a matmul dispatch. The uniform layout is matmul.ts's `product`:
- * rows, cols, depth first and beta at index 13; rows x cols is the output, depth the sum.
- */
+/** The wrapper-level shape of a matmul dispatch: rows x cols is the output, depth the sum (see matmul.ts). */
 function matmulShape(d: RecordedDispatch): MatmulTiming | null {
-  const kernel = d.pipeline.label;
+  const kernel = d.kernel.name;
   const wrapper = WRAPPERS[kernel.replace(/_direct$/, '')];
-  if (!wrapper || !d.params) return null;
-  const [rows, cols, depth] = d.params as number[];
-  const beta = d.params[13];
-  const accumulate = typeof beta === 'object' && 'f32' in beta && beta.f32 !== 0;
+  if (!wrapper) return null;
+  const { rows, cols, depth, beta } = d.params;
   const dims =
     wrapper === 'matmulXWt' ? { M: rows, N: cols, K: depth } : wrapper === 'matmulDyW' ? { M: rows, N: depth, K: cols } : { M: depth, N: rows, K: cols };
-  return { kernel, wrapper, ...dims, accumulate, calls_per_step: 1, ms_per_call: null, gflops: null };
+  return { kernel, wrapper, ...dims, accumulate: beta !== 0, calls_per_step: 1, ms_per_call: null, gflops: null };
 }
 
 /** Milliseconds per call of one matmul shape alone: one untimed call, then enough calls to fill `minMs`. */
@@ -302,11 +297,12 @@ async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number): Promise<num
   const [a, b] = sizes.slice(0, 2).map((floats, i) => random(floats, `bench matmul ${i}`));
   const c = gpu.createBuffer(sizes[2] * 4, 'bench matmul out');
   const bias = s.kernel.startsWith('matmul_forward_bias') ? random(s.N, 'bench bias') : undefined;
-  const opts = { beta: s.accumulate ? 1 : 0, bias };
+  const dims = { M: s.M, N: s.N, K: s.K };
+  const opts = { beta: s.accumulate ? 1 : 0 };
   const call = () => {
-    if (s.wrapper === 'matmulXWt') matmulXWt(gpu, a, b, c, s.M, s.N, s.K, opts);
-    else if (s.wrapper === 'matmulDyW') matmulDyW(gpu, a, b, c, s.M, s.N, s.K, opts);
-    else matmulDyTX(gpu, a, b, c, s.M, s.N, s.K, opts);
+    if (s.wrapper === 'matmulXWt') matmulXWt(gpu, { X: a, W: b, Y: c, bias }, dims, opts);
+    else if (s.wrapper === 'matmulDyW') matmulDyW(gpu, { dY: a, W: b, dX: c }, dims, opts);
+    else matmulDyTX(gpu, { dY: a, X: b, dW: c }, dims, opts);
   };
   const timed = async (calls: number) => {
     const start = performance.now();

@@ -278,7 +278,7 @@ async function exampleLosses(
     if (batch.targetCount === 0) {
       for (const _ of targets) out.push({ sum: 0, targets: 0 });
     } else {
-      model.lossAndGradients(batch, adapter);
+      model.loss(batch, adapter);
       const sums = await model.readRowLossSums(batch);
       targets.forEach((n, b) => out.push({ sum: sums[b], targets: n }));
     }

@@ -1,34 +1,16 @@
+import { BindGroupCache } from './bind-groups';
 import { GpuDeviceLostError, GpuValidationError } from './errors';
+import { asRange, type BindGroupEntry, type Binding, Kernel, type KernelCall } from './kernel';
+import { entryInterface } from './shader-interface';
+import { UniformPool } from './uniforms';
 
-/** A storage binding: a whole buffer or a byte range of one (offsets 256-byte aligned). */
-export type Binding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
+export { asRange, type Binding, Kernel, type KernelCall, type KernelParams } from './kernel';
 
-/** A uniform field: plain numbers are u32; wrap floats and signed ints. */
-export type Param = number | { f32: number } | { i32: number };
-export const f32 = (value: number): Param => ({ f32: value });
-export const i32 = (value: number): Param => ({ i32: value });
-
-const UNIFORM_SLOT = 256;
-const UNIFORM_SLOTS_PER_BLOCK = 256;
 /** Long submits get killed by browsers' GPU watchdogs; split the work well before that. */
 const MAX_DISPATCHES_PER_SUBMIT = 384;
-/** A safety net: a training step needs a few thousand bind groups at most; past this the cache starts over. */
-const MAX_CACHED_BIND_GROUPS = 16384;
 /** Readback buffers up to this size are kept for reuse (a step's loss rows); larger ones are freed after use. */
 const MAX_POOLED_READBACK_BYTES = 256 * 1024;
 const MAX_POOLED_READBACKS = 8;
-
-interface CachedBindGroup {
-  group: GPUBindGroup;
-  /** Ids of the buffers it binds. */
-  buffers: number[];
-}
-
-interface UniformBlock {
-  buffer: GPUBuffer;
-  staging: ArrayBuffer;
-  used: number;
-}
 
 /** Bytes of GPU buffers created through a `Gpu`: live now, and the most live at once since `resetPeak`. */
 export interface BufferAccounting {
@@ -38,37 +20,28 @@ export interface BufferAccounting {
 }
 
 /** One recorded dispatch, as `Gpu.dispatch` received it (for profiling tools). */
-export interface RecordedDispatch {
-  pipeline: GPUComputePipeline;
-  params: readonly Param[] | null;
-  bindings: readonly (Binding | undefined)[];
+export interface RecordedDispatch extends KernelCall {
+  kernel: Kernel;
 }
 
 /**
- * Owns a GPUDevice for the engine: pipeline cache, buffer helpers, and a recorder that puts many
- * dispatches into one command buffer. Uniform parameters go into pooled 256-byte slots that are
- * uploaded right before the submit, so recording a dispatch never touches the queue.
+ * Owns a GPUDevice for the engine: compiled kernels, buffer helpers with byte accounting, and a
+ * recorder that puts many dispatches into one command buffer. Uniform values go into pooled slots
+ * that are uploaded right before the submit, so recording a dispatch never touches the queue.
  */
 export class Gpu {
-  private readonly modules = new Map<string, GPUShaderModule>();
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Compiled shaders and their kernels by source (module constants, so a lookup hashes no new string). */
+  private readonly shaders = new Map<string, { module: GPUShaderModule; kernels: Map<string, Kernel> }>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private dispatches = 0;
-  private readonly uniformBlocks: UniformBlock[] = [];
-  private blockIndex = 0;
+  private readonly uniforms = new UniformPool((descriptor) => this.allocate(descriptor));
+  private readonly bindGroups: BindGroupCache;
   private lost: GpuDeviceLostError | null = null;
   private validationErrors: string[] = [];
   private liveBytes = 0;
   private peakBytes = 0;
   private liveBuffers = 0;
-  private bindGroupsCreated = 0;
-  private bindGroupsReused = 0;
-  private readonly objectIds = new WeakMap<object, number>();
-  private nextObjectId = 1;
-  private readonly bindGroups = new Map<string, CachedBindGroup>();
-  /** Cache keys by buffer id, so destroying a buffer drops the bind groups that name it. */
-  private readonly bindGroupKeys = new Map<number, Set<string>>();
   private readonly readbackPool: GPUBuffer[] = [];
   private dispatchObserver: ((dispatch: RecordedDispatch) => void) | null = null;
   /**
@@ -76,7 +49,6 @@ export class Gpu {
    * step allocates at shapes far too slow to execute (SmolLM2 on a CPU adapter).
    */
   dryRun = false;
-  readonly hasF16: boolean;
   /**
    * A CPU implementation (SwiftShader, lavapipe): kernels that offer a barrier-free schedule use
    * it there, since workgroup barriers are fiber switches on a CPU.
@@ -84,10 +56,10 @@ export class Gpu {
   readonly isCpuAdapter: boolean;
 
   constructor(readonly device: GPUDevice) {
-    this.hasF16 = device.features.has('shader-f16');
+    this.bindGroups = new BindGroupCache(device);
     const info = device.adapterInfo as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined;
-    this.isCpuAdapter =
-      !!info && (info.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe/i.test(`${info.architecture} ${info.description} ${info.device}`));
+    const names = `${info?.architecture} ${info?.description} ${info?.device}`;
+    this.isCpuAdapter = !!info && (info.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe/i.test(names));
     device.lost.then((info) => {
       this.lost = new GpuDeviceLostError(info.reason ?? 'unknown', info.message || 'no details');
     });
@@ -100,25 +72,25 @@ export class Gpu {
     return this.device.limits;
   }
 
-  /** Compiles (once) the entry point `entry` of a WGSL source. */
-  pipeline(source: string, entry: string, constants?: Record<string, number>): GPUComputePipeline {
-    const key = `${entry}|${JSON.stringify(constants ?? {})}|${source}`;
-    let pipeline = this.pipelines.get(key);
-    if (!pipeline) {
-      let module = this.modules.get(source);
-      if (!module) {
-        module = this.device.createShaderModule({ code: source });
-        this.modules.set(source, module);
-      }
-      pipeline = this.device.createComputePipeline({
-        // The entry point names the kernel in validation messages and for profiling tools.
-        label: entry,
-        layout: 'auto',
-        compute: { module, entryPoint: entry, constants },
-      });
-      this.pipelines.set(key, pipeline);
-    }
-    return pipeline;
+  /**
+   * The entry point `entry` of a WGSL source, compiled once per Gpu. Its `struct Params` and storage
+   * bindings are read from the source, and every dispatch is checked against them.
+   */
+  kernel(source: string, entry: string): Kernel {
+    let shader = this.shaders.get(source);
+    let kernel = shader?.kernels.get(entry);
+    if (kernel) return kernel;
+    const { shader: declared, entry: uses } = entryInterface(source, entry);
+    if (!shader) this.shaders.set(source, (shader = { module: this.device.createShaderModule({ code: source }), kernels: new Map() }));
+    const pipeline = this.device.createComputePipeline({
+      // The entry point names the kernel in validation messages and for profiling tools.
+      label: entry,
+      layout: 'auto',
+      compute: { module: shader.module, entryPoint: entry },
+    });
+    kernel = new Kernel(entry, pipeline, declared, uses);
+    shader.kernels.set(entry, kernel);
+    return kernel;
   }
 
   createBuffer(bytes: number, label: string): GPUBuffer {
@@ -136,7 +108,7 @@ export class Gpu {
 
   /** Bind groups created, dispatches that reused a cached one, and how many are cached now. */
   get bindGroupStats(): { created: number; reused: number; cached: number } {
-    return { created: this.bindGroupsCreated, reused: this.bindGroupsReused, cached: this.bindGroups.size };
+    return this.bindGroups.stats;
   }
 
   /** Starts a new peak measurement from what is live now. */
@@ -170,28 +142,22 @@ export class Gpu {
   }
 
   /**
-   * Records `dispatchWorkgroups` with params at binding 0 and `bindings[i]` at binding i + 1.
-   * Bind groups are cached by pipeline and bound ranges. The uniform slot is part of the key: a
-   * step records the same dispatches in the same order every time, so slot n of a submit gets
-   * the same bind group each step while its contents are rewritten before every submit.
+   * Records one dispatch of `kernel`: its params packed into a uniform slot at binding 0, its
+   * bindings at the indices the shader declares (see KernelCall). Throws KernelArgumentError, having recorded
+   * nothing, when the call does not match the shader. Bind groups are cached by pipeline and bound
+   * ranges; the uniform slot is part of the key, and a step records the same dispatches in the same
+   * order every time, so slot n of a submit gets the same bind group each step.
    */
-  dispatch(
-    pipeline: GPUComputePipeline,
-    params: Param[] | null,
-    bindings: (Binding | undefined)[],
-    workgroups: [number, number?, number?],
-  ): void {
+  dispatch(kernel: Kernel, call: KernelCall): void {
+    kernel.check(call);
     this.checkAlive();
-    this.dispatchObserver?.({ pipeline, params, bindings });
-    const entries: { binding: number; resource: GPUBufferBinding }[] = [];
-    if (params) entries.push({ binding: 0, resource: this.uniformSlot(params) });
-    bindings.forEach((binding, i) => {
-      if (binding) entries.push({ binding: i + 1, resource: asRange(binding) });
-    });
+    this.dispatchObserver?.({ kernel, ...call });
+    const entries: BindGroupEntry[] = kernel.uses.params.size ? [{ binding: 0, resource: this.uniforms.slot(kernel, call.params) }] : [];
+    kernel.storageEntries(call.bindings, entries);
     const pass = this.computePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, this.bindGroup(pipeline, entries));
-    const [x, y = 1, z = 1] = workgroups;
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, this.bindGroups.get(kernel.pipeline, entries));
+    const [x, y = 1, z = 1] = call.workgroups;
     if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
     if (++this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
   }
@@ -220,12 +186,7 @@ export class Gpu {
     this.checkAlive();
     if (!this.encoder) return;
     this.endPass();
-    for (let i = 0; i <= this.blockIndex && i < this.uniformBlocks.length; i++) {
-      const block = this.uniformBlocks[i];
-      if (block.used > 0 && !this.dryRun) this.device.queue.writeBuffer(block.buffer, 0, block.staging, 0, block.used * UNIFORM_SLOT);
-      block.used = 0;
-    }
-    this.blockIndex = 0;
+    this.uniforms.finishSubmit(this.device.queue, !this.dryRun);
     const commands = this.encoder.finish();
     if (!this.dryRun) this.device.queue.submit([commands]);
     this.encoder = null;
@@ -284,52 +245,6 @@ export class Gpu {
     return this.allocate({ label: 'readback', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   }
 
-  private bindGroup(pipeline: GPUComputePipeline, entries: { binding: number; resource: GPUBufferBinding }[]): GPUBindGroup {
-    const buffers = entries.map((e) => this.objectId(e.resource.buffer));
-    const key = `${this.objectId(pipeline)}|${entries
-      .map((e, i) => `${e.binding}:${buffers[i]}:${e.resource.offset}:${e.resource.size}`)
-      .join('|')}`;
-    const cached = this.bindGroups.get(key);
-    if (cached) {
-      this.bindGroupsReused++;
-      return cached.group;
-    }
-    if (this.bindGroups.size >= MAX_CACHED_BIND_GROUPS) {
-      this.bindGroups.clear();
-      this.bindGroupKeys.clear();
-    }
-    const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    this.bindGroupsCreated++;
-    this.bindGroups.set(key, { group, buffers });
-    for (const id of buffers) {
-      let keys = this.bindGroupKeys.get(id);
-      if (!keys) this.bindGroupKeys.set(id, (keys = new Set()));
-      keys.add(key);
-    }
-    return group;
-  }
-
-  /** A destroyed buffer's bind groups could never be used again; drop them so they can be collected. */
-  private forgetBindGroups(buffer: GPUBuffer): void {
-    const id = this.objectIds.get(buffer);
-    const keys = id === undefined ? undefined : this.bindGroupKeys.get(id);
-    if (!keys) return;
-    for (const key of keys) {
-      for (const other of this.bindGroups.get(key)?.buffers ?? []) if (other !== id) this.bindGroupKeys.get(other)?.delete(key);
-      this.bindGroups.delete(key);
-    }
-    this.bindGroupKeys.delete(id!);
-  }
-
-  private objectId(object: object): number {
-    let id = this.objectIds.get(object);
-    if (id === undefined) {
-      id = this.nextObjectId++;
-      this.objectIds.set(object, id);
-    }
-    return id;
-  }
-
   /**
    * Every buffer the engine uses is created here, so the accounting sees it. Callers free buffers
    * with `buffer.destroy()` (there is no destroy event), so that method is wrapped to keep the
@@ -348,7 +263,7 @@ export class Gpu {
         live = false;
         this.liveBytes -= bytes;
         this.liveBuffers--;
-        this.forgetBindGroups(buffer);
+        this.bindGroups.forget(buffer);
       }
       return destroy();
     };
@@ -370,39 +285,9 @@ export class Gpu {
     this.pass?.end();
     this.pass = null;
   }
-
-  private uniformSlot(params: Param[]): GPUBufferBinding {
-    let block = this.uniformBlocks[this.blockIndex];
-    if (block && block.used === UNIFORM_SLOTS_PER_BLOCK) block = this.uniformBlocks[++this.blockIndex];
-    if (!block) {
-      block = {
-        buffer: this.allocate({
-          label: 'uniforms',
-          size: UNIFORM_SLOT * UNIFORM_SLOTS_PER_BLOCK,
-          usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-        }),
-        staging: new ArrayBuffer(UNIFORM_SLOT * UNIFORM_SLOTS_PER_BLOCK),
-        used: 0,
-      };
-      this.uniformBlocks[this.blockIndex] = block;
-    }
-    const offset = block.used * UNIFORM_SLOT;
-    const view = new DataView(block.staging, offset, UNIFORM_SLOT);
-    params.forEach((param, i) => {
-      if (typeof param === 'number') view.setUint32(i * 4, param, true);
-      else if ('f32' in param) view.setFloat32(i * 4, param.f32, true);
-      else view.setInt32(i * 4, param.i32, true);
-    });
-    block.used++;
-    return { buffer: block.buffer, offset, size: Math.max(16, Math.ceil((params.length * 4) / 16) * 16) };
-  }
 }
 
 /** What `Gpu.createBuffer` really allocates for a request of `bytes` (16-byte multiples, never empty). */
 export function allocatedSize(bytes: number): number {
   return Math.max(16, Math.ceil(bytes / 16) * 16);
-}
-
-export function asRange(binding: Binding): { buffer: GPUBuffer; offset: number; size: number } {
-  return 'offset' in binding ? binding : { buffer: binding, offset: 0, size: binding.size };
 }

@@ -1,5 +1,5 @@
 import source from '../../shaders/adamw.wgsl?raw';
-import { f32, type Binding, type Gpu } from '../gpu/context';
+import type { Binding, Gpu } from '../gpu/context';
 
 const WG = 256;
 
@@ -21,29 +21,24 @@ export interface AdamWHyperparams {
  */
 export function adamwStep(
   gpu: Gpu,
-  params: Binding,
-  grads: Binding,
-  m: Binding,
-  v: Binding,
-  clip: Binding,
-  n: number,
+  t: { params: Binding; grads: Binding; m: Binding; v: Binding; clip: Binding },
+  { n }: { n: number },
   h: AdamWHyperparams,
 ): void {
   const biasCorrection1 = 1 - h.beta1 ** h.step;
   const biasCorrection2 = 1 - h.beta2 ** h.step;
-  gpu.dispatch(
-    gpu.pipeline(source, 'adamw_step'),
-    [
+  gpu.dispatch(gpu.kernel(source, 'adamw_step'), {
+    params: {
       n,
-      f32(1 - h.lr * h.weightDecay),
-      f32(1 - h.beta1),
-      f32(h.beta2),
-      f32(1 - h.beta2),
-      f32(h.lr / biasCorrection1),
-      f32(Math.sqrt(biasCorrection2)),
-      f32(h.eps),
-    ],
-    [params, grads, m, v, clip],
-    gpu.grid(Math.ceil(n / WG)),
-  );
+      decay: 1 - h.lr * h.weightDecay,
+      lerp_weight: 1 - h.beta1,
+      beta2: h.beta2,
+      one_minus_beta2: 1 - h.beta2,
+      step_size: h.lr / biasCorrection1,
+      bc2_sqrt: Math.sqrt(biasCorrection2),
+      eps: h.eps,
+    },
+    bindings: t,
+    workgroups: gpu.grid(Math.ceil(n / WG)),
+  });
 }

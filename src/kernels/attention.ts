@@ -1,5 +1,5 @@
 import source from '../../shaders/attention.wgsl?raw';
-import { type Binding, type Gpu, type Param, f32 } from '../gpu/context';
+import type { Binding, Gpu, KernelParams } from '../gpu/context';
 
 /** batch, sequence length, query heads, key/value heads, head_dim. */
 export interface AttentionDims {
@@ -15,19 +15,17 @@ const MAX_HEAD_DIM = 128;
 /** Workgroup size of every entry point (one invocation per row). */
 const WG = 64;
 
-/** A forward over new queries against a KV cache: `past` positions already cached, room for `S`. */
-export interface CachedAttention {
+/** A forward of T new queries against a KV cache: `past` positions already cached, room for `S`. */
+export interface CachedAttentionDims extends AttentionDims {
   past: number;
   S: number;
 }
 
-function params(d: AttentionDims, cached: CachedAttention = { past: 0, S: d.T }): Param[] {
+/** The fields every entry point reads; the forward adds the cache geometry. */
+function params(d: AttentionDims): KernelParams {
   if (d.H % d.KV !== 0) throw new Error(`attention: ${d.H} query heads do not split into ${d.KV} kv heads`);
   if (d.D > MAX_HEAD_DIM) throw new Error(`attention: head_dim ${d.D} exceeds ${MAX_HEAD_DIM}`);
-  if (cached.past + d.T > cached.S) {
-    throw new RangeError(`attention: ${cached.past} cached + ${d.T} new positions do not fit a cache of ${cached.S}`);
-  }
-  return [d.B, d.T, d.H, d.KV, d.D, f32(1 / Math.sqrt(d.D)), cached.past, cached.S];
+  return { B: d.B, T: d.T, H: d.H, KV: d.KV, D: d.D, scale: 1 / Math.sqrt(d.D) };
 }
 
 /**
@@ -37,14 +35,10 @@ function params(d: AttentionDims, cached: CachedAttention = { past: 0, S: d.T })
  */
 export function attentionForward(
   gpu: Gpu,
-  q: Binding,
-  k: Binding,
-  v: Binding,
-  out: Binding,
-  stats: Binding,
+  t: { q: Binding; k: Binding; v: Binding; out: Binding; stats: Binding },
   d: AttentionDims,
 ): void {
-  dispatchForward(gpu, q, k, v, out, stats, d, params(d));
+  dispatchForward(gpu, t, { ...d, past: 0, S: d.T });
 }
 
 /**
@@ -55,19 +49,24 @@ export function attentionForward(
  */
 export function attentionForwardCached(
   gpu: Gpu,
-  q: Binding,
-  kCache: Binding,
-  vCache: Binding,
-  out: Binding,
-  stats: Binding,
-  d: AttentionDims,
-  cached: CachedAttention,
+  t: { q: Binding; kCache: Binding; vCache: Binding; out: Binding; stats: Binding },
+  d: CachedAttentionDims,
 ): void {
-  dispatchForward(gpu, q, kCache, vCache, out, stats, d, params(d, cached));
+  dispatchForward(gpu, { q: t.q, k: t.kCache, v: t.vCache, out: t.out, stats: t.stats }, d);
 }
 
-function dispatchForward(gpu: Gpu, q: Binding, k: Binding, v: Binding, out: Binding, stats: Binding, d: AttentionDims, p: Param[]): void {
-  gpu.dispatch(gpu.pipeline(source, 'attention_forward'), p, [q, k, v, out, stats], gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)));
+function dispatchForward(
+  gpu: Gpu,
+  bindings: { q: Binding; k: Binding; v: Binding; out: Binding; stats: Binding },
+  d: CachedAttentionDims,
+): void {
+  const p = params(d);
+  if (d.past + d.T > d.S) throw new RangeError(`attention: ${d.past} cached + ${d.T} new positions do not fit a cache of ${d.S}`);
+  gpu.dispatch(gpu.kernel(source, 'attention_forward'), {
+    params: { ...p, past: d.past, S: d.S },
+    bindings,
+    workgroups: gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)),
+  });
 }
 
 /**
@@ -76,28 +75,19 @@ function dispatchForward(gpu: Gpu, q: Binding, k: Binding, v: Binding, out: Bind
  */
 export function attentionBackward(
   gpu: Gpu,
-  dout: Binding,
-  q: Binding,
-  k: Binding,
-  v: Binding,
-  out: Binding,
-  stats: Binding,
-  dq: Binding,
-  dk: Binding,
-  dv: Binding,
+  t: { dout: Binding; q: Binding; k: Binding; v: Binding; out: Binding; stats: Binding; dq: Binding; dk: Binding; dv: Binding },
   d: AttentionDims,
 ): void {
   const p = params(d);
-  gpu.dispatch(
-    gpu.pipeline(source, 'attention_backward_dq'),
-    p,
-    [q, k, v, undefined, stats, dout, out, dq],
-    gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)),
-  );
-  gpu.dispatch(
-    gpu.pipeline(source, 'attention_backward_dkdv'),
-    p,
-    [q, k, v, undefined, stats, dout, undefined, undefined, dk, dv],
-    gpu.grid(Math.ceil((d.B * d.KV * d.T) / WG)),
-  );
+  const { q, k, v, stats, dout } = t;
+  gpu.dispatch(gpu.kernel(source, 'attention_backward_dq'), {
+    params: p,
+    bindings: { q, k, v, stats, dout, o: t.out, dq: t.dq },
+    workgroups: gpu.grid(Math.ceil((d.B * d.H * d.T) / WG)),
+  });
+  gpu.dispatch(gpu.kernel(source, 'attention_backward_dkdv'), {
+    params: p,
+    bindings: { q, k, v, stats, dout, dk: t.dk, dv: t.dv },
+    workgroups: gpu.grid(Math.ceil((d.B * d.KV * d.T) / WG)),
+  });
 }

@@ -1,5 +1,5 @@
-import source from '../../shaders/cross_entropy.wgsl?raw';
-import { asRange, f32, type Binding, type Gpu } from '../gpu/context';
+import source from '../../shaders/cross-entropy.wgsl?raw';
+import { asRange, type Binding, type Gpu } from '../gpu/context';
 import { matmulDyW, matmulXWt } from './matmul';
 
 const WG = 256;
@@ -14,7 +14,7 @@ export interface VocabPiece {
   rows: number;
 }
 
-export interface CrossEntropyBuffers {
+export interface CrossEntropyTensors {
   /** [M, C] final-norm output. */
   hidden: Binding;
   /** i32 [M], already shifted by the caller: target for row m; -100 (any value outside [0, V)) = ignored. */
@@ -27,6 +27,16 @@ export interface CrossEntropyBuffers {
   scratch: Binding;
   /** [M, 4]: running max, running sum of exp, target logit, lse. */
   stats: Binding;
+  /** The [V, C] lm_head (or tied embedding) matrix, in pieces that tile the vocabulary. */
+  lmHead: VocabPiece[];
+}
+
+/** Tokens, hidden size, vocabulary, and vocabulary rows per chunk (see crossEntropyChunkRows). */
+export interface CrossEntropyDims {
+  M: number;
+  C: number;
+  V: number;
+  chunk: number;
 }
 
 /** Vocabulary rows per chunk such that the [M, chunk] f32 scratch fits in `maxScratchBytes`. */
@@ -39,68 +49,60 @@ export function crossEntropyChunkRows(M: number, maxScratchBytes: number): numbe
 /**
  * Loss per row (rowLoss) and, when dHidden is given, dHidden = d(sum of rowLoss * lossScale)/d(hidden),
  * with the lm_head applied chunk by chunk (at most `chunk` vocabulary rows at a time, never crossing
- * a piece). `lossScale` scales only the gradient: the caller passes 1 / (non-ignored targets in the
- * whole optimizer step). The backward pass recomputes each chunk's logits (the forward pass needs
+ * a piece). `lossScale` (default 1) scales only the gradient: the caller passes 1 / (non-ignored
+ * targets in the whole optimizer step). The backward pass recomputes each chunk's logits (the forward pass needs
  * the full log-sum-exp first) and walks the chunks in reverse so the last forward chunk's logits,
  * still in the scratch, are reused.
  */
 export function crossEntropyForwardBackward(
   gpu: Gpu,
-  b: CrossEntropyBuffers,
-  pieces: VocabPiece[],
-  M: number,
-  C: number,
-  V: number,
-  chunk: number,
-  lossScale: number,
+  t: CrossEntropyTensors,
+  { M, C, V, chunk }: CrossEntropyDims,
+  { lossScale = 1 }: { lossScale?: number } = {},
 ): void {
-  if (asRange(b.scratch).size < M * chunk * 4) throw new Error(`cross-entropy: scratch needs ${M * chunk * 4} bytes`);
-  const chunks = vocabChunks(pieces, V, C, chunk);
-  const params = (c: Chunk, first: boolean) => [M, c.len, c.col0, first ? 1 : 0, V, f32(lossScale)];
+  if (asRange(t.scratch).size < M * chunk * 4) throw new Error(`cross-entropy: scratch needs ${M * chunk * 4} bytes`);
+  const chunks = vocabChunks(t.lmHead, V, C, chunk);
   const rowGrid = gpu.grid(M);
   chunks.forEach((c, i) => {
-    matmulXWt(gpu, b.hidden, c.weight, b.scratch, M, c.len, C);
-    gpu.dispatch(gpu.pipeline(source, 'cross_entropy_forward_chunk'), params(c, i === 0), [b.scratch, b.targets, b.stats], rowGrid);
+    matmulXWt(gpu, { X: t.hidden, W: c.weight, Y: t.scratch }, { M, N: c.len, K: C });
+    gpu.dispatch(gpu.kernel(source, 'cross_entropy_forward_chunk'), {
+      params: { rows: M, len: c.len, col0: c.col0, first: i === 0 ? 1 : 0, vocab: V },
+      bindings: { logits: t.scratch, targets: t.targets, stats: t.stats },
+      workgroups: rowGrid,
+    });
   });
-  gpu.dispatch(
-    gpu.pipeline(source, 'cross_entropy_forward_finish'),
-    [M, 0, 0, 0, V, f32(lossScale)],
-    [undefined, b.targets, b.stats, b.rowLoss],
-    gpu.grid(Math.ceil(M / FINISH_WG)),
-  );
-  if (!b.dHidden) return;
+  gpu.dispatch(gpu.kernel(source, 'cross_entropy_forward_finish'), {
+    params: { rows: M, vocab: V },
+    bindings: { targets: t.targets, stats: t.stats, row_loss: t.rowLoss },
+    workgroups: gpu.grid(Math.ceil(M / FINISH_WG)),
+  });
+  if (!t.dHidden) return;
   for (let i = chunks.length - 1; i >= 0; i--) {
     const c = chunks[i];
     const last = i === chunks.length - 1;
-    if (!last) matmulXWt(gpu, b.hidden, c.weight, b.scratch, M, c.len, C);
-    gpu.dispatch(
-      gpu.pipeline(source, 'cross_entropy_backward_chunk'),
-      params(c, false),
-      [b.scratch, b.targets, b.stats],
-      gpu.grid(Math.ceil((M * c.len) / WG)),
-    );
-    matmulDyW(gpu, b.scratch, c.weight, b.dHidden, M, c.len, C, { beta: last ? 0 : 1 });
+    if (!last) matmulXWt(gpu, { X: t.hidden, W: c.weight, Y: t.scratch }, { M, N: c.len, K: C });
+    gpu.dispatch(gpu.kernel(source, 'cross_entropy_backward_chunk'), {
+      params: { rows: M, len: c.len, col0: c.col0, vocab: V, loss_scale: lossScale },
+      bindings: { logits: t.scratch, targets: t.targets, stats: t.stats },
+      workgroups: gpu.grid(Math.ceil((M * c.len) / WG)),
+    });
+    matmulDyW(gpu, { dY: t.scratch, W: c.weight, dX: t.dHidden }, { M, N: c.len, K: C }, { beta: last ? 0 : 1 });
   }
 }
 
 /** out [rows, V] = logits of hidden rows rowStart .. rowStart + rows - 1 (generation: the last position). */
 export function logitsForRows(
   gpu: Gpu,
-  hidden: Binding,
-  pieces: VocabPiece[],
-  out: Binding,
-  rowStart: number,
-  rows: number,
-  C: number,
-  V: number,
+  { hidden, lmHead, out }: { hidden: Binding; lmHead: VocabPiece[]; out: Binding },
+  { rowStart, rows, C, V }: { rowStart: number; rows: number; C: number; V: number },
 ): void {
   if (rows === 0) return;
   const h = asRange(hidden);
   const o = asRange(out);
   const hiddenRows = { buffer: h.buffer, offset: h.offset + rowStart * C * 4, size: rows * C * 4 };
-  for (const piece of checkedPieces(pieces, V, C)) {
+  for (const piece of checkedPieces(lmHead, V, C)) {
     const outColumns = { buffer: o.buffer, offset: o.offset + piece.rowStart * 4, size: ((rows - 1) * V + piece.rows) * 4 };
-    matmulXWt(gpu, hiddenRows, piece.weight, outColumns, rows, piece.rows, C, { outStride: V });
+    matmulXWt(gpu, { X: hiddenRows, W: piece.weight, Y: outColumns }, { M: rows, N: piece.rows, K: C, outStride: V });
   }
 }
 

@@ -11,18 +11,12 @@ const WG = 256;
  */
 export function embeddingForward(
   gpu: Gpu,
-  ids: Binding,
-  table: Binding,
-  out: Binding,
-  M: number,
-  C: number,
-  rowStart: number,
-  rowCount: number,
+  t: { ids: Binding; table: Binding; out: Binding },
+  d: { M: number; C: number; rowStart: number; rowCount: number },
 ): void {
-  gpu.dispatch(
-    gpu.pipeline(source, 'embedding_forward'),
-    [M, C, rowStart, rowCount],
-    [ids, table, out],
-    gpu.grid(Math.ceil((M * C) / WG)),
-  );
+  gpu.dispatch(gpu.kernel(source, 'embedding_forward'), {
+    params: { M: d.M, C: d.C, row_start: d.rowStart, row_count: d.rowCount },
+    bindings: t,
+    workgroups: gpu.grid(Math.ceil((d.M * d.C) / WG)),
+  });
 }

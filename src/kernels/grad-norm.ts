@@ -1,5 +1,5 @@
-import source from '../../shaders/grad_norm.wgsl?raw';
-import { f32, type Binding, type Gpu } from '../gpu/context';
+import source from '../../shaders/grad-norm.wgsl?raw';
+import type { Binding, Gpu } from '../gpu/context';
 
 const WG = 256;
 /** Elements summed by one workgroup of the first pass (256 invocations x 16 each). */
@@ -19,14 +19,19 @@ export function gradNormScratchFloats(n: number): number {
  */
 export function gradNormClipFactor(
   gpu: Gpu,
-  grads: Binding,
-  n: number,
-  partials: Binding,
-  out: Binding,
-  maxNorm: number,
+  { grads, partials, out }: { grads: Binding; partials: Binding; out: Binding },
+  { n }: { n: number },
+  { maxNorm }: { maxNorm: number },
 ): void {
   const count = Math.ceil(n / CHUNK);
-  const params = [n, count, f32(maxNorm > 0 && Number.isFinite(maxNorm) ? maxNorm : 0)];
-  gpu.dispatch(gpu.pipeline(source, 'grad_norm_partials'), params, [grads, partials], gpu.grid(count));
-  gpu.dispatch(gpu.pipeline(source, 'grad_norm_finalize'), params, [undefined, partials, out], [1]);
+  gpu.dispatch(gpu.kernel(source, 'grad_norm_partials'), {
+    params: { n, count },
+    bindings: { grads, partials },
+    workgroups: gpu.grid(count),
+  });
+  gpu.dispatch(gpu.kernel(source, 'grad_norm_finalize'), {
+    params: { count, max_norm: maxNorm > 0 && Number.isFinite(maxNorm) ? maxNorm : 0 },
+    bindings: { partials, out },
+    workgroups: [1],
+  });
 }

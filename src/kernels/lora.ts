@@ -1,5 +1,5 @@
 import source from '../../shaders/lora.wgsl?raw';
-import { f32, type Binding, type Gpu } from '../gpu/context';
+import type { Binding, Gpu } from '../gpu/context';
 import { matmulDyTX, matmulDyW, matmulXWt } from './matmul';
 
 const WG = 256;
@@ -25,28 +25,26 @@ export function loraForward(
   gpu: Gpu,
   t: { x: Binding; xDrop?: Binding; A: Binding; B: Binding; u: Binding; y: Binding },
   d: LoraDims,
-  scaling: number,
-  dropout?: LoraDropout,
+  { scaling, dropout }: { scaling: number; dropout?: LoraDropout },
 ): void {
   const { M, inFeatures, outFeatures, r } = d;
   let input = t.x;
   if (active(dropout)) {
     input = need(t.xDrop, 'xDrop');
-    gpu.dispatch(
-      gpu.pipeline(source, 'lora_dropout_forward'),
-      dropoutParams(M * inFeatures, dropout),
-      [t.x, input],
-      gpu.grid(Math.ceil((M * inFeatures) / WG)),
-    );
+    gpu.dispatch(gpu.kernel(source, 'lora_dropout_forward'), {
+      params: dropoutParams(M * inFeatures, dropout),
+      bindings: { x: t.x, x_drop: input },
+      workgroups: gpu.grid(Math.ceil((M * inFeatures) / WG)),
+    });
   }
-  matmulXWt(gpu, input, t.A, t.u, M, r, inFeatures);
-  matmulXWt(gpu, t.u, t.B, t.y, M, outFeatures, r, { alpha: scaling, beta: 1 });
+  matmulXWt(gpu, { X: input, W: t.A, Y: t.u }, { M, N: r, K: inFeatures });
+  matmulXWt(gpu, { X: t.u, W: t.B, Y: t.y }, { M, N: outFeatures, K: r }, { alpha: scaling, beta: 1 });
 }
 
 /**
  * Backward of one adapter: dB (+)= s dY^T u, du = s dY B, dA (+)= du^T drop(x),
  * dx += dropout_backward(du A). `accumulate` adds into dA/dB (micro-batches of one optimizer step);
- * false overwrites them. du [M,r] is scratch; dxScratch [M,in] is needed only when p > 0, because
+ * false overwrites them. dx is always added into. du [M,r] is scratch; dxScratch [M,in] is needed only when p > 0, because
  * the mask must be applied to du A before it joins dx, which already holds dY W.
  */
 export function loraBackward(
@@ -65,28 +63,25 @@ export function loraBackward(
     dxScratch?: Binding;
   },
   d: LoraDims,
-  scaling: number,
-  accumulate: boolean,
-  dropout?: LoraDropout,
+  { scaling, accumulate, dropout }: { scaling: number; accumulate: boolean; dropout?: LoraDropout },
 ): void {
   const { M, inFeatures, outFeatures, r } = d;
   const beta = accumulate ? 1 : 0;
-  matmulDyTX(gpu, t.dy, t.u, t.dB, M, outFeatures, r, { alpha: scaling, beta });
-  matmulDyW(gpu, t.dy, t.B, t.du, M, outFeatures, r, { alpha: scaling });
+  matmulDyTX(gpu, { dY: t.dy, X: t.u, dW: t.dB }, { M, N: outFeatures, K: r }, { alpha: scaling, beta });
+  matmulDyW(gpu, { dY: t.dy, W: t.B, dX: t.du }, { M, N: outFeatures, K: r }, { alpha: scaling });
   if (!active(dropout)) {
-    matmulDyTX(gpu, t.du, t.x, t.dA, M, r, inFeatures, { beta });
-    matmulDyW(gpu, t.du, t.A, t.dx, M, r, inFeatures, { beta: 1 });
+    matmulDyTX(gpu, { dY: t.du, X: t.x, dW: t.dA }, { M, N: r, K: inFeatures }, { beta });
+    matmulDyW(gpu, { dY: t.du, W: t.A, dX: t.dx }, { M, N: r, K: inFeatures }, { beta: 1 });
     return;
   }
-  matmulDyTX(gpu, t.du, need(t.xDrop, 'xDrop'), t.dA, M, r, inFeatures, { beta });
+  matmulDyTX(gpu, { dY: t.du, X: need(t.xDrop, 'xDrop'), dW: t.dA }, { M, N: r, K: inFeatures }, { beta });
   const scratch = need(t.dxScratch, 'dxScratch');
-  matmulDyW(gpu, t.du, t.A, scratch, M, r, inFeatures);
-  gpu.dispatch(
-    gpu.pipeline(source, 'lora_dropout_backward_accumulate'),
-    dropoutParams(M * inFeatures, dropout),
-    [undefined, undefined, scratch, t.dx],
-    gpu.grid(Math.ceil((M * inFeatures) / WG)),
-  );
+  matmulDyW(gpu, { dY: t.du, W: t.A, dX: scratch }, { M, N: r, K: inFeatures });
+  gpu.dispatch(gpu.kernel(source, 'lora_dropout_backward_accumulate'), {
+    params: dropoutParams(M * inFeatures, dropout),
+    bindings: { src: scratch, dst: t.dx },
+    workgroups: gpu.grid(Math.ceil((M * inFeatures) / WG)),
+  });
 }
 
 /** CPU mirror of the shader's mask (see shaders/lora.wgsl): is element `index` of x kept? */
@@ -110,7 +105,7 @@ function active(dropout: LoraDropout | undefined): dropout is LoraDropout {
 }
 
 function dropoutParams(n: number, dropout: LoraDropout) {
-  return [n, dropout.seed >>> 0, dropThreshold(dropout.p), f32(1 / (1 - dropout.p))];
+  return { n, seed: dropout.seed >>> 0, threshold: dropThreshold(dropout.p), scale: 1 / (1 - dropout.p) };
 }
 
 function need(binding: Binding | undefined, name: string): Binding {

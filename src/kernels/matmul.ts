@@ -1,5 +1,5 @@
 import source from '../../shaders/matmul.wgsl?raw';
-import { asRange, f32, type Binding, type Gpu, type Param } from '../gpu/context';
+import { asRange, type Binding, type Gpu } from '../gpu/context';
 
 const TILE = 64;
 
@@ -15,31 +15,31 @@ export interface MatmulOptions {
   schedule?: 'tiled' | 'direct';
 }
 
-export interface MatmulXWtOptions extends MatmulOptions {
-  /** [N], added after scaling (not multiplied by alpha). */
-  bias?: Binding;
-  /** Elements between output rows (default N): writes a column block of a wider matrix. */
-  outStride?: number;
+/** Sizes as the wrappers name them: the layer y [M, N] = x [M, K] W^T with W [N, K]. */
+export interface MatmulDims {
+  M: number;
+  N: number;
+  K: number;
 }
 
-/** Y [M,N] = alpha * X [M,K] W^T (W [N,K]) + beta * Y (+ bias). */
+/** Y [M,N] = alpha * X [M,K] W^T (W [N,K]) + beta * Y (+ bias [N], added after scaling, not multiplied by alpha). */
 export function matmulXWt(
   gpu: Gpu,
-  X: Binding,
-  W: Binding,
-  Y: Binding,
-  M: number,
-  N: number,
-  K: number,
-  opts: MatmulXWtOptions = {},
+  t: { X: Binding; W: Binding; Y: Binding; bias?: Binding },
+  d: MatmulDims & {
+    /** Elements between output rows (default N): writes a column block of a wider matrix. */
+    outStride?: number;
+  },
+  opts: MatmulOptions = {},
 ): void {
-  const ldc = opts.outStride ?? N;
+  const { M, N, K } = d;
+  const ldc = d.outStride ?? N;
   if (ldc < N) throw new Error(`matmulXWt: outStride ${ldc} < N ${N}`);
-  product(gpu, opts.bias ? 'matmul_forward_bias' : 'matmul_forward', {
-    a: operand(gpu, X, M * K, 'X'),
-    b: operand(gpu, W, N * K, 'W'),
-    c: operand(gpu, Y, M === 0 || N === 0 ? 0 : (M - 1) * ldc + N, 'Y'),
-    bias: opts.bias ? operand(gpu, opts.bias, N, 'bias') : undefined,
+  product(gpu, t.bias ? 'matmul_forward_bias' : 'matmul_forward', {
+    a: operand(gpu, t.X, M * K, 'X'),
+    b: operand(gpu, t.W, N * K, 'W'),
+    c: operand(gpu, t.Y, M === 0 || N === 0 ? 0 : (M - 1) * ldc + N, 'Y'),
+    bias: t.bias ? operand(gpu, t.bias, N, 'bias') : undefined,
     rows: M,
     cols: N,
     depth: K,
@@ -51,20 +51,11 @@ export function matmulXWt(
 }
 
 /** dX [M,K] = alpha * dY [M,N] W [N,K] + beta * dX. */
-export function matmulDyW(
-  gpu: Gpu,
-  dY: Binding,
-  W: Binding,
-  dX: Binding,
-  M: number,
-  N: number,
-  K: number,
-  opts: MatmulOptions = {},
-): void {
+export function matmulDyW(gpu: Gpu, t: { dY: Binding; W: Binding; dX: Binding }, { M, N, K }: MatmulDims, opts: MatmulOptions = {}): void {
   product(gpu, 'matmul_backward_input', {
-    a: operand(gpu, dY, M * N, 'dY'),
-    b: operand(gpu, W, N * K, 'W'),
-    c: operand(gpu, dX, M * K, 'dX'),
+    a: operand(gpu, t.dY, M * N, 'dY'),
+    b: operand(gpu, t.W, N * K, 'W'),
+    c: operand(gpu, t.dX, M * K, 'dX'),
     rows: M,
     cols: K,
     depth: N,
@@ -76,20 +67,11 @@ export function matmulDyW(
 }
 
 /** dW [N,K] = alpha * dY [M,N]^T X [M,K] + beta * dW. */
-export function matmulDyTX(
-  gpu: Gpu,
-  dY: Binding,
-  X: Binding,
-  dW: Binding,
-  M: number,
-  N: number,
-  K: number,
-  opts: MatmulOptions = {},
-): void {
+export function matmulDyTX(gpu: Gpu, t: { dY: Binding; X: Binding; dW: Binding }, { M, N, K }: MatmulDims, opts: MatmulOptions = {}): void {
   product(gpu, 'matmul_backward_weight', {
-    a: operand(gpu, dY, M * N, 'dY'),
-    b: operand(gpu, X, M * K, 'X'),
-    c: operand(gpu, dW, N * K, 'dW'),
+    a: operand(gpu, t.dY, M * N, 'dY'),
+    b: operand(gpu, t.X, M * K, 'X'),
+    c: operand(gpu, t.dW, N * K, 'dW'),
     rows: N,
     cols: K,
     depth: M,
@@ -142,26 +124,24 @@ function product(
   const side = direct ? 4 : TILE;
   const tilesX = Math.ceil(d.cols / side);
   const tilesY = Math.ceil(d.rows / side);
-  const params: Param[] = [
-    d.rows,
-    d.cols,
-    d.depth,
-    tilesX,
-    tilesY,
-    d.lda,
-    d.ldb,
-    d.ldc,
-    d.a.offset,
-    d.b.offset,
-    d.c.offset,
-    d.bias?.offset ?? 0,
-    f32(d.opts.alpha ?? 1),
-    f32(d.opts.beta ?? 0),
-  ];
-  gpu.dispatch(
-    gpu.pipeline(source, direct ? `${entry}_direct` : entry),
-    params,
-    [d.a.binding, d.b.binding, d.c.binding, d.bias?.binding],
-    gpu.grid(direct ? Math.ceil((tilesX * tilesY) / 64) : tilesX * tilesY),
-  );
+  const params = {
+    rows: d.rows,
+    cols: d.cols,
+    depth: d.depth,
+    tiles_x: tilesX,
+    tiles_y: tilesY,
+    lda: d.lda,
+    ldb: d.ldb,
+    ldc: d.ldc,
+    off_a: d.a.offset,
+    off_b: d.b.offset,
+    off_c: d.c.offset,
+    alpha: d.opts.alpha ?? 1,
+    beta: d.opts.beta ?? 0,
+  };
+  gpu.dispatch(gpu.kernel(source, direct ? `${entry}_direct` : entry), {
+    params: d.bias ? { ...params, off_bias: d.bias.offset } : params,
+    bindings: { a: d.a.binding, b: d.b.binding, c: d.c.binding, bias: d.bias?.binding },
+    workgroups: gpu.grid(direct ? Math.ceil((tilesX * tilesY) / 64) : tilesX * tilesY),
+  });
 }

@@ -30,57 +30,35 @@ function invFreqTable(gpu: Gpu, headDim: number, theta: number): GPUBuffer {
   return table;
 }
 
-function rope(
-  gpu: Gpu,
-  entry: string,
-  x: Binding,
-  M: number,
-  T: number,
-  nHeads: number,
-  headDim: number,
-  theta: number,
-  positionOffset: number,
-): void {
+/** Rows of x [M, nHeads * headDim]; token m sits at position (m % T) + positionOffset (default 0). */
+export interface RopeDims {
+  M: number;
+  T: number;
+  nHeads: number;
+  headDim: number;
+  positionOffset?: number;
+}
+
+function rope(gpu: Gpu, entry: string, x: Binding, d: RopeDims, theta: number): void {
+  const { M, T, nHeads, headDim, positionOffset = 0 } = d;
   if (headDim % 2 !== 0) throw new RangeError(`RoPE needs an even head_dim, got ${headDim}`);
   const lastPosition = positionOffset + Math.min(M, T) - 1;
   if (lastPosition >= MAX_POSITION) {
     throw new RangeError(`RoPE position ${lastPosition} is past the ${MAX_POSITION} the shader's sin/cos handle`);
   }
-  gpu.dispatch(
-    gpu.pipeline(source, entry),
-    [M, T, nHeads, headDim, positionOffset],
-    [x, invFreqTable(gpu, headDim, theta)],
-    gpu.grid(Math.ceil((M * nHeads * (headDim / 2)) / WG)),
-  );
+  gpu.dispatch(gpu.kernel(source, entry), {
+    params: { M, T, n_heads: nHeads, head_dim: headDim, position_offset: positionOffset },
+    bindings: { x, inv_freq: invFreqTable(gpu, headDim, theta) },
+    workgroups: gpu.grid(Math.ceil((M * nHeads * (headDim / 2)) / WG)),
+  });
 }
 
-/**
- * Rotates x [M, nHeads * headDim] in place, half-split layout as in HF Llama; token m is at
- * position (m % T) + positionOffset.
- */
-export function ropeForward(
-  gpu: Gpu,
-  x: Binding,
-  M: number,
-  T: number,
-  nHeads: number,
-  headDim: number,
-  theta: number,
-  positionOffset = 0,
-): void {
-  rope(gpu, 'rope_forward', x, M, T, nHeads, headDim, theta, positionOffset);
+/** Rotates x [M, nHeads * headDim] in place, half-split layout as in HF Llama, with inv_freq from `theta`. */
+export function ropeForward(gpu: Gpu, { x }: { x: Binding }, d: RopeDims, { theta }: { theta: number }): void {
+  rope(gpu, 'rope_forward', x, d, theta);
 }
 
 /** The transpose of ropeForward (rotation by -angle), in place on dx [M, nHeads * headDim]. */
-export function ropeBackward(
-  gpu: Gpu,
-  dx: Binding,
-  M: number,
-  T: number,
-  nHeads: number,
-  headDim: number,
-  theta: number,
-  positionOffset = 0,
-): void {
-  rope(gpu, 'rope_backward', dx, M, T, nHeads, headDim, theta, positionOffset);
+export function ropeBackward(gpu: Gpu, { dx }: { dx: Binding }, d: RopeDims, { theta }: { theta: number }): void {
+  rope(gpu, 'rope_backward', dx, d, theta);
 }

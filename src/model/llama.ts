@@ -8,7 +8,7 @@ import { residualForward } from '../kernels/residual';
 import { rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
 import { ropeBackward, ropeForward } from '../kernels/rope';
 import { swigluBackward, swigluForward } from '../kernels/swiglu';
-import { LoraAdapter, type LoraWeights } from '../lora/adapter';
+import type { LoraAdapter, LoraWeights } from '../lora/adapter';
 import type { LoraTarget } from '../lora/config';
 import { type Batch, makeBatch } from '../train/batch';
 import type { ModelConfig } from './config';
@@ -52,15 +52,26 @@ export class LlamaModel {
   }
 
   /**
-   * Records the forward pass, the loss and, when `lossScale` is given, the backward pass that
-   * accumulates d(sum of token losses * lossScale)/d(adapter) into `adapter.grads` (training
-   * mode: dropout on). Row losses land in the workspace; read them with `readLossSum`.
+   * Records the forward pass and the loss of `batch` for evaluation: no dropout, no gradients. Row
+   * losses land in the workspace; read them with `readLossSum` or `readRowLossSums`.
    */
-  lossAndGradients(batch: Batch, adapter: LoraWeights | null, opts: { lossScale?: number; dropoutSeed?: number } = {}): void {
-    const training = opts.lossScale !== undefined && adapter !== null;
-    const ws = this.forward(batch, adapter, { training, dropoutSeed: opts.dropoutSeed });
-    const M = batch.B * batch.T;
-    const C = this.config.hiddenSize;
+  loss(batch: Batch, adapter: LoraWeights | null): void {
+    this.forwardAndLoss(batch, adapter, null);
+  }
+
+  /**
+   * Records a training step's share of work for `batch`: the forward pass with LoRA dropout (masks
+   * seeded by `dropoutSeed`, default 0), the loss, and the backward pass that adds
+   * d(sum of token losses * lossScale)/d(adapter) into `adapter.grads`. Row losses as for `loss`.
+   */
+  lossAndGradients(batch: Batch, adapter: LoraAdapter, { lossScale, dropoutSeed = 0 }: { lossScale: number; dropoutSeed?: number }): void {
+    this.forwardAndLoss(batch, adapter, { lossScale, dropoutSeed });
+    this.backward(batch, adapter, dropoutSeed);
+  }
+
+  /** Training when `training` is given: dropout on, and d(loss)/d(final norm output) left in the workspace's dNorm. */
+  private forwardAndLoss(batch: Batch, adapter: LoraWeights | null, training: { lossScale: number; dropoutSeed: number } | null): void {
+    const ws = this.forward(batch, adapter, { training: training !== null, dropoutSeed: training?.dropoutSeed });
     crossEntropyForwardBackward(
       this.gpu,
       {
@@ -70,25 +81,19 @@ export class LlamaModel {
         dHidden: training ? ws.dNorm : undefined,
         scratch: ws.ceScratch,
         stats: ws.ceStats,
+        lmHead: this.weights.lmHead,
       },
-      this.weights.lmHead,
-      M,
-      C,
-      this.config.vocabSize,
-      ws.ceChunk,
-      opts.lossScale ?? 1,
+      { M: batch.B * batch.T, C: this.config.hiddenSize, V: this.config.vocabSize, chunk: ws.ceChunk },
+      training ? { lossScale: training.lossScale } : {},
     );
-    if (!training) return;
-    if (!(adapter instanceof LoraAdapter)) throw new TypeError('lossAndGradients: training needs a LoraAdapter (with gradient buffers)');
-    this.backward(batch, adapter, opts.dropoutSeed ?? 0);
   }
 
-  /** Sum of the per-token losses of the last `lossAndGradients` batch (ignored positions are 0). */
+  /** Sum of the per-token losses of the last `loss` or `lossAndGradients` batch (ignored positions are 0). */
   async readLossSum(batch: Batch): Promise<number> {
     return (await this.readRowLossSums(batch)).reduce((a, b) => a + b, 0);
   }
 
-  /** Per-row sums of the token losses of the last `lossAndGradients` batch: [B]. */
+  /** Per-row sums of the token losses of the last `loss` or `lossAndGradients` batch: [B]. */
   async readRowLossSums(batch: Batch): Promise<Float64Array> {
     const losses = await this.gpu.readF32(this.workspace!.rowLoss, batch.B * batch.T);
     const sums = new Float64Array(batch.B);
@@ -116,7 +121,11 @@ export class LlamaModel {
     const ws = this.forward(batch, adapter, { training: false }, cache);
     cache.length += ids.length;
     const V = this.config.vocabSize;
-    logitsForRows(this.gpu, ws.nFinal, this.weights.lmHead, cache.logits, ids.length - 1, 1, this.config.hiddenSize, V);
+    logitsForRows(
+      this.gpu,
+      { hidden: ws.nFinal, lmHead: this.weights.lmHead, out: cache.logits },
+      { rowStart: ids.length - 1, rows: 1, C: this.config.hiddenSize, V },
+    );
     return this.gpu.readF32(cache.logits, V);
   }
 
@@ -128,13 +137,8 @@ export class LlamaModel {
     for (let b = 0; b < batch.B; b++) {
       logitsForRows(
         this.gpu,
-        ws.nFinal,
-        this.weights.lmHead,
-        { buffer: out, offset: b * V * 4, size: V * 4 },
-        b * batch.T + batch.T - 1,
-        1,
-        this.config.hiddenSize,
-        V,
+        { hidden: ws.nFinal, lmHead: this.weights.lmHead, out: { buffer: out, offset: b * V * 4, size: V * 4 } },
+        { rowStart: b * batch.T + batch.T - 1, rows: 1, C: this.config.hiddenSize, V },
       );
     }
     const logits = await this.gpu.readF32(out, batch.B * V);
@@ -174,12 +178,18 @@ export class LlamaModel {
     const KV = config.numKvHeads;
     const D = config.headDim;
     const I = config.intermediateSize;
+    const norm = { eps: config.rmsNormEps };
+    const rope = { theta: config.ropeTheta };
     const ws = this.ensureWorkspace(M, opts.training, adapter);
     gpu.write(ws.ids, batch.ids);
     gpu.write(ws.targets, batch.targets);
 
     for (const piece of weights.embedding) {
-      embeddingForward(gpu, ws.ids, piece.weight, ws.streamAt(0), M, C, piece.rowStart, piece.rows);
+      embeddingForward(
+        gpu,
+        { ids: ws.ids, table: piece.weight, out: ws.streamAt(0) },
+        { M, C, rowStart: piece.rowStart, rowCount: piece.rows },
+      );
     }
 
     const project = (
@@ -192,7 +202,7 @@ export class LlamaModel {
       outF: number,
       bias?: GPUBuffer,
     ) => {
-      matmulXWt(gpu, x, w, y, M, outF, inF, { bias });
+      matmulXWt(gpu, { X: x, W: w, Y: y, bias }, { M, N: outF, K: inF });
       const module = adapter?.module(layer, target);
       if (!adapter || !module) return;
       const act = ws.layer(layer);
@@ -207,8 +217,7 @@ export class LlamaModel {
           y,
         },
         { M, inFeatures: inF, outFeatures: outF, r: adapter.layout.r },
-        adapter.scaling,
-        this.dropoutFor(adapter, layer, target, opts),
+        { scaling: adapter.scaling, dropout: this.dropoutFor(adapter, layer, target, opts) },
       );
     };
 
@@ -216,29 +225,33 @@ export class LlamaModel {
       const w = weights.layers[l];
       const a = ws.layer(l);
       const x = ws.streamAt(l);
-      rmsnormForward(gpu, x, w.inputNorm, a.n1, a.rstd1, M, C, config.rmsNormEps);
+      rmsnormForward(gpu, { x, weight: w.inputNorm, y: a.n1, rstd: a.rstd1 }, { M, C }, norm);
       project(l, 'q_proj', a.n1, w.q, a.q, C, H * D, w.qBias);
       project(l, 'k_proj', a.n1, w.k, a.k, C, KV * D, w.kBias);
       project(l, 'v_proj', a.n1, w.v, a.v, C, KV * D, w.vBias);
       const past = cache?.length ?? 0;
-      ropeForward(gpu, a.q, M, T, H, D, config.ropeTheta, past);
-      ropeForward(gpu, a.k, M, T, KV, D, config.ropeTheta, past);
+      ropeForward(gpu, { x: a.q }, { M, T, nHeads: H, headDim: D, positionOffset: past }, rope);
+      ropeForward(gpu, { x: a.k }, { M, T, nHeads: KV, headDim: D, positionOffset: past }, rope);
       if (cache) {
         cache.write(l, a.k, a.v, M);
-        attentionForwardCached(gpu, a.q, cache.keys[l], cache.values[l], a.attn, a.stats, { B, T, H, KV, D }, { past, S: cache.capacity });
+        attentionForwardCached(
+          gpu,
+          { q: a.q, kCache: cache.keys[l], vCache: cache.values[l], out: a.attn, stats: a.stats },
+          { B, T, H, KV, D, past, S: cache.capacity },
+        );
       } else {
-        attentionForward(gpu, a.q, a.k, a.v, a.attn, a.stats, { B, T, H, KV, D });
+        attentionForward(gpu, { q: a.q, k: a.k, v: a.v, out: a.attn, stats: a.stats }, { B, T, H, KV, D });
       }
       project(l, 'o_proj', a.attn, w.o, ws.branch, H * D, C);
-      residualForward(gpu, x, ws.branch, a.h, M * C);
-      rmsnormForward(gpu, a.h, w.postNorm, a.n2, a.rstd2, M, C, config.rmsNormEps);
+      residualForward(gpu, { a: x, b: ws.branch, y: a.h }, { n: M * C });
+      rmsnormForward(gpu, { x: a.h, weight: w.postNorm, y: a.n2, rstd: a.rstd2 }, { M, C }, norm);
       project(l, 'gate_proj', a.n2, w.gate, a.gate, C, I);
       project(l, 'up_proj', a.n2, w.up, a.up, C, I);
-      swigluForward(gpu, a.gate, a.up, a.act, M * I);
+      swigluForward(gpu, { gate: a.gate, up: a.up, out: a.act }, { n: M * I });
       project(l, 'down_proj', a.act, w.down, ws.branch, I, C);
-      residualForward(gpu, a.h, ws.branch, ws.streamAt(l + 1), M * C);
+      residualForward(gpu, { a: a.h, b: ws.branch, y: ws.streamAt(l + 1) }, { n: M * C });
     }
-    rmsnormForward(gpu, ws.streamAt(config.numLayers), weights.finalNorm, ws.nFinal, ws.rstdFinal, M, C, config.rmsNormEps);
+    rmsnormForward(gpu, { x: ws.streamAt(config.numLayers), weight: weights.finalNorm, y: ws.nFinal, rstd: ws.rstdFinal }, { M, C }, norm);
     return ws;
   }
 
@@ -254,10 +267,15 @@ export class LlamaModel {
     const D = config.headDim;
     const I = config.intermediateSize;
     const opts: ForwardOptions = { training: true, dropoutSeed };
+    const rope = { theta: config.ropeTheta };
 
     // dStream carries d(loss)/d(residual stream) downwards through the layers.
     gpu.clear(ws.dStream);
-    rmsnormBackwardAccumulate(gpu, ws.dNorm, ws.streamAt(config.numLayers), weights.finalNorm, ws.rstdFinal, ws.dStream, M, C);
+    rmsnormBackwardAccumulate(
+      gpu,
+      { dy: ws.dNorm, x: ws.streamAt(config.numLayers), weight: weights.finalNorm, rstd: ws.rstdFinal, dx: ws.dStream },
+      { M, C },
+    );
 
     // dX = dY W through the frozen weight, then the adapter's dA, dB and its share of dX.
     const projectBackward = (
@@ -271,7 +289,7 @@ export class LlamaModel {
       outF: number,
       accumulate: boolean,
     ) => {
-      matmulDyW(gpu, dy, w, dx, M, outF, inF, { beta: accumulate ? 1 : 0 });
+      matmulDyW(gpu, { dY: dy, W: w, dX: dx }, { M, N: outF, K: inF }, { beta: accumulate ? 1 : 0 });
       const module = adapter.module(layer, target);
       if (!module) return;
       const act = ws.layer(layer);
@@ -291,9 +309,7 @@ export class LlamaModel {
           dxScratch: act.loraXDrop.size ? ws.dxScratch : undefined,
         },
         { M, inFeatures: inF, outFeatures: outF, r: adapter.layout.r },
-        adapter.scaling,
-        true,
-        this.dropoutFor(adapter, layer, target, opts),
+        { scaling: adapter.scaling, accumulate: true, dropout: this.dropoutFor(adapter, layer, target, opts) },
       );
     };
 
@@ -302,19 +318,23 @@ export class LlamaModel {
       const a = ws.layer(l);
       // MLP branch: y = h + down(silu(gate(n2)) * up(n2)), n2 = rms(h).
       projectBackward(l, 'down_proj', ws.dStream, a.act, w.down, ws.dAct, I, C, false);
-      swigluBackward(gpu, ws.dAct, a.gate, a.up, ws.dGate, ws.dUp, M * I);
+      swigluBackward(gpu, { dout: ws.dAct, gate: a.gate, up: a.up, dgate: ws.dGate, dup: ws.dUp }, { n: M * I });
       projectBackward(l, 'gate_proj', ws.dGate, a.n2, w.gate, ws.dNorm, C, I, false);
       projectBackward(l, 'up_proj', ws.dUp, a.n2, w.up, ws.dNorm, C, I, true);
-      rmsnormBackwardAccumulate(gpu, ws.dNorm, a.h, w.postNorm, a.rstd2, ws.dStream, M, C);
+      rmsnormBackwardAccumulate(gpu, { dy: ws.dNorm, x: a.h, weight: w.postNorm, rstd: a.rstd2, dx: ws.dStream }, { M, C });
       // Attention branch: h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rms(x).
       projectBackward(l, 'o_proj', ws.dStream, a.attn, w.o, ws.dAttn, H * D, C, false);
-      attentionBackward(gpu, ws.dAttn, a.q, a.k, a.v, a.attn, a.stats, ws.dq, ws.dk, ws.dv, { B, T, H, KV, D });
-      ropeBackward(gpu, ws.dq, M, T, H, D, config.ropeTheta);
-      ropeBackward(gpu, ws.dk, M, T, KV, D, config.ropeTheta);
+      attentionBackward(
+        gpu,
+        { dout: ws.dAttn, q: a.q, k: a.k, v: a.v, out: a.attn, stats: a.stats, dq: ws.dq, dk: ws.dk, dv: ws.dv },
+        { B, T, H, KV, D },
+      );
+      ropeBackward(gpu, { dx: ws.dq }, { M, T, nHeads: H, headDim: D }, rope);
+      ropeBackward(gpu, { dx: ws.dk }, { M, T, nHeads: KV, headDim: D }, rope);
       projectBackward(l, 'q_proj', ws.dq, a.n1, w.q, ws.dNorm, C, H * D, false);
       projectBackward(l, 'k_proj', ws.dk, a.n1, w.k, ws.dNorm, C, KV * D, true);
       projectBackward(l, 'v_proj', ws.dv, a.n1, w.v, ws.dNorm, C, KV * D, true);
-      rmsnormBackwardAccumulate(gpu, ws.dNorm, ws.streamAt(l), w.inputNorm, a.rstd1, ws.dStream, M, C);
+      rmsnormBackwardAccumulate(gpu, { dy: ws.dNorm, x: ws.streamAt(l), weight: w.inputNorm, rstd: a.rstd1, dx: ws.dStream }, { M, C });
     }
   }
 

@@ -2,6 +2,7 @@ import type { Gpu } from '../gpu/context';
 import { adamwStep } from '../kernels/adamw';
 import { gradNormClipFactor, gradNormScratchFloats } from '../kernels/grad-norm';
 import type { LoraAdapter } from '../lora/adapter';
+import type { TrainSettings } from './settings';
 
 export interface AdamWSettings {
   lr: number;
@@ -13,7 +14,17 @@ export interface AdamWSettings {
   maxGradNorm: number;
 }
 
+/**
+ * The one set of AdamW defaults. Betas and eps are torch.optim.AdamW's and every training run uses
+ * them (see adamwSettings); lr, weight decay and clip here serve callers without TrainSettings
+ * (the step-time benchmark, which keeps them fixed so that engine versions stay comparable).
+ */
 export const DEFAULT_ADAMW: AdamWSettings = { lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1 };
+
+/** A training run's AdamW: its learning rate, weight decay and clip with DEFAULT_ADAMW's betas and eps. */
+export function adamwSettings(s: Pick<TrainSettings, 'lr' | 'weightDecay' | 'maxGradNorm'>): AdamWSettings {
+  return { ...DEFAULT_ADAMW, lr: s.lr, weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm };
+}
 
 /**
  * AdamW over the adapter's flat parameter buffer, PyTorch semantics, with global norm clipping
@@ -39,15 +50,14 @@ export class AdamW {
     const { gpu, adapter } = this;
     const n = adapter.layout.totalFloats;
     this.step++;
-    gradNormClipFactor(gpu, adapter.grads, n, this.partials, this.normAndClip, settings.maxGradNorm);
-    adamwStep(gpu, adapter.params, adapter.grads, adapter.m, adapter.v, this.normAndClip, n, {
-      lr,
-      beta1: settings.beta1,
-      beta2: settings.beta2,
-      eps: settings.eps,
-      weightDecay: settings.weightDecay,
-      step: this.step,
-    });
+    const clip = { maxNorm: settings.maxGradNorm };
+    gradNormClipFactor(gpu, { grads: adapter.grads, partials: this.partials, out: this.normAndClip }, { n }, clip);
+    adamwStep(
+      gpu,
+      { params: adapter.params, grads: adapter.grads, m: adapter.m, v: adapter.v, clip: this.normAndClip },
+      { n },
+      { lr, beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps, weightDecay: settings.weightDecay, step: this.step },
+    );
     adapter.zeroGrads();
   }
 
@@ -55,9 +65,5 @@ export class AdamW {
   destroy(): void {
     this.partials.destroy();
     this.normAndClip.destroy();
-  }
-
-  async readGradNorm(): Promise<number> {
-    return (await this.gpu.readF32(this.normAndClip, 1))[0];
   }
 }

@@ -5,7 +5,7 @@ import { shuffledIndices } from '../util/random';
 import type { LoraAdapter, LoraWeights } from '../lora/adapter';
 import type { LlamaModel } from '../model/llama';
 import { type Batch, makeBatch } from './batch';
-import { AdamW } from './optimizer';
+import { AdamW, adamwSettings } from './optimizer';
 import { learningRate, optimizerSteps, type TrainSettings } from './settings';
 
 export interface TrainProgress {
@@ -113,7 +113,7 @@ export class LoraTrainer {
     for (const padded of batchExamples(examples, this.settings.batchSize, this.padId)) {
       const batch = makeBatch(padded.inputIds, padded.labels);
       if (batch.targetCount === 0) continue;
-      this.model.lossAndGradients(batch, adapter);
+      this.model.loss(batch, adapter);
       sum += await this.model.readLossSum(batch);
       count += batch.targetCount;
     }
@@ -207,10 +207,7 @@ export class LoraTrainer {
         tokens += countTokens(batch);
       }
       const lr = learningRate(s, this.optimizer.step, this.totalSteps);
-      this.optimizer.apply(
-        { lr: s.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: s.weightDecay, maxGradNorm: s.maxGradNorm },
-        lr,
-      );
+      this.optimizer.apply(adamwSettings(s), lr);
       // The whole step goes to the GPU before the CPU waits for the previous step's loss.
       this.gpu.flush();
       batchIndex += s.gradAccum;

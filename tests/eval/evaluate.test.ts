@@ -55,7 +55,7 @@ async function setup(random: boolean) {
 /** Mean token loss of one example on its own (batch of one), the way training counts targets. */
 async function exampleLoss(model: LlamaModel, adapter: LoraAdapter | null, ids: number[], labels: number[]) {
   const batch = makeBatch([ids], [labels]);
-  model.lossAndGradients(batch, adapter);
+  model.loss(batch, adapter);
   return { sum: await model.readLossSum(batch), targets: batch.targetCount };
 }
 

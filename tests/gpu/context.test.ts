@@ -19,7 +19,7 @@ describe('Gpu', () => {
     expect(gpu.bufferAccounting.peakBytes).toBe(16);
     // Readback buffers and uniform blocks count too.
     const y = gpu.createBuffer(16, 'y');
-    residualForward(gpu, b, b, y, 4);
+    residualForward(gpu, { a: b, b, y }, { n: 4 });
     await gpu.readF32(y, 4);
     expect(gpu.bufferAccounting.peakBytes).toBeGreaterThan(16 + 16 + 16 + 256);
   });
@@ -29,11 +29,11 @@ describe('Gpu', () => {
     const ones = gpu.upload(new Float32Array(300).fill(1), 'ones');
     const y = gpu.createBuffer(300 * 4, 'y');
     gpu.dryRun = true;
-    residualForward(gpu, ones, ones, y, 300);
+    residualForward(gpu, { a: ones, b: ones, y }, { n: 300 });
     await gpu.sync();
     gpu.dryRun = false;
     expect([...(await gpu.readF32(y))].every((v) => v === 0)).toBe(true);
-    residualForward(gpu, ones, ones, y, 300);
+    residualForward(gpu, { a: ones, b: ones, y }, { n: 300 });
     expect([...(await gpu.readF32(y))].every((v) => v === 2)).toBe(true);
   });
 
@@ -43,11 +43,11 @@ describe('Gpu', () => {
     const b = gpu.upload(new Float32Array(100).fill(2), 'b');
     const y = gpu.createBuffer(400, 'y');
     const before = gpu.bindGroupStats;
-    residualForward(gpu, a, b, y, 100);
+    residualForward(gpu, { a, b, y }, { n: 100 });
     gpu.flush();
     gpu.clear(y);
     // Same pipeline, buffers and uniform slot (first of the submit), other element count.
-    residualForward(gpu, a, b, y, 40);
+    residualForward(gpu, { a, b, y }, { n: 40 });
     const out = await gpu.readF32(y);
     expect(out.slice(0, 40).every((v) => v === 3)).toBe(true);
     expect(out.slice(40).every((v) => v === 0)).toBe(true);
@@ -56,7 +56,7 @@ describe('Gpu', () => {
 
     // Destroying a buffer drops the bind groups that name it.
     const z = gpu.createBuffer(400, 'z');
-    residualForward(gpu, a, b, z, 100);
+    residualForward(gpu, { a, b, y: z }, { n: 100 });
     const cached = gpu.bindGroupStats.cached;
     z.destroy();
     expect(gpu.bindGroupStats.cached).toBe(cached - 1);

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { adamwStep, type AdamWHyperparams } from '../../src/kernels/adamw';
 import { gradNormClipFactor, gradNormScratchFloats } from '../../src/kernels/grad-norm';
 import { testGpu } from '../helpers/gpu';
-import { expectClose, randomArray, toF64 } from '../helpers/numeric';
+import { randomArray, toF64 } from '../helpers/numeric';
+import { checkOp } from '../helpers/op-test';
 import { adamwStepRef } from '../reference/adamw';
 import { gradNormClipRef } from '../reference/grad-norm';
 
@@ -43,39 +44,42 @@ const CASES: Case[] = [
 describe('AdamW step', () => {
   for (const c of CASES) {
     it(`matches float64 over three steps: ${c.name}`, async () => {
-      const gpu = await testGpu();
       const p0 = packed(c.n, 1, c.tensors);
-      const params = gpu.upload(p0, 'params');
-      // WebGPU zero-initialises new buffers: the moments start at 0 as in PyTorch.
-      const m = gpu.createBuffer(c.n * 4, 'm');
-      const v = gpu.createBuffer(c.n * 4, 'v');
-      const clip = gpu.createBuffer(8, 'clip');
-      const partials = gpu.createBuffer(gradNormScratchFloats(c.n) * 4, 'partials');
       const ref = { p: toF64(p0), m: new Float64Array(c.n), v: new Float64Array(c.n) };
-
+      const grads: Record<string, Float32Array> = {};
+      const steps: AdamWHyperparams[] = [];
       for (let step = 1; step <= 3; step++) {
         const h: AdamWHyperparams = { lr: 1e-2, beta1: c.beta1, beta2: 0.999, eps: 1e-8, weightDecay: c.weightDecay, step };
         const g = packed(c.n, 10 + step, c.tensors);
-        const grads = gpu.upload(g, `grads ${step}`);
-        gradNormClipFactor(gpu, grads, c.n, partials, clip, c.maxNorm);
-        adamwStep(gpu, params, grads, m, v, clip, c.n, h);
+        grads[`grads${step}`] = g;
+        steps.push(h);
         const { coef } = gradNormClipRef(toF64(g), c.maxNorm);
         if (c.maxNorm > 0) expect(coef).toBeLessThan(1);
         adamwStepRef(ref, toF64(g), coef, h);
       }
 
-      const p = await gpu.readF32(params, c.n);
-      const mOut = await gpu.readF32(m, c.n);
-      const vOut = await gpu.readF32(v, c.n);
-      expectClose(p, ref.p, { atol: 1e-6, rtol: 0, label: 'params' });
-      expectClose(mOut, ref.m, { atol: 1e-7, rtol: 1e-5, label: 'm' });
-      expectClose(vOut, ref.v, { atol: 1e-10, rtol: 1e-5, label: 'v' });
+      const out = await checkOp(await testGpu(), {
+        inputs: grads,
+        // The moments start at 0 as in PyTorch.
+        outputs: { params: p0, m: new Float32Array(c.n), v: new Float32Array(c.n), clip: 2, partials: gradNormScratchFloats(c.n) },
+        run: (gpu, t) =>
+          steps.forEach((h, i) => {
+            const g = t[`grads${i + 1}`];
+            gradNormClipFactor(gpu, { grads: g, partials: t.partials, out: t.clip }, { n: c.n }, { maxNorm: c.maxNorm });
+            adamwStep(gpu, { params: t.params, grads: g, m: t.m, v: t.v, clip: t.clip }, { n: c.n }, h);
+          }),
+        expected: {
+          params: { values: ref.p, atol: 1e-6, rtol: 0 },
+          m: { values: ref.m, atol: 1e-7, rtol: 1e-5 },
+          v: { values: ref.v, atol: 1e-10, rtol: 1e-5 },
+        },
+      });
 
       const inTensor = new Uint8Array(c.n);
       for (const { offset, size } of c.tensors) inTensor.fill(1, offset, offset + size);
       for (let i = 0; i < c.n; i++) {
         if (inTensor[i]) continue;
-        expect([p[i], mOut[i], vOut[i]], `padding element ${i}`).toEqual([0, 0, 0]);
+        expect([out.params[i], out.m[i], out.v[i]], `padding element ${i}`).toEqual([0, 0, 0]);
       }
     });
   }

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { Gpu } from '../../src/gpu/context';
+import type { Binding, Gpu } from '../../src/gpu/context';
 import { loraBackward, loraDropoutKept, loraForward, type LoraDropout } from '../../src/kernels/lora';
 import { testGpu } from '../helpers/gpu';
 import { expectClose, randomArray, toF64 } from '../helpers/numeric';
+import { checkOp } from '../helpers/op-test';
 import { loraBackwardRef, loraForwardRef, type RefMask } from '../reference/lora';
 
 const d = { M: 7, inFeatures: 67, outFeatures: 35, r: 3 };
@@ -25,57 +26,74 @@ function refMask(drop?: LoraDropout): RefMask | undefined {
   return drop && { kept: (i) => loraDropoutKept(drop, i), scale: 1 / (1 - drop.p) };
 }
 
-function nan(n: number): Float32Array {
-  return new Float32Array(n).fill(NaN);
-}
+/** Inputs and outputs of the forward; xDrop and u start as NaN, y as y0 (the base projection the adapter adds to). */
+const FORWARD = { inputs: { x, A, B }, outputs: { xDrop: M * I, u: M * r, y: y0 } };
+const forward = (gpu: Gpu, t: Record<string, Binding>, dropout?: LoraDropout) =>
+  loraForward(gpu, { x: t.x, xDrop: t.xDrop, A: t.A, B: t.B, u: t.u, y: t.y }, d, { scaling: s, dropout });
 
-function buffers(gpu: Gpu, a = A, b = B) {
-  return {
-    x: gpu.upload(x, 'x'),
-    xDrop: gpu.upload(nan(M * I), 'xDrop'),
-    A: gpu.upload(a, 'A'),
-    B: gpu.upload(b, 'B'),
-    u: gpu.upload(nan(M * r), 'u'),
-    y: gpu.upload(y0, 'y'),
-  };
-}
+const CASES = [undefined, dropout].flatMap((drop) => [false, true].map((accumulate) => ({ drop, accumulate })));
 
 describe('LoRA adapter kernels', () => {
   for (const drop of [undefined, dropout]) {
-    const name = drop ? `p = ${drop.p}` : 'p = 0';
-
-    it(`forward adds s * drop(x) A^T B^T to y and saves u (${name})`, async () => {
-      const gpu = await testGpu();
-      const t = buffers(gpu);
-      loraForward(gpu, t, d, s, drop);
+    it(`forward adds s * drop(x) A^T B^T to y and saves u (${drop ? `p = ${drop.p}` : 'p = 0'})`, async () => {
       const ref = loraForwardRef(toF64(x), toF64(A), toF64(B), toF64(y0), d, s, refMask(drop));
-      expectClose(await gpu.readF32(t.u, M * r), ref.u, { ...tol, label: 'u' });
-      expectClose(await gpu.readF32(t.y, M * O), ref.y, { ...tol, label: 'y' });
-      if (drop) expectClose(await gpu.readF32(t.xDrop, M * I), ref.xDrop, { atol: 0, rtol: 1e-6, label: 'xDrop' });
-    });
-
-    for (const accumulate of [false, true]) {
-      it(`backward matches the reference (${name}, accumulate = ${accumulate})`, async () => {
-        const gpu = await testGpu();
-        const t = buffers(gpu);
-        loraForward(gpu, t, d, s, drop);
-        // Overwriting must not read the old gradients: NaN there would show.
-        const dA = gpu.upload(accumulate ? dA0 : nan(r * I), 'dA');
-        const dB = gpu.upload(accumulate ? dB0 : nan(O * r), 'dB');
-        const du = gpu.upload(nan(M * r), 'du');
-        const dx = gpu.upload(dx0, 'dx');
-        const dxScratch = drop ? gpu.upload(nan(M * I), 'dxScratch') : undefined;
-        loraBackward(gpu, { ...t, dy: gpu.upload(dy, 'dy'), dA, dB, du, dx, dxScratch }, d, s, accumulate, drop);
-
-        const ref = loraBackwardRef(toF64(dy), toF64(x), toF64(A), toF64(B), d, s, refMask(drop));
-        const plus = (base: Float32Array, add: Float64Array) => add.map((v, i) => v + base[i]);
-        expectClose(await gpu.readF32(du, M * r), ref.du, { ...tol, label: 'du' });
-        expectClose(await gpu.readF32(dB, O * r), accumulate ? plus(dB0, ref.dB) : ref.dB, { ...tol, label: 'dB' });
-        expectClose(await gpu.readF32(dA, r * I), accumulate ? plus(dA0, ref.dA) : ref.dA, { ...tol, label: 'dA' });
-        // dx already holds the base path's dY W: the adapter adds to it.
-        expectClose(await gpu.readF32(dx, M * I), plus(dx0, ref.dxAdapter), { ...tol, label: 'dx' });
+      await checkOp(await testGpu(), {
+        ...FORWARD,
+        run: (gpu, t) => forward(gpu, t, drop),
+        expected: {
+          u: { values: ref.u, ...tol },
+          y: { values: ref.y, ...tol },
+          ...(drop && { xDrop: { values: ref.xDrop, atol: 0, rtol: 1e-6 } }),
+        },
       });
-    }
+    });
+  }
+
+  for (const { drop, accumulate } of CASES) {
+    it(`backward matches the reference (${drop ? `p = ${drop.p}` : 'p = 0'}, accumulate = ${accumulate})`, async () => {
+      const ref = loraBackwardRef(toF64(dy), toF64(x), toF64(A), toF64(B), d, s, refMask(drop));
+      const plus = (base: Float32Array, add: Float64Array) => add.map((v, i) => v + base[i]);
+      await checkOp(await testGpu(), {
+        inputs: { ...FORWARD.inputs, dy },
+        outputs: {
+          ...FORWARD.outputs,
+          // Overwriting must not read the old gradients: NaN there would show.
+          dA: accumulate ? dA0 : r * I,
+          dB: accumulate ? dB0 : O * r,
+          du: M * r,
+          dx: dx0,
+          ...(drop && { dxScratch: M * I }),
+        },
+        run: (gpu, t) => {
+          forward(gpu, t, drop);
+          loraBackward(
+            gpu,
+            {
+              dy: t.dy,
+              x: t.x,
+              xDrop: t.xDrop,
+              u: t.u,
+              A: t.A,
+              B: t.B,
+              dA: t.dA,
+              dB: t.dB,
+              du: t.du,
+              dx: t.dx,
+              dxScratch: drop && t.dxScratch,
+            },
+            d,
+            { scaling: s, accumulate, dropout: drop },
+          );
+        },
+        expected: {
+          du: { values: ref.du, ...tol },
+          dB: { values: accumulate ? plus(dB0, ref.dB) : ref.dB, ...tol },
+          dA: { values: accumulate ? plus(dA0, ref.dA) : ref.dA, ...tol },
+          // dx already holds the base path's dY W: the adapter adds to it.
+          dx: { values: plus(dx0, ref.dxAdapter), ...tol },
+        },
+      });
+    });
   }
 
   it('drops about p of the elements, differently for another seed', () => {
@@ -94,33 +112,29 @@ describe('LoRA adapter kernels', () => {
 
   it('dA and dB match finite differences of the GPU forward on L = sum(G * y)', async () => {
     const gpu = await testGpu();
-    const t = buffers(gpu);
-    loraForward(gpu, t, d, s, dropout);
-    const dA = gpu.createBuffer(r * I * 4, 'dA');
-    const dB = gpu.createBuffer(O * r * 4, 'dB');
-    loraBackward(
-      gpu,
-      {
-        ...t,
-        dy: gpu.upload(dy, 'G'),
-        dA,
-        dB,
-        du: gpu.createBuffer(M * r * 4, 'du'),
-        dx: gpu.upload(dx0, 'dx'),
-        dxScratch: gpu.createBuffer(M * I * 4, 'dxScratch'),
+    const got = await checkOp(gpu, {
+      inputs: { ...FORWARD.inputs, dy },
+      outputs: { ...FORWARD.outputs, dA: r * I, dB: O * r, du: M * r, dx: dx0, dxScratch: M * I },
+      run: (g, t) => {
+        forward(g, t, dropout);
+        loraBackward(
+          g,
+          { dy: t.dy, x: t.x, xDrop: t.xDrop, u: t.u, A: t.A, B: t.B, dA: t.dA, dB: t.dB, du: t.du, dx: t.dx, dxScratch: t.dxScratch },
+          d,
+          { scaling: s, accumulate: false, dropout },
+        );
       },
-      d,
-      s,
-      false,
-      dropout,
-    );
-    const gotA = await gpu.readF32(dA, r * I);
-    const gotB = await gpu.readF32(dB, O * r);
+      expected: {},
+    });
+    const [gotA, gotB] = [got.dA, got.dB];
 
     const loss = async (a: Float32Array, b: Float32Array) => {
-      const f = buffers(gpu, a, b);
-      loraForward(gpu, f, d, s, dropout);
-      const y = await gpu.readF32(f.y, M * O);
+      const { y } = await checkOp(gpu, {
+        inputs: { x, A: a, B: b },
+        outputs: FORWARD.outputs,
+        run: (g, t) => forward(g, t, dropout),
+        expected: {},
+      });
       let sum = 0;
       for (let i = 0; i < y.length; i++) sum += dy[i] * y[i];
       return sum;
@@ -145,7 +159,15 @@ describe('LoRA adapter kernels', () => {
     for (const i of indicesA) fdA.push(await probe('A', i));
     const fdB = [];
     for (const i of indicesB) fdB.push(await probe('B', i));
-    expectClose(indicesA.map((i) => gotA[i]), fdA, { atol: 2e-4, rtol: 1e-3, label: 'dA vs finite differences' });
-    expectClose(indicesB.map((i) => gotB[i]), fdB, { atol: 2e-4, rtol: 1e-3, label: 'dB vs finite differences' });
+    expectClose(
+      indicesA.map((i) => gotA[i]),
+      fdA,
+      { atol: 2e-4, rtol: 1e-3, label: 'dA vs finite differences' },
+    );
+    expectClose(
+      indicesB.map((i) => gotB[i]),
+      fdB,
+      { atol: 2e-4, rtol: 1e-3, label: 'dB vs finite differences' },
+    );
   });
 });

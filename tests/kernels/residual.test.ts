@@ -1,26 +1,26 @@
 import { describe, it } from 'vitest';
-import { residualBackwardAccumulate, residualForward } from '../../src/kernels/residual';
+import { residualForward } from '../../src/kernels/residual';
 import { testGpu } from '../helpers/gpu';
-import { expectClose, randomArray, toF64 } from '../helpers/numeric';
+import { randomArray, toF64 } from '../helpers/numeric';
+import { checkOp } from '../helpers/op-test';
 import { residualForwardRef } from '../reference/residual';
 
-describe('residual kernels', () => {
+const CASES = [
   // 7 tokens x 67 channels: not a multiple of the 256-wide workgroup.
-  const n = 7 * 67;
-  const a = randomArray(n, 1);
-  const b = randomArray(n, 2);
+  { name: '7 x 67 elements', n: 7 * 67 },
+];
 
-  it('forward adds the branch to the stream', async () => {
-    const gpu = await testGpu();
-    const y = gpu.createBuffer(n * 4, 'y');
-    residualForward(gpu, gpu.upload(a, 'a'), gpu.upload(b, 'b'), y, n);
-    expectClose(await gpu.readF32(y, n), residualForwardRef(toF64(a), toF64(b)), { atol: 1e-6, rtol: 1e-6 });
-  });
-
-  it('backward accumulates the gradient in place', async () => {
-    const gpu = await testGpu();
-    const dst = gpu.upload(a, 'dst');
-    residualBackwardAccumulate(gpu, gpu.upload(b, 'src'), dst, n);
-    expectClose(await gpu.readF32(dst, n), residualForwardRef(toF64(a), toF64(b)), { atol: 1e-6, rtol: 1e-6 });
-  });
+describe('residual kernel', () => {
+  for (const { name, n } of CASES) {
+    it(`forward adds the branch to the stream: ${name}`, async () => {
+      const a = randomArray(n, 1);
+      const b = randomArray(n, 2);
+      await checkOp(await testGpu(), {
+        inputs: { a, b },
+        outputs: { y: n },
+        run: (gpu, t) => residualForward(gpu, { a: t.a, b: t.b, y: t.y }, { n }),
+        expected: { y: { values: residualForwardRef(toF64(a), toF64(b)), atol: 1e-6, rtol: 1e-6 } },
+      });
+    });
+  }
 });

@@ -1,7 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { rmsnormBackwardAccumulate, rmsnormForward } from '../../src/kernels/rmsnorm';
 import { testGpu } from '../helpers/gpu';
-import { expectClose, randomArray, toF64 } from '../helpers/numeric';
+import { randomArray, toF64 } from '../helpers/numeric';
+import { checkOp, expectReferenceGradient } from '../helpers/op-test';
 import { rmsnormBackwardRef, rmsnormForwardRef } from '../reference/rmsnorm';
 
 const EPS = 1e-5;
@@ -9,8 +10,8 @@ const EPS = 1e-5;
 // Rows of up to ROW_MAX_C columns take the one-invocation-per-row schedule: 7 x 67, 70 x 67 (more
 // rows than one 64-wide workgroup), 3 x 3. 5 x 2100 takes the workgroup-per-row schedule, each
 // invocation striding over 9 columns with a ragged end.
-const SHAPES = [
-  { M: 7, C: 67 },
+const CASES = [
+  { M: 7, C: 67, checkReference: true },
   { M: 70, C: 67 },
   { M: 5, C: 2100 },
   { M: 3, C: 3 },
@@ -24,51 +25,44 @@ function inputs(M: number, C: number) {
 }
 
 describe('rmsnorm kernels', () => {
-  for (const { M, C } of SHAPES) {
+  for (const { M, C, checkReference = false } of CASES) {
+    const { x, w, dy, dx0 } = inputs(M, C);
+    const ref = rmsnormForwardRef(toF64(x), toF64(w), M, C, EPS);
+
     it(`forward matches the float64 reference, M=${M} C=${C}`, async () => {
-      const gpu = await testGpu();
-      const { x, w } = inputs(M, C);
-      const y = gpu.createBuffer(M * C * 4, 'y');
-      const rstd = gpu.createBuffer(M * 4, 'rstd');
-      rmsnormForward(gpu, gpu.upload(x, 'x'), gpu.upload(w, 'w'), y, rstd, M, C, EPS);
-      const ref = rmsnormForwardRef(toF64(x), toF64(w), M, C, EPS);
-      expectClose(await gpu.readF32(y, M * C), ref.y, { atol: 1e-6, rtol: 1e-5, label: 'y' });
-      expectClose(await gpu.readF32(rstd, M), ref.rstd, { atol: 0, rtol: 1e-5, label: 'rstd' });
+      await checkOp(await testGpu(), {
+        inputs: { x, w },
+        outputs: { y: M * C, rstd: M },
+        run: (gpu, t) => rmsnormForward(gpu, { x: t.x, weight: t.w, y: t.y, rstd: t.rstd }, { M, C }, { eps: EPS }),
+        expected: { y: { values: ref.y, atol: 1e-6, rtol: 1e-5 }, rstd: { values: ref.rstd, atol: 0, rtol: 1e-5 } },
+      });
     });
 
     it(`backward adds the input gradient into dx, M=${M} C=${C}`, async () => {
-      const gpu = await testGpu();
-      const { x, w, dy, dx0 } = inputs(M, C);
-      const xBuffer = gpu.upload(x, 'x');
-      const wBuffer = gpu.upload(w, 'w');
-      const rstd = gpu.createBuffer(M * 4, 'rstd');
-      const dx = gpu.upload(dx0, 'dx');
-      rmsnormForward(gpu, xBuffer, wBuffer, gpu.createBuffer(M * C * 4, 'y'), rstd, M, C, EPS);
-      rmsnormBackwardAccumulate(gpu, gpu.upload(dy, 'dy'), xBuffer, wBuffer, rstd, dx, M, C);
       const grad = rmsnormBackwardRef(toF64(dy), toF64(x), toF64(w), M, C, EPS);
-      const expected = grad.map((g, i) => g + dx0[i]);
-      expectClose(await gpu.readF32(dx, M * C), expected, { atol: 1e-5, rtol: 1e-5, label: 'dx' });
+      await checkOp(await testGpu(), {
+        inputs: { x, w, dy },
+        outputs: { y: M * C, rstd: M, dx: dx0 },
+        run: (gpu, t) => {
+          rmsnormForward(gpu, { x: t.x, weight: t.w, y: t.y, rstd: t.rstd }, { M, C }, { eps: EPS });
+          rmsnormBackwardAccumulate(gpu, { dy: t.dy, x: t.x, weight: t.w, rstd: t.rstd, dx: t.dx }, { M, C });
+        },
+        expected: { dx: { values: grad.map((g, i) => g + dx0[i]), atol: 1e-5, rtol: 1e-5 } },
+      });
     });
-  }
 
-  it('the backward reference matches central differences of the forward reference', () => {
-    const { M, C } = SHAPES[0];
-    const { x, w, dy } = inputs(M, C);
-    const x64 = toF64(x);
-    const w64 = toF64(w);
-    const dy64 = toF64(dy);
-    const loss = (v: Float64Array) => rmsnormForwardRef(v, w64, M, C, EPS).y.reduce((s, y, i) => s + y * dy64[i], 0);
-    const analytic = rmsnormBackwardRef(dy64, x64, w64, M, C, EPS);
-    const h = 1e-6;
-    let worst = 0;
-    for (let i = 0; i < x64.length; i++) {
-      const plus = Float64Array.from(x64);
-      const minus = Float64Array.from(x64);
-      plus[i] += h;
-      minus[i] -= h;
-      const numeric = (loss(plus) - loss(minus)) / (2 * h);
-      worst = Math.max(worst, Math.abs(numeric - analytic[i]) / (1 + Math.abs(analytic[i])));
+    if (checkReference) {
+      it(`the backward reference matches central differences of the forward reference, M=${M} C=${C}`, () => {
+        const x64 = toF64(x);
+        const w64 = toF64(w);
+        const dy64 = toF64(dy);
+        expectReferenceGradient({
+          loss: () => rmsnormForwardRef(x64, w64, M, C, EPS).y.reduce((s, y, i) => s + y * dy64[i], 0),
+          wrt: { x: { x: x64, analytic: rmsnormBackwardRef(dy64, x64, w64, M, C, EPS), atol: 1e-6, rtol: 1e-6 } },
+          h: 1e-6,
+          relativeTo: 'analytic',
+        });
+      });
     }
-    expect(worst).toBeLessThan(1e-6);
-  });
+  }
 });

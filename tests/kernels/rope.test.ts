@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ropeBackward, ropeForward } from '../../src/kernels/rope';
 import { testGpu } from '../helpers/gpu';
 import { expectClose, randomArray, toF64 } from '../helpers/numeric';
+import { checkOp, expectReferenceGradient, type OpCase, type Tolerance } from '../helpers/op-test';
 import { ropeRef, type RopeShape } from '../reference/rope';
 
 // 2 sequences of 7 tokens, 3 heads of width 10: pairs per row (15) and in all (210) are not multiples
@@ -12,45 +13,59 @@ const FAR: RopeShape = { ...SMALL, positionOffset: 490 };
 // SmolLM2-like heads (width 64, theta 1e5) at positions up to 1004.
 const WIDE: RopeShape = { M: 10, T: 5, nHeads: 2, headDim: 64, theta: 100000, positionOffset: 1000 };
 
-async function runGpu(shape: RopeShape, x: Float32Array, backward: boolean): Promise<Float32Array> {
-  const gpu = await testGpu();
-  const { M, T, nHeads, headDim, theta, positionOffset } = shape;
-  const buffer = gpu.upload(x, 'x');
-  (backward ? ropeBackward : ropeForward)(gpu, buffer, M, T, nHeads, headDim, theta, positionOffset);
-  return gpu.readF32(buffer, x.length);
+const size = (s: RopeShape) => s.M * s.nHeads * s.headDim;
+const TIGHT: Tolerance = { atol: 1e-6, rtol: 1e-5 };
+
+/**
+ * An f32 angle near position p is off by up to ulp(p)/2 plus p times inv_freq's rounding (2^-24
+ * relative); |x| <= 1 on both halves of a pair.
+ */
+function angleTolerance(shape: RopeShape): Tolerance {
+  const lastPosition = shape.positionOffset + shape.T - 1;
+  const angleError = lastPosition * 2 ** -24 + 2 ** (Math.floor(Math.log2(lastPosition)) - 24);
+  return { atol: 2 * angleError + 1e-6, rtol: 0 };
 }
 
-const size = (s: RopeShape) => s.M * s.nHeads * s.headDim;
+/** Runs the forward on x_fwd and the backward on x_bwd, both starting from x, in place. */
+function rotations(shape: RopeShape, x: Float32Array, expected: { forward: Float64Array; backward: Float64Array }, tol: Tolerance): OpCase {
+  const { M, T, nHeads, headDim, theta, positionOffset } = shape;
+  const dims = { M, T, nHeads, headDim, positionOffset };
+  return {
+    outputs: { x_fwd: Float32Array.from(x), x_bwd: Float32Array.from(x) },
+    run: (gpu, t) => {
+      ropeForward(gpu, { x: t.x_fwd }, dims, { theta });
+      ropeBackward(gpu, { dx: t.x_bwd }, dims, { theta });
+    },
+    expected: { x_fwd: { values: expected.forward, ...tol }, x_bwd: { values: expected.backward, ...tol } },
+  };
+}
+
+const EXACT_CASES = [
+  { name: 'small positions', shape: SMALL, seed: 21 },
+  // One decode step, and three new tokens of two sequences, after a KV cache: offsets that are no multiple of anything.
+  { name: 'one new token at position 37', shape: { ...SMALL, M: 1, T: 1, positionOffset: 37 }, seed: 26 },
+  { name: 'three new tokens of two sequences at position 5', shape: { ...SMALL, M: 6, T: 3, positionOffset: 5 }, seed: 26 },
+];
 
 describe('rope kernels', () => {
-  it('forward matches the float64 reference at small positions', async () => {
-    const x = randomArray(size(SMALL), 21);
-    expectClose(await runGpu(SMALL, x, false), ropeRef(toF64(x), SMALL), { atol: 1e-6, rtol: 1e-5 });
-  });
-
-  it('rotates new tokens after a KV cache at their absolute positions', async () => {
-    // One decode step, and three new tokens of two sequences, at offsets that are no multiple of anything.
-    for (const shape of [
-      { ...SMALL, M: 1, T: 1, positionOffset: 37 },
-      { ...SMALL, M: 6, T: 3, positionOffset: 5 },
-    ]) {
-      const x = randomArray(size(shape), 26);
-      const rotated = await runGpu(shape, x, false);
-      expectClose(rotated, ropeRef(toF64(x), shape), { atol: 1e-6, rtol: 1e-5 });
-      // The same rows of a full-length pass from position 0.
+  for (const { name, shape, seed } of EXACT_CASES) {
+    it(`forward and backward (rotation by -angle) match the float64 reference: ${name}`, async () => {
+      const x = randomArray(size(shape), seed);
+      const forward = ropeRef(toF64(x), shape);
+      const { x_fwd: rotated } = await checkOp(
+        await testGpu(),
+        rotations(shape, x, { forward, backward: ropeRef(toF64(x), shape, { direction: -1 }) }, TIGHT),
+      );
+      if (shape.positionOffset === 0) return;
+      // New tokens after a cache: the same rows as a full-length pass from position 0.
       const full = { ...shape, M: shape.positionOffset + shape.T, T: shape.positionOffset + shape.T, positionOffset: 0 };
       const padded = new Float64Array(size(full));
       const width = shape.nHeads * shape.headDim;
       padded.set(toF64(x).subarray(0, shape.T * width), shape.positionOffset * width);
       const tail = ropeRef(padded, full).subarray(shape.positionOffset * width);
-      expectClose(rotated.subarray(0, shape.T * width), tail, { atol: 1e-6, rtol: 1e-5 });
-    }
-  });
-
-  it('backward is the rotation by -angle at small positions', async () => {
-    const dy = randomArray(size(SMALL), 22);
-    expectClose(await runGpu(SMALL, dy, true), ropeRef(toF64(dy), SMALL, { direction: -1 }), { atol: 1e-6, rtol: 1e-5 });
-  });
+      expectClose(rotated.subarray(0, shape.T * width), tail, { ...TIGHT, label: 'rows after the cache vs a full pass' });
+    });
+  }
 
   for (const [name, shape] of [
     ['positions near 500', FAR],
@@ -58,47 +73,33 @@ describe('rope kernels', () => {
   ] as const) {
     it(`${name}: within f32 angle error of exact, and matches HF's f32 angles closely`, async () => {
       const x = randomArray(size(shape), 23);
-      const forward = await runGpu(shape, x, false);
-      const backward = await runGpu(shape, x, true);
-      // An f32 angle near position p is off by up to ulp(p)/2 plus p times inv_freq's rounding (2^-24
-      // relative); |x| <= 1 on both halves of a pair.
-      const lastPosition = shape.positionOffset + shape.T - 1;
-      const angleError = lastPosition * 2 ** -24 + 2 ** (Math.floor(Math.log2(lastPosition)) - 24);
-      const loose = { atol: 2 * angleError + 1e-6, rtol: 0 };
-      expectClose(forward, ropeRef(toF64(x), shape), { ...loose, label: 'forward vs exact' });
-      expectClose(backward, ropeRef(toF64(x), shape, { direction: -1 }), { ...loose, label: 'backward vs exact' });
+      const exact = { forward: ropeRef(toF64(x), shape), backward: ropeRef(toF64(x), shape, { direction: -1 }) };
+      const got = await checkOp(await testGpu(), rotations(shape, x, exact, angleTolerance(shape)));
       const hf = { hfFloat32Angles: true };
       const tight = { atol: 1e-6, rtol: 0 };
-      expectClose(forward, ropeRef(toF64(x), shape, hf), { ...tight, label: 'forward vs HF f32 angles' });
-      expectClose(backward, ropeRef(toF64(x), shape, { ...hf, direction: -1 }), {
-        ...tight,
-        label: 'backward vs HF f32 angles',
+      expectClose(got.x_fwd, ropeRef(toF64(x), shape, hf), { ...tight, label: 'forward vs HF f32 angles' });
+      expectClose(got.x_bwd, ropeRef(toF64(x), shape, { ...hf, direction: -1 }), { ...tight, label: 'backward vs HF f32 angles' });
+    });
+  }
+
+  for (const shape of [SMALL, WIDE]) {
+    it(`the backward reference is the transpose of the forward (central differences), head_dim ${shape.headDim}`, () => {
+      const x = toF64(randomArray(size(shape), 24));
+      const w = toF64(randomArray(size(shape), 25));
+      expectReferenceGradient({
+        loss: () => ropeRef(x, shape).reduce((s, y, i) => s + y * w[i], 0),
+        wrt: { x: { x, analytic: ropeRef(w, shape, { direction: -1 }), atol: 1e-7, rtol: 0 } },
+        h: 1e-6,
+        relativeTo: 'analytic',
       });
     });
   }
 
-  it('the backward reference is the transpose of the forward (central differences)', () => {
-    for (const shape of [SMALL, WIDE]) {
-      const x = toF64(randomArray(size(shape), 24));
-      const w = toF64(randomArray(size(shape), 25));
-      const loss = (v: Float64Array) => ropeRef(v, shape).reduce((s, y, i) => s + y * w[i], 0);
-      const analytic = ropeRef(w, shape, { direction: -1 });
-      const h = 1e-6;
-      let worst = 0;
-      for (let i = 0; i < x.length; i++) {
-        const plus = Float64Array.from(x);
-        const minus = Float64Array.from(x);
-        plus[i] += h;
-        minus[i] -= h;
-        worst = Math.max(worst, Math.abs((loss(plus) - loss(minus)) / (2 * h) - analytic[i]));
-      }
-      expect(worst).toBeLessThan(1e-7);
-    }
-  });
-
   it('refuses positions beyond what the shader reduces exactly', async () => {
     const gpu = await testGpu();
-    const buffer = gpu.createBuffer(size(SMALL) * 4, 'x');
-    expect(() => ropeForward(gpu, buffer, 14, 7, 3, 10, 10000, 100_000)).toThrow(RangeError);
+    const x = gpu.createBuffer(size(SMALL) * 4, 'x');
+    expect(() => ropeForward(gpu, { x }, { M: 14, T: 7, nHeads: 3, headDim: 10, positionOffset: 100_000 }, { theta: 10000 })).toThrow(
+      RangeError,
+    );
   });
 });

@@ -1,48 +1,59 @@
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { swigluBackward, swigluForward } from '../../src/kernels/swiglu';
 import { testGpu } from '../helpers/gpu';
-import { expectClose, randomArray, toF64 } from '../helpers/numeric';
+import { randomArray, toF64 } from '../helpers/numeric';
+import { checkOp, expectReferenceGradient } from '../helpers/op-test';
 import { swigluBackwardRef, swigluForwardRef } from '../reference/swiglu';
 
-describe('swiglu kernels', () => {
-  // 7 tokens x 67 channels: not a multiple of the 256-wide workgroup.
-  const n = 7 * 67;
+const CASES = [
+  // 7 tokens x 67 channels: not a multiple of the 256-wide workgroup; saturated gates where a naive
+  // exp(-g) overflows or 1 - sigmoid cancels.
+  { name: '7 x 67 elements, saturated gates', n: 7 * 67, saturated: [-100, 100, -1e4, 1e4, -30, 30, 0] },
+];
+
+function inputs(n: number, saturated: number[]) {
   const gate = randomArray(n, 31, -6, 6);
-  // Saturated gates, where a naive exp(-g) overflows or 1 - sigmoid cancels.
-  gate.set([-100, 100, -1e4, 1e4, -30, 30, 0], 0);
-  const up = randomArray(n, 32);
-  const dout = randomArray(n, 33);
+  gate.set(saturated, 0);
+  return { gate, up: randomArray(n, 32), dout: randomArray(n, 33) };
+}
 
-  it('forward matches the float64 reference', async () => {
-    const gpu = await testGpu();
-    const out = gpu.createBuffer(n * 4, 'out');
-    swigluForward(gpu, gpu.upload(gate, 'gate'), gpu.upload(up, 'up'), out, n);
-    expectClose(await gpu.readF32(out, n), swigluForwardRef(toF64(gate), toF64(up)), { atol: 1e-6, rtol: 1e-5 });
-  });
+describe('swiglu kernels', () => {
+  for (const { name, n, saturated } of CASES) {
+    const { gate, up, dout } = inputs(n, saturated);
+    const tol = { atol: 1e-6, rtol: 1e-5 };
 
-  it('backward overwrites dgate and dup with the float64 reference gradients', async () => {
-    const gpu = await testGpu();
-    const dgate = gpu.upload(randomArray(n, 34), 'dgate');
-    const dup = gpu.upload(randomArray(n, 35), 'dup');
-    swigluBackward(gpu, gpu.upload(dout, 'dout'), gpu.upload(gate, 'gate'), gpu.upload(up, 'up'), dgate, dup, n);
-    const ref = swigluBackwardRef(toF64(dout), toF64(gate), toF64(up));
-    expectClose(await gpu.readF32(dgate, n), ref.dgate, { atol: 1e-6, rtol: 1e-5, label: 'dgate' });
-    expectClose(await gpu.readF32(dup, n), ref.dup, { atol: 1e-6, rtol: 1e-5, label: 'dup' });
-  });
+    it(`forward matches the float64 reference: ${name}`, async () => {
+      await checkOp(await testGpu(), {
+        inputs: { gate, up },
+        outputs: { out: n },
+        run: (gpu, t) => swigluForward(gpu, { gate: t.gate, up: t.up, out: t.out }, { n }),
+        expected: { out: { values: swigluForwardRef(toF64(gate), toF64(up)), ...tol } },
+      });
+    });
 
-  it('the backward reference matches central differences of the forward reference', () => {
-    const g = toF64(gate);
-    const u = toF64(up);
-    const d = toF64(dout);
-    const ref = swigluBackwardRef(d, g, u);
-    const h = 1e-6;
-    let worst = 0;
-    for (let i = 0; i < n; i++) {
-      const f = (gi: number, ui: number) => d[i] * swigluForwardRef(Float64Array.of(gi), Float64Array.of(ui))[0];
-      const numericGate = (f(g[i] + h, u[i]) - f(g[i] - h, u[i])) / (2 * h);
-      const numericUp = (f(g[i], u[i] + h) - f(g[i], u[i] - h)) / (2 * h);
-      worst = Math.max(worst, Math.abs(numericGate - ref.dgate[i]), Math.abs(numericUp - ref.dup[i]) / (1 + Math.abs(ref.dup[i])));
-    }
-    expect(worst).toBeLessThan(1e-6);
-  });
+    it(`backward overwrites dgate and dup with the float64 reference gradients: ${name}`, async () => {
+      const ref = swigluBackwardRef(toF64(dout), toF64(gate), toF64(up));
+      await checkOp(await testGpu(), {
+        inputs: { dout, gate, up },
+        outputs: { dgate: n, dup: n },
+        run: (gpu, t) => swigluBackward(gpu, { dout: t.dout, gate: t.gate, up: t.up, dgate: t.dgate, dup: t.dup }, { n }),
+        expected: { dgate: { values: ref.dgate, ...tol }, dup: { values: ref.dup, ...tol } },
+      });
+    });
+
+    it(`the backward reference matches central differences of the forward reference: ${name}`, () => {
+      const g = toF64(gate);
+      const u = toF64(up);
+      const d = toF64(dout);
+      const ref = swigluBackwardRef(d, g, u);
+      // Elementwise: element i's term alone, so the other terms' rounding stays out of the difference.
+      const term = (i: number) => d[i] * swigluForwardRef(Float64Array.of(g[i]), Float64Array.of(u[i]))[0];
+      expectReferenceGradient({
+        loss: term,
+        wrt: { gate: { x: g, analytic: ref.dgate, atol: 1e-6, rtol: 0 }, up: { x: u, analytic: ref.dup, atol: 1e-6, rtol: 1e-6 } },
+        h: 1e-6,
+        relativeTo: 'analytic',
+      });
+    });
+  }
 });

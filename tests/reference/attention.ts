@@ -1,7 +1,14 @@
-import type { AttentionDims } from '../../src/kernels/attention';
+/** batch, sequence length, query heads, key/value heads, head_dim. */
+export interface AttentionRefDims {
+  B: number;
+  T: number;
+  H: number;
+  KV: number;
+  D: number;
+}
 
 /** Softmax probabilities of row (b, h, t) over keys 0..t, plus its log-sum-exp. */
-function probabilities(q: Float64Array, k: Float64Array, d: AttentionDims, b: number, h: number, t: number) {
+function probabilities(q: Float64Array, k: Float64Array, d: AttentionRefDims, b: number, h: number, t: number) {
   const { T, H, KV, D } = d;
   const g = Math.floor(h / (H / KV));
   const scale = 1 / Math.sqrt(D);
@@ -21,7 +28,7 @@ function probabilities(q: Float64Array, k: Float64Array, d: AttentionDims, b: nu
 }
 
 /** float64 causal GQA attention: out [B*T, H*D] and lse per (b, h, t) row, ordered (b * H + h) * T + t. */
-export function attentionForwardRef(q: Float64Array, k: Float64Array, v: Float64Array, d: AttentionDims) {
+export function attentionForwardRef(q: Float64Array, k: Float64Array, v: Float64Array, d: AttentionRefDims) {
   const { B, T, H, KV, D } = d;
   const out = new Float64Array(B * T * H * D);
   const lse = new Float64Array(B * H * T);
@@ -47,7 +54,7 @@ export function attentionBackwardRef(
   q: Float64Array,
   k: Float64Array,
   v: Float64Array,
-  d: AttentionDims,
+  d: AttentionRefDims,
 ) {
   const { B, T, H, KV, D } = d;
   const { out } = attentionForwardRef(q, k, v, d);
@@ -87,7 +94,7 @@ export function attentionForwardCachedRef(
   q: Float64Array,
   kCache: Float64Array,
   vCache: Float64Array,
-  d: AttentionDims,
+  d: AttentionRefDims,
   past: number,
   S: number,
 ) {

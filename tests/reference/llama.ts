@@ -1,8 +1,19 @@
 /**
- * float64 CPU reference of the whole Llama forward pass with LoRA (plain loops, Hugging Face
- * semantics), for finite-difference checks of the GPU engine's gradients. Written independently
- * of the engine: it shares no code with src/.
+ * float64 CPU reference of the whole Llama forward pass with LoRA (Hugging Face semantics), for
+ * finite-difference checks of the GPU engine's gradients. It composes the per-op references of
+ * this folder through a table of op families (`RefOps`), so a test can swap any one family for
+ * another implementation, such as the GPU kernel, and see what that op alone does to the loss.
+ * Written independently of the engine: it shares no code with src/ and takes only plain data.
  */
+import { attentionForwardRef, type AttentionRefDims } from './attention';
+import { crossEntropyRef } from './cross-entropy';
+import { embeddingForwardRef } from './embedding';
+import { loraForwardRef, type LoraRefDims } from './lora';
+import { combineRef, matmulXWtRef } from './matmul';
+import { residualForwardRef } from './residual';
+import { rmsnormForwardRef } from './rmsnorm';
+import { ropeRef, type RopeShape } from './rope';
+import { swigluForwardRef } from './swiglu';
 
 export interface RefConfig {
   hiddenSize: number;
@@ -21,54 +32,55 @@ export interface RefConfig {
 /** Weights by Hugging Face name; adapter tensors by PEFT name. */
 export type RefTensors = Map<string, Float64Array>;
 
-function linear(x: Float64Array, M: number, inF: number, w: Float64Array, outF: number, bias?: Float64Array): Float64Array {
-  const y = new Float64Array(M * outF);
-  for (let m = 0; m < M; m++)
-    for (let o = 0; o < outF; o++) {
-      let s = bias ? bias[o] : 0;
-      for (let i = 0; i < inF; i++) s += x[m * inF + i] * w[o * inF + i];
-      y[m * outF + o] = s;
-    }
-  return y;
+type Result = Float64Array | Promise<Float64Array>;
+
+/** One implementation per op family the model is made of; float64 in and out, possibly async (a GPU kernel and its readback). */
+export interface RefOps {
+  /** out [M, C] = table[ids[m]] (ids [M]). */
+  embedding(ids: Uint32Array, table: Float64Array, C: number): Result;
+  /** y [M, C] = x / rms(x) * w. */
+  rmsnorm(x: Float64Array, w: Float64Array, M: number, C: number, eps: number): Result;
+  /** y [M, N] = x [M, K] W^T (W [N, K]) + bias. */
+  linear(x: Float64Array, w: Float64Array, bias: Float64Array | undefined, M: number, N: number, K: number): Result;
+  /** y0 + scaling * x A^T B^T (no dropout). */
+  lora(x: Float64Array, A: Float64Array, B: Float64Array, y0: Float64Array, d: LoraRefDims, scaling: number): Result;
+  /** HF half-split RoPE of x [M, nHeads * headDim]. */
+  rope(x: Float64Array, shape: RopeShape): Result;
+  /** Causal GQA attention output [B*T, H*D]. */
+  attention(q: Float64Array, k: Float64Array, v: Float64Array, d: AttentionRefDims): Result;
+  /** silu(gate) * up. */
+  swiglu(gate: Float64Array, up: Float64Array): Result;
+  /** a + b. */
+  residual(a: Float64Array, b: Float64Array): Result;
+  /** Per-row loss lse - logit[target] of hidden [M, C] E^T (E [V, C]); 0 where the target is outside [0, V). */
+  crossEntropy(hidden: Float64Array, E: Float64Array, targets: Int32Array, M: number, C: number, V: number): Result;
 }
 
-function rmsnorm(x: Float64Array, M: number, C: number, w: Float64Array, eps: number): Float64Array {
-  const y = new Float64Array(M * C);
-  for (let m = 0; m < M; m++) {
-    let ss = 0;
-    for (let c = 0; c < C; c++) ss += x[m * C + c] ** 2;
-    const r = 1 / Math.sqrt(ss / C + eps);
-    for (let c = 0; c < C; c++) y[m * C + c] = x[m * C + c] * r * w[c];
-  }
-  return y;
-}
+export type OpFamily = keyof RefOps;
 
-function rope(x: Float64Array, B: number, T: number, heads: number, D: number, theta: number): void {
-  const half = D / 2;
-  for (let b = 0; b < B; b++)
-    for (let t = 0; t < T; t++)
-      for (let h = 0; h < heads; h++) {
-        const base = ((b * T + t) * heads + h) * D;
-        for (let i = 0; i < half; i++) {
-          const angle = t * Math.pow(theta, (-2 * i) / D);
-          const c = Math.cos(angle);
-          const s = Math.sin(angle);
-          const x1 = x[base + i];
-          const x2 = x[base + i + half];
-          x[base + i] = x1 * c - x2 * s;
-          x[base + i + half] = x2 * c + x1 * s;
-        }
-      }
-}
+/** The per-op float64 references. */
+export const FLOAT64_OPS: RefOps = {
+  embedding: (ids, table, C) => embeddingForwardRef(ids, table, C),
+  rmsnorm: (x, w, M, C, eps) => rmsnormForwardRef(x, w, M, C, eps).y,
+  linear: (x, w, bias, M, N, K) => (bias ? combineRef(matmulXWtRef(x, w, M, N, K), 1, 0, undefined, bias) : matmulXWtRef(x, w, M, N, K)),
+  lora: (x, A, B, y0, d, scaling) => loraForwardRef(x, A, B, y0, d, scaling).y,
+  rope: (x, shape) => ropeRef(x, shape),
+  attention: (q, k, v, d) => attentionForwardRef(q, k, v, d).out,
+  swiglu: (gate, up) => swigluForwardRef(gate, up),
+  residual: (a, b) => residualForwardRef(a, b),
+  crossEntropy: (hidden, E, targets, M, C, V) => crossEntropyRef(hidden, E, targets, M, C, V, 1).rowLoss,
+};
 
-export function referenceLoss(
+/** Mean token loss of the batch (label of position t + 1 is the target of position t; -100 is ignored). */
+export async function referenceLoss(
   config: RefConfig,
   weights: RefTensors,
   adapter: RefTensors,
   scaling: number,
   inputIds: number[][],
   labels: number[][],
-): number {
+  ops: RefOps = FLOAT64_OPS,
+): Promise<number> {
   const { hiddenSize: C, numHeads: H, numKvHeads: KV, headDim: D, intermediateSize: I, vocabSize: V } = config;
   const B = inputIds.length;
   const T = inputIds[0].length;
@@ -78,90 +90,42 @@ export function referenceLoss(
     if (!t) throw new Error(`reference: missing ${name}`);
     return t;
   };
-  const project = (l: number, block: string, target: string, x: Float64Array, inF: number, outF: number, bias?: Float64Array) => {
-    const y = linear(x, M, inF, get(`model.layers.${l}.${block}.${target}.weight`), outF, bias);
+  const project = async (l: number, block: string, target: string, x: Float64Array, inF: number, outF: number, bias?: Float64Array) => {
+    const y = await ops.linear(x, get(`model.layers.${l}.${block}.${target}.weight`), bias, M, outF, inF);
     const prefix = `base_model.model.model.layers.${l}.${block}.${target}`;
     const A = adapter.get(`${prefix}.lora_A.weight`);
     const Bm = adapter.get(`${prefix}.lora_B.weight`);
-    if (A && Bm) {
-      const r = A.length / inF;
-      const u = linear(x, M, inF, A, r);
-      const z = linear(u, M, r, Bm, outF);
-      for (let i = 0; i < y.length; i++) y[i] += scaling * z[i];
-    }
-    return y;
+    if (!A || !Bm) return y;
+    return ops.lora(x, A, Bm, y, { M, inFeatures: inF, outFeatures: outF, r: A.length / inF }, scaling);
   };
+  const rope = (x: Float64Array, heads: number) =>
+    ops.rope(x, { M, T, nHeads: heads, headDim: D, theta: config.ropeTheta, positionOffset: 0 });
 
   const emb = get('model.embed_tokens.weight');
-  let x = new Float64Array(M * C);
-  for (let m = 0; m < M; m++) {
-    const id = inputIds[Math.floor(m / T)][m % T];
-    for (let c = 0; c < C; c++) x[m * C + c] = emb[id * C + c];
-  }
+  let x = await ops.embedding(Uint32Array.from(inputIds.flat()), emb, C);
   for (let l = 0; l < config.numLayers; l++) {
-    const n1 = rmsnorm(x, M, C, get(`model.layers.${l}.input_layernorm.weight`), config.rmsNormEps);
+    const n1 = await ops.rmsnorm(x, get(`model.layers.${l}.input_layernorm.weight`), M, C, config.rmsNormEps);
     const bias = (name: string) => (config.qkvBias ? get(`model.layers.${l}.self_attn.${name}.bias`) : undefined);
-    const q = project(l, 'self_attn', 'q_proj', n1, C, H * D, bias('q_proj'));
-    const k = project(l, 'self_attn', 'k_proj', n1, C, KV * D, bias('k_proj'));
-    const v = project(l, 'self_attn', 'v_proj', n1, C, KV * D, bias('v_proj'));
-    rope(q, B, T, H, D, config.ropeTheta);
-    rope(k, B, T, KV, D, config.ropeTheta);
-    const attn = new Float64Array(M * H * D);
-    const group = H / KV;
-    for (let b = 0; b < B; b++)
-      for (let h = 0; h < H; h++) {
-        const kvh = Math.floor(h / group);
-        for (let t = 0; t < T; t++) {
-          const scores = new Float64Array(t + 1);
-          let max = -Infinity;
-          for (let j = 0; j <= t; j++) {
-            let s = 0;
-            for (let d = 0; d < D; d++) s += q[((b * T + t) * H + h) * D + d] * k[((b * T + j) * KV + kvh) * D + d];
-            scores[j] = s / Math.sqrt(D);
-            max = Math.max(max, scores[j]);
-          }
-          let sum = 0;
-          for (let j = 0; j <= t; j++) sum += (scores[j] = Math.exp(scores[j] - max));
-          for (let d = 0; d < D; d++) {
-            let o = 0;
-            for (let j = 0; j <= t; j++) o += (scores[j] / sum) * v[((b * T + j) * KV + kvh) * D + d];
-            attn[((b * T + t) * H + h) * D + d] = o;
-          }
-        }
-      }
-    const o = project(l, 'self_attn', 'o_proj', attn, H * D, C);
-    const h = new Float64Array(M * C);
-    for (let i = 0; i < h.length; i++) h[i] = x[i] + o[i];
-    const n2 = rmsnorm(h, M, C, get(`model.layers.${l}.post_attention_layernorm.weight`), config.rmsNormEps);
-    const gate = project(l, 'mlp', 'gate_proj', n2, C, I);
-    const up = project(l, 'mlp', 'up_proj', n2, C, I);
-    const act = new Float64Array(M * I);
-    for (let i = 0; i < act.length; i++) act[i] = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
-    const down = project(l, 'mlp', 'down_proj', act, I, C);
-    x = new Float64Array(M * C);
-    for (let i = 0; i < x.length; i++) x[i] = h[i] + down[i];
+    const q = await rope(await project(l, 'self_attn', 'q_proj', n1, C, H * D, bias('q_proj')), H);
+    const k = await rope(await project(l, 'self_attn', 'k_proj', n1, C, KV * D, bias('k_proj')), KV);
+    const v = await project(l, 'self_attn', 'v_proj', n1, C, KV * D, bias('v_proj'));
+    const attn = await ops.attention(q, k, v, { B, T, H, KV, D });
+    const h = await ops.residual(x, await project(l, 'self_attn', 'o_proj', attn, H * D, C));
+    const n2 = await ops.rmsnorm(h, get(`model.layers.${l}.post_attention_layernorm.weight`), M, C, config.rmsNormEps);
+    const gate = await project(l, 'mlp', 'gate_proj', n2, C, I);
+    const up = await project(l, 'mlp', 'up_proj', n2, C, I);
+    x = await ops.residual(h, await project(l, 'mlp', 'down_proj', await ops.swiglu(gate, up), I, C));
   }
-  const nf = rmsnorm(x, M, C, get('model.norm.weight'), config.rmsNormEps);
+  const nf = await ops.rmsnorm(x, get('model.norm.weight'), M, C, config.rmsNormEps);
   const head = config.tieWordEmbeddings ? emb : get('lm_head.weight');
+  const targets = Int32Array.from({ length: M }, (_, m) => (m % T === T - 1 ? -100 : labels[Math.floor(m / T)][(m % T) + 1]));
+  const rowLoss = await ops.crossEntropy(nf, head, targets, M, C, V);
   let total = 0;
   let count = 0;
-  for (let b = 0; b < B; b++)
-    for (let t = 0; t + 1 < T; t++) {
-      const target = labels[b][t + 1];
-      if (target === -100) continue;
-      const m = b * T + t;
-      const logits = new Float64Array(V);
-      let max = -Infinity;
-      for (let vv = 0; vv < V; vv++) {
-        let s = 0;
-        for (let c = 0; c < C; c++) s += nf[m * C + c] * head[vv * C + c];
-        logits[vv] = s;
-        max = Math.max(max, s);
-      }
-      let sum = 0;
-      for (let vv = 0; vv < V; vv++) sum += Math.exp(logits[vv] - max);
-      total += max + Math.log(sum) - logits[target];
-      count++;
-    }
+  for (let m = 0; m < M; m++) {
+    if (targets[m] < 0 || targets[m] >= V) continue;
+    total += rowLoss[m];
+    count++;
+  }
   return total / count;
 }

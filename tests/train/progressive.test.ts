@@ -40,7 +40,7 @@ async function setup() {
 async function batchLoss(model: LlamaModel, adapter: LoraWeights | null, examples: Example[]) {
   const [padded] = batchExamples(examples, examples.length, 0);
   const batch = makeBatch(padded.inputIds, padded.labels);
-  model.lossAndGradients(batch, adapter);
+  model.loss(batch, adapter);
   return (await model.readLossSum(batch)) / batch.targetCount;
 }
 
