@@ -124,9 +124,10 @@ export class Gpu {
     };
   }
 
+  /** A new buffer holding `data`. Nothing recorded can use it yet, so the write needs no flush (see `write`). */
   upload(data: Float32Array | Uint32Array | Int32Array, label: string): GPUBuffer {
     const buffer = this.createBuffer(data.byteLength, label);
-    this.write(buffer, data);
+    this.device.queue.writeBuffer(buffer, 0, data.buffer, data.byteOffset, data.byteLength);
     return buffer;
   }
 

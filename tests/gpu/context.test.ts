@@ -24,6 +24,18 @@ describe('Gpu', () => {
     expect(gpu.bufferAccounting.peakBytes).toBeGreaterThan(16 + 16 + 16 + 256);
   });
 
+  it('orders a write after the work recorded before it', async () => {
+    const gpu = await freshGpu();
+    const target = gpu.upload(new Float32Array([5, 6, 7, 8]), 'target');
+    const sum = gpu.createBuffer(16, 'sum');
+    // Recorded, not yet submitted: a clear, and a kernel that reads the old contents.
+    gpu.clear(target);
+    residualForward(gpu, { a: target, b: target, y: sum }, { n: 4 });
+    gpu.write(target, new Float32Array([1, 2, 3, 4]));
+    expect(Array.from(await gpu.readF32(target, 4))).toEqual([1, 2, 3, 4]);
+    expect(Array.from(await gpu.readF32(sum, 4))).toEqual([0, 0, 0, 0]);
+  });
+
   it('records but does not execute work in a dry run', async () => {
     const gpu = await freshGpu();
     const ones = gpu.upload(new Float32Array(300).fill(1), 'ones');
