@@ -1,5 +1,6 @@
-// `npm test`: makes sure the system packages the GPU tests need are installed, then runs the unit
-// tests (vitest, WebGPU through Dawn) and the browser tests (playwright, Debian's chromium).
+// `npm test`: makes sure the system packages the GPU tests need are installed, checks formatting,
+// lint rules, line width and types, then runs the unit tests (vitest, WebGPU through Dawn) and the
+// browser tests (playwright, Debian's chromium).
 // Without a GPU both run on SwiftShader, the CPU Vulkan that ships with chromium.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -59,6 +60,10 @@ function ensureSystemPackages() {
 process.chdir(fileURLToPath(new URL('..', import.meta.url)));
 const steps = [
   ensureSystemPackages,
+  // Formatting, lint rules and line width first: they take seconds, the GPU tests minutes.
+  () => run('npx', ['biome', 'ci', '.']),
+  () => run('node', ['scripts/check-lines.mjs']),
+  () => run('npx', ['tsc', '--noEmit']),
   () => run('npx', ['vitest', 'run']),
   () => run('npx', ['playwright', 'test']),
 ];
