@@ -37,7 +37,11 @@ function timeSteps(engineRoot, name) {
   const file = engineRoot === root ? bundle(ENTRY, name) : bundle(ENTRY, name, { plugins: [engineFrom(engineRoot)] });
   return file.then((path) => {
     const runner = `const { main } = await import(process.argv[1]); process.exitCode = await main(process.argv.slice(2)); process.stdout.write('', () => process.exit(process.exitCode));`;
-    const run = spawnSync('node', ['--input-type=module', '-e', runner, path, ...args], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const run = spawnSync('node', ['--input-type=module', '-e', runner, path, ...args], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     if (run.status !== 0) throw new Error(`step timing with the engine of ${engineRoot} exited ${run.status}`);
     const result = JSON.parse(run.stdout.trim().split('\n').at(-1));
     const commit = execFileSync('git', ['-C', engineRoot, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();

@@ -63,7 +63,8 @@ export function analyzeDataset(rows: DatasetRow[]): DatasetAnalysis {
 
   const messages = rows.map(rowMessages);
   const responses = messages.flat().filter((m) => m.role === 'assistant');
-  const avgResponseChars = responses.length === 0 ? 0 : round(responses.reduce((sum, m) => sum + responseChars(m.content), 0) / responses.length, 1);
+  const avgResponseChars =
+    responses.length === 0 ? 0 : round(responses.reduce((sum, m) => sum + responseChars(m.content), 0) / responses.length, 1);
 
   const userTurns = messages.flat().filter((m) => m.role === 'user');
   const typeCounts: Record<QuestionType, number> = { how_to: 0, definition: 0, other: 0 };

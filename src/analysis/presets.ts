@@ -89,14 +89,21 @@ const SECTIONS: Record<'lora' | 'training' | 'filter', Record<string, Check>> = 
 const TOP_FIELDS: Record<string, Check> = {
   // Ids are typed on the command line (`--preset rag_enhanced`), so they stay plain.
   id: (v) =>
-    typeof v === 'string' && /^[a-z][a-z0-9_-]*$/.test(v) ? null : `must be lowercase letters, digits, _ or - starting with a letter, got ${shown(v)}`,
+    typeof v === 'string' && /^[a-z][a-z0-9_-]*$/.test(v)
+      ? null
+      : `must be lowercase letters, digits, _ or - starting with a letter, got ${shown(v)}`,
   label: text,
   why: text,
 };
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function checkObject(value: unknown, fields: Record<string, Check | object>, prefix: string, fail: (field: string, problem: string) => never): Record<string, unknown> {
+function checkObject(
+  value: unknown,
+  fields: Record<string, Check | object>,
+  prefix: string,
+  fail: (field: string, problem: string) => never,
+): Record<string, unknown> {
   if (!isRecord(value)) return fail(prefix || 'preset', `must be an object, got ${shown(value)}`);
   const at = (key: string) => (prefix ? `${prefix}.${key}` : key);
   // A misspelt field would otherwise be ignored and its default used without anyone noticing.
@@ -155,7 +162,8 @@ export function loadPresets(json: unknown): Preset[] {
   };
   const file = checkObject(json, { version: () => null, presets: () => null }, '', fileError);
   if (file.version !== 1) fileError('version', `must be 1, got ${shown(file.version)}`);
-  if (!Array.isArray(file.presets) || file.presets.length === 0) fileError('presets', `must be a non-empty list, got ${shown(file.presets)}`);
+  if (!Array.isArray(file.presets) || file.presets.length === 0)
+    fileError('presets', `must be a non-empty list, got ${shown(file.presets)}`);
   const presets = (file.presets as unknown[]).map(parsePreset);
   presets.forEach((preset, i) => {
     if (presets.findIndex((p) => p.id === preset.id) !== i) throw new PresetError(preset.id, 'id', 'another preset has the same id', i);

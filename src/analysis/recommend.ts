@@ -27,7 +27,13 @@ export const PROGRESSIVE_IMBALANCE = 4;
 /** Mix weights are share^(1 / MIX_TEMPERATURE), normalised. */
 export const MIX_TEMPERATURE = 2;
 /** Stage order for progressive training: general behaviour first, the most specialised format last. */
-export const CURRICULUM: readonly TaskId[] = ['conversational_chat', 'ai_ml_education', 'technical_implementation', 'code_generation', 'rag_enhanced'];
+export const CURRICULUM: readonly TaskId[] = [
+  'conversational_chat',
+  'ai_ml_education',
+  'technical_implementation',
+  'code_generation',
+  'rag_enhanced',
+];
 export const MULTI_TASK_PRESET = 'multi_task';
 
 const percent = (count: number, total: number) => `${((100 * count) / total).toFixed(1)}%`;

@@ -86,14 +86,60 @@ const PROGRAMMING_LANGUAGE =
   /(?<![\w+#])(?:python|javascript|typescript|java|c\+\+|c#|rust|golang|ruby|php|kotlin|swift|sql|scala|haskell|html|css|bash)(?![\w+#])/i;
 
 const ML_TERMS = [
-  'machine learning', 'deep learning', 'neural networks?', 'artificial intelligence', 'ai', 'ml', 'llms?',
-  'language models?', 'transformers?', 'self-attention', 'attention mechanism', 'q?lora', 'low-rank adaptation',
-  'fine-tun(?:e|es|ed|ing)', 'overfitting', 'underfitting', 'regularization', 'gradient descent', 'gradients?',
-  'backpropagation', 'learning rate', 'loss function', 'embeddings?', 'vector databases?', 'tokeniz(?:er|ers|ation)',
-  'precision', 'recall', 'f1 score', 'classifiers?', 'classification', 'regression', '(?:un|semi-)?supervised learning',
-  'reinforcement learning', 'training (?:data|set)', 'held-out data', 'hyperparameters?', 'epochs?', 'batch size', 'dropout',
-  'convolutional', 'cnns?', 'rnns?', 'lstms?', 'gpt', 'bert', 'llama', 'rag', 'retrieval-augmented generation',
-  'model weights', 'cross-validation', 'bias-variance', 'predictions?', 'diffusion models?', 'generative ai',
+  'machine learning',
+  'deep learning',
+  'neural networks?',
+  'artificial intelligence',
+  'ai',
+  'ml',
+  'llms?',
+  'language models?',
+  'transformers?',
+  'self-attention',
+  'attention mechanism',
+  'q?lora',
+  'low-rank adaptation',
+  'fine-tun(?:e|es|ed|ing)',
+  'overfitting',
+  'underfitting',
+  'regularization',
+  'gradient descent',
+  'gradients?',
+  'backpropagation',
+  'learning rate',
+  'loss function',
+  'embeddings?',
+  'vector databases?',
+  'tokeniz(?:er|ers|ation)',
+  'precision',
+  'recall',
+  'f1 score',
+  'classifiers?',
+  'classification',
+  'regression',
+  '(?:un|semi-)?supervised learning',
+  'reinforcement learning',
+  'training (?:data|set)',
+  'held-out data',
+  'hyperparameters?',
+  'epochs?',
+  'batch size',
+  'dropout',
+  'convolutional',
+  'cnns?',
+  'rnns?',
+  'lstms?',
+  'gpt',
+  'bert',
+  'llama',
+  'rag',
+  'retrieval-augmented generation',
+  'model weights',
+  'cross-validation',
+  'bias-variance',
+  'predictions?',
+  'diffusion models?',
+  'generative ai',
 ];
 const ML_TERM = new RegExp(String.raw`(?<![\w-])(?:${ML_TERMS.join('|')})(?![\w-])`, 'gi');
 /** One ML word in an answer is incidental; two or more make it an explanation of ML. */
@@ -111,7 +157,10 @@ function fences(text: string): { fence: string; language: string }[] {
 
 function command(text: string): string | null {
   for (const m of text.matchAll(INLINE_CODE)) {
-    const words = m[1].trim().replace(/^\$\s*/, '').split(/\s+/);
+    const words = m[1]
+      .trim()
+      .replace(/^\$\s*/, '')
+      .split(/\s+/);
     const tool = words[0] === 'sudo' && words.length > 1 ? words[1] : words[0];
     if (CLI_TOOLS.has(tool)) return quote(m[0]);
   }

@@ -88,14 +88,18 @@ export class AdapterLibrary {
           `(now loaded: ${model?.info.name ?? 'no model'}).`,
       );
     }
-    return exportAdapter(adapterTensors(record), { config: model.opened.config, source: model.source }, {
-      format: request.format,
-      name: record.name,
-      peftBaseModel: peftBaseModel(record),
-      ollamaBase: request.ollamaBase?.trim() || record.baseModel,
-      dtype: request.dtype,
-      target: 'download',
-    });
+    return exportAdapter(
+      adapterTensors(record),
+      { config: model.opened.config, source: model.source },
+      {
+        format: request.format,
+        name: record.name,
+        peftBaseModel: peftBaseModel(record),
+        ollamaBase: request.ollamaBase?.trim() || record.baseModel,
+        dtype: request.dtype,
+        target: 'download',
+      },
+    );
   }
 
   /** A stored adapter, refused unless it was trained on (or imported for) `model`. */

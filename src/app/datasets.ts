@@ -51,7 +51,9 @@ export class DatasetService {
     if (!preview) throw new EngineStateError('This import preview is gone (it was imported or cancelled already); choose the file again.');
     const { report } = preview;
     if (report.rows.length === 0) {
-      throw new EngineStateError(`${preview.fileName} has no valid rows to import; fix the lines listed in the report and choose it again.`);
+      throw new EngineStateError(
+        `${preview.fileName} has no valid rows to import; fix the lines listed in the report and choose it again.`,
+      );
     }
     const record: DatasetRecord = {
       id: newId('ds'),

@@ -8,8 +8,7 @@ export function describeDevice(device: GPUDevice): Omit<DeviceInfo, 'state' | 'm
   const vendor = info?.vendor ?? '';
   const architecture = info?.architecture ?? '';
   const description = info?.description ?? '';
-  const software =
-    Boolean(info?.isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe/i.test(`${vendor} ${architecture} ${description}`);
+  const software = Boolean(info?.isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe/i.test(`${vendor} ${architecture} ${description}`);
   return {
     vendor,
     architecture,

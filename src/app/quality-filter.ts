@@ -24,8 +24,10 @@ export class QualityFilterError extends Error {
 
 function checkFilterOptions(options: FilterOptions): FilterOptions {
   const { minResponseChars: min, maxResponseChars: max, nearDuplicateJaccard: jaccard } = options;
-  if (!Number.isInteger(min) || min < 0) throw new QualityFilterError(`Quality filter "minResponseChars": must be a whole number >= 0, got ${min}`);
-  if (!Number.isInteger(max) || max < 1) throw new QualityFilterError(`Quality filter "maxResponseChars": must be a positive whole number, got ${max}`);
+  if (!Number.isInteger(min) || min < 0)
+    throw new QualityFilterError(`Quality filter "minResponseChars": must be a whole number >= 0, got ${min}`);
+  if (!Number.isInteger(max) || max < 1)
+    throw new QualityFilterError(`Quality filter "maxResponseChars": must be a positive whole number, got ${max}`);
   if (max < min) throw new QualityFilterError(`Quality filter "maxResponseChars": must be at least minResponseChars (${min}), got ${max}`);
   if (jaccard !== undefined && !(jaccard > 0 && jaccard <= 1)) {
     throw new QualityFilterError(`Quality filter "nearDuplicateJaccard": must be in (0, 1], got ${jaccard}`);

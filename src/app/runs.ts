@@ -62,7 +62,9 @@ export class RunService {
     const model = this.deps.models.current();
     const init = request.initAdapterId ? await this.deps.adapters.recordFor(request.initAdapterId, model) : null;
     const settings = validateTrainSettings(
-      init ? { ...request.settings, lora: { ...init.config, dropout: request.settings.lora?.dropout ?? init.config.dropout } } : request.settings,
+      init
+        ? { ...request.settings, lora: { ...init.config, dropout: request.settings.lora?.dropout ?? init.config.dropout } }
+        : request.settings,
     );
     await this.#checkMemory(model, settings);
     const db = await this.deps.storage();
@@ -93,7 +95,9 @@ export class RunService {
     }
     const checkpoint = await db.latestCheckpoint(runId);
     if (!checkpoint) {
-      throw new EngineStateError(`The run "${run.name}" stopped before its first checkpoint, so there is nothing to resume; start it again.`);
+      throw new EngineStateError(
+        `The run "${run.name}" stopped before its first checkpoint, so there is nothing to resume; start it again.`,
+      );
     }
     const model = this.deps.models.current();
     if (model.info.name !== run.model.id || model.info.parameterCount !== run.model.parameterCount) {
@@ -154,7 +158,13 @@ export class RunService {
   }
 
   /** A one-phase run through trainAdapter. */
-  async #single(run: RunRecord, trainer: LoraTrainer, datasetName: string, onEvent: OnEvent, resume?: TrainCheckpoint): Promise<RunOutcome> {
+  async #single(
+    run: RunRecord,
+    trainer: LoraTrainer,
+    datasetName: string,
+    onEvent: OnEvent,
+    resume?: TrainCheckpoint,
+  ): Promise<RunOutcome> {
     return this.#guarded(run, datasetName, onEvent, async (ctx) => {
       let adapterId: string | null = null;
       try {
@@ -164,7 +174,12 @@ export class RunService {
           onStage: (stage) => this.#stage(ctx, 1, stage),
           onEvalBefore: (loss) => this.#recordEvalBefore(ctx, 1, loss),
           save: async (tensors, o) => {
-            adapterId = await this.#saveAdapter(ctx, tensors, o.result.status === 'stopped' ? ` (stopped at step ${o.result.steps})` : '', o);
+            adapterId = await this.#saveAdapter(
+              ctx,
+              tensors,
+              o.result.status === 'stopped' ? ` (stopped at step ${o.result.steps})` : '',
+              o,
+            );
           },
         });
         return this.#finish(ctx, outcome.result.status, outcome.result.steps, outcome, adapterId);
@@ -235,13 +250,26 @@ export class RunService {
           });
         }
         await db.updateRun(run.id, { phases, forgetting: r.forgetting });
-        const outcome = await this.#finish(ctx, r.status, steps, { result: { trainLossLast: last.trainLossLast }, evalLossAfter: last.evalLossAfter }, adapterId);
+        const outcome = await this.#finish(
+          ctx,
+          r.status,
+          steps,
+          { result: { trainLossLast: last.trainLossLast }, evalLossAfter: last.evalLossAfter },
+          adapterId,
+        );
         return { ...outcome, phases: phases.map(phaseSummary), forgetting: r.forgetting };
       } finally {
         r.adapter.destroy();
       }
     };
-    return this.#guarded(run, datasetName, onEvent, body, () => ({ phases: phases.map(phaseSummary), forgetting: null }), () => created);
+    return this.#guarded(
+      run,
+      datasetName,
+      onEvent,
+      body,
+      () => ({ phases: phases.map(phaseSummary), forgetting: null }),
+      () => created,
+    );
   }
 
   /**
@@ -303,7 +331,12 @@ export class RunService {
           elapsedMs: p.elapsedMs,
         });
         // Steps count over the whole run, as in its history and checkpoints.
-        onEvent({ type: 'progress', runId: run.id, phase, progress: progressive ? { ...p, step: offset + p.step, totalSteps: run.totalSteps } : p });
+        onEvent({
+          type: 'progress',
+          runId: run.id,
+          phase,
+          progress: progressive ? { ...p, step: offset + p.step, totalSteps: run.totalSteps } : p,
+        });
       },
       onCheckpoint: async (c) => {
         await history.flush();
@@ -438,7 +471,12 @@ function newRun(
     createdAt: now,
     updatedAt: now,
     name: opts.name?.trim() || `${model.info.name.split('/').pop()} · ${dataset.name}`,
-    model: { id: model.info.name, source: model.info.source, architecture: model.info.architecture, parameterCount: model.info.parameterCount },
+    model: {
+      id: model.info.name,
+      source: model.info.source,
+      architecture: model.info.architecture,
+      parameterCount: model.info.parameterCount,
+    },
     datasetId: dataset.id,
     evalDatasetId: opts.evalDatasetId,
     settings: { lora, training },

@@ -192,7 +192,13 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
     seq: o.seq,
     batch: o.batch,
     tokens_per_step: tokensPerStep,
-    lora: { r: o.lora.r, alpha: o.lora.alpha, dropout: o.lora.dropout, targets: o.lora.targets, trainable_parameters: adapter.parameterCount },
+    lora: {
+      r: o.lora.r,
+      alpha: o.lora.alpha,
+      dropout: o.lora.dropout,
+      targets: o.lora.targets,
+      trainable_parameters: adapter.parameterCount,
+    },
     optimizer: 'AdamW (clip 1.0)',
     precision: 'f32',
     warmup: o.memoryOnly ? 0 : o.warmup,
@@ -236,7 +242,14 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
  * Runs `steps` optimizer steps through a new trainer (its own AdamW state) and returns each step's
  * time: the gap between consecutive loss deliveries, the first measured from the start.
  */
-async function trainSteps(gpu: Gpu, model: LlamaModel, adapter: LoraAdapter, o: BenchOptions, steps: number, dryRun: boolean): Promise<number[]> {
+async function trainSteps(
+  gpu: Gpu,
+  model: LlamaModel,
+  adapter: LoraAdapter,
+  o: BenchOptions,
+  steps: number,
+  dryRun: boolean,
+): Promise<number[]> {
   const settings = validateTrainSettings({
     lora: o.lora,
     lr: 1e-4,
@@ -263,7 +276,11 @@ async function trainSteps(gpu: Gpu, model: LlamaModel, adapter: LoraAdapter, o: 
 /** `vendor-architecture` in lower case, for result file names (`google-swiftshader`, `nvidia-hopper`). */
 export function deviceSlug(device: BenchResult['device']): string {
   const text = [device.vendor, device.architecture].filter(Boolean).join('-') || device.description || 'unknown-device';
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 48);
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 48);
 }
 
 /** Rows of `seq` random token ids, every position trained: one optimizer step per `batch` rows. */
@@ -282,18 +299,28 @@ function matmulShape(d: RecordedDispatch): MatmulTiming | null {
   if (!wrapper) return null;
   const { rows, cols, depth, beta } = d.params;
   const dims =
-    wrapper === 'matmulXWt' ? { M: rows, N: cols, K: depth } : wrapper === 'matmulDyW' ? { M: rows, N: depth, K: cols } : { M: depth, N: rows, K: cols };
+    wrapper === 'matmulXWt'
+      ? { M: rows, N: cols, K: depth }
+      : wrapper === 'matmulDyW'
+        ? { M: rows, N: depth, K: cols }
+        : { M: depth, N: rows, K: cols };
   return { kernel, wrapper, ...dims, accumulate: beta !== 0, calls_per_step: 1, ms_per_call: null, gflops: null };
 }
 
 /** Milliseconds per call of one matmul shape alone: one untimed call, then enough calls to fill `minMs`. */
 async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number): Promise<number> {
-  const sizes = { matmulXWt: [s.M * s.K, s.N * s.K, s.M * s.N], matmulDyW: [s.M * s.N, s.N * s.K, s.M * s.K], matmulDyTX: [s.M * s.N, s.M * s.K, s.N * s.K] }[
-    s.wrapper
-  ];
+  const sizes = {
+    matmulXWt: [s.M * s.K, s.N * s.K, s.M * s.N],
+    matmulDyW: [s.M * s.N, s.N * s.K, s.M * s.K],
+    matmulDyTX: [s.M * s.N, s.M * s.K, s.N * s.K],
+  }[s.wrapper];
   // Random operands: zeros can run faster than real data on some GPUs.
   const uniform = seededUniform(s.M * 31 + s.N * 7 + s.K);
-  const random = (floats: number, label: string) => gpu.upload(Float32Array.from({ length: floats }, () => uniform() - 0.5), label);
+  const random = (floats: number, label: string) =>
+    gpu.upload(
+      Float32Array.from({ length: floats }, () => uniform() - 0.5),
+      label,
+    );
   const [a, b] = sizes.slice(0, 2).map((floats, i) => random(floats, `bench matmul ${i}`));
   const c = gpu.createBuffer(sizes[2] * 4, 'bench matmul out');
   const bias = s.kernel.startsWith('matmul_forward_bias') ? random(s.N, 'bench bias') : undefined;

@@ -89,7 +89,10 @@ async function loadConfig(nameOrPath: string) {
   }
   const json: unknown = JSON.parse(await readFile(resolve(nameOrPath), 'utf8'));
   const folder = basename(dirname(resolve(nameOrPath)));
-  return { name: basename(nameOrPath) === 'config.json' ? folder : basename(nameOrPath, '.json'), config: parseModelConfig(json, nameOrPath) };
+  return {
+    name: basename(nameOrPath) === 'config.json' ? folder : basename(nameOrPath, '.json'),
+    config: parseModelConfig(json, nameOrPath),
+  };
 }
 
 /** The commit the benchmark ran at, with `-dirty` when tracked files differ from it. */

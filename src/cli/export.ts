@@ -31,14 +31,18 @@ export async function exportCommand(args: string[]): Promise<number> {
   const adapter = await readAdapterFolder(values.adapter, opened);
   const out = resolve(values.out);
   const base = values.base ?? basename(modelDir);
-  const exported = await exportAdapter(adapter, { config: opened.config, source }, {
-    format: values.format as ExportFormat,
-    name: basename(out),
-    peftBaseModel: base,
-    ollamaBase: base,
-    dtype: values.dtype as 'same' | 'f32',
-    target: 'folder',
-  });
+  const exported = await exportAdapter(
+    adapter,
+    { config: opened.config, source },
+    {
+      format: values.format as ExportFormat,
+      name: basename(out),
+      peftBaseModel: base,
+      ollamaBase: base,
+      dtype: values.dtype as 'same' | 'f32',
+      target: 'folder',
+    },
+  );
   const written = await writeFolder(out, exported.files);
   process.stderr.write(`${ollamaSetupText(exported.ollama)}\n`);
   process.stdout.write(`${JSON.stringify({ format: values.format, out, files: written })}\n`);

@@ -65,7 +65,8 @@ export async function trainCommand(args: string[]): Promise<number> {
   const opened = await openModel(nodeFileSource(modelDir));
   const init = values['init-adapter'] ? await readAdapterFolder(values['init-adapter'], opened) : null;
   const settings = trainSettings(values, init?.config ?? null);
-  if (init) log(`continuing ${resolve(values['init-adapter']!)} (r=${init.config.r}, alpha ${init.config.alpha} -> ${settings.lora.alpha})`);
+  if (init)
+    log(`continuing ${resolve(values['init-adapter']!)} (r=${init.config.r}, alpha ${init.config.alpha} -> ${settings.lora.alpha})`);
   const baseModel = String(opened.tokenizerConfig.name_or_path ?? basename(modelDir));
   const writeAdapter = async (dir: string, adapter: AdapterTensors) => {
     await writeFolder(resolve(dir), peftAdapterFiles(adapter, { baseModel }));
@@ -83,10 +84,14 @@ export async function trainCommand(args: string[]): Promise<number> {
   const evalRows = values.eval ? await readDataset(values.eval, log) : null;
   const tok = prepTokenizerFor(opened);
   const data = prepareRunData(rows, evalRows, tok, settings);
-  log(`${data.train.length} training and ${data.eval.length} eval examples; ${data.truncatedCount} truncated to ${settings.maxLength} tokens`);
+  log(
+    `${data.train.length} training and ${data.eval.length} eval examples; ${data.truncatedCount} truncated to ${settings.maxLength} tokens`,
+  );
   const { gpu, model } = await loadOnGpu(opened);
   const adapter = startingAdapter(gpu, opened.config, settings.lora, settings.seed, init, values['init-adapter']);
-  log(`LoRA r=${settings.lora.r} alpha=${settings.lora.alpha} on ${settings.lora.targets.join(', ')}: ${adapter.parameterCount} trainable parameters`);
+  log(
+    `LoRA r=${settings.lora.r} alpha=${settings.lora.alpha} on ${settings.lora.targets.join(', ')}: ${adapter.parameterCount} trainable parameters`,
+  );
   const trainer = new LoraTrainer(gpu, model, adapter, settings, data, padTokenId(tok));
   const { result, evalLossBefore, evalLossAfter } = await trainAdapter(trainer, {
     hooks: { onProgress: progressLine('') },

@@ -108,10 +108,7 @@ export function parseJsonlBytes(bytes: Uint8Array, opts: { fileName?: string } =
 }
 
 /** `invalidLines` comes from decodeJsonlBytes; without it, binary lines are still caught by their control characters. */
-export function parseJsonl(
-  text: string,
-  opts: { fileName?: string; invalidLines?: readonly number[] } = {},
-): ImportReport {
+export function parseJsonl(text: string, opts: { fileName?: string; invalidLines?: readonly number[] } = {}): ImportReport {
   const lines = text.replace(/^\uFEFF/, '').split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
   const invalid = new Set(opts.invalidLines ?? []);

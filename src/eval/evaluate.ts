@@ -164,9 +164,16 @@ export async function evaluate(
   const adapterLabel = adapter ? (opts.adapterLabel ?? 'adapter') : null;
 
   const run = async (side: EvaluatedModel, sideAdapter: LoraWeights | null, label: string) => {
-    const losses = await exampleLosses(model, sideAdapter, examples, settings, (done, total) => {
-      opts.onProgress?.({ model: side, stage: 'loss', done, total });
-    }, opts.signal);
+    const losses = await exampleLosses(
+      model,
+      sideAdapter,
+      examples,
+      settings,
+      (done, total) => {
+        opts.onProgress?.({ model: side, stage: 'loss', done, total });
+      },
+      opts.signal,
+    );
     const answers = new Map<number, ExampleRagEvaluation>();
     for (const [i, rag] of ragRows.entries()) {
       opts.signal?.throwIfAborted();
@@ -218,7 +225,13 @@ export async function evaluate(
   const before = await run('before', null, 'base');
   const after = adapter ? await run('after', adapter, adapterLabel!) : null;
   return {
-    settings: { ...settings, contextUsageThreshold: CONTEXT_USAGE_THRESHOLD, rows: rows.length, ragRows: ragRows.length, adapter: adapterLabel },
+    settings: {
+      ...settings,
+      contextUsageThreshold: CONTEXT_USAGE_THRESHOLD,
+      rows: rows.length,
+      ragRows: ragRows.length,
+      adapter: adapterLabel,
+    },
     before: before.summary,
     after: after?.summary ?? null,
     delta: after ? evaluationDelta(before.summary, after.summary) : null,

@@ -81,7 +81,9 @@ async function generateFromIds(
   if (promptIds.length === 0) throw new GenerationError('the prompt is empty: give at least one token to continue');
   const maxLength = model.config.maxPositionEmbeddings;
   if (promptIds.length >= maxLength) {
-    throw new GenerationError(`the prompt has ${promptIds.length} tokens; this model reads at most ${maxLength}, so nothing is left to generate`);
+    throw new GenerationError(
+      `the prompt has ${promptIds.length} tokens; this model reads at most ${maxLength}, so nothing is left to generate`,
+    );
   }
   const ids: number[] = [];
   const random = seededUniform(opts.seed ?? 0);

@@ -131,7 +131,11 @@ export function citedSources(text: string): number[] {
 }
 
 export function contentTokens(text: string): string[] {
-  const words = text.replace(CITATION, ' ').toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+  const words =
+    text
+      .replace(CITATION, ' ')
+      .toLowerCase()
+      .match(/[\p{L}\p{N}]+/gu) ?? [];
   return words.filter((w) => !STOPWORDS.has(w));
 }
 
@@ -219,7 +223,10 @@ export function evaluateRag(examples: RagExample[]): RagReport {
       missingSourceRate: share(perExample.filter((r) => r.missingCitations.length > 0).length, perExample.length),
       missingCitations: perExample.reduce((sum, r) => sum + r.missingCitations.length, 0),
       withReference: withReference.length,
-      meanF1: share(withReference.reduce((sum, r) => sum + (r.f1 ?? 0), 0), withReference.length),
+      meanF1: share(
+        withReference.reduce((sum, r) => sum + (r.f1 ?? 0), 0),
+        withReference.length,
+      ),
       exactMatchRate: share(withReference.filter((r) => r.exactMatch).length, withReference.length),
     },
   };

@@ -79,7 +79,9 @@ export function checkAdapterTensors(
     if (shape[0] === expected[0] && shape[1] === expected[1]) continue;
     const otherAxis = 1 - rankAxis;
     if (shape[otherAxis] === expected[otherAxis]) {
-      fail(`tensor "${name}" has shape ${fmt(shape)}, expected ${fmt(expected)}: its rank is ${shape[rankAxis]} but the adapter's r is ${r}`);
+      fail(
+        `tensor "${name}" has shape ${fmt(shape)}, expected ${fmt(expected)}: its rank is ${shape[rankAxis]} but the adapter's r is ${r}`,
+      );
     }
     fail(
       `tensor "${name}" has shape ${fmt(shape)}, but this model needs ${fmt(expected)} ` +

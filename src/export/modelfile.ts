@@ -64,7 +64,9 @@ export function ollamaAdapterNotes(opts: {
           'ADAPTER names the .gguf file; Ollama hands it to llama.cpp unchanged, so it works for llama and Qwen2 bases alike.',
           ...(opts.architecture === 'llama'
             ? []
-            : ['Ollama converts safetensors adapters only for llama-architecture bases, so for this Qwen2 base the GGUF adapter is the one to use.']),
+            : [
+                'Ollama converts safetensors adapters only for llama-architecture bases, so for this Qwen2 base the GGUF adapter is the one to use.',
+              ]),
         ];
   return [
     `FROM (${opts.baseModel}) must be the model the adapter was trained on: same size and same variant (base or Instruct). On another model the adapter is refused or produces nonsense.`,
@@ -106,7 +108,11 @@ export function ollamaAdapterSetup(opts: {
     if (error instanceof AdapterExportError) return { modelfile: null, commands: [], notes: [error.message] };
     throw error;
   }
-  return { modelfile: ollamaModelfile({ base: opts.baseModel, adapterPath: opts.adapterPath }), commands: opts.commands, notes: ollamaAdapterNotes(opts) };
+  return {
+    modelfile: ollamaModelfile({ base: opts.baseModel, adapterPath: opts.adapterPath }),
+    commands: opts.commands,
+    notes: ollamaAdapterNotes(opts),
+  };
 }
 
 /** `ollama create` then `ollama run` under one model name. */

@@ -67,13 +67,32 @@ export function exportName(name: string): string {
   );
 }
 
-export async function exportAdapter(adapter: AdapterTensors, base: ExportBase, opts: ExportOptions & { target: 'download' }): Promise<AdapterDownload>;
-export async function exportAdapter(adapter: AdapterTensors, base: ExportBase, opts: ExportOptions & { target: 'folder' }): Promise<AdapterFolder>;
-export async function exportAdapter(adapter: AdapterTensors, base: ExportBase, opts: ExportOptions): Promise<AdapterDownload | AdapterFolder> {
+export async function exportAdapter(
+  adapter: AdapterTensors,
+  base: ExportBase,
+  opts: ExportOptions & { target: 'download' },
+): Promise<AdapterDownload>;
+export async function exportAdapter(
+  adapter: AdapterTensors,
+  base: ExportBase,
+  opts: ExportOptions & { target: 'folder' },
+): Promise<AdapterFolder>;
+export async function exportAdapter(
+  adapter: AdapterTensors,
+  base: ExportBase,
+  opts: ExportOptions,
+): Promise<AdapterDownload | AdapterFolder> {
   const name = exportName(opts.name);
   const toFolder = opts.target === 'folder';
   const adapterSetup = (adapterKind: 'peft' | 'gguf', adapterPath: string, commands: string[]) =>
-    ollamaAdapterSetup({ architecture: base.config.architecture, adapterKind, baseModel: opts.ollamaBase, lora: adapter.config, adapterPath, commands });
+    ollamaAdapterSetup({
+      architecture: base.config.architecture,
+      adapterKind,
+      baseModel: opts.ollamaBase,
+      lora: adapter.config,
+      adapterPath,
+      commands,
+    });
   switch (opts.format) {
     case 'peft': {
       const files = peftAdapterFiles(adapter, { baseModel: opts.peftBaseModel });

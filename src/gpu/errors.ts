@@ -6,7 +6,10 @@ export class WebGpuUnavailableError extends Error {
 
 export class GpuDeviceLostError extends Error {
   override name = 'GpuDeviceLostError';
-  constructor(readonly reason: string, message: string) {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
     super(
       `The GPU device was lost (${reason}): ${message}. Stored data is intact; ` +
         'reload the page or restart the command to continue from the last checkpoint.',

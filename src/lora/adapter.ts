@@ -99,9 +99,7 @@ export class LoraWeights {
         const shape = matrix === 'A' ? [this.layout.r, module.inFeatures] : [module.outFeatures, this.layout.r];
         if (!tensor) throw new AdapterMismatchError(`${source}: missing adapter tensor ${name} (expected shape [${shape}])`);
         if (tensor.shape.length !== 2 || tensor.shape[0] !== shape[0] || tensor.shape[1] !== shape[1]) {
-          throw new AdapterMismatchError(
-            `${source}: tensor ${name} has shape [${tensor.shape}] but this model and rank need [${shape}]`,
-          );
+          throw new AdapterMismatchError(`${source}: tensor ${name} has shape [${tensor.shape}] but this model and rank need [${shape}]`);
         }
         flat.set(tensor.data, matrix === 'A' ? module.aOffset : module.bOffset);
       }

@@ -18,7 +18,10 @@ export interface LoraConfig {
 
 export class LoraConfigError extends Error {
   override name = 'LoraConfigError';
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(`LoRA setting "${field}": ${message}`);
   }
 }

@@ -30,7 +30,10 @@ const ARCHITECTURE_CLASSES: Record<string, ModelConfig['architecture']> = {
   Qwen2ForCausalLM: 'qwen2',
 };
 
-const DEFAULTS: Record<ModelConfig['architecture'], { rmsNormEps: number; maxPositionEmbeddings: number; bos: number | null; eos: number[] }> = {
+const DEFAULTS: Record<
+  ModelConfig['architecture'],
+  { rmsNormEps: number; maxPositionEmbeddings: number; bos: number | null; eos: number[] }
+> = {
   llama: { rmsNormEps: 1e-6, maxPositionEmbeddings: 2048, bos: 1, eos: [2] },
   qwen2: { rmsNormEps: 1e-6, maxPositionEmbeddings: 32768, bos: null, eos: [] },
 };
@@ -91,7 +94,10 @@ export function parseModelConfig(json: unknown, fileName = 'config.json'): Model
     unsupported('num_key_value_heads', `num_attention_heads (${numHeads}) is not a multiple of num_key_value_heads (${numKvHeads})`);
   }
   if (!present('head_dim') && hiddenSize % numHeads !== 0) {
-    unsupported('hidden_size', `hidden_size (${hiddenSize}) is not a multiple of num_attention_heads (${numHeads}) and no head_dim is given`);
+    unsupported(
+      'hidden_size',
+      `hidden_size (${hiddenSize}) is not a multiple of num_attention_heads (${numHeads}) and no head_dim is given`,
+    );
   }
   const headDim = positiveInt('head_dim', hiddenSize / numHeads);
   if (headDim % 2 !== 0) unsupported('head_dim', `head_dim ${headDim} is odd; rotary embeddings need an even head size`);
@@ -101,11 +107,16 @@ export function parseModelConfig(json: unknown, fileName = 'config.json'): Model
   const ropeTheta = parseRope(cfg, positiveNumber, unsupported);
 
   if (architecture === 'llama') {
-    if (flag('attention_bias', false)) unsupported('attention_bias', 'attention_bias: true (biases on the attention projections) is not supported for Llama models');
-    if (flag('mlp_bias', false)) unsupported('mlp_bias', 'mlp_bias: true (biases on the MLP projections) is not supported for Llama models');
+    if (flag('attention_bias', false))
+      unsupported('attention_bias', 'attention_bias: true (biases on the attention projections) is not supported for Llama models');
+    if (flag('mlp_bias', false))
+      unsupported('mlp_bias', 'mlp_bias: true (biases on the MLP projections) is not supported for Llama models');
   } else {
     if (flag('use_sliding_window', false)) {
-      unsupported('use_sliding_window', 'use_sliding_window: true (sliding-window attention) is not supported; only full causal attention is');
+      unsupported(
+        'use_sliding_window',
+        'use_sliding_window: true (sliding-window attention) is not supported; only full causal attention is',
+      );
     }
   }
   const layerTypes = cfg.layer_types;

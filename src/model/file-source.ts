@@ -15,7 +15,10 @@ export interface FileSource {
 }
 
 export function normalizePath(path: string): string {
-  return path.replace(/\\/g, '/').replace(/^(\.\/)+/, '').replace(/^\/+/, '');
+  return path
+    .replace(/\\/g, '/')
+    .replace(/^(\.\/)+/, '')
+    .replace(/^\/+/, '');
 }
 
 /** Checks a requested range against the file size; shared by the browser and Node sources. */

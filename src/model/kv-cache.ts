@@ -23,7 +23,8 @@ export class KvCache {
     config: ModelConfig,
     readonly capacity: number,
   ) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new KvCacheError(`a KV cache needs room for at least one position, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new KvCacheError(`a KV cache needs room for at least one position, got ${capacity}`);
     this.rowBytes = config.numKvHeads * config.headDim * 4;
     for (let l = 0; l < config.numLayers; l++) {
       this.keys.push(gpu.createBuffer(capacity * this.rowBytes, `kv cache k ${l}`));

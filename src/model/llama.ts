@@ -38,11 +38,7 @@ export class LlamaModel {
     readonly weights: GpuWeights,
   ) {}
 
-  static async load(
-    gpu: Gpu,
-    source: ModelWeightsSource,
-    onProgress?: (done: number, total: number) => void,
-  ): Promise<LlamaModel> {
+  static async load(gpu: Gpu, source: ModelWeightsSource, onProgress?: (done: number, total: number) => void): Promise<LlamaModel> {
     return new LlamaModel(gpu, source.config, await uploadWeights(gpu, source.config, source, onProgress));
   }
 
@@ -147,7 +143,12 @@ export class LlamaModel {
   }
 
   private ensureWorkspace(M: number, training: boolean, adapter: LoraWeights | null): Workspace {
-    const need = planWorkspace(this.config, M, training, adapter ? { r: adapter.layout.r, targets: adapter.config.targets, dropout: adapter.config.dropout } : null);
+    const need = planWorkspace(
+      this.config,
+      M,
+      training,
+      adapter ? { r: adapter.layout.r, targets: adapter.config.targets, dropout: adapter.config.dropout } : null,
+    );
     // A training workspace holds everything inference needs, so evaluation between training steps
     // reuses it instead of reallocating twice per evaluation.
     if (this.workspace && planCovers(this.workspace.plan, need)) return this.workspace;

@@ -121,7 +121,11 @@ export class WebtuneDb {
   // Datasets
 
   async saveDataset(dataset: DatasetRecord): Promise<void> {
-    await this.#write(['datasets'], () => `the dataset "${dataset.name}"`, (tx) => tx.store.put(dataset));
+    await this.#write(
+      ['datasets'],
+      () => `the dataset "${dataset.name}"`,
+      (tx) => tx.store.put(dataset),
+    );
   }
 
   async getDataset(id: string): Promise<DatasetRecord> {
@@ -145,13 +149,21 @@ export class WebtuneDb {
   }
 
   async deleteDataset(id: string): Promise<void> {
-    await this.#write(['datasets'], () => `the removal of dataset ${id}`, (tx) => tx.store.delete(id));
+    await this.#write(
+      ['datasets'],
+      () => `the removal of dataset ${id}`,
+      (tx) => tx.store.delete(id),
+    );
   }
 
   // Runs
 
   async createRun(run: RunRecord): Promise<void> {
-    await this.#write(['runs'], () => `the run "${run.name}"`, (tx) => tx.store.add(run));
+    await this.#write(
+      ['runs'],
+      () => `the run "${run.name}"`,
+      (tx) => tx.store.add(run),
+    );
   }
 
   async getRun(id: string): Promise<RunRecord> {
@@ -165,33 +177,45 @@ export class WebtuneDb {
 
   async updateRun(id: string, patch: RunPatch): Promise<RunRecord> {
     let label = `run ${id}`;
-    return this.#write(['runs'], () => `the changes to ${label}`, async (tx) => {
-      const run = found('run', id, await tx.store.get(id));
-      label = `run "${run.name}"`;
-      const updated: RunRecord = { ...run, ...patch, updatedAt: Date.now() };
-      await tx.store.put(updated);
-      return updated;
-    });
+    return this.#write(
+      ['runs'],
+      () => `the changes to ${label}`,
+      async (tx) => {
+        const run = found('run', id, await tx.store.get(id));
+        label = `run "${run.name}"`;
+        const updated: RunRecord = { ...run, ...patch, updatedAt: Date.now() };
+        await tx.store.put(updated);
+        return updated;
+      },
+    );
   }
 
   async appendHistory(id: string, points: HistoryPoint[]): Promise<void> {
     let label = `run ${id}`;
-    await this.#write(['runs'], () => `the latest training progress of ${label}`, async (tx) => {
-      const run = found('run', id, await tx.store.get(id));
-      label = `run "${run.name}"`;
-      await tx.store.put({ ...run, history: [...run.history, ...points], updatedAt: Date.now() });
-    });
+    await this.#write(
+      ['runs'],
+      () => `the latest training progress of ${label}`,
+      async (tx) => {
+        const run = found('run', id, await tx.store.get(id));
+        label = `run "${run.name}"`;
+        await tx.store.put({ ...run, history: [...run.history, ...points], updatedAt: Date.now() });
+      },
+    );
   }
 
   /** Also removes the run's checkpoints; adapters it trained are kept, detached from it. */
   async deleteRun(id: string): Promise<void> {
-    await this.#write(['runs', 'checkpoints', 'adapters'], () => `the removal of run ${id}`, async (tx) => {
-      // Requests are awaited one by one: if one throws, none is left behind to reject unobserved.
-      await tx.objectStore('runs').delete(id);
-      await tx.objectStore('checkpoints').delete(checkpointsOf(id));
-      const adapters = tx.objectStore('adapters');
-      for (const adapter of await adapters.index('runId').getAll(id)) await adapters.put({ ...adapter, runId: null });
-    });
+    await this.#write(
+      ['runs', 'checkpoints', 'adapters'],
+      () => `the removal of run ${id}`,
+      async (tx) => {
+        // Requests are awaited one by one: if one throws, none is left behind to reject unobserved.
+        await tx.objectStore('runs').delete(id);
+        await tx.objectStore('checkpoints').delete(checkpointsOf(id));
+        const adapters = tx.objectStore('adapters');
+        for (const adapter of await adapters.index('runId').getAll(id)) await adapters.put({ ...adapter, runId: null });
+      },
+    );
   }
 
   // Checkpoints
@@ -204,16 +228,20 @@ export class WebtuneDb {
     if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`keep must be a positive integer, got ${keep}`);
     const { runId, step } = checkpoint;
     let label = `run ${runId}`;
-    await this.#write(['runs', 'checkpoints'], () => `the checkpoint at step ${step} of ${label}`, async (tx) => {
-      const runs = tx.objectStore('runs');
-      const checkpoints = tx.objectStore('checkpoints');
-      const run = found('run', runId, await runs.get(runId));
-      label = `run "${run.name}"`;
-      await checkpoints.put(checkpoint);
-      const keys = await checkpoints.getAllKeys(checkpointsOf(runId));
-      for (const key of keys.slice(0, -keep)) await checkpoints.delete(key);
-      await runs.put({ ...run, lastCheckpointStep: keys[keys.length - 1][1], updatedAt: Date.now() });
-    });
+    await this.#write(
+      ['runs', 'checkpoints'],
+      () => `the checkpoint at step ${step} of ${label}`,
+      async (tx) => {
+        const runs = tx.objectStore('runs');
+        const checkpoints = tx.objectStore('checkpoints');
+        const run = found('run', runId, await runs.get(runId));
+        label = `run "${run.name}"`;
+        await checkpoints.put(checkpoint);
+        const keys = await checkpoints.getAllKeys(checkpointsOf(runId));
+        for (const key of keys.slice(0, -keep)) await checkpoints.delete(key);
+        await runs.put({ ...run, lastCheckpointStep: keys[keys.length - 1][1], updatedAt: Date.now() });
+      },
+    );
   }
 
   async latestCheckpoint(runId: string): Promise<CheckpointRecord | null> {
@@ -226,7 +254,11 @@ export class WebtuneDb {
   // Adapters
 
   async saveAdapter(adapter: AdapterRecord): Promise<void> {
-    await this.#write(['adapters'], () => `the adapter "${adapter.name}"`, (tx) => tx.store.put(adapter));
+    await this.#write(
+      ['adapters'],
+      () => `the adapter "${adapter.name}"`,
+      (tx) => tx.store.put(adapter),
+    );
   }
 
   async getAdapter(id: string): Promise<AdapterRecord> {
@@ -250,13 +282,21 @@ export class WebtuneDb {
   }
 
   async deleteAdapter(id: string): Promise<void> {
-    await this.#write(['adapters'], () => `the removal of adapter ${id}`, (tx) => tx.store.delete(id));
+    await this.#write(
+      ['adapters'],
+      () => `the removal of adapter ${id}`,
+      (tx) => tx.store.delete(id),
+    );
   }
 
   // Downloaded model files
 
   async putModelFile(file: ModelFileRecord): Promise<void> {
-    await this.#write(['modelFiles'], () => `the download of ${file.path} of ${file.modelId}`, (tx) => tx.store.put(file));
+    await this.#write(
+      ['modelFiles'],
+      () => `the download of ${file.path} of ${file.modelId}`,
+      (tx) => tx.store.put(file),
+    );
   }
 
   /** Null when the file is not cached. */
@@ -285,14 +325,22 @@ export class WebtuneDb {
   }
 
   async deleteModel(modelId: string): Promise<void> {
-    await this.#write(['modelFiles'], () => `the removal of model ${modelId}`, (tx) => tx.store.delete(filesOf(modelId)));
+    await this.#write(
+      ['modelFiles'],
+      () => `the removal of model ${modelId}`,
+      (tx) => tx.store.delete(filesOf(modelId)),
+    );
   }
 
   async #rename(store: 'datasets' | 'adapters', kind: StoredKind, id: string, name: string): Promise<void> {
-    await this.#write([store], () => `the new name "${name}" of ${kind} ${id}`, async (tx) => {
-      const record = found(kind, id, await tx.store.get(id));
-      await tx.store.put({ ...record, name });
-    });
+    await this.#write(
+      [store],
+      () => `the new name "${name}" of ${kind} ${id}`,
+      async (tx) => {
+        const record = found(kind, id, await tx.store.get(id));
+        await tx.store.put({ ...record, name });
+      },
+    );
   }
 
   #read<const Names extends readonly Store[], T>(

@@ -31,7 +31,9 @@ export interface GoldenResult {
  */
 export async function checkGoldenCase(gpu: Gpu, golden: GoldenCase, weights: ModelWeightsSource): Promise<GoldenResult> {
   if (golden.lora.dropout > 0) {
-    throw new GoldenCaseError(`${golden.name}: lora_dropout is ${golden.lora.dropout}; golden cases must use 0 (dropout masks cannot match PyTorch's RNG)`);
+    throw new GoldenCaseError(
+      `${golden.name}: lora_dropout is ${golden.lora.dropout}; golden cases must use 0 (dropout masks cannot match PyTorch's RNG)`,
+    );
   }
   const model = await LlamaModel.load(gpu, weights);
   const lora = validateLoraConfig({
@@ -86,10 +88,7 @@ export async function checkGoldenCase(gpu: Gpu, golden: GoldenCase, weights: Mod
     worst_grad_tensor: worstName,
     adamw_max_abs_err: adamwErr,
     logits_max_abs_err: logitsErr,
-    ok:
-      lossRelErr <= GOLDEN_TOLERANCE.lossRelErr &&
-      worst <= GOLDEN_TOLERANCE.gradMaxRelErr &&
-      adamwErr <= GOLDEN_TOLERANCE.adamwMaxAbsErr,
+    ok: lossRelErr <= GOLDEN_TOLERANCE.lossRelErr && worst <= GOLDEN_TOLERANCE.gradMaxRelErr && adamwErr <= GOLDEN_TOLERANCE.adamwMaxAbsErr,
   };
 }
 

@@ -70,7 +70,10 @@ export function startingAdapter(
     ratio === 1
       ? init.tensors
       : new Map<string, AdapterTensor>(
-          [...init.tensors].map(([name, t]) => [name, name.endsWith('.lora_B.weight') ? { shape: t.shape, data: t.data.map((x) => x * ratio) } : t]),
+          [...init.tensors].map(([name, t]) => [
+            name,
+            name.endsWith('.lora_B.weight') ? { shape: t.shape, data: t.data.map((x) => x * ratio) } : t,
+          ]),
         );
   adapter.loadTensors(tensors, source);
   return adapter;
@@ -175,7 +178,9 @@ export async function runProgressive(
   }
   const data1 = prepareRunData(phase1.rows, phase1.evalRows, tok, phase1.settings);
   if (data1.eval.length === 0) {
-    throw new ProgressiveError('phase 1 has no eval examples, so forgetting cannot be measured: give phase-1 eval data or an eval fraction above 0.');
+    throw new ProgressiveError(
+      'phase 1 has no eval examples, so forgetting cannot be measured: give phase-1 eval data or an eval fraction above 0.',
+    );
   }
   const data2 = prepareRunData(phase2.rows, phase2.evalRows, tok, phase2.settings);
   if (data2.train.length === 0) throw new ProgressiveError('phase 2 has no training examples left after tokenizing.');
@@ -224,7 +229,8 @@ export async function runProgressive(
 
   async function finishPhase2(): Promise<ProgressiveResult> {
     const outcome2 = await runPhase(2, trainer2, data2, hooks, resume2);
-    if (outcome2.status === 'paused') return { status: 'paused', phase1: outcome1, phase2: outcome2, forgetting: null, phase1Adapter, adapter: adapter2 };
+    if (outcome2.status === 'paused')
+      return { status: 'paused', phase1: outcome1, phase2: outcome2, forgetting: null, phase1Adapter, adapter: adapter2 };
     const after1 = outcome1.evalLossAfter!;
     const after2 = (await trainer2.evalLoss(adapter2, data1.eval))!;
     return {

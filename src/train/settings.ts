@@ -36,7 +36,10 @@ export interface TrainSettings {
 
 export class SettingsError extends Error {
   override name = 'SettingsError';
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(`Training setting "${field}": ${message}`);
   }
 }

@@ -128,8 +128,14 @@ export class App {
       this.stepButtons.set(step.id, { button, note });
       this.nav.append(button);
     });
-    this.watch((s) => [s.model, s.settings], () => void this.refreshEstimate());
-    this.watch((s) => [s.trainDatasetId], () => void this.refreshAnalysis());
+    this.watch(
+      (s) => [s.model, s.settings],
+      () => void this.refreshEstimate(),
+    );
+    this.watch(
+      (s) => [s.trainDatasetId],
+      () => void this.refreshAnalysis(),
+    );
     this.watch(
       (s) => [s.trainDatasetId, s.preset?.filter.minResponseChars, s.preset?.filter.maxResponseChars],
       () => void this.refreshFilter(),

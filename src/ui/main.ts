@@ -47,7 +47,10 @@ class GpuBadge {
     if (info.software && info.state === 'ready') this.pill.textContent = 'WebGPU ready · software';
     const facts = el('dl', { class: 'facts' });
     const add = (term: string, value: string, exact?: number) => {
-      facts.append(el('dt', {}, term), el('dd', exact === undefined ? {} : { title: `${exact.toLocaleString('en-US')} bytes` }, value || '—'));
+      facts.append(
+        el('dt', {}, term),
+        el('dd', exact === undefined ? {} : { title: `${exact.toLocaleString('en-US')} bytes` }, value || '—'),
+      );
     };
     add('Vendor', info.vendor);
     add('Architecture', info.architecture);
@@ -82,7 +85,13 @@ async function boot(root: HTMLElement): Promise<void> {
   const banner = el('div', { class: 'banner', 'data-testid': 'webgpu-banner', role: 'alert', hidden: true });
   const main = el('main', { class: 'page' });
   root.replaceChildren(
-    el('header', { class: 'topbar' }, brand, el('span', { class: 'topbar-note' }, 'LoRA fine-tuning on your own GPU · your data never leaves this tab'), badge.element),
+    el(
+      'header',
+      { class: 'topbar' },
+      brand,
+      el('span', { class: 'topbar-note' }, 'LoRA fine-tuning on your own GPU · your data never leaves this tab'),
+      badge.element,
+    ),
     main,
   );
   main.append(banner);

@@ -14,7 +14,8 @@ describe('task analysis of chat_rag_sample.jsonl', () => {
   const analysis = analyzeDataset(rows);
   const primary = analysis.perConversation.map((c) => c.primaryTask);
   const firstUser = (row: DatasetRow) => (row.kind === 'chat' ? row.messages.find((m) => m.role === 'user')!.content : '');
-  const hasContext = (row: DatasetRow) => row.kind === 'chat' && row.messages.some((m) => m.role === 'system' && m.content.includes('Context:'));
+  const hasContext = (row: DatasetRow) =>
+    row.kind === 'chat' && row.messages.some((m) => m.role === 'system' && m.content.includes('Context:'));
 
   it('has the 31 conversations', () => {
     expect(analysis.conversations).toBe(31);
@@ -97,7 +98,13 @@ describe('task analysis of chat_rag_sample.jsonl', () => {
     const { recommendation } = analysis;
     expect(recommendation.strategy).toBe('multi');
     expect(recommendation.presetIds).toEqual(['multi_task']);
-    expect(recommendation.tasks).toEqual(['rag_enhanced', 'ai_ml_education', 'technical_implementation', 'conversational_chat', 'code_generation']);
+    expect(recommendation.tasks).toEqual([
+      'rag_enhanced',
+      'ai_ml_education',
+      'technical_implementation',
+      'conversational_chat',
+      'code_generation',
+    ]);
     expect(recommendation.reasons.join('\n')).toContain('no task reaches 70%');
   });
 
@@ -123,7 +130,10 @@ describe('each signal on its own', () => {
       silent: [[m('assistant', 'Take the second item with `xs[1]`, or read [1](https://example.com).\n```python\nprint(xs[1])\n```')]],
     },
     'rag.attribution_phrase': {
-      fires: [[m('assistant', 'According to the documentation, the limit is 5.')], [m('assistant', 'The pricing sheet [1] lists 10 seats.')]],
+      fires: [
+        [m('assistant', 'According to the documentation, the limit is 5.')],
+        [m('assistant', 'The pricing sheet [1] lists 10 seats.')],
+      ],
       silent: [[m('assistant', 'Based on my experience, the limit is 5.')]],
     },
     'tech.how_to_question': {
@@ -215,7 +225,10 @@ describe('each signal on its own', () => {
         expect(fired!.evidence).toMatch(/^(system|user|assistant)\[\d+\]: |^\d+ /);
       }
       for (const messages of silent) {
-        expect(detectSignals(messages).map((s) => s.id), JSON.stringify(messages)).not.toContain(id);
+        expect(
+          detectSignals(messages).map((s) => s.id),
+          JSON.stringify(messages),
+        ).not.toContain(id);
       }
     });
   }
@@ -226,8 +239,16 @@ describe('each signal on its own', () => {
       ['tech.how_to_question', 0.5],
       ['tech.numbered_steps', 0.3],
     ]);
-    expect(howTo.scores).toEqual({ rag_enhanced: 0, code_generation: 0, technical_implementation: 0.8, ai_ml_education: 0, conversational_chat: 0 });
-    const rag = scoreConversation(chat(['system', RAG_SYSTEM], ['user', 'When?'], ['assistant', 'According to the refund policy [1], within 5 days.']));
+    expect(howTo.scores).toEqual({
+      rag_enhanced: 0,
+      code_generation: 0,
+      technical_implementation: 0.8,
+      ai_ml_education: 0,
+      conversational_chat: 0,
+    });
+    const rag = scoreConversation(
+      chat(['system', RAG_SYSTEM], ['user', 'When?'], ['assistant', 'According to the refund policy [1], within 5 days.']),
+    );
     expect(rag.scores.rag_enhanced).toBe(1);
   });
 
@@ -244,7 +265,10 @@ describe('mixed conversations', () => {
       chat(
         ['system', 'Use the context.\n\nContext:\n[1] API reference: GET /v1/items lists items; pass the key in the Authorization header.'],
         ['user', 'How do I list items from Python?'],
-        ['assistant', 'According to the API reference [1], send a GET request:\n```python\nrequests.get(url, headers={"Authorization": key})\n```'],
+        [
+          'assistant',
+          'According to the API reference [1], send a GET request:\n```python\nrequests.get(url, headers={"Authorization": key})\n```',
+        ],
       ),
     );
     expect(c.primaryTask).toBe('rag_enhanced');
@@ -273,14 +297,19 @@ describe('mixed conversations', () => {
   });
 
   it('a greeting inside a how-to question counts less than a greeting on its own', () => {
-    const c = scoreConversation(chat(['user', 'Hi! How do I install Docker?'], ['assistant', '1. Run `sudo apt-get install docker.io`.\n2. Start it.']));
+    const c = scoreConversation(
+      chat(['user', 'Hi! How do I install Docker?'], ['assistant', '1. Run `sudo apt-get install docker.io`.\n2. Start it.']),
+    );
     expect(c.primaryTask).toBe('technical_implementation');
     expect(c.scores.conversational_chat).toBe(0.4);
   });
 
   it('a how-to about LoRA is technical with a strong education score', () => {
     const c = scoreConversation(
-      chat(['user', 'How do I fine-tune Llama with LoRA?'], ['assistant', '1. Install it with `pip install peft`.\n2. Set the rank and the learning rate.\n3. Train for a few epochs.']),
+      chat(
+        ['user', 'How do I fine-tune Llama with LoRA?'],
+        ['assistant', '1. Install it with `pip install peft`.\n2. Set the rank and the learning rate.\n3. Train for a few epochs.'],
+      ),
     );
     expect(c.primaryTask).toBe('technical_implementation');
     expect(c.scores.ai_ml_education).toBe(0.7);
@@ -296,7 +325,11 @@ describe('mixed conversations', () => {
 describe('other row kinds and question types', () => {
   it('reads a completion as a prompt and its answer, and text as a response', () => {
     const analysis = analyzeDataset([
-      { kind: 'completion', prompt: 'Write a Python function that adds two numbers.', completion: '```python\ndef add(a, b):\n    return a + b\n```' },
+      {
+        kind: 'completion',
+        prompt: 'Write a Python function that adds two numbers.',
+        completion: '```python\ndef add(a, b):\n    return a + b\n```',
+      },
       { kind: 'text', text: '1. Run `npm ci`.\n2. Run `npm test`.' },
     ]);
     expect(analysis.perConversation.map((c) => c.primaryTask)).toEqual(['code_generation', 'technical_implementation']);

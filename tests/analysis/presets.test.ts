@@ -118,7 +118,10 @@ describe('hand edits that are refused', () => {
       [(p) => (p.lora = 'q_proj'), 'lora'],
     ];
     for (const [edit, field] of cases) {
-      expect(refused((file) => edit(presetNamed(file, 'technical_implementation')))).toMatchObject({ presetId: 'technical_implementation', field });
+      expect(refused((file) => edit(presetNamed(file, 'technical_implementation')))).toMatchObject({
+        presetId: 'technical_implementation',
+        field,
+      });
     }
   });
 

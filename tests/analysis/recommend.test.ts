@@ -36,11 +36,20 @@ describe('training strategy recommendation', () => {
   });
 
   it('falls back to a single task when no task is large enough to mix', () => {
-    expect(recommend(counts({ rag_enhanced: 2, conversational_chat: 2 }))).toMatchObject({ strategy: 'single', presetIds: ['rag_enhanced'] });
+    expect(recommend(counts({ rag_enhanced: 2, conversational_chat: 2 }))).toMatchObject({
+      strategy: 'single',
+      presetIds: ['rag_enhanced'],
+    });
     expect(recommend(counts({ rag_enhanced: 5, conversational_chat: 2, code_generation: 2 })).presetIds).toEqual(['rag_enhanced']);
   });
 
   it('has nothing to recommend for an empty dataset', () => {
-    expect(recommend(counts({}))).toEqual({ strategy: 'single', presetIds: [], tasks: [], mixWeights: null, reasons: ['the dataset has no conversations'] });
+    expect(recommend(counts({}))).toEqual({
+      strategy: 'single',
+      presetIds: [],
+      tasks: [],
+      mixWeights: null,
+      reasons: ['the dataset has no conversations'],
+    });
   });
 });

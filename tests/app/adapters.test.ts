@@ -86,7 +86,11 @@ describe('importing adapters into the library', () => {
 
     it('a truncated zip', async () => {
       const zip = new Uint8Array(await peftZip(golden, 'cut.zip').arrayBuffer());
-      await expectRefused(new File([zip.slice(0, Math.floor(zip.length / 2))], 'cut.zip'), 'cut.zip is not a valid zip file', 'truncated or damaged');
+      await expectRefused(
+        new File([zip.slice(0, Math.floor(zip.length / 2))], 'cut.zip'),
+        'cut.zip is not a valid zip file',
+        'truncated or damaged',
+      );
     });
 
     it('an adapter for another base (hidden size 96, not 64)', async () => {
@@ -102,8 +106,15 @@ describe('importing adapters into the library', () => {
 
     it('DoRA magnitude tensors', async () => {
       const tensors = [...golden.tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data }));
-      tensors.push({ name: 'base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector', shape: [64], data: new Float32Array(64).fill(1) });
-      const entries = peftFolderEntries(golden, 'dora', { ...files(), [ADAPTER_WEIGHTS_FILE]: writeSafetensors(tensors, { format: 'pt' }) });
+      tensors.push({
+        name: 'base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector',
+        shape: [64],
+        data: new Float32Array(64).fill(1),
+      });
+      const entries = peftFolderEntries(golden, 'dora', {
+        ...files(),
+        [ADAPTER_WEIGHTS_FILE]: writeSafetensors(tensors, { format: 'pt' }),
+      });
       await expectRefused(entries, 'DoRA magnitude vector', 'only plain LoRA');
     });
 
@@ -114,12 +125,15 @@ describe('importing adapters into the library', () => {
         'has only adapter_model.bin, a PyTorch pickle',
         'safe_serialization=True',
       );
-      await expectRefused(peftFolderEntries(golden, 'garbage', { ...files(), [ADAPTER_WEIGHTS_FILE]: pickle }), `${ADAPTER_WEIGHTS_FILE} in garbage`);
+      await expectRefused(
+        peftFolderEntries(golden, 'garbage', { ...files(), [ADAPTER_WEIGHTS_FILE]: pickle }),
+        `${ADAPTER_WEIGHTS_FILE} in garbage`,
+      );
     });
 
     it('a different rank than adapter_config.json says', async () => {
       const entries = peftFolderEntries(golden, 'rank', { ...files(), [ADAPTER_CONFIG_FILE]: encode({ ...config(), r: 8 }) });
-      await expectRefused(entries, 'its rank is 4 but the adapter\'s r is 8');
+      await expectRefused(entries, "its rank is 4 but the adapter's r is 8");
     });
   });
 
@@ -142,7 +156,11 @@ describe('exporting library adapters in every format', () => {
     expectSameTensors(reread.tensors, golden.tensors);
     expect(out.fileName).toBe('zog-helper.zip');
     expect(out.ollama.modelfile).toBe('FROM stories:260k\nADAPTER ./zog-helper\n');
-    expect(out.ollama.commands).toEqual(['unzip zog-helper.zip -d zog-helper', 'ollama create zog-helper -f Modelfile', 'ollama run zog-helper']);
+    expect(out.ollama.commands).toEqual([
+      'unzip zog-helper.zip -d zog-helper',
+      'ollama create zog-helper -f Modelfile',
+      'ollama run zog-helper',
+    ]);
   });
 
   it('GGUF: a LoRA file that an independent parser reads, with alpha and 30 tensors', async () => {
@@ -164,7 +182,13 @@ describe('exporting library adapters in every format', () => {
       const out = await engine.exportAdapter({ adapterId: id, format: 'merged', dtype });
       expect(out.fileName).toBe('zog-helper-merged.zip');
       const files = unzipSync(out.bytes);
-      expect(Object.keys(files)).toEqual(expect.arrayContaining(['zog-helper-merged/config.json', 'zog-helper-merged/model.safetensors', 'zog-helper-merged/tokenizer.json']));
+      expect(Object.keys(files)).toEqual(
+        expect.arrayContaining([
+          'zog-helper-merged/config.json',
+          'zog-helper-merged/model.safetensors',
+          'zog-helper-merged/tokenizer.json',
+        ]),
+      );
       const cfg = JSON.parse(new TextDecoder().decode(files['zog-helper-merged/config.json']));
       if (dtype === 'f32') expect(cfg.torch_dtype).toBe('float32');
       expect(out.ollama.modelfile).toBe('FROM ./zog-helper-merged\n');
@@ -178,6 +202,8 @@ describe('exporting library adapters in every format', () => {
     const peft = await engine.exportAdapter({ adapterId: fid, format: 'peft' });
     expect(peft.ollama.modelfile).toBeNull();
     expect(peft.ollama.notes.join(' ')).toMatch(/lora_alpha is 12.5.*Export the GGUF adapter/);
-    expect((await engine.exportAdapter({ adapterId: fid, format: 'gguf' })).ollama.modelfile).toBe('FROM stories260K\nADAPTER ./fractional.gguf\n');
+    expect((await engine.exportAdapter({ adapterId: fid, format: 'gguf' })).ollama.modelfile).toBe(
+      'FROM stories260K\nADAPTER ./fractional.gguf\n',
+    );
   });
 });

@@ -19,9 +19,13 @@ const chatLine = (...turns: [string, string][]) => JSON.stringify({ messages: tu
 
 /** The sample plus rows each filter rule that can survive import removes: duplicates and out-of-bounds responses. */
 function noisySample(): Uint8Array {
-  const lines = SAMPLE.toString('utf8').split('\n').filter((line) => line.trim() !== '');
+  const lines = SAMPLE.toString('utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '');
   const second = JSON.parse(lines[1]) as { messages: { role: string; content: string }[] };
-  const nearCopy = { messages: second.messages.map((m) => (m.role === 'assistant' ? { ...m, content: m.content.replace(/\.$/, '!') } : m)) };
+  const nearCopy = {
+    messages: second.messages.map((m) => (m.role === 'assistant' ? { ...m, content: m.content.replace(/\.$/, '!') } : m)),
+  };
   const extra = [
     lines[0],
     JSON.stringify(nearCopy),
@@ -50,7 +54,11 @@ describe('datasets: import previews, analysis, presets and the quality filter', 
     await expect(engine.commitDataset(preview.previewId)).rejects.toThrow(EngineStateError);
     expect(await engine.listDatasets()).toEqual([]);
 
-    const garbage = await engine.importDataset('garbage', new Blob([readFileSync(join(DATA, 'bad/binary_garbage.jsonl'))]), 'binary_garbage.jsonl');
+    const garbage = await engine.importDataset(
+      'garbage',
+      new Blob([readFileSync(join(DATA, 'bad/binary_garbage.jsonl'))]),
+      'binary_garbage.jsonl',
+    );
     expect(garbage.validRows).toBe(0);
     await expect(engine.commitDataset(garbage.previewId)).rejects.toThrow(/no valid rows/);
 
@@ -90,7 +98,12 @@ describe('datasets: import previews, analysis, presets and the quality filter', 
     const preset = multiTask();
     expect(await engine.listPresets()).toEqual(builtinPresets());
     const plan = await engine.planPreset({ datasetId: dataset.id, evalDatasetId: null, preset, settings: { evalFraction: 0.1, seed: 7 } });
-    expect(plan.settings).toMatchObject({ lora: { r: 32, alpha: 64, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] }, lr: 1.5e-4, epochs: 4, seed: 7 });
+    expect(plan.settings).toMatchObject({
+      lora: { r: 32, alpha: 64, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] },
+      lr: 1.5e-4,
+      epochs: 4,
+      seed: 7,
+    });
     // 31 rows, 3 held out, 28 in micro-batches of 4 = 7, accumulated 4 at a time = 2 steps per epoch, 8 in all.
     expect(plan.filter.keptRows).toBe(31);
     expect(plan.steps).toBe(8);
@@ -141,18 +154,29 @@ describe('datasets: import previews, analysis, presets and the quality filter', 
   it('trains on the filtered rows and resumes on the same rows after a pause', async () => {
     const engine = new WebtuneEngine({ requestDevice: createNodeDevice, dbName: freshDbName(), historyFlushMs: 0 });
     expect((await engine.init()).state).toBe('ready');
-    const files = readdirSync(STORIES_260K).map((name) => ({ path: `stories260K/${name}`, file: new File([readFileSync(join(STORIES_260K, name))], name) }));
+    const files = readdirSync(STORIES_260K).map((name) => ({
+      path: `stories260K/${name}`,
+      file: new File([readFileSync(join(STORIES_260K, name))], name),
+    }));
     await engine.loadLocalModel(files, 'stories260K');
     // Eight stories and four exact copies: twelve rows make three steps of four, the eight kept two.
     const lines = readFileSync(join(DATA, 'zog_stories_train.jsonl'), 'utf8').split('\n').slice(0, 8);
     const bytes = new TextEncoder().encode(`${[...lines, ...lines.slice(0, 4)].join('\n')}\n`);
     const { dataset } = await storedDataset(engine, bytes, 'zog.jsonl');
-    const settings = { lora: { r: 4, alpha: 8, targets: ['q_proj' as const] }, lr: 5e-3, epochs: 1, batchSize: 4, maxLength: 24, evalFraction: 0, checkpointEvery: 1 };
+    const settings = {
+      lora: { r: 4, alpha: 8, targets: ['q_proj' as const] },
+      lr: 5e-3,
+      epochs: 1,
+      batchSize: 4,
+      maxLength: 24,
+      evalFraction: 0,
+      checkpointEvery: 1,
+    };
     const filter = { minResponseChars: 10, maxResponseChars: 2000 };
 
-    await expect(engine.startRun({ datasetId: dataset.id, evalDatasetId: null, settings, filter: { minResponseChars: 5000, maxResponseChars: 6000 } })).rejects.toThrow(
-      /removes all 12 rows/,
-    );
+    await expect(
+      engine.startRun({ datasetId: dataset.id, evalDatasetId: null, settings, filter: { minResponseChars: 5000, maxResponseChars: 6000 } }),
+    ).rejects.toThrow(/removes all 12 rows/);
     const paused = await engine.startRun({ datasetId: dataset.id, evalDatasetId: null, settings, filter }, (event) => {
       if (event.type === 'progress') void engine.pause();
     });

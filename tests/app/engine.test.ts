@@ -18,12 +18,13 @@ describe('WebtuneEngine (the facade)', () => {
     expect(estimate.weightsBytes).toBe(model.parameterCount * 4);
   });
 
-
   it('does one GPU task at a time and says which one is running', async () => {
     const engine = new WebtuneEngine({ requestDevice: createNodeDevice, dbName: freshDbName() });
     await engine.init();
     const loading = engine.loadLocalModel(modelFiles(), 'stories260K');
-    await expect(engine.generate({ prompt: 'Once', adapterId: null, maxNewTokens: 2, temperature: 0 })).rejects.toThrow(/busy loading a model/);
+    await expect(engine.generate({ prompt: 'Once', adapterId: null, maxNewTokens: 2, temperature: 0 })).rejects.toThrow(
+      /busy loading a model/,
+    );
     await loading;
     expect((await engine.generate({ prompt: 'Once', adapterId: null, maxNewTokens: 2, temperature: 0 })).tokens).toBe(2);
   });

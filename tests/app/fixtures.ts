@@ -30,7 +30,11 @@ export async function engineWithStories() {
 const blob = (bytes: Uint8Array) => new Blob([bytes as Uint8Array<ArrayBuffer>]);
 
 /** An adapter's PEFT folder as files picked from a folder named `folder`. */
-export function peftFolderEntries(adapter: AdapterTensors, folder: string, files = peftAdapterFiles(adapter, { baseModel: 'stories260K' })) {
+export function peftFolderEntries(
+  adapter: AdapterTensors,
+  folder: string,
+  files = peftAdapterFiles(adapter, { baseModel: 'stories260K' }),
+) {
   return Object.entries(files).map(([name, bytes]) => ({ path: `${folder}/${name}`, file: blob(bytes) }));
 }
 

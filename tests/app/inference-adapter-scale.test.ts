@@ -21,7 +21,10 @@ beforeAll(async () => {
 
 function withScaledB(adapter: AdapterTensors, factor: number): AdapterTensors {
   const tensors = new Map(
-    [...adapter.tensors].map(([name, t]) => [name, name.endsWith('.lora_B.weight') ? { shape: t.shape, data: t.data.map((v) => v * factor) } : t]),
+    [...adapter.tensors].map(([name, t]) => [
+      name,
+      name.endsWith('.lora_B.weight') ? { shape: t.shape, data: t.data.map((v) => v * factor) } : t,
+    ]),
   );
   return { config: adapter.config, tensors };
 }
@@ -59,7 +62,8 @@ describe('adapter scale', () => {
     // Greedy text of this adapter changes visibly at 4x (at 0.5x it matches scale 1 for these tokens).
     const { id: quadrupledId } = await engine.importAdapter(peftZip(withScaledB(golden, 4), 'quadrupled.zip'));
     const request = { prompt: 'Once upon a time, there was a little', maxNewTokens: 12, temperature: 0 };
-    const text = async (adapterId: string | null, adapterScale?: number) => (await engine.generate({ ...request, adapterId, adapterScale })).text;
+    const text = async (adapterId: string | null, adapterScale?: number) =>
+      (await engine.generate({ ...request, adapterId, adapterScale })).text;
 
     const base = await text(null);
     const adapted = await text(id);
@@ -71,6 +75,10 @@ describe('adapter scale', () => {
     expect(strong).not.toBe(adapted);
     // Scaling did not touch the cached or stored weights.
     expect(await text(id)).toBe(adapted);
-    await expectRefusal(() => engine.generate({ ...request, adapterId: id, adapterScale: Number.NaN }), EngineStateError, 'adapter scale must be a number');
+    await expectRefusal(
+      () => engine.generate({ ...request, adapterId: id, adapterScale: Number.NaN }),
+      EngineStateError,
+      'adapter scale must be a number',
+    );
   });
 });

@@ -10,7 +10,13 @@ import { memoryWeightsSource, tinyConfig, tinyWeights } from '../helpers/tiny-mo
 describe('training memory estimate', () => {
   it.each([
     { name: 'q/v without dropout', targets: ['q_proj', 'v_proj'], dropout: 0, B: 3, T: 7 },
-    { name: 'all projections with dropout', targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], dropout: 0.1, B: 2, T: 13 },
+    {
+      name: 'all projections with dropout',
+      targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+      dropout: 0.1,
+      B: 2,
+      T: 13,
+    },
   ])('equals the workspace a real training step allocates ($name)', async ({ targets, dropout, B, T }) => {
     const gpu = await testGpu();
     const config = tinyConfig();
@@ -39,7 +45,11 @@ describe('training memory estimate', () => {
     expect(small.fits).toBe(true);
     expect(small.totalBytes).toBe(small.weightsBytes + small.adapterBytes + small.optimizerBytes + small.activationBytes);
     // [M, intermediate] activations: 16 x 1024 x 4096 floats = 256 MiB in one buffer.
-    const large = estimateTrainingMemory(config, { lora, batchSize: 16, maxLength: 1024 }, { ...limits, maxStorageBufferBindingSize: 128 * 2 ** 20 });
+    const large = estimateTrainingMemory(
+      config,
+      { lora, batchSize: 16, maxLength: 1024 },
+      { ...limits, maxStorageBufferBindingSize: 128 * 2 ** 20 },
+    );
     expect(large.fits).toBe(false);
     expect(large.problems.join(' ')).toMatch(/Lower the batch size or the max length/);
     const tooLong = estimateTrainingMemory(config, { lora, batchSize: 1, maxLength: 128 }, limits);

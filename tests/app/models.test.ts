@@ -24,7 +24,14 @@ function services() {
   const adapters = new AdapterLibrary(storage, device, models);
   const tasks = new TaskGuard();
   const runs = new RunService({ storage, device, models, adapters, tasks, historyFlushMs: 0 });
-  return { device, models, adapters, runs, datasets: new DatasetService(storage), inference: new InferenceService(storage, models, adapters) };
+  return {
+    device,
+    models,
+    adapters,
+    runs,
+    datasets: new DatasetService(storage),
+    inference: new InferenceService(storage, models, adapters),
+  };
 }
 
 describe('model session', () => {
@@ -38,7 +45,13 @@ describe('model session', () => {
     const gpu = await device.gpu();
     const zog = readFileSync(join(SHARED, 'data/zog_stories_train.jsonl'), 'utf8').split('\n').slice(0, 4).join('\n');
     const datasetId = (await datasets.commit((await datasets.preview('zog', new Blob([zog]), 'zog.jsonl')).previewId)).id;
-    const settings = { lora: { r: 2, alpha: 4, targets: ['q_proj' as const, 'down_proj' as const] }, epochs: 1, batchSize: 4, maxLength: 24, evalFraction: 0 };
+    const settings = {
+      lora: { r: 2, alpha: 4, targets: ['q_proj' as const, 'down_proj' as const] },
+      epochs: 1,
+      batchSize: 4,
+      maxLength: 24,
+      evalFraction: 0,
+    };
     const after: { liveBytes: number; liveBuffers: number; bindGroups: number }[] = [];
     for (let cycle = 0; cycle < 3; cycle++) {
       await models.loadLocal(modelFiles(), 'stories260K');

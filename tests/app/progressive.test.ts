@@ -23,13 +23,26 @@ const TERMS = ['overfitting', 'dropout', 'a learning rate'];
 function stagedChats(): string {
   const chats = NAMES.map((name) => line(['user', `Hi, I am ${name}! How are you?`], ['assistant', `Hello ${name}, I am fine, thanks!`]));
   const rag = COLOURS.map((colour) =>
-    line(['system', `Answer from the context.\n\nContext:\n[1] Zog is a ${colour} dragon.`], ['user', 'What colour is Zog?'], ['assistant', `Zog is ${colour} [1].`]),
+    line(
+      ['system', `Answer from the context.\n\nContext:\n[1] Zog is a ${colour} dragon.`],
+      ['user', 'What colour is Zog?'],
+      ['assistant', `Zog is ${colour} [1].`],
+    ),
   );
-  const definitions = TERMS.map((term) => line(['user', `What is ${term} in machine learning?`], ['assistant', `In machine learning, ${term} is a training idea.`]));
+  const definitions = TERMS.map((term) =>
+    line(['user', `What is ${term} in machine learning?`], ['assistant', `In machine learning, ${term} is a training idea.`]),
+  );
   return `${[...chats, ...definitions, ...rag].join('\n')}\n`;
 }
 
-const SETTINGS = { lora: { r: 4, alpha: 8, targets: ['q_proj' as const, 'v_proj' as const] }, lr: 5e-3, epochs: 1, batchSize: 4, maxLength: 128, evalFraction: 0.25 };
+const SETTINGS = {
+  lora: { r: 4, alpha: 8, targets: ['q_proj' as const, 'v_proj' as const] },
+  lr: 5e-3,
+  epochs: 1,
+  batchSize: 4,
+  maxLength: 128,
+  evalFraction: 0.25,
+};
 
 /**
  * Batches of one: 11 phase-1 steps and 2 phase-2 steps, so either phase can be paused between
@@ -49,9 +62,14 @@ async function stagedEngine(devices: GPUDevice[] = []) {
     historyFlushMs: 0,
   });
   expect((await engine.init()).state).toBe('ready');
-  const files = readdirSync(STORIES_260K).map((name) => ({ path: `stories260K/${name}`, file: new File([readFileSync(join(STORIES_260K, name))], name) }));
+  const files = readdirSync(STORIES_260K).map((name) => ({
+    path: `stories260K/${name}`,
+    file: new File([readFileSync(join(STORIES_260K, name))], name),
+  }));
   await engine.loadLocalModel(files, 'stories260K');
-  const datasetId = (await engine.commitDataset((await engine.importDataset('staged', new Blob([stagedChats()]), 'staged.jsonl')).previewId)).id;
+  const datasetId = (
+    await engine.commitDataset((await engine.importDataset('staged', new Blob([stagedChats()]), 'staged.jsonl')).previewId)
+  ).id;
   return { engine, datasetId, devices };
 }
 
@@ -63,9 +81,13 @@ describe('engine: progressive training', () => {
 
     const engine = new WebtuneEngine({ requestDevice: createNodeDevice, dbName: freshDbName() });
     expect((await engine.init()).state).toBe('ready');
-    const files = readdirSync(STORIES_260K).map((name) => ({ path: `stories260K/${name}`, file: new File([readFileSync(join(STORIES_260K, name))], name) }));
+    const files = readdirSync(STORIES_260K).map((name) => ({
+      path: `stories260K/${name}`,
+      file: new File([readFileSync(join(STORIES_260K, name))], name),
+    }));
     await engine.loadLocalModel(files, 'stories260K');
-    const store = async (name: string, body: string) => (await engine.commitDataset((await engine.importDataset(name, new Blob([body]), `${name}.jsonl`)).previewId)).id;
+    const store = async (name: string, body: string) =>
+      (await engine.commitDataset((await engine.importDataset(name, new Blob([body]), `${name}.jsonl`)).previewId)).id;
     const staged = await store('staged', text);
 
     const events: ProgressiveEvent[] = [];
@@ -85,7 +107,12 @@ describe('engine: progressive training', () => {
     expect(adapter).toMatchObject({ id: outcome.adapterId, name: 'staged', runId: outcome.runId, datasetName: 'staged' });
     const [run] = await engine.listRuns();
     expect(run).toMatchObject({ id: outcome.runId, kind: 'progressive', status: 'completed', step: 4, totalSteps: 4, forgetting });
-    expect(run.history.filter((p) => p.loss !== undefined).map((p) => [p.phase, p.step])).toEqual([[1, 1], [1, 2], [1, 3], [2, 4]]);
+    expect(run.history.filter((p) => p.loss !== undefined).map((p) => [p.phase, p.step])).toEqual([
+      [1, 1],
+      [1, 2],
+      [1, 3],
+      [2, 4],
+    ]);
 
     // A dataset whose analysis recommends one mix is refused with the reason.
     const mixed = await store('mixed', readFileSync(join(STORIES_260K, '../../data/chat_rag_sample.jsonl'), 'utf8'));

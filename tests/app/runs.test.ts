@@ -115,7 +115,8 @@ describe('runs', () => {
     expect(first).toMatchObject({ status: 'paused', step: 2 });
     const done = await paused.engine.resumeRun(first.runId);
     expect(done).toMatchObject({ status: 'completed', step: 8 });
-    const losses = async (engine: WebtuneEngine) => (await engine.listRuns())[0].history.flatMap((p) => (p.loss === undefined ? [] : [p.loss]));
+    const losses = async (engine: WebtuneEngine) =>
+      (await engine.listRuns())[0].history.flatMap((p) => (p.loss === undefined ? [] : [p.loss]));
     const expected = await losses(straight.engine);
     expect(expected).toHaveLength(8);
     // The AdamW moments come back too: a resume that dropped them would change every step after the pause.

@@ -41,7 +41,9 @@ describe('benchmark', () => {
 
     // gate_proj and up_proj forward: X [M, C] W^T with W [I, C], once each per layer.
     const M = OPTIONS.batch * OPTIONS.seq;
-    const gateUp = steps.matmul.find((m) => m.wrapper === 'matmulXWt' && m.M === M && m.N === config.intermediateSize && m.K === config.hiddenSize);
+    const gateUp = steps.matmul.find(
+      (m) => m.wrapper === 'matmulXWt' && m.M === M && m.N === config.intermediateSize && m.K === config.hiddenSize,
+    );
     expect(gateUp?.calls_per_step).toBe(2 * config.numLayers);
     for (const m of steps.matmul) expect(m.gflops).toBeGreaterThan(0);
     expect(steps.matmul_flops_per_step).toBeGreaterThan(2 * M * config.intermediateSize * config.hiddenSize * 2 * config.numLayers);
@@ -50,7 +52,9 @@ describe('benchmark', () => {
     expect(memory.weights_bytes).toBeGreaterThanOrEqual(steps.model.parameters * 4);
     expect(memory.workspace_bytes).toBeGreaterThan(0);
     expect(memory.other_bytes).toBeGreaterThan(0);
-    expect(steps.peak_memory_bytes).toBe(memory.weights_bytes + memory.adapter_and_optimizer_bytes + memory.workspace_bytes + memory.other_bytes);
+    expect(steps.peak_memory_bytes).toBe(
+      memory.weights_bytes + memory.adapter_and_optimizer_bytes + memory.workspace_bytes + memory.other_bytes,
+    );
     expect(steps.peak_memory_bytes).toBeGreaterThan(memory.weights_bytes + memory.workspace_bytes);
 
     expect(memoryOnly).toMatchObject({ mode: 'memory-only', tokens_per_s: null, ms_per_step: null, step_ms: [] });
@@ -62,7 +66,15 @@ describe('benchmark', () => {
 
   it('knows the built-in models by their Hugging Face configs', () => {
     const smol = parseModelConfig(BUILT_IN_CONFIGS['smollm2-135m']);
-    expect(smol).toMatchObject({ hiddenSize: 576, intermediateSize: 1536, numLayers: 30, numHeads: 9, numKvHeads: 3, headDim: 64, vocabSize: 49152 });
+    expect(smol).toMatchObject({
+      hiddenSize: 576,
+      intermediateSize: 1536,
+      numLayers: 30,
+      numHeads: 9,
+      numKvHeads: 3,
+      headDim: 64,
+      vocabSize: 49152,
+    });
     expect(smol).toMatchObject({ tieWordEmbeddings: true, ropeTheta: 100000, rmsNormEps: 1e-5, maxPositionEmbeddings: 8192 });
     expect(parseModelConfig(BUILT_IN_CONFIGS.stories260K)).toMatchObject({ hiddenSize: 64, numLayers: 5, vocabSize: 512 });
   });

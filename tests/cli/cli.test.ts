@@ -15,7 +15,9 @@ describe('webtune CLI', () => {
     const run = webtune(['golden', resolve(GOLDEN_DIR, 'stories260K-qkv-r4')]);
     expect(run.stderr).not.toMatch(/webtune:/);
     const result = JSON.parse(run.last);
-    expect(Object.keys(result)).toEqual(expect.arrayContaining(['loss', 'ref_loss', 'loss_rel_err', 'grad_max_rel_err', 'adamw_max_abs_err', 'ok']));
+    expect(Object.keys(result)).toEqual(
+      expect.arrayContaining(['loss', 'ref_loss', 'loss_rel_err', 'grad_max_rel_err', 'adamw_max_abs_err', 'ok']),
+    );
     expect(result.ok).toBe(true);
     expect(run.status).toBe(0);
   });
@@ -35,7 +37,17 @@ describe('webtune CLI', () => {
   });
 
   it('generate prints the greedy continuation', () => {
-    const run = webtune(['generate', '--model', STORIES_260K, '--prompt', 'Once upon a time', '--max-new-tokens', '27', '--temperature', '0']);
+    const run = webtune([
+      'generate',
+      '--model',
+      STORIES_260K,
+      '--prompt',
+      'Once upon a time',
+      '--max-new-tokens',
+      '27',
+      '--temperature',
+      '0',
+    ]);
     expect(run.status).toBe(0);
     expect(run.last).toBe(', there was a little girl named Lily. She loved to play outside in the park.');
   });
@@ -61,7 +73,17 @@ describe('webtune CLI', () => {
       const golden = await loadGoldenCase(nodeFileSource(resolve(GOLDEN_DIR, 'stories260K-qkv-r4')));
       const config = validateLoraConfig({ r: golden.lora.r, alpha: golden.lora.alpha, targets: golden.lora.targetModules });
       await writeFolder(join(dir, 'peft'), peftAdapterFiles({ config, tensors: golden.adapterInit }, { baseModel: 'stories260K' }));
-      const gguf = webtune(['export', '--model', STORIES_260K, '--adapter', join(dir, 'peft'), '--format', 'gguf', '--out', join(dir, 'zog-gguf')]);
+      const gguf = webtune([
+        'export',
+        '--model',
+        STORIES_260K,
+        '--adapter',
+        join(dir, 'peft'),
+        '--format',
+        'gguf',
+        '--out',
+        join(dir, 'zog-gguf'),
+      ]);
       expect(gguf.status).toBe(0);
       expect(JSON.parse(gguf.last).files).toEqual([join(dir, 'zog-gguf', 'zog-gguf.gguf'), join(dir, 'zog-gguf', 'Modelfile')]);
       const ids = golden.inputIds[0].join(',');

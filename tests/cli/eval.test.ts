@@ -13,7 +13,10 @@ import { GOLDEN_DIR, SHARED, STORIES_260K } from '../helpers/paths';
 const dir = mkdtempSync(join(tmpdir(), 'webtune-eval-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const lines = (name: string) => readFileSync(resolve(SHARED, 'data', name), 'utf8').trim().split('\n');
+const lines = (name: string) =>
+  readFileSync(resolve(SHARED, 'data', name), 'utf8')
+    .trim()
+    .split('\n');
 /** A JSONL file of the given lines in the temporary folder. */
 function file(name: string, rows: string[]): string {
   const path = join(dir, name);
@@ -37,8 +40,21 @@ describe('webtune eval', () => {
     const data = file('eval.jsonl', [...lines('zog_stories_eval.jsonl').slice(0, 2), rag]);
     const csvPath = join(dir, 'report.csv');
     const run = webtune([
-      'eval', '--model', STORIES_260K, '--adapter', join(dir, 'golden-adapter'), '--data', data,
-      '--max-new-tokens', '4', '--max-length', '48', '--format', 'csv', '--out', csvPath,
+      'eval',
+      '--model',
+      STORIES_260K,
+      '--adapter',
+      join(dir, 'golden-adapter'),
+      '--data',
+      data,
+      '--max-new-tokens',
+      '4',
+      '--max-length',
+      '48',
+      '--format',
+      'csv',
+      '--out',
+      csvPath,
     ]);
     expect(run.status, run.stderr).toBe(0);
     const report = JSON.parse(run.last);
@@ -69,12 +85,42 @@ describe('webtune train, progressive and --init-adapter', () => {
     const train = lines('zog_stories_train.jsonl');
     const evalRows = lines('zog_stories_eval.jsonl');
     const phase1Eval = file('a_eval.jsonl', evalRows.slice(0, 1));
-    const common = ['--model', STORIES_260K, '--r', '4', '--alpha', '8', '--targets', 'q_proj,v_proj', '--lr', '1e-2', '--batch', '2', '--max-length', '32', '--quiet'];
+    const common = [
+      '--model',
+      STORIES_260K,
+      '--r',
+      '4',
+      '--alpha',
+      '8',
+      '--targets',
+      'q_proj,v_proj',
+      '--lr',
+      '1e-2',
+      '--batch',
+      '2',
+      '--max-length',
+      '32',
+      '--quiet',
+    ];
     const run = webtune([
-      'train', ...common, '--epochs', '1',
-      '--phase1-data', file('a.jsonl', train.slice(0, 2)), '--phase1-eval', phase1Eval, '--phase1-epochs', '2',
-      '--data', file('b.jsonl', train.slice(10, 12)), '--eval', file('b_eval.jsonl', evalRows.slice(3, 4)),
-      '--out', join(dir, 'phase2'), '--phase1-out', join(dir, 'phase1'),
+      'train',
+      ...common,
+      '--epochs',
+      '1',
+      '--phase1-data',
+      file('a.jsonl', train.slice(0, 2)),
+      '--phase1-eval',
+      phase1Eval,
+      '--phase1-epochs',
+      '2',
+      '--data',
+      file('b.jsonl', train.slice(10, 12)),
+      '--eval',
+      file('b_eval.jsonl', evalRows.slice(3, 4)),
+      '--out',
+      join(dir, 'phase2'),
+      '--phase1-out',
+      join(dir, 'phase1'),
     ]);
     expect(run.status, run.stderr).toBe(0);
     const result = JSON.parse(run.last);
@@ -86,19 +132,48 @@ describe('webtune train, progressive and --init-adapter', () => {
     expect(readdirSync(join(dir, 'phase1')).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
 
     const evalWith = (adapter: string) =>
-      JSON.parse(webtune(['eval', '--model', STORIES_260K, '--adapter', join(dir, adapter), '--data', phase1Eval, '--max-length', '32']).last);
+      JSON.parse(
+        webtune(['eval', '--model', STORIES_260K, '--adapter', join(dir, adapter), '--data', phase1Eval, '--max-length', '32']).last,
+      );
     expect(evalWith('phase1').after.loss).toBeCloseTo(f.phase1_eval_loss_after_phase1, 5);
     expect(evalWith('phase2').after.loss).toBeCloseTo(f.phase1_eval_loss_after_phase2, 5);
 
     // Continuing the phase-1 adapter: rank, alpha and targets come from it; training starts from its eval loss.
     const continued = webtune([
-      'train', '--model', STORIES_260K, '--init-adapter', join(dir, 'phase1'), '--data', file('c.jsonl', train.slice(4, 6)),
-      '--eval', phase1Eval, '--epochs', '1', '--batch', '2', '--max-length', '32', '--quiet', '--out', join(dir, 'continued'),
+      'train',
+      '--model',
+      STORIES_260K,
+      '--init-adapter',
+      join(dir, 'phase1'),
+      '--data',
+      file('c.jsonl', train.slice(4, 6)),
+      '--eval',
+      phase1Eval,
+      '--epochs',
+      '1',
+      '--batch',
+      '2',
+      '--max-length',
+      '32',
+      '--quiet',
+      '--out',
+      join(dir, 'continued'),
     ]);
     expect(continued.status, continued.stderr).toBe(0);
     expect(JSON.parse(continued.last).eval_loss_before).toBeCloseTo(f.phase1_eval_loss_after_phase1, 5);
 
-    const mismatch = webtune(['train', ...common, '--r', '8', '--init-adapter', join(dir, 'phase1'), '--data', phase1Eval, '--out', join(dir, 'x')]);
+    const mismatch = webtune([
+      'train',
+      ...common,
+      '--r',
+      '8',
+      '--init-adapter',
+      join(dir, 'phase1'),
+      '--data',
+      phase1Eval,
+      '--out',
+      join(dir, 'x'),
+    ]);
     expect(mismatch.status).toBe(2);
     expect(mismatch.stderr).toMatch(/InitAdapterError: .*rank 4 .*r=8/);
   });

@@ -11,13 +11,32 @@ describe('webtune train (the acceptance run: stories260K learns about Zog)', () 
     try {
       const out = join(dir, 'zog');
       // PyTorch with these settings: eval loss 1.69 -> 0.09 in 48 steps.
-      const run = webtune([
-        'train', '--model', STORIES_260K,
-        '--data', resolve(SHARED, 'data/zog_stories_train.jsonl'),
-        '--eval', resolve(SHARED, 'data/zog_stories_eval.jsonl'),
-        '--r', '8', '--alpha', '16', '--targets', 'q_proj,k_proj,v_proj',
-        '--lr', '5e-3', '--epochs', '8', '--batch', '4', '--out', out,
-      ], 1_800_000);
+      const run = webtune(
+        [
+          'train',
+          '--model',
+          STORIES_260K,
+          '--data',
+          resolve(SHARED, 'data/zog_stories_train.jsonl'),
+          '--eval',
+          resolve(SHARED, 'data/zog_stories_eval.jsonl'),
+          '--r',
+          '8',
+          '--alpha',
+          '16',
+          '--targets',
+          'q_proj,k_proj,v_proj',
+          '--lr',
+          '5e-3',
+          '--epochs',
+          '8',
+          '--batch',
+          '4',
+          '--out',
+          out,
+        ],
+        1_800_000,
+      );
       expect(run.status, run.stderr).toBe(0);
       const result = JSON.parse(run.last);
       console.log(run.last);

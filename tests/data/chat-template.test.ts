@@ -75,12 +75,8 @@ describe('chatRenderer', () => {
   it('falls back to the plain default template', () => {
     const renderer = chatRenderer({ chatTemplate: null, bosToken: '<s>', eosToken: '</s>' });
     const multi: Message[] = [...CONVERSATION, { role: 'user', content: 'Again?' }, { role: 'assistant', content: 'Yes.' }];
-    expect(renderer.render(multi)).toBe(
-      '<s>System: Be brief.\n\nUser: Hi\n\nAssistant: Hello!</s>\n\nUser: Again?\n\nAssistant: Yes.</s>',
-    );
-    expect(renderer.render(CONVERSATION.slice(0, 2), { addGenerationPrompt: true })).toBe(
-      '<s>System: Be brief.\n\nUser: Hi\n\nAssistant:',
-    );
+    expect(renderer.render(multi)).toBe('<s>System: Be brief.\n\nUser: Hi\n\nAssistant: Hello!</s>\n\nUser: Again?\n\nAssistant: Yes.</s>');
+    expect(renderer.render(CONVERSATION.slice(0, 2), { addGenerationPrompt: true })).toBe('<s>System: Be brief.\n\nUser: Hi\n\nAssistant:');
     expect(renderer.render([], { addGenerationPrompt: true })).toBe('<s>Assistant:');
   });
 
@@ -136,7 +132,7 @@ describe('chat templates cannot reach JavaScript objects', () => {
       "{{ messages['constructor'] }}{{ messages[0]['__proto__'] }}{{ messages[0].content.__len__ }}",
       "{{ ''.__class__.__mro__[1].__subclasses__() }}",
       '{{ process }}{{ globalThis }}{{ window }}{{ self }}{{ require }}{{ cycler }}{{ lipsum }}',
-      "{% set ns = namespace() %}{% set ns.__proto__.polluted = 1 %}",
+      '{% set ns = namespace() %}{% set ns.__proto__.polluted = 1 %}',
       "{{ messages|map(attribute='constructor')|list }}",
       '{{ messages.append(1) }}',
     ];
@@ -243,7 +239,7 @@ describe('bounded rendering keeps the library semantics', () => {
       '{{ true }} {{ True }} {{ false }} {{ False }} {{ none }} {{ None }}',
       '{% for i in range(3) %}{{ i }}{% endfor %}|{% for i in range(2, 11, 3) %}{{ i }}{% endfor %}',
       '{% for i in range(5, 0, -2) %}{{ i }}{% endfor %}|{% for i in range(0, 1, 0.25) %}{{ i }},{% endfor %}',
-      "{{ range(0) | length }}{{ range(3, 1) | length }}",
+      '{{ range(0) | length }}{{ range(3, 1) | length }}',
       "{{ strftime_now('%Y-%m-%d %b %B %H:%M %%') }}",
       CHATML,
     ];

@@ -65,9 +65,7 @@ describe('the shared bad files', () => {
     expect(report.rows).toEqual([]);
     expect(report.format).toBeNull();
     expect(report.totalLines).toBe(11);
-    expect(reasons(report)).toEqual(
-      Array.from({ length: 11 }, (_, i) => [i + 1, 'not text (binary data?): the line is not valid UTF-8']),
-    );
+    expect(reasons(report)).toEqual(Array.from({ length: 11 }, (_, i) => [i + 1, 'not text (binary data?): the line is not valid UTF-8']));
     for (const error of report.errors) {
       expect(error.excerpt).not.toMatch(/[\u0000-\u001f]/);
       expect(error.excerpt.length).toBeLessThanOrEqual(81);
@@ -279,9 +277,7 @@ describe('parseJsonl', () => {
     expect(reasonOf('{"prompt":"a","completion":""}')).toBe('empty "completion": nothing to train on');
     expect(reasonOf('{"instruction":"","output":"b"}')).toBe('empty "instruction"');
     expect(reasonOf('{"instruction":"a","output":" "}')).toBe('empty "output": nothing to train on');
-    expect(reasonOf('{"conversations":[]}')).toBe(
-      'empty "conversations" list: a conversation needs at least a user and an assistant turn',
-    );
+    expect(reasonOf('{"conversations":[]}')).toBe('empty "conversations" list: a conversation needs at least a user and an assistant turn');
     expect(reasonOf('{"conversations":[{"from":"human","value":"a"},{"from":"gpt","value":""}]}')).toBe(
       'empty content in turn 2 (assistant)',
     );

@@ -3,14 +3,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { chatSettingsFromConfig } from '../../src/data/chat-template';
 import { parseJsonlBytes } from '../../src/data/jsonl';
-import {
-  DataPrepError,
-  batchExamples,
-  prepareDataset,
-  prepareExample,
-  type Example,
-  type PrepTokenizer,
-} from '../../src/data/prepare';
+import { DataPrepError, batchExamples, prepareDataset, prepareExample, type Example, type PrepTokenizer } from '../../src/data/prepare';
 import type { DatasetRow, Message } from '../../src/data/types';
 import { TextTokenizer } from '../../src/model/tokenizer';
 
@@ -98,8 +91,7 @@ describe('prepareExample', () => {
   it('trains only the assistant turn and its end-of-turn text under a ChatML template', () => {
     const messages = TWO_TURNS.slice(0, 3);
     const example = prepareExample({ kind: 'chat', messages }, withTemplate(CHATML), { maxLength: 512 });
-    const full =
-      '<|im_start|>system\nBe nice.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nHello there.<|im_end|>\n';
+    const full = '<|im_start|>system\nBe nice.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nHello there.<|im_end|>\n';
     expect(example.inputIds).toEqual(tokenizer.encode(full, { addSpecialTokens: false }));
     // Every system and user token, and the assistant header, is masked.
     const prompt = tokenizer.encode('<|im_start|>system\nBe nice.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n', {
@@ -151,9 +143,7 @@ describe('prepareExample', () => {
   it('refuses a template that rewrites earlier assistant turns beyond recognition', () => {
     const rewriting =
       "{% for message in messages %}{% if loop.last %}{{ message['content'] }}{% else %}{{ message['content'] | upper }}{% endif %}\n{% endfor %}";
-    expect(() => prepareExample({ kind: 'chat', messages: TWO_TURNS }, withTemplate(rewriting), { maxLength: 512 })).toThrow(
-      DataPrepError,
-    );
+    expect(() => prepareExample({ kind: 'chat', messages: TWO_TURNS }, withTemplate(rewriting), { maxLength: 512 })).toThrow(DataPrepError);
   });
 
   it('keeps the start of a long row and flags it', () => {

@@ -58,7 +58,11 @@ async function exportThroughPage(page: Page, dir: string, format: 'peft' | 'gguf
   return file;
 }
 
-test('imports a PEFT zip, refuses a damaged one, and exports PEFT, GGUF and merged downloads without network requests', async ({ page, context, baseURL }) => {
+test('imports a PEFT zip, refuses a damaged one, and exports PEFT, GGUF and merged downloads without network requests', async ({
+  page,
+  context,
+  baseURL,
+}) => {
   test.setTimeout(10 * 60_000);
   const errors = collectErrors(page);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'webtune-e2e-adapters-'));

@@ -30,17 +30,22 @@ test('a Hub model is downloaded once and read from the browser cache on the next
     const [, repo, file] = /^https:\/\/huggingface\.co\/([^/]+\/[^/]+)\/resolve\/main\/(.+)$/.exec(route.request().url()) ?? [];
     fetched.push(`${repo}:${file}`);
     const local = path.join(MODEL_DIR, file ?? '');
-    if (!(repo in REPOS) || REPOS[repo].includes(file) || !existsSync(local)) return route.fulfill({ status: 404, body: 'Entry not found' });
+    if (!(repo in REPOS) || REPOS[repo].includes(file) || !existsSync(local))
+      return route.fulfill({ status: 404, body: 'Entry not found' });
     return route.fulfill({ status: 200, body: readFileSync(local), headers: { 'access-control-allow-origin': '*' } });
   });
 
   await openApp(page);
   await loadFromHub(page, 'webtune-test/stories260K');
   await expect(page.getByTestId('model-architecture')).toHaveText('llama');
-  expect(fetched).toEqual(['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'].map((f) => `webtune-test/stories260K:${f}`));
+  expect(fetched).toEqual(
+    ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'].map((f) => `webtune-test/stories260K:${f}`),
+  );
   expect(requested).toContain('https://huggingface.co/webtune-test/stories260K/resolve/main/model.safetensors');
   await loadFromHub(page, 'webtune-test/no-tokenizer-config');
-  expect(fetched.slice(4)).toEqual(['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'].map((f) => `webtune-test/no-tokenizer-config:${f}`));
+  expect(fetched.slice(4)).toEqual(
+    ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'].map((f) => `webtune-test/no-tokenizer-config:${f}`),
+  );
 
   fetched.length = 0;
   await page.reload();

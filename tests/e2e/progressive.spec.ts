@@ -13,7 +13,11 @@ function stagedChats(): string {
     line(['user', `What is ${term} in machine learning?`], ['assistant', `In machine learning, ${term} is a training idea.`]),
   );
   const rag = ['green', 'red', 'blue'].map((colour) =>
-    line(['system', `Answer from the context.\n\nContext:\n[1] Zog is a ${colour} dragon.`], ['user', 'What colour is Zog?'], ['assistant', `Zog is ${colour} [1].`]),
+    line(
+      ['system', `Answer from the context.\n\nContext:\n[1] Zog is a ${colour} dragon.`],
+      ['user', 'What colour is Zog?'],
+      ['assistant', `Zog is ${colour} [1].`],
+    ),
   );
   return `${[...chats, ...definitions, ...rag].join('\n')}\n`;
 }
@@ -31,7 +35,10 @@ test('a dataset recommended for stages trains progressively and shows the forget
   await expect(page.getByTestId('import-preview').getByTestId('recommendation')).toHaveAttribute('data-strategy', 'progressive');
   await page.getByTestId('import-confirm').click();
 
-  await setSettings(page, { targets: ['q_proj', 'v_proj'], numbers: { r: 4, alpha: 8, lr: 5e-3, epochs: 1, batchSize: 4, maxLength: 128, evalFraction: 0.25 } });
+  await setSettings(page, {
+    targets: ['q_proj', 'v_proj'],
+    numbers: { r: 4, alpha: 8, lr: 5e-3, epochs: 1, batchSize: 4, maxLength: 128, evalFraction: 0.25 },
+  });
   await expect(page.getByTestId('progressive-plan')).toContainText('phase 2 on the rag_enhanced rows');
   await page.getByTestId('start-progressive').click();
   const run = page.getByTestId('progressive-run');
@@ -42,7 +49,9 @@ test('a dataset recommended for stages trains progressively and shows the forget
   const report = page.getByTestId('forgetting-report');
   const afterPhase1 = Number(await report.getByTestId('forgetting-after-phase1').getAttribute('data-value'));
   const afterPhase2 = Number(await report.getByTestId('forgetting-after-phase2').getAttribute('data-value'));
-  const phase1Before = Number(await page.locator('[data-testid="progressive-phase"][data-phase="1"] [data-testid="phase-eval-before"]').getAttribute('data-value'));
+  const phase1Before = Number(
+    await page.locator('[data-testid="progressive-phase"][data-phase="1"] [data-testid="phase-eval-before"]').getAttribute('data-value'),
+  );
   expect(afterPhase1).toBeLessThan(phase1Before);
   expect(Number(await report.getAttribute('data-forgetting'))).toBeCloseTo(afterPhase2 - afterPhase1, 9);
   await run.screenshot({ path: testInfo.outputPath('progressive.png') });

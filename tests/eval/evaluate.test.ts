@@ -73,10 +73,27 @@ describe('evaluate (stories260K and a tiny random model)', () => {
       });
       expect(report.settings).toMatchObject({ ...settings, rows: 5, ragRows: 2, adapter: 'random', contextUsageThreshold: 0.3 });
       expect(progress).toEqual([
-        'before loss 1/2', 'before loss 2/2', 'before generation 1/2', 'before generation 2/2',
-        'after loss 1/2', 'after loss 2/2', 'after generation 1/2', 'after generation 2/2',
+        'before loss 1/2',
+        'before loss 2/2',
+        'before generation 1/2',
+        'before generation 2/2',
+        'after loss 1/2',
+        'after loss 2/2',
+        'after generation 1/2',
+        'after generation 2/2',
       ]);
-      expect(report.examples.map((e) => `${e.model}${e.index}`)).toEqual(['before0', 'before1', 'before2', 'before3', 'before4', 'after0', 'after1', 'after2', 'after3', 'after4']);
+      expect(report.examples.map((e) => `${e.model}${e.index}`)).toEqual([
+        'before0',
+        'before1',
+        'before2',
+        'before3',
+        'before4',
+        'after0',
+        'after1',
+        'after2',
+        'after3',
+        'after4',
+      ]);
 
       for (const [side, sideAdapter, summary] of [
         ['before', null, report.before],
@@ -193,15 +210,68 @@ describe('toCsv', () => {
     exactMatch: false,
   };
   const report: EvaluationReport = {
-    settings: { maxLength: 64, batchSize: 2, maxNewTokens: 8, temperature: 0, topP: 1, seed: 0, contextUsageThreshold: 0.3, rows: 2, ragRows: 1, adapter: 'zog, v2' },
-    before: { model: 'before', label: 'base', loss: 2, perplexity: Math.exp(2), targets: 30, scoredExamples: 2, rag: evaluateRag([]).aggregate },
-    after: { model: 'after', label: 'zog, v2', loss: 1.5, perplexity: Math.exp(1.5), targets: 30, scoredExamples: 2, rag: evaluateRag([]).aggregate },
-    delta: { loss: -0.5, perplexity: Math.exp(1.5) - Math.exp(2), contextUsage: null, sourceAttribution: null, missingSourceRate: null, meanF1: null, exactMatchRate: null },
+    settings: {
+      maxLength: 64,
+      batchSize: 2,
+      maxNewTokens: 8,
+      temperature: 0,
+      topP: 1,
+      seed: 0,
+      contextUsageThreshold: 0.3,
+      rows: 2,
+      ragRows: 1,
+      adapter: 'zog, v2',
+    },
+    before: {
+      model: 'before',
+      label: 'base',
+      loss: 2,
+      perplexity: Math.exp(2),
+      targets: 30,
+      scoredExamples: 2,
+      rag: evaluateRag([]).aggregate,
+    },
+    after: {
+      model: 'after',
+      label: 'zog, v2',
+      loss: 1.5,
+      perplexity: Math.exp(1.5),
+      targets: 30,
+      scoredExamples: 2,
+      rag: evaluateRag([]).aggregate,
+    },
+    delta: {
+      loss: -0.5,
+      perplexity: Math.exp(1.5) - Math.exp(2),
+      contextUsage: null,
+      sourceAttribution: null,
+      missingSourceRate: null,
+      meanF1: null,
+      exactMatchRate: null,
+    },
     examples: [
       { model: 'before', index: 0, kind: 'text', targets: 20, truncated: false, loss: 2.5, perplexity: Math.exp(2.5), rag: null },
-      { model: 'before', index: 1, kind: 'chat', targets: 10, truncated: false, loss: 1, perplexity: Math.E, rag: { ...ragScores, response: awkward, reference: '"Exactly" this' } },
+      {
+        model: 'before',
+        index: 1,
+        kind: 'chat',
+        targets: 10,
+        truncated: false,
+        loss: 1,
+        perplexity: Math.E,
+        rag: { ...ragScores, response: awkward, reference: '"Exactly" this' },
+      },
       { model: 'after', index: 0, kind: 'text', targets: 20, truncated: false, loss: 2, perplexity: Math.exp(2), rag: null },
-      { model: 'after', index: 1, kind: 'chat', targets: 10, truncated: false, loss: 0.5, perplexity: Math.exp(0.5), rag: { ...ragScores, response: 'plain', reference: null } },
+      {
+        model: 'after',
+        index: 1,
+        kind: 'chat',
+        targets: 10,
+        truncated: false,
+        loss: 0.5,
+        perplexity: Math.exp(0.5),
+        rag: { ...ragScores, response: 'plain', reference: null },
+      },
     ],
   };
 
@@ -214,7 +284,13 @@ describe('toCsv', () => {
     for (const record of records) expect(record).toHaveLength(CSV_COLUMNS.length);
     const rows = records.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i]])));
     expect(rows.map((r) => `${r.record}:${r.model}`)).toEqual([
-      'example:before', 'example:before', 'example:after', 'example:after', 'summary:before', 'summary:after', 'delta:after-before',
+      'example:before',
+      'example:before',
+      'example:after',
+      'example:after',
+      'summary:before',
+      'summary:after',
+      'delta:after-before',
     ]);
     expect(rows[1]).toMatchObject({
       label: 'base',

@@ -69,7 +69,11 @@ describe('context usage', () => {
   });
 
   it('has no usage figure without a context', () => {
-    expect(evaluateRagExample({ system: '', response: 'Anything.' })).toMatchObject({ hasContext: false, contextOverlap: null, usesContext: false });
+    expect(evaluateRagExample({ system: '', response: 'Anything.' })).toMatchObject({
+      hasContext: false,
+      contextOverlap: null,
+      usesContext: false,
+    });
   });
 });
 
@@ -126,7 +130,11 @@ describe('answer similarity', () => {
 describe('per-example results and aggregate', () => {
   it('aggregates over the examples each metric applies to', () => {
     const report = evaluateRag([
-      { system: SYSTEM, response: 'Annual plans are refundable within 30 days [1].', reference: 'Annual plans are refundable within 30 days.' },
+      {
+        system: SYSTEM,
+        response: 'Annual plans are refundable within 30 days [1].',
+        reference: 'Annual plans are refundable within 30 days.',
+      },
       { system: SYSTEM, response: 'Octopuses have three hearts [3].', reference: 'Within 30 days.' },
       { system: 'Context:\nNo numbered sources here, just prose about billing.', response: 'Billing prose.', reference: 'Billing prose.' },
       { system: 'Be brief.', response: 'No idea [1].' },

@@ -28,7 +28,10 @@ describe('exported adapters run in the engine', () => {
     const files = peftAdapterFiles(adapter, { baseModel: 'stories260K' });
     const opened = await openModel(nodeFileSource(STORIES_260K));
     const reloaded = await readPeftAdapter(
-      filesFromList(new Map(Object.entries(files).map(([name, bytes]) => [name, new Blob([bytes as Uint8Array<ArrayBuffer>])])), 'exported adapter'),
+      filesFromList(
+        new Map(Object.entries(files).map(([name, bytes]) => [name, new Blob([bytes as Uint8Array<ArrayBuffer>])])),
+        'exported adapter',
+      ),
       opened.config,
     );
     const gpu = await testGpu();

@@ -7,7 +7,16 @@ import { AdapterExportError } from '../../src/export/errors';
 import { ggufAdapterFile, permuteRowsForRotary } from '../../src/export/gguf';
 import { LORA_TARGETS } from '../../src/lora/config';
 import type { ModelConfig } from '../../src/model/config';
-import { expectBitIdentical, expectRefusal, qwen2Config, randomAdapter, randomValues, removeTempDirs, storiesConfig, tempDir } from './helpers';
+import {
+  expectBitIdentical,
+  expectRefusal,
+  qwen2Config,
+  randomAdapter,
+  randomValues,
+  removeTempDirs,
+  storiesConfig,
+  tempDir,
+} from './helpers';
 
 let stories: ModelConfig;
 beforeAll(async () => {
@@ -126,7 +135,12 @@ describe('ggufAdapterFile', () => {
 
   it('refuses an adapter that does not fit the model', async () => {
     const adapter = randomAdapter(qwen2Config(), { targets: ['q_proj'] });
-    await expectRefusal(() => ggufAdapterFile(adapter, stories), AdapterExportError, 'Cannot export the adapter as GGUF', 'different base model');
+    await expectRefusal(
+      () => ggufAdapterFile(adapter, stories),
+      AdapterExportError,
+      'Cannot export the adapter as GGUF',
+      'different base model',
+    );
   });
 });
 
@@ -191,12 +205,25 @@ describe('rotary permutation', () => {
     const gg = (t: string) => [tensors.get(`blk.0.${t}.weight.lora_a`)!.data, tensors.get(`blk.0.${t}.weight.lora_b`)!.data] as const;
     const qDim = stories.numHeads * d;
     const kDim = stories.numKvHeads * d;
-    for (const [pq, pk] of [[5, 2], [17, 17], [300, 1]]) {
-      const expected = scores(ropeHalfSplit(project(...hf('q_proj'), qDim, 4, xq), pq), ropeHalfSplit(project(...hf('k_proj'), kDim, 4, xk), pk));
-      const actual = scores(ropeInterleaved(project(...gg('attn_q'), qDim, 4, xq), pq), ropeInterleaved(project(...gg('attn_k'), kDim, 4, xk), pk));
+    for (const [pq, pk] of [
+      [5, 2],
+      [17, 17],
+      [300, 1],
+    ]) {
+      const expected = scores(
+        ropeHalfSplit(project(...hf('q_proj'), qDim, 4, xq), pq),
+        ropeHalfSplit(project(...hf('k_proj'), kDim, 4, xk), pk),
+      );
+      const actual = scores(
+        ropeInterleaved(project(...gg('attn_q'), qDim, 4, xq), pq),
+        ropeInterleaved(project(...gg('attn_k'), kDim, 4, xk), pk),
+      );
       for (let h = 0; h < expected.length; h++) expect(actual[h]).toBeCloseTo(expected[h], 10);
       // Without the permutation the interleaved rotation pairs the wrong components.
-      const unpermuted = scores(ropeInterleaved(project(...hf('q_proj'), qDim, 4, xq), pq), ropeInterleaved(project(...hf('k_proj'), kDim, 4, xk), pk));
+      const unpermuted = scores(
+        ropeInterleaved(project(...hf('q_proj'), qDim, 4, xq), pq),
+        ropeInterleaved(project(...hf('k_proj'), kDim, 4, xk), pk),
+      );
       if (pq !== pk) expect(unpermuted.some((s, h) => Math.abs(s - expected[h]) > 1e-3)).toBe(true);
     }
   });

@@ -36,7 +36,9 @@ export async function goldenAdapter(): Promise<AdapterTensors> {
   const bytes = new Uint8Array(await readFile(path.join(GOLDEN_CASE_DIR, 'adapter_init.safetensors')));
   const caseJson = JSON.parse(await readFile(path.join(GOLDEN_CASE_DIR, 'case.json'), 'utf8'));
   const config = validateLoraConfig({ r: caseJson.lora.r, alpha: caseJson.lora.lora_alpha, targets: caseJson.lora.target_modules });
-  const tensors = new Map([...readSafetensors(bytes, 'adapter_init.safetensors').tensors].map(([n, t]) => [n, { shape: t.shape, data: t.data }]));
+  const tensors = new Map(
+    [...readSafetensors(bytes, 'adapter_init.safetensors').tensors].map(([n, t]) => [n, { shape: t.shape, data: t.data }]),
+  );
   return { config, tensors };
 }
 
@@ -55,8 +57,14 @@ export function randomAdapter(model: ModelConfig, lora: Partial<LoraConfig> = {}
   const config = validateLoraConfig({ r: 4, alpha: 8, ...lora });
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const module of planLoraLayout(model, config).modules) {
-    tensors.set(peftTensorName(module, 'A'), { shape: [config.r, module.inFeatures], data: randomValues(config.r * module.inFeatures, seed++) });
-    tensors.set(peftTensorName(module, 'B'), { shape: [module.outFeatures, config.r], data: randomValues(module.outFeatures * config.r, seed++) });
+    tensors.set(peftTensorName(module, 'A'), {
+      shape: [config.r, module.inFeatures],
+      data: randomValues(config.r * module.inFeatures, seed++),
+    });
+    tensors.set(peftTensorName(module, 'B'), {
+      shape: [module.outFeatures, config.r],
+      data: randomValues(module.outFeatures * config.r, seed++),
+    });
   }
   return { config, tensors };
 }
@@ -74,7 +82,11 @@ export async function removeTempDirs(): Promise<void> {
 }
 
 /** Runs `fn` and checks it fails with an error of `type` whose message contains every fragment. */
-export async function expectRefusal(fn: () => unknown, type: new (...args: never[]) => Error, ...fragments: (string | RegExp)[]): Promise<Error> {
+export async function expectRefusal(
+  fn: () => unknown,
+  type: new (...args: never[]) => Error,
+  ...fragments: (string | RegExp)[]
+): Promise<Error> {
   let error: unknown;
   try {
     await fn();
@@ -92,7 +104,11 @@ export async function expectRefusal(fn: () => unknown, type: new (...args: never
 
 export function expectBitIdentical(actual: Float32Array, expected: Float32Array): void {
   expect(actual.length).toBe(expected.length);
-  expect(Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength).equals(Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength))).toBe(true);
+  expect(
+    Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength).equals(
+      Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength),
+    ),
+  ).toBe(true);
 }
 
 /** f16 bits of a value that f16 represents exactly. */
@@ -105,7 +121,10 @@ export function halfBits(v: number): number {
 }
 
 /** A safetensors file with tensors of any dtype (the project writer only writes F32). */
-export function rawTensors(tensors: { name: string; dtype: string; shape: number[]; bytes: Uint8Array }[], metadata = { format: 'pt' }): Uint8Array {
+export function rawTensors(
+  tensors: { name: string; dtype: string; shape: number[]; bytes: Uint8Array }[],
+  metadata = { format: 'pt' },
+): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const t of tensors) {

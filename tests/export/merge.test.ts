@@ -140,7 +140,13 @@ describe('encodeFloats', () => {
 describe('mergedModelFiles', () => {
   it('merges the golden adapter into stories260K: merged q/k/v, other tensors and files unchanged, reopens with openModel', async () => {
     const files = await collect(mergedModelFiles(nodeFileSource(STORIES_DIR), golden, { dtype: 'same' }));
-    expect([...files.keys()].sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+    expect([...files.keys()].sort()).toEqual([
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+      'tokenizer.json',
+      'tokenizer_config.json',
+    ]);
     for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']) {
       expect(Buffer.from(files.get(f)!).equals(await readFile(path.join(STORIES_DIR, f))), f).toBe(true);
     }
@@ -172,7 +178,8 @@ describe('mergedModelFiles', () => {
 
   it('keeps a BF16 base in BF16 (rounded to nearest even), or writes F32 with torch_dtype float32', async () => {
     const dir = await tempDir('bf16-base');
-    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(STORIES_DIR, f), path.join(dir, f));
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json'])
+      await copyFile(path.join(STORIES_DIR, f), path.join(dir, f));
     const bf16Base = new Map<string, Float32Array>();
     const tensors = [...base].map(([name, t]) => {
       const bits = Uint16Array.from(new Uint32Array(t.data.slice().buffer), (b) => b >>> 16);
@@ -185,7 +192,8 @@ describe('mergedModelFiles', () => {
     const q = 'model.layers.1.self_attn.q_proj.weight';
     const o = 'model.layers.1.self_attn.o_proj.weight';
     const down = 'model.layers.3.mlp.down_proj.weight';
-    const lora = (name: string, m: 'A' | 'B') => adapter.tensors.get(`base_model.model.${name.slice(0, -'.weight'.length)}.lora_${m}.weight`)!.data;
+    const lora = (name: string, m: 'A' | 'B') =>
+      adapter.tensors.get(`base_model.model.${name.slice(0, -'.weight'.length)}.lora_${m}.weight`)!.data;
 
     const same = await collect(mergedModelFiles(nodeFileSource(dir), adapter, { dtype: 'same' }));
     const sameBytes = same.get('model.safetensors')!;
@@ -196,7 +204,10 @@ describe('mergedModelFiles', () => {
       return u16(sameBytes.subarray(sameHeader.dataStart + info.begin, sameHeader.dataStart + info.end));
     };
     expect(raw(q)).toEqual(u16(tensors.find((t) => t.name === q)!.bytes));
-    for (const [name, [out, inF]] of [[o, [64, 64]], [down, [64, 172]]] as const) {
+    for (const [name, [out, inF]] of [
+      [o, [64, 64]],
+      [down, [64, 172]],
+    ] as const) {
       const exact = referenceMerge(bf16Base.get(name)!, lora(name, 'A'), lora(name, 'B'), out, inF, 2, scaling);
       expect(raw(name)).toEqual(Uint16Array.from(exact, (x) => nearestBits(x, BF16_VALUES)));
     }
@@ -208,7 +219,9 @@ describe('mergedModelFiles', () => {
     const opened = await openModel(nodeFileSource(f32Dir));
     expect(JSON.parse(new TextDecoder().decode(f32.get('config.json')!)).torch_dtype).toBe('float32');
     const f32Bytes = f32.get('model.safetensors')!;
-    expect(new Set([...parseSafetensorsHeader(f32Bytes, f32Bytes.length, 'm').tensors.values()].map((i) => i.dtype))).toEqual(new Set(['F32']));
+    expect(new Set([...parseSafetensorsHeader(f32Bytes, f32Bytes.length, 'm').tensors.values()].map((i) => i.dtype))).toEqual(
+      new Set(['F32']),
+    );
     expectBitIdentical(await opened.weights.tensor(q, [64, 64]), bf16Base.get(q)!);
     expectBitIdentical(
       await opened.weights.tensor(down, [64, 172]),

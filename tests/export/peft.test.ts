@@ -101,7 +101,11 @@ describe('peftAdapterFiles', () => {
 
 describe('PEFT export -> import', () => {
   it('round-trips A and B bit-identically through a folder on disk', async () => {
-    const adapter = randomAdapter(stories, { r: 3, alpha: 7, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] });
+    const adapter = randomAdapter(stories, {
+      r: 3,
+      alpha: 7,
+      targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+    });
     const dir = await tempDir('peft');
     await writeFolder(dir, peftAdapterFiles(adapter, { baseModel: 'stories260K' }));
     expectSameAdapter(await readPeftAdapter(nodeFileSource(dir), stories), adapter);
@@ -111,7 +115,10 @@ describe('PEFT export -> import', () => {
     const adapter = randomAdapter(stories, { r: 2, alpha: 4, useRslora: true, dropout: 0.1 });
     const files = peftAdapterFiles(adapter, { baseModel: null });
     expectSameAdapter(await readPeftAdapter(unzipToFileSource(zipFiles(files), 'adapter.zip'), stories), adapter);
-    const nested = zipFiles({ 'my-adapter/adapter_config.json': files['adapter_config.json'], 'my-adapter/adapter_model.safetensors': files['adapter_model.safetensors'] });
+    const nested = zipFiles({
+      'my-adapter/adapter_config.json': files['adapter_config.json'],
+      'my-adapter/adapter_model.safetensors': files['adapter_model.safetensors'],
+    });
     expectSameAdapter(await readPeftAdapter(unzipToFileSource(nested, 'my-adapter.zip'), stories), adapter);
   });
 
@@ -165,7 +172,13 @@ describe('readPeftAdapter refuses what it cannot apply', () => {
   it('an adapter with more layers than the model', async () => {
     const deeper = { ...stories, numLayers: 6 };
     const { config, weights } = exportedFiles(randomAdapter(deeper));
-    await expectRefusal(() => readPeftAdapter(sourceWith(config, weights), stories), AdapterImportError, 'layers.5.', 'for layer 5', 'has 5 layers');
+    await expectRefusal(
+      () => readPeftAdapter(sourceWith(config, weights), stories),
+      AdapterImportError,
+      'layers.5.',
+      'for layer 5',
+      'has 5 layers',
+    );
   });
 
   it('tensors whose rank differs from r in adapter_config.json', async () => {
@@ -180,7 +193,12 @@ describe('readPeftAdapter refuses what it cannot apply', () => {
 
   it('an unknown peft_type, naming it', async () => {
     const { config, weights } = exportedFiles(randomAdapter(stories));
-    await expectRefusal(() => readPeftAdapter(sourceWith({ ...config, peft_type: 'IA3' }, weights), stories), AdapterImportError, 'peft_type "IA3"', 'LoRA adapters only');
+    await expectRefusal(
+      () => readPeftAdapter(sourceWith({ ...config, peft_type: 'IA3' }, weights), stories),
+      AdapterImportError,
+      'peft_type "IA3"',
+      'LoRA adapters only',
+    );
     const { peft_type: _, ...withoutType } = config;
     await expectRefusal(() => readPeftAdapter(sourceWith(withoutType, weights), stories), AdapterImportError, 'has no "peft_type"');
   });
@@ -193,7 +211,12 @@ describe('readPeftAdapter refuses what it cannot apply', () => {
       ...[...adapter.tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data })),
       { name: magnitude, shape: [64], data: new Float32Array(64).fill(1) },
     ]);
-    await expectRefusal(() => readPeftAdapter(sourceWith(config, withMagnitude), stories), AdapterImportError, magnitude, 'DoRA adapters are not supported');
+    await expectRefusal(
+      () => readPeftAdapter(sourceWith(config, withMagnitude), stories),
+      AdapterImportError,
+      magnitude,
+      'DoRA adapters are not supported',
+    );
     await expectRefusal(
       () => readPeftAdapter(sourceWith({ ...config, use_dora: true }, exportedFiles(adapter).weights), stories),
       AdapterImportError,
@@ -211,14 +234,28 @@ describe('readPeftAdapter refuses what it cannot apply', () => {
       'adapter_model.safetensors in test-adapter is not a valid safetensors file',
     );
     const binOnly = memorySource({ 'adapter_config.json': JSON.stringify(config), 'adapter_model.bin': pickleZip });
-    await expectRefusal(() => readPeftAdapter(binOnly, stories), AdapterImportError, 'only adapter_model.bin', 'PyTorch pickle', 'safe_serialization=True');
+    await expectRefusal(
+      () => readPeftAdapter(binOnly, stories),
+      AdapterImportError,
+      'only adapter_model.bin',
+      'PyTorch pickle',
+      'safe_serialization=True',
+    );
     const noWeights = memorySource({ 'adapter_config.json': JSON.stringify(config) });
     await expectRefusal(() => readPeftAdapter(noWeights, stories), AdapterImportError, 'has no adapter_model.safetensors');
   });
 
   it('a model folder or a folder without adapter_config.json', async () => {
-    await expectRefusal(() => readPeftAdapter(nodeFileSource(STORIES_DIR), stories), AdapterImportError, 'holds a model (config.json), not a LoRA adapter');
-    await expectRefusal(() => readPeftAdapter(memorySource({ 'notes.txt': 'hi' }), stories), AdapterImportError, 'has no adapter_config.json');
+    await expectRefusal(
+      () => readPeftAdapter(nodeFileSource(STORIES_DIR), stories),
+      AdapterImportError,
+      'holds a model (config.json), not a LoRA adapter',
+    );
+    await expectRefusal(
+      () => readPeftAdapter(memorySource({ 'notes.txt': 'hi' }), stories),
+      AdapterImportError,
+      'has no adapter_config.json',
+    );
     await expectRefusal(
       () => readPeftAdapter(memorySource({ 'adapter_config.json': '{"peft_type": "LORA",', 'adapter_model.safetensors': '' }), stories),
       AdapterImportError,
@@ -241,10 +278,23 @@ describe('readPeftAdapter refuses what it cannot apply', () => {
       [{ lora_alpha: 0 }, ['LoRA setting "alpha"']],
     ];
     for (const [change, fragments] of cases) {
-      await expectRefusal(() => readPeftAdapter(sourceWith({ ...config, ...change }, weights), stories), AdapterImportError, 'adapter_config.json in test-adapter', ...fragments);
+      await expectRefusal(
+        () => readPeftAdapter(sourceWith({ ...config, ...change }, weights), stories),
+        AdapterImportError,
+        'adapter_config.json in test-adapter',
+        ...fragments,
+      );
     }
     // What PEFT writes for the defaults is accepted.
-    const defaults = { ...config, modules_to_save: null, rank_pattern: {}, alpha_pattern: {}, layers_to_transform: null, bias: 'none', use_dora: false };
+    const defaults = {
+      ...config,
+      modules_to_save: null,
+      rank_pattern: {},
+      alpha_pattern: {},
+      layers_to_transform: null,
+      bias: 'none',
+      use_dora: false,
+    };
     await expect(readPeftAdapter(sourceWith(defaults, weights), stories)).resolves.toBeDefined();
   });
 
@@ -252,7 +302,8 @@ describe('readPeftAdapter refuses what it cannot apply', () => {
     const adapter = randomAdapter(stories, { targets: ['q_proj', 'v_proj'] });
     const { config } = exportedFiles(adapter);
     const list = [...adapter.tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data }));
-    const extra = (name: string, shape: number[]) => writeSafetensors([...list, { name, shape, data: new Float32Array(shape[0] * shape[1]) }]);
+    const extra = (name: string, shape: number[]) =>
+      writeSafetensors([...list, { name, shape, data: new Float32Array(shape[0] * shape[1]) }]);
 
     await expectRefusal(
       () => readPeftAdapter(sourceWith(config, extra('base_model.model.lm_head.lora_A.weight', [4, 64])), stories),

@@ -32,9 +32,17 @@ describe('zipFiles / unzipToFileSource', () => {
   });
 
   it('refuses a truncated zip', async () => {
-    const zip = zipFiles({ 'adapter_config.json': text('{"peft_type":"LORA"}'), 'adapter_model.safetensors': new Uint8Array(5000).fill(7) });
+    const zip = zipFiles({
+      'adapter_config.json': text('{"peft_type":"LORA"}'),
+      'adapter_model.safetensors': new Uint8Array(5000).fill(7),
+    });
     for (const length of [zip.length - 1, zip.length - 30, Math.floor(zip.length / 2), 10, 0]) {
-      await expectRefusal(() => unzipToFileSource(zip.subarray(0, length), 'adapter.zip'), AdapterImportError, 'adapter.zip is not a valid zip file', 'truncated or damaged');
+      await expectRefusal(
+        () => unzipToFileSource(zip.subarray(0, length), 'adapter.zip'),
+        AdapterImportError,
+        'adapter.zip is not a valid zip file',
+        'truncated or damaged',
+      );
     }
   });
 
@@ -45,7 +53,11 @@ describe('zipFiles / unzipToFileSource', () => {
     const zip = zipSync({ 'adapter_model.safetensors': payload }, { level: 0 });
     const damaged = zip.slice();
     damaged[30 + 'adapter_model.safetensors'.length + 100] ^= 0xff;
-    await expectRefusal(() => unzipToFileSource(damaged, 'adapter.zip'), AdapterImportError, 'checksum of "adapter_model.safetensors" does not match');
+    await expectRefusal(
+      () => unzipToFileSource(damaged, 'adapter.zip'),
+      AdapterImportError,
+      'checksum of "adapter_model.safetensors" does not match',
+    );
     const deflated = zipFiles({ 'adapter_model.safetensors': new Uint8Array(4096).map((_, i) => (i * 7) % 13) });
     const damagedDeflate = deflated.slice();
     damagedDeflate[30 + 'adapter_model.safetensors'.length + 5] ^= 0x55;
@@ -53,7 +65,11 @@ describe('zipFiles / unzipToFileSource', () => {
   });
 
   it('refuses a file that is not a zip, and an empty zip', async () => {
-    await expectRefusal(() => unzipToFileSource(text('{"peft_type": "LORA"}'), 'adapter_config.json'), AdapterImportError, 'adapter_config.json is not a valid zip file');
+    await expectRefusal(
+      () => unzipToFileSource(text('{"peft_type": "LORA"}'), 'adapter_config.json'),
+      AdapterImportError,
+      'adapter_config.json is not a valid zip file',
+    );
     await expectRefusal(() => unzipToFileSource(zipFiles({}), 'empty.zip'), AdapterImportError, 'empty.zip is a zip file with no files');
   });
 });
@@ -125,7 +141,11 @@ describe('unzipToFileSource with hostile zips', () => {
   it('refuses entries whose declared sizes add up past the total cap, including entries that share their data', async () => {
     const limits = { maxEntries: 10, maxEntryBytes: 2 ** 20, maxTotalBytes: 2 ** 21 };
     const mib = new Uint8Array(2 ** 20);
-    const three = handZip([{ name: 'a.bin', data: mib }, { name: 'b.bin', data: mib }, { name: 'c.bin', data: mib }]);
+    const three = handZip([
+      { name: 'a.bin', data: mib },
+      { name: 'b.bin', data: mib },
+      { name: 'c.bin', data: mib },
+    ]);
     await expectRefusal(() => unzipToFileSource(three, 'many.zip', limits), AdapterImportError, 'declare more than 2 MiB unpacked in all');
     // Fifield's overlapping bomb: many directory entries pointing at one compressed stream.
     const shared = handZip([
@@ -173,7 +193,10 @@ describe('unzipToFileSource with hostile zips', () => {
       ['./', 'is empty'],
     ];
     for (const [name, problem] of cases) {
-      const zip = handZip([{ name: 'adapter_config.json', data: text('{}') }, { name, data: text('x') }]);
+      const zip = handZip([
+        { name: 'adapter_config.json', data: text('{}') },
+        { name, data: text('x') },
+      ]);
       const refused = 'evil.zip is refused: entry name';
       await expectRefusal(() => unzipToFileSource(zip, 'evil.zip'), AdapterImportError, refused, JSON.stringify(name), problem);
     }
@@ -190,7 +213,10 @@ describe('unzipToFileSource with hostile zips', () => {
   });
 
   it('refuses two entries with the same path, encrypted entries and unknown compression', async () => {
-    const twice = handZip([{ name: 'a.json', data: text('1') }, { name: './a.json', data: text('2') }]);
+    const twice = handZip([
+      { name: 'a.json', data: text('1') },
+      { name: './a.json', data: text('2') },
+    ]);
     await expectRefusal(() => unzipToFileSource(twice, 'x.zip'), AdapterImportError, 'holds "a.json" more than once');
     const encrypted = handZip([{ name: 'a.json', data: text('1'), flags: 0x1 }]);
     await expectRefusal(() => unzipToFileSource(encrypted, 'x.zip'), AdapterImportError, 'entry "a.json" is encrypted');

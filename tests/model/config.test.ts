@@ -148,14 +148,21 @@ describe('parseModelConfig', () => {
     });
     const { model_type: _, ...untyped } = { ...minimal, architectures: ['Qwen2ForCausalLM'] };
     expect(parseModelConfig(untyped).architecture).toBe('qwen2');
-    expect(parseModelConfig({ ...minimal, eos_token_id: [2, 7], rope_parameters: { rope_type: 'default', rope_theta: 5e5 } })).toMatchObject({
+    expect(
+      parseModelConfig({ ...minimal, eos_token_id: [2, 7], rope_parameters: { rope_type: 'default', rope_theta: 5e5 } }),
+    ).toMatchObject({
       eosTokenIds: [2, 7],
       ropeTheta: 5e5,
     });
   });
 
   it('rejects other architectures, naming them and what is supported', () => {
-    const e = expectUnsupported({ ...smolLM2, model_type: 'mistral', architectures: ['MistralForCausalLM'] }, /"mistral"/, /llama/, /qwen2/);
+    const e = expectUnsupported(
+      { ...smolLM2, model_type: 'mistral', architectures: ['MistralForCausalLM'] },
+      /"mistral"/,
+      /llama/,
+      /qwen2/,
+    );
     expect(e.feature).toBe('mistral');
     expectUnsupported({ model_type: 'gpt2', n_embd: 768 }, /"gpt2"/);
     expectUnsupported({ ...smolLM2, architectures: ['LlamaForSequenceClassification'] }, /LlamaForSequenceClassification/, /causal/);

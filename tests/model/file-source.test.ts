@@ -24,7 +24,11 @@ function pickedFile(relativePath: string, content: BlobPart): File {
 describe('filesFromList', () => {
   it('finds files of a picked folder by their path inside it, preferring the least nested', async () => {
     const source = filesFromList(
-      [pickedFile('my-model/sub/config.json', 'nested'), pickedFile('my-model/config.json', 'top'), pickedFile('my-model/onnx/model.onnx', 'x')],
+      [
+        pickedFile('my-model/sub/config.json', 'nested'),
+        pickedFile('my-model/config.json', 'top'),
+        pickedFile('my-model/onnx/model.onnx', 'x'),
+      ],
       'folder my-model',
     );
     expect(await source.has('config.json')).toBe(true);

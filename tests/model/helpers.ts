@@ -14,9 +14,7 @@ export function tempDir(prefix: string): Promise<string> {
 /** A safetensors file from a raw header text (so tests can write duplicate keys or broken JSON) and data bytes. */
 export function rawSafetensors(header: string | Uint8Array | object, data: Uint8Array | number = 0): Uint8Array {
   const json =
-    header instanceof Uint8Array
-      ? header
-      : new TextEncoder().encode(typeof header === 'string' ? header : JSON.stringify(header));
+    header instanceof Uint8Array ? header : new TextEncoder().encode(typeof header === 'string' ? header : JSON.stringify(header));
   const bytes = typeof data === 'number' ? new Uint8Array(data) : data;
   const out = new Uint8Array(8 + json.length + bytes.length);
   new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);

@@ -31,7 +31,10 @@ describe('whole model against a float64 reference (random-init Qwen2-shaped mode
     let seed = 100;
     for (const module of adapter.layout.modules) {
       init.set(peftTensorName(module, 'A'), { shape: [3, module.inFeatures], data: randomArray(3 * module.inFeatures, seed++, -0.3, 0.3) });
-      init.set(peftTensorName(module, 'B'), { shape: [module.outFeatures, 3], data: randomArray(3 * module.outFeatures, seed++, -0.3, 0.3) });
+      init.set(peftTensorName(module, 'B'), {
+        shape: [module.outFeatures, 3],
+        data: randomArray(3 * module.outFeatures, seed++, -0.3, 0.3),
+      });
     }
     adapter.loadTensors(init, 'test');
     return { adapter, init };

@@ -152,10 +152,7 @@ describe('safetensors validation', () => {
   });
 
   it('rejects gaps and overlaps between tensors', () => {
-    expectFormatError(
-      rawSafetensors({ a: f32(2), b: { dtype: 'F32', shape: [2], data_offsets: [12, 20] } }, 20),
-      /gap/,
-    );
+    expectFormatError(rawSafetensors({ a: f32(2), b: { dtype: 'F32', shape: [2], data_offsets: [12, 20] } }, 20), /gap/);
     expectFormatError(
       rawSafetensors({ a: f32(2), b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12),
       /tensor "b".*overlap tensor "a"/,
@@ -288,7 +285,10 @@ describe('hostile safetensors headers are refused before anything is allocated',
       rawSafetensors({ a: { dtype: 'F32', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 4] } }, 4),
       /tensor "a" of shape \[1099511627776, 1099511627776\] and dtype F32 needs too many bytes/,
     );
-    expectFormatError(rawSafetensors({ a: { dtype: 'F32', shape: [2 ** 53], data_offsets: [0, 4] } }, 4), /shape \[9007199254740992\], not/);
+    expectFormatError(
+      rawSafetensors({ a: { dtype: 'F32', shape: [2 ** 53], data_offsets: [0, 4] } }, 4),
+      /shape \[9007199254740992\], not/,
+    );
     expectFormatError(rawSafetensors({ a: { dtype: 'F32', shape: [2.5], data_offsets: [0, 10] } }, 10), /shape \[2.5\], not a list/);
     expectFormatError(rawSafetensors({ a: { dtype: 'F32', shape: '[4]', data_offsets: [0, 16] } }, 16), /shape "\[4\]", not a list/);
     expectFormatError(rawSafetensors({ a: { dtype: 'F16', shape: [3], data_offsets: [0, 8] } }, 8), /needs 6 bytes but .* span 8 bytes/);

@@ -46,7 +46,7 @@ function halfBits(x: number): number {
   const exp = ((b >>> 23) & 0xff) - 112;
   const mant = b & 0x7fffff;
   if (exp >= 31) return sign | 0x7c00;
-  if (exp <= 0) return exp < -10 ? sign : sign | (((mant | 0x800000) >> (1 - exp)) + 0x1000) >> 13;
+  if (exp <= 0) return exp < -10 ? sign : sign | ((((mant | 0x800000) >> (1 - exp)) + 0x1000) >> 13);
   return sign | ((exp << 10) + ((mant + 0x1000) >> 13));
 }
 
@@ -141,9 +141,7 @@ describe('openModel', () => {
   });
 
   it('names a tensor with the wrong shape and the expected shape', async () => {
-    const tensors = originalTensors().map((t) =>
-      t.name === 'model.layers.1.self_attn.k_proj.weight' ? { ...t, shape: [64, 32] } : t,
-    );
+    const tensors = originalTensors().map((t) => (t.name === 'model.layers.1.self_attn.k_proj.weight' ? { ...t, shape: [64, 32] } : t));
     const dir = await modelFolder({ 'model.safetensors': writeSafetensors(tensors) });
     const err = (await rejection(openModel(nodeFileSource(dir)))) as TensorShapeError;
     expect(err).toBeInstanceOf(TensorShapeError);
@@ -161,7 +159,9 @@ describe('openModel', () => {
     const config = JSON.parse(await readFile(path.join(STORIES_DIR, 'config.json'), 'utf8'));
     await writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...config, tie_word_embeddings: false }));
     const { weights } = await openModel(nodeFileSource(dir));
-    expect(Array.from(await weights.tensor('lm_head.weight', [512, 64]))).toEqual(Array.from(original.get('model.embed_tokens.weight')!.data));
+    expect(Array.from(await weights.tensor('lm_head.weight', [512, 64]))).toEqual(
+      Array.from(original.get('model.embed_tokens.weight')!.data),
+    );
 
     await writeFile(path.join(dir, 'model.safetensors'), writeSafetensors(originalTensors()));
     const err = (await rejection(openModel(nodeFileSource(dir)))) as MissingTensorError;

@@ -49,13 +49,7 @@ export function attentionForwardRef(q: Float64Array, k: Float64Array, v: Float64
 }
 
 /** float64 analytic gradients of sum(out * dout) with respect to q, k, v. */
-export function attentionBackwardRef(
-  dout: Float64Array,
-  q: Float64Array,
-  k: Float64Array,
-  v: Float64Array,
-  d: AttentionRefDims,
-) {
+export function attentionBackwardRef(dout: Float64Array, q: Float64Array, k: Float64Array, v: Float64Array, d: AttentionRefDims) {
   const { B, T, H, KV, D } = d;
   const { out } = attentionForwardRef(q, k, v, d);
   const dq = new Float64Array(q.length);

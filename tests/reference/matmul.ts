@@ -38,13 +38,7 @@ export function matmulDyTXRef(dY: Float64Array, X: Float64Array, M: number, N: n
 }
 
 /** alpha * product + beta * old (+ bias[col] over rows of length `cols`). */
-export function combineRef(
-  product: Float64Array,
-  alpha: number,
-  beta: number,
-  old?: Float64Array,
-  bias?: Float64Array,
-): Float64Array {
+export function combineRef(product: Float64Array, alpha: number, beta: number, old?: Float64Array, bias?: Float64Array): Float64Array {
   const out = new Float64Array(product.length);
   for (let i = 0; i < product.length; i++) {
     out[i] = alpha * product[i] + (beta !== 0 && old ? beta * old[i] : 0) + (bias ? bias[i % bias.length] : 0);

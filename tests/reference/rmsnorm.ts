@@ -18,14 +18,7 @@ export function rmsnormForwardRef(
 }
 
 /** float64 reference: d loss / d x of rmsnorm given dy (the gradient itself, not accumulated). */
-export function rmsnormBackwardRef(
-  dy: Float64Array,
-  x: Float64Array,
-  w: Float64Array,
-  M: number,
-  C: number,
-  eps: number,
-): Float64Array {
+export function rmsnormBackwardRef(dy: Float64Array, x: Float64Array, w: Float64Array, M: number, C: number, eps: number): Float64Array {
   const { rstd } = rmsnormForwardRef(x, w, M, C, eps);
   const dx = new Float64Array(M * C);
   for (let m = 0; m < M; m++) {

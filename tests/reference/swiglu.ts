@@ -8,11 +8,7 @@ export function swigluForwardRef(gate: Float64Array, up: Float64Array): Float64A
 }
 
 /** float64 reference gradients of out = silu(gate) * up. */
-export function swigluBackwardRef(
-  dout: Float64Array,
-  gate: Float64Array,
-  up: Float64Array,
-): { dgate: Float64Array; dup: Float64Array } {
+export function swigluBackwardRef(dout: Float64Array, gate: Float64Array, up: Float64Array): { dgate: Float64Array; dup: Float64Array } {
   const dgate = new Float64Array(gate.length);
   const dup = new Float64Array(gate.length);
   for (let i = 0; i < gate.length; i++) {

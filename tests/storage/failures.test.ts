@@ -57,9 +57,7 @@ describe('storage full', () => {
     const runBefore = await db.getRun('run-1');
 
     failNextPut('checkpoints');
-    await expect(db.saveCheckpoint(checkpoint('run-1', 30))).rejects.toThrow(
-      /the checkpoint at step 30 of run "first run" was not saved/,
-    );
+    await expect(db.saveCheckpoint(checkpoint('run-1', 30))).rejects.toThrow(/the checkpoint at step 30 of run "first run" was not saved/);
 
     expect(await storedCheckpointKeys(name)).toEqual([
       ['run-1', 10],

@@ -1,13 +1,6 @@
 import { vi } from 'vitest';
 import { validateLoraConfig } from '../../src/lora/config';
-import type {
-  AdapterRecord,
-  CheckpointRecord,
-  DatasetRecord,
-  ModelFileRecord,
-  RunRecord,
-  RunSettings,
-} from '../../src/storage/db';
+import type { AdapterRecord, CheckpointRecord, DatasetRecord, ModelFileRecord, RunRecord, RunSettings } from '../../src/storage/db';
 
 let counter = 0;
 
@@ -30,7 +23,13 @@ export function dataset(overrides: Partial<DatasetRecord> = {}): DatasetRecord {
     format: 'messages',
     rowCount: 3,
     rows: [
-      { kind: 'chat', messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }] },
+      {
+        kind: 'chat',
+        messages: [
+          { role: 'user', content: 'hi' },
+          { role: 'assistant', content: 'hello' },
+        ],
+      },
       { kind: 'completion', prompt: '2+2=', completion: '4' },
       { kind: 'text', text: 'plain text row' },
     ],

@@ -62,6 +62,9 @@ describe('golden check bars', () => {
     expect(nanResult).toMatchObject({ ok: false, grad_max_rel_err: Infinity, worst_grad_tensor: name });
     const short = new Map(golden.grads);
     short.set(name, { shape: [first.data.length - 1], data: first.data.slice(1) });
-    expect(await checkGoldenCase(await testGpu(), { ...golden, grads: short }, weights)).toMatchObject({ ok: false, grad_max_rel_err: Infinity });
+    expect(await checkGoldenCase(await testGpu(), { ...golden, grads: short }, weights)).toMatchObject({
+      ok: false,
+      grad_max_rel_err: Infinity,
+    });
   });
 });

@@ -49,21 +49,56 @@ describe('progressive training', () => {
     const { gpu, model, tok } = await setup();
     const lora = { r: 4, alpha: 8, targets: ['q_proj', 'v_proj'] as never };
     // One micro-batch holds all training rows, so each phase's first step scores exactly them.
-    const phase1Settings = validateTrainSettings({ lora, lr: 1e-2, epochs: 2, batchSize: 2, maxLength: MAX_LENGTH, checkpointEvery: 0, seed: 3 });
-    const phase2Settings = validateTrainSettings({ lora, lr: 1e-2, epochs: 1, batchSize: 2, maxLength: MAX_LENGTH, checkpointEvery: 0, seed: 4 });
+    const phase1Settings = validateTrainSettings({
+      lora,
+      lr: 1e-2,
+      epochs: 2,
+      batchSize: 2,
+      maxLength: MAX_LENGTH,
+      checkpointEvery: 0,
+      seed: 3,
+    });
+    const phase2Settings = validateTrainSettings({
+      lora,
+      lr: 1e-2,
+      epochs: 1,
+      batchSize: 2,
+      maxLength: MAX_LENGTH,
+      checkpointEvery: 0,
+      seed: 4,
+    });
     const phases: string[] = [];
     const result = await runProgressive(gpu, model, tok, {
       phase1: { rows: phase1Rows, evalRows: phase1Eval, settings: phase1Settings },
       phase2: { rows: phase2Rows, evalRows: phase2Eval, settings: phase2Settings },
-      hooks: { onPhase: (phase, stage) => phases.push(`${phase} ${stage}`), onProgress: (phase, p) => phases.push(`${phase} step ${p.step}`) },
+      hooks: {
+        onPhase: (phase, stage) => phases.push(`${phase} ${stage}`),
+        onProgress: (phase, p) => phases.push(`${phase} step ${p.step}`),
+      },
     });
     expect(result.status).toBe('completed');
-    expect(phases).toEqual(['1 eval-before', '1 training', '1 step 1', '1 step 2', '1 eval-after', '2 eval-before', '2 training', '2 step 1', '2 eval-after']);
+    expect(phases).toEqual([
+      '1 eval-before',
+      '1 training',
+      '1 step 1',
+      '1 step 2',
+      '1 eval-after',
+      '2 eval-before',
+      '2 training',
+      '2 step 1',
+      '2 eval-after',
+    ]);
     expect(result.phase1).toMatchObject({ trainExamples: 2, evalExamples: 2 });
     expect(result.phase1.steps).toBe(2);
     expect(result.phase2!.steps).toBe(1);
 
-    const phase1Adapter = LoraWeights.fromTensors(gpu, model.config, result.phase1Adapter!.config, result.phase1Adapter!.tensors, 'phase 1');
+    const phase1Adapter = LoraWeights.fromTensors(
+      gpu,
+      model.config,
+      result.phase1Adapter!.config,
+      result.phase1Adapter!.tensors,
+      'phase 1',
+    );
     const data2 = prepareRunData(phase2Rows, phase2Eval, tok, phase2Settings);
     const fromPhase1 = await batchLoss(model, phase1Adapter, data2.train);
     const fromScratch = await batchLoss(model, null, data2.train); // PEFT init: B = 0, the base model
@@ -90,7 +125,9 @@ describe('progressive training', () => {
     const phase2 = { rows: phase2Rows, evalRows: null, settings: validateTrainSettings({ lora: { r: 8 }, maxLength: MAX_LENGTH }) };
     await expect(runProgressive(gpu, model, tok, { phase1, phase2 })).rejects.toThrow(ProgressiveError);
     const noEval = { ...phase1, evalRows: null, settings: { ...phase1.settings, evalFraction: 0 } };
-    await expect(runProgressive(gpu, model, tok, { phase1: noEval, phase2: { ...phase2, settings: phase1.settings } })).rejects.toThrow(/no eval examples/);
+    await expect(runProgressive(gpu, model, tok, { phase1: noEval, phase2: { ...phase2, settings: phase1.settings } })).rejects.toThrow(
+      /no eval examples/,
+    );
   });
 });
 
@@ -114,6 +151,8 @@ describe('continuing from an adapter (--init-adapter)', () => {
     expect((await louder.readTensors()).get(name)!.data[1]).toBeCloseTo(tensors.tensors.get(name)!.data[1] * ratio, 6);
 
     expect(() => startingAdapter(gpu, model.config, { ...config, r: 4 }, 0, tensors)).toThrow(InitAdapterError);
-    expect(() => startingAdapter(gpu, model.config, { ...config, targets: ['q_proj', 'k_proj'] }, 0, tensors)).toThrow(/same target modules/);
+    expect(() => startingAdapter(gpu, model.config, { ...config, targets: ['q_proj', 'k_proj'] }, 0, tensors)).toThrow(
+      /same target modules/,
+    );
   });
 });

@@ -53,6 +53,12 @@ describe('LoraTrainer progress reports', () => {
     // The losses move, so a report carrying its neighbour's loss could not pass.
     expect(new Set(expected).size).toBe(5);
     expect(reports.map((p) => p.evalLoss)).toEqual([undefined, expectedEval[0], undefined, expectedEval[1], expectedEval[2]]);
-    expect(result).toMatchObject({ status: 'completed', steps: 5, trainLossFirst: expected[0], trainLossLast: expected[4], evalLoss: expectedEval[2] });
+    expect(result).toMatchObject({
+      status: 'completed',
+      steps: 5,
+      trainLossFirst: expected[0],
+      trainLossLast: expected[4],
+      evalLoss: expectedEval[2],
+    });
   });
 });

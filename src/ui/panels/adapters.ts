@@ -38,9 +38,18 @@ export class AdaptersPanel implements Panel {
       this.exporter.element,
       this.importer.element,
     );
-    app.watch((s) => [s.adapters.length], (n) => app.note('adapters', n ? `${n} saved` : 'None yet'));
-    app.watch((s) => [s.adapters], () => this.renderList());
-    app.watch((s) => [s.training], (training) => this.deleteButtons.forEach((button) => (button.disabled = training)));
+    app.watch(
+      (s) => [s.adapters.length],
+      (n) => app.note('adapters', n ? `${n} saved` : 'None yet'),
+    );
+    app.watch(
+      (s) => [s.adapters],
+      () => this.renderList(),
+    );
+    app.watch(
+      (s) => [s.training],
+      (training) => this.deleteButtons.forEach((button) => (button.disabled = training)),
+    );
   }
 
   private renderList(): void {
@@ -62,7 +71,12 @@ export class AdaptersPanel implements Panel {
         if (e.key === 'Enter') save();
         if (e.key === 'Escape') this.setEditing(null);
       });
-      title = el('div', { class: 'inline' }, input, el('button', { type: 'button', 'data-testid': 'adapter-rename-save', onclick: save }, 'Save'));
+      title = el(
+        'div',
+        { class: 'inline' },
+        input,
+        el('button', { type: 'button', 'data-testid': 'adapter-rename-save', onclick: save }, 'Save'),
+      );
       queueMicrotask(() => input.focus());
     } else {
       title = el('h3', { 'data-testid': 'adapter-name' }, a.name);
@@ -91,7 +105,11 @@ export class AdaptersPanel implements Panel {
         ...(a.imported
           ? [
               el('dt', {}, 'Imported from'),
-              el('dd', { 'data-testid': 'adapter-imported' }, a.imported.from + (a.imported.declaredBaseModel ? ` (trained on ${a.imported.declaredBaseModel})` : '')),
+              el(
+                'dd',
+                { 'data-testid': 'adapter-imported' },
+                a.imported.from + (a.imported.declaredBaseModel ? ` (trained on ${a.imported.declaredBaseModel})` : ''),
+              ),
             ]
           : [el('dt', {}, 'Dataset'), el('dd', {}, a.datasetName)]),
         el('dt', {}, 'Settings'),
@@ -104,8 +122,16 @@ export class AdaptersPanel implements Panel {
       el(
         'div',
         { class: 'inline' },
-        el('button', { type: 'button', class: 'secondary', 'data-testid': 'adapter-download', onclick: () => void this.download(a) }, 'Download zip'),
-        el('button', { type: 'button', class: 'secondary', 'data-testid': 'adapter-rename', onclick: () => this.setEditing(a.id) }, 'Rename'),
+        el(
+          'button',
+          { type: 'button', class: 'secondary', 'data-testid': 'adapter-download', onclick: () => void this.download(a) },
+          'Download zip',
+        ),
+        el(
+          'button',
+          { type: 'button', class: 'secondary', 'data-testid': 'adapter-rename', onclick: () => this.setEditing(a.id) },
+          'Rename',
+        ),
         remove,
       ),
     );

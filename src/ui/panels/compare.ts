@@ -61,9 +61,18 @@ export class ComparePanel implements Panel {
         el('div', {}, el('h3', {}, 'With adapter ', this.adaptedMeta), this.adapted),
       ),
     );
-    app.watch((s) => [s.adapters.length > 0], (any) => app.note('compare', any ? 'Base vs adapter' : 'After training'));
-    app.watch((s) => [s.adapters, s.model], (adapters, model) => this.renderAdapters(adapters, model));
-    app.watch((s) => [s.training], () => this.renderButton());
+    app.watch(
+      (s) => [s.adapters.length > 0],
+      (any) => app.note('compare', any ? 'Base vs adapter' : 'After training'),
+    );
+    app.watch(
+      (s) => [s.adapters, s.model],
+      (adapters, model) => this.renderAdapters(adapters, model),
+    );
+    app.watch(
+      (s) => [s.training],
+      () => this.renderButton(),
+    );
   }
 
   private renderAdapters(adapters: AdapterSummary[], model: ModelInfo | null): void {
@@ -108,12 +117,16 @@ export class ComparePanel implements Panel {
         [this.base, this.baseMeta, null],
         [this.adapted, this.adaptedMeta, this.chosen],
       ] as const) {
-        const strength = adapterId === null ? '' : adapterScale === 0 ? ' · adapter off' : adapterScale === 1 ? '' : ` · scale ${adapterScale}`;
+        const strength =
+          adapterId === null ? '' : adapterScale === 0 ? ' · adapter off' : adapterScale === 1 ? '' : ` · scale ${adapterScale}`;
         target.dataset.state = 'running';
         target.replaceChildren(el('span', { class: 'prompt-echo' }, request.prompt), el('span', { class: 'muted' }, ' …'));
         meta.textContent = '';
         const result = await this.app.engine.generate({ ...request, adapterId, adapterScale });
-        target.replaceChildren(el('span', { class: 'prompt-echo' }, request.prompt), el('span', { class: 'continuation', 'data-testid': 'continuation' }, result.text));
+        target.replaceChildren(
+          el('span', { class: 'prompt-echo' }, request.prompt),
+          el('span', { class: 'continuation', 'data-testid': 'continuation' }, result.text),
+        );
         target.dataset.state = 'done';
         meta.textContent = `${result.tokens} tokens, ${(result.ms / 1000).toFixed(1)} s${strength}`;
       }

@@ -21,7 +21,13 @@ export class DataPanel implements Panel {
 
   constructor(private readonly app: App) {
     const picker = (role: Role, label: string) => {
-      const input = el('input', { type: 'file', accept: '.jsonl,.json,.txt,application/jsonl', class: 'visually-hidden', id: `dataset-${role}`, 'data-testid': `dataset-file-${role}` });
+      const input = el('input', {
+        type: 'file',
+        accept: '.jsonl,.json,.txt,application/jsonl',
+        class: 'visually-hidden',
+        id: `dataset-${role}`,
+        'data-testid': `dataset-file-${role}`,
+      });
       input.addEventListener('change', () => {
         const file = input.files?.[0];
         input.value = '';
@@ -52,9 +58,16 @@ export class DataPanel implements Panel {
         el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Evaluate on'), this.evalSelect),
       ),
       this.trainAnalysis,
-      el('div', { class: 'actions' }, el('button', { type: 'button', 'data-testid': 'to-settings', onclick: () => app.goTo('settings') }, 'Next: settings')),
+      el(
+        'div',
+        { class: 'actions' },
+        el('button', { type: 'button', 'data-testid': 'to-settings', onclick: () => app.goTo('settings') }, 'Next: settings'),
+      ),
     );
-    app.watch((s) => [s.datasets], (datasets) => this.renderList(datasets));
+    app.watch(
+      (s) => [s.datasets],
+      (datasets) => this.renderList(datasets),
+    );
     app.watch(
       (s) => [s.training],
       (training) => this.deleteButtons.forEach((button) => (button.disabled = training)),
@@ -68,22 +81,34 @@ export class DataPanel implements Panel {
       (datasets, percent) =>
         fillDatasetOptions(this.evalSelect, `Hold out ${percent}% of the training rows`, datasets, app.state.evalDatasetId),
     );
-    app.watch((s) => [s.trainDatasetId], (id) => (this.trainSelect.value = id ?? ''));
-    app.watch((s) => [s.evalDatasetId], (id) => (this.evalSelect.value = id ?? ''));
+    app.watch(
+      (s) => [s.trainDatasetId],
+      (id) => (this.trainSelect.value = id ?? ''),
+    );
+    app.watch(
+      (s) => [s.evalDatasetId],
+      (id) => (this.evalSelect.value = id ?? ''),
+    );
     // Redrawn only when the analysis changes, so conversations the user opened stay open.
-    app.watch((s) => [s.trainAnalysis], (analysis) => this.renderAnalysis(analysis));
-    app.watch((s) => [s.datasets, s.trainDatasetId, s.evalDatasetId], (datasets, trainId, evalId) => {
-      const train = datasets.find((d) => d.id === trainId);
-      const evalSet = datasets.find((d) => d.id === evalId);
-      app.note(
-        'data',
-        train
-          ? `${train.rowCount}${evalSet ? ` + ${evalSet.rowCount}` : ''} rows`
-          : datasets.length
-            ? `${plural(datasets.length, 'dataset')} stored`
-            : 'No data yet',
-      );
-    });
+    app.watch(
+      (s) => [s.trainAnalysis],
+      (analysis) => this.renderAnalysis(analysis),
+    );
+    app.watch(
+      (s) => [s.datasets, s.trainDatasetId, s.evalDatasetId],
+      (datasets, trainId, evalId) => {
+        const train = datasets.find((d) => d.id === trainId);
+        const evalSet = datasets.find((d) => d.id === evalId);
+        app.note(
+          'data',
+          train
+            ? `${train.rowCount}${evalSet ? ` + ${evalSet.rowCount}` : ''} rows`
+            : datasets.length
+              ? `${plural(datasets.length, 'dataset')} stored`
+              : 'No data yet',
+        );
+      },
+    );
   }
 
   private renderList(datasets: DatasetSummary[]): void {
@@ -99,7 +124,12 @@ export class DataPanel implements Panel {
         return el(
           'li',
           { class: 'dataset-item', 'data-testid': 'dataset-item', 'data-name': d.name },
-          el('div', {}, el('strong', {}, d.name), el('span', { class: 'muted' }, ` · ${plural(d.rowCount, 'row')} · ${d.format} · from ${d.sourceFileName}`)),
+          el(
+            'div',
+            {},
+            el('strong', {}, d.name),
+            el('span', { class: 'muted' }, ` · ${plural(d.rowCount, 'row')} · ${d.format} · from ${d.sourceFileName}`),
+          ),
           d.invalidLineCount ? el('span', { class: 'tag warn' }, `${plural(d.invalidLineCount, 'invalid line')} skipped`) : null,
           remove,
         );
@@ -140,7 +170,12 @@ export class DataPanel implements Panel {
     const stats = el(
       'ul',
       { class: 'stats' },
-      el('li', { 'data-testid': 'preview-valid', 'data-count': data.validRows }, el('strong', {}, data.validRows.toLocaleString('en-US')), ' valid rows'),
+      el(
+        'li',
+        { 'data-testid': 'preview-valid', 'data-count': data.validRows },
+        el('strong', {}, data.validRows.toLocaleString('en-US')),
+        ' valid rows',
+      ),
       el(
         'li',
         { 'data-testid': 'preview-invalid', 'data-count': data.errors.length, class: data.errors.length ? 'bad' : '' },
@@ -160,29 +195,54 @@ export class DataPanel implements Panel {
       const body = el('tbody');
       for (const error of data.errors.slice(0, SHOWN_ERRORS)) {
         body.append(
-          el('tr', { 'data-testid': 'import-error', 'data-line': error.line }, el('td', { class: 'num' }, String(error.line)), el('td', {}, error.reason), el('td', { class: 'excerpt' }, el('code', {}, error.excerpt))),
+          el(
+            'tr',
+            { 'data-testid': 'import-error', 'data-line': error.line },
+            el('td', { class: 'num' }, String(error.line)),
+            el('td', {}, error.reason),
+            el('td', { class: 'excerpt' }, el('code', {}, error.excerpt)),
+          ),
         );
       }
       errors = el(
         'div',
         { class: 'errors', 'data-testid': 'import-errors' },
         el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Line'), el('th', {}, 'Problem'), el('th', {}, 'Starts with'))), body),
-        data.errors.length > SHOWN_ERRORS ? el('p', { class: 'muted' }, `${data.errors.length - SHOWN_ERRORS} more invalid lines are not listed.`) : null,
+        data.errors.length > SHOWN_ERRORS
+          ? el('p', { class: 'muted' }, `${data.errors.length - SHOWN_ERRORS} more invalid lines are not listed.`)
+          : null,
       );
     }
 
     const confirm = el(
       'button',
       { type: 'button', 'data-testid': 'import-confirm', disabled: data.validRows === 0, onclick: () => void this.commit(nameInput.value) },
-      data.errors.length && data.validRows ? `Import ${plural(data.validRows, 'valid row')}, skip ${data.errors.length} invalid` : `Import ${plural(data.validRows, 'row')}`,
+      data.errors.length && data.validRows
+        ? `Import ${plural(data.validRows, 'valid row')}, skip ${data.errors.length} invalid`
+        : `Import ${plural(data.validRows, 'row')}`,
     );
-    const cancel = el('button', { type: 'button', class: 'secondary', 'data-testid': 'import-cancel', onclick: () => void this.cancel() }, 'Cancel');
+    const cancel = el(
+      'button',
+      { type: 'button', class: 'secondary', 'data-testid': 'import-cancel', onclick: () => void this.cancel() },
+      'Cancel',
+    );
     const parts = [
-      el('div', { class: 'preview-head' }, el('strong', {}, data.fileName), el('span', { class: 'tag' }, role === 'train' ? 'training data' : 'eval data')),
+      el(
+        'div',
+        { class: 'preview-head' },
+        el('strong', {}, data.fileName),
+        el('span', { class: 'tag' }, role === 'train' ? 'training data' : 'eval data'),
+      ),
       el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Name'), nameInput),
       stats,
       data.validRows > 0 ? analysisView(data.analysis) : null,
-      data.validRows === 0 ? el('p', { class: 'notice', 'data-kind': 'error' }, 'No line of this file is a usable example, so there is nothing to import. Fix the lines below and choose the file again.') : null,
+      data.validRows === 0
+        ? el(
+            'p',
+            { class: 'notice', 'data-kind': 'error' },
+            'No line of this file is a usable example, so there is nothing to import. Fix the lines below and choose the file again.',
+          )
+        : null,
       sample ? el('details', { open: true }, el('summary', {}, 'First rows'), sample) : null,
       errors,
       el('div', { class: 'actions' }, cancel, confirm),

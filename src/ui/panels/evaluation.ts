@@ -24,11 +24,41 @@ const rag = (pick: (r: RagAggregate) => number | null) => (side: EvaluationRepor
 const METRICS: Metric[] = [
   { id: 'loss', label: 'Loss (mean token cross-entropy)', value: (s) => s.loss, format: (x) => x.toFixed(4), lowerIsBetter: true },
   { id: 'perplexity', label: 'Perplexity', value: (s) => s.perplexity, format: (x) => x.toFixed(3), lowerIsBetter: true },
-  { id: 'context-usage', label: 'RAG: answers that use their context', value: rag((r) => r.contextUsage), format: share, lowerIsBetter: false },
-  { id: 'source-attribution', label: 'RAG: answers citing a source of their context', value: rag((r) => r.sourceAttribution), format: share, lowerIsBetter: false },
-  { id: 'missing-source-rate', label: 'RAG: answers citing a source the context lacks', value: rag((r) => r.missingSourceRate), format: share, lowerIsBetter: true },
-  { id: 'missing-citations', label: 'RAG: citations of missing sources', value: rag((r) => r.missingCitations), format: String, lowerIsBetter: true },
-  { id: 'token-f1', label: 'RAG: token F1 against the reference answer', value: rag((r) => r.meanF1), format: (x) => x.toFixed(3), lowerIsBetter: false },
+  {
+    id: 'context-usage',
+    label: 'RAG: answers that use their context',
+    value: rag((r) => r.contextUsage),
+    format: share,
+    lowerIsBetter: false,
+  },
+  {
+    id: 'source-attribution',
+    label: 'RAG: answers citing a source of their context',
+    value: rag((r) => r.sourceAttribution),
+    format: share,
+    lowerIsBetter: false,
+  },
+  {
+    id: 'missing-source-rate',
+    label: 'RAG: answers citing a source the context lacks',
+    value: rag((r) => r.missingSourceRate),
+    format: share,
+    lowerIsBetter: true,
+  },
+  {
+    id: 'missing-citations',
+    label: 'RAG: citations of missing sources',
+    value: rag((r) => r.missingCitations),
+    format: String,
+    lowerIsBetter: true,
+  },
+  {
+    id: 'token-f1',
+    label: 'RAG: token F1 against the reference answer',
+    value: rag((r) => r.meanF1),
+    format: (x) => x.toFixed(3),
+    lowerIsBetter: false,
+  },
   { id: 'exact-match', label: 'RAG: exact match', value: rag((r) => r.exactMatchRate), format: share, lowerIsBetter: false },
 ];
 
@@ -45,20 +75,35 @@ function summaryTable(report: EvaluationReport): HTMLElement {
     const before = m.value(report.before);
     const later = after ? m.value(after) : null;
     const change = before != null && later != null ? later - before : null;
-    const better = change === null || change === 0 ? '' : (change < 0) === m.lowerIsBetter ? 'better' : 'worse';
+    const better = change === null || change === 0 ? '' : change < 0 === m.lowerIsBetter ? 'better' : 'worse';
     return el(
       'tr',
       { 'data-testid': 'eval-metric', 'data-metric': m.id },
       el('th', { scope: 'row' }, m.label),
       figure(before, m.format, 'before'),
       figure(later, m.format, 'after'),
-      el('td', { class: `num change ${better}`, 'data-testid': 'change' }, change === null ? '—' : `${change > 0 ? '+' : ''}${m.format(change)}`),
+      el(
+        'td',
+        { class: `num change ${better}`, 'data-testid': 'change' },
+        change === null ? '—' : `${change > 0 ? '+' : ''}${m.format(change)}`,
+      ),
     );
   });
   return el(
     'table',
     { class: 'table eval-summary', 'data-testid': 'eval-summary' },
-    el('thead', {}, el('tr', {}, el('th', {}, ''), el('th', { class: 'num' }, `Before: ${report.before.label}`), el('th', { class: 'num' }, `After: ${after?.label ?? '—'}`), el('th', { class: 'num' }, 'Change'))),
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        el('th', {}, ''),
+        el('th', { class: 'num' }, `Before: ${report.before.label}`),
+        el('th', { class: 'num' }, `After: ${after?.label ?? '—'}`),
+        el('th', { class: 'num' }, 'Change'),
+      ),
+    ),
     el('tbody', {}, ...rows),
   );
 }
@@ -66,7 +111,14 @@ function summaryTable(report: EvaluationReport): HTMLElement {
 function examplesTable(report: EvaluationReport): HTMLElement {
   const after = new Map(report.examples.filter((e) => e.model === 'after').map((e) => [e.index, e]));
   const answer = (e: ExampleEvaluation | undefined) =>
-    e?.rag ? el('div', { class: 'answer' }, clip(e.rag.response, 400), el('div', { class: 'muted small' }, `cites ${e.rag.citations.join(', ') || 'nothing'} · F1 ${e.rag.f1?.toFixed(2) ?? '—'}`)) : '';
+    e?.rag
+      ? el(
+          'div',
+          { class: 'answer' },
+          clip(e.rag.response, 400),
+          el('div', { class: 'muted small' }, `cites ${e.rag.citations.join(', ') || 'nothing'} · F1 ${e.rag.f1?.toFixed(2) ?? '—'}`),
+        )
+      : '';
   const rows = report.examples
     .filter((e) => e.model === 'before')
     .map((before) => {
@@ -97,7 +149,17 @@ function examplesTable(report: EvaluationReport): HTMLElement {
         el(
           'tr',
           {},
-          ...['Row', 'Kind', 'Targets', 'Loss before', 'Loss after', 'Perplexity before', 'Perplexity after', 'Answer before', 'Answer after'].map((h) => el('th', {}, h)),
+          ...[
+            'Row',
+            'Kind',
+            'Targets',
+            'Loss before',
+            'Loss after',
+            'Perplexity before',
+            'Perplexity after',
+            'Answer before',
+            'Answer after',
+          ].map((h) => el('th', {}, h)),
         ),
       ),
       el('tbody', {}, ...rows),
@@ -126,7 +188,10 @@ export class EvaluationPanel implements Panel {
     this.element = el(
       'section',
       { class: 'panel' },
-      panelHeader('Evaluate', 'A held-out dataset through the base model and through the base model with an adapter. Rows with a Context: block also get a generated answer, scored for grounding and citations.'),
+      panelHeader(
+        'Evaluate',
+        'A held-out dataset through the base model and through the base model with an adapter. Rows with a Context: block also get a generated answer, scored for grounding and citations.',
+      ),
       el(
         'div',
         { class: 'fields' },
@@ -141,11 +206,23 @@ export class EvaluationPanel implements Panel {
       this.result,
     );
     app.note('evaluate', 'After training');
-    app.watch((s) => [s.datasets], (datasets) => this.renderDatasets(datasets));
+    app.watch(
+      (s) => [s.datasets],
+      (datasets) => this.renderDatasets(datasets),
+    );
     // Until a dataset is picked here, the one chosen for evaluation in step 2 is the default.
-    app.watch((s) => [s.evalDatasetId, s.trainDatasetId], () => this.pickDataset());
-    app.watch((s) => [s.adapters, s.model], (adapters, model) => this.renderAdapters(adapters, model));
-    app.watch((s) => [s.model, s.training], () => this.renderButton());
+    app.watch(
+      (s) => [s.evalDatasetId, s.trainDatasetId],
+      () => this.pickDataset(),
+    );
+    app.watch(
+      (s) => [s.adapters, s.model],
+      (adapters, model) => this.renderAdapters(adapters, model),
+    );
+    app.watch(
+      (s) => [s.model, s.training],
+      () => this.renderButton(),
+    );
   }
 
   private renderDatasets(datasets: DatasetSummary[]): void {
@@ -226,12 +303,22 @@ export class EvaluationPanel implements Panel {
     };
     this.result.replaceChildren(
       summaryTable(report),
-      report.settings.ragRows === 0 ? el('p', { class: 'muted small' }, 'No row of this dataset has a Context: block, so there are no RAG figures.') : '',
+      report.settings.ragRows === 0
+        ? el('p', { class: 'muted small' }, 'No row of this dataset has a Context: block, so there are no RAG figures.')
+        : '',
       el(
         'div',
         { class: 'inline' },
-        el('button', { type: 'button', class: 'secondary', 'data-testid': 'eval-download-json', onclick: () => download('json') }, 'Download JSON'),
-        el('button', { type: 'button', class: 'secondary', 'data-testid': 'eval-download-csv', onclick: () => download('csv') }, 'Download CSV'),
+        el(
+          'button',
+          { type: 'button', class: 'secondary', 'data-testid': 'eval-download-json', onclick: () => download('json') },
+          'Download JSON',
+        ),
+        el(
+          'button',
+          { type: 'button', class: 'secondary', 'data-testid': 'eval-download-csv', onclick: () => download('csv') },
+          'Download CSV',
+        ),
       ),
       el('h3', {}, 'Per row'),
       examplesTable(report),

@@ -87,8 +87,18 @@ export class ModelPanel implements Panel {
       );
     });
 
-    this.hubInput = el('input', { type: 'text', value: DEFAULT_HUB_MODEL, spellcheck: false, 'data-testid': 'hub-id', 'aria-label': 'Hugging Face model id' });
-    this.hubButton = el('button', { type: 'button', class: 'secondary', 'data-testid': 'hub-load', onclick: () => void this.loadHub() }, 'Download');
+    this.hubInput = el('input', {
+      type: 'text',
+      value: DEFAULT_HUB_MODEL,
+      spellcheck: false,
+      'data-testid': 'hub-id',
+      'aria-label': 'Hugging Face model id',
+    });
+    this.hubButton = el(
+      'button',
+      { type: 'button', class: 'secondary', 'data-testid': 'hub-load', onclick: () => void this.loadHub() },
+      'Download',
+    );
     const hub = el(
       'div',
       { class: 'hub' },
@@ -107,9 +117,16 @@ export class ModelPanel implements Panel {
       this.notice.element,
       this.info,
       this.memory,
-      el('div', { class: 'actions' }, el('button', { type: 'button', 'data-testid': 'to-data', onclick: () => app.goTo('data') }, 'Next: data')),
+      el(
+        'div',
+        { class: 'actions' },
+        el('button', { type: 'button', 'data-testid': 'to-data', onclick: () => app.goTo('data') }, 'Next: data'),
+      ),
     );
-    app.watch((s) => [s.training, s.device], () => this.renderControls());
+    app.watch(
+      (s) => [s.training, s.device],
+      () => this.renderControls(),
+    );
     app.watch(
       (s) => [s.model, s.estimate, s.estimateError],
       (model, estimate, error) => this.memory.replaceChildren(memoryView(model ? estimate : null, model ? error : null)),

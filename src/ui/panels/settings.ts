@@ -49,7 +49,12 @@ const GROUPS: { id: GroupId; title: string; fields: NumberField[] }[] = [
     title: 'Data and schedule',
     fields: [
       { key: 'maxLength', label: 'Max length', hint: 'Tokens per example; longer ones are cut.' },
-      { key: 'evalFraction', label: 'Held-out share', hint: 'Eval rows taken from the training data when no eval set is chosen.', step: '0.05' },
+      {
+        key: 'evalFraction',
+        label: 'Held-out share',
+        hint: 'Eval rows taken from the training data when no eval set is chosen.',
+        step: '0.05',
+      },
       { key: 'evalEvery', label: 'Evaluate every', hint: 'Optimizer steps between eval losses (0: only at the end).' },
       { key: 'checkpointEvery', label: 'Checkpoint every', hint: 'Steps between saved checkpoints (0: only at the end).' },
       { key: 'seed', label: 'Seed', hint: 'Data order, dropout and adapter initialisation.' },
@@ -61,7 +66,11 @@ export class SettingsPanel implements Panel {
   readonly element: HTMLElement;
   private readonly inputs = new Map<string, HTMLInputElement>();
   private readonly targets = new Map<string, HTMLInputElement>();
-  private readonly schedule = el('select', { 'data-testid': 'setting-schedule' }, ...['linear', 'cosine', 'constant'].map((s) => el('option', { value: s }, s)));
+  private readonly schedule = el(
+    'select',
+    { 'data-testid': 'setting-schedule' },
+    ...['linear', 'cosine', 'constant'].map((s) => el('option', { value: s }, s)),
+  );
   private readonly rslora = el('input', { type: 'checkbox', 'data-testid': 'setting-rslora' });
   private readonly packing = el('input', { type: 'checkbox', 'data-testid': 'setting-packing' });
   private readonly runName = el('input', { type: 'text', 'data-testid': 'run-name' });
@@ -69,7 +78,11 @@ export class SettingsPanel implements Panel {
   private readonly plan = el('p', { class: 'plan', 'data-testid': 'run-plan' });
   private readonly memory = el('div');
   private readonly startButton = el('button', { type: 'button', class: 'primary', 'data-testid': 'start-training' }, 'Start training');
-  private readonly progressiveButton = el('button', { type: 'button', 'data-testid': 'start-progressive', hidden: true }, 'Train progressively');
+  private readonly progressiveButton = el(
+    'button',
+    { type: 'button', 'data-testid': 'start-progressive', hidden: true },
+    'Train progressively',
+  );
   private readonly progressiveNote = el('p', { class: 'muted small', 'data-testid': 'progressive-plan', hidden: true });
   private readonly presetSection: PresetSection;
   private readonly minChars = el('input', { type: 'number', step: '1', min: '0', 'data-testid': 'setting-minResponseChars' });
@@ -81,7 +94,13 @@ export class SettingsPanel implements Panel {
     const s = app.state.settings;
     const groups = GROUPS.map((group) => {
       const fields = group.fields.map((f) => {
-        const input = el('input', { type: 'number', step: f.step ?? '1', min: '0', 'data-testid': `setting-${f.key}`, value: String(this.current(s, f.key)) });
+        const input = el('input', {
+          type: 'number',
+          step: f.step ?? '1',
+          min: '0',
+          'data-testid': `setting-${f.key}`,
+          value: String(this.current(s, f.key)),
+        });
         input.addEventListener('input', () => this.read());
         this.inputs.set(f.key, input);
         return el('label', { class: 'field' }, el('span', { class: 'field-label' }, f.label), input, el('span', { class: 'hint' }, f.hint));
@@ -98,8 +117,20 @@ export class SettingsPanel implements Panel {
       el(
         'div',
         { class: 'fields' },
-        el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Min response characters'), this.minChars, el('span', { class: 'hint' }, 'Shorter assistant turns remove the row.')),
-        el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Max response characters'), this.maxChars, el('span', { class: 'hint' }, 'Longer assistant turns remove the row.')),
+        el(
+          'label',
+          { class: 'field' },
+          el('span', { class: 'field-label' }, 'Min response characters'),
+          this.minChars,
+          el('span', { class: 'hint' }, 'Shorter assistant turns remove the row.'),
+        ),
+        el(
+          'label',
+          { class: 'field' },
+          el('span', { class: 'field-label' }, 'Max response characters'),
+          this.maxChars,
+          el('span', { class: 'hint' }, 'Longer assistant turns remove the row.'),
+        ),
       ),
       this.filterReport,
     );
@@ -116,7 +147,7 @@ export class SettingsPanel implements Panel {
         { class: 'field' },
         el('span', { class: 'field-label' }, 'Run name'),
         this.runName,
-        el('span', { class: 'hint' }, 'Also the adapter\'s name. Left empty, it is named after the model and the dataset.'),
+        el('span', { class: 'hint' }, "Also the adapter's name. Left empty, it is named after the model and the dataset."),
       ),
       this.problem,
       this.plan,
@@ -128,46 +159,66 @@ export class SettingsPanel implements Panel {
   }
 
   private watchState(app: App): void {
-    app.watch((s) => [s.settings.lora.r, s.settings.epochs], (r, epochs) => app.note('settings', `r ${r} · ${epochs} ep`));
-    app.watch((s) => [s.preset === null], (none) => (this.filterSet.hidden = none));
-    // Redrawn only when the report changes, so rows the user opened stay open.
-    app.watch((s) => [s.filterReport, s.filterError, s.trainDatasetId !== null], (report, error, hasDataset) =>
-      this.filterReport.replaceChildren(
-        error
-          ? el('p', { class: 'notice', 'data-kind': 'error' }, error)
-          : report
-            ? filterReportView(report)
-            : el(
-                'p',
-                { class: 'muted' },
-                hasDataset ? 'Filtering the training rows…' : 'Choose a training dataset in step 2 to see what the filter removes.',
-              ),
-      ),
+    app.watch(
+      (s) => [s.settings.lora.r, s.settings.epochs],
+      (r, epochs) => app.note('settings', `r ${r} · ${epochs} ep`),
     );
-    app.watch((s) => [s.settingsError], (error) => {
-      this.problem.textContent = error ?? '';
-      this.problem.hidden = !error;
-    });
+    app.watch(
+      (s) => [s.preset === null],
+      (none) => (this.filterSet.hidden = none),
+    );
+    // Redrawn only when the report changes, so rows the user opened stay open.
+    app.watch(
+      (s) => [s.filterReport, s.filterError, s.trainDatasetId !== null],
+      (report, error, hasDataset) =>
+        this.filterReport.replaceChildren(
+          error
+            ? el('p', { class: 'notice', 'data-kind': 'error' }, error)
+            : report
+              ? filterReportView(report)
+              : el(
+                  'p',
+                  { class: 'muted' },
+                  hasDataset ? 'Filtering the training rows…' : 'Choose a training dataset in step 2 to see what the filter removes.',
+                ),
+        ),
+    );
+    app.watch(
+      (s) => [s.settingsError],
+      (error) => {
+        this.problem.textContent = error ?? '';
+        this.problem.hidden = !error;
+      },
+    );
     app.watch(
       (s) => [s.model, s.estimate, s.estimateError],
       (model, estimate, error) => this.memory.replaceChildren(memoryView(model ? estimate : null, model ? error : null)),
     );
-    app.watch((s) => [startBlocker(s)], (blocker) => {
-      this.startButton.disabled = blocker !== null;
-      this.startButton.title = blocker ?? '';
-      this.progressiveButton.disabled = blocker !== null;
-    });
-    app.watch((s) => [s.trainAnalysis?.recommendation ?? null], (recommendation) => {
-      const progressive = recommendation?.strategy === 'progressive';
-      this.progressiveButton.hidden = !progressive;
-      this.progressiveNote.hidden = !progressive;
-      if (!progressive) return;
-      this.progressiveNote.textContent =
-        `The analysis recommends stages. Progressive training runs two phases with these settings: phase 1 on the ` +
-        `${recommendation.tasks.slice(0, -1).join(', ')} rows (and those of tasks too small for a stage), then phase 2 on the ${recommendation.tasks.at(-1)} rows, ` +
-        'continuing the phase-1 adapter, with a report of how much phase 2 made it forget of phase 1.';
-    });
-    app.watch((s) => [planText(s)], (text) => (this.plan.textContent = text));
+    app.watch(
+      (s) => [startBlocker(s)],
+      (blocker) => {
+        this.startButton.disabled = blocker !== null;
+        this.startButton.title = blocker ?? '';
+        this.progressiveButton.disabled = blocker !== null;
+      },
+    );
+    app.watch(
+      (s) => [s.trainAnalysis?.recommendation ?? null],
+      (recommendation) => {
+        const progressive = recommendation?.strategy === 'progressive';
+        this.progressiveButton.hidden = !progressive;
+        this.progressiveNote.hidden = !progressive;
+        if (!progressive) return;
+        this.progressiveNote.textContent =
+          `The analysis recommends stages. Progressive training runs two phases with these settings: phase 1 on the ` +
+          `${recommendation.tasks.slice(0, -1).join(', ')} rows (and those of tasks too small for a stage), then phase 2 on the ${recommendation.tasks.at(-1)} rows, ` +
+          'continuing the phase-1 adapter, with a report of how much phase 2 made it forget of phase 1.';
+      },
+    );
+    app.watch(
+      (s) => [planText(s)],
+      (text) => (this.plan.textContent = text),
+    );
   }
 
   /** The controls of a fieldset that are not number fields, set to `s`. */
@@ -219,7 +270,11 @@ export class SettingsPanel implements Panel {
     this.packing.checked = s.packing;
     this.minChars.value = String(plan.preset.filter.minResponseChars);
     this.maxChars.value = String(plan.preset.filter.maxResponseChars);
-    this.app.update({ settings: s, settingsError: null, preset: { ...plan.preset, training: { ...plan.preset.training, warmupSteps: s.warmupSteps } } });
+    this.app.update({
+      settings: s,
+      settingsError: null,
+      preset: { ...plan.preset, training: { ...plan.preset.training, warmupSteps: s.warmupSteps } },
+    });
   }
 
   private current(s: TrainSettings, key: NumberField['key']): number {
@@ -233,7 +288,12 @@ export class SettingsPanel implements Panel {
       const text = this.inputs.get(key)!.value.trim();
       return text === '' ? Number.NaN : Number(text);
     };
-    const lora = { r: value('r'), alpha: value('alpha'), dropout: value('dropout'), targets: LORA_TARGETS.filter((t) => this.targets.get(t)!.checked) };
+    const lora = {
+      r: value('r'),
+      alpha: value('alpha'),
+      dropout: value('dropout'),
+      targets: LORA_TARGETS.filter((t) => this.targets.get(t)!.checked),
+    };
     const training = {
       lr: value('lr'),
       epochs: value('epochs'),

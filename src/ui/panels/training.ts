@@ -38,7 +38,11 @@ export class TrainingPanel implements Panel {
   private readonly stopButton = el('button', { type: 'button', class: 'secondary danger', 'data-testid': 'stop' }, 'Stop');
   private readonly unfinished = el('div', { class: 'unfinished', 'data-testid': 'unfinished-runs' });
   private readonly done = el('div', { class: 'done', 'data-testid': 'run-done', hidden: true });
-  private readonly idle = el('p', { class: 'empty-state' }, 'No run in this session yet. Choose the settings and start one in step 3, or resume an unfinished run below.');
+  private readonly idle = el(
+    'p',
+    { class: 'empty-state' },
+    'No run in this session yet. Choose the settings and start one in step 3, or resume an unfinished run below.',
+  );
   private readonly view = el('div', { hidden: true });
   private status: Status = 'idle';
   private run: RunRecord | null = null;
@@ -90,8 +94,14 @@ export class TrainingPanel implements Panel {
     this.setStatus('idle');
     app.handle('startRun', (name) => void this.start(name));
     app.handle('startProgressiveRun', (name) => void this.startProgressive(name));
-    app.watch((s) => [s.training], (training) => (this.resumeButton.disabled = training));
-    app.watch((s) => [s.runs, s.training, s.model?.name], () => this.renderUnfinished());
+    app.watch(
+      (s) => [s.training],
+      (training) => (this.resumeButton.disabled = training),
+    );
+    app.watch(
+      (s) => [s.runs, s.training, s.model?.name],
+      () => this.renderUnfinished(),
+    );
   }
 
   /** The stepper's line: where the run stands. */
@@ -122,7 +132,13 @@ export class TrainingPanel implements Panel {
       const modelReady = state.model?.name === run.model.id;
       const button = el(
         'button',
-        { type: 'button', class: 'secondary', 'data-testid': 'resume-run', disabled: state.training || !modelReady, onclick: () => void this.resume(run.id) },
+        {
+          type: 'button',
+          class: 'secondary',
+          'data-testid': 'resume-run',
+          disabled: state.training || !modelReady,
+          onclick: () => void this.resume(run.id),
+        },
         `Resume from step ${run.lastCheckpointStep}`,
       );
       this.unfinished.append(
@@ -133,7 +149,11 @@ export class TrainingPanel implements Panel {
             'div',
             {},
             el('strong', {}, run.name),
-            el('span', { class: 'muted' }, ` · ${run.status === 'paused' ? 'paused' : 'interrupted'} at step ${run.step} of ${run.totalSteps}`),
+            el(
+              'span',
+              { class: 'muted' },
+              ` · ${run.status === 'paused' ? 'paused' : 'interrupted'} at step ${run.step} of ${run.totalSteps}`,
+            ),
             run.error ? el('p', { class: 'muted small' }, run.error) : null,
             modelReady ? null : el('p', { class: 'muted small' }, `Load ${run.model.id} in step 1 to resume it.`),
           ),
@@ -254,9 +274,19 @@ export class TrainingPanel implements Panel {
         'The adapter is saved in this browser.',
         outcome.finalEvalLoss === null ? null : el('strong', {}, ` Final eval loss ${formatLoss(outcome.finalEvalLoss)}.`),
       ),
-      el('div', { class: 'inline' },
-        el('button', { type: 'button', 'data-testid': 'to-evaluate', onclick: () => this.app.goTo('evaluate') }, 'Evaluate before vs after'),
-        el('button', { type: 'button', class: 'secondary', 'data-testid': 'to-compare', onclick: () => this.app.goTo('compare') }, 'Compare outputs'),
+      el(
+        'div',
+        { class: 'inline' },
+        el(
+          'button',
+          { type: 'button', 'data-testid': 'to-evaluate', onclick: () => this.app.goTo('evaluate') },
+          'Evaluate before vs after',
+        ),
+        el(
+          'button',
+          { type: 'button', class: 'secondary', 'data-testid': 'to-compare', onclick: () => this.app.goTo('compare') },
+          'Compare outputs',
+        ),
         el('button', { type: 'button', class: 'secondary', onclick: () => this.app.goTo('adapters') }, 'See adapters'),
       ),
     );
@@ -277,7 +307,8 @@ export class TrainingPanel implements Panel {
   private tick(): void {
     const p = this.progress;
     if (!p) return;
-    const since = this.status === 'running' || this.status === 'pausing' || this.status === 'stopping' ? performance.now() - this.progressAt : 0;
+    const since =
+      this.status === 'running' || this.status === 'pausing' || this.status === 'stopping' ? performance.now() - this.progressAt : 0;
     this.setStat('elapsed', formatDuration(p.elapsedMs + since));
     this.setStat('eta', p.step >= p.totalSteps ? '—' : formatDuration(Math.max(0, p.etaMs - since)));
   }

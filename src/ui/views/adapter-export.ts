@@ -9,7 +9,10 @@ import { downloadBytes, el, errorMessage, formatBytes, Notice } from '../dom';
 const FORMATS: Record<ExportFormat, { label: string; use: string }> = {
   peft: { label: 'PEFT adapter (zip)', use: 'For transformers, vLLM and PEFT, and Ollama on llama-architecture bases.' },
   gguf: { label: 'GGUF LoRA (.gguf)', use: 'For llama.cpp (--lora) and Ollama, on llama and Qwen2 bases.' },
-  merged: { label: 'Merged model (zip)', use: 'The base model with the adapter folded into its weights: a Hugging Face folder that needs no PEFT.' },
+  merged: {
+    label: 'Merged model (zip)',
+    use: 'The base model with the adapter folded into its weights: a Hugging Face folder that needs no PEFT.',
+  },
 };
 
 /** Browsers append ".txt" to an extensionless text/plain download; Ollama wants the name Modelfile. */
@@ -57,7 +60,12 @@ export class ExportSection {
     el('option', { value: 'f32' }, 'f32'),
   );
   private readonly dtypeField: HTMLElement;
-  private readonly baseInput = el('input', { type: 'text', spellcheck: false, 'data-testid': 'export-ollama-base', 'aria-label': 'Ollama base model' });
+  private readonly baseInput = el('input', {
+    type: 'text',
+    spellcheck: false,
+    'data-testid': 'export-ollama-base',
+    'aria-label': 'Ollama base model',
+  });
   private readonly button = el('button', { type: 'button', class: 'primary', 'data-testid': 'export-download' }, 'Export and download');
   private readonly result = el('div', { class: 'export-result', 'data-testid': 'export-result', hidden: true });
   private busy = false;
@@ -94,7 +102,10 @@ export class ExportSection {
       this.result,
     );
     this.renderFormat();
-    app.watch((s) => [s.adapters, s.model], (adapters, model) => this.renderAdapters(adapters, model));
+    app.watch(
+      (s) => [s.adapters, s.model],
+      (adapters, model) => this.renderAdapters(adapters, model),
+    );
   }
 
   private renderAdapters(adapters: AdapterSummary[], model: ModelInfo | null): void {

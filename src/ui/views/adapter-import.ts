@@ -51,12 +51,15 @@ export class AdapterImport {
       this.hint,
       this.notice.element,
     );
-    app.watch((s) => [s.model?.name ?? null], (model) => {
-      this.hint.textContent = model
-        ? `A PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors, or a zip of them) trained on ${model}; it is checked tensor by tensor against it.`
-        : 'Load the base model first (step 1): an adapter is checked against it before it is stored.';
-      this.renderInputs();
-    });
+    app.watch(
+      (s) => [s.model?.name ?? null],
+      (model) => {
+        this.hint.textContent = model
+          ? `A PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors, or a zip of them) trained on ${model}; it is checked tensor by tensor against it.`
+          : 'Load the base model first (step 1): an adapter is checked against it before it is stored.';
+        this.renderInputs();
+      },
+    );
   }
 
   private renderInputs(): void {
@@ -68,14 +71,19 @@ export class AdapterImport {
 
   private async import(files: File[]): Promise<void> {
     const source: Blob | ModelFileEntry[] =
-      files.length === 1 && /\.zip$/i.test(files[0].name) ? files[0] : files.map((file) => ({ path: file.webkitRelativePath || file.name, file }));
+      files.length === 1 && /\.zip$/i.test(files[0].name)
+        ? files[0]
+        : files.map((file) => ({ path: file.webkitRelativePath || file.name, file }));
     this.busy = true;
     this.notice.clear();
     this.renderInputs();
     try {
       const adapter = await this.app.engine.importAdapter(source);
       await this.app.refreshAdapters();
-      this.notice.show(`Imported "${adapter.name}" (r ${adapter.config.r}, alpha ${adapter.config.alpha} on ${adapter.config.targets.join(', ')}).`, 'ok');
+      this.notice.show(
+        `Imported "${adapter.name}" (r ${adapter.config.r}, alpha ${adapter.config.alpha} on ${adapter.config.targets.join(', ')}).`,
+        'ok',
+      );
     } catch (error) {
       this.notice.show(errorMessage(error));
     } finally {

@@ -44,7 +44,12 @@ function recommendationView(analysis: DatasetAnalysis): HTMLElement {
   return el(
     'div',
     { class: 'recommendation', 'data-testid': 'recommendation', 'data-strategy': r.strategy },
-    el('p', {}, el('strong', {}, `Recommended: ${STRATEGY_LABELS[r.strategy]}`), r.presetIds.length ? ` · preset${r.presetIds.length > 1 ? 's in order' : ''}: ${r.presetIds.join(' → ')}` : ''),
+    el(
+      'p',
+      {},
+      el('strong', {}, `Recommended: ${STRATEGY_LABELS[r.strategy]}`),
+      r.presetIds.length ? ` · preset${r.presetIds.length > 1 ? 's in order' : ''}: ${r.presetIds.join(' → ')}` : '',
+    ),
     weights,
     el('ul', { class: 'reasons' }, ...r.reasons.map((reason) => el('li', { 'data-testid': 'recommendation-reason' }, reason))),
   );
@@ -65,38 +70,65 @@ function distributionView(analysis: DatasetAnalysis): HTMLElement {
   return el(
     'table',
     { class: 'table', 'data-testid': 'task-distribution' },
-    el('thead', {}, el('tr', {}, el('th', {}, 'Primary task'), el('th', {}, 'Conversations'), el('th', {}, 'Share'), el('th', { title: 'Mean of the task score (0 to 1) over all conversations' }, 'Mean score'))),
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        el('th', {}, 'Primary task'),
+        el('th', {}, 'Conversations'),
+        el('th', {}, 'Share'),
+        el('th', { title: 'Mean of the task score (0 to 1) over all conversations' }, 'Mean score'),
+      ),
+    ),
     el('tbody', {}, ...rows),
   );
 }
 
 function conversationsView(analysis: DatasetAnalysis): HTMLElement {
-  const items = analysis.perConversation.slice(0, SHOWN_CONVERSATIONS).map((c) =>
-    el(
-      'li',
-      { 'data-testid': 'conversation', 'data-index': c.index, 'data-task': c.primaryTask },
+  const items = analysis.perConversation
+    .slice(0, SHOWN_CONVERSATIONS)
+    .map((c) =>
       el(
-        'details',
-        {},
-        el('summary', {}, `row ${c.index + 1} · `, el('strong', {}, c.primaryTask), ` (score ${c.scores[c.primaryTask].toFixed(2)}) · ${plural(c.signals.length, 'signal')}`),
-        c.signals.length
-          ? el(
-              'ul',
-              { class: 'signals' },
-              ...c.signals.map((s) =>
-                el('li', { 'data-testid': 'signal', 'data-signal': s.id }, el('code', {}, s.id), ` +${s.weight} ${s.task} · `, el('span', { class: 'muted' }, s.evidence)),
-              ),
-            )
-          : el('p', { class: 'muted small' }, 'No signal fired, so it counts as conversational chat.'),
+        'li',
+        { 'data-testid': 'conversation', 'data-index': c.index, 'data-task': c.primaryTask },
+        el(
+          'details',
+          {},
+          el(
+            'summary',
+            {},
+            `row ${c.index + 1} · `,
+            el('strong', {}, c.primaryTask),
+            ` (score ${c.scores[c.primaryTask].toFixed(2)}) · ${plural(c.signals.length, 'signal')}`,
+          ),
+          c.signals.length
+            ? el(
+                'ul',
+                { class: 'signals' },
+                ...c.signals.map((s) =>
+                  el(
+                    'li',
+                    { 'data-testid': 'signal', 'data-signal': s.id },
+                    el('code', {}, s.id),
+                    ` +${s.weight} ${s.task} · `,
+                    el('span', { class: 'muted' }, s.evidence),
+                  ),
+                ),
+              )
+            : el('p', { class: 'muted small' }, 'No signal fired, so it counts as conversational chat.'),
+        ),
       ),
-    ),
-  );
+    );
   return el(
     'details',
     { class: 'conversations', 'data-testid': 'conversation-list' },
     el('summary', {}, `Per conversation: primary task and the signals that fired (${analysis.conversations})`),
     el('ol', { class: 'conversation-items' }, ...items),
-    analysis.conversations > SHOWN_CONVERSATIONS ? el('p', { class: 'muted small' }, `${analysis.conversations - SHOWN_CONVERSATIONS} more conversations are not listed.`) : null,
+    analysis.conversations > SHOWN_CONVERSATIONS
+      ? el('p', { class: 'muted small' }, `${analysis.conversations - SHOWN_CONVERSATIONS} more conversations are not listed.`)
+      : null,
   );
 }
 
@@ -120,7 +152,12 @@ export function analysisView(analysis: DatasetAnalysis, title = 'Task analysis')
     el(
       'ul',
       { class: 'stats' },
-      el('li', { 'data-testid': 'avg-response-chars', 'data-value': analysis.avgResponseChars }, 'Average response: ', el('strong', {}, `${analysis.avgResponseChars.toFixed(0)} characters`)),
+      el(
+        'li',
+        { 'data-testid': 'avg-response-chars', 'data-value': analysis.avgResponseChars },
+        'Average response: ',
+        el('strong', {}, `${analysis.avgResponseChars.toFixed(0)} characters`),
+      ),
       el('li', { class: 'muted' }, 'User questions:'),
       ...questions,
     ),
@@ -132,6 +169,6 @@ export function analysisView(analysis: DatasetAnalysis, title = 'Task analysis')
       rag.length ? `: rows ${rag.map((index) => index + 1).join(', ')}` : '',
     ),
     conversationsView(analysis),
-    el('p', { class: 'muted small' }, 'Rows are numbered from 1 in the order of the file\'s valid lines.'),
+    el('p', { class: 'muted small' }, "Rows are numbered from 1 in the order of the file's valid lines."),
   );
 }

@@ -16,15 +16,17 @@ const SHOWN_ROWS = 200;
 
 function ruleView(rule: FilterRule, report: FilterReport): HTMLElement {
   const removed = report.removed[rule];
-  const rows = removed.slice(0, SHOWN_ROWS).map((r) =>
-    el(
-      'li',
-      { 'data-testid': 'removed-row', 'data-index': r.index, 'data-rule': r.rule },
-      el('strong', {}, `row ${r.index + 1}`),
-      ` · ${r.reason}`,
-      el('div', { class: 'muted small excerpt' }, clip(rowText(r.row), 300)),
-    ),
-  );
+  const rows = removed
+    .slice(0, SHOWN_ROWS)
+    .map((r) =>
+      el(
+        'li',
+        { 'data-testid': 'removed-row', 'data-index': r.index, 'data-rule': r.rule },
+        el('strong', {}, `row ${r.index + 1}`),
+        ` · ${r.reason}`,
+        el('div', { class: 'muted small excerpt' }, clip(rowText(r.row), 300)),
+      ),
+    );
   return el(
     'li',
     { class: 'filter-rule', 'data-testid': 'filter-rule', 'data-rule': rule, 'data-count': removed.length },

@@ -28,7 +28,12 @@ export function memoryView(estimate: MemoryEstimate | null, error: string | null
     legend.append(el('dt', {}, el('span', { class: `dot seg-${key}` }), label), el('dd', {}, formatBytes(bytes)));
   }
   box.append(
-    el('div', { class: 'memory-head' }, el('strong', {}, 'GPU memory for training'), el('span', { 'data-testid': 'memory-total' }, formatBytes(estimate.totalBytes))),
+    el(
+      'div',
+      { class: 'memory-head' },
+      el('strong', {}, 'GPU memory for training'),
+      el('span', { 'data-testid': 'memory-total' }, formatBytes(estimate.totalBytes)),
+    ),
     bar,
     legend,
     el(

@@ -57,27 +57,36 @@ export class PresetSection {
         this.renderChoice();
       },
     );
-    app.watch((s) => [recommendationOf(s), s.trainDatasetId !== null], (recommendation, hasDataset) => {
-      if (!recommendation) {
-        this.recommendation.textContent = hasDataset
-          ? 'Analysing the training data…'
-          : 'Choose a training dataset in step 2 to get a recommended preset.';
-        return;
-      }
-      const stages = recommendation.strategy === 'progressive' ? ` in stages: ${recommendation.presetIds.join(' → ')}` : '';
-      this.recommendation.replaceChildren(
-        'The training data suggests ',
-        el('strong', {}, STRATEGY_LABELS[recommendation.strategy]),
-        recommendation.presetIds.length ? ` with the ${recommendation.presetIds[0]} preset${stages}.` : '.',
-      );
-    });
-    app.watch((s) => [s.preset?.id ?? null], (id) => {
-      this.applied.textContent = id
-        ? `Applied: ${id}. The fields below hold its values; edits are checked against the preset rules, and its quality filter runs before training.`
-        : 'No preset applied: the settings below are used as they are, without a quality filter.';
-      this.applied.dataset.preset = id ?? '';
-    });
-    app.watch((s) => [s.training, s.trainDatasetId], () => this.renderButton());
+    app.watch(
+      (s) => [recommendationOf(s), s.trainDatasetId !== null],
+      (recommendation, hasDataset) => {
+        if (!recommendation) {
+          this.recommendation.textContent = hasDataset
+            ? 'Analysing the training data…'
+            : 'Choose a training dataset in step 2 to get a recommended preset.';
+          return;
+        }
+        const stages = recommendation.strategy === 'progressive' ? ` in stages: ${recommendation.presetIds.join(' → ')}` : '';
+        this.recommendation.replaceChildren(
+          'The training data suggests ',
+          el('strong', {}, STRATEGY_LABELS[recommendation.strategy]),
+          recommendation.presetIds.length ? ` with the ${recommendation.presetIds[0]} preset${stages}.` : '.',
+        );
+      },
+    );
+    app.watch(
+      (s) => [s.preset?.id ?? null],
+      (id) => {
+        this.applied.textContent = id
+          ? `Applied: ${id}. The fields below hold its values; edits are checked against the preset rules, and its quality filter runs before training.`
+          : 'No preset applied: the settings below are used as they are, without a quality filter.';
+        this.applied.dataset.preset = id ?? '';
+      },
+    );
+    app.watch(
+      (s) => [s.training, s.trainDatasetId],
+      () => this.renderButton(),
+    );
   }
 
   /** The user's pick, or the recommended preset until the user picks one, and why it exists. */
@@ -107,7 +116,12 @@ export class PresetSection {
     this.busy = true;
     this.renderButton();
     try {
-      const plan = await this.app.engine.planPreset({ datasetId: state.trainDatasetId, evalDatasetId: state.evalDatasetId, preset, settings: state.settings });
+      const plan = await this.app.engine.planPreset({
+        datasetId: state.trainDatasetId,
+        evalDatasetId: state.evalDatasetId,
+        preset,
+        settings: state.settings,
+      });
       this.warmupNote.textContent = plan.warmupNote ? `Note: ${plan.warmupNote}.` : '';
       this.warmupNote.hidden = !plan.warmupNote;
       this.onApplied(plan);

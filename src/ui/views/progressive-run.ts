@@ -20,7 +20,11 @@ function outcomeView(outcome: ProgressiveOutcome): HTMLElement {
   const phases = el(
     'table',
     { class: 'table', 'data-testid': 'progressive-phases' },
-    el('thead', {}, el('tr', {}, ...['Phase', 'Tasks', 'Rows', 'Steps', 'Its eval loss before', 'Its eval loss after'].map((h) => el('th', {}, h)))),
+    el(
+      'thead',
+      {},
+      el('tr', {}, ...['Phase', 'Tasks', 'Rows', 'Steps', 'Its eval loss before', 'Its eval loss after'].map((h) => el('th', {}, h))),
+    ),
     el(
       'tbody',
       {},
@@ -47,7 +51,12 @@ function outcomeView(outcome: ProgressiveOutcome): HTMLElement {
         el(
           'table',
           { class: 'table' },
-          el('tbody', {}, el('tr', {}, el('th', {}, 'Phase-1 eval loss after phase 1'), lossCell(f.phase1EvalLossAfterPhase1, 'forgetting-after-phase1')), el('tr', {}, el('th', {}, 'Phase-1 eval loss after phase 2'), lossCell(f.phase1EvalLossAfterPhase2, 'forgetting-after-phase2'))),
+          el(
+            'tbody',
+            {},
+            el('tr', {}, el('th', {}, 'Phase-1 eval loss after phase 1'), lossCell(f.phase1EvalLossAfterPhase1, 'forgetting-after-phase1')),
+            el('tr', {}, el('th', {}, 'Phase-1 eval loss after phase 2'), lossCell(f.phase1EvalLossAfterPhase2, 'forgetting-after-phase2')),
+          ),
         ),
         el(
           'p',
