@@ -2,6 +2,9 @@
  * JSONL dataset import: one JSON object per line, each normalised into a DatasetRow.
  *
  * Accepted line shapes (keys are tried in this order; other keys such as "id" are ignored):
+ *   {"request": {"messages"}, "response": {"choices"}} OpenAI-style exchange log (openai-log.ts; also
+ *                                                     {"messages", "response"} and {"messages", "completion"})
+ *   {"chat": {"history" | "messages"}}                one Open WebUI chat (open-webui.ts)
  *   {"messages": [{"role", "content"}, ...]}          roles system / user / assistant
  *   {"conversations": [{"from", "value"}, ...]}       ShareGPT: human|user, gpt|assistant|model, system
  *   {"instruction", "input"?, "output"}               Alpaca: user = instruction + "\n\n" + input
@@ -13,6 +16,8 @@
  */
 import { conversation, notString, roleContentMessages, typeName } from './conversation';
 import { addRow, emptyReport, excerpt, type ImportReport, type LineError } from './import-report';
+import { isOpenAiLog, openAiLogRow } from './openai-log';
+import { isOpenWebUiChat, openWebUiChatRow } from './open-webui';
 import type { DatasetRow, Message, Role, SourceFormat } from './types';
 
 export type { ImportReport, LineError };
@@ -33,7 +38,8 @@ const SHAREGPT_ROLES: Record<string, Role> = {
 };
 
 const ACCEPTED_SHAPES =
-  '{"messages": [{"role", "content"}]}, {"conversations": [{"from", "value"}]}, ' +
+  '{"messages": [{"role", "content"}]}, {"request": {"messages"}, "response": {"choices"}}, {"chat": {"history"}}, ' +
+  '{"conversations": [{"from", "value"}]}, ' +
   '{"instruction", "input"?, "output"}, {"prompt", "completion"} or {"text"}';
 
 /** Raw C0 controls other than tab and carriage return never occur in a JSON text line, but do in binary data. */
@@ -136,6 +142,8 @@ function parseLine(line: string, invalidUtf8: boolean, extension: string): LineR
     return `not an object: the line is ${got}; each line must be one JSON object such as {"text": "..."}`;
   }
   const obj = value as Record<string, unknown>;
+  if (isOpenAiLog(obj)) return withFormat(openAiLogRow(obj), 'openai_log');
+  if (isOpenWebUiChat(obj)) return withFormat(openWebUiChatRow(obj), 'open_webui');
   if ('messages' in obj) return withFormat(messagesRow(obj.messages), 'messages');
   if ('conversations' in obj) return withFormat(shareGptRow(obj.conversations), 'sharegpt');
   if ('instruction' in obj) return withFormat(alpacaRow(obj), 'alpaca');

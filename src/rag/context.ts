@@ -26,7 +26,7 @@ export interface ContextSource {
   /** The number the model cites, from 1. */
   id: number;
   text: string;
-  /** The label given in parentheses (document > section); null when the source has none. */
+  /** The label given in parentheses (document > section); null when the source has none. Parentheses are removed from it, so that it reads back. */
   label: string | null;
   /** The passage it came from (only when formatted here). */
   passageId?: string;
@@ -46,23 +46,36 @@ const CONTEXT_LINE = /^[ \t]*context[ \t]*:/im;
 const LABEL = /^\(([^()]*)\)[ \t]+/;
 
 const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim();
-// Parentheses would end the label early when it is read back.
-const labelOf = (p: Pick<Passage, 'document' | 'heading'>) => oneLine([p.document, p.heading].filter((s) => s !== '').join(' > ')).replace(/[()]/g, '');
+
+export interface SourceEntry {
+  text: string;
+  label: string | null;
+  passageId?: string;
+}
 
 /**
- * The system message for the given passages (best first, numbered from 1), or null when there are
- * none: without sources a turn is an ordinary chat turn.
+ * The system message for numbered sources (in rank order, numbered from 1), or null when there
+ * are none: without sources a turn is an ordinary chat turn.
  */
-export function formatContext(passages: Passage[], options: { systemPrompt?: string; instruction?: string } = {}): FormattedContext | null {
-  if (passages.length === 0) return null;
+export function formatSources(entries: SourceEntry[], options: { systemPrompt?: string; instruction?: string } = {}): FormattedContext | null {
+  if (entries.length === 0) return null;
   const systemPrompt = options.systemPrompt?.trim() ?? '';
   if (CONTEXT_LINE.test(systemPrompt)) {
     throw new ContextFormatError('The system prompt has a line starting with "Context:"; reword that line, the retrieved sources go there.');
   }
-  const sources: ContextSource[] = passages.map((p, i) => ({ id: i + 1, text: oneLine(p.text), label: labelOf(p) || null, passageId: p.id }));
+  const sources: ContextSource[] = entries.map((e, i) => {
+    const label = e.label === null ? '' : oneLine(e.label).replace(/[()]/g, '');
+    return { id: i + 1, text: oneLine(e.text), label: label || null, ...(e.passageId === undefined ? {} : { passageId: e.passageId }) };
+  });
   const lines = sources.map((s) => `[${s.id}] ${s.label ? `(${s.label}) ` : ''}${s.text}`);
   const head = [systemPrompt, options.instruction ?? CONTEXT_INSTRUCTION].filter((s) => s !== '').join('\n\n');
   return { system: `${head}\n\nContext:\n${lines.join('\n')}`, sources };
+}
+
+/** The system message for retrieved passages (best first): formatSources labelled with each passage's document and section. */
+export function formatContext(passages: Passage[], options: { systemPrompt?: string; instruction?: string } = {}): FormattedContext | null {
+  const label = (p: Passage) => [p.document, p.heading].filter((s) => s !== '').join(' > ');
+  return formatSources(passages.map((p) => ({ text: p.text, label: label(p), passageId: p.id })), options);
 }
 
 /** The numbered sources of a system message, as the metrics read them, with our label split off; null without a `Context:` block. */

@@ -248,6 +248,7 @@ describe('parseJsonl', () => {
     const reason = reasonOf('{"question":"q","answer":"a"}');
     expect(reason).toBe(
       'unknown format: found keys "question", "answer"; expected {"messages": [{"role", "content"}]}, ' +
+        '{"request": {"messages"}, "response": {"choices"}}, {"chat": {"history"}}, ' +
         '{"conversations": [{"from", "value"}]}, {"instruction", "input"?, "output"}, {"prompt", "completion"} or {"text"}',
     );
     expect(reasonOf('{}')).toMatch(/^unknown format: found an empty object; expected /);
