@@ -85,7 +85,10 @@ function ruleProblem(row: DatasetRow, options: FilterOptions): { rule: FilterRul
   if (options.keepTask) {
     const task = scoreConversation(row).primaryTask;
     if (task !== options.keepTask) {
-      return { rule: TASK_FILTER_RULE, reason: `its primary task is ${task}, not ${options.keepTask}: single-task training keeps only ${options.keepTask} conversations` };
+      return {
+        rule: TASK_FILTER_RULE,
+        reason: `its primary task is ${task}, not ${options.keepTask}: single-task training keeps only ${options.keepTask} conversations`,
+      };
     }
   }
   const all = parts(row);
@@ -110,7 +113,11 @@ function exactKey(row: DatasetRow): string {
 }
 
 export function normaliseForDuplicates(text: string): string {
-  return text.normalize('NFKC').toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
+  return text
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]+/gu, ' ')
+    .trim();
 }
 
 export function shingles(text: string): Set<string> {
@@ -211,7 +218,12 @@ export function filterDataset(rows: DatasetRow[], options: FilterOptions): Filte
     }
     const original = candidates[dup.of];
     const similarity = dup.similarity.toFixed(2);
-    remove(index, 'near_duplicate', `nearly the same text as row ${original + 1} (Jaccard ${similarity} over ${SHINGLE_CHARS}-character shingles)`, original);
+    remove(
+      index,
+      'near_duplicate',
+      `nearly the same text as row ${original + 1} (Jaccard ${similarity} over ${SHINGLE_CHARS}-character shingles)`,
+      original,
+    );
   }
   return { kept: keptIndices.map((i) => rows[i]), keptIndices, removed };
 }

@@ -52,7 +52,13 @@ export const PROGRESSIVE_IMBALANCE = 4;
 /** Mix weights are share^(1 / MIX_TEMPERATURE), normalised. */
 export const MIX_TEMPERATURE = 2;
 /** Stage order for progressive training: general behaviour first, the most specialised format last. */
-export const CURRICULUM: readonly TaskId[] = ['conversational_chat', 'ai_ml_education', 'technical_implementation', 'code_generation', 'rag_enhanced'];
+export const CURRICULUM: readonly TaskId[] = [
+  'conversational_chat',
+  'ai_ml_education',
+  'technical_implementation',
+  'code_generation',
+  'rag_enhanced',
+];
 export const MULTI_TASK_PRESET = 'multi_task';
 
 const percent = (count: number, total: number) => `${((100 * count) / total).toFixed(1)}%`;
@@ -99,7 +105,15 @@ function nextSteps(top: TaskId, chosen: TaskId[], counts: Record<TaskId, number>
 export function recommend(counts: Record<TaskId, number>): Recommendation {
   const total = TASK_IDS.reduce((sum, task) => sum + counts[task], 0);
   if (total === 0) {
-    return { strategy: 'single', presetIds: [], tasks: [], mixWeights: null, reasons: ['the dataset has no conversations'], taskFilter: null, nextSteps: [] };
+    return {
+      strategy: 'single',
+      presetIds: [],
+      tasks: [],
+      mixWeights: null,
+      reasons: ['the dataset has no conversations'],
+      taskFilter: null,
+      nextSteps: [],
+    };
   }
   const bySize = [...TASK_IDS].filter((task) => counts[task] > 0).sort((a, b) => counts[b] - counts[a]);
   const describe = (task: TaskId) => `${task} (${counts[task]}, ${percent(counts[task], total)})`;
@@ -157,7 +171,8 @@ export function recommend(counts: Record<TaskId, number>): Recommendation {
   const sizes = `${chosen.length} tasks have enough conversations: ${chosen.map(describe).join(', ')}`;
   const close =
     lead < LEAD_RATIO
-      ? `${top} is not clearly ahead of ${runnerUp}: ${lead.toFixed(2)}x its conversations, under ${LEAD_RATIO}x, so no task is the primary one`
+      ? `${top} is not clearly ahead of ${runnerUp}: ${lead.toFixed(2)}x its conversations, under ${LEAD_RATIO}x, ` +
+        'so no task is the primary one'
       : `${top} leads ${runnerUp} ${lead.toFixed(2)}x but has under ${100 * LEAD_MIN_SHARE}% of all conversations, too few to start alone`;
   if (imbalance >= PROGRESSIVE_IMBALANCE) {
     const stages = stagesOf(chosen);

@@ -32,7 +32,8 @@ export function parseImport(text: string, opts: { fileName?: string; invalidLine
     const list = Array.isArray(value) ? value : isRecord(value) && isRecord(value.chat) ? [value] : null;
     if (list) {
       const bad = opts.invalidLines ?? [];
-      if (bad.length > 0) return brokenDocument(body, 'not text (binary data?): the line is not valid UTF-8, so the JSON document cannot be read', bad[0]);
+      if (bad.length > 0)
+        return brokenDocument(body, 'not text (binary data?): the line is not valid UTF-8, so the JSON document cannot be read', bad[0]);
       return parseOpenWebUiExport(list, body);
     }
   }

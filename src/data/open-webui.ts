@@ -94,7 +94,9 @@ export function openWebUiChatRow(entry: unknown): DatasetRow | string {
 
   const read = roleContentMessages(raw, 'chat.messages', (i) => `message ${i + 1}`);
   if (typeof read === 'string') return read;
-  const messages: Message[] = read.map((m) => (m.role === 'assistant' ? { ...m, content: m.content.replace(DETAILS_BLOCK, '').trim() } : m));
+  const messages: Message[] = read.map((m) =>
+    m.role === 'assistant' ? { ...m, content: m.content.replace(DETAILS_BLOCK, '').trim() } : m,
+  );
   const params = isRecord(chat.params) ? chat.params : {};
   const prompt = [params.system, chat.system].find((s): s is string => typeof s === 'string' && s.trim() !== '');
   const ownSystem = messages[0]?.role === 'system' ? messages.shift()!.content : prompt;
@@ -104,7 +106,8 @@ export function openWebUiChatRow(entry: unknown): DatasetRow | string {
     try {
       system = formatSources(sourceEntries(sources), { systemPrompt: ownSystem })?.system ?? ownSystem;
     } catch (err) {
-      if (err instanceof ContextFormatError) return `the chat's system prompt has a "Context:" line, so its retrieved sources cannot be added; ${err.message}`;
+      if (err instanceof ContextFormatError)
+        return `the chat's system prompt has a "Context:" line, so its retrieved sources cannot be added; ${err.message}`;
       throw err;
     }
   }

@@ -47,7 +47,8 @@ function readMessage(item: unknown, where: string, defaultRole?: Role): Read<Mes
     return { error: `${where} is a ${rawRole} result; tool calls cannot be trained as text, so export the exchanges without tools` };
   }
   const role = Object.hasOwn(ROLE_ALIASES, rawRole) ? ROLE_ALIASES[rawRole] : (rawRole as Role);
-  if (!ROLES.includes(role)) return { error: `${where} has unknown role ${JSON.stringify(rawRole)}; allowed roles: ${ROLES.join(', ')}, developer` };
+  if (!ROLES.includes(role))
+    return { error: `${where} has unknown role ${JSON.stringify(rawRole)}; allowed roles: ${ROLES.join(', ')}, developer` };
   if (Array.isArray(item.tool_calls) && item.tool_calls.length > 0) {
     return { error: `${where} makes tool calls; tool calls cannot be trained as text, so export the exchanges without tools` };
   }
@@ -67,14 +68,16 @@ function responseMessage(response: unknown, key: string): Read<Message> {
     if (!Array.isArray(choices)) return { error: `"${key}.choices" must be a list, got ${typeName(choices)}` };
     if (choices.length === 0) return { error: `"${key}.choices" is empty: the response holds no reply` };
     const first = choices[0];
-    if (!isRecord(first) || !('message' in first)) return { error: `"${key}.choices[0]" has no "message" (a streamed or legacy completion?)` };
+    if (!isRecord(first) || !('message' in first))
+      return { error: `"${key}.choices[0]" has no "message" (a streamed or legacy completion?)` };
     return checkAssistant(readMessage(first.message, `${key}.choices[0].message`, 'assistant'), `${key}.choices[0].message`);
   }
   return checkAssistant(readMessage(response, `"${key}"`, 'assistant'), `"${key}"`);
 }
 
 function checkAssistant(read: Read<Message>, where: string): Read<Message> {
-  if ('value' in read && read.value.role !== 'assistant') return { error: `${where} has role "${read.value.role}"; the reply must be the assistant's` };
+  if ('value' in read && read.value.role !== 'assistant')
+    return { error: `${where} has role "${read.value.role}"; the reply must be the assistant's` };
   return read;
 }
 

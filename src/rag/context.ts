@@ -26,7 +26,10 @@ export interface ContextSource {
   /** The number the model cites, from 1. */
   id: number;
   text: string;
-  /** The label given in parentheses (document > section); null when the source has none. Parentheses are removed from it, so that it reads back. */
+  /**
+   * The label given in parentheses (document > section); null when the source has none. Parentheses
+   * are removed from it, so that it reads back.
+   */
   label: string | null;
   /** The passage it came from (only when formatted here). */
   passageId?: string;
@@ -57,11 +60,16 @@ export interface SourceEntry {
  * The system message for numbered sources (in rank order, numbered from 1), or null when there
  * are none: without sources a turn is an ordinary chat turn.
  */
-export function formatSources(entries: SourceEntry[], options: { systemPrompt?: string; instruction?: string } = {}): FormattedContext | null {
+export function formatSources(
+  entries: SourceEntry[],
+  options: { systemPrompt?: string; instruction?: string } = {},
+): FormattedContext | null {
   if (entries.length === 0) return null;
   const systemPrompt = options.systemPrompt?.trim() ?? '';
   if (CONTEXT_LINE.test(systemPrompt)) {
-    throw new ContextFormatError('The system prompt has a line starting with "Context:"; reword that line, the retrieved sources go there.');
+    throw new ContextFormatError(
+      'The system prompt has a line starting with "Context:"; reword that line, the retrieved sources go there.',
+    );
   }
   const sources: ContextSource[] = entries.map((e, i) => {
     const label = e.label === null ? '' : oneLine(e.label).replace(/[()]/g, '');
@@ -75,7 +83,10 @@ export function formatSources(entries: SourceEntry[], options: { systemPrompt?: 
 /** The system message for retrieved passages (best first): formatSources labelled with each passage's document and section. */
 export function formatContext(passages: Passage[], options: { systemPrompt?: string; instruction?: string } = {}): FormattedContext | null {
   const label = (p: Passage) => [p.document, p.heading].filter((s) => s !== '').join(' > ');
-  return formatSources(passages.map((p) => ({ text: p.text, label: label(p), passageId: p.id })), options);
+  return formatSources(
+    passages.map((p) => ({ text: p.text, label: label(p), passageId: p.id })),
+    options,
+  );
 }
 
 /** The numbered sources of a system message, as the metrics read them, with our label split off; null without a `Context:` block. */

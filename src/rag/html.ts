@@ -18,9 +18,36 @@ import { type Block, enterSection } from './blocks';
 
 const SKIPPED = new Set(['script', 'style', 'template', 'noscript', 'svg', 'math', 'iframe', 'object', 'canvas', 'head']);
 const BLOCKS = new Set([
-  'p', 'div', 'section', 'article', 'main', 'header', 'footer', 'aside', 'nav', 'blockquote', 'ul', 'ol', 'dl', 'dt', 'dd',
-  'table', 'thead', 'tbody', 'tfoot', 'caption', 'figure', 'figcaption', 'form', 'fieldset', 'address', 'details', 'summary',
-  'hr', 'body', 'html',
+  'p',
+  'div',
+  'section',
+  'article',
+  'main',
+  'header',
+  'footer',
+  'aside',
+  'nav',
+  'blockquote',
+  'ul',
+  'ol',
+  'dl',
+  'dt',
+  'dd',
+  'table',
+  'thead',
+  'tbody',
+  'tfoot',
+  'caption',
+  'figure',
+  'figcaption',
+  'form',
+  'fieldset',
+  'address',
+  'details',
+  'summary',
+  'hr',
+  'body',
+  'html',
 ]);
 const LINE_BREAKS = new Set(['br', 'li', 'tr']);
 const CELLS = new Set(['td', 'th']);
@@ -36,7 +63,10 @@ export function htmlBlocks(html: string): Block[] {
   let cellOpen = false;
 
   const flush = () => {
-    const text = lines.map((line) => (preDepth > 0 ? line.trimEnd() : line.trim())).join('\n').replace(/^\n+|\n+$/g, '');
+    const text = lines
+      .map((line) => (preDepth > 0 ? line.trimEnd() : line.trim()))
+      .join('\n')
+      .replace(/^\n+|\n+$/g, '');
     if (text.trim() !== '') blocks.push({ text, headings, code: preDepth > 0 });
     lines = [''];
   };

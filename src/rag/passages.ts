@@ -20,7 +20,14 @@ export const PASSAGE_OVERLAP_CHARS = 150;
 export const DOCUMENT_FORMATS = ['text', 'markdown', 'html'] as const;
 export type DocumentFormat = (typeof DOCUMENT_FORMATS)[number];
 
-const EXTENSIONS: Record<string, DocumentFormat> = { txt: 'text', text: 'text', md: 'markdown', markdown: 'markdown', html: 'html', htm: 'html' };
+const EXTENSIONS: Record<string, DocumentFormat> = {
+  txt: 'text',
+  text: 'text',
+  md: 'markdown',
+  markdown: 'markdown',
+  html: 'html',
+  htm: 'html',
+};
 
 export interface Passage {
   /** `${document}#${index}`: unique within an index, stable for the same file. */

@@ -96,7 +96,12 @@ describe('task analysis of chat_rag_sample.jsonl', () => {
   // 10 RAG against 7 education (1.43x, 32.3%): shaped like the task decision guide's own dataset, so single-task RAG first.
   it('recommends starting single-task on rag_enhanced, the clear lead, with multi-task and progressive as next steps', () => {
     const { recommendation } = analysis;
-    expect(recommendation).toMatchObject({ strategy: 'single', presetIds: ['rag_enhanced'], tasks: ['rag_enhanced'], taskFilter: 'rag_enhanced' });
+    expect(recommendation).toMatchObject({
+      strategy: 'single',
+      presetIds: ['rag_enhanced'],
+      tasks: ['rag_enhanced'],
+      taskFilter: 'rag_enhanced',
+    });
     expect(recommendation.reasons.join('\n')).toContain('no task reaches 70%');
     expect(recommendation.reasons.join('\n')).toContain('1.43x the conversations of the next task, ai_ml_education (7, 22.6%)');
     expect(recommendation.nextSteps.map((step) => [step.strategy, step.tasks])).toEqual([

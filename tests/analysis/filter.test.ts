@@ -20,7 +20,10 @@ describe('quality filter', () => {
     /* 4 */ chat(['user', 'Tell me everything.'], ['assistant', 'word '.repeat(60)]),
     /* 5 */ chat(['user', 'How do I restart nginx?'], ['assistant', RESTART]),
     /* 6 */ chat(['user', 'how do I restart NGINX'], ['assistant', RESTART.replace('first', 'first,').replace('so a', 'so that a')]),
-    /* 7 */ chat(['user', 'How do I reload the nginx config?'], ['assistant', 'Run `sudo nginx -s reload` after testing it with `nginx -t`.']),
+    /* 7 */ chat(
+      ['user', 'How do I reload the nginx config?'],
+      ['assistant', 'Run `sudo nginx -s reload` after testing it with `nginx -t`.'],
+    ),
     /* 8 */ { kind: 'completion', prompt: 'The capital of France is', completion: ' Paris, a city on the Seine.' },
     /* 9 */ { kind: 'completion', prompt: 'The capital of Spain is', completion: '  ' },
     /* 10 */ { kind: 'text', text: 'Too short.' },
@@ -42,7 +45,11 @@ describe('quality filter', () => {
   });
 
   it('says why, naming the turn, and hands back the row', () => {
-    const reasons = Object.fromEntries(Object.values(result.removed).flat().map((r) => [r.index, r.reason]));
+    const reasons = Object.fromEntries(
+      Object.values(result.removed)
+        .flat()
+        .map((r) => [r.index, r.reason]),
+    );
     expect(reasons[1]).toBe('messages[0] (user) is empty');
     expect(reasons[9]).toBe('completion is empty');
     expect(reasons[3]).toBe('messages[1] (assistant) has 4 characters, under the minimum of 20');
@@ -63,14 +70,22 @@ describe('quality filter', () => {
 
   it('ignores a shared system prompt when looking for near duplicates', () => {
     const system = 'You are the support assistant of Example Corp. Be concise, friendly and precise. '.repeat(10);
-    const a = chat(['system', system], ['user', 'How do I reset my password?'], ['assistant', 'Use the Forgot password link on the sign-in page.']);
-    const b = chat(['system', system], ['user', 'Where can I download invoices?'], ['assistant', 'Invoices are under Settings, then Billing.']);
+    const a = chat(
+      ['system', system],
+      ['user', 'How do I reset my password?'],
+      ['assistant', 'Use the Forgot password link on the sign-in page.'],
+    );
+    const b = chat(
+      ['system', system],
+      ['user', 'Where can I download invoices?'],
+      ['assistant', 'Invoices are under Settings, then Billing.'],
+    );
     expect(filterDataset([a, b], BOUNDS).keptIndices).toEqual([0, 1]);
   });
 
   it('finds exactly the near duplicates a comparison of every pair finds', () => {
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const words = 'alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau'.split(' ');
     const bases = Array.from({ length: 12 }, () => Array.from({ length: 30 }, () => words[Math.floor(random() * words.length)]));
     const rows = Array.from({ length: 150 }, (_, i) => {
@@ -109,14 +124,19 @@ describe('quality filter', () => {
     expect(result.removed.other_task.map((r) => r.index)).toEqual(sample.map((_, i) => i).filter((i) => !analysis.ragIndices.includes(i)));
     const first = result.removed.other_task[0];
     expect(first.reason).toBe(
-      `its primary task is ${analysis.perConversation[first.index].primaryTask}, not rag_enhanced: single-task training keeps only rag_enhanced conversations`,
+      `its primary task is ${analysis.perConversation[first.index].primaryTask}, not rag_enhanced: ` +
+        'single-task training keeps only rag_enhanced conversations',
     );
     for (const rule of FILTER_RULES) expect(result.removed[rule]).toEqual([]);
     expect(Object.keys(result.removed)).toEqual([...FILTER_RULE_ORDER]);
   });
 
   it('applies the task rule first, so a duplicate of a row of another task counts as another task', () => {
-    const rag = chat(['system', 'Context:\n[1] Refunds take 5 days.'], ['user', 'When?'], ['assistant', 'Refunds take five days [1], counted from the request.']);
+    const rag = chat(
+      ['system', 'Context:\n[1] Refunds take 5 days.'],
+      ['user', 'When?'],
+      ['assistant', 'Refunds take five days [1], counted from the request.'],
+    );
     const rows = [GOOD, rag, GOOD, rag];
     const result = filterDataset(rows, { ...BOUNDS, keepTask: 'rag_enhanced' });
     expect(result.keptIndices).toEqual([1]);

@@ -41,7 +41,10 @@ describe('training strategy recommendation', () => {
   });
 
   it('falls back to a single task when no task is large enough to mix', () => {
-    expect(recommend(counts({ rag_enhanced: 2, conversational_chat: 2 }))).toMatchObject({ strategy: 'single', presetIds: ['rag_enhanced'] });
+    expect(recommend(counts({ rag_enhanced: 2, conversational_chat: 2 }))).toMatchObject({
+      strategy: 'single',
+      presetIds: ['rag_enhanced'],
+    });
     expect(recommend(counts({ rag_enhanced: 5, conversational_chat: 2, code_generation: 2 })).presetIds).toEqual(['rag_enhanced']);
   });
 
@@ -62,17 +65,31 @@ describe('training strategy recommendation', () => {
 const BUILD: Record<TaskId, (i: number) => DatasetRow> = {
   rag_enhanced: (i) =>
     chat(
-      ['system', `Answer from the context and cite sources.\n\nContext:\n[1] Plan ${i} costs ${10 + i} euros per seat.\n[2] Plan ${i} renews monthly.`],
+      [
+        'system',
+        `Answer from the context and cite sources.\n\nContext:\n[1] Plan ${i} costs ${10 + i} euros per seat.\n` +
+          `[2] Plan ${i} renews monthly.`,
+      ],
       ['user', `How much is plan ${i}?`],
       ['assistant', `Plan ${i} costs ${10 + i} euros per seat and month, renewed monthly [1][2].`],
     ),
   technical_implementation: (i) =>
-    chat(['user', `How do I deploy service number ${i} to staging?`], ['assistant', `1. Build image ${i} with \`docker build -t svc${i} .\`.\n2. Push it and restart the staging stack.`]),
+    chat(
+      ['user', `How do I deploy service number ${i} to staging?`],
+      ['assistant', `1. Build image ${i} with \`docker build -t svc${i} .\`.\n2. Push it and restart the staging stack.`],
+    ),
   ai_ml_education: (i) =>
-    chat(['user', `What is overfitting in machine learning, example ${i}?`], ['assistant', `Overfitting means the model fits noise in training data ${i} and generalises badly to held-out data.`]),
-  conversational_chat: (i) => chat(['user', `Hi there, friend ${i}! How are you?`], ['assistant', `Hello friend ${i}, doing well, thanks for asking!`]),
+    chat(
+      ['user', `What is overfitting in machine learning, example ${i}?`],
+      ['assistant', `Overfitting means the model fits noise in training data ${i} and generalises badly to held-out data.`],
+    ),
+  conversational_chat: (i) =>
+    chat(['user', `Hi there, friend ${i}! How are you?`], ['assistant', `Hello friend ${i}, doing well, thanks for asking!`]),
   code_generation: (i) =>
-    chat(['user', `Write a Python function that returns ${i} squared.`], ['assistant', `\`\`\`python\ndef square_${i}():\n    return ${i} * ${i}\n\`\`\``]),
+    chat(
+      ['user', `Write a Python function that returns ${i} squared.`],
+      ['assistant', `\`\`\`python\ndef square_${i}():\n    return ${i} * ${i}\n\`\`\``],
+    ),
 };
 
 function dataset(sizes: Partial<Record<TaskId, number>>): DatasetRow[] {
@@ -99,7 +116,13 @@ describe('the task decision guide', () => {
 
   it('recommends single-task rag_enhanced with its preset (r 20), then multi-task and progressive as next steps', () => {
     const r = analysis.recommendation;
-    expect(r).toMatchObject({ strategy: 'single', presetIds: ['rag_enhanced'], tasks: ['rag_enhanced'], mixWeights: null, taskFilter: 'rag_enhanced' });
+    expect(r).toMatchObject({
+      strategy: 'single',
+      presetIds: ['rag_enhanced'],
+      tasks: ['rag_enhanced'],
+      mixWeights: null,
+      taskFilter: 'rag_enhanced',
+    });
     expect(rag.lora.r).toBe(20);
     expect(r.reasons).toEqual([
       'no task reaches 70% (largest: rag_enhanced (11, 35.5%))',
@@ -107,7 +130,8 @@ describe('the task decision guide', () => {
         'and at least 30% of all, so start single-task on it and expand from the results',
       'code_generation (2, 6.5%) is under the minimum of 5% and 3 conversations for a task of its own: too few to learn from reliably, ' +
         'so it is left out of the task list (add examples to include it)',
-      'train with the rag_enhanced preset on its 11 conversations: the task filter sets the other 20 aside (turn it off to train them along under the same preset)',
+      'train with the rag_enhanced preset on its 11 conversations: the task filter sets the other 20 aside ' +
+        '(turn it off to train them along under the same preset)',
     ]);
     expect(r.nextSteps).toHaveLength(2);
     const [multi, progressive] = r.nextSteps;
@@ -117,7 +141,9 @@ describe('the task decision guide', () => {
       tasks: ['rag_enhanced', 'technical_implementation', 'ai_ml_education', 'conversational_chat'],
     });
     expect(Object.values(multi.mixWeights!).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 2);
-    expect(multi.reason).toMatch(/^for diverse use: when the adapter must also serve technical_implementation, ai_ml_education, conversational_chat/);
+    expect(multi.reason).toMatch(
+      /^for diverse use: when the adapter must also serve technical_implementation, ai_ml_education, conversational_chat/,
+    );
     expect(progressive).toMatchObject({
       strategy: 'progressive',
       presetIds: ['conversational_chat', 'ai_ml_education', 'technical_implementation', 'rag_enhanced'],
@@ -139,11 +165,15 @@ describe('the task decision guide', () => {
   });
 
   it('stays multi-task when the shares are close', () => {
-    const close = analyzeDataset(dataset({ rag_enhanced: 10, technical_implementation: 9, ai_ml_education: 6, conversational_chat: 4, code_generation: 2 }));
+    const close = analyzeDataset(
+      dataset({ rag_enhanced: 10, technical_implementation: 9, ai_ml_education: 6, conversational_chat: 4, code_generation: 2 }),
+    );
     const r = close.recommendation;
     expect(r).toMatchObject({ strategy: 'multi', presetIds: ['multi_task'], taskFilter: null, nextSteps: [] });
     expect(r.tasks).toEqual(['rag_enhanced', 'technical_implementation', 'ai_ml_education', 'conversational_chat']);
-    expect(r.reasons).toContain('rag_enhanced is not clearly ahead of technical_implementation: 1.11x its conversations, under 1.3x, so no task is the primary one');
+    expect(r.reasons).toContain(
+      'rag_enhanced is not clearly ahead of technical_implementation: 1.11x its conversations, under 1.3x, so no task is the primary one',
+    );
     expect(recommendedFilter(r, builtinPresets().find((p) => p.id === 'multi_task')!).keepTask).toBeNull();
   });
 
@@ -151,12 +181,20 @@ describe('the task decision guide', () => {
     expect(LEAD_RATIO).toBe(1.3);
     expect(LEAD_MIN_SHARE).toBe(0.3);
     // 13 / 10 = 1.3x with 13 of 40 = 32.5%: single; 12 / 10 = 1.2x: multi.
-    expect(recommend(counts({ rag_enhanced: 13, technical_implementation: 10, ai_ml_education: 9, conversational_chat: 8 })).strategy).toBe('single');
-    expect(recommend(counts({ rag_enhanced: 12, technical_implementation: 10, ai_ml_education: 10, conversational_chat: 8 })).strategy).toBe('multi');
+    expect(recommend(counts({ rag_enhanced: 13, technical_implementation: 10, ai_ml_education: 9, conversational_chat: 8 })).strategy).toBe(
+      'single',
+    );
+    expect(
+      recommend(counts({ rag_enhanced: 12, technical_implementation: 10, ai_ml_education: 10, conversational_chat: 8 })).strategy,
+    ).toBe('multi');
     // 1.45x ahead but 29% of all: too small a share to start alone.
-    const small = recommend(counts({ rag_enhanced: 29, technical_implementation: 20, ai_ml_education: 20, conversational_chat: 16, code_generation: 15 }));
+    const small = recommend(
+      counts({ rag_enhanced: 29, technical_implementation: 20, ai_ml_education: 20, conversational_chat: 16, code_generation: 15 }),
+    );
     expect(small.strategy).toBe('multi');
-    expect(small.reasons).toContain('rag_enhanced leads technical_implementation 1.45x but has under 30% of all conversations, too few to start alone');
+    expect(small.reasons).toContain(
+      'rag_enhanced leads technical_implementation 1.45x but has under 30% of all conversations, too few to start alone',
+    );
   });
 
   it('gives a dominant task the same filter and next steps', () => {

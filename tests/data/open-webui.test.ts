@@ -23,7 +23,10 @@ describe("Open WebUI's chat export", () => {
     expect(report.rows).toHaveLength(3);
     const expectedSystem = formatSources(
       [
-        { text: 'Annual plans are refundable in full within 30 days of purchase. After 30 days refunds are prorated.', label: 'billing.md' },
+        {
+          text: 'Annual plans are refundable in full within 30 days of purchase. After 30 days refunds are prorated.',
+          label: 'billing.md',
+        },
         { text: 'Monthly plans renew automatically.', label: 'faq.html' },
       ],
       { systemPrompt: 'You are the Acme helpdesk.' },
@@ -60,9 +63,19 @@ describe("Open WebUI's chat export", () => {
 
   it('reports each broken chat with its entry, the line it starts on, and the reason', () => {
     expect(report.errors).toEqual([
-      { line: 113, entry: 3, reason: 'message 1 has unknown role "tool"; allowed roles: system, user, assistant', excerpt: 'title: Tool output' },
+      {
+        line: 113,
+        entry: 3,
+        reason: 'message 1 has unknown role "tool"; allowed roles: system, user, assistant',
+        excerpt: 'title: Tool output',
+      },
       { line: 125, entry: 4, reason: 'no assistant turn, so nothing to train on (roles found: user)', excerpt: 'title: No reply' },
-      { line: 142, entry: 5, reason: '"chat.history.messages" has no message "zz" (named by currentId or a parentId)', excerpt: 'title: Dangling' },
+      {
+        line: 142,
+        entry: 5,
+        reason: '"chat.history.messages" has no message "zz" (named by currentId or a parentId)',
+        excerpt: 'title: Dangling',
+      },
       { line: 152, entry: 6, reason: 'each chat must be an object, got string', excerpt: '"not a chat"' },
     ]);
   });
@@ -79,10 +92,21 @@ describe("Open WebUI's chat export", () => {
   });
 
   it('follows parentId from currentId, refusing loops and conversations without one', () => {
-    const looped = { chat: { history: { currentId: 'a', messages: { a: { parentId: 'b', role: 'assistant', content: 'x' }, b: { parentId: 'a', role: 'user', content: 'y' } } } } };
+    const looped = {
+      chat: {
+        history: {
+          currentId: 'a',
+          messages: { a: { parentId: 'b', role: 'assistant', content: 'x' }, b: { parentId: 'a', role: 'user', content: 'y' } },
+        },
+      },
+    };
     expect(openWebUiChatRow(looped)).toBe('"chat.history" loops back to message "a"');
-    expect(openWebUiChatRow({ chat: { title: 'empty' } })).toBe('no conversation: expected "chat.history" (with "currentId" and "messages") or a "chat.messages" list');
-    expect(openWebUiChatRow({ chat: { history: { currentId: 1, messages: {} } } })).toBe('"chat.history.currentId" must be a message id, got number');
+    expect(openWebUiChatRow({ chat: { title: 'empty' } })).toBe(
+      'no conversation: expected "chat.history" (with "currentId" and "messages") or a "chat.messages" list',
+    );
+    expect(openWebUiChatRow({ chat: { history: { currentId: 1, messages: {} } } })).toBe(
+      '"chat.history.currentId" must be a message id, got number',
+    );
   });
 
   it('refuses a system prompt that already holds a Context: line when sources must be added', () => {
@@ -91,7 +115,11 @@ describe("Open WebUI's chat export", () => {
         params: { system: 'Context: you are a bank' },
         messages: [
           { role: 'user', content: 'Rates?' },
-          { role: 'assistant', content: 'Two percent [1].', sources: [{ source: { name: 'r.md' }, document: ['Rates are two percent.'], metadata: [{}] }] },
+          {
+            role: 'assistant',
+            content: 'Two percent [1].',
+            sources: [{ source: { name: 'r.md' }, document: ['Rates are two percent.'], metadata: [{}] }],
+          },
         ],
       },
     };
@@ -107,7 +135,11 @@ describe("Open WebUI's chat export", () => {
             role: 'assistant',
             content: 'a [2]',
             sources: [
-              { source: { id: 'col', name: 'Docs' }, document: ['one', 'two', 'three'], metadata: [{ source: 'a.md' }, { source: 'b.md' }, { source: 'a.md' }] },
+              {
+                source: { id: 'col', name: 'Docs' },
+                document: ['one', 'two', 'three'],
+                metadata: [{ source: 'a.md' }, { source: 'b.md' }, { source: 'a.md' }],
+              },
               { source: { name: 'Web' }, urls: ['https://example.com'] },
             ],
           },
@@ -118,8 +150,19 @@ describe("Open WebUI's chat export", () => {
   });
 
   it('also reads one chat per JSONL line', () => {
-    const line = JSON.stringify({ id: 'x', chat: { messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello!' }] } });
-    expect(parseJsonl(line)).toMatchObject({ format: 'open_webui', rows: [{ kind: 'chat', messages: [{ content: 'Hi' }, { content: 'Hello!' }] }] });
+    const line = JSON.stringify({
+      id: 'x',
+      chat: {
+        messages: [
+          { role: 'user', content: 'Hi' },
+          { role: 'assistant', content: 'Hello!' },
+        ],
+      },
+    });
+    expect(parseJsonl(line)).toMatchObject({
+      format: 'open_webui',
+      rows: [{ kind: 'chat', messages: [{ content: 'Hi' }, { content: 'Hello!' }] }],
+    });
   });
 });
 
@@ -136,16 +179,23 @@ describe('parseImport: one entry point for every format', () => {
     const report = parseImport('[\n  {"chat": {}},\n  {"chat": x}\n]\n', { fileName: 'export.json' });
     expect(report.rows).toEqual([]);
     expect(report.errors).toHaveLength(1);
-    expect(report.errors[0].reason).toMatch(/^broken JSON: .+; a \.json file must hold one JSON document \(Open WebUI's export is a list of chats\)$/);
+    expect(report.errors[0].reason).toMatch(
+      /^broken JSON: .+; a \.json file must hold one JSON document \(Open WebUI's export is a list of chats\)$/,
+    );
     // Node 20's JSON.parse names no position for a bad token (its message quotes the spot), but does say when the input ends early.
-    expect(parseImport('[\n  {"chat": {}},\n  {"chat": \n', { fileName: 'export.json' }).errors[0]).toMatchObject({ line: 3, excerpt: '  {"chat": ' });
+    expect(parseImport('[\n  {"chat": {}},\n  {"chat": \n', { fileName: 'export.json' }).errors[0]).toMatchObject({
+      line: 3,
+      excerpt: '  {"chat": ',
+    });
   });
 
   it('refuses a JSON list with bytes that are not UTF-8', () => {
     const bytes = new Uint8Array([...new TextEncoder().encode('[\n"'), 0xff, ...new TextEncoder().encode('"\n]')]);
     const report = parseImportBytes(bytes, { fileName: 'x.json' });
     expect(report.rows).toEqual([]);
-    expect(report.errors).toMatchObject([{ line: 2, reason: 'not text (binary data?): the line is not valid UTF-8, so the JSON document cannot be read' }]);
+    expect(report.errors).toMatchObject([
+      { line: 2, reason: 'not text (binary data?): the line is not valid UTF-8, so the JSON document cannot be read' },
+    ]);
   });
 
   it('finds where each entry of a JSON list starts', () => {

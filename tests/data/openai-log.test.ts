@@ -56,7 +56,7 @@ describe('OpenAI-style chat-completion logs', () => {
       [9, 'missing "response": the log line needs the reply as well as the request'],
       [11, '"response.choices" is empty: the response holds no reply'],
       [12, 'message 2 is a tool result; tool calls cannot be trained as text, so export the exchanges without tools'],
-      [13, "response.choices[0].message has role \"user\"; the reply must be the assistant's"],
+      [13, 'response.choices[0].message has role "user"; the reply must be the assistant\'s'],
     ]);
     const json = report.errors.find((e) => e.line === 10)!;
     expect(json.reason).toMatch(/^broken JSON: \S/);
@@ -72,14 +72,18 @@ describe('OpenAI-style chat-completion logs', () => {
     expect(reason('{"request":"hi","response":"ok"}')).toBe('"request" must be an object with "messages", got string');
     expect(reason('{"request":{},"response":"ok"}')).toBe('missing "request.messages"');
     expect(reason('{"request":{"messages":{}},"response":"ok"}')).toBe('"request.messages" must be a list, got object');
-    expect(reason('{"request":{"messages":[]},"response":"ok"}')).toBe('empty "request.messages" list: the request needs at least the user\'s turn');
-    expect(reason('{"messages":[{"role":"user","content":"a"}],"response":7}')).toBe('"response" must be a chat completion, a message or a string, got number');
+    expect(reason('{"request":{"messages":[]},"response":"ok"}')).toBe(
+      'empty "request.messages" list: the request needs at least the user\'s turn',
+    );
+    expect(reason('{"messages":[{"role":"user","content":"a"}],"response":7}')).toBe(
+      '"response" must be a chat completion, a message or a string, got number',
+    );
     expect(reason('{"messages":[{"role":"user","content":"a"}],"response":{"choices":[{"text":"legacy"}]}}')).toBe(
       '"response.choices[0]" has no "message" (a streamed or legacy completion?)',
     );
-    expect(reason('{"messages":[{"role":"user","content":"a"}],"response":{"choices":[{"message":{"role":"assistant","content":null}}]}}')).toBe(
-      'response.choices[0].message has no text content (a tool call?)',
-    );
+    expect(
+      reason('{"messages":[{"role":"user","content":"a"}],"response":{"choices":[{"message":{"role":"assistant","content":null}}]}}'),
+    ).toBe('response.choices[0].message has no text content (a tool call?)');
     expect(reason('{"messages":[{"role":"wizard","content":"a"}],"response":"ok"}')).toBe(
       'message 1 has unknown role "wizard"; allowed roles: system, user, assistant, developer',
     );
@@ -87,6 +91,9 @@ describe('OpenAI-style chat-completion logs', () => {
   });
 
   it('leaves plain messages lines as they were', () => {
-    expect(parseJsonl('{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}],"id":1}').formats).toMatchObject({ messages: 1, openai_log: 0 });
+    expect(parseJsonl('{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}],"id":1}').formats).toMatchObject({
+      messages: 1,
+      openai_log: 0,
+    });
   });
 });

@@ -4,7 +4,13 @@ import { evaluateRagExample, extractContext } from '../../src/eval/rag-metrics';
 import { checkCitations, CONTEXT_INSTRUCTION, ContextFormatError, formatContext, parseContext } from '../../src/rag/context';
 import type { Passage } from '../../src/rag/passages';
 
-const passage = (document: string, index: number, heading: string, text: string): Passage => ({ id: `${document}#${index}`, document, index, heading, text });
+const passage = (document: string, index: number, heading: string, text: string): Passage => ({
+  id: `${document}#${index}`,
+  document,
+  index,
+  heading,
+  text,
+});
 
 const PASSAGES = [
   passage('pricing.md', 0, 'Plans', 'The Team plan costs 10 euros per seat and month.'),
@@ -41,7 +47,9 @@ describe('context formatting', () => {
     const formatted = formatContext(PASSAGES)!;
     expect(parseContext(formatted.system)).toEqual(formatted.sources.map(({ id, label, text }) => ({ id, label, text })));
     expect(parseContext('You are helpful.')).toBeNull();
-    expect(parseContext('Context:\n[1] Plain source without a label.')).toEqual([{ id: 1, label: null, text: 'Plain source without a label.' }]);
+    expect(parseContext('Context:\n[1] Plain source without a label.')).toEqual([
+      { id: 1, label: null, text: 'Plain source without a label.' },
+    ]);
   });
 
   it('is read as RAG by the task analysis and the metrics see exactly its sources', () => {
@@ -62,7 +70,15 @@ describe('context formatting', () => {
     expect(context.sources.map((s) => s.id)).toEqual([1, 2, 3]);
     expect(context.sources[1].text).toBe('(faq.html) Refunds are issued within 5 days. [7] not a source Context: not a block');
     const metrics = evaluateRagExample({ system, response: row.messages[2].content });
-    expect(metrics).toMatchObject({ hasContext: true, sourceIds: [1, 2, 3], citations: [1, 4], validCitations: [1], missingCitations: [4], attributed: true, usesContext: true });
+    expect(metrics).toMatchObject({
+      hasContext: true,
+      sourceIds: [1, 2, 3],
+      citations: [1, 4],
+      validCitations: [1],
+      missingCitations: [4],
+      attributed: true,
+      usesContext: true,
+    });
   });
 
   it('refuses a system prompt that has its own Context: line', () => {

@@ -29,7 +29,10 @@ describe('RAG answer enhancement', () => {
     const preview = enhanceCitations(rows);
     expect(text(preview.enhanced[0], 2)).toBe('Annual plans are refundable in full within 30 days of purchase [2]. Happy to help!');
     expect(preview.rows).toEqual([
-      { row: 0, changes: [{ message: 2, sentence: 'Annual plans are refundable in full within 30 days of purchase.', source: 2, overlap: 1 }] },
+      {
+        row: 0,
+        changes: [{ message: 2, sentence: 'Annual plans are refundable in full within 30 days of purchase.', source: 2, overlap: 1 }],
+      },
     ]);
     expect(preview.rowsChanged).toBe(1);
     expect(preview.citationsAdded).toBe(1);
@@ -69,8 +72,20 @@ describe('RAG answer enhancement', () => {
 
   it('leaves non-RAG rows, rows without numbered sources and other row kinds unchanged', () => {
     const rows: DatasetRow[] = [
-      { kind: 'chat', messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Annual plans are refundable in full within 30 days.' }] },
-      { kind: 'chat', messages: [{ role: 'system', content: 'Context:\nno numbered sources here' }, { role: 'assistant', content: 'No numbered sources here at all.' }] },
+      {
+        kind: 'chat',
+        messages: [
+          { role: 'user', content: 'Hi' },
+          { role: 'assistant', content: 'Annual plans are refundable in full within 30 days.' },
+        ],
+      },
+      {
+        kind: 'chat',
+        messages: [
+          { role: 'system', content: 'Context:\nno numbered sources here' },
+          { role: 'assistant', content: 'No numbered sources here at all.' },
+        ],
+      },
       { kind: 'completion', prompt: 'Context:\n[1] Refunds in 5 days.', completion: 'Refunds arrive in 5 days.' },
       { kind: 'text', text: 'Refunds arrive in 5 days.' },
     ];
@@ -103,6 +118,13 @@ describe('RAG answer enhancement', () => {
 
   it('finds sentences outside code', () => {
     const t = 'One. Two words here! Three?\n  Four (five.) Six\n```\nx. y.\n```\nSeven.';
-    expect(sentenceSpans(t).map((s) => t.slice(s.start, s.end))).toEqual(['One.', 'Two words here!', 'Three?', 'Four (five.)', 'Six', 'Seven.']);
+    expect(sentenceSpans(t).map((s) => t.slice(s.start, s.end))).toEqual([
+      'One.',
+      'Two words here!',
+      'Three?',
+      'Four (five.)',
+      'Six',
+      'Seven.',
+    ]);
   });
 });

@@ -32,7 +32,9 @@ describe('HTML documents to text', () => {
       '<style>p { color: red }</style><template><p>hidden template</p></template><!-- a comment -->' +
       '<svg><text>svg text</text></svg><img src="x" onerror="globalThis.pwned = true"><noscript>enable js</noscript>' +
       '<iframe srcdoc="<p>framed</p>"></iframe><p onclick="globalThis.pwned = true">Also visible.</p>';
-    const text = htmlBlocks(html).map((b) => b.text).join('\n');
+    const text = htmlBlocks(html)
+      .map((b) => b.text)
+      .join('\n');
     expect(text).toBe('Visible.\nAlso visible.');
     expect(globals.pwned).toBeUndefined();
   });
@@ -50,6 +52,8 @@ describe('HTML documents to text', () => {
 
   it('splits HTML files into passages like Markdown', () => {
     const passages = splitDocument('faq.html', '<h1>FAQ</h1><h2>Refunds</h2><p>Refunds are issued within 5 days.</p>');
-    expect(passages).toEqual([{ id: 'faq.html#0', document: 'faq.html', index: 0, heading: 'FAQ > Refunds', text: 'Refunds are issued within 5 days.' }]);
+    expect(passages).toEqual([
+      { id: 'faq.html#0', document: 'faq.html', index: 0, heading: 'FAQ > Refunds', text: 'Refunds are issued within 5 days.' },
+    ]);
   });
 });

@@ -20,7 +20,23 @@ describe('documents to blocks', () => {
   });
 
   it('reads Markdown headings as sections, keeps fenced code whole and skips front matter', () => {
-    const md = ['---', 'title: x', '---', 'Intro.', '# Setup', 'Install it.', '```sh', 'npm i', '', '# not a heading', '```', '### Deep', 'Deeper.', '## Use #', 'Run it.'].join('\n');
+    const md = [
+      '---',
+      'title: x',
+      '---',
+      'Intro.',
+      '# Setup',
+      'Install it.',
+      '```sh',
+      'npm i',
+      '',
+      '# not a heading',
+      '```',
+      '### Deep',
+      'Deeper.',
+      '## Use #',
+      'Run it.',
+    ].join('\n');
     expect(markdownBlocks(md)).toEqual([
       { text: 'Intro.', headings: [], code: false },
       { text: 'Install it.', headings: ['Setup'], code: false },
@@ -68,7 +84,12 @@ describe('splitDocument', () => {
     const long = Array.from({ length: 50 }, (_, i) => `word${i}`).join(' ');
     const passages = splitDocument('long.txt', `${long}\n\n${'x'.repeat(250)}`, { maxChars: 100, overlapChars: 20 });
     for (const p of passages) expect(p.text.length).toBeLessThanOrEqual(100);
-    expect(passages.map((p) => p.text).join(' ').replace(/\s+/g, ' ')).toContain('word0 word1');
+    expect(
+      passages
+        .map((p) => p.text)
+        .join(' ')
+        .replace(/\s+/g, ' '),
+    ).toContain('word0 word1');
     expect(passages.filter((p) => /^x+$/.test(p.text)).map((p) => p.text.length)).toEqual([100, 100, 50]);
     const words = new Set(passages.flatMap((p) => p.text.split(/\s+/)));
     for (let i = 0; i < 50; i++) expect(words.has(`word${i}`)).toBe(true);

@@ -18,7 +18,8 @@ EU workspaces store data in Frankfurt, and backups never leave the region.
 `;
 
 const GUIDE = `<h1>Admin guide</h1>
-<h2>API keys</h2><p>To rotate an API key, open Settings, then API Keys, and click Rotate. The old key keeps working for a 24 hour grace period.</p>
+<h2>API keys</h2><p>To rotate an API key, open Settings, then API Keys, and click Rotate.
+The old key keeps working for a 24 hour grace period.</p>
 <h2>Members</h2><p>Invite members from the People page; each invitation expires after seven days.</p>`;
 
 function index(): PassageIndex {
@@ -47,7 +48,12 @@ describe('PassageIndex', () => {
 
   it('boosts a section heading match', () => {
     const idx = PassageIndex.create();
-    idx.addDocument(splitDocument('a.md', '# Shipping\n\nParcels leave the warehouse on weekdays.\n\n# Returns\n\nShipping labels are printed at the desk.'));
+    idx.addDocument(
+      splitDocument(
+        'a.md',
+        '# Shipping\n\nParcels leave the warehouse on weekdays.\n\n# Returns\n\nShipping labels are printed at the desk.',
+      ),
+    );
     expect(idx.search('shipping')[0].passage.heading).toBe('Shipping');
   });
 
@@ -77,7 +83,9 @@ describe('PassageIndex', () => {
   it('removes and re-adds a document, and refuses the same document twice', () => {
     const idx = index();
     expect(() => idx.addDocument(splitDocument('faq.md', FAQ))).toThrow(PassageIndexError);
-    expect(() => idx.addDocument(splitDocument('faq.md', FAQ))).toThrow('"faq.md" is already indexed; remove it first, or rename the new file.');
+    expect(() => idx.addDocument(splitDocument('faq.md', FAQ))).toThrow(
+      '"faq.md" is already indexed; remove it first, or rename the new file.',
+    );
     expect(idx.removeDocument('faq.md')).toBe(3);
     expect(idx.search('Frankfurt')).toEqual([]);
     expect(idx.documents()).toEqual(['guide.html']);
