@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { scoreConversation } from '../../src/analysis/analyze';
 import { evaluateRagExample, extractContext } from '../../src/eval/rag-metrics';
 import { checkCitations, CONTEXT_INSTRUCTION, ContextFormatError, formatContext, parseContext } from '../../src/rag/context';
-import type { Passage } from '../../src/rag/passages';
+import { enhanceCitations } from '../../src/rag/enhance-citations';
+import { type Passage, splitDocument } from '../../src/rag/passages';
+import { PassageIndex } from '../../src/rag/search-index';
 
 const passage = (document: string, index: number, heading: string, text: string): Passage => ({
   id: `${document}#${index}`,
@@ -96,5 +98,32 @@ describe('checkCitations', () => {
       uncited: [3],
     });
     expect(checkCitations('No citations.', [1, 2])).toEqual({ cited: [], valid: [], missing: [], uncited: [1, 2] });
+  });
+});
+
+describe('a chat turn over documents', () => {
+  it('retrieves, formats, is analysed as RAG, and an uncited copied answer gains the right citation', () => {
+    const index = PassageIndex.create();
+    index.addDocument(splitDocument('pricing.md', '# Plans\n\nThe Team plan costs 10 euros per seat and month.\n\n# Trials\n\nTrials last 14 days.'));
+    index.addDocument(splitDocument('faq.html', '<h2>Refunds</h2><p>Refunds are issued within 5 days of a cancellation.</p>'));
+    const question = 'How fast are refunds issued after a cancellation?';
+    const hits = index.search(question);
+    expect(hits[0].passage.document).toBe('faq.html');
+    const { system, sources } = formatContext(hits.map((h) => h.passage))!;
+    expect(sources[0]).toMatchObject({ id: 1, passageId: 'faq.html#0', label: 'faq.html > Refunds' });
+    const row = {
+      kind: 'chat' as const,
+      messages: [
+        { role: 'system' as const, content: system },
+        { role: 'user' as const, content: question },
+        { role: 'assistant' as const, content: 'Refunds are issued within 5 days of a cancellation.' },
+      ],
+    };
+    expect(scoreConversation(row).primaryTask).toBe('rag_enhanced');
+    const [enhanced] = enhanceCitations([row]).enhanced;
+    const answer = enhanced.kind === 'chat' ? enhanced.messages[2].content : '';
+    expect(answer).toBe('Refunds are issued within 5 days of a cancellation [1].');
+    expect(checkCitations(answer, sources.map((s) => s.id))).toMatchObject({ valid: [1], missing: [] });
+    expect(evaluateRagExample({ system, response: answer })).toMatchObject({ attributed: true, usesContext: true });
   });
 });
