@@ -104,7 +104,8 @@ describe('checkCitations', () => {
 describe('a chat turn over documents', () => {
   it('retrieves, formats, is analysed as RAG, and an uncited copied answer gains the right citation', () => {
     const index = PassageIndex.create();
-    index.addDocument(splitDocument('pricing.md', '# Plans\n\nThe Team plan costs 10 euros per seat and month.\n\n# Trials\n\nTrials last 14 days.'));
+    const pricing = '# Plans\n\nThe Team plan costs 10 euros per seat and month.\n\n# Trials\n\nTrials last 14 days.';
+    index.addDocument(splitDocument('pricing.md', pricing));
     index.addDocument(splitDocument('faq.html', '<h2>Refunds</h2><p>Refunds are issued within 5 days of a cancellation.</p>'));
     const question = 'How fast are refunds issued after a cancellation?';
     const hits = index.search(question);
