@@ -1,5 +1,5 @@
 import type { DatasetRow } from '../data/types';
-import { responseChars } from './filter';
+import { responseChars } from './text';
 import { recommend, type Recommendation } from './recommend';
 import { DEFINITION, detectSignals, type FiredSignal, HOW_TO, straightQuotes } from './signals';
 import { rowMessages, TASK_IDS, type TaskId } from './tasks';

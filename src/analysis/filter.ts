@@ -1,8 +1,12 @@
 /**
- * Quality filter run before training. Rules apply in FILTER_RULES order and a row is removed by
+ * Quality filter run before training. Rules apply in FILTER_RULE_ORDER and a row is removed by
  * the first rule it fails, so every removed row has exactly one reason. Nothing is dropped
  * silently: each removed row comes back with its index, rule and reason for the user to inspect.
  *
+ * - other_task (only with `keepTask`): a conversation whose primary task (the task analysis,
+ *   scoreConversation) is another task. This is the pipeline's "RAG conversation filtering" for
+ *   single-task training; it runs first, so the other rules, the duplicate search included, see
+ *   only the task's own conversations.
  * - empty_turn: a message (or completion, or text) that is empty or whitespace only. An empty
  *   prompt is allowed: a completion with no prompt is plain text continuation.
  * - no_assistant_turn: a conversation with nothing for the model to learn (loss is on assistant
@@ -19,10 +23,20 @@
  *   without comparing every pair.
  */
 import type { DatasetRow, Role } from '../data/types';
-import { rowMessages } from './tasks';
+import { scoreConversation } from './analyze';
+import { rowMessages, TASK_IDS, type TaskId } from './tasks';
+import { responseChars } from './text';
 
+export { responseChars };
+
+/** The rules that judge a row's content. */
 export const FILTER_RULES = ['empty_turn', 'no_assistant_turn', 'response_length', 'exact_duplicate', 'near_duplicate'] as const;
 export type FilterRule = (typeof FILTER_RULES)[number];
+/** The rule that keeps one task's conversations for single-task training (`keepTask`). */
+export const TASK_FILTER_RULE = 'other_task';
+/** Every rule, in the order they apply. */
+export const FILTER_RULE_ORDER = [TASK_FILTER_RULE, ...FILTER_RULES] as const;
+export type FilterRuleId = (typeof FILTER_RULE_ORDER)[number];
 
 export const NEAR_DUPLICATE_JACCARD = 0.9;
 export const SHINGLE_CHARS = 5;
@@ -32,12 +46,14 @@ export interface FilterOptions {
   maxResponseChars: number;
   /** Jaccard similarity from which a row is a near duplicate (default NEAR_DUPLICATE_JACCARD). */
   nearDuplicateJaccard?: number;
+  /** Keep only the conversations whose primary task is this one (single-task training); null or absent keeps every task. */
+  keepTask?: TaskId | null;
 }
 
 export interface RemovedRow {
   /** 0-based position in the rows given; `reason` counts rows from 1, as people do. */
   index: number;
-  rule: FilterRule;
+  rule: FilterRuleId;
   reason: string;
   row: DatasetRow;
   /** For duplicates: the index of the kept row it repeats. */
@@ -47,12 +63,7 @@ export interface RemovedRow {
 export interface FilterResult {
   kept: DatasetRow[];
   keptIndices: number[];
-  removed: Record<FilterRule, RemovedRow[]>;
-}
-
-/** Characters as a reader counts them: code points, surrounding whitespace ignored. */
-export function responseChars(text: string): number {
-  return Array.from(text.trim()).length;
+  removed: Record<FilterRuleId, RemovedRow[]>;
 }
 
 /** The parts of a row with their names as the user knows them. */
@@ -70,7 +81,16 @@ function parts(row: DatasetRow): { name: string; role: Role; content: string }[]
   }
 }
 
-function ruleProblem(row: DatasetRow, options: FilterOptions): { rule: FilterRule; reason: string } | null {
+function ruleProblem(row: DatasetRow, options: FilterOptions): { rule: FilterRuleId; reason: string } | null {
+  if (options.keepTask) {
+    const task = scoreConversation(row).primaryTask;
+    if (task !== options.keepTask) {
+      return {
+        rule: TASK_FILTER_RULE,
+        reason: `its primary task is ${task}, not ${options.keepTask}: single-task training keeps only ${options.keepTask} conversations`,
+      };
+    }
+  }
   const all = parts(row);
   const empty = all.find((p) => p.content.trim() === '' && !(row.kind === 'completion' && p.name === 'prompt'));
   if (empty) return { rule: 'empty_turn', reason: `${empty.name} is empty` };
@@ -160,8 +180,11 @@ function nearDuplicates(texts: string[], threshold: number): ({ of: number; simi
 }
 
 export function filterDataset(rows: DatasetRow[], options: FilterOptions): FilterResult {
-  const removed = Object.fromEntries(FILTER_RULES.map((rule) => [rule, [] as RemovedRow[]])) as Record<FilterRule, RemovedRow[]>;
-  const remove = (index: number, rule: FilterRule, reason: string, duplicateOf?: number) => {
+  if (options.keepTask && !TASK_IDS.includes(options.keepTask)) {
+    throw new RangeError(`keepTask must be one of ${TASK_IDS.join(', ')}, got ${JSON.stringify(options.keepTask)}`);
+  }
+  const removed = Object.fromEntries(FILTER_RULE_ORDER.map((rule) => [rule, [] as RemovedRow[]])) as Record<FilterRuleId, RemovedRow[]>;
+  const remove = (index: number, rule: FilterRuleId, reason: string, duplicateOf?: number) => {
     removed[rule].push({ index, rule, reason, row: rows[index], ...(duplicateOf === undefined ? {} : { duplicateOf }) });
   };
 

@@ -2,6 +2,9 @@
  * JSONL dataset import: one JSON object per line, each normalised into a DatasetRow.
  *
  * Accepted line shapes (keys are tried in this order; other keys such as "id" are ignored):
+ *   {"request": {"messages"}, "response": {"choices"}} OpenAI-style exchange log (openai-log.ts; also
+ *                                                     {"messages", "response"} and {"messages", "completion"})
+ *   {"chat": {"history" | "messages"}}                one Open WebUI chat (open-webui.ts)
  *   {"messages": [{"role", "content"}, ...]}          roles system / user / assistant
  *   {"conversations": [{"from", "value"}, ...]}       ShareGPT: human|user, gpt|assistant|model, system
  *   {"instruction", "input"?, "output"}               Alpaca: user = instruction + "\n\n" + input
@@ -11,35 +14,19 @@
  * Nothing here throws on bad data: every line is either a row or a LineError with a reason a person
  * can act on, and the caller decides (the app shows the report, then stores the valid rows in one transaction or nothing).
  */
+import { conversation, notString, roleContentMessages, typeName } from './conversation';
+import { addRow, emptyReport, excerpt, type ImportReport, type LineError } from './import-report';
+import { isOpenAiLog, openAiLogRow } from './openai-log';
+import { isOpenWebUiChat, openWebUiChatRow } from './open-webui';
 import type { DatasetRow, Message, Role, SourceFormat } from './types';
 
-export interface LineError {
-  /** 1-based, counting blank lines, as an editor shows them. */
-  line: number;
-  reason: string;
-  /** The line's first ~80 characters, control characters escaped so that binary lines stay printable. */
-  excerpt: string;
-}
-
-export interface ImportReport {
-  rows: DatasetRow[];
-  /** The format of the valid rows: one format, 'mixed' when several occur, null when no row is valid. */
-  format: SourceFormat | 'mixed' | null;
-  /** Valid rows per source format. */
-  formats: Record<SourceFormat, number>;
-  /** Lines in the file, blank ones included (a final newline does not start a line). */
-  totalLines: number;
-  errors: LineError[];
-  skippedBlank: number;
-}
+export type { ImportReport, LineError };
 
 export interface DecodedJsonl {
   text: string;
   /** 1-based numbers of the lines whose bytes are not valid UTF-8 (decoded with U+FFFD in their place). */
   invalidLines: number[];
 }
-
-const ROLES: readonly Role[] = ['system', 'user', 'assistant'];
 
 const SHAREGPT_ROLES: Record<string, Role> = {
   human: 'user',
@@ -51,10 +38,9 @@ const SHAREGPT_ROLES: Record<string, Role> = {
 };
 
 const ACCEPTED_SHAPES =
-  '{"messages": [{"role", "content"}]}, {"conversations": [{"from", "value"}]}, ' +
+  '{"messages": [{"role", "content"}]}, {"request": {"messages"}, "response": {"choices"}}, {"chat": {"history"}}, ' +
+  '{"conversations": [{"from", "value"}]}, ' +
   '{"instruction", "input"?, "output"}, {"prompt", "completion"} or {"text"}';
-
-const EXCERPT_LENGTH = 80;
 
 /** Raw C0 controls other than tab and carriage return never occur in a JSON text line, but do in binary data. */
 const CONTROL_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/;
@@ -113,14 +99,7 @@ export function parseJsonl(text: string, opts: { fileName?: string; invalidLines
   if (lines[lines.length - 1] === '') lines.pop();
   const invalid = new Set(opts.invalidLines ?? []);
   const extension = opts.fileName?.toLowerCase().match(/\.([a-z0-9]+)$/)?.[1] ?? '';
-  const report: ImportReport = {
-    rows: [],
-    format: null,
-    formats: { messages: 0, sharegpt: 0, alpaca: 0, prompt_completion: 0, text: 0 },
-    totalLines: lines.length,
-    errors: [],
-    skippedBlank: 0,
-  };
+  const report = emptyReport(lines.length);
   lines.forEach((raw, index) => {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     if (line.trim() === '') {
@@ -131,12 +110,9 @@ export function parseJsonl(text: string, opts: { fileName?: string; invalidLines
     if (typeof result === 'string') {
       report.errors.push({ line: index + 1, reason: result, excerpt: excerpt(line) });
     } else {
-      report.rows.push(result.row);
-      report.formats[result.format]++;
+      addRow(report, result.row, result.format);
     }
   });
-  const seen = (Object.keys(report.formats) as SourceFormat[]).filter((f) => report.formats[f] > 0);
-  report.format = seen.length === 0 ? null : seen.length === 1 ? seen[0] : 'mixed';
   return report;
 }
 
@@ -163,6 +139,8 @@ function parseLine(line: string, invalidUtf8: boolean, extension: string): LineR
     return `not an object: the line is ${got}; each line must be one JSON object such as {"text": "..."}`;
   }
   const obj = value as Record<string, unknown>;
+  if (isOpenAiLog(obj)) return withFormat(openAiLogRow(obj), 'openai_log');
+  if (isOpenWebUiChat(obj)) return withFormat(openWebUiChatRow(obj), 'open_webui');
   if ('messages' in obj) return withFormat(messagesRow(obj.messages), 'messages');
   if ('conversations' in obj) return withFormat(shareGptRow(obj.conversations), 'sharegpt');
   if ('instruction' in obj) return withFormat(alpacaRow(obj), 'alpaca');
@@ -178,22 +156,8 @@ function withFormat(result: DatasetRow | string, format: SourceFormat): LineResu
 }
 
 function messagesRow(list: unknown): DatasetRow | string {
-  if (!Array.isArray(list)) return `"messages" must be a list, got ${typeName(list)}`;
-  const messages: Message[] = [];
-  for (const [i, item] of list.entries()) {
-    const where = `message ${i + 1}`;
-    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
-      return `${where} must be an object with "role" and "content", got ${typeName(item)}`;
-    }
-    const { role, content } = item as { role?: unknown; content?: unknown };
-    if (typeof role !== 'string') return `${where}: ${notString('role', role)}`;
-    if (!(ROLES as readonly string[]).includes(role)) {
-      return `${where} has unknown role ${JSON.stringify(role)}; allowed roles: ${ROLES.join(', ')}`;
-    }
-    if (typeof content !== 'string') return `${where}: ${notString('content', content)}`;
-    messages.push({ role: role as Role, content });
-  }
-  return conversation(messages, 'messages', 'message');
+  const messages = roleContentMessages(list, 'messages', (i) => `message ${i + 1}`);
+  return typeof messages === 'string' ? messages : conversation(messages, 'messages', 'message');
 }
 
 function shareGptRow(list: unknown): DatasetRow | string {
@@ -214,17 +178,6 @@ function shareGptRow(list: unknown): DatasetRow | string {
     messages.push({ role, content: value });
   }
   return conversation(messages, 'conversations', 'turn');
-}
-
-/** Checks shared by every conversation format, after each message is known to be well typed. */
-function conversation(messages: Message[], key: string, noun: string): DatasetRow | string {
-  if (messages.length === 0) return `empty "${key}" list: a conversation needs at least a user and an assistant turn`;
-  const empty = messages.flatMap((m, i) => (m.content.trim() === '' ? [`${noun} ${i + 1} (${m.role})`] : []));
-  if (empty.length > 0) return `empty content in ${empty.join(', ')}`;
-  if (!messages.some((m) => m.role === 'assistant')) {
-    return `no assistant turn, so nothing to train on (roles found: ${[...new Set(messages.map((m) => m.role))].join(', ')})`;
-  }
-  return { kind: 'chat', messages };
 }
 
 function alpacaRow(obj: Record<string, unknown>): DatasetRow | string {
@@ -259,34 +212,6 @@ function textRow(text: unknown): DatasetRow | string {
   return { kind: 'text', text };
 }
 
-function notString(key: string, value: unknown): string {
-  return value === undefined ? `missing "${key}"` : `"${key}" must be a string, got ${typeName(value)}`;
-}
-
-function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'array';
-  return typeof value;
-}
-
 function codePoint(char: string): string {
   return `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
-}
-
-/** At most EXCERPT_LENGTH characters as displayed (escapes included), then an ellipsis if anything was left out. */
-function excerpt(line: string): string {
-  let out = '';
-  for (const char of line) {
-    const shown = escapeControl(char);
-    if (out.length + shown.length > EXCERPT_LENGTH) return `${out}…`;
-    out += shown;
-  }
-  return out;
-}
-
-function escapeControl(char: string): string {
-  if (char === '\t') return '\\t';
-  if (char === '\r') return '\\r';
-  const code = char.codePointAt(0)!;
-  return code < 0x20 || (code >= 0x7f && code < 0xa0) ? `\\u${code.toString(16).padStart(4, '0')}` : char;
 }

@@ -15,4 +15,6 @@ export type DatasetRow =
   /** `{text}`: plain text, loss on every token. */
   | { kind: 'text'; text: string };
 
-export type SourceFormat = 'messages' | 'sharegpt' | 'alpaca' | 'prompt_completion' | 'text';
+/** The formats an import recognises, in the order they are reported. */
+export const SOURCE_FORMATS = ['messages', 'sharegpt', 'alpaca', 'prompt_completion', 'text', 'openai_log', 'open_webui'] as const;
+export type SourceFormat = (typeof SOURCE_FORMATS)[number];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FILTER_RULES, filterDataset, jaccard, NEAR_DUPLICATE_JACCARD, shingles } from '../../src/analysis/filter';
+import { analyzeDataset } from '../../src/analysis/analyze';
+import { FILTER_RULE_ORDER, FILTER_RULES, filterDataset, jaccard, NEAR_DUPLICATE_JACCARD, shingles } from '../../src/analysis/filter';
 import type { DatasetRow } from '../../src/data/types';
 import { chat, loadSample } from './sample';
 
@@ -112,5 +113,42 @@ describe('quality filter', () => {
     const sample = loadSample();
     const kept = filterDataset(sample, { minResponseChars: 40, maxResponseChars: 800 });
     expect(kept.keptIndices).toEqual(sample.map((_, i) => i));
+  });
+
+  it('keeps only the conversations of the chosen task with keepTask, counted under other_task', () => {
+    const sample = loadSample();
+    const analysis = analyzeDataset(sample);
+    const result = filterDataset(sample, { minResponseChars: 40, maxResponseChars: 800, keepTask: 'rag_enhanced' });
+    expect(result.keptIndices).toEqual(analysis.ragIndices);
+    expect(result.removed.other_task).toHaveLength(21);
+    expect(result.removed.other_task.map((r) => r.index)).toEqual(sample.map((_, i) => i).filter((i) => !analysis.ragIndices.includes(i)));
+    const first = result.removed.other_task[0];
+    expect(first.reason).toBe(
+      `its primary task is ${analysis.perConversation[first.index].primaryTask}, not rag_enhanced: ` +
+        'single-task training keeps only rag_enhanced conversations',
+    );
+    for (const rule of FILTER_RULES) expect(result.removed[rule]).toEqual([]);
+    expect(Object.keys(result.removed)).toEqual([...FILTER_RULE_ORDER]);
+  });
+
+  it('applies the task rule first, so a duplicate of a row of another task counts as another task', () => {
+    const rag = chat(
+      ['system', 'Context:\n[1] Refunds take 5 days.'],
+      ['user', 'When?'],
+      ['assistant', 'Refunds take five days [1], counted from the request.'],
+    );
+    const rows = [GOOD, rag, GOOD, rag];
+    const result = filterDataset(rows, { ...BOUNDS, keepTask: 'rag_enhanced' });
+    expect(result.keptIndices).toEqual([1]);
+    expect(result.removed.other_task.map((r) => r.index)).toEqual([0, 2]);
+    expect(result.removed.exact_duplicate.map((r) => r.index)).toEqual([3]);
+    expect(filterDataset(rows, { ...BOUNDS, keepTask: null }).removed.other_task).toEqual([]);
+    expect(filterDataset(rows, BOUNDS).removed.other_task).toEqual([]);
+  });
+
+  it('refuses an unknown task', () => {
+    expect(() => filterDataset([GOOD], { ...BOUNDS, keepTask: 'poetry' as never })).toThrow(
+      'keepTask must be one of rag_enhanced, code_generation, technical_implementation, ai_ml_education, conversational_chat, got "poetry"',
+    );
   });
 });

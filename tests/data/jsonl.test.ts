@@ -39,7 +39,7 @@ function reasons(report: ImportReport): [number, string][] {
 }
 
 function noFormats() {
-  return { messages: 0, sharegpt: 0, alpaca: 0, prompt_completion: 0, text: 0 };
+  return { messages: 0, sharegpt: 0, alpaca: 0, prompt_completion: 0, text: 0, openai_log: 0, open_webui: 0 };
 }
 
 describe('the shared bad files', () => {
@@ -239,13 +239,14 @@ describe('parseJsonl', () => {
       { kind: 'text', text: 'plain' },
     ]);
     expect(report.format).toBe('mixed');
-    expect(report.formats).toEqual({ messages: 1, sharegpt: 1, alpaca: 2, prompt_completion: 1, text: 1 });
+    expect(report.formats).toEqual({ ...noFormats(), messages: 1, sharegpt: 1, alpaca: 2, prompt_completion: 1, text: 1 });
   });
 
   it('explains an unknown format with the keys found and the accepted shapes', () => {
     const reason = reasonOf('{"question":"q","answer":"a"}');
     expect(reason).toBe(
       'unknown format: found keys "question", "answer"; expected {"messages": [{"role", "content"}]}, ' +
+        '{"request": {"messages"}, "response": {"choices"}}, {"chat": {"history"}}, ' +
         '{"conversations": [{"from", "value"}]}, {"instruction", "input"?, "output"}, {"prompt", "completion"} or {"text"}',
     );
     expect(reasonOf('{}')).toMatch(/^unknown format: found an empty object; expected /);
