@@ -86,7 +86,7 @@ describe('datasets: import previews, analysis, presets and the quality filter', 
       conversational_chat: { count: 5 },
       code_generation: { count: 3 },
     });
-    expect(analysis.recommendation).toMatchObject({ strategy: 'multi', presetIds: ['multi_task'] });
+    expect(analysis.recommendation).toMatchObject({ strategy: 'single', tasks: ['rag_enhanced'], presetIds: ['rag_enhanced'] });
     expect(analysis.avgResponseChars).toBeGreaterThan(0);
     expect(analysis).toEqual(analyzeDataset(rows));
     expect(await engine.analyzeDataset(dataset.id)).toEqual(analysis);

@@ -14,11 +14,22 @@ import { freshDbName } from '../storage/fixtures';
 const line = (...turns: [string, string][]) => JSON.stringify({ messages: turns.map(([role, content]) => ({ role, content })) });
 const NAMES = ['Lily', 'Tom', 'Ben', 'Mia', 'Sam', 'Zoe', 'Max', 'Amy', 'Leo', 'Eva', 'Tim', 'Ana'];
 const COLOURS = ['green', 'red', 'blue'];
-const TERMS = ['overfitting', 'dropout', 'a learning rate'];
+const TERMS = [
+  'overfitting',
+  'dropout',
+  'a learning rate',
+  'an epoch',
+  'a tokenizer',
+  'an embedding',
+  'attention',
+  'a loss function',
+  'fine-tuning',
+  'a batch',
+];
 
 /**
- * Twelve greetings, three ML definitions and three short grounded answers: no task has 70%, and
- * the largest is 4x the smallest, so the analysis recommends stages.
+ * Twelve greetings, ten ML definitions and three short grounded answers: no task leads clearly
+ * (12 is 1.2x 10) and the largest is 4x the smallest, so the analysis recommends stages.
  */
 function stagedChats(): string {
   const chats = NAMES.map((name) => line(['user', `Hi, I am ${name}! How are you?`], ['assistant', `Hello ${name}, I am fine, thanks!`]));
@@ -45,7 +56,7 @@ const SETTINGS = {
 };
 
 /**
- * Batches of one: 11 phase-1 steps and 2 phase-2 steps, so either phase can be paused between
+ * Batches of one: 16 phase-1 steps and 2 phase-2 steps, so either phase can be paused between
  * steps; a checkpoint every step also reports every step's loss at once, so a pause asked for on a
  * step's progress takes effect right after that step.
  */
@@ -93,79 +104,80 @@ describe('engine: progressive training', () => {
     const events: ProgressiveEvent[] = [];
     const outcome = await engine.startProgressiveRun({ datasetId: staged, settings: SETTINGS, name: 'staged' }, (e) => events.push(e));
     expect(outcome.status).toBe('completed');
-    // Phase 1: 15 rows, 4 held out, 11 in batches of 4 = 3 steps; phase 2: 3 rows, 1 held out, 1 step.
+    // Phase 1: 22 rows, 6 held out, 16 in batches of 4 = 4 steps; phase 2: 3 rows, 1 held out, 1 step.
     expect(outcome.phases).toMatchObject([
-      { phase: 1, tasks: ['conversational_chat', 'ai_ml_education'], rows: 15, steps: 3 },
+      { phase: 1, tasks: ['conversational_chat', 'ai_ml_education'], rows: 22, steps: 4 },
       { phase: 2, tasks: ['rag_enhanced'], rows: 3, steps: 1 },
     ]);
     const forgetting = outcome.forgetting!;
     expect(forgetting.phase1EvalLossAfterPhase1).toBe(outcome.phases[0].evalLossAfter);
     expect(forgetting.forgetting).toBeCloseTo(forgetting.phase1EvalLossAfterPhase2 - forgetting.phase1EvalLossAfterPhase1, 12);
     expect(forgetting.phase1EvalLossAfterPhase1).toBeLessThan(outcome.phases[0].evalLossBefore!);
-    expect(events.filter((e) => e.type === 'progress').map((e) => e.phase)).toEqual([1, 1, 1, 2]);
+    expect(events.filter((e) => e.type === 'progress').map((e) => e.phase)).toEqual([1, 1, 1, 1, 2]);
     const [adapter] = await engine.listAdapters();
     expect(adapter).toMatchObject({ id: outcome.adapterId, name: 'staged', runId: outcome.runId, datasetName: 'staged' });
     const [run] = await engine.listRuns();
-    expect(run).toMatchObject({ id: outcome.runId, kind: 'progressive', status: 'completed', step: 4, totalSteps: 4, forgetting });
+    expect(run).toMatchObject({ id: outcome.runId, kind: 'progressive', status: 'completed', step: 5, totalSteps: 5, forgetting });
     expect(run.history.filter((p) => p.loss !== undefined).map((p) => [p.phase, p.step])).toEqual([
       [1, 1],
       [1, 2],
       [1, 3],
-      [2, 4],
+      [1, 4],
+      [2, 5],
     ]);
 
     // A dataset whose analysis recommends one mix is refused with the reason.
     const mixed = await store('mixed', readFileSync(join(STORIES_260K, '../../data/chat_rag_sample.jsonl'), 'utf8'));
     await expect(engine.startProgressiveRun({ datasetId: mixed, settings: SETTINGS })).rejects.toThrow(ProgressivePlanError);
-    await expect(engine.startProgressiveRun({ datasetId: mixed, settings: SETTINGS })).rejects.toThrow(/recommends multi training/);
+    await expect(engine.startProgressiveRun({ datasetId: mixed, settings: SETTINGS })).rejects.toThrow(/recommends single training/);
   });
 
   it('pauses in either phase and resumes there, ending where an uninterrupted run ends', async () => {
     const reference = await stagedEngine();
     const straight = await reference.engine.startProgressiveRun({ datasetId: reference.datasetId, settings: STEPWISE });
-    expect(straight).toMatchObject({ status: 'completed', step: 13, totalSteps: 13 });
-    expect(straight.phases.map((p) => p.steps)).toEqual([11, 2]);
+    expect(straight).toMatchObject({ status: 'completed', step: 18, totalSteps: 18 });
+    expect(straight.phases.map((p) => p.steps)).toEqual([16, 2]);
 
     for (const pauseIn of [1, 2]) {
       const { engine, datasetId } = await stagedEngine();
       const paused = await engine.startProgressiveRun({ datasetId, settings: STEPWISE }, (e) => {
-        if (e.type === 'progress' && e.phase === pauseIn && e.progress.step === (pauseIn === 1 ? 1 : 12)) void engine.pause();
+        if (e.type === 'progress' && e.phase === pauseIn && e.progress.step === (pauseIn === 1 ? 1 : 17)) void engine.pause();
       });
       expect(paused.status).toBe('paused');
       expect(paused.adapterId).toBeNull();
       const [run] = await engine.listRuns();
-      expect(run).toMatchObject({ status: 'paused', kind: 'progressive', lastCheckpointStep: pauseIn === 1 ? 1 : 12 });
+      expect(run).toMatchObject({ status: 'paused', kind: 'progressive', lastCheckpointStep: pauseIn === 1 ? 1 : 17 });
       expect(await engine.listAdapters()).toEqual([]);
 
       const events: ProgressiveEvent[] = [];
       const done = await engine.resumeRun(run.id, (e) => events.push(e));
-      expect(done).toMatchObject({ status: 'completed', step: 13, totalSteps: 13 });
+      expect(done).toMatchObject({ status: 'completed', step: 18, totalSteps: 18 });
       // The resumed run trains only what was left: phase 1 from step 2 (pausing in phase 1), or phase 2's last step.
       const steps = events.flatMap((e) => (e.type === 'progress' ? [`${e.phase}:${e.progress.step}`] : []));
-      expect(steps).toEqual(pauseIn === 1 ? [...Array.from({ length: 10 }, (_, i) => `1:${i + 2}`), '2:12', '2:13'] : ['2:13']);
+      expect(steps).toEqual(pauseIn === 1 ? [...Array.from({ length: 15 }, (_, i) => `1:${i + 2}`), '2:17', '2:18'] : ['2:18']);
       expect(done.phases!.map((p) => p.evalLossAfter)).toEqual(straight.phases.map((p) => expect.closeTo(p.evalLossAfter!, 6)));
       expect(done.phases![0].evalLossBefore).toBeCloseTo(straight.phases[0].evalLossBefore!, 6);
       expect(done.forgetting!.phase1EvalLossAfterPhase2).toBeCloseTo(straight.forgetting!.phase1EvalLossAfterPhase2, 6);
       const [adapter] = await engine.listAdapters();
       expect(adapter).toMatchObject({ id: done.adapterId, runId: run.id });
-      expect((await engine.listRuns())[0]).toMatchObject({ status: 'completed', step: 13 });
+      expect((await engine.listRuns())[0]).toMatchObject({ status: 'completed', step: 18 });
     }
   });
 
   it('pauses a progressive run when the GPU device is lost and resumes it on a new device', async () => {
     const { engine, datasetId, devices } = await stagedEngine();
     const lost = await engine.startProgressiveRun({ datasetId, settings: STEPWISE }, (e) => {
-      if (e.type === 'progress' && e.phase === 2 && e.progress.step === 12) devices.at(-1)!.destroy();
+      if (e.type === 'progress' && e.phase === 2 && e.progress.step === 17) devices.at(-1)!.destroy();
     });
     expect(lost.status).toBe('paused');
     expect(lost.error).toMatch(/lost|destroyed/i);
     expect(lost.phases.map((p) => p.phase)).toEqual([1, 2]);
     const [run] = await engine.listRuns();
     expect(run).toMatchObject({ status: 'paused', kind: 'progressive', error: lost.error });
-    expect(run.phases![0].outcome).toMatchObject({ status: 'completed', steps: 11 });
+    expect(run.phases![0].outcome).toMatchObject({ status: 'completed', steps: 16 });
 
     const done = await engine.resumeRun(run.id);
-    expect(done).toMatchObject({ status: 'completed', step: 13 });
+    expect(done).toMatchObject({ status: 'completed', step: 18 });
     expect(done.forgetting).not.toBeNull();
     expect(devices.length).toBe(2);
   });
