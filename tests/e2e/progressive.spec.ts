@@ -4,12 +4,12 @@ import { collectErrors, loadLocalModel, openApp, setSettings } from './helpers';
 
 const line = (...turns: [string, string][]) => JSON.stringify({ messages: turns.map(([role, content]) => ({ role, content })) });
 
-/** Greetings, ML definitions and grounded answers, 12 : 3 : 3, which the analysis trains in stages. */
+/** Greetings, ML definitions and grounded answers, 12 : 10 : 3, which the analysis trains in stages. */
 function stagedChats(): string {
   const chats = ['Lily', 'Tom', 'Ben', 'Mia', 'Sam', 'Zoe', 'Max', 'Amy', 'Leo', 'Eva', 'Tim', 'Ana'].map((name) =>
     line(['user', `Hi, I am ${name}! How are you?`], ['assistant', `Hello ${name}, I am fine, thanks!`]),
   );
-  const definitions = ['overfitting', 'dropout', 'a learning rate'].map((term) =>
+  const definitions = ['overfitting', 'dropout', 'a learning rate', 'an epoch', 'a tokenizer', 'an embedding', 'attention', 'a loss function', 'fine-tuning', 'a batch'].map((term) =>
     line(['user', `What is ${term} in machine learning?`], ['assistant', `In machine learning, ${term} is a training idea.`]),
   );
   const rag = ['green', 'red', 'blue'].map((colour) =>
