@@ -68,7 +68,7 @@ function mixWeights(tasks: TaskId[], counts: Record<TaskId, number>, total: numb
   const raw = tasks.map((task) => (counts[task] / total) ** (1 / MIX_TEMPERATURE));
   const sum = raw.reduce((a, b) => a + b, 0);
   const weights: Partial<Record<TaskId, number>> = {};
-  tasks.forEach((task, i) => (weights[task] = round3(raw[i] / sum)));
+  for (const [i, task] of tasks.entries()) weights[task] = round3(raw[i] / sum);
   return weights;
 }
 

@@ -361,7 +361,7 @@ export function straightQuotes(text: string): string {
 
 function splitTurns(messages: Message[]): Turns {
   const turns: Turns = { system: [], user: [], assistant: [] };
-  messages.forEach((m, i) => turns[m.role].push({ where: `${m.role}[${i}]`, text: straightQuotes(m.content) }));
+  for (const [i, m] of messages.entries()) turns[m.role].push({ where: `${m.role}[${i}]`, text: straightQuotes(m.content) });
   return turns;
 }
 

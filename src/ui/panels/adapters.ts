@@ -48,7 +48,9 @@ export class AdaptersPanel implements Panel {
     );
     app.watch(
       (s) => [s.training],
-      (training) => this.deleteButtons.forEach((button) => (button.disabled = training)),
+      (training) => {
+        for (const button of this.deleteButtons) button.disabled = training;
+      },
     );
   }
 

@@ -70,7 +70,9 @@ export class DataPanel implements Panel {
     );
     app.watch(
       (s) => [s.training],
-      (training) => this.deleteButtons.forEach((button) => (button.disabled = training)),
+      (training) => {
+        for (const button of this.deleteButtons) button.disabled = training;
+      },
     );
     app.watch(
       (s) => [s.datasets],
