@@ -48,7 +48,8 @@ export function progressivePhases(rows: DatasetRow[], datasetName: string): Prog
   const { strategy, tasks } = analysis.recommendation;
   if (strategy !== 'progressive') {
     throw new ProgressivePlanError(
-      `The analysis of "${datasetName}" recommends ${strategy} training, not progressive (${analysis.recommendation.reasons[0]}); start a normal run instead.`,
+      `The analysis of "${datasetName}" recommends ${strategy} training, ` +
+        `not progressive (${analysis.recommendation.reasons[0]}); start a normal run instead.`,
     );
   }
   const last = tasks[tasks.length - 1];

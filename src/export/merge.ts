@@ -33,7 +33,8 @@ function mergeRows(
 ): void {
   if (weight.length !== out * inF || A.length !== r * inF || B.length !== out * r) {
     throw new RangeError(
-      `mergeAdapterIntoWeights: sizes ${weight.length}, ${A.length}, ${B.length} do not match W [${out}, ${inF}], A [${r}, ${inF}], B [${out}, ${r}]`,
+      `mergeAdapterIntoWeights: sizes ${weight.length}, ${A.length}, ${B.length} ` +
+        `do not match W [${out}, ${inF}], A [${r}, ${inF}], B [${out}, ${r}]`,
     );
   }
   const delta = new Float64Array(inF);
