@@ -36,7 +36,9 @@ const engineFrom = (engineRoot) => ({
 function timeSteps(engineRoot, name) {
   const file = engineRoot === root ? bundle(ENTRY, name) : bundle(ENTRY, name, { plugins: [engineFrom(engineRoot)] });
   return file.then((path) => {
-    const runner = `const { main } = await import(process.argv[1]); process.exitCode = await main(process.argv.slice(2)); process.stdout.write('', () => process.exit(process.exitCode));`;
+    const runner =
+      'const { main } = await import(process.argv[1]); process.exitCode = await main(process.argv.slice(2)); ' +
+      "process.stdout.write('', () => process.exit(process.exitCode));";
     const run = spawnSync('node', ['--input-type=module', '-e', runner, path, ...args], {
       cwd: root,
       encoding: 'utf8',

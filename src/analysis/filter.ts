@@ -24,7 +24,7 @@
  */
 import type { DatasetRow, Role } from '../data/types';
 import { scoreConversation } from './analyze';
-import { rowMessages, TASK_IDS, type TaskId } from './tasks';
+import { TASK_IDS, type TaskId } from './tasks';
 import { responseChars } from './text';
 
 export { responseChars };

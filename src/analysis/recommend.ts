@@ -68,7 +68,7 @@ function mixWeights(tasks: TaskId[], counts: Record<TaskId, number>, total: numb
   const raw = tasks.map((task) => (counts[task] / total) ** (1 / MIX_TEMPERATURE));
   const sum = raw.reduce((a, b) => a + b, 0);
   const weights: Partial<Record<TaskId, number>> = {};
-  tasks.forEach((task, i) => (weights[task] = round3(raw[i] / sum)));
+  for (const [i, task] of tasks.entries()) weights[task] = round3(raw[i] / sum);
   return weights;
 }
 
@@ -187,7 +187,8 @@ export function recommend(counts: Record<TaskId, number>): Recommendation {
         sizes,
         `${largest} has ${imbalance.toFixed(1)}x the conversations of ${smallest} (>= ${PROGRESSIVE_IMBALANCE}x): in one mix ` +
           `${smallest} would get too few updates, so each task trains as a stage of its own with its own preset`,
-        `stages run from general to specialised (${stages.join(' -> ')}), so the most specific output format is learnt last and not washed out`,
+        `stages run from general to specialised (${stages.join(' -> ')}), ` +
+          'so the most specific output format is learnt last and not washed out',
         ...minorReasons,
       ],
       taskFilter: null,

@@ -35,23 +35,43 @@ export interface Turns {
   assistant: Turn[];
 }
 
-export const HOW_TO =
-  /\b(?:how\s+(?:do|can|could|should|would|shall)\s+(?:i|we|you|one)\b|how\s+to\b|what(?:'s|\s+is)\s+the\s+(?:best|right|easiest|fastest)\s+way\s+to\b|steps\s+to\b|walk\s+me\s+through\b)/i;
+export const HOW_TO = new RegExp(
+  [
+    String.raw`\b(?:how\s+(?:do|can|could|should|would|shall)\s+(?:i|we|you|one)\b|how\s+to\b|`,
+    String.raw`what(?:'s|\s+is)\s+the\s+(?:best|right|easiest|fastest)\s+way\s+to\b|steps\s+to\b|walk\s+me\s+through\b)`,
+  ].join(''),
+  'i',
+);
 
 // "What is the best way to ..." is a how-to, and "what's up" or "what is your name" is small talk.
 const NOT_A_DEFINITION = String.raw`(?!\s+the\s+(?:best|right|easiest|fastest)\s+way)(?!\s+(?:you|your|we|i|my|up)\b)`;
 export const DEFINITION = new RegExp(
-  String.raw`\b(?:what\s+(?:is|are|was|were)\b${NOT_A_DEFINITION}|what's${NOT_A_DEFINITION}|what\s+does\s+.{1,60}?\bmean\b|explain\b|define\b|definition\s+of\b|difference\s+between\b|meaning\s+of\b)`,
+  [
+    String.raw`\b(?:what\s+(?:is|are|was|were)\b${NOT_A_DEFINITION}|what's${NOT_A_DEFINITION}|what\s+does\s+.{1,60}?\bmean\b|`,
+    String.raw`explain\b|define\b|definition\s+of\b|difference\s+between\b|meaning\s+of\b)`,
+  ].join(''),
   'i',
 );
 
-const CODE_REQUEST =
-  /\b(?:write|create|implement|generate|code|give\s+me|show\s+me)\b[^.?!\n]{0,60}?\b(?:functions?|class(?:es)?|methods?|scripts?|query|queries|programs?|snippets?|regex(?:es)?|regular\s+expressions?|components?|modules?|algorithms?|endpoints?|unit\s+tests?|code)\b/i;
+const CODE_REQUEST = new RegExp(
+  [
+    String.raw`\b(?:write|create|implement|generate|code|give\s+me|show\s+me)\b[^.?!\n]{0,60}?`,
+    String.raw`\b(?:functions?|class(?:es)?|methods?|scripts?|query|queries|programs?|snippets?|regex(?:es)?|regular\s+expressions?|`,
+    String.raw`components?|modules?|algorithms?|endpoints?|unit\s+tests?|code)\b`,
+  ].join(''),
+  'i',
+);
 
 const GREETING = /^\s*(?:hi|hello|hey|hiya|howdy|greetings|good\s+(?:morning|afternoon|evening|day))\b/i;
 const THANKS = /\b(?:thanks|thank\s+you|thx|cheers|much\s+appreciated|appreciate\s+(?:it|that|your\s+help))\b/i;
-const SMALL_TALK =
-  /\b(?:how\s+are\s+you|how's\s+it\s+going|how\s+is\s+your\s+day|how\s+was\s+your\s+(?:day|weekend)|what's\s+up|fun\s+fact|tell\s+me\s+a\s+joke|your\s+name|who\s+are\s+you|nice\s+to\s+meet\s+you|have\s+a\s+(?:nice|good|great)\s+(?:day|one|weekend)|goodbye|bye|see\s+you)\b/i;
+const SMALL_TALK = new RegExp(
+  [
+    String.raw`\b(?:how\s+are\s+you|how's\s+it\s+going|how\s+is\s+your\s+day|how\s+was\s+your\s+(?:day|weekend)|what's\s+up|`,
+    String.raw`fun\s+fact|tell\s+me\s+a\s+joke|your\s+name|who\s+are\s+you|nice\s+to\s+meet\s+you|`,
+    String.raw`have\s+a\s+(?:nice|good|great)\s+(?:day|one|weekend)|goodbye|bye|see\s+you)\b`,
+  ].join(''),
+  'i',
+);
 /** A social turn longer than this is carrying something else as well. */
 const SOCIAL_TURN_MAX_WORDS = 12;
 /** Replies under this many characters, plain prose only, are typical of chat. */
@@ -63,9 +83,14 @@ const CONTEXT_LINE = /^[ \t]*(?:retrieved\s+)?(?:context|documents|sources|passa
 const SOURCE_LINE = /^[ \t]*\[\d{1,3}\]/m;
 const ATTRIBUTION = new RegExp(
   [
-    String.raw`\b(?:according\s+to|based\s+on|as\s+(?:stated|described|documented|mentioned|noted)\s+in|per)\s+(?:the\s+|our\s+|your\s+)?(?:[\w-]+\s+){0,3}?(?:documentation|docs|documents?|guides?|page|policy|faq|manual|article|sources?|context|knowledge\s+base|sheet|agreement|references?|passages?|excerpts?|handbook)\b`,
-    String.raw`\b(?:the|this)\s+(?:[\w-]+\s+){0,3}?(?:documentation|docs|guide|page|policy|faq|manual|article|source|sheet|agreement)\s+(?:\[\d{1,3}\]\s+)?(?:says|states|explains|lists|notes|mentions|specifies|sets|guarantees)\b`,
-  ].join('|'),
+    String.raw`\b(?:according\s+to|based\s+on|as\s+(?:stated|described|documented|mentioned|noted)\s+in|per)\s+`,
+    String.raw`(?:the\s+|our\s+|your\s+)?(?:[\w-]+\s+){0,3}?`,
+    String.raw`(?:documentation|docs|documents?|guides?|page|policy|faq|manual|article|sources?|context|knowledge\s+base|sheet|agreement|`,
+    String.raw`references?|passages?|excerpts?|handbook)\b`,
+    '|',
+    String.raw`\b(?:the|this)\s+(?:[\w-]+\s+){0,3}?(?:documentation|docs|guide|page|policy|faq|manual|article|source|sheet|agreement)\s+`,
+    String.raw`(?:\[\d{1,3}\]\s+)?(?:says|states|explains|lists|notes|mentions|specifies|sets|guarantees)\b`,
+  ].join(''),
   'i',
 );
 
@@ -307,7 +332,10 @@ export const SIGNALS: readonly SignalRule[] = [
     id: 'chat.social_only_turn',
     task: 'conversational_chat',
     weight: 0.3,
-    description: `a user turn of at most ${SOCIAL_TURN_MAX_WORDS} words that is only social: greeting, thanks or small talk, no task request`,
+    description: [
+      `a user turn of at most ${SOCIAL_TURN_MAX_WORDS} words that is only social:`,
+      'greeting, thanks or small talk, no task request',
+    ].join(' '),
     detect: ({ user }) => firstWith(user, (text) => (isSocialOnly(text) ? quote(text.trim()) : null)),
   },
   {
@@ -361,7 +389,7 @@ export function straightQuotes(text: string): string {
 
 function splitTurns(messages: Message[]): Turns {
   const turns: Turns = { system: [], user: [], assistant: [] };
-  messages.forEach((m, i) => turns[m.role].push({ where: `${m.role}[${i}]`, text: straightQuotes(m.content) }));
+  for (const [i, m] of messages.entries()) turns[m.role].push({ where: `${m.role}[${i}]`, text: straightQuotes(m.content) });
   return turns;
 }
 

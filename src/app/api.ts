@@ -228,7 +228,10 @@ export interface WebtuneEngineApi {
   analyzeDataset(datasetId: string): Promise<DatasetAnalysis>;
   /** presets/presets.json, checked field by field. */
   listPresets(): Promise<Preset[]>;
-  /** The settings an edited preset gives on a dataset, warmup capped to the run; an invalid preset is refused naming the field (PresetError). */
+  /**
+   * The settings an edited preset gives on a dataset, warmup capped to the run; an invalid preset is refused naming the field
+   * (PresetError).
+   */
   planPreset(request: PresetPlanRequest): Promise<PresetPlan>;
   /** What the quality filter removes from a stored dataset, rule by rule, with the removed rows. */
   previewFilter(datasetId: string, options: FilterOptions): Promise<FilterReport>;

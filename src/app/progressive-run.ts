@@ -48,14 +48,15 @@ export function progressivePhases(rows: DatasetRow[], datasetName: string): Prog
   const { strategy, tasks } = analysis.recommendation;
   if (strategy !== 'progressive') {
     throw new ProgressivePlanError(
-      `The analysis of "${datasetName}" recommends ${strategy} training, not progressive (${analysis.recommendation.reasons[0]}); start a normal run instead.`,
+      `The analysis of "${datasetName}" recommends ${strategy} training, ` +
+        `not progressive (${analysis.recommendation.reasons[0]}); start a normal run instead.`,
     );
   }
   const last = tasks[tasks.length - 1];
   const phase1: ProgressivePhases['phase1'] = { tasks: tasks.slice(0, -1), rows: [] };
   const phase2: ProgressivePhases['phase2'] = { tasks: [last], rows: [] };
   // Rows of tasks too small to be a stage train in phase 1 with the general behaviour.
-  analysis.perConversation.forEach((c, i) => (c.primaryTask === last ? phase2 : phase1).rows.push(rows[i]));
+  for (const [i, c] of analysis.perConversation.entries()) (c.primaryTask === last ? phase2 : phase1).rows.push(rows[i]);
   return { phase1, phase2 };
 }
 

@@ -448,7 +448,8 @@ export class RunService {
     const data = prepareRunData(rows, evalRows, model.prep, settings);
     if (data.train.length === 0) {
       throw new EngineStateError(
-        `No training examples are left after tokenizing (${data.droppedNoTargets} rows had nothing to learn within ${settings.maxLength} tokens).`,
+        `No training examples are left after tokenizing (${data.droppedNoTargets} rows ` +
+          `had nothing to learn within ${settings.maxLength} tokens).`,
       );
     }
     const llama = await this.deps.models.llama((message) => onEvent({ type: 'phase', runId, phase: 1, message }));

@@ -174,8 +174,10 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
     benchmark: 'webtune-lora-train-step',
     mode: o.memoryOnly ? 'memory-only' : 'steps',
     mode_note: o.memoryOnly
-      ? `model, adapter, optimizer and workspace built; ${DRY_RUN_STEPS} training steps recorded and validated but not executed, so every buffer a step allocates was allocated`
-      : `${o.warmup} warm-up and ${o.steps} timed training steps through the trainer; a step's time is the gap between consecutive loss deliveries`,
+      ? `model, adapter, optimizer and workspace built; ${DRY_RUN_STEPS} training steps recorded and validated but not executed, ` +
+        'so every buffer a step allocates was allocated'
+      : `${o.warmup} warm-up and ${o.steps} timed training steps through the trainer; ` +
+        "a step's time is the gap between consecutive loss deliveries",
     config: o.configName,
     model: {
       architecture: config.architecture,

@@ -90,7 +90,8 @@ export async function trainCommand(args: string[]): Promise<number> {
   const { gpu, model } = await loadOnGpu(opened);
   const adapter = startingAdapter(gpu, opened.config, settings.lora, settings.seed, init, values['init-adapter']);
   log(
-    `LoRA r=${settings.lora.r} alpha=${settings.lora.alpha} on ${settings.lora.targets.join(', ')}: ${adapter.parameterCount} trainable parameters`,
+    `LoRA r=${settings.lora.r} alpha=${settings.lora.alpha} on ${settings.lora.targets.join(', ')}: ` +
+      `${adapter.parameterCount} trainable parameters`,
   );
   const trainer = new LoraTrainer(gpu, model, adapter, settings, data, padTokenId(tok));
   const { result, evalLossBefore, evalLossAfter } = await trainAdapter(trainer, {

@@ -293,7 +293,7 @@ async function exampleLosses(
     } else {
       model.loss(batch, adapter);
       const sums = await model.readRowLossSums(batch);
-      targets.forEach((n, b) => out.push({ sum: sums[b], targets: n }));
+      for (const [b, n] of targets.entries()) out.push({ sum: sums[b], targets: n });
     }
     onBatch(i + 1, batches.length);
   }
@@ -361,7 +361,7 @@ export function toCsv(report: EvaluationReport): string {
     loss: e.loss,
     perplexity: e.perplexity,
     context_overlap: e.rag?.contextOverlap,
-    uses_context: e.rag && e.rag.hasContext ? e.rag.usesContext : null,
+    uses_context: e.rag?.hasContext ? e.rag.usesContext : null,
     citations: e.rag ? e.rag.citations.join(' ') : null,
     missing_citations: e.rag ? e.rag.missingCitations.join(' ') : null,
     attributed: e.rag && e.rag.sourceIds.length > 0 ? e.rag.attributed : null,

@@ -33,7 +33,8 @@ function mergeRows(
 ): void {
   if (weight.length !== out * inF || A.length !== r * inF || B.length !== out * r) {
     throw new RangeError(
-      `mergeAdapterIntoWeights: sizes ${weight.length}, ${A.length}, ${B.length} do not match W [${out}, ${inF}], A [${r}, ${inF}], B [${out}, ${r}]`,
+      `mergeAdapterIntoWeights: sizes ${weight.length}, ${A.length}, ${B.length} ` +
+        `do not match W [${out}, ${inF}], A [${r}, ${inF}], B [${out}, ${r}]`,
     );
   }
   const delta = new Float64Array(inF);
@@ -187,7 +188,7 @@ export async function* mergedModelFiles(
   const adapted = new Map<string, { A: Float32Array; B: Float32Array }>();
   for (const [name, tensor] of adapter.tensors) {
     if (!name.endsWith('.lora_A.weight')) continue;
-    const base = name.slice('base_model.model.'.length, -'.lora_A.weight'.length) + '.weight';
+    const base = `${name.slice('base_model.model.'.length, -'.lora_A.weight'.length)}.weight`;
     adapted.set(base, { A: tensor.data, B: adapter.tensors.get(name.replace('.lora_A.', '.lora_B.'))!.data });
   }
 

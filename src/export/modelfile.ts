@@ -35,7 +35,9 @@ export function checkOllamaAdapter(opts: {
   }
   if (opts.lora.useRslora) {
     throw new AdapterExportError(
-      `This adapter uses rsLoRA (scale alpha / sqrt(r)), but Ollama ignores use_rslora in adapter_config.json and would scale by alpha / r. ${useGguf}: it stores alpha so that llama.cpp's alpha / r equals alpha / sqrt(r).`,
+      'This adapter uses rsLoRA (scale alpha / sqrt(r)), ' +
+        'but Ollama ignores use_rslora in adapter_config.json and would scale by alpha / r. ' +
+        `${useGguf}: it stores alpha so that llama.cpp's alpha / r equals alpha / sqrt(r).`,
     );
   }
   if (!Number.isInteger(opts.lora.alpha)) {
@@ -57,7 +59,8 @@ export function ollamaAdapterNotes(opts: {
     opts.adapterKind === 'peft'
       ? [
           'ADAPTER names the folder, not the .safetensors file inside it; Ollama converts it while creating the model.',
-          'Ollama converts safetensors adapters only for llama-architecture bases (Llama, SmolLM2, TinyLlama); for a Qwen2 base use the GGUF adapter.',
+          'Ollama converts safetensors adapters only for llama-architecture bases (Llama, SmolLM2, TinyLlama); ' +
+            'for a Qwen2 base use the GGUF adapter.',
           `Ollama reads lora_alpha as a whole number; this adapter's alpha (${opts.lora.alpha}) is one.`,
         ]
       : [
@@ -65,11 +68,13 @@ export function ollamaAdapterNotes(opts: {
           ...(opts.architecture === 'llama'
             ? []
             : [
-                'Ollama converts safetensors adapters only for llama-architecture bases, so for this Qwen2 base the GGUF adapter is the one to use.',
+                'Ollama converts safetensors adapters only for llama-architecture bases, ' +
+                  'so for this Qwen2 base the GGUF adapter is the one to use.',
               ]),
         ];
   return [
-    `FROM (${opts.baseModel}) must be the model the adapter was trained on: same size and same variant (base or Instruct). On another model the adapter is refused or produces nonsense.`,
+    `FROM (${opts.baseModel}) must be the model the adapter was trained on: same size and same variant (base or Instruct). ` +
+      'On another model the adapter is refused or produces nonsense.',
     ...kindNotes,
   ];
 }

@@ -77,7 +77,8 @@ async function readConfig(files: FileSource): Promise<Record<string, unknown>> {
       );
     }
     throw new AdapterImportError(
-      `${where} has no ${ADAPTER_CONFIG_FILE}: a PEFT LoRA adapter is a folder (or zip) with ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}.`,
+      `${where} has no ${ADAPTER_CONFIG_FILE}: ` +
+        `a PEFT LoRA adapter is a folder (or zip) with ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}.`,
     );
   }
   const size = await files.size(ADAPTER_CONFIG_FILE);

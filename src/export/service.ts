@@ -115,7 +115,8 @@ export async function exportAdapter(
       const files = mergedModelFiles(base.source, adapter, { dtype: opts.dtype ?? 'same' });
       const modelName = toFolder ? name : `${name}-merged`;
       const notes = [
-        `${modelName} is a Hugging Face model folder with the adapter merged into the weights: transformers, vLLM and llama.cpp's convert_hf_to_gguf.py load it without PEFT.`,
+        `${modelName} is a Hugging Face model folder with the adapter merged into the weights: ` +
+          "transformers, vLLM and llama.cpp's convert_hf_to_gguf.py load it without PEFT.",
         'Ollama converts the safetensors weights while creating the model; no ADAPTER line is needed.',
       ];
       if (toFolder) return folder(files, { modelfile: ollamaModelModelfile('.'), commands: ollamaRunCommands(name), notes });

@@ -48,8 +48,7 @@ function crc32(data: Uint8Array): number {
 function inflateEntry(zip: Uint8Array, entry: ZipEntry): Uint8Array {
   const out = new Uint8Array(entry.uncompressedSize);
   let written = 0;
-  let finished = false;
-  const inflater = new Inflate((chunk, final) => {
+  const inflater = new Inflate((chunk) => {
     if (written + chunk.length > out.length) {
       throw new ZipRefusedError(
         `entry "${entry.path}" inflates to more than the ${entry.uncompressedSize} bytes it declares (a zip bomb, or a damaged zip)`,
@@ -57,7 +56,6 @@ function inflateEntry(zip: Uint8Array, entry: ZipEntry): Uint8Array {
     }
     out.set(chunk, written);
     written += chunk.length;
-    finished ||= final;
   });
   const data = zip.subarray(entry.dataStart, entry.dataStart + entry.compressedSize);
   for (let at = 0; at < data.length; at += INFLATE_STEP_BYTES) {

@@ -22,7 +22,7 @@ export async function requestDeviceWithAdapterLimits(adapter: GPUAdapter | null)
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   if (device.limits.maxStorageBuffersPerShaderStage < 8) {
     throw new GpuLimitError(
-      `This GPU allows only ${device.limits.maxStorageBuffersPerShaderStage} storage buffers per ` + 'shader stage; webtune needs 8.',
+      `This GPU allows only ${device.limits.maxStorageBuffersPerShaderStage} storage buffers per shader stage; webtune needs 8.`,
     );
   }
   return device;

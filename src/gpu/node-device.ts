@@ -14,8 +14,8 @@ const GPU_DEVICE_NODES = ['/dev/dri/renderD128', '/dev/nvidia0', '/dev/dxg'];
 const liveInstances: unknown[] = [];
 
 /**
- * A WebGPU device in Node through Dawn (the `webgpu` package). With no GPU on the machine, Dawn is pointed at SwiftShader from the chromium install; `WEBTUNE_GPU=swiftshader`
- * forces it even where a real GPU exists (deterministic tests).
+ * A WebGPU device in Node through Dawn (the `webgpu` package). With no GPU on the machine, Dawn is pointed at SwiftShader from the
+ * chromium install; `WEBTUNE_GPU=swiftshader` forces it even where a real GPU exists (deterministic tests).
  */
 export async function createNodeDevice(): Promise<GPUDevice> {
   const driverChosen = process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES;

@@ -22,7 +22,7 @@ function invFreqTable(gpu: Gpu, headDim: number, theta: number): GPUBuffer {
     const base = Math.fround(theta);
     const invFreq = new Float32Array(headDim / 2);
     for (let i = 0; i < invFreq.length; i++) {
-      invFreq[i] = 1 / Math.fround(Math.pow(base, Math.fround((2 * i) / headDim)));
+      invFreq[i] = 1 / Math.fround(base ** Math.fround((2 * i) / headDim));
     }
     table = gpu.upload(invFreq, `rope inv_freq d=${headDim} theta=${theta}`);
     tables.set(key, table);

@@ -49,7 +49,8 @@ export class LoraWeights {
 
   /** Frees the GPU buffers this adapter owns; a view from `scaledBy` owns none. */
   destroy(): void {
-    if (this.#owner) this.ownedBuffers().forEach((buffer) => buffer.destroy());
+    if (!this.#owner) return;
+    for (const buffer of this.ownedBuffers()) buffer.destroy();
   }
 
   protected ownedBuffers(): GPUBuffer[] {

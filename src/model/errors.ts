@@ -17,7 +17,7 @@ export class SafetensorsFormatError extends ModelLoadError {
     readonly file: string,
     readonly problem: string,
   ) {
-    super(`${file} is not a valid safetensors file: ${problem}. ` + 'The file is damaged or incomplete; download or export it again.');
+    super(`${file} is not a valid safetensors file: ${problem}. The file is damaged or incomplete; download or export it again.`);
   }
 }
 

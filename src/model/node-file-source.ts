@@ -1,4 +1,4 @@
-import { open, readFile, stat } from 'node:fs/promises';
+import { type FileHandle, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { MissingFileError, ModelLoadError } from './errors';
 import { checkRange, normalizePath, type FileSource } from './file-source';
@@ -49,7 +49,7 @@ export function nodeFileSource(dir: string): FileSource {
           return missing(p, err);
         }
       }
-      let handle;
+      let handle: FileHandle;
       try {
         handle = await open(full, 'r');
       } catch (err) {

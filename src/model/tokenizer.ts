@@ -31,7 +31,8 @@ export class TextTokenizer {
       tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
     } catch (err) {
       throw new ModelLoadError(
-        `tokenizer.json could not be loaded (${(err as Error).message}); the file is damaged or uses a tokenizer type that is not supported.`,
+        `tokenizer.json could not be loaded (${(err as Error).message}); ` +
+          'the file is damaged or uses a tokenizer type that is not supported.',
       );
     }
     const idOf = (key: string): number | null => {

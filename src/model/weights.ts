@@ -98,7 +98,9 @@ async function readIndex(source: FileSource): Promise<Map<string, string>> {
 }
 
 async function locateTensors(source: FileSource): Promise<{ files: string[]; locations: Map<string, Location>; listedIn: string }> {
-  const weightsNeededFor = `the model weights (webtune reads ${SINGLE_FILE}, or ${INDEX_FILE} with its shards; PyTorch .bin files must be converted to safetensors first)`;
+  const weightsNeededFor =
+    `the model weights (webtune reads ${SINGLE_FILE}, or ${INDEX_FILE} with its shards; ` +
+    'PyTorch .bin files must be converted to safetensors first)';
   const locations = new Map<string, Location>();
   if (await source.has(SINGLE_FILE)) {
     const header = await readSafetensorsHeader(source, SINGLE_FILE);

@@ -55,7 +55,8 @@ export function startingAdapter(
   }
   if (init.config.r !== lora.r) {
     throw new InitAdapterError(
-      `${source} has rank ${init.config.r} but the run asks for r=${lora.r}: continue with the same rank (leave --r out to take it from the adapter).`,
+      `${source} has rank ${init.config.r} but the run asks for r=${lora.r}: ` +
+        'continue with the same rank (leave --r out to take it from the adapter).',
     );
   }
   const same = init.config.targets.length === lora.targets.length && init.config.targets.every((t) => lora.targets.includes(t));

@@ -83,7 +83,6 @@ interface PendingStep {
 export class LoraTrainer {
   readonly optimizer: AdamW;
   readonly totalSteps: number;
-  private readonly microBatchesPerEpoch: number;
   private epochCache: { epoch: number; batches: Batch[] } | null = null;
 
   constructor(
@@ -96,7 +95,6 @@ export class LoraTrainer {
   ) {
     if (data.train.length === 0) throw new Error('No training examples: the dataset is empty after preparation.');
     this.optimizer = new AdamW(gpu, adapter);
-    this.microBatchesPerEpoch = Math.ceil(data.train.length / settings.batchSize);
     this.totalSteps = optimizerSteps(data.train.length, settings);
   }
 

@@ -6,7 +6,9 @@ import { MULTI_TASK_PRESET } from '../../src/analysis/recommend';
 import { TASK_IDS } from '../../src/analysis/tasks';
 
 const PRESETS_FILE = path.resolve(__dirname, '../../presets/presets.json');
-const readFile = (): { version: number; presets: Record<string, any>[] } => JSON.parse(readFileSync(PRESETS_FILE, 'utf8'));
+// biome-ignore lint/suspicious/noExplicitAny: the tests write wrongly typed values into the raw JSON on purpose
+type RawPreset = Record<string, any>;
+const readFile = (): { version: number; presets: RawPreset[] } => JSON.parse(readFileSync(PRESETS_FILE, 'utf8'));
 const byId = (presets: Preset[], id: string) => presets.find((p) => p.id === id)!;
 
 /** Applies a hand edit to a fresh copy of the file and returns the error loading it raises. */
@@ -105,7 +107,7 @@ describe('hand edits that are refused', () => {
   });
 
   it('other out-of-range values', () => {
-    const cases: [(p: Record<string, any>) => void, string][] = [
+    const cases: [(p: RawPreset) => void, string][] = [
       [(p) => (p.lora.alpha = 0), 'lora.alpha'],
       [(p) => (p.lora.dropout = 1), 'lora.dropout'],
       [(p) => (p.lora.targets = []), 'lora.targets'],

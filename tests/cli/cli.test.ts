@@ -90,7 +90,7 @@ describe('webtune CLI', () => {
       const base = JSON.parse(webtune(['logits', '--model', STORIES_260K, '--ids', ids]).last);
       const adapted = JSON.parse(webtune(['logits', '--model', STORIES_260K, '--adapter', join(dir, 'peft'), '--ids', ids]).last);
       expect(adapted).toHaveLength(512);
-      golden.lastPositionLogitsRow0First8!.forEach((ref, i) => expect(Math.abs(adapted[i] - ref)).toBeLessThan(1e-4));
+      for (const [i, ref] of golden.lastPositionLogitsRow0First8!.entries()) expect(Math.abs(adapted[i] - ref)).toBeLessThan(1e-4);
       expect(base[1]).not.toBeCloseTo(adapted[1], 3);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -194,7 +194,8 @@ describe('parseJsonl', () => {
     const report = parseJsonl(
       [
         '{"messages":[{"role":"system","content":"S"},{"role":"user","content":"U"},{"role":"assistant","content":"A"}],"id":7}',
-        '{"conversations":[{"from":"system","value":"S"},{"from":"user","value":"U"},{"from":"model","value":"A"},{"from":"human","value":"U2"},{"from":"assistant","value":"A2"}]}',
+        '{"conversations":[{"from":"system","value":"S"},{"from":"user","value":"U"},{"from":"model","value":"A"},' +
+          '{"from":"human","value":"U2"},{"from":"assistant","value":"A2"}]}',
         '{"instruction":"Translate","input":"chat","output":"cat"}',
         '{"instruction":"Say hi","input":null,"output":"Hi"}',
         '{"prompt":"","completion":"free text"}',

@@ -142,7 +142,8 @@ describe('prepareExample', () => {
 
   it('refuses a template that rewrites earlier assistant turns beyond recognition', () => {
     const rewriting =
-      "{% for message in messages %}{% if loop.last %}{{ message['content'] }}{% else %}{{ message['content'] | upper }}{% endif %}\n{% endfor %}";
+      "{% for message in messages %}{% if loop.last %}{{ message['content'] }}" +
+      "{% else %}{{ message['content'] | upper }}{% endif %}\n{% endfor %}";
     expect(() => prepareExample({ kind: 'chat', messages: TWO_TURNS }, withTemplate(rewriting), { maxLength: 512 })).toThrow(DataPrepError);
   });
 

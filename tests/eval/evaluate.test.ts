@@ -61,7 +61,8 @@ async function exampleLoss(model: LlamaModel, adapter: LoraAdapter | null, ids: 
 
 describe('evaluate (stories260K and a tiny random model)', () => {
   for (const random of [false, true]) {
-    it(`${random ? 'tiny random GQA model' : 'stories260K'}: losses, perplexities and RAG scores match independent computations`, async () => {
+    const subject = random ? 'tiny random GQA model' : 'stories260K';
+    it(`${subject}: losses, perplexities and RAG scores match independent computations`, async () => {
       const { model, adapter, tok } = await setup(random);
       const rows = [...zog, ...rag];
       const settings = { maxNewTokens: 10, temperature: 0, batchSize: 3, maxLength: MAX_LENGTH };

@@ -20,7 +20,9 @@ const SYSTEM =
 describe('context extraction', () => {
   it('reads the Context: block and its numbered sources', () => {
     expect(extractContext(SYSTEM)).toEqual({
-      text: '[1] Billing policy: Annual plans are refundable in full within 30 days of purchase.\n[2] Monthly plans renew automatically on the purchase date.',
+      text:
+        '[1] Billing policy: Annual plans are refundable in full within 30 days of purchase.\n' +
+        '[2] Monthly plans renew automatically on the purchase date.',
       sources: [
         { id: 1, text: 'Billing policy: Annual plans are refundable in full within 30 days of purchase.' },
         { id: 2, text: 'Monthly plans renew automatically on the purchase date.' },

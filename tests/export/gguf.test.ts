@@ -33,8 +33,10 @@ const GGUF_NAMES: Record<string, string> = {
   up_proj: 'ffn_up',
   down_proj: 'ffn_down',
 };
-const peftName = (layer: number, target: string, m: 'A' | 'B') =>
-  `base_model.model.model.layers.${layer}.${['gate_proj', 'up_proj', 'down_proj'].includes(target) ? 'mlp' : 'self_attn'}.${target}.lora_${m}.weight`;
+const peftName = (layer: number, target: string, m: 'A' | 'B') => {
+  const block = ['gate_proj', 'up_proj', 'down_proj'].includes(target) ? 'mlp' : 'self_attn';
+  return `base_model.model.model.layers.${layer}.${block}.${target}.lora_${m}.weight`;
+};
 
 /** Parses the file with Hugging Face's GGUF reader and returns each tensor's info and F32 data. */
 async function parseGguf(bytes: Uint8Array) {

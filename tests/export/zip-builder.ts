@@ -89,7 +89,7 @@ export function handZip(entries: HandEntry[]): Uint8Array {
     w.u32(0);
     w.u32(info.crc);
     w.u32(info.stored.length);
-    w.u32(info.usize > 0xffffffff ? 0xffffffff : info.usize);
+    w.u32(Math.min(info.usize, 0xffffffff));
     w.u16(info.name.length);
     w.u16(0);
     w.bytes(info.name);

@@ -20,7 +20,7 @@ const TENSORS = [
 
 function packed(n: number, seed: number, tensors: { offset: number; size: number }[]): Float32Array {
   const out = new Float32Array(n);
-  tensors.forEach(({ offset, size }, k) => out.set(randomArray(size, seed * 16 + k), offset));
+  for (const [k, { offset, size }] of tensors.entries()) out.set(randomArray(size, seed * 16 + k), offset);
   return out;
 }
 

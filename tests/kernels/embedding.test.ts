@@ -41,14 +41,17 @@ describe('embedding kernel', () => {
   for (const { name, pieces, start, values } of CASES) {
     it(name, async () => {
       const inputs: Record<string, Uint32Array | Float32Array> = { ids };
-      pieces.forEach(([rowStart, rowCount], i) => (inputs[`table${i}`] = table.subarray(rowStart * C, (rowStart + rowCount) * C)));
+      for (const [i, [rowStart, rowCount]] of pieces.entries()) {
+        inputs[`table${i}`] = table.subarray(rowStart * C, (rowStart + rowCount) * C);
+      }
       await checkOp(await testGpu(), {
         inputs,
         outputs: { out: start === undefined ? M * C : new Float32Array(M * C).fill(start) },
-        run: (gpu, t) =>
-          pieces.forEach(([rowStart, rowCount], i) =>
-            embeddingForward(gpu, { ids: t.ids, table: t[`table${i}`], out: t.out }, { M, C, rowStart, rowCount }),
-          ),
+        run: (gpu, t) => {
+          for (const [i, [rowStart, rowCount]] of pieces.entries()) {
+            embeddingForward(gpu, { ids: t.ids, table: t[`table${i}`], out: t.out }, { M, C, rowStart, rowCount });
+          }
+        },
         expected: { out: { values, atol: 0, rtol: 0 } },
       });
     });

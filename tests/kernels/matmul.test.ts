@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type Binding, Gpu } from '../../src/gpu/context';
 import { matmulDyTX, matmulDyW, type MatmulDims, type MatmulOptions, matmulXWt } from '../../src/kernels/matmul';
 import { testGpu } from '../helpers/gpu';
-import { expectClose, randomArray, toF64 } from '../helpers/numeric';
+import { randomArray, toF64 } from '../helpers/numeric';
 import { checkOp, type OpCase } from '../helpers/op-test';
 import { combineRef, matmulDyTXRef, matmulDyWRef, matmulXWtRef } from '../reference/matmul';
 

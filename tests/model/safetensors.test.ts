@@ -96,7 +96,7 @@ describe('half-precision conversion', () => {
       u16Bytes([...cases.map(([bits]) => bits), 0x7e00]),
     );
     const data = readSafetensors(bytes, FILE).tensors.get('h')!.data;
-    cases.forEach(([bits, value], i) => expect(Object.is(data[i], value), `0x${bits.toString(16)}`).toBe(true));
+    for (const [i, [bits, value]] of cases.entries()) expect(Object.is(data[i], value), `0x${bits.toString(16)}`).toBe(true);
     expect(Number.isNaN(data[n - 1])).toBe(true);
   });
 
@@ -114,7 +114,7 @@ describe('half-precision conversion', () => {
     const header = JSON.stringify({ b: { dtype: 'BF16', shape: [cases.length], data_offsets: [0, 2 * cases.length] } });
     const bytes = rawSafetensors(header.length % 2 ? header : `${header} `, u16Bytes(cases.map(([bits]) => bits)));
     const data = readSafetensors(bytes, FILE).tensors.get('b')!.data;
-    cases.forEach(([bits, value], i) => expect(Object.is(data[i], value), `0x${bits.toString(16)}`).toBe(true));
+    for (const [i, [bits, value]] of cases.entries()) expect(Object.is(data[i], value), `0x${bits.toString(16)}`).toBe(true);
   });
 
   it('parses integer tensors but refuses to convert them to weights', () => {

@@ -67,7 +67,9 @@ function splitShards(tensors: Tensor[], write: (part: Tensor[]) => Uint8Array): 
   const parts = [tensors.slice(0, half), tensors.slice(half)];
   const names = ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'];
   const weightMap: Record<string, string> = {};
-  parts.forEach((part, i) => part.forEach((t) => (weightMap[t.name] = names[i])));
+  for (const [i, part] of parts.entries()) {
+    for (const t of part) weightMap[t.name] = names[i];
+  }
   return {
     [names[0]]: write(parts[0]),
     [names[1]]: write(parts[1]),

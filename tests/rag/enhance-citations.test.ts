@@ -91,7 +91,7 @@ describe('RAG answer enhancement', () => {
     ];
     const preview = enhanceCitations(rows);
     expect(preview.rowsChanged).toBe(0);
-    preview.enhanced.forEach((row, i) => expect(row).toBe(rows[i]));
+    for (const [i, row] of preview.enhanced.entries()) expect(row).toBe(rows[i]);
   });
 
   it('never modifies the rows it is given, and is deterministic', () => {

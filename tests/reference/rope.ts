@@ -26,7 +26,7 @@ export function ropeRef(
     for (let h = 0; h < nHeads; h++) {
       const base = (m * nHeads + h) * headDim;
       for (let i = 0; i < half; i++) {
-        const invFreq = round(1 / round(Math.pow(round(theta), round((2 * i) / headDim))));
+        const invFreq = round(1 / round(round(theta) ** round((2 * i) / headDim)));
         const angle = round(pos * invFreq);
         const cos = Math.cos(angle);
         const sin = direction * Math.sin(angle);

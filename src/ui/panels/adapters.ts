@@ -6,9 +6,14 @@ import { AdapterImport } from '../views/adapter-import';
 
 function settingsLine(a: AdapterSummary): string {
   const t = a.settings.training;
-  const lora = `r ${a.config.r}, alpha ${a.config.alpha}${a.config.dropout ? `, dropout ${a.config.dropout}` : ''} on ${a.config.targets.join(', ')}`;
+  const lora =
+    `r ${a.config.r}, alpha ${a.config.alpha}${a.config.dropout ? `, dropout ${a.config.dropout}` : ''}` +
+    ` on ${a.config.targets.join(', ')}`;
   if (a.imported) return lora;
-  return `${lora} · lr ${t.lr}, ${t.epochs} epochs, batch ${t.batchSize}${Number(t.gradAccum) > 1 ? ` × ${t.gradAccum}` : ''}, max length ${t.maxLength}`;
+  return (
+    `${lora} · lr ${t.lr}, ${t.epochs} epochs, batch ${t.batchSize}${Number(t.gradAccum) > 1 ? ` × ${t.gradAccum}` : ''}` +
+    `, max length ${t.maxLength}`
+  );
 }
 
 const fileSafe = (name: string) => name.replace(/[^\w.-]+/g, '-').replace(/^-+|-+$/g, '') || 'adapter';
@@ -30,7 +35,8 @@ export class AdaptersPanel implements Panel {
       { class: 'panel' },
       panelHeader(
         'Adapters',
-        'Trained and imported adapters stay in this browser. "Download zip" gives the PEFT folder (adapter_config.json + adapter_model.safetensors) ' +
+        'Trained and imported adapters stay in this browser. ' +
+          '"Download zip" gives the PEFT folder (adapter_config.json + adapter_model.safetensors) ' +
           'that transformers, vLLM and PEFT load; Export below also writes GGUF and merged models, with the Ollama steps.',
       ),
       this.notice.element,
@@ -48,7 +54,9 @@ export class AdaptersPanel implements Panel {
     );
     app.watch(
       (s) => [s.training],
-      (training) => this.deleteButtons.forEach((button) => (button.disabled = training)),
+      (training) => {
+        for (const button of this.deleteButtons) button.disabled = training;
+      },
     );
   }
 

@@ -43,7 +43,8 @@ export class DataPanel implements Panel {
       { class: 'panel' },
       panelHeader(
         'Data',
-        'JSONL, one example per line: {"text"}, {"prompt", "completion"}, {"messages"}, ShareGPT {"conversations"} or Alpaca {"instruction", "output"}. ' +
+        'JSONL, one example per line: {"text"}, {"prompt", "completion"}, {"messages"}, ' +
+          'ShareGPT {"conversations"} or Alpaca {"instruction", "output"}. ' +
           'Files are checked line by line before anything is stored.',
       ),
       el('div', { class: 'inline' }, picker('train', 'Import training file…'), picker('eval', 'Import eval file…')),
@@ -70,7 +71,9 @@ export class DataPanel implements Panel {
     );
     app.watch(
       (s) => [s.training],
-      (training) => this.deleteButtons.forEach((button) => (button.disabled = training)),
+      (training) => {
+        for (const button of this.deleteButtons) button.disabled = training;
+      },
     );
     app.watch(
       (s) => [s.datasets],

@@ -190,7 +190,8 @@ export class EvaluationPanel implements Panel {
       { class: 'panel' },
       panelHeader(
         'Evaluate',
-        'A held-out dataset through the base model and through the base model with an adapter. Rows with a Context: block also get a generated answer, scored for grounding and citations.',
+        'A held-out dataset through the base model and through the base model with an adapter. ' +
+          'Rows with a Context: block also get a generated answer, scored for grounding and citations.',
       ),
       el(
         'div',

@@ -159,7 +159,8 @@ export class ModelPanel implements Panel {
       this.app.engine.loadHubModel(repo, (p) => {
         const size = p.total ? ` of ${p.total.toLocaleString('en-US')}` : '';
         this.setStatus(
-          `${p.fromCache ? 'From cache' : 'Downloading'} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`,
+          `${p.fromCache ? 'From cache' : 'Downloading'} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes ` +
+            `(file ${p.filesDone + 1} of ${p.filesTotal})`,
         );
         this.progress.hidden = !p.total;
         if (p.total) this.progress.value = Math.min(1, p.loaded / p.total);

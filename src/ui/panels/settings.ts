@@ -211,7 +211,8 @@ export class SettingsPanel implements Panel {
         if (!progressive) return;
         this.progressiveNote.textContent =
           `The analysis recommends stages. Progressive training runs two phases with these settings: phase 1 on the ` +
-          `${recommendation.tasks.slice(0, -1).join(', ')} rows (and those of tasks too small for a stage), then phase 2 on the ${recommendation.tasks.at(-1)} rows, ` +
+          `${recommendation.tasks.slice(0, -1).join(', ')} rows (and those of tasks too small for a stage), ` +
+          `then phase 2 on the ${recommendation.tasks.at(-1)} rows, ` +
           'continuing the phase-1 adapter, with a report of how much phase 2 made it forget of phase 1.';
       },
     );
@@ -346,7 +347,9 @@ function planText(state: AppState): string {
   // A memory refusal is already spelled out in the estimate below the plan.
   const refusedByEstimate = state.estimate !== null && !state.estimate.fits;
   return (
-    `${trainRows} training rows${filtered === null ? '' : ' after the quality filter'}, ${s.batchSize} × ${s.gradAccum} sequences per step: about ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} per epoch, ` +
+    `${trainRows} training rows${filtered === null ? '' : ' after the quality filter'}, ` +
+    `${s.batchSize} × ${s.gradAccum} sequences per step: ` +
+    `about ${stepsPerEpoch} step${stepsPerEpoch === 1 ? '' : 's'} per epoch, ` +
     `${steps} in all (rows without anything to learn after tokenizing are dropped).` +
     (blocker && !refusedByEstimate ? ` ${blocker}` : '')
   );

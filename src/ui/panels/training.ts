@@ -262,7 +262,10 @@ export class TrainingPanel implements Panel {
       return;
     }
     if (outcome.status === 'paused') {
-      this.message.textContent = `Paused at step ${outcome.step}; the checkpoint is saved, so this run can be resumed later, even after a reload.`;
+      this.message.textContent = [
+        `Paused at step ${outcome.step}; the checkpoint is saved,`,
+        'so this run can be resumed later, even after a reload.',
+      ].join(' ');
       return;
     }
     this.message.textContent =

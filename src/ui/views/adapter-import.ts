@@ -55,7 +55,8 @@ export class AdapterImport {
       (s) => [s.model?.name ?? null],
       (model) => {
         this.hint.textContent = model
-          ? `A PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors, or a zip of them) trained on ${model}; it is checked tensor by tensor against it.`
+          ? 'A PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors, or a zip of them) ' +
+            `trained on ${model}; it is checked tensor by tensor against it.`
           : 'Load the base model first (step 1): an adapter is checked against it before it is stored.';
         this.renderInputs();
       },

@@ -51,7 +51,8 @@ export function filterReportView(report: FilterReport): HTMLElement {
       'p',
       {},
       el('strong', { 'data-testid': 'filter-kept' }, `Trains on ${report.keptRows} of ${plural(report.totalRows, 'row')}`),
-      `: responses of ${minResponseChars} to ${maxResponseChars} characters, no empty turns, no duplicates; rules apply in this order and each removed row counts once.`,
+      `: responses of ${minResponseChars} to ${maxResponseChars} characters, no empty turns, no duplicates; ` +
+        'rules apply in this order and each removed row counts once.',
     ),
     el('ul', { class: 'filter-rules' }, ...FILTER_RULES.map((rule) => ruleView(rule, report))),
   );

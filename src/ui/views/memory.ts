@@ -41,7 +41,8 @@ export function memoryView(estimate: MemoryEstimate | null, error: string | null
       { class: 'memory-verdict', 'data-fits': String(estimate.fits) },
       estimate.fits
         ? `Fits this device's buffer limits (largest buffer ${formatBytes(estimate.largestBufferBytes)}). ` +
-            `${formatCount(estimate.trainableParameters)} trainable parameters. WebGPU does not report free GPU memory, so the total is what to compare with your GPU.`
+            `${formatCount(estimate.trainableParameters)} trainable parameters. ` +
+            'WebGPU does not report free GPU memory, so the total is what to compare with your GPU.'
         : estimate.problems.join(' '),
     ),
   );

@@ -78,7 +78,8 @@ export class PresetSection {
       (s) => [s.preset?.id ?? null],
       (id) => {
         this.applied.textContent = id
-          ? `Applied: ${id}. The fields below hold its values; edits are checked against the preset rules, and its quality filter runs before training.`
+          ? `Applied: ${id}. The fields below hold its values; ` +
+            'edits are checked against the preset rules, and its quality filter runs before training.'
           : 'No preset applied: the settings below are used as they are, without a quality filter.';
         this.applied.dataset.preset = id ?? '';
       },

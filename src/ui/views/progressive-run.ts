@@ -112,7 +112,8 @@ export class ProgressiveSection {
         outcome.status === 'completed'
           ? 'Both phases finished; the final adapter is saved.'
           : outcome.status === 'paused'
-            ? `Paused at a checkpoint${outcome.error ? ` (${outcome.error})` : ''}; resume it from the unfinished runs in the training step.`
+            ? `Paused at a checkpoint${outcome.error ? ` (${outcome.error})` : ''}; ` +
+              'resume it from the unfinished runs in the training step.'
             : 'Stopped; the adapter trained so far is saved.';
       this.result.replaceChildren(outcomeView(outcome));
       this.element.dataset.state = outcome.status;
