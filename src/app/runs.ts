@@ -361,9 +361,10 @@ export class RunService {
     };
   }
 
+  /** The stage's message, then `started` as training begins: what the page says on `started` (a resume's checkpoint) stays on show. */
   #stage(ctx: RunContext, phase: number, stage: RunStage): void {
-    if (stage === 'training') ctx.onEvent({ type: 'started', run: ctx.run });
     ctx.onEvent({ type: 'phase', runId: ctx.run.id, phase, stage, message: STAGE_MESSAGES[stage] });
+    if (stage === 'training') ctx.onEvent({ type: 'started', run: ctx.run });
   }
 
   /** The eval loss before training is the first point of the phase's history, and kept for a resume. */
