@@ -69,5 +69,19 @@ test('a dataset recommended for stages trains progressively and shows the forget
 
   await page.getByTestId('step-adapters').click();
   await expect(page.getByTestId('adapter-row')).toHaveCount(1);
+
+  // A progressive run pauses like any run and resumes from the unfinished runs, in its phase.
+  await page.getByTestId('step-settings').click();
+  await page.getByTestId('start-progressive').click();
+  await expect(page.getByTestId('progressive-status')).toContainText('Phase 1 of 2: training', { timeout: 10 * 60_000 });
+  await page.getByTestId('progressive-pause').click();
+  await expect(run).toHaveAttribute('data-state', 'paused', { timeout: 10 * 60_000 });
+  await page.getByTestId('step-training').click();
+  await expect(page.getByTestId('resume-run')).toHaveCount(1);
+  await page.getByTestId('resume-run').click();
+  await expect(page.getByTestId('run-status')).toHaveAttribute('data-state', 'completed', { timeout: 15 * 60_000 });
+  await expect(page.getByTestId('run-step')).toHaveText('5 / 5');
+  await page.getByTestId('step-adapters').click();
+  await expect(page.getByTestId('adapter-row')).toHaveCount(2);
   expect(errors).toEqual([]);
 });
