@@ -1,0 +1,157 @@
+/**
+ * GGUF v3 writer: header (magic, version, counts, metadata, tensor infos), then each tensor's
+ * bytes at the next multiple of the alignment, in the order given, contiguous as llama.cpp
+ * requires (it refuses a tensor whose offset is not the padded end of the previous one). The
+ * result is a list of parts, so a caller can stream or wrap them in a Blob instead of joining a
+ * multi-gigabyte file in memory.
+ */
+import { ggmlByteSize, ggmlType, type GgmlTypeInfo, type GgmlTypeName } from './ggml-types';
+import { type GgufArray, type GgufValue, GgufValueType } from './values';
+
+export interface GgufTensorData {
+  name: string;
+  /** Innermost first (a row-major [out, in] matrix is [in, out]). */
+  dims: number[];
+  type: GgmlTypeName | GgmlTypeInfo;
+  data: Uint8Array;
+}
+
+const DEFAULT_ALIGNMENT = 32;
+
+class HeaderWriter {
+  private bytes = new Uint8Array(1 << 16);
+  private view = new DataView(this.bytes.buffer);
+  private readonly encoder = new TextEncoder();
+  length = 0;
+
+  private reserve(n: number): number {
+    if (this.length + n > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(2 * this.bytes.length, this.length + n));
+      grown.set(this.bytes.subarray(0, this.length));
+      this.bytes = grown;
+      this.view = new DataView(grown.buffer);
+    }
+    const at = this.length;
+    this.length += n;
+    return at;
+  }
+
+  u8 = (v: number) => this.view.setUint8(this.reserve(1), v);
+  i8 = (v: number) => this.view.setInt8(this.reserve(1), v);
+  u16 = (v: number) => this.view.setUint16(this.reserve(2), v, true);
+  i16 = (v: number) => this.view.setInt16(this.reserve(2), v, true);
+  u32 = (v: number) => this.view.setUint32(this.reserve(4), v, true);
+  i32 = (v: number) => this.view.setInt32(this.reserve(4), v, true);
+  f32 = (v: number) => this.view.setFloat32(this.reserve(4), v, true);
+  f64 = (v: number) => this.view.setFloat64(this.reserve(8), v, true);
+  u64 = (v: number | bigint) => this.view.setBigUint64(this.reserve(8), BigInt(v), true);
+  i64 = (v: bigint) => this.view.setBigInt64(this.reserve(8), v, true);
+
+  raw(data: Uint8Array): void {
+    const at = this.reserve(data.length);
+    this.bytes.set(data, at);
+  }
+
+  string(s: string): void {
+    const utf8 = this.encoder.encode(s);
+    this.u64(utf8.length);
+    this.raw(utf8);
+  }
+
+  padTo(alignment: number): void {
+    this.reserve((alignment - (this.length % alignment)) % alignment);
+  }
+
+  result(): Uint8Array {
+    return this.bytes.slice(0, this.length);
+  }
+}
+
+function writeScalar(w: HeaderWriter, type: number, value: number | bigint | boolean | string): void {
+  switch (type) {
+    case GgufValueType.UINT8:
+      return w.u8(value as number);
+    case GgufValueType.INT8:
+      return w.i8(value as number);
+    case GgufValueType.UINT16:
+      return w.u16(value as number);
+    case GgufValueType.INT16:
+      return w.i16(value as number);
+    case GgufValueType.UINT32:
+      return w.u32(value as number);
+    case GgufValueType.INT32:
+      return w.i32(value as number);
+    case GgufValueType.FLOAT32:
+      return w.f32(value as number);
+    case GgufValueType.FLOAT64:
+      return w.f64(value as number);
+    case GgufValueType.BOOL:
+      return w.u8(value ? 1 : 0);
+    case GgufValueType.STRING:
+      return w.string(value as string);
+    case GgufValueType.UINT64:
+      return w.u64(value as bigint);
+    case GgufValueType.INT64:
+      return w.i64(value as bigint);
+    default:
+      throw new RangeError(`GGUF value type ${type} cannot be written as a scalar`);
+  }
+}
+
+function writeValue(w: HeaderWriter, v: GgufValue): void {
+  w.u32(v.type);
+  if (v.type !== GgufValueType.ARRAY) return writeScalar(w, v.type, v.value);
+  const array: GgufArray = v.value;
+  w.u32(array.itemType);
+  w.u64(array.items.length);
+  for (const item of array.items) writeScalar(w, array.itemType, item);
+}
+
+export function encodeGguf(metadata: Iterable<[string, GgufValue]>, tensors: GgufTensorData[]): Uint8Array[] {
+  const entries = [...metadata];
+  const alignmentEntry = entries.find(([key]) => key === 'general.alignment')?.[1];
+  const alignment = alignmentEntry && alignmentEntry.type === GgufValueType.UINT32 ? alignmentEntry.value : DEFAULT_ALIGNMENT;
+  if (alignment <= 0 || (alignment & (alignment - 1)) !== 0) throw new RangeError(`general.alignment ${alignment} is not a power of 2`);
+  const w = new HeaderWriter();
+  w.raw(new TextEncoder().encode('GGUF'));
+  w.u32(3);
+  w.u64(tensors.length);
+  w.u64(entries.length);
+  for (const [key, value] of entries) {
+    w.string(key);
+    writeValue(w, value);
+  }
+  const aligned = (n: number) => Math.ceil(n / alignment) * alignment;
+  let offset = 0;
+  for (const t of tensors) {
+    const type = typeof t.type === 'string' ? ggmlType(t.type) : t.type;
+    const elements = t.dims.reduce((a, b) => a * b, 1);
+    if (t.data.length !== ggmlByteSize(type, elements)) {
+      throw new RangeError(`tensor "${t.name}": ${t.data.length} bytes do not hold [${t.dims}] as ${type.name}`);
+    }
+    w.string(t.name);
+    w.u32(t.dims.length);
+    for (const d of t.dims) w.u64(d);
+    w.u32(type.id);
+    w.u64(offset);
+    offset = aligned(offset + t.data.length);
+  }
+  w.padTo(alignment);
+  const parts = [w.result()];
+  for (const t of tensors) {
+    parts.push(t.data);
+    const pad = (alignment - (t.data.length % alignment)) % alignment;
+    if (pad) parts.push(new Uint8Array(pad));
+  }
+  return parts;
+}
+
+export function joinParts(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
