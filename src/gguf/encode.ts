@@ -8,14 +8,6 @@
 import { ggmlByteSize, ggmlType, type GgmlTypeInfo, type GgmlTypeName } from './ggml-types';
 import { type GgufArray, type GgufValue, GgufValueType } from './values';
 
-export interface GgufTensorData {
-  name: string;
-  /** Innermost first (a row-major [out, in] matrix is [in, out]). */
-  dims: number[];
-  type: GgmlTypeName | GgmlTypeInfo;
-  data: Uint8Array;
-}
-
 const DEFAULT_ALIGNMENT = 32;
 
 class HeaderWriter {
@@ -107,41 +99,78 @@ function writeValue(w: HeaderWriter, v: GgufValue): void {
   for (const item of array.items) writeScalar(w, array.itemType, item);
 }
 
-export function encodeGguf(metadata: Iterable<[string, GgufValue]>, tensors: GgufTensorData[]): Uint8Array[] {
-  const entries = [...metadata];
-  const alignmentEntry = entries.find(([key]) => key === 'general.alignment')?.[1];
-  const alignment = alignmentEntry && alignmentEntry.type === GgufValueType.UINT32 ? alignmentEntry.value : DEFAULT_ALIGNMENT;
+export interface GgufTensorLayout {
+  name: string;
+  /** Innermost first (a row-major [out, in] matrix is [in, out]). */
+  dims: number[];
+  type: GgmlTypeName | GgmlTypeInfo;
+}
+
+export interface GgufData extends GgufTensorLayout {
+  data: Uint8Array;
+}
+
+/** The alignment a metadata list asks for (`general.alignment`, default 32). */
+export function ggufAlignment(metadata: readonly [string, GgufValue][]): number {
+  const entry = metadata.find(([key]) => key === 'general.alignment')?.[1];
+  const alignment = entry && entry.type === GgufValueType.UINT32 ? entry.value : DEFAULT_ALIGNMENT;
   if (alignment <= 0 || (alignment & (alignment - 1)) !== 0) throw new RangeError(`general.alignment ${alignment} is not a power of 2`);
+  return alignment;
+}
+
+export function tensorBytes(t: GgufTensorLayout): number {
+  const type = typeof t.type === 'string' ? ggmlType(t.type) : t.type;
+  return ggmlByteSize(type, t.dims.reduce((a, b) => a * b, 1));
+}
+
+/** Zero bytes that follow `byteLength` bytes of tensor data up to the next multiple of `alignment`. */
+export function tensorPadding(byteLength: number, alignment: number): Uint8Array {
+  return new Uint8Array((alignment - (byteLength % alignment)) % alignment);
+}
+
+/**
+ * Everything before the data section, padded to it: the tensors' data then follow in the order
+ * given, each padded with `tensorPadding`. Only sizes are needed, so the data can be produced later,
+ * one tensor at a time.
+ */
+export function encodeGgufHeader(metadata: readonly [string, GgufValue][], tensors: readonly GgufTensorLayout[]): Uint8Array {
+  const alignment = ggufAlignment(metadata);
   const w = new HeaderWriter();
   w.raw(new TextEncoder().encode('GGUF'));
   w.u32(3);
   w.u64(tensors.length);
-  w.u64(entries.length);
-  for (const [key, value] of entries) {
+  w.u64(metadata.length);
+  for (const [key, value] of metadata) {
     w.string(key);
     writeValue(w, value);
   }
-  const aligned = (n: number) => Math.ceil(n / alignment) * alignment;
   let offset = 0;
   for (const t of tensors) {
     const type = typeof t.type === 'string' ? ggmlType(t.type) : t.type;
-    const elements = t.dims.reduce((a, b) => a * b, 1);
-    if (t.data.length !== ggmlByteSize(type, elements)) {
-      throw new RangeError(`tensor "${t.name}": ${t.data.length} bytes do not hold [${t.dims}] as ${type.name}`);
-    }
     w.string(t.name);
     w.u32(t.dims.length);
     for (const d of t.dims) w.u64(d);
     w.u32(type.id);
     w.u64(offset);
-    offset = aligned(offset + t.data.length);
+    offset += tensorBytes(t);
+    offset += tensorPadding(offset, alignment).length;
   }
   w.padTo(alignment);
-  const parts = [w.result()];
+  return w.result();
+}
+
+/** A whole GGUF file as parts (header, then each tensor's data and padding). */
+export function encodeGguf(metadata: Iterable<[string, GgufValue]>, tensors: GgufData[]): Uint8Array[] {
+  const entries = [...metadata];
+  const alignment = ggufAlignment(entries);
+  for (const t of tensors) {
+    if (t.data.length !== tensorBytes(t)) throw new RangeError(`tensor "${t.name}": ${t.data.length} bytes do not hold [${t.dims}] as ${typeof t.type === 'string' ? t.type : t.type.name}`);
+  }
+  const parts = [encodeGgufHeader(entries, tensors)];
   for (const t of tensors) {
     parts.push(t.data);
-    const pad = (alignment - (t.data.length % alignment)) % alignment;
-    if (pad) parts.push(new Uint8Array(pad));
+    const pad = tensorPadding(t.data.length, alignment);
+    if (pad.length) parts.push(pad);
   }
   return parts;
 }

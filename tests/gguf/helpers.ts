@@ -1,5 +1,5 @@
 import { type ByteSource, memoryByteSource } from '../../src/gguf/byte-source';
-import { encodeGguf, type GgufTensorData, joinParts } from '../../src/gguf/encode';
+import { encodeGguf, type GgufData, joinParts } from '../../src/gguf/encode';
 import { quantize } from '../../src/gguf/quants';
 import { gguf, type GgufValue, GgufValueType } from '../../src/gguf/values';
 import { randomArray } from '../helpers/numeric';
@@ -40,7 +40,7 @@ export function everyValueType(): [string, GgufValue][] {
 }
 
 /** Tensors of several types and ranks, sizes not multiples of the alignment. */
-export function sampleTensors(): GgufTensorData[] {
+export function sampleTensors(): GgufData[] {
   const f = (n: number, seed: number) => randomArray(n, seed);
   return [
     { name: 'a.f32', dims: [3, 5], type: 'F32', data: quantize('F32', f(15, 1), 3) },
@@ -99,4 +99,11 @@ export function tensorInfoFields(bytes: Uint8Array, name: string) {
   const nDims = after(bytes, name);
   const n = new DataView(bytes.buffer, bytes.byteOffset).getUint32(nDims, true);
   return { nDims, dim: (d: number) => nDims + 4 + 8 * d, type: nDims + 4 + 8 * n, offset: nDims + 8 + 8 * n };
+}
+
+/** All parts of a streamed GGUF file, joined. */
+export async function collectParts(parts: AsyncIterable<Uint8Array>): Promise<Uint8Array<ArrayBuffer>> {
+  const list: Uint8Array[] = [];
+  for await (const p of parts) list.push(p);
+  return joinParts(list);
 }
