@@ -3,47 +3,9 @@ import { ggmlByteSize, ggmlType, type GgmlTypeName } from '../../src/gguf/ggml-t
 import { dequantize, fitsBlocks, quantize, QuantizationError } from '../../src/gguf/quants';
 import { randomArray } from '../helpers/numeric';
 import { nearestOnGrid, refDequantize, refValue } from '../reference/ggml-quants';
+import { awkwardValues, randomBlocks } from './quant-data';
 
 const BLOCK_FORMATS: GgmlTypeName[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'];
-
-/**
- * Awkward weights, block by block: roughly Gaussian, all zero, one outlier, all positive, all
- * negative, constant, tiny (scales near the f16 subnormal range) and large.
- */
-function awkwardValues(n: number, seed: number): Float32Array {
-  const u = randomArray(4 * n, seed);
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = (u[4 * i] + u[4 * i + 1] + u[4 * i + 2] + u[4 * i + 3]) * 0.05;
-  const kinds = 8;
-  for (let block = 0; block < n / 32; block++) {
-    const at = block * 32;
-    const part = x.subarray(at, at + 32);
-    switch (block % kinds) {
-      case 1:
-        part.fill(0);
-        break;
-      case 2:
-        part[block % 32] = 3.5;
-        break;
-      case 3:
-        part.forEach((v, i) => (part[i] = Math.abs(v) + 0.01));
-        break;
-      case 4:
-        part.forEach((v, i) => (part[i] = -Math.abs(v) - 0.2));
-        break;
-      case 5:
-        part.fill(-0.0625);
-        break;
-      case 6:
-        part.forEach((v, i) => (part[i] = v * 1e-6));
-        break;
-      case 7:
-        part.forEach((v, i) => (part[i] = v * 300));
-        break;
-    }
-  }
-  return x;
-}
 
 const rms = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0) / a.length);
 
@@ -132,22 +94,6 @@ describe('block quantizers against the reference decoder', () => {
 });
 
 describe('dequantizers on arbitrary blocks', () => {
-  /** Random bytes with every f16 scale field replaced by a random finite half, so all quant bit patterns occur. */
-  function randomBlocks(format: GgmlTypeName, blocks: number, seed: number): Uint8Array {
-    const { blockBytes } = ggmlType(format);
-    const u = randomArray(blocks * blockBytes, seed, 0, 256);
-    const bytes = Uint8Array.from(u, Math.floor);
-    const halfFields: Record<string, number[]> = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208] };
-    for (let b = 0; b < blocks; b++) {
-      for (const at of halfFields[format]) {
-        // exponent 0..29 keeps the scale finite; sign, exponent and fraction otherwise random.
-        const h = (bytes[b * blockBytes + at + 1] & 0x80) | ((b * 7 + at) % 30 << 2) | (bytes[b * blockBytes + at + 1] & 3);
-        bytes[b * blockBytes + at + 1] = h;
-      }
-    }
-    return bytes;
-  }
-
   for (const format of BLOCK_FORMATS) {
     it(`${format} reads every bit pattern as the reference does`, () => {
       const { blockSize } = ggmlType(format);
