@@ -36,7 +36,7 @@ export function useStoriesTokenizer(tokenizer: ModelSpec['tokenizer']): void {
 
 /**
  * A 2-layer Llama, hidden 256, 4 heads of 64 (2 kv heads), intermediate 512, vocabulary 512,
- * untied; weights uniform with variance 1/fan-in so activations and logits have realistic sizes.
+ * untied, random weights.
  */
 export function kQuantModel(): ModelSpec {
   if (kQuant) return kQuant;
@@ -58,20 +58,26 @@ export function kQuantModel(): ModelSpec {
     bosTokenId: 1,
     eosTokenIds: [2],
   };
+  kQuant = { config, weights: randomWeights(config, 100), tokenizer: storiesTokenizer };
+  return kQuant;
+}
+
+/**
+ * Random weights for `config` by Hugging Face name: uniform with variance 1/fan-in (lm_head 9/fan-in,
+ * embeddings in [-1, 1]), norms near 1, biases small, so activations and logits have realistic sizes.
+ */
+export function randomWeights(config: ModelConfig, seed: number): ModelWeightsSource {
   const tensors = new Map<string, Float32Array>();
-  let seed = 100;
   for (const [name, shape] of expectedTensorShapes(config)) {
     const n = shape.reduce((a, b) => a * b, 1);
-    if (shape.length === 1) {
-      tensors.set(name, randomArray(n, seed++, 0.8, 1.2));
-    } else {
+    if (name.endsWith('.bias')) tensors.set(name, randomArray(n, seed++, -0.1, 0.1));
+    else if (shape.length === 1) tensors.set(name, randomArray(n, seed++, 0.8, 1.2));
+    else {
       const bound = name.includes('embed_tokens') ? 1 : (name === 'lm_head.weight' ? 3 : 1) * Math.sqrt(3 / shape[1]);
       tensors.set(name, randomArray(n, seed++, -bound, bound));
     }
   }
-  const weights: ModelWeightsSource = memoryWeightsSource(config, tensors);
-  kQuant = { config, weights, tokenizer: storiesTokenizer };
-  return kQuant;
+  return memoryWeightsSource(config, tensors);
 }
 
 /**
