@@ -29,7 +29,10 @@ export function ggufModelConfig(file: Pick<GgufFile, 'name' | 'metadata' | 'tens
   const architecture = arch as ModelConfig['architecture'];
   const type = stringOf(metadata.get('general.type'));
   if (type !== null && type !== 'model') {
-    unsupported('general.type', `general.type is "${type}": this file is not a base model (a LoRA adapter is loaded on top of its base model)`);
+    unsupported(
+      'general.type',
+      `general.type is "${type}": this file is not a base model (a LoRA adapter is loaded on top of its base model)`,
+    );
   }
 
   const key = (k: string) => `${arch}.${k}`;
@@ -47,7 +50,8 @@ export function ggufModelConfig(file: Pick<GgufFile, 'name' | 'metadata' | 'tens
       if (items && items.length > 0 && items.every((x) => x === items[0])) n = items[0];
       else return unsupported(name, `"${name}" differs between layers (${describeValue(v)}); only models with equal layers are supported`);
     }
-    if (n === null || !Number.isSafeInteger(n) || n <= 0) return unsupported(name, `"${name}" is ${describeValue(v)}, expected a positive integer`);
+    if (n === null || !Number.isSafeInteger(n) || n <= 0)
+      return unsupported(name, `"${name}" is ${describeValue(v)}, expected a positive integer`);
     return n;
   };
   const positiveNumber = (name: string, fallback?: number): number => {
@@ -57,7 +61,8 @@ export function ggufModelConfig(file: Pick<GgufFile, 'name' | 'metadata' | 'tens
       return unsupported(name, `the required key "${name}" is missing`);
     }
     const n = numberOf(v);
-    if (n === null || !Number.isFinite(n) || n <= 0) return unsupported(name, `"${name}" is ${describeValue(v)}, expected a positive number`);
+    if (n === null || !Number.isFinite(n) || n <= 0)
+      return unsupported(name, `"${name}" is ${describeValue(v)}, expected a positive number`);
     return n;
   };
 
@@ -67,35 +72,53 @@ export function ggufModelConfig(file: Pick<GgufFile, 'name' | 'metadata' | 'tens
   const numHeads = positiveInt('attention.head_count');
   const numKvHeads = positiveInt('attention.head_count_kv', numHeads);
   if (numHeads % numKvHeads !== 0) {
-    unsupported(key('attention.head_count_kv'), `attention.head_count (${numHeads}) is not a multiple of attention.head_count_kv (${numKvHeads})`);
+    unsupported(
+      key('attention.head_count_kv'),
+      `attention.head_count (${numHeads}) is not a multiple of attention.head_count_kv (${numKvHeads})`,
+    );
   }
   if (!metadata.has(key('attention.key_length')) && hiddenSize % numHeads !== 0) {
-    unsupported(key('embedding_length'), `embedding_length (${hiddenSize}) is not a multiple of attention.head_count (${numHeads}) and no key_length is given`);
+    unsupported(
+      key('embedding_length'),
+      `embedding_length (${hiddenSize}) is not a multiple of attention.head_count (${numHeads}) and no key_length is given`,
+    );
   }
   const headDim = positiveInt('attention.key_length', hiddenSize / numHeads);
   if (positiveInt('attention.value_length', headDim) !== headDim) {
-    unsupported(key('attention.value_length'), `attention.value_length differs from attention.key_length (${headDim}); only equal head sizes are supported`);
+    unsupported(
+      key('attention.value_length'),
+      `attention.value_length differs from attention.key_length (${headDim}); only equal head sizes are supported`,
+    );
   }
-  if (headDim % 2 !== 0) unsupported(key('attention.key_length'), `the head size ${headDim} is odd; rotary embeddings need an even head size`);
+  if (headDim % 2 !== 0)
+    unsupported(key('attention.key_length'), `the head size ${headDim} is odd; rotary embeddings need an even head size`);
   const rotary = positiveInt('rope.dimension_count', headDim);
   if (rotary !== headDim) {
-    unsupported(key('rope.dimension_count'), `rope.dimension_count is ${rotary}, but the head size is ${headDim}; partial rotary embeddings are not supported`);
+    unsupported(
+      key('rope.dimension_count'),
+      `rope.dimension_count is ${rotary}, but the head size is ${headDim}; partial rotary embeddings are not supported`,
+    );
   }
 
   checkRopeScaling(metadata, arch, has, unsupported);
   const experts = numberOf(metadata.get(key('expert_count')));
-  if (experts !== null && experts > 0) unsupported(key('expert_count'), `the model has ${experts} experts; mixture-of-experts models are not supported`);
+  if (experts !== null && experts > 0)
+    unsupported(key('expert_count'), `the model has ${experts} experts; mixture-of-experts models are not supported`);
   if (architecture === 'llama' && (has('blk.0.attn_q.bias') || has('blk.0.attn_output.bias') || has('blk.0.ffn_up.bias'))) {
     unsupported('attention_bias', 'the llama model has bias tensors (attention_bias / mlp_bias), which are not supported for Llama models');
   }
 
   // llama.cpp takes the vocabulary size from the token list when <arch>.vocab_size is absent.
-  const vocabSize = positiveInt('vocab_size', stringArrayOf(metadata.get('tokenizer.ggml.tokens'))?.length || tensors.get('token_embd.weight')?.dims[1]);
+  const vocabSize = positiveInt(
+    'vocab_size',
+    stringArrayOf(metadata.get('tokenizer.ggml.tokens'))?.length || tensors.get('token_embd.weight')?.dims[1],
+  );
   const tokenId = (name: string): number | null => {
     const v = metadata.get(name);
     if (v === undefined) return null;
     const id = numberOf(v);
-    if (id === null || !Number.isSafeInteger(id) || id < 0) return unsupported(name, `"${name}" is ${describeValue(v)}, expected a token id`);
+    if (id === null || !Number.isSafeInteger(id) || id < 0)
+      return unsupported(name, `"${name}" is ${describeValue(v)}, expected a token id`);
     return id;
   };
   const eos = [tokenId('tokenizer.ggml.eos_token_id'), tokenId('tokenizer.ggml.eot_token_id')].filter((id): id is number => id !== null);
@@ -141,6 +164,9 @@ function checkRopeScaling(
     unsupported(`${arch}.rope.freq_scale`, `rope.freq_scale ${freqScale} (scaled RoPE) is not supported; only plain RoPE is`);
   }
   if (has('rope_freqs.weight')) {
-    unsupported('rope_freqs.weight', 'the file has RoPE frequency factors (rope_freqs.weight, Llama 3.1-style RoPE scaling), which are not supported');
+    unsupported(
+      'rope_freqs.weight',
+      'the file has RoPE frequency factors (rope_freqs.weight, Llama 3.1-style RoPE scaling), which are not supported',
+    );
   }
 }

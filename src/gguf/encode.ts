@@ -120,7 +120,10 @@ export function ggufAlignment(metadata: readonly [string, GgufValue][]): number 
 
 export function tensorBytes(t: GgufTensorLayout): number {
   const type = typeof t.type === 'string' ? ggmlType(t.type) : t.type;
-  return ggmlByteSize(type, t.dims.reduce((a, b) => a * b, 1));
+  return ggmlByteSize(
+    type,
+    t.dims.reduce((a, b) => a * b, 1),
+  );
 }
 
 /** Zero bytes that follow `byteLength` bytes of tensor data up to the next multiple of `alignment`. */
@@ -164,7 +167,10 @@ export function encodeGguf(metadata: Iterable<[string, GgufValue]>, tensors: Ggu
   const entries = [...metadata];
   const alignment = ggufAlignment(entries);
   for (const t of tensors) {
-    if (t.data.length !== tensorBytes(t)) throw new RangeError(`tensor "${t.name}": ${t.data.length} bytes do not hold [${t.dims}] as ${typeof t.type === 'string' ? t.type : t.type.name}`);
+    if (t.data.length !== tensorBytes(t))
+      throw new RangeError(
+        `tensor "${t.name}": ${t.data.length} bytes do not hold [${t.dims}] as ${typeof t.type === 'string' ? t.type : t.type.name}`,
+      );
   }
   const parts = [encodeGgufHeader(entries, tensors)];
   for (const t of tensors) {

@@ -36,8 +36,7 @@ export class GgufFormatError extends ModelLoadError {
     readonly detail: string,
   ) {
     super(
-      `${file} is not a valid GGUF file: ${detail}. ` +
-        'The file is damaged, incomplete or not a GGUF model; download or export it again.',
+      `${file} is not a valid GGUF file: ${detail}. ` + 'The file is damaged, incomplete or not a GGUF model; download or export it again.',
     );
   }
 }

@@ -72,17 +72,22 @@ export async function openGguf(sources: ByteSource | ByteSource[]): Promise<Gguf
     const count = splits[0]?.count ?? 0;
     splits.forEach((s, i) => {
       if (!s) throw new GgufShardError(headers[i].file, 'it has no split.count, so it is not a shard of a split model');
-      if (s.count !== count) throw new GgufShardError(headers[i].file, `it is a shard of ${s.count} files, but ${headers[0].file} is one of ${count}`);
+      if (s.count !== count)
+        throw new GgufShardError(headers[i].file, `it is a shard of ${s.count} files, but ${headers[0].file} is one of ${count}`);
     });
     const byNo = new Map<number, number>();
     splits.forEach((s, i) => {
       const other = byNo.get(s!.no);
-      if (other !== undefined) throw new GgufShardError(headers[i].file, `it is shard ${s!.no + 1} of ${count}, as is ${headers[other].file}`);
+      if (other !== undefined)
+        throw new GgufShardError(headers[i].file, `it is shard ${s!.no + 1} of ${count}, as is ${headers[other].file}`);
       byNo.set(s!.no, i);
     });
     const missing = Array.from({ length: count }, (_, no) => no).filter((no) => !byNo.has(no));
     if (missing.length) {
-      throw new GgufShardError(headers[0].file, `the model is split into ${count} files, but shard(s) ${missing.map((no) => no + 1).join(', ')} were not given`);
+      throw new GgufShardError(
+        headers[0].file,
+        `the model is split into ${count} files, but shard(s) ${missing.map((no) => no + 1).join(', ')} were not given`,
+      );
     }
     order = Array.from({ length: count }, (_, no) => byNo.get(no)!);
   }

@@ -17,7 +17,9 @@ export async function nodeByteSource(path: string): Promise<ByteSource> {
         while (done < length) {
           const { bytesRead } = await handle.read(out, done, length - done, offset + done);
           if (bytesRead === 0) {
-            throw new ModelLoadError(`${path} ended after ${offset + done} bytes while reading up to ${offset + length}; it changed while being read.`);
+            throw new ModelLoadError(
+              `${path} ended after ${offset + done} bytes while reading up to ${offset + length}; it changed while being read.`,
+            );
           }
           done += bytesRead;
         }

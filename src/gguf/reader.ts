@@ -163,7 +163,10 @@ async function readArray(c: Cursor, what: string): Promise<GgufArray> {
   const count = c.u64();
   const itemBytes = itemType === GgufValueType.STRING ? 8 : scalarBytes(itemType);
   if (itemBytes === null) {
-    return c.fail('value-type', `${what} is an array of value type ${itemType} (${valueTypeName(itemType)}); GGUF arrays hold scalars or strings`);
+    return c.fail(
+      'value-type',
+      `${what} is an array of value type ${itemType} (${valueTypeName(itemType)}); GGUF arrays hold scalars or strings`,
+    );
   }
   if (count * BigInt(itemBytes) > BigInt(c.remaining)) {
     c.fail('array-count', `${what} claims ${count} items of at least ${itemBytes} bytes, but only ${c.remaining} bytes follow in the file`);
@@ -273,11 +276,13 @@ function readAlignment(metadata: GgufMetadata, fail: Fail): number {
 function checkLayout(tensors: GgufTensorInfo[], alignment: number, dataOffset: number, fileSize: number, fail: Fail): void {
   const dataBytes = fileSize - dataOffset;
   for (const t of tensors) {
-    if (t.offset % alignment !== 0) fail('misaligned', `tensor "${t.name}" starts at data offset ${t.offset}, not a multiple of the alignment ${alignment}`);
+    if (t.offset % alignment !== 0)
+      fail('misaligned', `tensor "${t.name}" starts at data offset ${t.offset}, not a multiple of the alignment ${alignment}`);
     if (t.offset + t.byteSize > dataBytes) {
       fail(
         'tensor-past-end',
-        `tensor "${t.name}" (${t.byteSize} bytes at data offset ${t.offset}) ends past the end of the file, whose data section has ${dataBytes} bytes`,
+        `tensor "${t.name}" (${t.byteSize} bytes at data offset ${t.offset}) ends past the end of the file, ` +
+          `whose data section has ${dataBytes} bytes`,
       );
     }
   }
@@ -285,7 +290,11 @@ function checkLayout(tensors: GgufTensorInfo[], alignment: number, dataOffset: n
   for (let i = 1; i < sorted.length; i++) {
     const [prev, t] = [sorted[i - 1], sorted[i]];
     if (t.offset < prev.offset + prev.byteSize && t.byteSize > 0 && prev.byteSize > 0) {
-      fail('overlap', `the data of tensors "${prev.name}" (bytes ${prev.offset}..${prev.offset + prev.byteSize}) and "${t.name}" (from ${t.offset}) overlap`);
+      fail(
+        'overlap',
+        `the data of tensors "${prev.name}" (bytes ${prev.offset}..${prev.offset + prev.byteSize}) ` +
+          `and "${t.name}" (from ${t.offset}) overlap`,
+      );
     }
   }
 }
@@ -308,10 +317,17 @@ export async function readGgufHeader(source: ByteSource): Promise<GgufHeader> {
   const tensorCount = c.u64();
   const kvCount = c.u64();
   if (kvCount * BigInt(MIN_KV_BYTES) > BigInt(c.remaining)) {
-    fail('too-many-entries', `it claims ${kvCount} metadata entries, more than its ${c.remaining} remaining bytes can hold (a corrupt count, or the file is truncated)`);
+    fail(
+      'too-many-entries',
+      `it claims ${kvCount} metadata entries, more than its ${c.remaining} remaining bytes can hold ` +
+        '(a corrupt count, or the file is truncated)',
+    );
   }
   if (tensorCount * BigInt(MIN_TENSOR_INFO_BYTES) > BigInt(c.remaining)) {
-    fail('too-many-entries', `it claims ${tensorCount} tensors, more than its ${c.remaining} remaining bytes can hold (a corrupt count, or the file is truncated)`);
+    fail(
+      'too-many-entries',
+      `it claims ${tensorCount} tensors, more than its ${c.remaining} remaining bytes can hold (a corrupt count, or the file is truncated)`,
+    );
   }
   const metadata = await readMetadata(c, Number(kvCount));
   const alignment = readAlignment(metadata, fail);

@@ -101,7 +101,9 @@ export function ggufTokenizerMetadata(source: TokenizerSource): [string, GgufVal
   if (!isRecord(json) || !isRecord(json.model)) return fail('tokenizer.json has no "model" object');
   const model = json.model;
   if (model.type !== 'BPE' || !isRecord(model.vocab)) {
-    return fail(`tokenizer.json holds a ${JSON.stringify(model.type)} model; webtune writes BPE tokenizers (SentencePiece BPE or byte-level BPE)`);
+    return fail(
+      `tokenizer.json holds a ${JSON.stringify(model.type)} model; webtune writes BPE tokenizers (SentencePiece BPE or byte-level BPE)`,
+    );
   }
   const added: AddedToken[] = Array.isArray(json.added_tokens)
     ? json.added_tokens.filter(isRecord).map((t) => ({ id: Number(t.id), content: String(t.content), special: t.special === true }))
@@ -109,7 +111,8 @@ export function ggufTokenizerMetadata(source: TokenizerSource): [string, GgufVal
   const tokens: (string | undefined)[] = [];
   for (const [piece, id] of Object.entries(model.vocab)) if (typeof id === 'number') tokens[id] = piece;
   for (const t of added) tokens[t.id] = t.content;
-  if (tokens.length > source.vocabSize) fail(`the tokenizer has ${tokens.length} tokens but the model's embedding only ${source.vocabSize} rows`);
+  if (tokens.length > source.vocabSize)
+    fail(`the tokenizer has ${tokens.length} tokens but the model's embedding only ${source.vocabSize} rows`);
   const holes = tokens.findIndex((t) => t === undefined);
   if (holes >= 0 && holes < tokens.length) fail(`token id ${holes} is missing from tokenizer.json`);
 
@@ -140,7 +143,8 @@ export function ggufTokenizerMetadata(source: TokenizerSource): [string, GgufVal
     let last = -1;
     for (const merge of merges) {
       const id = vocab[merge.replace(' ', '')];
-      if (id === undefined || id < last) fail(`the merge "${merge}" is out of the vocabulary's order, so SentencePiece scores cannot reproduce it`);
+      if (id === undefined || id < last)
+        fail(`the merge "${merge}" is out of the vocabulary's order, so SentencePiece scores cannot reproduce it`);
       last = id;
     }
     meta.push(['tokenizer.ggml.tokens', gguf.strings(tokens as string[])]);
@@ -148,7 +152,8 @@ export function ggufTokenizerMetadata(source: TokenizerSource): [string, GgufVal
     meta.push(['tokenizer.ggml.token_type', gguf.i32s(types)]);
   } else {
     const pre = source.pre ?? detectPre(json.pre_tokenizer);
-    if (pre === null) fail('its byte-level pre-tokenizer is none webtune recognises (Llama 3, Qwen2, SmolLM2); pass the llama.cpp pre-tokenizer name');
+    if (pre === null)
+      fail('its byte-level pre-tokenizer is none webtune recognises (Llama 3, Qwen2, SmolLM2); pass the llama.cpp pre-tokenizer name');
     meta.push(['tokenizer.ggml.pre', gguf.string(pre)]);
     meta.push(['tokenizer.ggml.tokens', gguf.strings(tokens as string[])]);
     meta.push(['tokenizer.ggml.token_type', gguf.i32s(types)]);

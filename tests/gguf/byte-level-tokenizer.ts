@@ -18,12 +18,42 @@ function byteToUnicode(): string[] {
 }
 
 const MERGES = [
-  'Ġ t', 'h e', 'Ġt he', 'i n', 'in g', 'Ġ a', 'n d', 'Ġa nd', 'e r', 'o n', 'Ġ s', 'Ġ w', 'a s', 'Ġw as', 'l e', 't le', 'Ġ l',
-  'i t', 'Ġl it', 'Ġlit tle', '1 2', '12 3', 'Ġ 1', "' s", "' t", 'Ċ Ċ', 'Ġ Ġ', 'o u', 'Ġ y', 'Ġy ou',
+  'Ġ t',
+  'h e',
+  'Ġt he',
+  'i n',
+  'in g',
+  'Ġ a',
+  'n d',
+  'Ġa nd',
+  'e r',
+  'o n',
+  'Ġ s',
+  'Ġ w',
+  'a s',
+  'Ġw as',
+  'l e',
+  't le',
+  'Ġ l',
+  'i t',
+  'Ġl it',
+  'Ġlit tle',
+  '1 2',
+  '12 3',
+  'Ġ 1',
+  "' s",
+  "' t",
+  'Ċ Ċ',
+  'Ġ Ġ',
+  'o u',
+  'Ġ y',
+  'Ġy ou',
 ];
 
-const QWEN2_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const LLAMA3_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 export type ByteLevelFamily = 'qwen2' | 'llama3' | 'smollm2';
 
@@ -36,7 +66,11 @@ function preTokenizer(family: ByteLevelFamily): unknown {
 
 export const SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
 
-export function byteLevelTokenizer(family: ByteLevelFamily): { tokenizerJson: unknown; tokenizerConfig: Record<string, unknown>; size: number } {
+export function byteLevelTokenizer(family: ByteLevelFamily): {
+  tokenizerJson: unknown;
+  tokenizerConfig: Record<string, unknown>;
+  size: number;
+} {
   const vocab: Record<string, number> = {};
   byteToUnicode().forEach((c, b) => (vocab[c] = b));
   for (const merge of MERGES) {
@@ -76,6 +110,11 @@ export function byteLevelTokenizer(family: ByteLevelFamily): { tokenizerJson: un
       merges: MERGES.map((m) => m.split(' ')),
     },
   };
-  const tokenizerConfig = { eos_token: '<|endoftext|>', bos_token: null, add_bos_token: false, chat_template: "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}" };
+  const tokenizerConfig = {
+    eos_token: '<|endoftext|>',
+    bos_token: null,
+    add_bos_token: false,
+    chat_template: "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}",
+  };
   return { tokenizerJson, tokenizerConfig, size: first + added.length };
 }

@@ -23,7 +23,11 @@ function smol(overrides: Record<string, GgufValue | undefined> = {}, tensors = [
   };
   const metadata = new Map<string, GgufValue>();
   for (const [k, v] of Object.entries({ ...base, ...overrides })) if (v !== undefined) metadata.set(k, v);
-  return { name: 'smol.gguf', metadata, tensors: new Map(tensors.map((t) => [t, { dims: t === 'token_embd.weight' ? [576, 49152] : [576, 576] }])) };
+  return {
+    name: 'smol.gguf',
+    metadata,
+    tensors: new Map(tensors.map((t) => [t, { dims: t === 'token_embd.weight' ? [576, 49152] : [576, 576] }])),
+  };
 }
 
 function refusal(file: ReturnType<typeof smol>, feature: string, text: RegExp) {
@@ -81,7 +85,14 @@ describe('ggufModelConfig', () => {
       'tokenizer.ggml.eot_token_id': gguf.u32(151645),
     });
     const c = ggufModelConfig(q as never);
-    expect(c).toMatchObject({ architecture: 'qwen2', hiddenSize: 896, intermediateSize: 4864, headDim: 64, numKvHeads: 2, vocabSize: 151936 });
+    expect(c).toMatchObject({
+      architecture: 'qwen2',
+      hiddenSize: 896,
+      intermediateSize: 4864,
+      headDim: 64,
+      numKvHeads: 2,
+      vocabSize: 151936,
+    });
     expect(c).toMatchObject({ qkvBias: true, ropeTheta: 1e6, bosTokenId: null, eosTokenIds: [151645], maxPositionEmbeddings: 32768 });
   });
 
@@ -95,21 +106,40 @@ describe('ggufModelConfig', () => {
   });
 
   it('refuses RoPE it cannot honour: scaling types and factors, frequency factors, partial rotary', () => {
-    refusal(smol({ 'llama.rope.scaling.type': gguf.string('yarn'), 'llama.rope.scaling.factor': gguf.f32(4) }), 'llama.rope.scaling.type', /RoPE scaling "yarn" with factor 4 is not supported/);
-    refusal(smol({ 'llama.rope.scaling.type': gguf.string('linear'), 'llama.rope.scaling.factor': gguf.f32(2) }), 'llama.rope.scaling.type', /"linear" with factor 2/);
+    refusal(
+      smol({ 'llama.rope.scaling.type': gguf.string('yarn'), 'llama.rope.scaling.factor': gguf.f32(4) }),
+      'llama.rope.scaling.type',
+      /RoPE scaling "yarn" with factor 4 is not supported/,
+    );
+    refusal(
+      smol({ 'llama.rope.scaling.type': gguf.string('linear'), 'llama.rope.scaling.factor': gguf.f32(2) }),
+      'llama.rope.scaling.type',
+      /"linear" with factor 2/,
+    );
     refusal(smol({ 'llama.rope.scaling.factor': gguf.f32(8) }), 'llama.rope.scaling.factor', /factor 8/);
     refusal(smol({ 'llama.rope.freq_scale': gguf.f32(0.25) }), 'llama.rope.freq_scale', /rope\.freq_scale 0\.25/);
     refusal(smol({}, ['token_embd.weight', 'rope_freqs.weight']), 'rope_freqs.weight', /Llama 3\.1-style RoPE scaling/);
-    refusal(smol({ 'llama.rope.dimension_count': gguf.u32(32) }), 'llama.rope.dimension_count', /partial rotary embeddings are not supported/);
+    refusal(
+      smol({ 'llama.rope.dimension_count': gguf.u32(32) }),
+      'llama.rope.dimension_count',
+      /partial rotary embeddings are not supported/,
+    );
     expect(ggufModelConfig(smol({ 'llama.rope.scaling.type': gguf.string('none') }) as never).ropeTheta).toBe(100000);
-    expect(ggufModelConfig(smol({ 'llama.rope.scaling.type': gguf.string('linear'), 'llama.rope.scaling.factor': gguf.f32(1) }) as never).headDim).toBe(64);
+    expect(
+      ggufModelConfig(smol({ 'llama.rope.scaling.type': gguf.string('linear'), 'llama.rope.scaling.factor': gguf.f32(1) }) as never)
+        .headDim,
+    ).toBe(64);
   });
 
   it('refuses per-layer sizes that differ, experts, llama biases and GQA that does not divide', () => {
     refusal(smol({ 'llama.attention.head_count_kv': gguf.i32s([3, 3, 9]) }), 'llama.attention.head_count_kv', /differs between layers/);
     refusal(smol({ 'llama.expert_count': gguf.u32(8) }), 'llama.expert_count', /8 experts/);
     refusal(smol({}, ['token_embd.weight', 'blk.0.attn_q.bias']), 'attention_bias', /bias tensors/);
-    refusal(smol({ 'llama.attention.head_count_kv': gguf.u32(4) }), 'llama.attention.head_count_kv', /9\) is not a multiple of attention\.head_count_kv \(4\)/);
+    refusal(
+      smol({ 'llama.attention.head_count_kv': gguf.u32(4) }),
+      'llama.attention.head_count_kv',
+      /9\) is not a multiple of attention\.head_count_kv \(4\)/,
+    );
     refusal(smol({ 'llama.attention.value_length': gguf.u32(32) }), 'llama.attention.value_length', /value_length differs/);
   });
 });

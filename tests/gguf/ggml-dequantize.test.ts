@@ -76,14 +76,22 @@ describe("ggml's dequantizers (llama.cpp 3.21.1 prebuilt) agree with ours bit fo
     const formats: GgmlTypeName[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'];
     // Gaussian-like weights whose scale changes block to block (awkwardValues' extremes would leave a
     // K super-block mostly zero, which tests little here).
-    const values = awkwardValues(4 * 512, 31).map((v, i) => (Math.floor(i / 32) % 8 === 1 ? 0 : Math.tanh(v) * (1 + (Math.floor(i / 32) % 5))));
+    const values = awkwardValues(4 * 512, 31).map((v, i) =>
+      Math.floor(i / 32) % 8 === 1 ? 0 : Math.tanh(v) * (1 + (Math.floor(i / 32) % 5)),
+    );
     const jobs: Job[] = [];
     for (const type of formats) {
       jobs.push({ label: `${type} quantized by webtune`, type, bytes: quantize(type, values, 512), elements: values.length });
       const blocks = 48;
-      jobs.push({ label: `${type} arbitrary blocks`, type, bytes: randomBlocks(type, blocks, 7), elements: blocks * ggmlType(type).blockSize });
+      jobs.push({
+        label: `${type} arbitrary blocks`,
+        type,
+        bytes: randomBlocks(type, blocks, 7),
+        elements: blocks * ggmlType(type).blockSize,
+      });
     }
-    for (const type of ['F16', 'BF16'] as const) jobs.push({ label: type, type, bytes: quantize(type, values, 512), elements: values.length });
+    for (const type of ['F16', 'BF16'] as const)
+      jobs.push({ label: type, type, bytes: quantize(type, values, 512), elements: values.length });
 
     const theirs = await ggmlDequantize(jobs);
     jobs.forEach((job, i) => {

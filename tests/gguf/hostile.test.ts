@@ -41,7 +41,11 @@ describe('refuses damaged and hostile GGUF files', () => {
   });
 
   it('tensor data cut off: the tensor that reaches past the end is named', async () => {
-    await refused(valid.subarray(0, valid.length - 40), 'tensor-past-end', /tensor "e\.bf16" \(32 bytes at data offset \d+\) ends past the end of the file/);
+    await refused(
+      valid.subarray(0, valid.length - 40),
+      'tensor-past-end',
+      /tensor "e\.bf16" \(32 bytes at data offset \d+\) ends past the end of the file/,
+    );
     const f = tensorInfoFields(valid, 'a.f32');
     await refused(setU64(valid, f.offset, 1n << 40n), 'tensor-past-end', /tensor "a\.f32"/);
     await refused(setU64(valid, f.offset, 1n << 62n), 'tensor-past-end', /far past the end/);
@@ -95,7 +99,11 @@ describe('refuses damaged and hostile GGUF files', () => {
 
   it('misaligned and overlapping tensor data', async () => {
     const b = tensorInfoFields(valid, 'b.f16');
-    await refused(setU64(valid, b.offset, 72n), 'misaligned', /tensor "b\.f16" starts at data offset 72, not a multiple of the alignment 64/);
+    await refused(
+      setU64(valid, b.offset, 72n),
+      'misaligned',
+      /tensor "b\.f16" starts at data offset 72, not a multiple of the alignment 64/,
+    );
     await refused(setU64(valid, b.offset, 0n), 'overlap', /the data of tensors "a\.f32" .* and "b\.f16" \(from 0\) overlap/);
   });
 
@@ -109,13 +117,25 @@ describe('refuses damaged and hostile GGUF files', () => {
 
   it('bad alignment, duplicate keys and tensor names, unknown value types, empty or long tensor names', async () => {
     const file = (meta: [string, ReturnType<typeof gguf.u32>][], names = ['x', 'y']) =>
-      joinParts(encodeGguf(meta, names.map((name) => ({ name, dims: [4], type: 'F32' as const, data: new Uint8Array(16) }))));
+      joinParts(
+        encodeGguf(
+          meta,
+          names.map((name) => ({ name, dims: [4], type: 'F32' as const, data: new Uint8Array(16) })),
+        ),
+      );
     const aligned = file([['general.alignment', gguf.u32(32)]]);
     const alignmentAt = after(aligned, 'general.alignment') + 4;
     await refused(setU32(aligned, alignmentAt, 48), 'alignment', /general\.alignment is 48, not a power of 2/);
     await refused(setU32(aligned, alignmentAt, 0), 'alignment', /is 0/);
     await refused(file([['general.alignment', gguf.i32(32)]]), 'alignment', /general\.alignment is int32, but GGUF requires a uint32/);
-    await refused(file([['a', gguf.u32(1)], ['a', gguf.u32(2)]]), 'duplicate', /the metadata key "a" appears twice/);
+    await refused(
+      file([
+        ['a', gguf.u32(1)],
+        ['a', gguf.u32(2)],
+      ]),
+      'duplicate',
+      /the metadata key "a" appears twice/,
+    );
     await refused(file([['', gguf.u32(1)]]), 'duplicate', /empty key/);
     await refused(file([], ['x', 'x']), 'duplicate', /the tensor name "x" appears twice/);
     await refused(file([], ['x', '']), 'tensor-name', /tensor 1 has a 0-byte name/);

@@ -80,7 +80,11 @@ describe('byte-level BPE tokenizers in llama.cpp', () => {
     "\n\nShe wasn't   there.\tYou see 1 2 3?",
     'Élan café 🙂 naïve — and the end',
   ];
-  for (const [family, pre] of [['qwen2', 'qwen2'], ['llama3', 'llama-bpe'], ['smollm2', 'smollm']] as [ByteLevelFamily, string][]) {
+  for (const [family, pre] of [
+    ['qwen2', 'qwen2'],
+    ['llama3', 'llama-bpe'],
+    ['smollm2', 'smollm'],
+  ] as [ByteLevelFamily, string][]) {
     it(`${family}: written with tokenizer.ggml.pre "${pre}", llama.cpp tokenizes as @huggingface/tokenizers`, async () => {
       const tok = byteLevelTokenizer(family);
       const model = config({ architecture: 'llama', qkvBias: false, vocabSize: tok.size, numLayers: 1 });
@@ -95,7 +99,10 @@ describe('byte-level BPE tokenizers in llama.cpp', () => {
       const hf = TextTokenizer.fromJson(tok.tokenizerJson, tok.tokenizerConfig);
       for (const text of texts) {
         const ours = hf.encode(text);
-        expect(ours.some((id) => id >= 256), 'the merges apply').toBe(true);
+        expect(
+          ours.some((id) => id >= 256),
+          'the merges apply',
+        ).toBe(true);
         const theirs = await llamaCppTokenize(file, text);
         expect(theirs.ids, `${family}: ${JSON.stringify(text)}`).toEqual(ours);
         expect(theirs.text).toBe(text);
@@ -111,6 +118,8 @@ describe('byte-level BPE tokenizers in llama.cpp', () => {
       ggufModelParts({ config: model, weights: randomWeights(model, 7), tokenizer: { ...tok, pre: 'llama-bpe' }, type: 'F32' }),
     );
     const text = texts[0];
-    expect((await llamaCppTokenize(file, text)).ids).not.toEqual(TextTokenizer.fromJson(tok.tokenizerJson, tok.tokenizerConfig).encode(text));
+    expect((await llamaCppTokenize(file, text)).ids).not.toEqual(
+      TextTokenizer.fromJson(tok.tokenizerJson, tok.tokenizerConfig).encode(text),
+    );
   });
 });

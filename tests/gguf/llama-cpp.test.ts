@@ -48,13 +48,17 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-const writeModel = (spec: ModelSpec, type: 'F32' | 'Q8_0' | 'Q4_0' | 'Q4_K', name: string, typeFor?: Parameters<typeof ggufModelParts>[0]['typeFor']) =>
-  writeGguf(path.join(dir, name), ggufModelParts({ ...spec, type, typeFor }));
+const writeModel = (
+  spec: ModelSpec,
+  type: 'F32' | 'Q8_0' | 'Q4_0' | 'Q4_K',
+  name: string,
+  typeFor?: Parameters<typeof ggufModelParts>[0]['typeFor'],
+) => writeGguf(path.join(dir, name), ggufModelParts({ ...spec, type, typeFor }));
 
 describe('stories260K in llama.cpp', () => {
   it('tokenizes and detokenizes as the Hugging Face tokenizer does', async () => {
     const file = await writeModel(storiesSpec(stories), 'F32', 'tok.gguf');
-    for (const text of [PROMPT, 'Lily and Ben went to the park. They played!', "Zoë's 3 cats said: \"hi\"\n\tok", '  two  spaces']) {
+    for (const text of [PROMPT, 'Lily and Ben went to the park. They played!', 'Zoë\'s 3 cats said: "hi"\n\tok', '  two  spaces']) {
       const ours = tokenizer.encode(text);
       const theirs = await llamaCppTokenize(file, text);
       expect(theirs.ids, text).toEqual(ours);
@@ -83,7 +87,13 @@ describe('stories260K in llama.cpp', () => {
 });
 
 describe('our quantized blocks read by llama.cpp as by our dequantizer', () => {
-  const cases: { label: string; spec: () => ModelSpec; type: 'Q8_0' | 'Q4_0' | 'Q4_K'; typeFor?: Parameters<typeof ggufModelParts>[0]['typeFor']; bound: number }[] = [
+  const cases: {
+    label: string;
+    spec: () => ModelSpec;
+    type: 'Q8_0' | 'Q4_0' | 'Q4_K';
+    typeFor?: Parameters<typeof ggufModelParts>[0]['typeFor'];
+    bound: number;
+  }[] = [
     { label: 'stories260K Q8_0', spec: () => storiesSpec(stories), type: 'Q8_0', bound: 3e-2 },
     { label: 'stories260K Q4_0', spec: () => storiesSpec(stories), type: 'Q4_0', bound: 2e-2 },
     {
@@ -96,7 +106,7 @@ describe('our quantized blocks read by llama.cpp as by our dequantizer', () => {
   ];
 
   for (const c of cases) {
-    it(`${c.label}: llama.cpp on the quantized file = llama.cpp on the F32 file of our dequantization = webtune on the quantized file`, async () => {
+    it(`${c.label}: llama.cpp on the quantized file = llama.cpp on its F32 twin (our dequantization) = webtune on the file`, async () => {
       const spec = c.spec();
       const slug = c.label.split(' ').slice(0, 2).join('-');
       const quantized = await writeModel(spec, c.type, `${slug}-${c.type}.gguf`, c.typeFor);

@@ -33,7 +33,10 @@ async function withModel<T>(file: string, run: (model: LlamaCppModel) => Promise
   }
 }
 
-async function withSequence<T>(file: string, run: (model: LlamaCppModel, seq: ReturnType<Awaited<ReturnType<LlamaCppModel['createContext']>>['getSequence']>) => Promise<T>): Promise<T> {
+async function withSequence<T>(
+  file: string,
+  run: (model: LlamaCppModel, seq: ReturnType<Awaited<ReturnType<LlamaCppModel['createContext']>>['getSequence']>) => Promise<T>,
+): Promise<T> {
   return withModel(file, async (model) => {
     const context = await model.createContext({
       contextSize: 128,

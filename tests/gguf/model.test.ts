@@ -36,7 +36,7 @@ const storiesGguf = (type: 'F32' | 'Q8_0' | 'F16') =>
   );
 
 describe('GGUF base model writer and reader', () => {
-  it('stories260K -> F32 GGUF -> back: the same config and every tensor bit for bit (q/k permuted in the file, unpermuted on load)', async () => {
+  it('stories260K -> F32 GGUF -> back: same config, every tensor bit for bit (q/k permuted in the file, unpermuted on load)', async () => {
     const bytes = await storiesGguf('F32');
     const opened = await openGgufModel(memoryByteSource(bytes, 'stories260K.gguf'));
     expect(opened.config).toEqual({ ...stories.config, rmsNormEps: Math.fround(stories.config.rmsNormEps) });
@@ -47,7 +47,10 @@ describe('GGUF base model writer and reader', () => {
     }
     // In the file, q/k rows sit in llama.cpp's interleaved layout: the adapter export's permutation of the HF rows.
     const c = stories.config;
-    for (const [proj, heads, rows] of [['q', c.numHeads, c.numHeads * c.headDim], ['k', c.numKvHeads, c.numKvHeads * c.headDim]] as const) {
+    for (const [proj, heads, rows] of [
+      ['q', c.numHeads, c.numHeads * c.headDim],
+      ['k', c.numKvHeads, c.numKvHeads * c.headDim],
+    ] as const) {
       const hf = await stories.weights.tensor(`model.layers.2.self_attn.${proj}_proj.weight`, [rows, c.hiddenSize]);
       const t = opened.file.tensors.get(`blk.2.attn_${proj}.weight`)!;
       expect(t.dims).toEqual([c.hiddenSize, rows]);
@@ -76,7 +79,7 @@ describe('GGUF base model writer and reader', () => {
     expect(tensorInfos).toHaveLength(expectedTensorShapes(stories.config).size);
   });
 
-  it('Q8_0: matrices whose rows are whole blocks are Q8_0, ffn_down (rows of 172) F16, norms F32; stored() gives unpermuted blocks', async () => {
+  it('Q8_0: matrices of whole-block rows are Q8_0, ffn_down (rows of 172) F16, norms F32; stored() gives unpermuted blocks', async () => {
     const plan = new Map(planGgufTensors({ config: stories.config, type: 'Q8_0' }).map((t) => [t.name, t.type]));
     expect(plan.get('token_embd.weight')).toBe('Q8_0');
     expect(plan.get('blk.0.attn_q.weight')).toBe('Q8_0');
@@ -106,7 +109,9 @@ describe('GGUF base model writer and reader', () => {
     const at = Buffer.from(patched).indexOf(Buffer.from('llama.block_count')) + 'llama.block_count'.length + 4;
     new DataView(patched.buffer).setUint32(at, 6, true);
     await expect(openGgufModel(memoryByteSource(patched, 'six.gguf'))).rejects.toThrow(MissingTensorError);
-    await expect(openGgufModel(memoryByteSource(patched, 'six.gguf'))).rejects.toThrow(/six\.gguf has no tensor "blk\.5\.attn_norm\.weight"/);
+    await expect(openGgufModel(memoryByteSource(patched, 'six.gguf'))).rejects.toThrow(
+      /six\.gguf has no tensor "blk\.5\.attn_norm\.weight"/,
+    );
     const wide = bytes.slice();
     const ffAt = Buffer.from(wide).indexOf(Buffer.from('llama.feed_forward_length')) + 'llama.feed_forward_length'.length + 4;
     new DataView(wide.buffer).setUint32(ffAt, 171, true);
@@ -114,7 +119,8 @@ describe('GGUF base model writer and reader', () => {
     // Tensor type id 3 (Q4_1) on a 64-wide row is a valid GGUF, but not a type webtune dequantizes.
     const file = await openGguf(memoryByteSource(bytes, 'x.gguf'));
     const q = file.tensors.get('blk.0.attn_norm.weight')!;
-    const typeAt = Buffer.from(bytes).indexOf(Buffer.from('blk.0.attn_norm.weight')) + 'blk.0.attn_norm.weight'.length + 4 + 8 * q.dims.length;
+    const typeAt =
+      Buffer.from(bytes).indexOf(Buffer.from('blk.0.attn_norm.weight')) + 'blk.0.attn_norm.weight'.length + 4 + 8 * q.dims.length;
     const q41 = bytes.slice();
     new DataView(q41.buffer).setUint32(typeAt, 3, true);
     await expect(openGgufModel(memoryByteSource(q41, 'q41.gguf'))).rejects.toThrow(UnsupportedModelError);
@@ -125,7 +131,10 @@ describe('GGUF base model writer and reader', () => {
     const parts = ggufModelParts({
       config: stories.config,
       weights: stories.weights,
-      tokenizer: { tokenizerJson: stories.tokenizerJson, tokenizerConfig: { ...stories.tokenizerConfig, chat_template: '{{ messages[0].content }}' } },
+      tokenizer: {
+        tokenizerJson: stories.tokenizerJson,
+        tokenizerConfig: { ...stories.tokenizerConfig, chat_template: '{{ messages[0].content }}' },
+      },
       type: 'F16',
     });
     const file = await openGguf(memoryByteSource(await collectParts(parts), 'tpl.gguf'));

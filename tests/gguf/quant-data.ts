@@ -55,4 +55,3 @@ export function randomBlocks(format: GgmlTypeName, blocks: number, seed: number)
   }
   return bytes;
 }
-

@@ -66,7 +66,9 @@ describe('readGgufHeader', () => {
 
   it('reads only the header of a large file, in ranges', async () => {
     const big = new Uint8Array(8 << 20);
-    const bytes = joinParts(encodeGguf([['general.architecture', gguf.string('llama')]], [{ name: 'w', dims: [big.length], type: ggmlTypeById(24)!, data: big }]));
+    const bytes = joinParts(
+      encodeGguf([['general.architecture', gguf.string('llama')]], [{ name: 'w', dims: [big.length], type: ggmlTypeById(24)!, data: big }]),
+    );
     const source = recordingSource(bytes);
     const header = await readGgufHeader(source);
     expect(header.tensors[0].byteSize).toBe(big.length);

@@ -50,7 +50,11 @@ describe('q/k rotary row permutation', () => {
   });
 
   it("is the same permutation the GGUF LoRA export applies to B (src/export/gguf.ts) and convert_hf_to_gguf's", () => {
-    for (const [rows, cols, heads] of [[64, 3, 8], [40, 5, 4], [72, 2, 1]]) {
+    for (const [rows, cols, heads] of [
+      [64, 3, 8],
+      [40, 5, 4],
+      [72, 2, 1],
+    ]) {
       const w = randomArray(rows * cols, rows + cols);
       expect(Array.from(toInterleaved(w, rows, heads))).toEqual(Array.from(permuteRowsForRotary(w, rows, cols, heads)));
     }
@@ -59,7 +63,7 @@ describe('q/k rotary row permutation', () => {
     expect(Array.from(toHalfSplit(Float32Array.from([0, 2, 1, 3, 4, 6, 5, 7]), 8, 2))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
   });
 
-  it('rows unpermuted from a llama GGUF give, under HF half-split RoPE, the attention scores llama.cpp computes with interleaved RoPE', () => {
+  it('rows unpermuted from a llama GGUF give, under half-split RoPE, the attention scores llama.cpp gets with interleaved RoPE', () => {
     // GQA 3:1, head size 72, an awkward input width: the q/k weights as a llama GGUF stores them.
     const [heads, kvHeads, d, cols, theta] = [6, 2, 72, 67, 10000];
     const ggufQ = randomArray(heads * d * cols, 21);
@@ -69,7 +73,12 @@ describe('q/k rotary row permutation', () => {
     const xq = randomArray(cols, 23);
     const xk = randomArray(cols, 24);
     const shape = (n: number, pos: number) => ({ M: 1, T: 1, nHeads: n, headDim: d, theta, positionOffset: pos });
-    for (const [pq, pk] of [[0, 0], [5, 2], [17, 17], [300, 1]]) {
+    for (const [pq, pk] of [
+      [0, 0],
+      [5, 2],
+      [17, 17],
+      [300, 1],
+    ]) {
       const llamaCpp = scores(
         ropeInterleaved(matvec(ggufQ, heads * d, xq), heads, d, theta, pq),
         ropeInterleaved(matvec(ggufK, kvHeads * d, xk), kvHeads, d, theta, pk),
@@ -77,10 +86,22 @@ describe('q/k rotary row permutation', () => {
         kvHeads,
         d,
       );
-      const webtune = scores(ropeRef(matvec(hfQ, heads * d, xq), shape(heads, pq)), ropeRef(matvec(hfK, kvHeads * d, xk), shape(kvHeads, pk)), heads, kvHeads, d);
+      const webtune = scores(
+        ropeRef(matvec(hfQ, heads * d, xq), shape(heads, pq)),
+        ropeRef(matvec(hfK, kvHeads * d, xk), shape(kvHeads, pk)),
+        heads,
+        kvHeads,
+        d,
+      );
       for (let h = 0; h < heads; h++) expect(webtune[h]).toBeCloseTo(llamaCpp[h], 9);
       // Reading the GGUF rows as they are (no unpermutation) would pair the wrong dimensions.
-      const wrong = scores(ropeRef(matvec(ggufQ, heads * d, xq), shape(heads, pq)), ropeRef(matvec(ggufK, kvHeads * d, xk), shape(kvHeads, pk)), heads, kvHeads, d);
+      const wrong = scores(
+        ropeRef(matvec(ggufQ, heads * d, xq), shape(heads, pq)),
+        ropeRef(matvec(ggufK, kvHeads * d, xk), shape(kvHeads, pk)),
+        heads,
+        kvHeads,
+        d,
+      );
       if (pq !== pk) expect(wrong.some((s, h) => Math.abs(s - llamaCpp[h]) > 1e-3)).toBe(true);
     }
   });
