@@ -1,6 +1,6 @@
 /**
- * Our GGUF files judged by real llama.cpp (node-llama-cpp 3.21.1, CPU build): stories260K as F32
- * and Q8_0 generates what webtune generates from the Hugging Face folder, with the same
+ * Our GGUF files judged by real llama.cpp (node-llama-cpp 3.21.1, CPU build): stories260K as F32,
+ * Q8_0, F16 and BF16 generates what webtune generates from the Hugging Face folder, with the same
  * next-token probabilities; and on files quantized by our quantizer, llama.cpp's distribution
  * matches its distribution on F32 files holding our CPU dequantization of the same blocks, and
  * webtune's on the GGUF as our loader reads it.
@@ -22,6 +22,7 @@ import { LlamaModel } from '../../src/model/llama';
 import { nodeFileSource } from '../../src/model/node-file-source';
 import { TextTokenizer } from '../../src/model/tokenizer';
 import { type OpenedModel, openModel } from '../../src/model/weights';
+import type { GgmlTypeName } from '../../src/gguf/ggml-types';
 import { ggufModelParts } from '../../src/gguf/model-writer';
 import { nodeByteSource } from '../../src/gguf/node-byte-source';
 import { openGgufModel } from '../../src/gguf/weights';
@@ -50,7 +51,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 const writeModel = (
   spec: ModelSpec,
-  type: 'F32' | 'Q8_0' | 'Q4_0' | 'Q4_K',
+  type: GgmlTypeName,
   name: string,
   typeFor?: Parameters<typeof ggufModelParts>[0]['typeFor'],
 ) => writeGguf(path.join(dir, name), ggufModelParts({ ...spec, type, typeFor }));
@@ -66,7 +67,7 @@ describe('stories260K in llama.cpp', () => {
     }
   });
 
-  for (const type of ['F32', 'Q8_0'] as const) {
+  for (const type of ['F32', 'Q8_0', 'F16', 'BF16'] as const) {
     it(`${type}: llama.cpp's greedy continuation of "${PROMPT}" equals webtune's from the Hugging Face folder`, async () => {
       const file = await writeModel(storiesSpec(stories), type, `stories-${type}.gguf`);
       expect(greedy.text.startsWith(', there was a little girl named Lily')).toBe(true);

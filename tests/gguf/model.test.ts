@@ -86,6 +86,10 @@ describe('GGUF base model writer and reader', () => {
     expect(plan.get('blk.0.ffn_gate.weight')).toBe('Q8_0');
     expect(plan.get('blk.0.ffn_down.weight')).toBe('F16');
     expect(plan.get('blk.0.attn_norm.weight')).toBe('F32');
+    // K-quants need rows of 256: stories260K (rows of 64 and 172) has no tensor that takes one.
+    const kPlan = planGgufTensors({ config: stories.config, type: 'Q4_K' });
+    expect(kPlan.filter((t) => t.type === 'Q4_K')).toEqual([]);
+    expect(new Set(kPlan.map((t) => t.type))).toEqual(new Set(['F16', 'F32']));
     const opened = await openGgufModel(memoryByteSource(await storiesGguf('Q8_0'), 'stories-q8.gguf'));
     expect(opened.weights.types.get('model.layers.0.mlp.down_proj.weight')).toBe('F16');
     const c = stories.config;
