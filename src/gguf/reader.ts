@@ -110,6 +110,15 @@ class Cursor {
     return this.buf.slice(at, at + n);
   }
 
+  /** The next string when it is already buffered whole (the common case inside a vocabulary), else null without reading. */
+  bufferedString(): string | null {
+    if (!this.has(8)) return null;
+    const length = this.view.getBigUint64(this.pos - this.bufAt, true);
+    if (length > BigInt(MAX_STRING_BYTES) || !this.has(8 + Number(length))) return null;
+    const at = this.at(8 + Number(length)) + 8;
+    return this.decoder.decode(this.buf.subarray(at, at + Number(length)));
+  }
+
   async string(what: string): Promise<string> {
     await this.need(8, what);
     const length = this.u64();
@@ -177,7 +186,7 @@ async function readArray(c: Cursor, what: string): Promise<GgufArray> {
   const n = Number(count);
   if (itemType === GgufValueType.STRING) {
     const items: string[] = new Array(n);
-    for (let i = 0; i < n; i++) items[i] = await c.string(`item ${i} of ${what}`);
+    for (let i = 0; i < n; i++) items[i] = c.bufferedString() ?? (await c.string(`item ${i} of ${what}`));
     return { itemType, items };
   }
   if (itemType === GgufValueType.BOOL) {

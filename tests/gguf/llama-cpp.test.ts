@@ -49,12 +49,8 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-const writeModel = (
-  spec: ModelSpec,
-  type: GgmlTypeName,
-  name: string,
-  typeFor?: Parameters<typeof ggufModelParts>[0]['typeFor'],
-) => writeGguf(path.join(dir, name), ggufModelParts({ ...spec, type, typeFor }));
+const writeModel = (spec: ModelSpec, type: GgmlTypeName, name: string, typeFor?: Parameters<typeof ggufModelParts>[0]['typeFor']) =>
+  writeGguf(path.join(dir, name), ggufModelParts({ ...spec, type, typeFor }));
 
 describe('stories260K in llama.cpp', () => {
   it('tokenizes and detokenizes as the Hugging Face tokenizer does', async () => {

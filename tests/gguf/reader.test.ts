@@ -64,6 +64,29 @@ describe('readGgufHeader', () => {
     );
   });
 
+  it('writes and reads a Qwen2-sized vocabulary header (152k tokens and merges, megabytes of metadata)', async () => {
+    const n = 151936;
+    const tokens = Array.from({ length: n }, (_, i) => `Ġtok${i}`);
+    const merges = Array.from({ length: n - 549 }, (_, i) => `Ġt ok${i}`);
+    const types = Int32Array.from({ length: n }, (_, i) => 1 + (i % 6));
+    const meta: [string, GgufValue][] = [
+      ['tokenizer.ggml.tokens', gguf.strings(tokens)],
+      ['tokenizer.ggml.merges', gguf.strings(merges)],
+      ['tokenizer.ggml.token_type', gguf.i32s(types)],
+    ];
+    const bytes = joinParts(encodeGguf(meta, [{ name: 'w', dims: [4], type: 'F32', data: new Uint8Array(16) }]));
+    expect(bytes.length).toBeGreaterThan(4 << 20);
+    const started = performance.now();
+    const header = await readGgufHeader(recordingSource(bytes));
+    console.info(
+      `a ${bytes.length}-byte header with ${n} tokens and ${merges.length} merges parsed in ${(performance.now() - started).toFixed(0)} ms`,
+    );
+    expect(header.metadata.get('tokenizer.ggml.tokens')).toEqual(meta[0][1]);
+    expect(header.metadata.get('tokenizer.ggml.merges')).toEqual(meta[1][1]);
+    expect(header.metadata.get('tokenizer.ggml.token_type')).toEqual(meta[2][1]);
+    expect(header.tensors[0].name).toBe('w');
+  });
+
   it('reads only the header of a large file, in ranges', async () => {
     const big = new Uint8Array(8 << 20);
     const bytes = joinParts(
