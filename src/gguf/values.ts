@@ -23,7 +23,6 @@ export const GgufValueType = {
 type T = typeof GgufValueType;
 export type GgufNumberType = T['UINT8' | 'INT8' | 'UINT16' | 'INT16' | 'UINT32' | 'INT32' | 'FLOAT32' | 'FLOAT64'];
 export type GgufBigIntType = T['UINT64' | 'INT64'];
-export type GgufScalarType = GgufNumberType | GgufBigIntType | T['BOOL'] | T['STRING'];
 
 export type GgufArray =
   | { itemType: T['UINT8']; items: Uint8Array }

@@ -64,9 +64,9 @@ describe('refuses damaged and hostile GGUF files', () => {
 
   it('strings and arrays that would fit a huge file but no real model are refused before allocating', async () => {
     // A 1 GiB string in a file that claims (through its own size) to have the bytes: the size cap stops it.
-    const bytes = setU64(valid, after(valid, 'test.string') + 4, 1n << 30n);
     let bytesRead = 0;
-    const huge = {
+    /** `bytes` at the start of a 1 TiB file of zeros. */
+    const huge = (bytes: Uint8Array) => ({
       name: 'huge.gguf',
       size: 2 ** 40,
       read: async (offset: number, length: number) => {
@@ -75,11 +75,16 @@ describe('refuses damaged and hostile GGUF files', () => {
         out.set(bytes.subarray(offset, offset + length));
         return out;
       },
-    };
-    const e = await readGgufHeader(huge).catch((err: GgufFormatError) => err);
-    expect((e as GgufFormatError).problem).toBe('string-length');
-    expect((e as GgufFormatError).detail).toMatch(/claims 1073741824 bytes, more than the 67108864 bytes any real GGUF string has/);
-    expect(bytesRead).toBeLessThanOrEqual(1 << 20);
+    });
+    const string = await readGgufHeader(huge(setU64(valid, after(valid, 'test.string') + 4, 1n << 30n))).catch((err) => err);
+    expect((string as GgufFormatError).problem).toBe('string-length');
+    expect((string as GgufFormatError).detail).toMatch(/claims 1073741824 bytes, more than the 67108864 bytes any real GGUF string has/);
+    const array = await readGgufHeader(huge(setU64(valid, after(valid, 'test.arr.u8') + 8, 1n << 32n))).catch((err) => err);
+    expect((array as GgufFormatError).problem).toBe('array-count');
+    expect((array as GgufFormatError).detail).toMatch(
+      /"test\.arr\.u8" claims 4294967296 items, more than the 16777216 any real GGUF array has/,
+    );
+    expect(bytesRead).toBeLessThanOrEqual(2 << 20);
   });
 
   it('more tensors or metadata entries than the file could hold', async () => {
