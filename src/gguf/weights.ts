@@ -1,0 +1,96 @@
+/**
+ * A GGUF base model as the engine's ModelWeightsSource: tensors asked for by their Hugging Face
+ * names and shapes, read one at a time from the file (or shards), dequantized to f32 and, for
+ * the llama architecture, with q/k rows put back into the half-split layout (see rotary.ts).
+ * Every tensor the architecture needs is checked for presence, shape and type when the model is
+ * opened, before any weight is read, as model/weights.ts does for safetensors.
+ */
+import type { ModelConfig } from '../model/config';
+import { MissingTensorError, TensorShapeError, UnsupportedModelError } from '../model/errors';
+import { expectedTensorShapes, type ModelWeightsSource } from '../model/weights';
+import type { ByteSource } from './byte-source';
+import { ggufModelConfig } from './config';
+import { type GgufFile, type GgufTensor, openGguf } from './file';
+import { type GgmlTypeName, isSupportedGgmlType, SUPPORTED_GGML_TYPES } from './ggml-types';
+import { ggufTensorName } from './names';
+import { dequantize } from './quants';
+import { toHalfSplit } from './rotary';
+
+/** A tensor as stored (possibly quantized), in the Hugging Face row order. */
+export interface StoredTensor {
+  type: GgmlTypeName;
+  /** Hugging Face shape ([out, in] for linears). */
+  shape: number[];
+  /** Row-major rows of `shape[shape.length - 1]` values, each a whole number of blocks of `type`. */
+  bytes: Uint8Array;
+}
+
+export interface GgufWeightsSource extends ModelWeightsSource {
+  /** The tensor's bytes as stored, q/k rows unpermuted, for kernels that dequantize on the GPU. */
+  stored(name: string, expectedShape: number[]): Promise<StoredTensor>;
+  /** The GGUF type of each tensor the forward pass reads, by Hugging Face name. */
+  types: Map<string, GgmlTypeName>;
+}
+
+export interface OpenedGgufModel {
+  config: ModelConfig;
+  weights: GgufWeightsSource;
+  file: GgufFile;
+}
+
+const SUPPORTED = `GGUF tensors stored as ${SUPPORTED_GGML_TYPES.join(', ')}`;
+
+/** The rotary head count whose rows a llama file permuted, or null when the tensor is stored as in HF. */
+function permutedHeads(config: ModelConfig, hfName: string): number | null {
+  if (config.architecture !== 'llama') return null;
+  if (/\.self_attn\.q_proj\.weight$/.test(hfName)) return config.numHeads;
+  if (/\.self_attn\.k_proj\.weight$/.test(hfName)) return config.numKvHeads;
+  return null;
+}
+
+function locate(file: GgufFile, hfName: string, expectedShape: readonly number[]): GgufTensor & { typeName: GgmlTypeName } {
+  const name = ggufTensorName(hfName);
+  const tensor = name === null ? undefined : file.tensors.get(name);
+  if (!tensor) throw new MissingTensorError(file.name, name ?? hfName, `the Hugging Face tensor ${hfName}`);
+  const shape = [...tensor.dims].reverse();
+  if (shape.length !== expectedShape.length || shape.some((d, i) => d !== expectedShape[i])) {
+    throw new TensorShapeError(file.name, tensor.name, expectedShape, shape);
+  }
+  if (!isSupportedGgmlType(tensor.type.name)) {
+    throw new UnsupportedModelError(file.name, tensor.type.name, `tensor "${tensor.name}" is stored as ${tensor.type.name}`, SUPPORTED);
+  }
+  return { ...tensor, typeName: tensor.type.name };
+}
+
+export function ggufWeightsSource(file: GgufFile, config: ModelConfig): GgufWeightsSource {
+  const types = new Map<string, GgmlTypeName>();
+  for (const [name, shape] of expectedTensorShapes(config)) types.set(name, locate(file, name, shape).typeName);
+
+  const stored = async (name: string, expectedShape: number[]): Promise<StoredTensor> => {
+    const tensor = locate(file, name, expectedShape);
+    let bytes = await file.readTensorBytes(tensor);
+    const heads = permutedHeads(config, name);
+    if (heads !== null) bytes = toHalfSplit(bytes, expectedShape[0], heads);
+    return { type: tensor.typeName, shape: expectedShape, bytes };
+  };
+
+  return {
+    config,
+    files: file.shards.map((s) => s.source.name),
+    types,
+    stored,
+    async tensor(name, expectedShape) {
+      const tensor = locate(file, name, expectedShape);
+      const values = dequantize(tensor.typeName, await file.readTensorBytes(tensor), tensor.elements);
+      const heads = permutedHeads(config, name);
+      return heads === null ? values : toHalfSplit(values, expectedShape[0], heads);
+    },
+  };
+}
+
+/** Opens a GGUF base model (one file or all shards): config and weights, validated. */
+export async function openGgufModel(sources: ByteSource | ByteSource[]): Promise<OpenedGgufModel> {
+  const file = await openGguf(sources);
+  const config = ggufModelConfig(file);
+  return { config, weights: ggufWeightsSource(file, config), file };
+}
