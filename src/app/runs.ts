@@ -6,31 +6,22 @@
  */
 import type { DatasetRow } from '../data/types';
 import type { AdapterTensors } from '../export/adapter';
-import type { DatasetRecord, HistoryPoint, RunRecord, WebtuneDb } from '../storage/db';
-import { newId } from '../storage/db';
+import type { RunRecord, WebtuneDb } from '../storage/db';
 import { padTokenId, prepareRunData } from '../train/pipeline';
-import { type ProgressiveResult, type ProgressiveResume, runProgressive, startingAdapter } from '../train/progressive';
-import { trainAdapter, type RunStage, type TrainingRunOutcome } from '../train/run';
+import { type ProgressiveResume, runProgressive, startingAdapter } from '../train/progressive';
+import { trainAdapter } from '../train/run';
 import { type TrainSettings, validateTrainSettings } from '../train/settings';
-import { LoraTrainer, type TrainCheckpoint, type TrainerHooks } from '../train/trainer';
+import { LoraTrainer, type TrainCheckpoint } from '../train/trainer';
 import { adapterTensors, type AdapterLibrary } from './adapters';
-import type { ProgressiveOutcome, ProgressiveRunRequest, RunEvent, RunOutcome, RunRequest } from './api';
+import type { ProgressiveOutcome, ProgressiveRunRequest, RunOutcome, RunRequest } from './api';
 import type { DeviceSession } from './device';
 import { EngineStateError } from './errors';
-import { HistoryWriter } from './history-writer';
 import { estimateTrainingMemory } from './memory';
 import type { LoadedModel, ModelSession } from './models';
 import { phaseSummary, progressivePhases } from './progressive-run';
+import { newRun, type OnEvent, RunRecorder } from './run-recorder';
 import { filteredRows } from './quality-filter';
 import type { TaskGuard } from './tasks';
-
-type OnEvent = (event: RunEvent) => void;
-
-const STAGE_MESSAGES: Record<RunStage, string> = {
-  'eval-before': 'Measuring the eval loss before training…',
-  training: 'Training…',
-  'eval-after': 'Measuring the eval loss after training…',
-};
 
 export interface RunServiceDeps {
   storage: () => Promise<WebtuneDb>;
@@ -40,15 +31,6 @@ export interface RunServiceDeps {
   tasks: TaskGuard;
   /** Minimum time between two writes of training history. */
   historyFlushMs: number;
-}
-
-/** What every kind of run does with the trainer's callbacks: history, checkpoints and events. */
-interface RunContext {
-  run: RunRecord;
-  db: WebtuneDb;
-  history: HistoryWriter;
-  datasetName: string;
-  onEvent: OnEvent;
 }
 
 export class RunService {
@@ -158,6 +140,14 @@ export class RunService {
   }
 
   /** A one-phase run through trainAdapter. */
+  /** Records one start or resume of `run`, with the same guard for every kind. */
+  async #recorder(run: RunRecord, datasetName: string, onEvent: OnEvent): Promise<RunRecorder> {
+    const { device, adapters, tasks, historyFlushMs } = this.deps;
+    const deps = { db: await this.deps.storage(), device, adapters, control: tasks.control, historyFlushMs };
+    return new RunRecorder(deps, run, datasetName, onEvent);
+  }
+
+  /** A one-phase run through trainAdapter. */
   async #single(
     run: RunRecord,
     trainer: LoraTrainer,
@@ -165,24 +155,24 @@ export class RunService {
     onEvent: OnEvent,
     resume?: TrainCheckpoint,
   ): Promise<RunOutcome> {
-    return this.#guarded(run, datasetName, onEvent, async (ctx) => {
+    const recorder = await this.#recorder(run, datasetName, onEvent);
+    return recorder.guard(async () => {
       let adapterId: string | null = null;
       try {
-        const outcome = await trainAdapter(trainer, {
+        const { result, evalLossAfter } = await trainAdapter(trainer, {
           resume,
-          hooks: this.#trainerHooks(ctx, 1, 0),
-          onStage: (stage) => this.#stage(ctx, 1, stage),
-          onEvalBefore: (loss) => this.#recordEvalBefore(ctx, 1, loss),
+          hooks: recorder.trainerHooks(1, 0),
+          onStage: (stage) => recorder.stage(1, stage),
+          onEvalBefore: (loss) => recorder.recordEvalBefore(1, loss),
           save: async (tensors, o) => {
-            adapterId = await this.#saveAdapter(
-              ctx,
-              tensors,
-              o.result.status === 'stopped' ? ` (stopped at step ${o.result.steps})` : '',
-              o,
-            );
+            const suffix = o.result.status === 'stopped' ? ` (stopped at step ${o.result.steps})` : '';
+            adapterId = await recorder.saveAdapter(tensors, suffix, {
+              trainLossLast: o.result.trainLossLast,
+              evalLossAfter: o.evalLossAfter,
+            });
           },
         });
-        return this.#finish(ctx, outcome.result.status, outcome.result.steps, outcome, adapterId);
+        return recorder.finish(result.status, result.steps, { trainLossLast: result.trainLossLast, evalLossAfter }, adapterId);
       } finally {
         trainer.destroy();
         trainer.adapter.destroy();
@@ -203,16 +193,15 @@ export class RunService {
     const { phase1, phase2 } = progressivePhases(rows, datasetName);
     const llama = await this.deps.models.llama((message) => onEvent({ type: 'phase', runId: run.id, phase: 1, message }));
     const gpu = await this.deps.device.gpu();
-    const db = await this.deps.storage();
-    if (!resume) {
-      onEvent({ type: 'phase', runId: run.id, phase: 1, message: 'Tokenizing the data…' });
-    }
-    let created = resume !== undefined;
+    if (!resume) onEvent({ type: 'phase', runId: run.id, phase: 1, message: 'Tokenizing the data…' });
+    const recorder = await this.#recorder(run, datasetName, onEvent);
+    const { db } = recorder;
     const phases = run.phases!;
+    // Phase 2's steps are stored after phase 1's; the record is written once the data is tokenized.
     const offset = (phase: number) => (phase === 2 ? phases[0].steps : 0);
-    let result: ProgressiveResult | null = null;
-    const body = async (ctx: RunContext): Promise<RunOutcome> => {
-      result = await runProgressive(gpu, llama, model.prep, {
+    let created = resume !== undefined;
+    const body = async (): Promise<RunOutcome> => {
+      const r = await runProgressive(gpu, llama, model.prep, {
         phase1: { rows: phase1.rows, evalRows: null, settings },
         phase2: { rows: phase2.rows, evalRows: null, settings },
         resume,
@@ -225,10 +214,10 @@ export class RunService {
             await db.createRun(run);
             created = true;
           },
-          onPhase: (phase, stage) => this.#stage(ctx, phase, stage),
-          onEvalBefore: (phase, loss) => this.#recordEvalBefore(ctx, phase, loss),
-          onProgress: (phase, p) => this.#trainerHooks(ctx, phase, offset(phase)).onProgress!(p),
-          onCheckpoint: (phase, c) => this.#trainerHooks(ctx, phase, offset(phase)).onCheckpoint!(c),
+          onPhase: (phase, stage) => recorder.stage(phase, stage),
+          onEvalBefore: (phase, loss) => recorder.recordEvalBefore(phase, loss),
+          onProgress: (phase, p) => recorder.trainerHooks(phase, offset(phase)).onProgress!(p),
+          onCheckpoint: (phase, c) => recorder.trainerHooks(phase, offset(phase)).onCheckpoint!(c),
           onPhaseDone: async (phase, outcome) => {
             phases[phase - 1].outcome = outcome;
             await db.updateRun(run.id, { phases });
@@ -236,199 +225,26 @@ export class RunService {
           control: this.deps.tasks.control,
         },
       });
-      const r: ProgressiveResult = result;
       try {
         const last = r.phase2 ?? r.phase1;
         phases[0].outcome = r.phase1;
         if (r.phase2) phases[1].outcome = r.phase2;
         const steps = (r.phase2 ? phases[0].steps : 0) + last.steps;
-        let adapterId: string | null = null;
-        if (r.status !== 'paused') {
-          adapterId = await this.#saveAdapter(ctx, await r.adapter.readTensors(), r.status === 'stopped' ? ' (stopped)' : '', {
-            result: { trainLossLast: last.trainLossLast },
-            evalLossAfter: last.evalLossAfter,
-          });
-        }
+        const figures = { trainLossLast: last.trainLossLast, evalLossAfter: last.evalLossAfter };
+        const suffix = r.status === 'stopped' ? ' (stopped)' : '';
+        const adapterId = r.status === 'paused' ? null : await recorder.saveAdapter(await r.adapter.readTensors(), suffix, figures);
         await db.updateRun(run.id, { phases, forgetting: r.forgetting });
-        const outcome = await this.#finish(
-          ctx,
-          r.status,
-          steps,
-          { result: { trainLossLast: last.trainLossLast }, evalLossAfter: last.evalLossAfter },
-          adapterId,
-        );
+        const outcome = await recorder.finish(r.status, steps, figures, adapterId);
         return { ...outcome, phases: phases.map(phaseSummary), forgetting: r.forgetting };
       } finally {
         r.adapter.destroy();
       }
     };
-    return this.#guarded(
-      run,
-      datasetName,
-      onEvent,
+    return recorder.guard(
       body,
       () => ({ phases: phases.map(phaseSummary), forgetting: null }),
       () => created,
     );
-  }
-
-  /**
-   * Runs a run's GPU work. A lost device pauses the run with the reason and keeps its checkpoints;
-   * other errors fail it. `exists` says whether the run record was written yet (progressive runs
-   * write it once their data is tokenized).
-   */
-  async #guarded(
-    run: RunRecord,
-    datasetName: string,
-    onEvent: OnEvent,
-    body: (ctx: RunContext) => Promise<RunOutcome>,
-    extra: () => Partial<RunOutcome> = () => ({}),
-    exists: () => boolean = () => true,
-  ): Promise<RunOutcome> {
-    const db = await this.deps.storage();
-    const history = new HistoryWriter(db, run.id, this.deps.historyFlushMs);
-    const ctx: RunContext = { run, db, history, datasetName, onEvent };
-    try {
-      return await body(ctx);
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      if (!exists()) throw error;
-      await history.flush().catch(() => undefined);
-      if (await this.deps.device.isLoss(error)) {
-        const paused = await db.updateRun(run.id, { status: 'paused', error: message });
-        return {
-          runId: run.id,
-          status: 'paused',
-          step: paused.lastCheckpointStep ?? 0,
-          totalSteps: paused.totalSteps,
-          finalTrainLoss: null,
-          finalEvalLoss: null,
-          adapterId: null,
-          error: message,
-          ...extra(),
-        };
-      }
-      await db.updateRun(run.id, { status: 'failed', error: message }).catch(() => undefined);
-      throw error;
-    } finally {
-      await history.flush().catch(() => undefined);
-    }
-  }
-
-  #trainerHooks(ctx: RunContext, phase: number, offset: number): TrainerHooks {
-    const { run, db, history, onEvent } = ctx;
-    const progressive = run.kind === 'progressive';
-    return {
-      onProgress: (p) => {
-        history.add({
-          step: offset + p.step,
-          ...(progressive ? { phase } : {}),
-          epoch: p.epoch,
-          loss: p.loss,
-          evalLoss: p.evalLoss,
-          lr: p.lr,
-          tokensPerSecond: p.tokensPerSecond,
-          elapsedMs: p.elapsedMs,
-        });
-        // Steps count over the whole run, as in its history and checkpoints.
-        onEvent({
-          type: 'progress',
-          runId: run.id,
-          phase,
-          progress: progressive ? { ...p, step: offset + p.step, totalSteps: run.totalSteps } : p,
-        });
-      },
-      onCheckpoint: async (c) => {
-        await history.flush();
-        const step = offset + c.step;
-        await db.saveCheckpoint({
-          runId: run.id,
-          step,
-          createdAt: Date.now(),
-          params: c.params,
-          m: c.m,
-          v: c.v,
-          optimizerStep: c.step,
-          ...(progressive ? { phase } : {}),
-          // The trainer derives each epoch's order from (seed, epoch), so none needs storing.
-          dataCursor: { ...c.cursor, order: [] },
-          rngSeed: Number(run.settings.training.seed ?? 0),
-        });
-        await db.updateRun(run.id, { step });
-        onEvent({ type: 'checkpoint', runId: run.id, step });
-      },
-      control: this.deps.tasks.control,
-    };
-  }
-
-  /** The stage's message, then `started` as training begins: what the page says on `started` (a resume's checkpoint) stays on show. */
-  #stage(ctx: RunContext, phase: number, stage: RunStage): void {
-    ctx.onEvent({ type: 'phase', runId: ctx.run.id, phase, stage, message: STAGE_MESSAGES[stage] });
-    if (stage === 'training') ctx.onEvent({ type: 'started', run: ctx.run });
-  }
-
-  /** The eval loss before training is the first point of the phase's history, and kept for a resume. */
-  async #recordEvalBefore(ctx: RunContext, phase: number, loss: number | null): Promise<void> {
-    const { run, db } = ctx;
-    if (run.phases) {
-      run.phases[phase - 1].evalLossBefore = loss;
-      await db.updateRun(run.id, { phases: run.phases });
-    }
-    if (loss === null) return;
-    const step = phase === 2 ? run.phases![0].steps : 0;
-    const point: HistoryPoint = { step, ...(run.kind === 'progressive' ? { phase } : {}), epoch: 0, evalLoss: loss, lr: 0, elapsedMs: 0 };
-    run.history.push(point);
-    await db.appendHistory(run.id, [point]);
-  }
-
-  async #saveAdapter(
-    ctx: RunContext,
-    tensors: Map<string, { shape: number[]; data: Float32Array }>,
-    nameSuffix: string,
-    outcome: Pick<TrainingRunOutcome, 'evalLossAfter'> & { result: Pick<TrainingRunOutcome['result'], 'trainLossLast'> },
-  ): Promise<string> {
-    const { run } = ctx;
-    const id = newId('adapter');
-    await this.deps.adapters.save({
-      id,
-      name: `${run.name}${nameSuffix}`,
-      createdAt: Date.now(),
-      runId: run.id,
-      baseModel: run.model.id,
-      datasetName: ctx.datasetName,
-      settings: run.settings,
-      finalTrainLoss: this.#finalTrainLoss(run, outcome.result.trainLossLast),
-      finalEvalLoss: outcome.evalLossAfter,
-      config: run.settings.lora,
-      tensors: [...tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data })),
-    });
-    return id;
-  }
-
-  async #finish(
-    ctx: RunContext,
-    status: 'completed' | 'paused' | 'stopped',
-    steps: number,
-    outcome: Pick<TrainingRunOutcome, 'evalLossAfter'> & { result: Pick<TrainingRunOutcome['result'], 'trainLossLast'> },
-    adapterId: string | null,
-  ): Promise<RunOutcome> {
-    const { run, db, history } = ctx;
-    await history.flush();
-    const updated = await db.updateRun(run.id, { status, step: steps, error: null });
-    return {
-      runId: run.id,
-      status,
-      step: steps,
-      totalSteps: updated.totalSteps,
-      finalTrainLoss: this.#finalTrainLoss(updated, outcome.result.trainLossLast),
-      finalEvalLoss: outcome.evalLossAfter,
-      adapterId,
-      error: null,
-    };
-  }
-
-  #finalTrainLoss(run: RunRecord, last: number | null): number | null {
-    return last ?? run.history.filter((p) => p.loss !== undefined).at(-1)?.loss ?? null;
   }
 
   async #checkMemory(model: LoadedModel, settings: TrainSettings): Promise<void> {
@@ -458,37 +274,4 @@ export class RunService {
     const adapter = startingAdapter(gpu, model.opened.config, settings.lora, settings.seed, start?.tensors ?? null, start?.source);
     return new LoraTrainer(gpu, llama, adapter, settings, data, padTokenId(model.prep));
   }
-}
-
-function newRun(
-  model: LoadedModel,
-  dataset: DatasetRecord,
-  settings: TrainSettings,
-  opts: { kind: 'single' | 'progressive'; name?: string; evalDatasetId: string | null; filter: RunRecord['filter'] },
-): RunRecord {
-  const { lora, ...training } = settings;
-  const now = Date.now();
-  return {
-    id: newId('run'),
-    createdAt: now,
-    updatedAt: now,
-    name: opts.name?.trim() || `${model.info.name.split('/').pop()} · ${dataset.name}`,
-    model: {
-      id: model.info.name,
-      source: model.info.source,
-      architecture: model.info.architecture,
-      parameterCount: model.info.parameterCount,
-    },
-    datasetId: dataset.id,
-    evalDatasetId: opts.evalDatasetId,
-    settings: { lora, training },
-    status: 'running',
-    error: null,
-    totalSteps: 0,
-    step: 0,
-    history: [],
-    lastCheckpointStep: null,
-    filter: opts.filter,
-    kind: opts.kind,
-  };
 }
