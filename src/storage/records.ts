@@ -217,6 +217,8 @@ export interface ChatReply {
   ms: number;
   /** The user stopped it before the model ended it. */
   stopped: boolean;
+  /** Sampling seed (unused at temperature 0), so a sampled reply can be generated again. */
+  seed: number;
   rating: Rating | null;
   /** The answer it should have been, as the user wrote it; null until corrected. */
   correction: string | null;

@@ -163,6 +163,7 @@ export function conversation(overrides: Partial<ConversationRecord> = {}): Conve
             tokens: 6,
             ms: 120,
             stopped: false,
+            seed: 7,
             rating: null,
             correction: null,
             citations: { cited: [1], valid: [1], missing: [], uncited: [] },
