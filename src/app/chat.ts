@@ -104,7 +104,7 @@ export class ChatService {
       replies: [],
       chosen: 0,
     };
-    onEvent?.({ type: 'turn', conversationId: conversation.id, turn });
+    onEvent?.({ type: 'turn', conversationId: conversation.id, turn: { ...turn, replies: [] } });
 
     const llama = await this.models.llama();
     const variants: Variant[] = settings.sideBySide
@@ -185,14 +185,14 @@ export class ChatService {
     await (await this.storage()).chat.deleteConversation(id);
   }
 
-  rate(ref: ReplyRef, rating: Rating | null): Promise<ConversationRecord> {
+  async rate(ref: ReplyRef, rating: Rating | null): Promise<ConversationRecord> {
     if (rating !== null && rating !== 'up' && rating !== 'down')
       throw new EngineStateError(`A rating is "up", "down" or none, got ${rating}.`);
     return this.#updateReply(ref, (reply) => ({ ...reply, rating }));
   }
 
   /** Keeps the generated text; the correction is the answer from now on (null removes it). */
-  correct(ref: ReplyRef, correction: string | null): Promise<ConversationRecord> {
+  async correct(ref: ReplyRef, correction: string | null): Promise<ConversationRecord> {
     const text = correction?.trim() ?? null;
     if (text === '') throw new EngineStateError('Write the answer it should have been, or cancel the correction.');
     return this.#updateReply(ref, (reply, turn) => ({
