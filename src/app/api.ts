@@ -254,7 +254,10 @@ export interface ReplyRef {
 }
 
 export interface ChatDatasetRequest {
-  /** These conversations (every reply but those rated down and not corrected); null: the rated-up and corrected replies of the whole log. */
+  /**
+   * These conversations (every reply but those rated down and not corrected); null: the rated-up and
+   * corrected replies of the whole log.
+   */
   conversationIds: string[] | null;
   name: string;
 }

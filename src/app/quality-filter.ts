@@ -64,7 +64,8 @@ export function emptyFilterMessage(report: Pick<FilterReport, 'options' | 'total
   );
   const counts = rules.map((rule) => `${rule} removed ${report.removed[rule].length}`).join(', ');
   const remedies = rules.map((rule) => REMEDY[rule](report.options)).join(', or ');
-  return `The quality filter removes all ${report.totalRows} rows of "${datasetName}" (${counts}); ${remedies}, or train without the filter.`;
+  const head = `The quality filter removes all ${report.totalRows} rows of "${datasetName}"`;
+  return `${head} (${counts}); ${remedies}, or train without the filter.`;
 }
 
 /** The rows a run trains on: all of them without a filter. */
