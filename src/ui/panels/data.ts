@@ -200,8 +200,8 @@ export class DataPanel implements Panel {
         body.append(
           el(
             'tr',
-            { 'data-testid': 'import-error', 'data-line': error.line },
-            el('td', { class: 'num' }, String(error.line)),
+            { 'data-testid': 'import-error', 'data-line': error.line, 'data-entry': error.entry },
+            el('td', { class: 'num' }, error.entry === undefined ? String(error.line) : `${error.line} (entry ${error.entry})`),
             el('td', {}, error.reason),
             el('td', { class: 'excerpt' }, el('code', {}, error.excerpt)),
           ),
