@@ -25,8 +25,8 @@ export class ChatLogView {
   private readonly rating = select('chat-log-rating', 'Rating', [
     ['any', 'Any rating'],
     ['rated', 'Rated'],
-    ['up', 'Rated up'],
-    ['down', 'Rated down'],
+    ['up', 'Rated good'],
+    ['down', 'Rated bad'],
     ['unrated', 'Not rated'],
   ]);
   private readonly corrected = select('chat-log-corrected', 'Corrected', [
@@ -63,7 +63,8 @@ export class ChatLogView {
       'section',
       { class: 'chat-log', 'data-testid': 'chat-log' },
       el('h3', {}, 'Conversation log'),
-      el('div', { class: 'inline' }, this.search, this.rating, this.corrected, this.rag, this.adapter),
+      el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Search'), this.search),
+      el('div', { class: 'fields three chat-log-filters' }, this.rating, this.corrected, this.rag, this.adapter),
       this.list,
       el(
         'div',
@@ -77,7 +78,7 @@ export class ChatLogView {
         el(
           'button',
           { type: 'button', class: 'secondary', 'data-testid': 'add-rated-to-dataset', onclick: () => void this.toDataset(false) },
-          'Add all rated-up and corrected',
+          'Add all rated good and corrected',
         ),
         el(
           'button',
@@ -88,8 +89,8 @@ export class ChatLogView {
       el(
         'p',
         { class: 'muted small' },
-        'Rows are the messages the model was given with the answer: the correction when there is one. Replies rated down and not ' +
-          'corrected are left out, and so are stopped ones unless rated up or corrected.',
+        'Rows are the messages the model was given with the answer: the correction when there is one. Replies rated bad and not ' +
+          'corrected are left out, and so are stopped ones unless rated good or corrected.',
       ),
       this.notice.element,
     );
@@ -133,8 +134,8 @@ export class ChatLogView {
     pick.addEventListener('change', () => (pick.checked ? this.picked.add(c.id) : this.picked.delete(c.id)));
     const tags = [
       plural(c.turns, 'turn'),
-      c.ratedUp ? `👍 ${c.ratedUp}` : '',
-      c.ratedDown ? `👎 ${c.ratedDown}` : '',
+      c.ratedUp ? `${c.ratedUp} rated good` : '',
+      c.ratedDown ? `${c.ratedDown} rated bad` : '',
       c.corrected ? `${c.corrected} corrected` : '',
       c.rag ? 'RAG' : '',
       ...c.adapters.map((a) => a.name),

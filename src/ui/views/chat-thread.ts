@@ -210,8 +210,8 @@ export class ChatThreadView {
     return el(
       'div',
       { class: 'inline chat-reply-actions' },
-      rate('up', '👍 Good', 'rate-up'),
-      rate('down', '👎 Bad', 'rate-down'),
+      rate('up', 'Good', 'rate-up'),
+      rate('down', 'Bad', 'rate-down'),
       el('button', { type: 'button', class: 'secondary', 'data-testid': 'correct-reply', onclick: edit }, 'Correct this answer'),
       turn.replies.length > 1 && turn.chosen !== index
         ? el(
