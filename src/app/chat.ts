@@ -104,6 +104,14 @@ export class ChatService {
       replies: [],
       chosen: 0,
     };
+    const promptTokens = model.prep.tokenizer.encode(turn.prompt, { addSpecialTokens: false }).length;
+    const positions = model.opened.config.maxPositionEmbeddings;
+    if (promptTokens >= positions) {
+      throw new EngineStateError(
+        `This turn's prompt has ${promptTokens} tokens and ${model.info.name} reads at most ${positions}: ` +
+          'give fewer sources per turn, a shorter system prompt, or start a new conversation.',
+      );
+    }
     onEvent?.({ type: 'turn', conversationId: conversation.id, turn: { ...turn, replies: [] } });
 
     const llama = await this.models.llama();

@@ -177,6 +177,13 @@ describe('chat over documents with stories260K', () => {
     });
     expect(stopped.conversation.turns[1].replies).toHaveLength(1);
     expect(stopped.conversation.turns[1].prompt).toContain(`User: Once upon a time\n\nAssistant: ${turn.replies[0].text}</s>`);
+    await expect(
+      engine.chat({
+        conversationId: null,
+        message: 'Hi',
+        settings: { ...settings, sideBySide: false, systemPrompt: 'Be brief. '.repeat(300) },
+      }),
+    ).rejects.toThrow(/prompt has \d+ tokens and stories260K reads at most 512: give fewer sources per turn, a shorter system prompt/);
     await expect(engine.chat({ conversationId: null, message: 'Hi', settings: { ...settings, adapterId: null } })).rejects.toThrow(
       /Side by side compares the base model with an adapter/,
     );
