@@ -10,7 +10,7 @@ import { createNodeDevice } from '../gpu/node-device';
 import { LoraWeights } from '../lora/adapter';
 import { LlamaModel } from '../model/llama';
 import { nodeFileSource } from '../model/node-file-source';
-import { type OpenedModel } from '../model/weights';
+import type { OpenedModel } from '../model/weights';
 import { UsageError } from './usage';
 
 /**

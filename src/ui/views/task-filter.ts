@@ -26,7 +26,8 @@ export function taskFilterView(app: App): HTMLElement {
         presetId === task
           ? `The analysis advises single-task training on ${task}, so the ${task} preset trains on its conversations only; ` +
             'turn this off to train the other conversations along under the same preset.'
-          : `The analysis advises single-task training on ${task} with the ${task} preset; this preset trains every task unless you turn this on.`;
+          : `The analysis advises single-task training on ${task} with the ${task} preset; ` +
+            'this preset trains every task unless you turn this on.';
     },
   );
   return element;
