@@ -10,7 +10,20 @@ import type { LineError } from '../data/jsonl';
 import type { EvaluationProgress, EvaluationReport } from '../eval/evaluate';
 import type { DatasetRow, SourceFormat } from '../data/types';
 import type { LoraConfig } from '../lora/config';
-import type { AdapterSummary, DatasetSummary, RunRecord } from '../storage/db';
+import type {
+  AdapterSummary,
+  ChatReply,
+  ChatSource,
+  ChatTurn,
+  ChatTurnSettings,
+  ConversationRecord,
+  DatasetSummary,
+  DocumentRecord,
+  Rating,
+  RunRecord,
+} from '../storage/db';
+import type { ConversationQuery, ConversationSummary } from './chat-log';
+import type { EnhancementReport } from './enhance';
 import type { TrainProgress } from '../train/trainer';
 import type { TrainSettings } from '../train/settings';
 import type { AdapterDownload, ExportFormat, OllamaSetup } from '../export/service';
@@ -21,6 +34,8 @@ import type { ForgettingReport, ProgressivePhaseSummary, ProgressiveRunRequest }
 
 export type { AdapterSummary, DatasetSummary, RunRecord, RunStage, TrainProgress, TrainSettings };
 export type { ExportFormat, ForgettingReport, OllamaSetup, ProgressivePhaseSummary, ProgressiveRunRequest };
+export type { ChatReply, ChatSource, ChatTurn, ChatTurnSettings, ConversationQuery, ConversationRecord, ConversationSummary };
+export type { DocumentRecord, EnhancementReport, Rating };
 export type { DatasetAnalysis, EvaluationProgress, EvaluationReport, FilterOptions, FilterReport, Preset, PresetPlan, PresetPlanRequest };
 
 export type SelfCheckResult =
@@ -210,6 +225,43 @@ export interface EvaluateRequest {
   temperature: number;
 }
 
+export interface ChatRequest {
+  /** null: a new conversation. */
+  conversationId: string | null;
+  message: string;
+  settings: ChatTurnSettings;
+}
+
+/** What a chat turn reports while it works; `reply` is the reply's position in the turn (0, or 1 for the adapter side by side). */
+export type ChatEvent =
+  /** Before the first token: the sources found, the system message and the rendered prompt. */
+  | { type: 'turn'; conversationId: string; turn: ChatTurn }
+  | { type: 'reply-start'; turnId: string; reply: number; adapterName: string | null; adapterScale: number }
+  /** After each token: the reply so far. */
+  | { type: 'token'; turnId: string; reply: number; text: string; tokens: number }
+  | { type: 'reply'; turnId: string; reply: number; value: ChatReply };
+
+export interface ChatResult {
+  /** As stored, with the new turn last. */
+  conversation: ConversationRecord;
+  turnId: string;
+}
+
+export interface ReplyRef {
+  conversationId: string;
+  turnId: string;
+  replyId: string;
+}
+
+export interface ChatDatasetRequest {
+  /**
+   * These conversations (every reply but those rated down and not corrected); null: the rated-up and
+   * corrected replies of the whole log.
+   */
+  conversationIds: string[] | null;
+  name: string;
+}
+
 export interface WebtuneEngineApi {
   /** Finds the GPU, runs a self-check and opens storage. Safe to call again (after a device loss). */
   init(): Promise<DeviceInfo>;
@@ -254,6 +306,34 @@ export interface WebtuneEngineApi {
   generate(request: GenerateRequest): Promise<GenerateResult>;
   /** Loss and perplexity of the base model and of base + adapter on a stored dataset, and RAG metrics of generated answers. */
   evaluate(request: EvaluateRequest, onProgress?: (progress: EvaluationProgress) => void): Promise<EvaluationReport>;
+
+  /** The documents chat answers from, in the order they were added. */
+  listDocuments(): Promise<DocumentRecord[]>;
+  /** Splits and indexes a .txt, .md or .html file and stores it; other types (PDF among them) are refused with a DocumentError. */
+  addDocument(file: Blob, fileName: string): Promise<DocumentRecord>;
+  removeDocument(name: string): Promise<void>;
+  /** One chat turn, streamed through `onEvent`, stored when its replies are done; resolves when they are (or were stopped). */
+  chat(request: ChatRequest, onEvent?: (event: ChatEvent) => void): Promise<ChatResult>;
+  /** Ends the chat generation in progress before its next token. */
+  stopGeneration(): Promise<void>;
+  /** Summaries of the stored conversations matching `query`, most recently changed first. */
+  listConversations(query?: ConversationQuery): Promise<ConversationSummary[]>;
+  getConversation(id: string): Promise<ConversationRecord>;
+  deleteConversation(id: string): Promise<void>;
+  /** null clears the rating. */
+  rateReply(ref: ReplyRef, rating: Rating | null): Promise<ConversationRecord>;
+  /** The answer the reply should have been; the generated text is kept. null removes the correction. */
+  correctReply(ref: ReplyRef, correction: string | null): Promise<ConversationRecord>;
+  /** Of two replies side by side, the one the conversation goes on from. */
+  chooseReply(ref: ReplyRef): Promise<ConversationRecord>;
+  /** Training rows in the messages format from the log, corrected answers in place of the generated ones, as a new dataset. */
+  addConversationsToDataset(request: ChatDatasetRequest): Promise<DatasetSummary>;
+  /** The log as JSONL, one conversation per line (null: all of them). */
+  exportConversations(ids: string[] | null): Promise<string>;
+  /** What the citation enhancement would change in a stored dataset, row by row; nothing is changed. */
+  previewEnhancement(datasetId: string): Promise<EnhancementReport>;
+  /** Stores the enhanced rows as a new dataset (the original stays as it is). */
+  applyEnhancement(datasetId: string, name?: string): Promise<DatasetSummary>;
 
   listAdapters(): Promise<AdapterSummary[]>;
   renameAdapter(id: string, name: string): Promise<void>;

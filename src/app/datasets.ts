@@ -1,12 +1,15 @@
 /**
- * Datasets: an import is parsed into a preview (nothing stored) that the user commits or discards;
- * stored datasets feed the task analysis, the preset plan and the quality filter report.
+ * Datasets: an import (JSONL in any line format, or Open WebUI's JSON export: parseImportBytes) is
+ * parsed into a preview (nothing stored) that the user commits or discards; stored datasets feed
+ * the task analysis, the preset plan, the quality filter report and the citation enhancement.
  */
 import { analyzeDataset, type DatasetAnalysis } from '../analysis/analyze';
 import { builtinPresets, type Preset } from '../analysis/presets';
-import { type ImportReport, parseJsonlBytes } from '../data/jsonl';
+import type { ImportReport } from '../data/import-report';
+import { parseImportBytes } from '../data/import';
 import { newId, type DatasetRecord, type DatasetSummary, type WebtuneDb } from '../storage/db';
 import type { DatasetPreview } from './api';
+import { type EnhancementReport, enhancedDataset, enhancementReport } from './enhance';
 import { EngineStateError } from './errors';
 import { type FilterOptions, type FilterReport, filterReport } from './quality-filter';
 import { type PresetPlan, type PresetPlanRequest, planPreset } from './run-plan';
@@ -26,7 +29,7 @@ export class DatasetService {
   constructor(private readonly storage: () => Promise<WebtuneDb>) {}
 
   async preview(name: string, file: Blob, fileName: string): Promise<DatasetPreview> {
-    const report = parseJsonlBytes(new Uint8Array(await file.arrayBuffer()), { fileName });
+    const report = parseImportBytes(new Uint8Array(await file.arrayBuffer()), { fileName });
     const previewId = newId('preview');
     const label = name.trim() || fileName;
     this.#previews.set(previewId, { name: label, fileName, report });
@@ -97,6 +100,18 @@ export class DatasetService {
 
   async previewFilter(datasetId: string, options: FilterOptions): Promise<FilterReport> {
     return filterReport(await this.#rows(datasetId), options);
+  }
+
+  async previewEnhancement(datasetId: string): Promise<EnhancementReport> {
+    return enhancementReport(await (await this.storage()).getDataset(datasetId));
+  }
+
+  async applyEnhancement(datasetId: string, name?: string): Promise<DatasetSummary> {
+    const db = await this.storage();
+    const record = enhancedDataset(await db.getDataset(datasetId), name);
+    await db.saveDataset(record);
+    const { rows: _, ...summary } = record;
+    return summary;
   }
 
   async #rows(datasetId: string) {

@@ -6,10 +6,23 @@
 import type { DatasetAnalysis } from '../analysis/analyze';
 import type { Preset } from '../analysis/presets';
 import type { EvaluationProgress, EvaluationReport } from '../eval/evaluate';
-import { openWebtuneDb, type AdapterSummary, type DatasetSummary, type RunRecord, type WebtuneDb } from '../storage/db';
+import {
+  openWebtuneDb,
+  type AdapterSummary,
+  type ConversationRecord,
+  type DatasetSummary,
+  type DocumentRecord,
+  type Rating,
+  type RunRecord,
+  type WebtuneDb,
+} from '../storage/db';
 import { AdapterLibrary } from './adapters';
 import type {
   AdapterExport,
+  ChatDatasetRequest,
+  ChatEvent,
+  ChatRequest,
+  ChatResult,
   DatasetPreview,
   DeviceInfo,
   EvaluateRequest,
@@ -23,12 +36,17 @@ import type {
   ProgressiveEvent,
   ProgressiveOutcome,
   ProgressiveRunRequest,
+  ReplyRef,
   RunEvent,
   RunOutcome,
   RunRequest,
   WebtuneEngineApi,
 } from './api';
+import { ChatService } from './chat';
+import type { ConversationQuery, ConversationSummary } from './chat-log';
 import { DatasetService } from './datasets';
+import { DocumentLibrary } from './documents';
+import type { EnhancementReport } from './enhance';
 import { browserDevice, DeviceSession } from './device';
 import { InferenceService } from './inference';
 import { estimateTrainingMemory } from './memory';
@@ -58,6 +76,8 @@ export class WebtuneEngine implements WebtuneEngineApi {
   readonly #adapters: AdapterLibrary;
   readonly #runs: RunService;
   readonly #inference: InferenceService;
+  readonly #documents: DocumentLibrary;
+  readonly #chat: ChatService;
 
   constructor(options: EngineOptions = {}) {
     let db: Promise<WebtuneDb> | null = null;
@@ -79,6 +99,8 @@ export class WebtuneEngine implements WebtuneEngineApi {
       historyFlushMs: options.historyFlushMs ?? 1000,
     });
     this.#inference = new InferenceService(this.#storage, this.#models, this.#adapters);
+    this.#documents = new DocumentLibrary(this.#storage);
+    this.#chat = new ChatService(this.#storage, this.#models, this.#adapters, this.#documents);
   }
 
   async init(): Promise<DeviceInfo> {
@@ -165,6 +187,66 @@ export class WebtuneEngine implements WebtuneEngineApi {
 
   evaluate(request: EvaluateRequest, onProgress?: (progress: EvaluationProgress) => void): Promise<EvaluationReport> {
     return this.#tasks.exclusive('evaluating', () => this.#inference.evaluate(request, onProgress));
+  }
+
+  previewEnhancement(datasetId: string): Promise<EnhancementReport> {
+    return this.#datasets.previewEnhancement(datasetId);
+  }
+
+  applyEnhancement(datasetId: string, name?: string): Promise<DatasetSummary> {
+    return this.#datasets.applyEnhancement(datasetId, name);
+  }
+
+  listDocuments(): Promise<DocumentRecord[]> {
+    return this.#documents.list();
+  }
+
+  addDocument(file: Blob, fileName: string): Promise<DocumentRecord> {
+    return this.#documents.add(file, fileName);
+  }
+
+  removeDocument(name: string): Promise<void> {
+    return this.#documents.remove(name);
+  }
+
+  chat(request: ChatRequest, onEvent?: (event: ChatEvent) => void): Promise<ChatResult> {
+    return this.#tasks.exclusive('generating text', () => this.#chat.send(request, onEvent));
+  }
+
+  async stopGeneration(): Promise<void> {
+    this.#chat.stop();
+  }
+
+  listConversations(query?: ConversationQuery): Promise<ConversationSummary[]> {
+    return this.#chat.list(query);
+  }
+
+  getConversation(id: string): Promise<ConversationRecord> {
+    return this.#chat.get(id);
+  }
+
+  deleteConversation(id: string): Promise<void> {
+    return this.#chat.delete(id);
+  }
+
+  rateReply(ref: ReplyRef, rating: Rating | null): Promise<ConversationRecord> {
+    return this.#chat.rate(ref, rating);
+  }
+
+  correctReply(ref: ReplyRef, correction: string | null): Promise<ConversationRecord> {
+    return this.#chat.correct(ref, correction);
+  }
+
+  chooseReply(ref: ReplyRef): Promise<ConversationRecord> {
+    return this.#chat.choose(ref);
+  }
+
+  addConversationsToDataset(request: ChatDatasetRequest): Promise<DatasetSummary> {
+    return this.#chat.toDataset(request);
+  }
+
+  exportConversations(ids: string[] | null): Promise<string> {
+    return this.#chat.exportLog(ids);
   }
 
   listAdapters(): Promise<AdapterSummary[]> {

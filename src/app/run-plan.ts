@@ -4,7 +4,10 @@
  * optimizerSteps), on row counts rather than tokenized examples; rows that tokenizing leaves without a
  * target, and packing, can only make the real run shorter.
  */
+import { analyzeDataset } from '../analysis/analyze';
 import { capWarmup, type Preset, validatePreset } from '../analysis/presets';
+import { recommendedFilter } from '../analysis/recommend';
+import type { TaskId } from '../analysis/tasks';
 import { heldOutCount } from '../data/prepare';
 import type { DatasetRow } from '../data/types';
 import { optimizerSteps, type TrainSettings, validateTrainSettings } from '../train/settings';
@@ -32,16 +35,29 @@ export interface PresetPlan {
   settings: TrainSettings;
   /** Set when the preset's warmup was cut to fit this run (capWarmup). */
   warmupNote: string | null;
-  /** Optimizer steps on the rows the preset's quality filter keeps. */
+  /** Optimizer steps on the rows the preset's quality filter keeps (with the task filter when it is on). */
   steps: number;
   filter: FilterReport;
+  /**
+   * The task filter (`other_task`), on by default when the preset follows the analysis's single-task
+   * advice (recommendedFilter): the task whose conversations are kept; null when it is off.
+   */
+  keepTask: TaskId | null;
 }
 
 export function planPreset(rows: DatasetRow[], request: PresetPlanRequest): PresetPlan {
   const preset = validatePreset(request.preset);
-  const filter = filterReport(rows, preset.filter);
+  const options = recommendedFilter(analyzeDataset(rows).recommendation, preset);
+  const filter = filterReport(rows, options);
   const uncapped = validateTrainSettings({ ...request.settings, ...preset.training, lora: { ...request.settings.lora, ...preset.lora } });
   const { steps } = plannedSteps(filter.keptRows, uncapped, request.evalDatasetId !== null);
   const warmup = capWarmup(preset, steps);
-  return { preset, settings: { ...uncapped, warmupSteps: warmup.warmupSteps }, warmupNote: warmup.note, steps, filter };
+  return {
+    preset,
+    settings: { ...uncapped, warmupSteps: warmup.warmupSteps },
+    warmupNote: warmup.note,
+    steps,
+    filter,
+    keepTask: options.keepTask ?? null,
+  };
 }

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
-import { type ImportReport, parseJsonlBytes } from '../data/jsonl';
+import { parseImportBytes } from '../data/import';
+import type { ImportReport, LineError } from '../data/import-report';
 import type { DatasetRow } from '../data/types';
 import type { AdapterTensors } from '../export/adapter';
 import { readPeftAdapter } from '../export/peft';
@@ -12,14 +13,22 @@ import { nodeFileSource } from '../model/node-file-source';
 import type { OpenedModel } from '../model/weights';
 import { UsageError } from './usage';
 
-/** The valid rows of a JSONL file; invalid lines are reported on stderr through `log`. */
+/**
+ * The valid rows of a dataset file (JSONL in any line format, or Open WebUI's JSON export); invalid
+ * lines (or list entries) are reported on stderr through `log`.
+ */
 export async function readDataset(path: string, log: (line: string) => void): Promise<DatasetRow[]> {
-  const report: ImportReport = parseJsonlBytes(new Uint8Array(await readFile(resolve(path))), { fileName: basename(path) });
-  for (const error of report.errors.slice(0, 20)) log(`${path}:${error.line}: ${error.reason}`);
+  const report: ImportReport = parseImportBytes(new Uint8Array(await readFile(resolve(path))), { fileName: basename(path) });
+  for (const error of report.errors.slice(0, 20)) log(errorLine(path, error));
   if (report.errors.length > 20) log(`... and ${report.errors.length - 20} more invalid lines`);
   if (report.rows.length === 0) throw new UsageError(`${path}: no valid rows (${report.errors.length} invalid lines)`);
   if (report.errors.length) log(`${path}: using ${report.rows.length} valid rows, skipping ${report.errors.length} invalid lines`);
   return report.rows;
+}
+
+/** `file:line: reason`, with the list entry for JSON list imports (Open WebUI's export). */
+export function errorLine(path: string, error: LineError): string {
+  return `${path}:${error.line}: ${error.entry === undefined ? '' : `entry ${error.entry}: `}${error.reason}`;
 }
 
 /** A GPU device and the model's weights on it. */

@@ -1,6 +1,6 @@
 /**
  * OpenAI-style chat-completion logs, one exchange per JSONL line: the request's messages followed
- * by the response's message. Accepted shapes (IMPORTS.md has examples):
+ * by the response's message. Accepted shapes (the README, "Importing conversation logs", has examples):
  *
  *   {"request": {"messages": [...]}, "response": R}     what logging proxies and gateways write
  *   {"messages": [...], "response": R}

@@ -14,12 +14,28 @@ export interface GenerateOptions {
   seed?: number;
   /** Stop at the model's end-of-sequence token (default true). */
   stopAtEos?: boolean;
+  /** Called after each new token with the text generated so far (trimmed at its start for chat replies). */
+  onToken?: (token: GeneratedToken) => void;
+  /**
+   * Polled before each new token is chosen: once it returns true generation ends, so a stop that
+   * arrives while a token is being computed lets no further token out.
+   */
+  shouldStop?: () => boolean;
+}
+
+export interface GeneratedToken {
+  id: number;
+  /** How many tokens have been generated, this one included. */
+  count: number;
+  text: string;
 }
 
 export interface Generation {
   promptIds: number[];
   ids: number[];
   text: string;
+  /** shouldStop ended it before the end-of-sequence token or the token limit. */
+  stopped: boolean;
 }
 
 export class GenerationError extends Error {
@@ -54,12 +70,19 @@ export async function generateChat(
   messages: readonly Message[],
   opts: GenerateOptions,
 ): Promise<Generation> {
+  const prompt = chatPrompt(tok, messages);
+  const onToken = opts.onToken;
+  const streamed = onToken ? { ...opts, onToken: (t: GeneratedToken) => onToken({ ...t, text: t.text.trimStart() }) } : opts;
+  // The rendered text already holds the template's special tokens (BOS included).
+  const result = await generateFromIds(model, tok.tokenizer, adapter, tok.tokenizer.encode(prompt, { addSpecialTokens: false }), streamed);
+  return { ...result, text: result.text.trim() };
+}
+
+/** The text generateChat continues: the messages up to the last user turn, rendered with the generation prompt. */
+export function chatPrompt(tok: PrepTokenizer, messages: readonly Message[]): string {
   const lastUser = messages.map((m) => m.role).lastIndexOf('user');
   if (lastUser < 0) throw new GenerationError('the conversation has no user turn to answer');
-  const prompt = rendererFor(tok).render(messages.slice(0, lastUser + 1), { addGenerationPrompt: true });
-  // The rendered text already holds the template's special tokens (BOS included).
-  const result = await generateFromIds(model, tok.tokenizer, adapter, tok.tokenizer.encode(prompt, { addSpecialTokens: false }), opts);
-  return { ...result, text: result.text.trim() };
+  return rendererFor(tok).render(messages.slice(0, lastUser + 1), { addGenerationPrompt: true });
 }
 
 /** Parsing a Jinja template costs far more than rendering it, and an evaluation renders once per row. */
@@ -90,23 +113,34 @@ async function generateFromIds(
   const eos = new Set([...tokenizer.eosTokenIds, ...model.config.eosTokenIds]);
   const steps = Math.min(opts.maxNewTokens, maxLength - promptIds.length);
   const cache = model.createKvCache(promptIds.length + steps);
+  const prefix = tokenizer.decode(promptIds, { skipSpecialTokens: true });
+  let stopped = false;
   try {
     let logits = await model.forwardCached(cache, promptIds, adapter);
     for (let i = 0; i < steps; i++) {
+      if (opts.shouldStop?.()) {
+        stopped = true;
+        break;
+      }
       const next = opts.temperature > 0 ? sample(logits, opts.temperature, opts.topP ?? 1, random) : argmax(logits);
       if ((opts.stopAtEos ?? true) && eos.has(next)) break;
       ids.push(next);
+      opts.onToken?.({ id: next, count: ids.length, text: continuation(tokenizer, promptIds, prefix, ids) });
       if (i + 1 < steps) logits = await model.forwardCached(cache, [next], adapter);
     }
   } finally {
     cache.destroy();
   }
-  // Decoding the continuation alone would lose a leading space (SentencePiece strips it at the
-  // start of a text), so decode everything and drop the prompt's part.
-  const prefix = tokenizer.decode(promptIds, { skipSpecialTokens: true });
+  return { promptIds, ids, text: continuation(tokenizer, promptIds, prefix, ids), stopped };
+}
+
+/**
+ * The text of `ids` after the prompt. Decoding them alone would lose a leading space (SentencePiece
+ * strips it at the start of a text), so everything is decoded and the prompt's part dropped.
+ */
+function continuation(tokenizer: TextTokenizer, promptIds: number[], prefix: string, ids: number[]): string {
   const full = tokenizer.decode([...promptIds, ...ids], { skipSpecialTokens: true });
-  const text = full.startsWith(prefix) ? full.slice(prefix.length) : tokenizer.decode(ids, { skipSpecialTokens: true });
-  return { promptIds, ids, text };
+  return full.startsWith(prefix) ? full.slice(prefix.length) : tokenizer.decode(ids, { skipSpecialTokens: true });
 }
 
 export function argmax(values: Float32Array): number {

@@ -1,19 +1,25 @@
 /**
  * Everything webtune keeps between page loads: datasets, runs with their checkpoints, trained
- * adapters and downloaded model files, in one IndexedDB database.
+ * adapters, downloaded model files, and (from version 2) chat conversations and the documents
+ * chat answers from with their passage index, in one IndexedDB database. The chat records are read
+ * and written through `db.chat` (chat-store.ts).
  *
  * Each method is one transaction, so a failure (a full disk, a closed tab) leaves either the old
  * records or the new ones, never a mix.
  */
 
 import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from 'idb';
-import { NotFoundError, StorageFullError, StorageUnavailableError, isQuotaExceeded, type StoredKind } from './errors';
+import { found, StorageFullError, StorageUnavailableError, isQuotaExceeded, type StoredKind } from './errors';
+import type { SerializedIndex } from '../rag/search-index';
+import { ChatStore } from './chat-store';
 import type {
   AdapterRecord,
   AdapterSummary,
   CachedModelSummary,
   CheckpointRecord,
+  ConversationRecord,
   DatasetRecord,
+  DocumentRecord,
   DatasetSummary,
   HistoryPoint,
   ModelFileRecord,
@@ -24,7 +30,7 @@ import type {
 
 export type * from './records';
 
-export const DB_VERSION = 1;
+export const DB_VERSION = 2;
 
 export interface WebtuneSchema extends DBSchema {
   datasets: { key: string; value: DatasetRecord; indexes: { createdAt: number } };
@@ -32,9 +38,13 @@ export interface WebtuneSchema extends DBSchema {
   checkpoints: { key: [runId: string, step: number]; value: CheckpointRecord };
   adapters: { key: string; value: AdapterRecord; indexes: { createdAt: number; runId: string } };
   modelFiles: { key: [modelId: string, path: string]; value: ModelFileRecord };
+  conversations: { key: string; value: ConversationRecord; indexes: { updatedAt: number } };
+  documents: { key: string; value: DocumentRecord; indexes: { addedAt: number } };
+  /** One entry, DOCUMENT_INDEX_KEY: the passages of every stored document and their BM25 index. */
+  documentIndex: { key: string; value: SerializedIndex };
 }
 
-type Store = StoreNames<WebtuneSchema>;
+export type Store = StoreNames<WebtuneSchema>;
 
 /** Ids are random rather than counters so that two tabs creating records at once never collide. */
 export function newId(prefix: string): string {
@@ -77,6 +87,12 @@ function upgrade(db: IDBPDatabase<WebtuneSchema>, oldVersion: number): void {
     adapters.createIndex('runId', 'runId');
     db.createObjectStore('modelFiles', { keyPath: ['modelId', 'path'] });
   }
+  // Version 2 only adds stores, so the records of version 1 stay as they are.
+  if (oldVersion < 2) {
+    db.createObjectStore('conversations', { keyPath: 'id' }).createIndex('updatedAt', 'updatedAt');
+    db.createObjectStore('documents', { keyPath: 'name' }).createIndex('addedAt', 'addedAt');
+    db.createObjectStore('documentIndex');
+  }
 }
 
 function checkpointsOf(runId: string): IDBKeyRange {
@@ -92,6 +108,8 @@ export class WebtuneDb {
   readonly #db: IDBPDatabase<WebtuneSchema>;
   /** Why the connection can no longer be used, once another tab or the browser took it away. */
   #lost: string | null = null;
+  /** Conversations, documents and their passage index. */
+  readonly chat: ChatStore = new ChatStore(this);
 
   constructor(db: IDBPDatabase<WebtuneSchema>) {
     this.#db = db;
@@ -359,6 +377,23 @@ export class WebtuneDb {
     return this.#transact(stores, 'readwrite', unsaved, body);
   }
 
+  /** One read-only transaction, for the record groups kept in modules of their own (chat-store.ts). */
+  readTx<const Names extends readonly Store[], T>(
+    stores: Names,
+    body: (tx: IDBPTransaction<WebtuneSchema, Names, 'readonly'>) => Promise<T>,
+  ): Promise<T> {
+    return this.#read(stores, body);
+  }
+
+  /** One read-write transaction with the same rollback and full-disk handling as every write here. */
+  writeTx<const Names extends readonly Store[], T>(
+    stores: Names,
+    unsaved: () => string,
+    body: (tx: IDBPTransaction<WebtuneSchema, Names, 'readwrite'>) => Promise<T>,
+  ): Promise<T> {
+    return this.#write(stores, unsaved, body);
+  }
+
   async #transact<const Names extends readonly Store[], Mode extends IDBTransactionMode, T>(
     stores: Names,
     mode: Mode,
@@ -386,9 +421,4 @@ export class WebtuneDb {
       throw error;
     }
   }
-}
-
-function found<T>(kind: StoredKind, id: string, record: T | undefined): T {
-  if (record === undefined) throw new NotFoundError(kind, id);
-  return record;
 }

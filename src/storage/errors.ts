@@ -3,7 +3,7 @@
  * what happened to their data and what they can do about it.
  */
 
-export type StoredKind = 'dataset' | 'run' | 'checkpoint' | 'adapter' | 'model file';
+export type StoredKind = 'dataset' | 'run' | 'checkpoint' | 'adapter' | 'model file' | 'conversation' | 'document';
 
 export class StorageFullError extends Error {
   override name = 'StorageFullError';
@@ -44,4 +44,10 @@ export class NotFoundError extends Error {
 /** Browsers report a full disk or exhausted origin quota as a DOMException with this name. */
 export function isQuotaExceeded(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'QuotaExceededError';
+}
+
+/** The record, or NotFoundError when there is none. */
+export function found<T>(kind: StoredKind, id: string, record: T | undefined): T {
+  if (record === undefined) throw new NotFoundError(kind, id);
+  return record;
 }

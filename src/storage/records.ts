@@ -160,3 +160,106 @@ export interface StorageUsage {
   usage: number;
   quota: number;
 }
+
+/** What one chat turn was generated with; kept on every turn, since the settings can change between turns. */
+export interface ChatTurnSettings {
+  /** The adapter of the reply (side by side: of the second reply); null: the base model alone. */
+  adapterId: string | null;
+  /** Multiplies the adapter's LoRA scaling (1: as trained, 0: off, exactly the base model). */
+  adapterScale: number;
+  /** 0: greedy. */
+  temperature: number;
+  topP: number;
+  maxNewTokens: number;
+  /** Put before the retrieved sources in the system message; '' for none. */
+  systemPrompt: string;
+  /** Search the stored documents with the user's message and give the top passages as numbered sources. */
+  useDocuments: boolean;
+  /** How many passages at most. */
+  topK: number;
+  /** Two replies to the same prompt: the base model first, then with the adapter. */
+  sideBySide: boolean;
+}
+
+/** A numbered source given to the model in a turn's system message. */
+export interface ChatSource {
+  /** The `[n]` the model cites. */
+  id: number;
+  label: string | null;
+  text: string;
+  passageId: string;
+  document: string;
+  /** BM25 score of the passage for the user's message. */
+  score: number;
+}
+
+export type Rating = 'up' | 'down';
+
+/** Which given sources a reply cited (src/rag/context.ts, checkCitations). */
+export interface ReplyCitations {
+  cited: number[];
+  valid: number[];
+  missing: number[];
+  uncited: number[];
+}
+
+export interface ChatReply {
+  id: string;
+  createdAt: number;
+  /** Null: the base model. */
+  adapterId: string | null;
+  adapterName: string | null;
+  /** 0 when the adapter was switched off. */
+  adapterScale: number;
+  /** The reply as generated; kept when it is corrected. */
+  text: string;
+  tokens: number;
+  ms: number;
+  /** The user stopped it before the model ended it. */
+  stopped: boolean;
+  /** Sampling seed (unused at temperature 0), so a sampled reply can be generated again. */
+  seed: number;
+  rating: Rating | null;
+  /** The answer it should have been, as the user wrote it; null until corrected. */
+  correction: string | null;
+  /** Of the answer in use: the correction when there is one, else the generated text. */
+  citations: ReplyCitations;
+}
+
+export interface ChatTurn {
+  id: string;
+  createdAt: number;
+  user: string;
+  /** The system message of this turn (system prompt and numbered sources); null when it had none. */
+  system: string | null;
+  sources: ChatSource[];
+  /** The text the model continued: the conversation rendered with its chat template and generation prompt. */
+  prompt: string;
+  settings: ChatTurnSettings;
+  /** One reply, or two side by side (base first). */
+  replies: ChatReply[];
+  /** The reply later turns build on (its correction when corrected). */
+  chosen: number;
+}
+
+export interface ConversationRecord {
+  id: string;
+  /** The first user message, shortened. */
+  title: string;
+  createdAt: number;
+  updatedAt: number;
+  /** The base model's name (Hub id or folder name). */
+  model: string;
+  turns: ChatTurn[];
+}
+
+/** A document added for chat over documents; its passages live in the stored index. */
+export interface DocumentRecord {
+  /** The file name, unique among the stored documents. */
+  name: string;
+  format: string;
+  addedAt: number;
+  /** Characters of text read from it. */
+  chars: number;
+  passages: number;
+}

@@ -1,6 +1,6 @@
 /**
- * The page: a stepper over seven panels (model, data, settings, training, evaluate, compare,
- * adapters), the state they share and the engine in its worker (`app.engine`).
+ * The page: a stepper over eight panels (model, data, settings, training, evaluate, compare,
+ * adapters, chat), the state they share and the engine in its worker (`app.engine`).
  *
  * Rendering: a panel watches the slices of state it shows, `app.watch((s) => [s.datasets], render)`,
  * and `render` runs once at once, then only when a selected value changes (`Object.is`), so an
@@ -8,6 +8,9 @@
  * state: the training panel draws each step in place. Panels never import each other: they share
  * this state, and a step that starts work another step owns calls `app.act` (see `AppActions`).
  */
+import { recommendedFilter } from '../analysis/recommend';
+import type { TaskId } from '../analysis/tasks';
+import { emptyFilterMessage, type FilterOptions } from '../app/quality-filter';
 import { validateTrainSettings, type TrainSettings } from '../train/settings';
 import type {
   AdapterSummary,
@@ -46,6 +49,16 @@ export interface AppState {
   /** What the applied preset's quality filter removes from the training dataset. */
   filterReport: FilterReport | null;
   filterError: string | null;
+  /**
+   * The task filter (rule `other_task`): keep only this task's conversations. On by default when the
+   * applied preset follows the analysis's single-task advice; the user can turn it off.
+   */
+  taskFilter: TaskId | null;
+}
+
+/** The quality filter a run trains with: the applied preset's bounds and the task filter; null without a preset. */
+export function qualityFilter(s: Pick<AppState, 'preset' | 'taskFilter'>): FilterOptions | null {
+  return s.preset ? { ...s.preset.filter, keepTask: s.taskFilter } : null;
 }
 
 /** Work that one step starts and another step owns: the owner registers it with `handle`, others call `act`. */
@@ -64,6 +77,7 @@ const STEPS = [
   { id: 'evaluate', title: 'Evaluate' },
   { id: 'compare', title: 'Compare' },
   { id: 'adapters', title: 'Adapters' },
+  { id: 'chat', title: 'Chat' },
 ] as const;
 export type StepId = (typeof STEPS)[number]['id'];
 
@@ -79,7 +93,8 @@ export function startBlocker(s: AppState): string | null {
   if (s.settingsError) return s.settingsError;
   if (s.filterError) return s.filterError;
   if (s.filterReport?.keptRows === 0) {
-    return 'The quality filter removes every training row; widen the response length bounds or clear the preset.';
+    const name = s.datasets.find((d) => d.id === s.trainDatasetId)?.name ?? 'the training data';
+    return emptyFilterMessage(s.filterReport, name) ?? 'The quality filter removes every training row; clear the preset.';
   }
   if (s.estimateError) return s.estimateError;
   if (s.estimate && !s.estimate.fits) return s.estimate.problems.join(' ');
@@ -106,6 +121,7 @@ export class App {
     preset: null,
     filterReport: null,
     filterError: null,
+    taskFilter: null,
   };
   private readonly watchers: (() => void)[] = [];
   private readonly handlers: Partial<AppActions> = {};
@@ -137,7 +153,7 @@ export class App {
       () => void this.refreshAnalysis(),
     );
     this.watch(
-      (s) => [s.trainDatasetId, s.preset?.filter.minResponseChars, s.preset?.filter.maxResponseChars],
+      (s) => [s.trainDatasetId, s.preset?.filter.minResponseChars, s.preset?.filter.maxResponseChars, s.taskFilter],
       () => void this.refreshFilter(),
     );
   }
@@ -219,19 +235,26 @@ export class App {
     const id = this.state.trainDatasetId;
     // A dataset deleted meanwhile has nothing to analyse; refreshDatasets clears the choice.
     const trainAnalysis = id ? await this.engine.analyzeDataset(id).catch(() => null) : null;
-    if (request === this.analysisRequest) this.update({ trainAnalysis });
+    if (request !== this.analysisRequest) return;
+    // Other data, other advice: an applied preset gets the task filter the new analysis gives it.
+    const { preset } = this.state;
+    this.update({
+      trainAnalysis,
+      taskFilter: trainAnalysis && preset ? (recommendedFilter(trainAnalysis.recommendation, preset).keepTask ?? null) : null,
+    });
   }
 
   /** The filter report follows the training dataset and the filter bounds; stale answers are dropped. */
   private async refreshFilter(): Promise<void> {
     const request = ++this.filterRequest;
-    const { trainDatasetId, preset } = this.state;
-    if (!trainDatasetId || !preset) {
+    const { trainDatasetId } = this.state;
+    const filter = qualityFilter(this.state);
+    if (!trainDatasetId || !filter) {
       this.update({ filterReport: null, filterError: null });
       return;
     }
     try {
-      const filterReport = await this.engine.previewFilter(trainDatasetId, preset.filter);
+      const filterReport = await this.engine.previewFilter(trainDatasetId, filter);
       if (request === this.filterRequest) this.update({ filterReport, filterError: null });
     } catch (error) {
       if (request === this.filterRequest) this.update({ filterReport: null, filterError: errorMessage(error) });

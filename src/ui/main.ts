@@ -4,6 +4,7 @@ import { startEngine } from '../worker/client';
 import { App } from './app';
 import { el, errorMessage, formatBytes, svgEl } from './dom';
 import { AdaptersPanel } from './panels/adapters';
+import { ChatPanel } from './panels/chat';
 import { ComparePanel } from './panels/compare';
 import { DataPanel } from './panels/data';
 import { EvaluationPanel } from './panels/evaluation';
@@ -105,6 +106,7 @@ async function boot(root: HTMLElement): Promise<void> {
     evaluate: new EvaluationPanel(app),
     compare: new ComparePanel(app),
     adapters: new AdaptersPanel(app),
+    chat: new ChatPanel(app),
   });
 
   try {

@@ -5,11 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { analyzeDataset } from '../../src/analysis/analyze';
 import { FILTER_RULES, filterDataset } from '../../src/analysis/filter';
 import { builtinPresets, type Preset, PresetError } from '../../src/analysis/presets';
+import { parseImportBytes } from '../../src/data/import';
 import { parseJsonlBytes } from '../../src/data/jsonl';
 import { createNodeDevice } from '../../src/gpu/node-device';
 import { EngineStateError, WebtuneEngine } from '../../src/app/engine';
-import { QualityFilterError } from '../../src/app/quality-filter';
-import { SHARED, STORIES_260K } from '../helpers/paths';
+import { filteredRows, QualityFilterError } from '../../src/app/quality-filter';
+import { REPO_ROOT, SHARED, STORIES_260K } from '../helpers/paths';
 import { freshDbName } from '../storage/fixtures';
 
 const DATA = join(SHARED, 'data');
@@ -176,7 +177,7 @@ describe('datasets: import previews, analysis, presets and the quality filter', 
 
     await expect(
       engine.startRun({ datasetId: dataset.id, evalDatasetId: null, settings, filter: { minResponseChars: 5000, maxResponseChars: 6000 } }),
-    ).rejects.toThrow(/removes all 12 rows/);
+    ).rejects.toThrow(/removes all 12 rows of "zog.jsonl" \(response_length removed 12\); widen the response length bounds/);
     const paused = await engine.startRun({ datasetId: dataset.id, evalDatasetId: null, settings, filter }, (event) => {
       if (event.type === 'progress') void engine.pause();
     });
@@ -185,5 +186,94 @@ describe('datasets: import previews, analysis, presets and the quality filter', 
     expect(run.filter).toEqual(filter);
     const done = await engine.resumeRun(run.id);
     expect(done).toMatchObject({ status: 'completed', step: 2, totalSteps: 2 });
+  });
+});
+
+describe('datasets: imports from chatbot stacks', () => {
+  const imports = join(REPO_ROOT, 'tests/data/imports');
+
+  it("imports Open WebUI's JSON export with its entry-level report, and stores its valid chats", async () => {
+    const engine = new WebtuneEngine({ dbName: freshDbName() });
+    const bytes = readFileSync(join(imports, 'open_webui_export.json'));
+    const expected = parseImportBytes(new Uint8Array(bytes), { fileName: 'open_webui_export.json' });
+    const preview = await engine.importDataset('webui', new Blob([bytes]), 'open_webui_export.json');
+    expect(preview).toMatchObject({ format: 'open_webui', validRows: 3, errors: expected.errors });
+    expect(preview.errors).toHaveLength(4);
+    expect(preview.errors.every((e) => typeof e.entry === 'number')).toBe(true);
+    expect(preview.analysis.ragIndices).toEqual([0, 2]);
+    const stored = await engine.commitDataset(preview.previewId);
+    expect(stored).toMatchObject({ format: 'open_webui', rowCount: 3, invalidLineCount: 4 });
+  });
+
+  it('imports OpenAI-style logs with their line-level report', async () => {
+    const engine = new WebtuneEngine({ dbName: freshDbName() });
+    const bytes = readFileSync(join(imports, 'openai_log.jsonl'));
+    const preview = await engine.importDataset('gateway', new Blob([bytes]), 'openai_log.jsonl');
+    expect(preview).toMatchObject({ format: 'openai_log', validRows: 4, totalLines: 13, skippedBlank: 1 });
+    expect(preview.errors.map((e) => e.line)).toEqual([6, 7, 8, 9, 10, 11, 12, 13]);
+  });
+});
+
+describe('datasets: the task filter of the single-task advice', () => {
+  it("plans the recommended rag_enhanced preset with the task filter on: the sample's 10 RAG rows are kept", async () => {
+    const engine = new WebtuneEngine({ dbName: freshDbName() });
+    const { dataset } = await storedDataset(engine, SAMPLE, 'chat_rag_sample.jsonl');
+    const rag = builtinPresets().find((p) => p.id === 'rag_enhanced')!;
+    const plan = await engine.planPreset({ datasetId: dataset.id, evalDatasetId: null, preset: rag, settings: {} });
+    expect(plan.keepTask).toBe('rag_enhanced');
+    expect(plan.filter.options.keepTask).toBe('rag_enhanced');
+    expect(plan.filter.keptRows).toBe(10);
+    expect(plan.filter.removed.other_task).toHaveLength(21);
+    // Another preset does not follow the advice, so no task filter.
+    const other = await engine.planPreset({ datasetId: dataset.id, evalDatasetId: null, preset: multiTask(), settings: {} });
+    expect(other.keepTask).toBeNull();
+    expect(other.filter.removed.other_task).toEqual([]);
+  });
+
+  it('names the rule when the filter leaves no row', async () => {
+    const engine = new WebtuneEngine({ dbName: freshDbName() });
+    const stories = readFileSync(join(DATA, 'zog_stories_train.jsonl'), 'utf8').split('\n').slice(0, 4).join('\n');
+    const { dataset } = await storedDataset(engine, new TextEncoder().encode(stories), 'zog.jsonl');
+    const filter = { minResponseChars: 1, maxResponseChars: 4000, keepTask: 'rag_enhanced' as const };
+    const report = await engine.previewFilter(dataset.id, filter);
+    expect(report).toMatchObject({ keptRows: 0, totalRows: 4 });
+    expect(report.removed.other_task).toHaveLength(4);
+    // What a run on it refuses with.
+    expect(() => filteredRows(parseJsonlBytes(new TextEncoder().encode(stories)).rows, filter, 'zog.jsonl')).toThrow(
+      'The quality filter removes all 4 rows of "zog.jsonl" (other_task removed 4); turn the task filter off ' +
+        '(it keeps only rag_enhanced conversations), or train without the filter.',
+    );
+  });
+});
+
+describe('datasets: citation enhancement, previewed and applied as a new dataset', () => {
+  const system =
+    'Context:\n[1] (plans.md) The Team plan costs 10 euros per seat and month.\n[2] (faq.md) Refunds are issued within five working days.';
+  const row = (answer: string) => chatLine(['system', system], ['user', 'How fast are refunds?'], ['assistant', answer]);
+
+  it('previews which sentences gain which [n], then stores the enhanced rows beside the untouched original', async () => {
+    const engine = new WebtuneEngine({ dbName: freshDbName() });
+    const lines = [
+      row('Refunds are issued within five working days.'),
+      row('Refunds are issued within five working days [2].'),
+      row('I could not find anything about that in our notes here.'),
+      chatLine(['user', 'Hi'], ['assistant', 'Hello there, how can I help?']),
+    ];
+    const { dataset } = await storedDataset(engine, new TextEncoder().encode(`${lines.join('\n')}\n`), 'rag.jsonl');
+    const report = await engine.previewEnhancement(dataset.id);
+    expect(report).toMatchObject({ datasetId: dataset.id, totalRows: 4, ragRows: 3, rowsChanged: 1, citationsAdded: 1, threshold: 0.5 });
+    expect(report.rows).toEqual([
+      { row: 0, changes: [{ message: 2, sentence: 'Refunds are issued within five working days.', source: 2, overlap: 1 }] },
+    ]);
+    expect((await engine.listDatasets()).map((d) => d.id)).toEqual([dataset.id]);
+
+    const enhanced = await engine.applyEnhancement(dataset.id);
+    expect(enhanced).toMatchObject({ name: 'rag.jsonl (citations added)', rowCount: 4, format: 'messages' });
+    expect(enhanced.id).not.toBe(dataset.id);
+    const after = await engine.previewEnhancement(enhanced.id);
+    expect(after.rowsChanged).toBe(0);
+    const original = await engine.previewEnhancement(dataset.id);
+    expect(original.rowsChanged).toBe(1);
+    await expect(engine.applyEnhancement(enhanced.id)).rejects.toThrow(/changes no row/);
   });
 });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { expect, test } from '@playwright/test';
 import { analyzeDataset } from '../../src/analysis/analyze';
 import { TASK_IDS } from '../../src/analysis/tasks';
-import { parseJsonlBytes } from '../../src/data/jsonl';
+import { parseImportBytes } from '../../src/data/import';
 import { collectErrors, DATA_DIR, openApp } from './helpers';
 
 const SAMPLE = path.join(DATA_DIR, 'chat_rag_sample.jsonl');
@@ -11,7 +11,7 @@ const SAMPLE = path.join(DATA_DIR, 'chat_rag_sample.jsonl');
 test('a chat log shows its task analysis and recommendation on import, and its preset fills the settings', async ({ page }, testInfo) => {
   const errors = collectErrors(page);
   // The library the worker runs, as the reference for what the page must show.
-  const expected = analyzeDataset(parseJsonlBytes(new Uint8Array(readFileSync(SAMPLE))).rows);
+  const expected = analyzeDataset(parseImportBytes(new Uint8Array(readFileSync(SAMPLE))).rows);
   await openApp(page);
   await page.getByTestId('step-data').click();
   await page.getByTestId('dataset-file-train').setInputFiles(SAMPLE);
@@ -37,6 +37,15 @@ test('a chat log shows its task analysis and recommendation on import, and its p
   await expect(recommendation).toHaveAttribute('data-strategy', 'single');
   await expect(recommendation).toContainText('rag_enhanced');
   await expect(recommendation.getByTestId('recommendation-reason')).toHaveCount(expected.recommendation.reasons.length);
+  // Its preset, the task filter it brings, and the next steps with their reasons.
+  await expect(recommendation).toContainText('preset: rag_enhanced');
+  await expect(recommendation.getByTestId('recommendation-task-filter')).toHaveAttribute('data-task', 'rag_enhanced');
+  const steps = recommendation.getByTestId('next-step');
+  await expect(steps).toHaveCount(2);
+  await expect(steps.nth(0)).toHaveAttribute('data-strategy', 'multi');
+  await expect(steps.nth(0)).toContainText(expected.recommendation.nextSteps[0].reason);
+  await expect(steps.nth(1)).toHaveAttribute('data-strategy', 'progressive');
+  await expect(steps.nth(1)).toContainText(expected.recommendation.nextSteps[1].reason);
 
   // Each conversation lists the signals that fired: the first RAG row fired the context block.
   await report.getByTestId('conversation-list').locator('summary').first().click();
@@ -60,7 +69,14 @@ test('a chat log shows its task analysis and recommendation on import, and its p
   await expect(page.getByTestId('setting-maxResponseChars')).toHaveValue('800');
   await expect(page.getByTestId('warmup-note')).toContainText('warmup shortened from 100 to 0 steps');
   await expect(page.getByTestId('setting-warmupSteps')).toHaveValue('0');
+  // The single-task advice is followed, so the task filter is on: the 10 rag_enhanced rows are kept.
+  await expect(page.getByTestId('task-filter')).toBeChecked();
+  await expect(page.getByTestId('filter-report')).toHaveAttribute('data-kept', '10');
+  await expect(page.locator('[data-testid="filter-rule"][data-rule="other_task"]')).toHaveAttribute('data-count', '21');
+  await expect(page.getByTestId('run-plan')).toContainText('9 training rows after the quality filter');
+  await page.getByTestId('task-filter').uncheck();
   await expect(page.getByTestId('filter-report')).toHaveAttribute('data-kept', '31');
+  await expect(page.locator('[data-testid="filter-rule"][data-rule="other_task"]')).toHaveCount(0);
 
   // An edit the preset rules refuse names the field.
   await page.getByTestId('setting-r').fill('0');
@@ -76,5 +92,12 @@ test('a chat log shows its task analysis and recommendation on import, and its p
   expect(kept).toBeLessThan(31);
   expect(kept + Number(removed)).toBe(31);
   await page.getByTestId('quality-filter').screenshot({ path: testInfo.outputPath('filter.png') });
+
+  // Bounds no row meets, with the task filter back on: the message names both rules and what to change.
+  await page.getByTestId('task-filter').check();
+  await page.getByTestId('setting-minResponseChars').fill('790');
+  await expect(page.getByTestId('filter-report')).toHaveAttribute('data-kept', '0');
+  await expect(page.getByTestId('filter-empty')).toContainText('(other_task removed 21, response_length removed 10)');
+  await expect(page.getByTestId('filter-empty')).toContainText('turn the task filter off');
   expect(errors).toEqual([]);
 });

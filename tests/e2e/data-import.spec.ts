@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect, test } from '@playwright/test';
-import { parseJsonlBytes } from '../../src/data/jsonl';
+import { parseImportBytes } from '../../src/data/import';
 import { collectErrors, DATA_DIR, openApp } from './helpers';
 
 const BAD_DIR = path.join(DATA_DIR, 'bad');
@@ -17,8 +18,8 @@ test('every file in data/bad shows its report, and cancelling stores nothing', a
   expect(files.length).toBeGreaterThan(0);
   for (const name of files) {
     const file = path.join(BAD_DIR, name);
-    // The same parser the worker runs, as the reference for what the page must report.
-    const expected = parseJsonlBytes(new Uint8Array(readFileSync(file)), { fileName: name });
+    // The same reader the worker runs, as the reference for what the page must report.
+    const expected = parseImportBytes(new Uint8Array(readFileSync(file)), { fileName: name });
     await test.step(name, async () => {
       await page.getByTestId('dataset-file-train').setInputFiles(file);
       const preview = page.getByTestId('import-preview');
@@ -49,11 +50,26 @@ test('every file in data/bad shows its report, and cancelling stores nothing', a
 
   // A file with invalid lines, confirmed, stores exactly its valid rows as one dataset.
   const mixed = path.join(BAD_DIR, 'mixed_errors.jsonl');
-  const mixedReport = parseJsonlBytes(new Uint8Array(readFileSync(mixed)), { fileName: 'mixed_errors.jsonl' });
+  const mixedReport = parseImportBytes(new Uint8Array(readFileSync(mixed)), { fileName: 'mixed_errors.jsonl' });
   await page.getByTestId('dataset-file-train').setInputFiles(mixed);
   await page.getByTestId('import-confirm').click();
   await expect(datasets).toHaveCount(1);
   await expect(datasets.first()).toContainText(`${mixedReport.rows.length} row`);
   await expect(datasets.first()).toContainText(`${mixedReport.errors.length} invalid lines skipped`);
+
+  // Open WebUI's JSON export: each broken chat is reported with its entry in the list.
+  const webui = path.join(path.dirname(fileURLToPath(import.meta.url)), '../data/imports/open_webui_export.json');
+  const webuiReport = parseImportBytes(new Uint8Array(readFileSync(webui)), { fileName: 'open_webui_export.json' });
+  await page.getByTestId('dataset-file-train').setInputFiles(webui);
+  await expect(page.getByTestId('preview-valid')).toHaveAttribute('data-count', String(webuiReport.rows.length));
+  const entryRows = page.getByTestId('import-error');
+  await expect(entryRows).toHaveCount(webuiReport.errors.length);
+  for (const [i, entryError] of webuiReport.errors.entries()) {
+    await expect(entryRows.nth(i)).toHaveAttribute('data-entry', String(entryError.entry));
+    await expect(entryRows.nth(i)).toContainText(`(entry ${entryError.entry})`);
+    await expect(entryRows.nth(i)).toContainText(entryError.reason);
+  }
+  await page.getByTestId('import-confirm').click();
+  await expect(datasets).toHaveCount(2);
   expect(errors).toEqual([]);
 });

@@ -169,3 +169,44 @@ describe('chat-template generation', () => {
     );
   });
 });
+
+describe('streaming and stopping', () => {
+  it('reports every token with the text so far, the last report being the result', async () => {
+    const { tokenizer, model } = await stories();
+    const seen: { id: number; count: number; text: string }[] = [];
+    const result = await generate(model, tokenizer, null, 'Once upon a time', {
+      maxNewTokens: 12,
+      temperature: 0,
+      onToken: (t) => seen.push(t),
+    });
+    expect(seen.map((t) => t.id)).toEqual(result.ids);
+    expect(seen.map((t) => t.count)).toEqual(result.ids.map((_, i) => i + 1));
+    for (const [i, t] of seen.entries()) if (i > 0) expect(t.text.startsWith(seen[i - 1].text.trimEnd())).toBe(true);
+    expect(seen.at(-1)!.text).toBe(result.text);
+    expect(result.stopped).toBe(false);
+  });
+
+  it('a stop asked for during token k lets no token after k out', async () => {
+    const { opened, tokenizer, model } = await stories();
+    const tok = { tokenizer, ...chatSettingsFromConfig(opened.tokenizerConfig) };
+    let stop = false;
+    const counts: number[] = [];
+    const messages: Message[] = [{ role: 'user', content: 'Tell me a story about a cat.' }];
+    const result = await generateChat(model, tok, null, messages, {
+      maxNewTokens: 40,
+      temperature: 0,
+      stopAtEos: false,
+      shouldStop: () => stop,
+      onToken: (t) => {
+        counts.push(t.count);
+        if (t.count === 3) stop = true;
+      },
+    });
+    expect(counts).toEqual([1, 2, 3]);
+    expect(result.ids).toHaveLength(3);
+    expect(result.stopped).toBe(true);
+    // A stop before the first token: nothing at all.
+    const none = await generateChat(model, tok, null, messages, { maxNewTokens: 5, temperature: 0, shouldStop: () => true });
+    expect(none).toMatchObject({ ids: [], text: '', stopped: true });
+  });
+});

@@ -43,7 +43,16 @@ describe('schema', () => {
     const raw = await openDB(name);
     try {
       expect(raw.version).toBe(DB_VERSION);
-      expect([...raw.objectStoreNames].sort()).toEqual(['adapters', 'checkpoints', 'datasets', 'modelFiles', 'runs']);
+      expect([...raw.objectStoreNames].sort()).toEqual([
+        'adapters',
+        'checkpoints',
+        'conversations',
+        'datasets',
+        'documentIndex',
+        'documents',
+        'modelFiles',
+        'runs',
+      ]);
       const tx = raw.transaction([...raw.objectStoreNames]);
       expect(tx.objectStore('datasets').keyPath).toBe('id');
       expect([...tx.objectStore('datasets').indexNames]).toEqual(['createdAt']);
@@ -53,6 +62,11 @@ describe('schema', () => {
       expect(tx.objectStore('adapters').keyPath).toBe('id');
       expect([...tx.objectStore('adapters').indexNames].sort()).toEqual(['createdAt', 'runId']);
       expect(tx.objectStore('modelFiles').keyPath).toEqual(['modelId', 'path']);
+      expect(tx.objectStore('conversations').keyPath).toBe('id');
+      expect([...tx.objectStore('conversations').indexNames]).toEqual(['updatedAt']);
+      expect(tx.objectStore('documents').keyPath).toBe('name');
+      expect([...tx.objectStore('documents').indexNames]).toEqual(['addedAt']);
+      expect(tx.objectStore('documentIndex').keyPath).toBeNull();
       await tx.done;
     } finally {
       raw.close();

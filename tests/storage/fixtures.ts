@@ -1,6 +1,16 @@
 import { vi } from 'vitest';
 import { validateLoraConfig } from '../../src/lora/config';
-import type { AdapterRecord, CheckpointRecord, DatasetRecord, ModelFileRecord, RunRecord, RunSettings } from '../../src/storage/db';
+import type {
+  AdapterRecord,
+  ChatTurnSettings,
+  CheckpointRecord,
+  ConversationRecord,
+  DatasetRecord,
+  DocumentRecord,
+  ModelFileRecord,
+  RunRecord,
+  RunSettings,
+} from '../../src/storage/db';
 
 let counter = 0;
 
@@ -113,4 +123,59 @@ export function failNextPut(storeName: string): void {
     spy.mockRestore();
     throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
   });
+}
+
+export function conversation(overrides: Partial<ConversationRecord> = {}): ConversationRecord {
+  const settings: ChatTurnSettings = {
+    adapterId: null,
+    adapterScale: 1,
+    temperature: 0,
+    topP: 1,
+    maxNewTokens: 32,
+    systemPrompt: '',
+    useDocuments: true,
+    topK: 3,
+    sideBySide: false,
+  };
+  return {
+    id: 'conv-1',
+    title: 'How long do refunds take?',
+    createdAt: 6_000,
+    updatedAt: 6_000,
+    model: 'stories260K',
+    turns: [
+      {
+        id: 'turn-1',
+        createdAt: 6_000,
+        user: 'How long do refunds take?',
+        system: 'Context:\n[1] (faq.md) Refunds take 5 days.',
+        sources: [{ id: 1, label: 'faq.md', text: 'Refunds take 5 days.', passageId: 'faq.md#0', document: 'faq.md', score: 2.5 }],
+        prompt: '<s>System: Context:\n[1] (faq.md) Refunds take 5 days.\n\nUser: How long do refunds take?\n\nAssistant:',
+        settings,
+        replies: [
+          {
+            id: 'reply-1',
+            createdAt: 6_100,
+            adapterId: null,
+            adapterName: null,
+            adapterScale: 1,
+            text: 'Five days [1].',
+            tokens: 6,
+            ms: 120,
+            stopped: false,
+            seed: 7,
+            rating: null,
+            correction: null,
+            citations: { cited: [1], valid: [1], missing: [], uncited: [] },
+          },
+        ],
+        chosen: 0,
+      },
+    ],
+    ...overrides,
+  };
+}
+
+export function documentRecord(name: string, overrides: Partial<DocumentRecord> = {}): DocumentRecord {
+  return { name, format: 'markdown', addedAt: 7_000, chars: 120, passages: 1, ...overrides };
 }

@@ -2,6 +2,7 @@ import type { DatasetAnalysis, DatasetPreview, DatasetSummary } from '../../app/
 import type { App, Panel } from '../app';
 import { clip, el, errorMessage, Notice, panelHeader, plural, rowText } from '../dom';
 import { analysisView } from '../views/analysis';
+import { EnhancementView } from '../views/enhance';
 
 type Role = 'train' | 'eval';
 
@@ -43,8 +44,8 @@ export class DataPanel implements Panel {
       { class: 'panel' },
       panelHeader(
         'Data',
-        'JSONL, one example per line: {"text"}, {"prompt", "completion"}, {"messages"}, ' +
-          'ShareGPT {"conversations"} or Alpaca {"instruction", "output"}. ' +
+        'JSONL, one example per line: {"text"}, {"prompt", "completion"}, {"messages"}, ShareGPT {"conversations"}, ' +
+          'Alpaca {"instruction", "output"} or OpenAI-style chat-completion logs; or Open WebUI\'s chat export (JSON). ' +
           'Files are checked line by line before anything is stored.',
       ),
       el('div', { class: 'inline' }, picker('train', 'Import training file…'), picker('eval', 'Import eval file…')),
@@ -59,6 +60,7 @@ export class DataPanel implements Panel {
         el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Evaluate on'), this.evalSelect),
       ),
       this.trainAnalysis,
+      new EnhancementView(app).element,
       el(
         'div',
         { class: 'actions' },
@@ -200,8 +202,8 @@ export class DataPanel implements Panel {
         body.append(
           el(
             'tr',
-            { 'data-testid': 'import-error', 'data-line': error.line },
-            el('td', { class: 'num' }, String(error.line)),
+            { 'data-testid': 'import-error', 'data-line': error.line, 'data-entry': error.entry },
+            el('td', { class: 'num' }, error.entry === undefined ? String(error.line) : `${error.line} (entry ${error.entry})`),
             el('td', {}, error.reason),
             el('td', { class: 'excerpt' }, el('code', {}, error.excerpt)),
           ),

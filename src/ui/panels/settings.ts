@@ -8,6 +8,7 @@ import { el, errorMessage, panelHeader } from '../dom';
 import { filterReportView } from '../views/filter-report';
 import { memoryView } from '../views/memory';
 import { PresetSection } from '../views/preset';
+import { taskFilterView } from '../views/task-filter';
 
 type NumberKey = Exclude<{ [K in keyof TrainSettings]: TrainSettings[K] extends number ? K : never }[keyof TrainSettings], undefined>;
 
@@ -131,6 +132,7 @@ export class SettingsPanel implements Panel {
           this.maxChars,
           el('span', { class: 'hint' }, 'Longer assistant turns remove the row.'),
         ),
+        taskFilterView(app),
       ),
       this.filterReport,
     );
@@ -169,13 +171,13 @@ export class SettingsPanel implements Panel {
     );
     // Redrawn only when the report changes, so rows the user opened stay open.
     app.watch(
-      (s) => [s.filterReport, s.filterError, s.trainDatasetId !== null],
-      (report, error, hasDataset) =>
+      (s) => [s.filterReport, s.filterError, s.trainDatasetId !== null, s.datasets.find((d) => d.id === s.trainDatasetId)?.name],
+      (report, error, hasDataset, name) =>
         this.filterReport.replaceChildren(
           error
             ? el('p', { class: 'notice', 'data-kind': 'error' }, error)
             : report
-              ? filterReportView(report)
+              ? filterReportView(report, name)
               : el(
                   'p',
                   { class: 'muted' },
@@ -275,6 +277,7 @@ export class SettingsPanel implements Panel {
       settings: s,
       settingsError: null,
       preset: { ...plan.preset, training: { ...plan.preset.training, warmupSteps: s.warmupSteps } },
+      taskFilter: plan.keepTask,
     });
   }
 

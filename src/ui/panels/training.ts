@@ -1,6 +1,6 @@
 import type { HistoryPoint } from '../../storage/db';
 import type { RunEvent, RunOutcome, RunRecord, TrainProgress } from '../../app/api';
-import type { App, Panel } from '../app';
+import { qualityFilter, type App, type Panel } from '../app';
 import { el, errorMessage, formatDuration, formatLoss, Notice } from '../dom';
 import { LossChart } from '../views/loss-chart';
 import { ProgressiveSection } from '../views/progressive-run';
@@ -164,9 +164,9 @@ export class TrainingPanel implements Panel {
   }
 
   private async start(name: string): Promise<void> {
-    const { trainDatasetId, evalDatasetId, settings, preset } = this.app.state;
+    const { trainDatasetId, evalDatasetId, settings } = this.app.state;
     if (!trainDatasetId) return;
-    const filter = preset?.filter ?? null;
+    const filter = qualityFilter(this.app.state);
     await this.drive(`Starting…`, (onEvent) =>
       this.app.engine.startRun({ datasetId: trainDatasetId, evalDatasetId, settings, name: name || undefined, filter }, onEvent),
     );

@@ -52,6 +52,35 @@ function recommendationView(analysis: DatasetAnalysis): HTMLElement {
     ),
     weights,
     el('ul', { class: 'reasons' }, ...r.reasons.map((reason) => el('li', { 'data-testid': 'recommendation-reason' }, reason))),
+    r.taskFilter
+      ? el(
+          'p',
+          { class: 'small', 'data-testid': 'recommendation-task-filter', 'data-task': r.taskFilter },
+          `Task filter: with the ${r.taskFilter} preset, training keeps only the ${analysis.distribution[r.taskFilter].count} ` +
+            `${r.taskFilter} conversations (rule other_task, on by default; the quality filter in step 3 counts what it sets aside ` +
+            'and can turn it off).',
+        )
+      : null,
+    r.nextSteps.length
+      ? el(
+          'div',
+          { class: 'next-steps', 'data-testid': 'next-steps' },
+          el('p', { class: 'small' }, el('strong', {}, 'Next steps'), ', once the single-task run has results:'),
+          el(
+            'ul',
+            { class: 'reasons' },
+            ...r.nextSteps.map((step) =>
+              el(
+                'li',
+                { 'data-testid': 'next-step', 'data-strategy': step.strategy },
+                el('strong', {}, STRATEGY_LABELS[step.strategy]),
+                ` · preset${step.presetIds.length > 1 ? 's in order' : ''}: ${step.presetIds.join(' → ')} · `,
+                step.reason,
+              ),
+            ),
+          ),
+        )
+      : null,
   );
 }
 

@@ -1,9 +1,11 @@
 /** What the quality filter removes before training, rule by rule, with the removed rows to look at. */
-import { FILTER_RULES, type FilterRule } from '../../analysis/filter';
+import { FILTER_RULE_ORDER, type FilterRuleId } from '../../analysis/filter';
 import type { FilterReport } from '../../app/api';
+import { emptyFilterMessage } from '../../app/quality-filter';
 import { clip, el, plural, rowText } from '../dom';
 
-const RULE_LABELS: Record<FilterRule, string> = {
+export const RULE_LABELS: Record<FilterRuleId, string> = {
+  other_task: 'Another task (task filter)',
   empty_turn: 'Empty turn',
   no_assistant_turn: 'No assistant turn',
   response_length: 'Response length out of bounds',
@@ -14,7 +16,7 @@ const RULE_LABELS: Record<FilterRule, string> = {
 /** Removed rows drawn per rule; a noisy dataset can lose thousands, and the count says how many. */
 const SHOWN_ROWS = 200;
 
-function ruleView(rule: FilterRule, report: FilterReport): HTMLElement {
+function ruleView(rule: FilterRuleId, report: FilterReport): HTMLElement {
   const removed = report.removed[rule];
   const rows = removed
     .slice(0, SHOWN_ROWS)
@@ -42,8 +44,11 @@ function ruleView(rule: FilterRule, report: FilterReport): HTMLElement {
   );
 }
 
-export function filterReportView(report: FilterReport): HTMLElement {
-  const { minResponseChars, maxResponseChars } = report.options;
+export function filterReportView(report: FilterReport, datasetName = 'the training data'): HTMLElement {
+  const { minResponseChars, maxResponseChars, keepTask } = report.options;
+  // The task filter's line only while it is on; the other rules always run.
+  const rules = FILTER_RULE_ORDER.filter((rule) => rule !== 'other_task' || keepTask);
+  const empty = emptyFilterMessage(report, datasetName);
   return el(
     'div',
     { class: 'filter-report', 'data-testid': 'filter-report', 'data-kept': report.keptRows, 'data-total': report.totalRows },
@@ -51,9 +56,11 @@ export function filterReportView(report: FilterReport): HTMLElement {
       'p',
       {},
       el('strong', { 'data-testid': 'filter-kept' }, `Trains on ${report.keptRows} of ${plural(report.totalRows, 'row')}`),
-      `: responses of ${minResponseChars} to ${maxResponseChars} characters, no empty turns, no duplicates; ` +
+      keepTask ? `: only ${keepTask} conversations,` : ':',
+      ` responses of ${minResponseChars} to ${maxResponseChars} characters, no empty turns, no duplicates; ` +
         'rules apply in this order and each removed row counts once.',
     ),
-    el('ul', { class: 'filter-rules' }, ...FILTER_RULES.map((rule) => ruleView(rule, report))),
+    empty ? el('p', { class: 'notice', 'data-kind': 'error', 'data-testid': 'filter-empty' }, empty) : null,
+    el('ul', { class: 'filter-rules' }, ...rules.map((rule) => ruleView(rule, report))),
   );
 }
