@@ -1,5 +1,6 @@
 import './styles.css';
 import type { DeviceInfo } from '../app/api';
+import { registerServiceWorker } from '../site/register';
 import { startEngine } from '../worker/client';
 import { App } from './app';
 import { el, errorMessage, formatBytes, svgEl } from './dom';
@@ -80,7 +81,7 @@ class GpuBadge {
 }
 
 async function boot(root: HTMLElement): Promise<void> {
-  const brand = el('a', { class: 'brand', href: '/' }, logo(), 'webtune');
+  const brand = el('a', { class: 'brand', href: './' }, logo(), 'webtune');
   const badge = new GpuBadge();
   const banner = el('div', { class: 'banner', 'data-testid': 'webgpu-banner', role: 'alert', hidden: true });
   const main = el('main', { class: 'page' });
@@ -132,4 +133,5 @@ async function boot(root: HTMLElement): Promise<void> {
 
 const root = document.getElementById('app');
 if (!root) throw new Error('index.html has no #app element');
+registerServiceWorker();
 void boot(root);
