@@ -52,9 +52,11 @@ export interface ModelFileEntry {
 }
 
 export interface ModelInfo {
-  /** Hub id (`org/name`) or the local folder name. */
+  /** Hub id (`org/name`), the local folder name, or a folder URL's last path segment. */
   name: string;
-  source: 'hub' | 'local';
+  source: 'hub' | 'local' | 'url';
+  /** `source` 'url': the folder URL the files came from. */
+  url?: string;
   architecture: string;
   parameterCount: number;
   layers: number;
@@ -215,6 +217,8 @@ export interface WebtuneEngineApi {
   init(): Promise<DeviceInfo>;
   loadLocalModel(files: ModelFileEntry[], name: string, onProgress?: (message: string) => void): Promise<ModelInfo>;
   loadHubModel(repoId: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo>;
+  /** A model folder URL (https, or on the page's own origin), cached in IndexedDB like Hub models. */
+  loadUrlModel(url: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo>;
   estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate>;
 
   /** Parses a JSONL file and keeps the result as a preview; nothing is stored yet. */

@@ -94,6 +94,10 @@ export class WebtuneEngine implements WebtuneEngineApi {
     return this.#tasks.exclusive('loading a model', () => this.#models.loadHub(repoId, onProgress));
   }
 
+  loadUrlModel(url: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo> {
+    return this.#tasks.exclusive('loading a model', () => this.#models.loadUrl(url, onProgress));
+  }
+
   async estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate> {
     const model = this.#models.current();
     return estimateTrainingMemory(model.opened.config, validateTrainSettings(settings), (await this.#device.gpu()).limits);

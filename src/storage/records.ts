@@ -26,9 +26,9 @@ export interface RunSettings {
 export type RunStatus = 'created' | 'running' | 'paused' | 'stopped' | 'completed' | 'failed';
 
 export interface RunModel {
-  /** Hub id (`org/name`) or the local folder name. */
+  /** Hub id (`org/name`), the local folder name, or a folder URL's last path segment. */
   id: string;
-  source: 'hub' | 'local';
+  source: 'hub' | 'local' | 'url';
   architecture: string;
   parameterCount: number;
 }
