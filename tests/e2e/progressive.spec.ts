@@ -9,18 +9,7 @@ function stagedChats(): string {
   const chats = ['Lily', 'Tom', 'Ben', 'Mia', 'Sam', 'Zoe', 'Max', 'Amy', 'Leo', 'Eva', 'Tim', 'Ana'].map((name) =>
     line(['user', `Hi, I am ${name}! How are you?`], ['assistant', `Hello ${name}, I am fine, thanks!`]),
   );
-  const definitions = [
-    'overfitting',
-    'dropout',
-    'a learning rate',
-    'an epoch',
-    'a tokenizer',
-    'an embedding',
-    'attention',
-    'a loss function',
-    'fine-tuning',
-    'a batch',
-  ].map((term) =>
+  const definitions = ['overfitting', 'dropout', 'a learning rate', 'an epoch', 'a tokenizer', 'an embedding', 'attention', 'a loss function', 'fine-tuning', 'a batch'].map((term) =>
     line(['user', `What is ${term} in machine learning?`], ['assistant', `In machine learning, ${term} is a training idea.`]),
   );
   const rag = ['green', 'red', 'blue'].map((colour) =>
