@@ -6,6 +6,7 @@
  */
 import type { DatasetAnalysis } from '../analysis/analyze';
 import type { Preset } from '../analysis/presets';
+import type { DatasetContainer } from '../data/import';
 import type { LineError } from '../data/jsonl';
 import type { EvaluationProgress, EvaluationReport } from '../eval/evaluate';
 import type { DatasetRow, SourceFormat } from '../data/types';
@@ -117,6 +118,10 @@ export interface DatasetPreview {
   sample: DatasetRow[];
   /** Task analysis of the valid rows and the training recommendation. */
   analysis: DatasetAnalysis;
+  /** JSONL errors name lines; JSON lists entries (and the line they start on); Parquet rows. */
+  container: DatasetContainer;
+  /** `url:<URL>` or `hub:<reference>` for downloaded datasets, null for files. */
+  source: string | null;
 }
 
 export interface RunRequest {
@@ -221,8 +226,13 @@ export interface WebtuneEngineApi {
   loadUrlModel(url: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo>;
   estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate>;
 
-  /** Parses a JSONL file and keeps the result as a preview; nothing is stored yet. */
+  /** Parses a dataset file (JSONL, a JSON list, Parquet) and keeps the result as a preview; nothing is stored yet. */
   importDataset(name: string, file: Blob, fileName: string): Promise<DatasetPreview>;
+  /**
+   * The same for a dataset named by an https URL or a Hugging Face reference ("owner/name",
+   * "owner/name:split", "owner/name/file.jsonl"), downloaded once and then read from IndexedDB.
+   */
+  importDatasetFrom(source: string, onProgress?: (progress: HubProgress) => void): Promise<DatasetPreview>;
   /** Stores the preview's valid rows in one transaction, under `name` when given. */
   commitDataset(previewId: string, name?: string): Promise<DatasetSummary>;
   discardDataset(previewId: string): Promise<void>;

@@ -107,6 +107,10 @@ export class WebtuneEngine implements WebtuneEngineApi {
     return this.#datasets.preview(name, file, fileName);
   }
 
+  importDatasetFrom(source: string, onProgress?: (progress: HubProgress) => void): Promise<DatasetPreview> {
+    return this.#datasets.previewSource(source, onProgress);
+  }
+
   commitDataset(previewId: string, name?: string): Promise<DatasetSummary> {
     return this.#datasets.commit(previewId, name);
   }

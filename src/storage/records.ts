@@ -14,6 +14,8 @@ export interface DatasetRecord {
   rows: DatasetRow[];
   invalidLineCount: number;
   sourceFileName: string;
+  /** Where a downloaded dataset came from (`url:<URL>` or `hub:<reference>`), so a share link can name it; absent for files. */
+  source?: string;
 }
 
 export type DatasetSummary = Omit<DatasetRecord, 'rows'>;
