@@ -16,11 +16,13 @@ import type { TrainProgress } from '../train/trainer';
 import type { TrainSettings } from '../train/settings';
 import type { AdapterDownload, ExportFormat, OllamaSetup } from '../export/service';
 import type { RunStage } from '../train/run';
+import type { DownloadPlanRequest, ModelRef, PlannedDownload } from './download-plan';
 import type { FilterOptions, FilterReport } from './quality-filter';
 import type { PresetPlan, PresetPlanRequest } from './run-plan';
 import type { ForgettingReport, ProgressivePhaseSummary, ProgressiveRunRequest } from './progressive-run';
 
 export type { AdapterSummary, DatasetSummary, RunRecord, RunStage, TrainProgress, TrainSettings };
+export type { DownloadPlanRequest, ModelRef, PlannedDownload };
 export type { ExportFormat, ForgettingReport, OllamaSetup, ProgressivePhaseSummary, ProgressiveRunRequest };
 export type { DatasetAnalysis, EvaluationProgress, EvaluationReport, FilterOptions, FilterReport, Preset, PresetPlan, PresetPlanRequest };
 
@@ -225,6 +227,8 @@ export interface WebtuneEngineApi {
   /** A model folder URL (https, or on the page's own origin), cached in IndexedDB like Hub models. */
   loadUrlModel(url: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo>;
   estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate>;
+  /** What loading this model and these datasets would download (files and sizes), or that the cache has them; nothing is downloaded. */
+  planDownloads(request: DownloadPlanRequest): Promise<PlannedDownload[]>;
 
   /** Parses a dataset file (JSONL, a JSON list, Parquet) and keeps the result as a preview; nothing is stored yet. */
   importDataset(name: string, file: Blob, fileName: string): Promise<DatasetPreview>;

@@ -29,6 +29,7 @@ import type {
   WebtuneEngineApi,
 } from './api';
 import { DatasetService } from './datasets';
+import { type DownloadPlanRequest, type PlannedDownload, planDownloads } from './download-plan';
 import { browserDevice, DeviceSession } from './device';
 import { InferenceService } from './inference';
 import { estimateTrainingMemory } from './memory';
@@ -96,6 +97,10 @@ export class WebtuneEngine implements WebtuneEngineApi {
 
   loadUrlModel(url: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo> {
     return this.#tasks.exclusive('loading a model', () => this.#models.loadUrl(url, onProgress));
+  }
+
+  async planDownloads(request: DownloadPlanRequest): Promise<PlannedDownload[]> {
+    return planDownloads(await this.#storage(), request);
   }
 
   async estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate> {

@@ -69,10 +69,13 @@ export function modelFolderName(folder: URL): string {
   return decodeURIComponent(folder.pathname.split('/').filter(Boolean).at(-1) ?? folder.host);
 }
 
+/** The modelFiles key of a model folder URL's cached files. */
+export const urlModelCacheId = (folder: URL) => `url:${folder.href}`;
+
 function urlFolder(url: string, pageOrigin: string): RemoteFolder {
   const folder = modelFolderUrl(url, pageOrigin);
   return {
-    cacheId: `url:${folder.href}`,
+    cacheId: urlModelCacheId(folder),
     label: folder.href,
     revision: 'url',
     url: (path) => new URL(path, folder).href,
