@@ -1,4 +1,5 @@
 import './styles.css';
+import './site.css';
 import type { DeviceInfo } from '../app/api';
 import { registerServiceWorker } from '../site/register';
 import { startEngine } from '../worker/client';
@@ -11,6 +12,7 @@ import { EvaluationPanel } from './panels/evaluation';
 import { ModelPanel } from './panels/model';
 import { SettingsPanel } from './panels/settings';
 import { TrainingPanel } from './panels/training';
+import { ShareButton, ShareLinkDialog } from './views/share';
 
 function logo(): SVGSVGElement {
   const icon = svgEl('svg', { viewBox: '0 0 32 32', 'aria-hidden': 'true' });
@@ -98,6 +100,9 @@ async function boot(root: HTMLElement): Promise<void> {
   main.append(banner);
 
   const app = new App(startEngine());
+  const shareDialog = new ShareLinkDialog(app);
+  main.append(shareDialog.element);
+  root.querySelector('.topbar')!.insertBefore(new ShareButton(app).element, badge.element);
   app.mount(main, {
     model: new ModelPanel(app),
     data: new DataPanel(app),
@@ -123,6 +128,7 @@ async function boot(root: HTMLElement): Promise<void> {
     const [presets] = await Promise.all([app.engine.listPresets(), app.refreshDatasets(), app.refreshRuns(), app.refreshAdapters()]);
     app.update({ presets });
     document.body.dataset.ready = 'true';
+    await shareDialog.open(location.hash);
   } catch (error) {
     console.error(error);
     badge.set('failed', errorMessage(error));

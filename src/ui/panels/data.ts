@@ -1,4 +1,4 @@
-import type { DatasetAnalysis, DatasetPreview, DatasetSummary } from '../../app/api';
+import type { DatasetAnalysis, DatasetPreview, DatasetSummary, HubProgress } from '../../app/api';
 import type { App, Panel } from '../app';
 import { clip, el, errorMessage, Notice, panelHeader, plural, rowText } from '../dom';
 import { analysisView } from '../views/analysis';
@@ -17,13 +17,21 @@ export class DataPanel implements Panel {
   private readonly evalSelect = el('select', { 'data-testid': 'eval-dataset-select' });
   private readonly trainAnalysis = el('div', { class: 'train-analysis', 'data-testid': 'train-analysis' });
   private readonly deleteButtons: HTMLButtonElement[] = [];
+  private readonly sourceInput = el('input', {
+    type: 'text',
+    spellcheck: false,
+    placeholder: 'https://…/data.jsonl, owner/name, owner/name:test or owner/name/file.parquet',
+    'data-testid': 'dataset-source',
+    'aria-label': 'Dataset URL or Hugging Face dataset',
+  });
+  private readonly sourceStatus = el('p', { class: 'status-line', 'data-testid': 'dataset-source-status', role: 'status' });
   private preview: { data: DatasetPreview; role: Role } | null = null;
 
   constructor(private readonly app: App) {
     const picker = (role: Role, label: string) => {
       const input = el('input', {
         type: 'file',
-        accept: '.jsonl,.json,.txt,application/jsonl',
+        accept: '.jsonl,.json,.txt,.parquet,application/jsonl',
         class: 'visually-hidden',
         id: `dataset-${role}`,
         'data-testid': `dataset-file-${role}`,
@@ -47,6 +55,28 @@ export class DataPanel implements Panel {
           'Files are checked line by line before anything is stored.',
       ),
       el('div', { class: 'inline' }, picker('train', 'Import training file…'), picker('eval', 'Import eval file…')),
+      el(
+        'div',
+        { class: 'dataset-source' },
+        el('label', { class: 'field-label' }, 'Or from a URL or the Hugging Face Hub (JSONL, JSON or Parquet)'),
+        el(
+          'div',
+          { class: 'inline' },
+          this.sourceInput,
+          el(
+            'button',
+            { type: 'button', class: 'secondary', 'data-testid': 'dataset-source-train', onclick: () => void this.importSource('train') },
+            'Fetch as training data',
+          ),
+          el(
+            'button',
+            { type: 'button', class: 'secondary', 'data-testid': 'dataset-source-eval', onclick: () => void this.importSource('eval') },
+            'Fetch as eval data',
+          ),
+        ),
+        el('p', { class: 'hint' }, 'Downloaded once and kept in this browser; the next fetch of the same source reads it from disk.'),
+        this.sourceStatus,
+      ),
       this.notice.element,
       this.previewBox,
       el('h3', {}, 'Stored datasets'),
@@ -64,6 +94,7 @@ export class DataPanel implements Panel {
         el('button', { type: 'button', 'data-testid': 'to-settings', onclick: () => app.goTo('settings') }, 'Next: settings'),
       ),
     );
+    app.handle('importDatasetFrom', (source, role) => this.importAndStore(source, role));
     app.watch(
       (s) => [s.datasets],
       (datasets) => this.renderList(datasets),
@@ -159,6 +190,48 @@ export class DataPanel implements Panel {
     }
   }
 
+  private showSourceProgress(p: HubProgress): void {
+    this.sourceStatus.textContent = `${p.fromCache ? 'From cache' : 'Downloaded'} ${p.file}: ${p.loaded.toLocaleString('en-US')} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`;
+  }
+
+  /** A URL or Hub dataset through the same preview as a file. */
+  private async importSource(role: Role): Promise<void> {
+    const source = this.sourceInput.value.trim();
+    this.notice.clear();
+    if (this.preview) await this.app.engine.discardDataset(this.preview.data.previewId);
+    this.preview = null;
+    this.previewBox.hidden = true;
+    this.sourceStatus.textContent = `Fetching ${source}…`;
+    try {
+      const data = await this.app.engine.importDatasetFrom(source, (p) => this.showSourceProgress(p));
+      this.preview = { data, role };
+      this.showPreview();
+    } catch (error) {
+      this.sourceStatus.textContent = '';
+      this.notice.show(`Could not read ${source}: ${errorMessage(error)}`);
+    }
+  }
+
+  /** A dataset a setup names (share link, demo): downloaded, its valid rows stored and chosen, without the preview. */
+  private async importAndStore(source: string, role: Role): Promise<DatasetSummary | null> {
+    this.notice.clear();
+    this.sourceStatus.textContent = `Fetching ${source}…`;
+    try {
+      const data = await this.app.engine.importDatasetFrom(source, (p) => this.showSourceProgress(p));
+      const summary = await this.app.engine.commitDataset(data.previewId);
+      await this.app.refreshDatasets();
+      this.app.update(role === 'train' ? { trainDatasetId: summary.id } : { evalDatasetId: summary.id });
+      const skipped = data.errors.length ? `, ${plural(data.errors.length, 'invalid row')} skipped` : '';
+      this.notice.show(`Imported ${plural(summary.rowCount, 'row')} of ${data.fileName} as "${summary.name}"${skipped}.`, 'ok');
+      return summary;
+    } catch (error) {
+      this.notice.show(`Could not read ${source}: ${errorMessage(error)}`);
+      return null;
+    } finally {
+      this.sourceStatus.textContent = '';
+    }
+  }
+
   private showPreview(): void {
     if (!this.preview) return;
     const { data, role } = this.preview;
@@ -180,9 +253,11 @@ export class DataPanel implements Panel {
         'li',
         { 'data-testid': 'preview-invalid', 'data-count': data.errors.length, class: data.errors.length ? 'bad' : '' },
         el('strong', {}, data.errors.length.toLocaleString('en-US')),
-        ' invalid lines',
+        data.container === 'jsonl' ? ' invalid lines' : ' invalid rows',
       ),
-      el('li', {}, el('strong', {}, String(data.totalLines)), ' lines in the file'),
+      data.container === 'parquet'
+        ? el('li', {}, el('strong', {}, String(data.totalLines)), ' rows in the table')
+        : el('li', {}, el('strong', {}, String(data.totalLines)), ' lines in the file'),
       data.skippedBlank ? el('li', {}, plural(data.skippedBlank, 'blank line'), ' skipped') : null,
       el('li', {}, 'Format: ', el('strong', {}, formats || 'none recognised')),
     );
@@ -193,12 +268,16 @@ export class DataPanel implements Panel {
     let errors: HTMLElement | null = null;
     if (data.errors.length) {
       const body = el('tbody');
+      // JSONL errors are lines, a JSON list's entries (with the line they start on), a Parquet table's rows.
+      const where = { jsonl: ['Line'], json: ['Entry', 'Line'], parquet: ['Row'] }[data.container];
       for (const error of data.errors.slice(0, SHOWN_ERRORS)) {
+        const place =
+          data.container === 'jsonl' ? [error.line] : data.container === 'json' ? [error.entry ?? '—', error.line] : [error.entry];
         body.append(
           el(
             'tr',
-            { 'data-testid': 'import-error', 'data-line': error.line },
-            el('td', { class: 'num' }, String(error.line)),
+            { 'data-testid': 'import-error', 'data-line': error.line, 'data-entry': error.entry },
+            ...place.map((n) => el('td', { class: 'num' }, String(n))),
             el('td', {}, error.reason),
             el('td', { class: 'excerpt' }, el('code', {}, error.excerpt)),
           ),
@@ -207,7 +286,12 @@ export class DataPanel implements Panel {
       errors = el(
         'div',
         { class: 'errors', 'data-testid': 'import-errors' },
-        el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Line'), el('th', {}, 'Problem'), el('th', {}, 'Starts with'))), body),
+        el(
+          'table',
+          {},
+          el('thead', {}, el('tr', {}, ...where.map((w) => el('th', {}, w)), el('th', {}, 'Problem'), el('th', {}, 'Starts with'))),
+          body,
+        ),
         data.errors.length > SHOWN_ERRORS
           ? el('p', { class: 'muted' }, `${data.errors.length - SHOWN_ERRORS} more invalid lines are not listed.`)
           : null,
