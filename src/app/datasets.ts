@@ -61,7 +61,13 @@ export class DatasetService {
     const files: DownloadedFile[] = await downloadDataset(await this.storage(), source, onProgress);
     const parsed = [];
     for (const file of files) parsed.push(await parseDatasetBytes(file.bytes, { fileName: file.name }));
-    const name = datasetSourceName(source).replace(/\.(jsonl|json|parquet)$/i, '');
+    // As for files: "zog_stories_train.jsonl" is stored as "zog stories train".
+    const name =
+      source.kind === 'url'
+        ? datasetSourceName(source)
+            .replace(/\.(jsonl|json|parquet)$/i, '')
+            .replace(/[_-]+/g, ' ')
+        : datasetSourceName(source);
     return this.#preview(
       name,
       datasetSourceName(source),
