@@ -56,7 +56,8 @@ function serviceWorkerPlugin(): Plugin {
         hash.update(file.path).update(file.bytes);
       }
       const compiled = await transform(readFileSync(SOURCE, 'utf8'), { loader: 'ts', format: 'iife', target: 'es2022' });
-      const header = `const PRECACHE = ${JSON.stringify(['./', ...files])};\nconst VERSION = ${JSON.stringify(hash.digest('hex').slice(0, 16))};\n`;
+      const version = hash.digest('hex').slice(0, 16);
+      const header = `const PRECACHE = ${JSON.stringify(['./', ...files])};\nconst VERSION = ${JSON.stringify(version)};\n`;
       this.emitFile({ type: 'asset', fileName: SERVICE_WORKER_FILE, source: header + compiled.code });
     },
   };

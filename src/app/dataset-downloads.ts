@@ -87,6 +87,7 @@ export async function downloadDataset(
 function tooLarge(bytes: number): DatasetSourceError {
   const mib = (n: number) => `${Math.round(n / 1024 / 1024)} MiB`;
   return new DatasetSourceError(
-    `This dataset is ${mib(bytes)}, more than the ${mib(MAX_DATASET_BYTES)} webtune keeps in the browser; pick one file or a smaller split.`,
+    `This dataset is ${mib(bytes)}, more than the ${mib(MAX_DATASET_BYTES)} webtune keeps in the browser; ` +
+      'pick one file or a smaller split.',
   );
 }

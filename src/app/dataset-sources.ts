@@ -99,9 +99,8 @@ export async function resolveDatasetFiles(source: DatasetSource, fetcher: typeof
   const ofSplit = files.filter((f) => f.split === split);
   if (ofSplit.length === 0) {
     const splits = [...new Set(files.map((f) => f.split))];
-    throw new DatasetSourceError(
-      `${source.repo} has no split "${split}"${splits.length ? `; it has ${splits.join(', ')} (write "${source.repo}:${splits[0]}")` : ''}.`,
-    );
+    const others = splits.length ? `; it has ${splits.join(', ')} (write "${source.repo}:${splits[0]}")` : '';
+    throw new DatasetSourceError(`${source.repo} has no split "${split}"${others}.`);
   }
   const config = ofSplit.some((f) => f.config === 'default') ? 'default' : ofSplit[0].config;
   return ofSplit

@@ -130,7 +130,7 @@ async function remoteFileSource(
     const index = await get('model.safetensors.index.json', false);
     if (!index) {
       throw new HubDownloadError(
-        `${folder.label} has neither model.safetensors nor model.safetensors.index.json; ` + 'webtune loads safetensors weights only.',
+        `${folder.label} has neither model.safetensors nor model.safetensors.index.json; webtune loads safetensors weights only.`,
       );
     }
     const weightMap = (JSON.parse(await index.text()) as { weight_map?: Record<string, string> }).weight_map ?? {};

@@ -58,7 +58,8 @@ function evaluationSection(report: EvaluationReport): string {
       return [label, num(before, digits), num(after, digits), delta === null ? '—' : `${delta > 0 ? '+' : ''}${delta.toFixed(digits)}`];
     });
   return (
-    `<h2>Evaluation before and after</h2><p>${escapeHtml(`${report.settings.rows} held-out rows; after: ${report.settings.adapter ?? 'no adapter'}.`)}</p>` +
+    `<h2>Evaluation before and after</h2>` +
+    `<p>${escapeHtml(`${report.settings.rows} held-out rows; after: ${report.settings.adapter ?? 'no adapter'}.`)}</p>` +
     table(['Metric', 'Base model', 'With the adapter', 'Change'], rows, 'report-evaluation')
   );
 }
@@ -82,12 +83,13 @@ export function reportHtml(data: ReportData): string {
     ['Last train loss', num(data.finalTrainLoss)],
   ];
   const points = data.history.map((p) => [p.step, num(p.loss), num(p.evalLoss)]);
-  const comparison = data.comparison
-    ? `<h2>Base model vs adapter</h2><p>Prompt, ${escapeHtml(
-        `${data.comparison.maxNewTokens} new tokens, temperature ${data.comparison.temperature}, adapter scale ${data.comparison.adapterScale}`,
-      )}:</p><blockquote>${escapeHtml(data.comparison.prompt)}</blockquote><div class="pair">` +
-      `<div><h3>Base model</h3><p data-testid="report-base">${escapeHtml(data.comparison.prompt)}<b>${escapeHtml(data.comparison.base)}</b></p></div>` +
-      `<div><h3>With the adapter</h3><p data-testid="report-adapted">${escapeHtml(data.comparison.prompt)}<b>${escapeHtml(data.comparison.adapted)}</b></p></div></div>`
+  const c = data.comparison;
+  const sample = (title: string, testId: string, text: string) =>
+    `<div><h3>${title}</h3><p data-testid="${testId}">${escapeHtml(c!.prompt)}<b>${escapeHtml(text)}</b></p></div>`;
+  const comparison = c
+    ? `<h2>Base model vs adapter</h2>` +
+      `<p>${escapeHtml(`${c.maxNewTokens} new tokens, temperature ${c.temperature}, adapter scale ${c.adapterScale}`)}:</p>` +
+      `<div class="pair">${sample('Base model', 'report-base', c.base)}${sample('With the adapter', 'report-adapted', c.adapted)}</div>`
     : '<p class="muted">No comparison was generated in this session (step 6).</p>';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -123,7 +125,7 @@ ${table(['Setting', 'Value'], settings, 'report-settings')}
 <img data-testid="report-chart" alt="Train and eval loss per optimizer step" src="${data.chartPng}">
 ${table(['', ''], figures, 'report-figures')}
 <details><summary>Every point of the chart</summary>${table(['Step', 'Train loss', 'Eval loss'], points, 'report-points')}</details>
-${data.evaluation ? evaluationSection(data.evaluation) : '<p class="muted">No before/after evaluation was run in this session (step 5).</p>'}
+${data.evaluation ? evaluationSection(data.evaluation) : '<p class="muted">No before/after evaluation was run in this session.</p>'}
 ${comparison}
 </body></html>
 `;

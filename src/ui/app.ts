@@ -68,7 +68,10 @@ export interface Comparison {
 
 /** Work that one step starts and another step owns: the owner registers it with `handle`, others call `act`. */
 export interface AppActions {
-  /** Trains on the chosen data with the current settings and preset; '' lets the engine name the run. Null: it failed (the step says why). */
+  /**
+   * Trains on the chosen data with the current settings and preset; '' lets the engine name the run.
+   * The outcome, or null when the run failed (the training step says why).
+   */
   startRun(name: string): Promise<RunOutcome | null>;
   /** The same in the two phases of progressive training, when the analysis recommends stages. */
   startProgressiveRun(name: string): void;

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect, type Page, test } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { type Browser, expect, type Page, test } from '@playwright/test';
 import { collectErrors } from './helpers';
 import { serveStatic } from './static-server';
 
@@ -16,14 +17,62 @@ async function runDemo(page: Page): Promise<{ base: string; adapted: string }> {
   await expect(page.getByTestId('compare-adapted')).toHaveAttribute('data-state', 'done', { timeout: 5 * 60_000 });
   await expect(page.getByTestId('demo-status')).toHaveText('Done: the adapted model now tells stories about Zog.');
   return {
-    base: await page.getByTestId('compare-base').getByTestId('continuation').innerText(),
-    adapted: await page.getByTestId('compare-adapted').getByTestId('continuation').innerText(),
+    base: (await page.getByTestId('compare-base').getByTestId('continuation').textContent()) ?? '',
+    adapted: (await page.getByTestId('compare-adapted').getByTestId('continuation').textContent()) ?? '',
   };
+}
+
+/** Evaluates the demo adapter, then downloads the report and the chart and opens the report from a file: URL, offline. */
+async function checkReport(page: Page, browser: Browser, outputPath: (name: string) => string): Promise<void> {
+  await page.getByTestId('step-evaluate').click();
+  const select = page.getByTestId('eval-dataset');
+  await select.selectOption((await select.locator('option', { hasText: 'zog stories eval (' }).getAttribute('value'))!);
+  await page.getByTestId('eval-run').click();
+  await expect(page.locator('[data-step="evaluate"]')).toHaveAttribute('data-state', 'done', { timeout: 10 * 60_000 });
+  const loss = (side: string) =>
+    page.locator(`[data-testid="eval-metric"][data-metric="loss"] [data-testid="${side}"]`).getAttribute('data-value');
+  const [before, after] = [Number(await loss('before')), Number(await loss('after'))];
+  expect(after).toBeLessThan(before);
+
+  await page.getByTestId('step-compare').click();
+  const reportFile = outputPath('report.html');
+  const chartFile = outputPath('loss.png');
+  const html = page.waitForEvent('download');
+  await page.locator('[data-step="compare"]').getByTestId('download-report').click();
+  await (await html).saveAs(reportFile);
+  const png = page.waitForEvent('download');
+  await page.locator('[data-step="compare"]').getByTestId('download-chart').click();
+  await (await png).saveAs(chartFile);
+  expect([...readFileSync(chartFile).subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+  const offline = await browser.newContext({ offline: true });
+  const requests: string[] = [];
+  offline.on('request', (request) => requests.push(request.url()));
+  const reader = await offline.newPage();
+  const fileUrl = `file://${reportFile}`;
+  await reader.goto(fileUrl);
+  await expect(reader.getByTestId('report-title')).toHaveText('Zog demo');
+  const chart = reader.getByTestId('report-chart');
+  await expect.poll(() => chart.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBeGreaterThan(900);
+  const figures = reader.getByTestId('report-figures');
+  await expect(figures).toContainText('24 of 24 (completed)');
+  const finalEval = Number(await page.locator('[data-step="training"]').getByTestId('eval-loss').getAttribute('data-value'));
+  await expect(figures).toContainText(finalEval.toFixed(4));
+  const evaluation = reader.getByTestId('report-evaluation');
+  await expect(evaluation).toContainText(before.toFixed(4));
+  await expect(evaluation).toContainText(after.toFixed(4));
+  await expect(reader.getByTestId('report-settings')).toContainText('r 8, alpha 16');
+  await expect(reader.getByTestId('report-adapted')).toContainText('dragon named Zog');
+  expect(await reader.getByTestId('report-points').locator('tbody tr').count()).toBeGreaterThanOrEqual(25);
+  await reader.screenshot({ path: outputPath('report.png'), fullPage: true });
+  expect(requests.filter((url) => url !== fileUrl && !url.startsWith('data:'))).toEqual([]);
+  await offline.close();
 }
 
 test('the built site under a sub-path of a plain static server: the demo trains, then runs again offline', async ({
   page,
   context,
+  browser,
 }, testInfo) => {
   test.setTimeout(45 * 60_000);
   const site = await serveStatic(DIST, PREFIX);
@@ -48,6 +97,7 @@ test('the built site under a sub-path of a plain static server: the demo trains,
     const outside = requests.filter((url) => !/^(blob|data):/.test(url) && new URL(url).origin !== site.origin);
     expect(outside).toEqual([]);
     expect(requests).toContain(`${site.url}demo/stories260K/model.safetensors`);
+    await checkReport(page, browser, (name) => testInfo.outputPath(name));
 
     // The network cut: the server is gone and the browser is offline; the service worker and IndexedDB remain.
     await site.close();

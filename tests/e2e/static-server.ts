@@ -35,7 +35,7 @@ export async function serveStatic(root: string, prefix: string): Promise<StaticS
     }
     const relative = pathname.startsWith(prefix) ? pathname.slice(prefix.length) : null;
     const file = relative === null ? null : path.join(root, relative === '' || relative.endsWith('/') ? `${relative}index.html` : relative);
-    if (!file || !file.startsWith(root) || !statSync(file, { throwIfNoEntry: false })?.isFile()) {
+    if (!file?.startsWith(root) || !statSync(file, { throwIfNoEntry: false })?.isFile()) {
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
     }

@@ -51,7 +51,8 @@ export class DataPanel implements Panel {
       { class: 'panel' },
       panelHeader(
         'Data',
-        'JSONL, one example per line: {"text"}, {"prompt", "completion"}, {"messages"}, ShareGPT {"conversations"} or Alpaca {"instruction", "output"}. ' +
+        'JSONL, one example per line, a JSON list of them, or a Parquet table: {"text"}, {"prompt", "completion"}, {"messages"}, ' +
+          'ShareGPT {"conversations"} or Alpaca {"instruction", "output"}. ' +
           'Files are checked line by line before anything is stored.',
       ),
       el('div', { class: 'inline' }, picker('train', 'Import training file…'), picker('eval', 'Import eval file…')),
@@ -191,7 +192,9 @@ export class DataPanel implements Panel {
   }
 
   private showSourceProgress(p: HubProgress): void {
-    this.sourceStatus.textContent = `${p.fromCache ? 'From cache' : 'Downloaded'} ${p.file}: ${p.loaded.toLocaleString('en-US')} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`;
+    const where = p.fromCache ? 'From cache' : 'Downloaded';
+    const bytes = p.loaded.toLocaleString('en-US');
+    this.sourceStatus.textContent = `${where} ${p.file}: ${bytes} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`;
   }
 
   /** A URL or Hub dataset through the same preview as a file. */

@@ -167,9 +167,8 @@ export class ModelPanel implements Panel {
 
   private showDownload(p: HubProgress): void {
     const size = p.total ? ` of ${p.total.toLocaleString('en-US')}` : '';
-    this.setStatus(
-      `${p.fromCache ? 'From cache' : 'Downloading'} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`,
-    );
+    const where = p.fromCache ? 'From cache' : 'Downloading';
+    this.setStatus(`${where} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`);
     this.progress.hidden = !p.total;
     if (p.total) this.progress.value = Math.min(1, p.loaded / p.total);
   }

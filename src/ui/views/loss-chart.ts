@@ -53,7 +53,7 @@ function options(width: number, height: number, chart: ChartOptions, totalSteps:
     pxAlign: false,
     scales: {
       x: { time: false, range: (_, min, max) => [Math.min(0, min), Math.max(totalSteps, max)] },
-      y: chart.log ? { distr: 3 } : { range: (_, min, max) => [0, Math.max(0.1, max) * 1.05] },
+      y: chart.log ? { distr: 3 } : { range: (_, _min, max) => [0, Math.max(0.1, max) * 1.05] },
     },
     axes: [
       { ...axis, label: 'optimizer step' },

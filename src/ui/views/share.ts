@@ -8,7 +8,7 @@
 import type { PlannedDownload } from '../../app/api';
 import { decodeShareLink, encodeShareLink, isShareFragment, type SharedSetup } from '../../site/share-link';
 import type { App, AppState } from '../app';
-import { el, errorMessage, formatBytes, Notice } from '../dom';
+import { el, errorMessage, formatBytes, Notice, plural } from '../dom';
 
 /** Chooses the dataset stored from `source` for the role, or downloads and stores it; false when that failed. */
 export async function useDataset(app: App, source: string, role: 'train' | 'eval'): Promise<boolean> {
@@ -125,7 +125,7 @@ function settingsLine(setup: SharedSetup): string {
   const s = setup.settings;
   const preset = setup.preset ? `preset ${setup.preset.id}, ` : '';
   return (
-    `Settings: ${preset}LoRA r ${s.lora.r}, alpha ${s.lora.alpha} on ${s.lora.targets.join(', ')}; lr ${s.lr}, ${s.epochs} epochs, ` +
+    `Settings: ${preset}LoRA r ${s.lora.r}, alpha ${s.lora.alpha} on ${s.lora.targets.join(', ')}; lr ${s.lr}, ${plural(s.epochs, 'epoch')}, ` +
     `batch ${s.batchSize} × ${s.gradAccum}, max length ${s.maxLength}. Training starts only when you press Start training.`
   );
 }
