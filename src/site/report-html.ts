@@ -33,12 +33,12 @@ export function escapeHtml(text: string): string {
 
 const num = (x: number | null | undefined, digits = 4) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits));
 
-function table(head: string[], rows: (string | number)[][], testId: string): string {
+/** A table; without `head`, the first column names each row. */
+function table(head: string[] | null, rows: (string | number)[][], testId: string): string {
   const cell = (v: string | number, tag: 'td' | 'th') => `<${tag}>${escapeHtml(String(v))}</${tag}>`;
-  return (
-    `<table data-testid="${testId}"><thead><tr>${head.map((h) => cell(h, 'th')).join('')}</tr></thead>` +
-    `<tbody>${rows.map((r) => `<tr>${r.map((v) => cell(v, 'td')).join('')}</tr>`).join('')}</tbody></table>`
-  );
+  const thead = head ? `<thead><tr>${head.map((h) => cell(h, 'th')).join('')}</tr></thead>` : '';
+  const body = rows.map((r) => `<tr>${r.map((v) => cell(v, 'td')).join('')}</tr>`).join('');
+  return `<table data-testid="${testId}">${thead}<tbody>${body}</tbody></table>`;
 }
 
 function evaluationSection(report: EvaluationReport): string {
@@ -107,7 +107,7 @@ blockquote{margin:0;padding:6px 12px;border-left:3px solid #5b5bd6}details{margi
 <p class="muted">${escapeHtml(`LoRA fine-tuning with webtune, in the browser. Report written ${data.generatedAt.toISOString()}.`)}</p>
 <h2>Model and data</h2>
 ${table(
-  ['', ''],
+  null,
   [
     ['Model', `${run.model.id} (${run.model.architecture}, ${run.model.parameterCount.toLocaleString('en-US')} parameters)`],
     ['Model from', data.modelSource],
@@ -123,7 +123,7 @@ ${table(
 ${table(['Setting', 'Value'], settings, 'report-settings')}
 <h2>Loss</h2>
 <img data-testid="report-chart" alt="Train and eval loss per optimizer step" src="${data.chartPng}">
-${table(['', ''], figures, 'report-figures')}
+${table(null, figures, 'report-figures')}
 <details><summary>Every point of the chart</summary>${table(['Step', 'Train loss', 'Eval loss'], points, 'report-points')}</details>
 ${data.evaluation ? evaluationSection(data.evaluation) : '<p class="muted">No before/after evaluation was run in this session.</p>'}
 ${comparison}
