@@ -24,6 +24,20 @@ async function runDemo(page: Page): Promise<{ base: string; adapted: string }> {
 
 /** Evaluates the demo adapter, then downloads the report and the chart and opens the report from a file: URL, offline. */
 async function checkReport(page: Page, browser: Browser, outputPath: (name: string) => string): Promise<void> {
+  await page.getByTestId('step-training').click();
+  const chart = page.locator('[data-step="training"]').getByTestId('loss-chart');
+  await expect(chart).toHaveAttribute('data-train-points', '24');
+  await chart.locator('.u-over').hover();
+  const legend = chart.locator('.u-legend .u-series');
+  await expect(legend.nth(2)).toContainText('train loss (smoothed)');
+  await expect(legend.nth(2).locator('.u-value')).toHaveText(/^\d+\.\d{4}$/);
+  await chart.getByTestId('chart-log').check();
+  await expect(chart).toHaveAttribute('data-scale', 'log');
+  await chart.getByTestId('chart-smoothing').fill('0');
+  await expect(legend.nth(2)).toContainText('train loss');
+  await expect(legend.nth(2)).not.toContainText('smoothed');
+  await page.screenshot({ path: outputPath('chart-log.png'), fullPage: true });
+
   await page.getByTestId('step-evaluate').click();
   const select = page.getByTestId('eval-dataset');
   await select.selectOption((await select.locator('option', { hasText: 'zog stories eval (' }).getAttribute('value'))!);
@@ -52,8 +66,8 @@ async function checkReport(page: Page, browser: Browser, outputPath: (name: stri
   const fileUrl = `file://${reportFile}`;
   await reader.goto(fileUrl);
   await expect(reader.getByTestId('report-title')).toHaveText('Zog demo');
-  const chart = reader.getByTestId('report-chart');
-  await expect.poll(() => chart.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBeGreaterThan(900);
+  const reportChart = reader.getByTestId('report-chart');
+  await expect.poll(() => reportChart.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBeGreaterThan(900);
   const figures = reader.getByTestId('report-figures');
   await expect(figures).toContainText('24 of 24 (completed)');
   const finalEval = Number(await page.locator('[data-step="training"]').getByTestId('eval-loss').getAttribute('data-value'));

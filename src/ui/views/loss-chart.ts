@@ -144,6 +144,7 @@ export class LossChart {
     this.smoothingValue.textContent = chart.smoothing.toFixed(2);
     const ink = getComputedStyle(document.documentElement).getPropertyValue('--muted').trim() || '#5f6274';
     this.plot = new uPlot(options(this.width(), HEIGHT, chart, this.totalSteps, ink), columns(this.history, chart.smoothing), this.host);
+    this.element.dataset.scale = chart.log ? 'log' : 'linear';
     this.count();
   }
 }

@@ -125,7 +125,8 @@ function settingsLine(setup: SharedSetup): string {
   const s = setup.settings;
   const preset = setup.preset ? `preset ${setup.preset.id}, ` : '';
   return (
-    `Settings: ${preset}LoRA r ${s.lora.r}, alpha ${s.lora.alpha} on ${s.lora.targets.join(', ')}; lr ${s.lr}, ${plural(s.epochs, 'epoch')}, ` +
+    `Settings: ${preset}LoRA r ${s.lora.r}, alpha ${s.lora.alpha} on ${s.lora.targets.join(', ')}; ` +
+    `lr ${s.lr}, ${plural(s.epochs, 'epoch')}, ` +
     `batch ${s.batchSize} × ${s.gradAccum}, max length ${s.maxLength}. Training starts only when you press Start training.`
   );
 }
