@@ -99,6 +99,14 @@ test('the built site under a sub-path of a plain static server: the demo trains,
     await expect(page.getByRole('button', { name: 'Try the demo', exact: true })).toBeVisible();
     const scope = await page.evaluate(async () => (await navigator.serviceWorker.ready).scope);
     expect(scope).toBe(site.url);
+    // Installable: a manifest whose start URL and icons resolve under the sub-path.
+    const manifest = await page.evaluate(async () => {
+      const href = document.querySelector<HTMLLinkElement>('link[rel="manifest"]')!.href;
+      const json = (await (await fetch(href)).json()) as { start_url: string; icons: { src: string }[] };
+      const icons = await Promise.all(json.icons.map(async (i) => (await fetch(new URL(i.src, href))).status));
+      return { start: new URL(json.start_url, href).href, icons };
+    });
+    expect(manifest).toEqual({ start: site.url, icons: [200, 200] });
 
     const started = Date.now();
     const first = await runDemo(page);
