@@ -1,9 +1,8 @@
-import type { DatasetAnalysis, DatasetPreview, DatasetSummary, HubProgress } from '../../app/api';
+import type { DatasetAnalysis, DatasetPreview, DatasetSummary } from '../../app/api';
 import type { App, Panel } from '../app';
 import { clip, el, errorMessage, Notice, panelHeader, plural, rowText } from '../dom';
 import { analysisView } from '../views/analysis';
-
-type Role = 'train' | 'eval';
+import { DatasetSourceField, type Role } from '../views/dataset-source';
 
 /** Invalid lines drawn at once; a file of garbage can have a million, and the counts say how many more. */
 const SHOWN_ERRORS = 500;
@@ -17,17 +16,11 @@ export class DataPanel implements Panel {
   private readonly evalSelect = el('select', { 'data-testid': 'eval-dataset-select' });
   private readonly trainAnalysis = el('div', { class: 'train-analysis', 'data-testid': 'train-analysis' });
   private readonly deleteButtons: HTMLButtonElement[] = [];
-  private readonly sourceInput = el('input', {
-    type: 'text',
-    spellcheck: false,
-    placeholder: 'https://…/data.jsonl, owner/name, owner/name:test or owner/name/file.parquet',
-    'data-testid': 'dataset-source',
-    'aria-label': 'Dataset URL or Hugging Face dataset',
-  });
-  private readonly sourceStatus = el('p', { class: 'status-line', 'data-testid': 'dataset-source-status', role: 'status' });
+  private readonly source: DatasetSourceField;
   private preview: { data: DatasetPreview; role: Role } | null = null;
 
   constructor(private readonly app: App) {
+    this.source = new DatasetSourceField(app, (source, role) => void this.importSource(source, role));
     const picker = (role: Role, label: string) => {
       const input = el('input', {
         type: 'file',
@@ -56,28 +49,7 @@ export class DataPanel implements Panel {
           'Files are checked line by line before anything is stored.',
       ),
       el('div', { class: 'inline' }, picker('train', 'Import training file…'), picker('eval', 'Import eval file…')),
-      el(
-        'div',
-        { class: 'dataset-source' },
-        el('label', { class: 'field-label' }, 'Or from a URL or the Hugging Face Hub (JSONL, JSON or Parquet)'),
-        el(
-          'div',
-          { class: 'inline' },
-          this.sourceInput,
-          el(
-            'button',
-            { type: 'button', class: 'secondary', 'data-testid': 'dataset-source-train', onclick: () => void this.importSource('train') },
-            'Fetch as training data',
-          ),
-          el(
-            'button',
-            { type: 'button', class: 'secondary', 'data-testid': 'dataset-source-eval', onclick: () => void this.importSource('eval') },
-            'Fetch as eval data',
-          ),
-        ),
-        el('p', { class: 'hint' }, 'Downloaded once and kept in this browser; the next fetch of the same source reads it from disk.'),
-        this.sourceStatus,
-      ),
+      this.source.element,
       this.notice.element,
       this.previewBox,
       el('h3', {}, 'Stored datasets'),
@@ -191,26 +163,16 @@ export class DataPanel implements Panel {
     }
   }
 
-  private showSourceProgress(p: HubProgress): void {
-    const where = p.fromCache ? 'From cache' : 'Downloaded';
-    const bytes = p.loaded.toLocaleString('en-US');
-    this.sourceStatus.textContent = `${where} ${p.file}: ${bytes} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`;
-  }
-
   /** A URL or Hub dataset through the same preview as a file. */
-  private async importSource(role: Role): Promise<void> {
-    const source = this.sourceInput.value.trim();
+  private async importSource(source: string, role: Role): Promise<void> {
     this.notice.clear();
     if (this.preview) await this.app.engine.discardDataset(this.preview.data.previewId);
     this.preview = null;
     this.previewBox.hidden = true;
-    this.sourceStatus.textContent = `Fetching ${source}…`;
     try {
-      const data = await this.app.engine.importDatasetFrom(source, (p) => this.showSourceProgress(p));
-      this.preview = { data, role };
+      this.preview = { data: await this.source.fetch(source), role };
       this.showPreview();
     } catch (error) {
-      this.sourceStatus.textContent = '';
       this.notice.show(`Could not read ${source}: ${errorMessage(error)}`);
     }
   }
@@ -218,9 +180,8 @@ export class DataPanel implements Panel {
   /** A dataset a setup names (share link, demo): downloaded, its valid rows stored and chosen, without the preview. */
   private async importAndStore(source: string, role: Role): Promise<DatasetSummary | null> {
     this.notice.clear();
-    this.sourceStatus.textContent = `Fetching ${source}…`;
     try {
-      const data = await this.app.engine.importDatasetFrom(source, (p) => this.showSourceProgress(p));
+      const data = await this.source.fetch(source);
       const summary = await this.app.engine.commitDataset(data.previewId);
       await this.app.refreshDatasets();
       this.app.update(role === 'train' ? { trainDatasetId: summary.id } : { evalDatasetId: summary.id });
@@ -230,8 +191,6 @@ export class DataPanel implements Panel {
     } catch (error) {
       this.notice.show(`Could not read ${source}: ${errorMessage(error)}`);
       return null;
-    } finally {
-      this.sourceStatus.textContent = '';
     }
   }
 

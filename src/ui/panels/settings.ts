@@ -7,7 +7,7 @@ import { startBlocker, type App, type AppState, type Panel } from '../app';
 import { el, errorMessage, panelHeader } from '../dom';
 import { filterReportView } from '../views/filter-report';
 import { memoryView } from '../views/memory';
-import { PresetSection } from '../views/preset';
+import { PresetSection, presetWith } from '../views/preset';
 import type { SharedPreset } from '../../site/share-link';
 
 type NumberKey = Exclude<{ [K in keyof TrainSettings]: TrainSettings[K] extends number ? K : never }[keyof TrainSettings], undefined>;
@@ -279,25 +279,7 @@ export class SettingsPanel implements Panel {
     if (shared && !found) throw new Error(`this webtune has no preset "${shared.id}"; the settings were not changed`);
     const filter = shared ? { minResponseChars: shared.minResponseChars, maxResponseChars: shared.maxResponseChars } : null;
     this.fill(s, filter);
-    const { useRslora: _, ...lora } = s.lora;
-    const preset: Preset | null = found
-      ? {
-          ...found,
-          lora,
-          training: {
-            lr: s.lr,
-            epochs: s.epochs,
-            warmupSteps: s.warmupSteps,
-            batchSize: s.batchSize,
-            gradAccum: s.gradAccum,
-            maxLength: s.maxLength,
-            schedule: s.schedule,
-            weightDecay: s.weightDecay,
-            maxGradNorm: s.maxGradNorm,
-          },
-          filter: filter!,
-        }
-      : null;
+    const preset = found ? presetWith(found, s, filter!) : null;
     this.app.update({ settings: s, settingsError: null, preset });
   }
 
