@@ -6,6 +6,7 @@
  */
 import type { DatasetAnalysis } from '../analysis/analyze';
 import type { Preset } from '../analysis/presets';
+import type { DatasetContainer } from '../data/import';
 import type { LineError } from '../data/jsonl';
 import type { EvaluationProgress, EvaluationReport } from '../eval/evaluate';
 import type { DatasetRow, SourceFormat } from '../data/types';
@@ -28,11 +29,13 @@ import type { TrainProgress } from '../train/trainer';
 import type { TrainSettings } from '../train/settings';
 import type { AdapterDownload, ExportFormat, OllamaSetup } from '../export/service';
 import type { RunStage } from '../train/run';
+import type { DownloadPlanRequest, ModelRef, PlannedDownload } from './download-plan';
 import type { FilterOptions, FilterReport } from './quality-filter';
 import type { PresetPlan, PresetPlanRequest } from './run-plan';
 import type { ForgettingReport, ProgressivePhaseSummary, ProgressiveRunRequest } from './progressive-run';
 
 export type { AdapterSummary, DatasetSummary, RunRecord, RunStage, TrainProgress, TrainSettings };
+export type { DownloadPlanRequest, ModelRef, PlannedDownload };
 export type { ExportFormat, ForgettingReport, OllamaSetup, ProgressivePhaseSummary, ProgressiveRunRequest };
 export type { ChatReply, ChatSource, ChatTurn, ChatTurnSettings, ConversationQuery, ConversationRecord, ConversationSummary };
 export type { DocumentRecord, EnhancementReport, Rating };
@@ -67,9 +70,11 @@ export interface ModelFileEntry {
 }
 
 export interface ModelInfo {
-  /** Hub id (`org/name`) or the local folder name. */
+  /** Hub id (`org/name`), the local folder name, or a folder URL's last path segment. */
   name: string;
-  source: 'hub' | 'local';
+  source: 'hub' | 'local' | 'url';
+  /** `source` 'url': the folder URL the files came from. */
+  url?: string;
   architecture: string;
   parameterCount: number;
   layers: number;
@@ -130,6 +135,10 @@ export interface DatasetPreview {
   sample: DatasetRow[];
   /** Task analysis of the valid rows and the training recommendation. */
   analysis: DatasetAnalysis;
+  /** JSONL errors name lines; JSON lists entries (and the line they start on); Parquet rows. */
+  container: DatasetContainer;
+  /** `url:<URL>` or `hub:<reference>` for downloaded datasets, null for files. */
+  source: string | null;
 }
 
 export interface RunRequest {
@@ -267,10 +276,19 @@ export interface WebtuneEngineApi {
   init(): Promise<DeviceInfo>;
   loadLocalModel(files: ModelFileEntry[], name: string, onProgress?: (message: string) => void): Promise<ModelInfo>;
   loadHubModel(repoId: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo>;
+  /** A model folder URL (https, or on the page's own origin), cached in IndexedDB like Hub models. */
+  loadUrlModel(url: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo>;
   estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate>;
+  /** What loading this model and these datasets would download (files and sizes), or that the cache has them; nothing is downloaded. */
+  planDownloads(request: DownloadPlanRequest): Promise<PlannedDownload[]>;
 
-  /** Parses a JSONL file and keeps the result as a preview; nothing is stored yet. */
+  /** Parses a dataset file (JSONL, a JSON list, Parquet) and keeps the result as a preview; nothing is stored yet. */
   importDataset(name: string, file: Blob, fileName: string): Promise<DatasetPreview>;
+  /**
+   * The same for a dataset named by an https URL or a Hugging Face reference ("owner/name",
+   * "owner/name:split", "owner/name/file.jsonl"), downloaded once and then read from IndexedDB.
+   */
+  importDatasetFrom(source: string, onProgress?: (progress: HubProgress) => void): Promise<DatasetPreview>;
   /** Stores the preview's valid rows in one transaction, under `name` when given. */
   commitDataset(previewId: string, name?: string): Promise<DatasetSummary>;
   discardDataset(previewId: string): Promise<void>;

@@ -47,6 +47,7 @@ import type { ConversationQuery, ConversationSummary } from './chat-log';
 import { DatasetService } from './datasets';
 import { DocumentLibrary } from './documents';
 import type { EnhancementReport } from './enhance';
+import { type DownloadPlanRequest, type PlannedDownload, planDownloads } from './download-plan';
 import { browserDevice, DeviceSession } from './device';
 import { InferenceService } from './inference';
 import { estimateTrainingMemory } from './memory';
@@ -116,6 +117,14 @@ export class WebtuneEngine implements WebtuneEngineApi {
     return this.#tasks.exclusive('loading a model', () => this.#models.loadHub(repoId, onProgress));
   }
 
+  loadUrlModel(url: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo> {
+    return this.#tasks.exclusive('loading a model', () => this.#models.loadUrl(url, onProgress));
+  }
+
+  async planDownloads(request: DownloadPlanRequest): Promise<PlannedDownload[]> {
+    return planDownloads(await this.#storage(), request);
+  }
+
   async estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate> {
     const model = this.#models.current();
     return estimateTrainingMemory(model.opened.config, validateTrainSettings(settings), (await this.#device.gpu()).limits);
@@ -123,6 +132,10 @@ export class WebtuneEngine implements WebtuneEngineApi {
 
   importDataset(name: string, file: Blob, fileName: string): Promise<DatasetPreview> {
     return this.#datasets.preview(name, file, fileName);
+  }
+
+  importDatasetFrom(source: string, onProgress?: (progress: HubProgress) => void): Promise<DatasetPreview> {
+    return this.#datasets.previewSource(source, onProgress);
   }
 
   commitDataset(previewId: string, name?: string): Promise<DatasetSummary> {

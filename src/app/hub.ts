@@ -1,34 +1,113 @@
 /**
- * Hugging Face Hub downloads, cached in IndexedDB (the modelFiles store) so that a second visit
- * reads the model from disk instead of the network. Files are fetched from the public `resolve`
- * endpoint of the main branch; each is stored only once it arrived whole, so an interrupted
- * download keeps the finished files and fetches the rest next time.
+ * Model downloads, from the Hugging Face Hub or from any folder URL (the site's embedded demo, a
+ * static host), cached in IndexedDB (the modelFiles store) so that a second visit reads the model
+ * from disk instead of the network. Hub files are fetched from the public `resolve` endpoint of the
+ * main branch; each file is stored only once it arrived whole, so an interrupted download keeps the
+ * finished files and fetches the rest next time.
  */
 import { type FileSource, filesFromList } from '../model/file-source';
 import { ModelLoadError } from '../model/errors';
 import type { WebtuneDb } from '../storage/db';
 import type { HubProgress } from './api';
 
-const HUB = 'https://huggingface.co';
+export const HUB = 'https://huggingface.co';
 const REVISION = 'main';
-const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/;
+export const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/;
 
 export class HubDownloadError extends ModelLoadError {
   override name = 'HubDownloadError';
 }
 
-/** A FileSource over the model files of `repoId`, from the cache where present, downloaded otherwise. */
-export async function hubFileSource(
-  db: WebtuneDb,
-  repoId: string,
-  onProgress: (progress: HubProgress) => void = () => {},
-): Promise<FileSource> {
+/** Where a model's files come from: its cache key, how messages name it, and each file's URL. */
+interface RemoteFolder {
+  cacheId: string;
+  label: string;
+  revision: string;
+  url(path: string): string;
+  /** The host named when a request fails. */
+  host: string;
+  missing(path: string): string;
+  unauthorized: string;
+}
+
+function hubFolder(repoId: string): RemoteFolder {
   if (!REPO_ID.test(repoId)) {
     throw new HubDownloadError(`"${repoId}" is not a Hugging Face model id; it looks like "HuggingFaceTB/SmolLM2-135M-Instruct".`);
   }
+  return {
+    cacheId: repoId,
+    label: `${repoId} (Hugging Face)`,
+    revision: REVISION,
+    url: (path) => `${HUB}/${repoId}/resolve/${REVISION}/${path}`,
+    host: 'huggingface.co',
+    missing: (path) => `${repoId} has no ${path} on the Hugging Face Hub; check the model id, which looks like "org/name".`,
+    unauthorized:
+      `${repoId} needs a Hugging Face login (gated or private model); webtune downloads public models only. ` +
+      'Download the folder with your account and pick it as a local folder.',
+  };
+}
+
+/** The folder a model URL names, with a final slash; http only on the page's own origin (a dev server). */
+export function modelFolderUrl(url: string, pageOrigin: string): URL {
+  let folder: URL;
+  try {
+    folder = new URL(url);
+  } catch {
+    throw new HubDownloadError(`"${url}" is not a URL; a model folder URL looks like "https://example.com/models/stories260K/".`);
+  }
+  if (folder.protocol !== 'https:' && folder.origin !== pageOrigin) {
+    throw new HubDownloadError(`${url} is not an https URL; webtune downloads models over https only (or from this site).`);
+  }
+  folder.hash = '';
+  folder.search = '';
+  if (!folder.pathname.endsWith('/')) folder.pathname += '/';
+  return folder;
+}
+
+/** The model's name as the page shows it: the folder's last path segment ("stories260K"). */
+export function modelFolderName(folder: URL): string {
+  return decodeURIComponent(folder.pathname.split('/').filter(Boolean).at(-1) ?? folder.host);
+}
+
+/** The modelFiles key of a model folder URL's cached files. */
+export const urlModelCacheId = (folder: URL) => `url:${folder.href}`;
+
+function urlFolder(url: string, pageOrigin: string): RemoteFolder {
+  const folder = modelFolderUrl(url, pageOrigin);
+  return {
+    cacheId: urlModelCacheId(folder),
+    label: folder.href,
+    revision: 'url',
+    url: (path) => new URL(path, folder).href,
+    host: folder.host,
+    missing: (path) => `${folder.href} has no ${path}; a model folder holds config.json, tokenizer.json and model.safetensors.`,
+    unauthorized: `${folder.href} refused the download (login required); webtune downloads public files only.`,
+  };
+}
+
+/** A FileSource over the model files of `repoId`, from the cache where present, downloaded otherwise. */
+export async function hubFileSource(db: WebtuneDb, repoId: string, onProgress?: (progress: HubProgress) => void): Promise<FileSource> {
+  return remoteFileSource(db, hubFolder(repoId), onProgress);
+}
+
+/** The same over a folder URL (`https://host/models/stories260K/`), cached under the URL. */
+export async function urlFileSource(
+  db: WebtuneDb,
+  url: string,
+  pageOrigin: string,
+  onProgress?: (progress: HubProgress) => void,
+): Promise<FileSource> {
+  return remoteFileSource(db, urlFolder(url, pageOrigin), onProgress);
+}
+
+async function remoteFileSource(
+  db: WebtuneDb,
+  folder: RemoteFolder,
+  onProgress: (progress: HubProgress) => void = () => {},
+): Promise<FileSource> {
   const files = new Map<string, Blob>();
   const planned = new Set(['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors']);
-  const cached = new Map((await db.listModelFiles(repoId)).map((record) => [record.path, record.blob]));
+  const cached = new Map((await db.listModelFiles(folder.cacheId)).map((record) => [record.path, record.blob]));
   // Files are fetched in the order below, so an optional file that a cache holding the weights
   // lacks was missing on the Hub: asking again would only fail when offline.
   const weightsCached = cached.has('model.safetensors') || cached.has('model.safetensors.index.json');
@@ -37,7 +116,7 @@ export async function hubFileSource(
       onProgress({ file: path, loaded, total, fromCache, filesDone: files.size, filesTotal: planned.size });
     let blob = cached.get(path) ?? null;
     if (blob) report(blob.size, blob.size, true);
-    else if (required || !weightsCached) blob = await download(db, repoId, path, required, (loaded, total) => report(loaded, total, false));
+    else if (required || !weightsCached) blob = await download(db, folder, path, required, (loaded, total) => report(loaded, total, false));
     if (blob) files.set(path, blob);
     else planned.delete(path);
     return blob;
@@ -51,8 +130,7 @@ export async function hubFileSource(
     const index = await get('model.safetensors.index.json', false);
     if (!index) {
       throw new HubDownloadError(
-        `${repoId} has neither model.safetensors nor model.safetensors.index.json on its main branch; ` +
-          'webtune loads safetensors weights only.',
+        `${folder.label} has neither model.safetensors nor model.safetensors.index.json; webtune loads safetensors weights only.`,
       );
     }
     const weightMap = (JSON.parse(await index.text()) as { weight_map?: Record<string, string> }).weight_map ?? {};
@@ -60,39 +138,36 @@ export async function hubFileSource(
     for (const shard of shards) planned.add(shard);
     for (const shard of shards) await get(shard, true);
   }
-  return filesFromList(files, `${repoId} (Hugging Face)`);
+  return filesFromList(files, folder.label);
 }
 
 async function download(
   db: WebtuneDb,
-  repoId: string,
+  folder: RemoteFolder,
   path: string,
   required: boolean,
   onProgress: (loaded: number, total: number | null) => void,
 ): Promise<Blob | null> {
-  const url = `${HUB}/${repoId}/resolve/${REVISION}/${path}`;
+  const url = folder.url(path);
   let response: Response;
   try {
     response = await fetch(url);
   } catch (error) {
     throw new HubDownloadError(
-      `Could not reach huggingface.co for ${path} (${(error as Error).message}). Check the connection, or download the ` +
+      `Could not reach ${folder.host} for ${path} (${(error as Error).message}). Check the connection, or download the ` +
         'model folder yourself and pick it as a local folder.',
       { cause: error },
     );
   }
   if (response.status === 404) {
     if (!required) return null;
-    throw new HubDownloadError(`${repoId} has no ${path} on the Hugging Face Hub; check the model id, which looks like "org/name".`);
+    throw new HubDownloadError(folder.missing(path));
   }
   if (response.status === 401 || response.status === 403) {
-    throw new HubDownloadError(
-      `${repoId} needs a Hugging Face login (gated or private model); webtune downloads public models only. ` +
-        'Download the folder with your account and pick it as a local folder.',
-    );
+    throw new HubDownloadError(folder.unauthorized);
   }
   if (!response.ok || !response.body) {
-    throw new HubDownloadError(`Downloading ${path} of ${repoId} failed: HTTP ${response.status} ${response.statusText}.`);
+    throw new HubDownloadError(`Downloading ${path} of ${folder.label} failed: HTTP ${response.status} ${response.statusText}.`);
   }
   // A broken connection makes read() reject, and openModel checks every safetensors header against
   // the file size, so a truncated file never loads. The length is only for progress: with a
@@ -116,6 +191,6 @@ async function download(
   }
   onProgress(loaded, total);
   const blob = new Blob(chunks);
-  await db.putModelFile({ modelId: repoId, path, revision: REVISION, size: blob.size, blob });
+  await db.putModelFile({ modelId: folder.cacheId, path, revision: folder.revision, size: blob.size, blob });
   return blob;
 }

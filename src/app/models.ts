@@ -14,7 +14,7 @@ import { prepTokenizerFor } from '../train/pipeline';
 import type { HubProgress, ModelFileEntry, ModelInfo } from './api';
 import type { DeviceSession } from './device';
 import { EngineStateError } from './errors';
-import { hubFileSource } from './hub';
+import { hubFileSource, modelFolderName, modelFolderUrl, urlFileSource } from './hub';
 
 export interface LoadedModel {
   info: ModelInfo;
@@ -55,6 +55,14 @@ export class ModelSession {
     return this.#load(await hubFileSource(await this.storage(), id, onProgress), id, 'hub');
   }
 
+  /** A model folder on a web server (the site's demo, a static host); named after its last path segment. */
+  async loadUrl(url: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo> {
+    const origin = globalThis.location?.origin ?? '';
+    const folder = modelFolderUrl(url.trim(), origin);
+    const source = await urlFileSource(await this.storage(), folder.href, origin, onProgress);
+    return this.#load(source, modelFolderName(folder), 'url', undefined, folder.href);
+  }
+
   current(): LoadedModel {
     if (!this.#model) throw new EngineStateError('No model is loaded yet; pick a model folder or a Hugging Face model first.');
     return this.#model;
@@ -82,7 +90,13 @@ export class ModelSession {
     this.#model = null;
   }
 
-  async #load(source: FileSource, name: string, origin: 'hub' | 'local', onProgress?: (message: string) => void): Promise<ModelInfo> {
+  async #load(
+    source: FileSource,
+    name: string,
+    origin: ModelInfo['source'],
+    onProgress?: (message: string) => void,
+    url?: string,
+  ): Promise<ModelInfo> {
     onProgress?.('Reading config, tokenizer and safetensors headers…');
     const opened = await openModel(source);
     const prep = prepTokenizerFor(opened);
@@ -92,6 +106,7 @@ export class ModelSession {
     const info: ModelInfo = {
       name,
       source: origin,
+      ...(url ? { url } : {}),
       architecture: config.architecture,
       parameterCount,
       layers: config.numLayers,

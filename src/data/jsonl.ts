@@ -116,7 +116,7 @@ export function parseJsonl(text: string, opts: { fileName?: string; invalidLines
   return report;
 }
 
-type LineResult = { row: DatasetRow; format: SourceFormat } | string;
+export type LineResult = { row: DatasetRow; format: SourceFormat } | string;
 
 function parseLine(line: string, invalidUtf8: boolean, extension: string): LineResult {
   const binaryHint = Object.hasOwn(BINARY_FORMATS, extension)
@@ -134,9 +134,17 @@ function parseLine(line: string, invalidUtf8: boolean, extension: string): LineR
     const jsonHint = extension === 'json' ? ' (a .json file holds one document; JSONL needs one object per line)' : '';
     return `broken JSON: ${(err as Error).message}${jsonHint}`;
   }
+  return rowFromValue(value, 'line');
+}
+
+/**
+ * One parsed JSON value (a JSONL line, an entry of a JSON list, a Parquet row) as a row in one of
+ * the accepted shapes, or why not; `what` names the unit in the message.
+ */
+export function rowFromValue(value: unknown, what: 'line' | 'entry' | 'row'): LineResult {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
-    return `not an object: the line is ${got}; each line must be one JSON object such as {"text": "..."}`;
+    return `not an object: the ${what} is ${got}; each ${what} must be one JSON object such as {"text": "..."}`;
   }
   const obj = value as Record<string, unknown>;
   if (isOpenAiLog(obj)) return withFormat(openAiLogRow(obj), 'openai_log');

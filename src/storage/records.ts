@@ -14,6 +14,8 @@ export interface DatasetRecord {
   rows: DatasetRow[];
   invalidLineCount: number;
   sourceFileName: string;
+  /** Where a downloaded dataset came from (`url:<URL>` or `hub:<reference>`), so a share link can name it; absent for files. */
+  source?: string;
 }
 
 export type DatasetSummary = Omit<DatasetRecord, 'rows'>;
@@ -26,9 +28,9 @@ export interface RunSettings {
 export type RunStatus = 'created' | 'running' | 'paused' | 'stopped' | 'completed' | 'failed';
 
 export interface RunModel {
-  /** Hub id (`org/name`) or the local folder name. */
+  /** Hub id (`org/name`), the local folder name, or a folder URL's last path segment. */
   id: string;
-  source: 'hub' | 'local';
+  source: 'hub' | 'local' | 'url';
   architecture: string;
   parameterCount: number;
 }

@@ -17,13 +17,17 @@ import type {
   DatasetAnalysis,
   DatasetSummary,
   DeviceInfo,
+  EvaluationReport,
   FilterReport,
   MemoryEstimate,
   ModelInfo,
+  ModelRef,
   Preset,
+  RunOutcome,
   RunRecord,
   WebtuneEngineApi,
 } from '../app/api';
+import type { SharedPreset } from '../site/share-link';
 import { el, errorMessage } from './dom';
 
 export interface AppState {
@@ -54,6 +58,10 @@ export interface AppState {
    * applied preset follows the analysis's single-task advice; the user can turn it off.
    */
   taskFilter: TaskId | null;
+  /** The last evaluation of this session (the evaluate step), for the run report. */
+  evaluation: { report: EvaluationReport; adapterId: string | null; datasetId: string } | null;
+  /** The last base vs adapter comparison of this session (the compare step), for the run report. */
+  comparison: Comparison | null;
 }
 
 /** The quality filter a run trains with: the applied preset's bounds and the task filter; null without a preset. */
@@ -61,12 +69,33 @@ export function qualityFilter(s: Pick<AppState, 'preset' | 'taskFilter'>): Filte
   return s.preset ? { ...s.preset.filter, keepTask: s.taskFilter } : null;
 }
 
+export interface Comparison {
+  prompt: string;
+  adapterId: string;
+  base: string;
+  adapted: string;
+  maxNewTokens: number;
+  temperature: number;
+  adapterScale: number;
+}
+
 /** Work that one step starts and another step owns: the owner registers it with `handle`, others call `act`. */
 export interface AppActions {
-  /** Trains on the chosen data with the current settings and preset; '' lets the engine name the run. */
-  startRun(name: string): void;
+  /**
+   * Trains on the chosen data with the current settings and preset; '' lets the engine name the run.
+   * The outcome, or null when the run failed (the training step says why).
+   */
+  startRun(name: string): Promise<RunOutcome | null>;
   /** The same in the two phases of progressive training, when the analysis recommends stages. */
   startProgressiveRun(name: string): void;
+  /** Loads a model from the Hub or a folder URL, showing its progress in the model step; null when it failed (the step says why). */
+  loadModel(ref: ModelRef): Promise<ModelInfo | null>;
+  /** Downloads a dataset (`url:…` or `hub:…`), stores its valid rows and chooses it for the role; null when it failed. */
+  importDatasetFrom(source: string, role: 'train' | 'eval'): Promise<DatasetSummary | null>;
+  /** Fills the settings form with these settings and, when given, applies that preset with these values and filter bounds. */
+  applySettings(settings: TrainSettings, preset: SharedPreset | null): void;
+  /** Generates the prompt's continuation with the base model and with the newest adapter, side by side. */
+  compare(prompt: string): Promise<void>;
 }
 
 const STEPS = [
@@ -122,6 +151,8 @@ export class App {
     filterReport: null,
     filterError: null,
     taskFilter: null,
+    evaluation: null,
+    comparison: null,
   };
   private readonly watchers: (() => void)[] = [];
   private readonly handlers: Partial<AppActions> = {};
@@ -182,10 +213,10 @@ export class App {
     this.handlers[name] = handler;
   }
 
-  act<K extends keyof AppActions>(name: K, ...args: Parameters<AppActions[K]>): void {
-    const handler = this.handlers[name] as ((...a: Parameters<AppActions[K]>) => void) | undefined;
+  act<K extends keyof AppActions>(name: K, ...args: Parameters<AppActions[K]>): ReturnType<AppActions[K]> {
+    const handler = this.handlers[name] as ((...a: Parameters<AppActions[K]>) => ReturnType<AppActions[K]>) | undefined;
     if (!handler) throw new Error(`No step handles ${name}; main.ts mounts the panel that does.`);
-    handler(...args);
+    return handler(...args);
   }
 
   /** The line under a step's title in the stepper. */

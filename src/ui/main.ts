@@ -1,5 +1,7 @@
 import './styles.css';
+import './site.css';
 import type { DeviceInfo } from '../app/api';
+import { registerServiceWorker } from '../site/register';
 import { startEngine } from '../worker/client';
 import { App } from './app';
 import { el, errorMessage, formatBytes, svgEl } from './dom';
@@ -11,6 +13,7 @@ import { EvaluationPanel } from './panels/evaluation';
 import { ModelPanel } from './panels/model';
 import { SettingsPanel } from './panels/settings';
 import { TrainingPanel } from './panels/training';
+import { ShareButton, ShareLinkDialog } from './views/share';
 
 function logo(): SVGSVGElement {
   const icon = svgEl('svg', { viewBox: '0 0 32 32', 'aria-hidden': 'true' });
@@ -81,7 +84,7 @@ class GpuBadge {
 }
 
 async function boot(root: HTMLElement): Promise<void> {
-  const brand = el('a', { class: 'brand', href: '/' }, logo(), 'webtune');
+  const brand = el('a', { class: 'brand', href: './' }, logo(), 'webtune');
   const badge = new GpuBadge();
   const banner = el('div', { class: 'banner', 'data-testid': 'webgpu-banner', role: 'alert', hidden: true });
   const main = el('main', { class: 'page' });
@@ -98,6 +101,9 @@ async function boot(root: HTMLElement): Promise<void> {
   main.append(banner);
 
   const app = new App(startEngine());
+  const shareDialog = new ShareLinkDialog(app);
+  main.append(shareDialog.element);
+  root.querySelector('.topbar')!.insertBefore(new ShareButton(app).element, badge.element);
   app.mount(main, {
     model: new ModelPanel(app),
     data: new DataPanel(app),
@@ -124,6 +130,7 @@ async function boot(root: HTMLElement): Promise<void> {
     const [presets] = await Promise.all([app.engine.listPresets(), app.refreshDatasets(), app.refreshRuns(), app.refreshAdapters()]);
     app.update({ presets });
     document.body.dataset.ready = 'true';
+    await shareDialog.open(location.hash);
   } catch (error) {
     console.error(error);
     badge.set('failed', errorMessage(error));
@@ -134,4 +141,5 @@ async function boot(root: HTMLElement): Promise<void> {
 
 const root = document.getElementById('app');
 if (!root) throw new Error('index.html has no #app element');
+registerServiceWorker();
 void boot(root);

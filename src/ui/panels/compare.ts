@@ -1,6 +1,7 @@
 import type { AdapterSummary, ModelInfo } from '../../app/api';
 import type { App, Panel } from '../app';
 import { el, errorMessage, Notice, panelHeader } from '../dom';
+import { ReportButtons } from '../views/report';
 
 const DEFAULT_PROMPT = 'Once upon a time, there was a little';
 
@@ -60,7 +61,14 @@ export class ComparePanel implements Panel {
         el('div', {}, el('h3', {}, 'Base model ', this.baseMeta), this.base),
         el('div', {}, el('h3', {}, 'With adapter ', this.adaptedMeta), this.adapted),
       ),
+      new ReportButtons(app).element,
     );
+    app.handle('compare', (prompt) => {
+      this.prompt.value = prompt;
+      this.chosen = app.state.adapters.find((a) => a.baseModel === app.state.model?.name)?.id ?? null;
+      this.adapterSelect.value = this.chosen ?? '';
+      return this.compare();
+    });
     app.watch(
       (s) => [s.adapters.length > 0],
       (any) => app.note('compare', any ? 'Base vs adapter' : 'After training'),
@@ -112,6 +120,8 @@ export class ComparePanel implements Panel {
     this.notice.clear();
     this.renderButton();
     const request = { prompt: this.prompt.value, maxNewTokens, temperature };
+    const adapterId = this.chosen;
+    const texts: string[] = [];
     try {
       for (const [target, meta, adapterId] of [
         [this.base, this.baseMeta, null],
@@ -129,7 +139,10 @@ export class ComparePanel implements Panel {
         );
         target.dataset.state = 'done';
         meta.textContent = `${result.tokens} tokens, ${(result.ms / 1000).toFixed(1)} s${strength}`;
+        texts.push(result.text);
       }
+      const [base, adapted] = texts;
+      this.app.update({ comparison: { ...request, adapterId, adapterScale, base, adapted } });
     } catch (error) {
       this.notice.show(errorMessage(error));
     } finally {

@@ -3,8 +3,7 @@ import type { App, Panel } from '../app';
 import { clip, el, errorMessage, Notice, panelHeader, plural, rowText } from '../dom';
 import { analysisView } from '../views/analysis';
 import { EnhancementView } from '../views/enhance';
-
-type Role = 'train' | 'eval';
+import { DatasetSourceField, type Role } from '../views/dataset-source';
 
 /** Invalid lines drawn at once; a file of garbage can have a million, and the counts say how many more. */
 const SHOWN_ERRORS = 500;
@@ -18,13 +17,15 @@ export class DataPanel implements Panel {
   private readonly evalSelect = el('select', { 'data-testid': 'eval-dataset-select' });
   private readonly trainAnalysis = el('div', { class: 'train-analysis', 'data-testid': 'train-analysis' });
   private readonly deleteButtons: HTMLButtonElement[] = [];
+  private readonly source: DatasetSourceField;
   private preview: { data: DatasetPreview; role: Role } | null = null;
 
   constructor(private readonly app: App) {
+    this.source = new DatasetSourceField(app, (source, role) => void this.importSource(source, role));
     const picker = (role: Role, label: string) => {
       const input = el('input', {
         type: 'file',
-        accept: '.jsonl,.json,.txt,application/jsonl',
+        accept: '.jsonl,.json,.txt,.parquet,application/jsonl',
         class: 'visually-hidden',
         id: `dataset-${role}`,
         'data-testid': `dataset-file-${role}`,
@@ -44,11 +45,13 @@ export class DataPanel implements Panel {
       { class: 'panel' },
       panelHeader(
         'Data',
-        'JSONL, one example per line: {"text"}, {"prompt", "completion"}, {"messages"}, ShareGPT {"conversations"}, ' +
-          'Alpaca {"instruction", "output"} or OpenAI-style chat-completion logs; or Open WebUI\'s chat export (JSON). ' +
+        'JSONL, one example per line, a JSON list of them, or a Parquet table: {"text"}, {"prompt", "completion"}, {"messages"}, ' +
+          'ShareGPT {"conversations"}, Alpaca {"instruction", "output"} or OpenAI-style chat-completion logs; ' +
+          "or Open WebUI's chat export (JSON). " +
           'Files are checked line by line before anything is stored.',
       ),
       el('div', { class: 'inline' }, picker('train', 'Import training file…'), picker('eval', 'Import eval file…')),
+      this.source.element,
       this.notice.element,
       this.previewBox,
       el('h3', {}, 'Stored datasets'),
@@ -67,6 +70,7 @@ export class DataPanel implements Panel {
         el('button', { type: 'button', 'data-testid': 'to-settings', onclick: () => app.goTo('settings') }, 'Next: settings'),
       ),
     );
+    app.handle('importDatasetFrom', (source, role) => this.importAndStore(source, role));
     app.watch(
       (s) => [s.datasets],
       (datasets) => this.renderList(datasets),
@@ -164,6 +168,37 @@ export class DataPanel implements Panel {
     }
   }
 
+  /** A URL or Hub dataset through the same preview as a file. */
+  private async importSource(source: string, role: Role): Promise<void> {
+    this.notice.clear();
+    if (this.preview) await this.app.engine.discardDataset(this.preview.data.previewId);
+    this.preview = null;
+    this.previewBox.hidden = true;
+    try {
+      this.preview = { data: await this.source.fetch(source), role };
+      this.showPreview();
+    } catch (error) {
+      this.notice.show(`Could not read ${source}: ${errorMessage(error)}`);
+    }
+  }
+
+  /** A dataset a setup names (share link, demo): downloaded, its valid rows stored and chosen, without the preview. */
+  private async importAndStore(source: string, role: Role): Promise<DatasetSummary | null> {
+    this.notice.clear();
+    try {
+      const data = await this.source.fetch(source);
+      const summary = await this.app.engine.commitDataset(data.previewId);
+      await this.app.refreshDatasets();
+      this.app.update(role === 'train' ? { trainDatasetId: summary.id } : { evalDatasetId: summary.id });
+      const skipped = data.errors.length ? `, ${plural(data.errors.length, 'invalid row')} skipped` : '';
+      this.notice.show(`Imported ${plural(summary.rowCount, 'row')} of ${data.fileName} as "${summary.name}"${skipped}.`, 'ok');
+      return summary;
+    } catch (error) {
+      this.notice.show(`Could not read ${source}: ${errorMessage(error)}`);
+      return null;
+    }
+  }
+
   private showPreview(): void {
     if (!this.preview) return;
     const { data, role } = this.preview;
@@ -185,9 +220,11 @@ export class DataPanel implements Panel {
         'li',
         { 'data-testid': 'preview-invalid', 'data-count': data.errors.length, class: data.errors.length ? 'bad' : '' },
         el('strong', {}, data.errors.length.toLocaleString('en-US')),
-        ' invalid lines',
+        data.container === 'jsonl' ? ' invalid lines' : ' invalid rows',
       ),
-      el('li', {}, el('strong', {}, String(data.totalLines)), ' lines in the file'),
+      data.container === 'parquet'
+        ? el('li', {}, el('strong', {}, String(data.totalLines)), ' rows in the table')
+        : el('li', {}, el('strong', {}, String(data.totalLines)), ' lines in the file'),
       data.skippedBlank ? el('li', {}, plural(data.skippedBlank, 'blank line'), ' skipped') : null,
       el('li', {}, 'Format: ', el('strong', {}, formats || 'none recognised')),
     );
@@ -198,12 +235,16 @@ export class DataPanel implements Panel {
     let errors: HTMLElement | null = null;
     if (data.errors.length) {
       const body = el('tbody');
+      // JSONL errors are lines, a JSON list's entries (with the line they start on), a Parquet table's rows.
+      const where = { jsonl: ['Line'], json: ['Entry', 'Line'], parquet: ['Row'] }[data.container];
       for (const error of data.errors.slice(0, SHOWN_ERRORS)) {
+        const place =
+          data.container === 'jsonl' ? [error.line] : data.container === 'json' ? [error.entry ?? '—', error.line] : [error.entry];
         body.append(
           el(
             'tr',
             { 'data-testid': 'import-error', 'data-line': error.line, 'data-entry': error.entry },
-            el('td', { class: 'num' }, error.entry === undefined ? String(error.line) : `${error.line} (entry ${error.entry})`),
+            ...place.map((n) => el('td', { class: 'num' }, String(n))),
             el('td', {}, error.reason),
             el('td', { class: 'excerpt' }, el('code', {}, error.excerpt)),
           ),
@@ -212,7 +253,12 @@ export class DataPanel implements Panel {
       errors = el(
         'div',
         { class: 'errors', 'data-testid': 'import-errors' },
-        el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'Line'), el('th', {}, 'Problem'), el('th', {}, 'Starts with'))), body),
+        el(
+          'table',
+          {},
+          el('thead', {}, el('tr', {}, ...where.map((w) => el('th', {}, w)), el('th', {}, 'Problem'), el('th', {}, 'Starts with'))),
+          body,
+        ),
         data.errors.length > SHOWN_ERRORS
           ? el('p', { class: 'muted' }, `${data.errors.length - SHOWN_ERRORS} more invalid lines are not listed.`)
           : null,

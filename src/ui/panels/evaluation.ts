@@ -281,6 +281,7 @@ export class EvaluationPanel implements Panel {
         this.status.textContent = `${side}: ${STAGE_LABELS[p.stage]} ${p.done} of ${p.total}`;
       });
       this.show(report);
+      this.app.update({ evaluation: { report, adapterId: this.adapterId, datasetId: this.datasetId } });
       const after = report.after?.perplexity;
       this.app.note('evaluate', `perplexity ${report.before.perplexity?.toFixed(2) ?? '—'} → ${after?.toFixed(2) ?? '—'}`);
       this.status.textContent = `Evaluated ${report.settings.rows} rows (${report.settings.ragRows} with a Context: block).`;

@@ -1,6 +1,7 @@
-import type { ModelInfo } from '../../app/api';
+import type { HubProgress, ModelInfo } from '../../app/api';
 import type { App, Panel } from '../app';
 import { el, errorMessage, formatBytes, formatCount, Notice, panelHeader } from '../dom';
+import { DemoCard } from '../views/demo';
 import { memoryView } from '../views/memory';
 
 const DEFAULT_HUB_MODEL = 'HuggingFaceTB/SmolLM2-135M-Instruct';
@@ -111,6 +112,7 @@ export class ModelPanel implements Panel {
       'section',
       { class: 'panel' },
       panelHeader('Model', 'A Llama-family model (Llama, SmolLM2, TinyLlama, Qwen2) in Hugging Face format.'),
+      new DemoCard(app).element,
       el('div', { class: 'grid-2' }, el('div', {}, this.folderInput, drop), hub),
       this.status,
       this.progress,
@@ -123,6 +125,7 @@ export class ModelPanel implements Panel {
         el('button', { type: 'button', 'data-testid': 'to-data', onclick: () => app.goTo('data') }, 'Next: data'),
       ),
     );
+    app.handle('loadModel', (ref) => (ref.kind === 'hub' ? this.loadHub(ref.id) : this.loadUrl(ref.url)));
     app.watch(
       (s) => [s.training, s.device],
       () => this.renderControls(),
@@ -153,22 +156,25 @@ export class ModelPanel implements Panel {
     await this.run(`Loading ${name}…`, () => this.app.engine.loadLocalModel(files, name, (message) => this.setStatus(message)));
   }
 
-  private async loadHub(): Promise<void> {
-    const repo = this.hubInput.value.trim();
-    await this.run(`Fetching ${repo}…`, () =>
-      this.app.engine.loadHubModel(repo, (p) => {
-        const size = p.total ? ` of ${p.total.toLocaleString('en-US')}` : '';
-        this.setStatus(
-          `${p.fromCache ? 'From cache' : 'Downloading'} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes ` +
-            `(file ${p.filesDone + 1} of ${p.filesTotal})`,
-        );
-        this.progress.hidden = !p.total;
-        if (p.total) this.progress.value = Math.min(1, p.loaded / p.total);
-      }),
-    );
+  private loadHub(repo = this.hubInput.value.trim()): Promise<ModelInfo | null> {
+    this.hubInput.value = repo;
+    return this.run(`Fetching ${repo}…`, () => this.app.engine.loadHubModel(repo, (p) => this.showDownload(p)));
   }
 
-  private async run(message: string, load: () => Promise<ModelInfo>): Promise<void> {
+  private loadUrl(url: string): Promise<ModelInfo | null> {
+    return this.run(`Fetching ${url}…`, () => this.app.engine.loadUrlModel(url, (p) => this.showDownload(p)));
+  }
+
+  private showDownload(p: HubProgress): void {
+    const size = p.total ? ` of ${p.total.toLocaleString('en-US')}` : '';
+    const where = p.fromCache ? 'From cache' : 'Downloading';
+    this.setStatus(`${where} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`);
+    this.progress.hidden = !p.total;
+    if (p.total) this.progress.value = Math.min(1, p.loaded / p.total);
+  }
+
+  /** Loads with the controls locked and the outcome shown; the model, or null when it failed. */
+  private async run(message: string, load: () => Promise<ModelInfo>): Promise<ModelInfo | null> {
     this.busy = true;
     this.notice.clear();
     this.setStatus(message);
@@ -177,9 +183,11 @@ export class ModelPanel implements Panel {
       const model = await load();
       this.setStatus(`Loaded ${model.name}.`);
       this.app.update({ model });
+      return model;
     } catch (error) {
       this.setStatus('');
       this.notice.show(errorMessage(error));
+      return null;
     } finally {
       this.busy = false;
       this.progress.hidden = true;

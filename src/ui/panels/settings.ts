@@ -7,8 +7,9 @@ import { startBlocker, type App, type AppState, type Panel } from '../app';
 import { el, errorMessage, panelHeader } from '../dom';
 import { filterReportView } from '../views/filter-report';
 import { memoryView } from '../views/memory';
-import { PresetSection } from '../views/preset';
+import { PresetSection, presetWith } from '../views/preset';
 import { taskFilterView } from '../views/task-filter';
+import type { SharedPreset } from '../../site/share-link';
 
 type NumberKey = Exclude<{ [K in keyof TrainSettings]: TrainSettings[K] extends number ? K : never }[keyof TrainSettings], undefined>;
 
@@ -136,7 +137,7 @@ export class SettingsPanel implements Panel {
       ),
       this.filterReport,
     );
-    this.startButton.addEventListener('click', () => app.act('startRun', this.runName.value.trim()));
+    this.startButton.addEventListener('click', () => void app.act('startRun', this.runName.value.trim()));
     this.progressiveButton.addEventListener('click', () => app.act('startProgressiveRun', this.runName.value.trim()));
 
     this.element = el(
@@ -157,6 +158,7 @@ export class SettingsPanel implements Panel {
       this.progressiveNote,
       el('div', { class: 'actions' }, this.progressiveButton, this.startButton),
     );
+    app.handle('applySettings', (settings, preset) => this.applySettings(settings, preset));
     this.watchState(app);
   }
 
@@ -266,19 +268,35 @@ export class SettingsPanel implements Panel {
   /** Fills the form with an applied preset's plan; from here on the form edits that preset. */
   private applyPlan(plan: PresetPlan): void {
     const s = plan.settings;
-    for (const [key, input] of this.inputs) input.value = String(this.current(s, key as NumberField['key']));
-    for (const [target, box] of this.targets) box.checked = (s.lora.targets as string[]).includes(target);
-    this.schedule.value = s.schedule;
-    this.rslora.checked = s.lora.useRslora;
-    this.packing.checked = s.packing;
-    this.minChars.value = String(plan.preset.filter.minResponseChars);
-    this.maxChars.value = String(plan.preset.filter.maxResponseChars);
+    this.fill(s, plan.preset.filter);
     this.app.update({
       settings: s,
       settingsError: null,
       preset: { ...plan.preset, training: { ...plan.preset.training, warmupSteps: s.warmupSteps } },
       taskFilter: plan.keepTask,
     });
+  }
+
+  /** Settings from a setup (share link, demo): the form shows them, and a named preset is applied with these very values. */
+  private applySettings(s: TrainSettings, shared: SharedPreset | null): void {
+    const found = shared ? this.app.state.presets.find((p) => p.id === shared.id) : undefined;
+    if (shared && !found) throw new Error(`this webtune has no preset "${shared.id}"; the settings were not changed`);
+    const filter = shared ? { minResponseChars: shared.minResponseChars, maxResponseChars: shared.maxResponseChars } : null;
+    this.fill(s, filter);
+    const preset = found ? presetWith(found, s, filter!) : null;
+    this.app.update({ settings: s, settingsError: null, preset });
+  }
+
+  private fill(s: TrainSettings, filter: Preset['filter'] | null): void {
+    for (const [key, input] of this.inputs) input.value = String(this.current(s, key as NumberField['key']));
+    for (const [target, box] of this.targets) box.checked = (s.lora.targets as string[]).includes(target);
+    this.schedule.value = s.schedule;
+    this.rslora.checked = s.lora.useRslora;
+    this.packing.checked = s.packing;
+    if (filter) {
+      this.minChars.value = String(filter.minResponseChars);
+      this.maxChars.value = String(filter.maxResponseChars);
+    }
   }
 
   private current(s: TrainSettings, key: NumberField['key']): number {

@@ -4,6 +4,7 @@ import { qualityFilter, type App, type Panel } from '../app';
 import { el, errorMessage, formatDuration, formatLoss, Notice } from '../dom';
 import { LossChart } from '../views/loss-chart';
 import { ProgressiveSection } from '../views/progressive-run';
+import { ReportButtons } from '../views/report';
 
 type Status = 'idle' | 'preparing' | 'running' | 'pausing' | 'stopping' | 'paused' | 'completed' | 'stopped' | 'failed';
 
@@ -51,9 +52,11 @@ export class TrainingPanel implements Panel {
   private progressAt = 0;
   private timer: number | undefined;
   private readonly progressive: ProgressiveSection;
+  private readonly report: ReportButtons;
 
   constructor(private readonly app: App) {
     this.progressive = new ProgressiveSection(app);
+    this.report = new ReportButtons(app);
     const stat = (key: string, label: string) => {
       const value = el('dd', { 'data-testid': key }, '—');
       this.stats.set(key, value);
@@ -92,7 +95,7 @@ export class TrainingPanel implements Panel {
       el('div', { class: 'actions' }, this.pauseButton, this.resumeButton, this.stopButton),
     );
     this.setStatus('idle');
-    app.handle('startRun', (name) => void this.start(name));
+    app.handle('startRun', (name) => this.start(name));
     app.handle('startProgressiveRun', (name) => void this.startProgressive(name));
     app.watch(
       (s) => [s.training],
@@ -163,11 +166,11 @@ export class TrainingPanel implements Panel {
     }
   }
 
-  private async start(name: string): Promise<void> {
+  private async start(name: string): Promise<RunOutcome | null> {
     const { trainDatasetId, evalDatasetId, settings } = this.app.state;
-    if (!trainDatasetId) return;
+    if (!trainDatasetId) return null;
     const filter = qualityFilter(this.app.state);
-    await this.drive(`Starting…`, (onEvent) =>
+    return this.drive(`Starting…`, (onEvent) =>
       this.app.engine.startRun({ datasetId: trainDatasetId, evalDatasetId, settings, name: name || undefined, filter }, onEvent),
     );
   }
@@ -182,8 +185,8 @@ export class TrainingPanel implements Panel {
     await this.drive('Restoring the latest checkpoint…', (onEvent) => this.app.engine.resumeRun(runId, onEvent));
   }
 
-  /** Runs one start or resume to its end, showing its events as they come. */
-  private async drive(message: string, call: (onEvent: (event: RunEvent) => void) => Promise<RunOutcome>): Promise<void> {
+  /** Runs one start or resume to its end, showing its events as they come; null when it failed. */
+  private async drive(message: string, call: (onEvent: (event: RunEvent) => void) => Promise<RunOutcome>): Promise<RunOutcome | null> {
     this.app.goTo('training');
     this.notice.clear();
     this.done.hidden = true;
@@ -193,8 +196,9 @@ export class TrainingPanel implements Panel {
     this.setStatus('preparing');
     this.app.update({ training: true });
     this.timer = window.setInterval(() => this.tick(), 1000);
+    let outcome: RunOutcome | null = null;
     try {
-      const outcome = await call((event) => this.onEvent(event));
+      outcome = await call((event) => this.onEvent(event));
       this.finish(outcome);
     } catch (error) {
       this.setStatus('failed');
@@ -205,6 +209,7 @@ export class TrainingPanel implements Panel {
       this.app.update({ training: false });
       await Promise.all([this.app.refreshRuns(), this.app.refreshAdapters()]);
     }
+    return outcome;
   }
 
   private onEvent(event: RunEvent): void {
@@ -292,6 +297,7 @@ export class TrainingPanel implements Panel {
         ),
         el('button', { type: 'button', class: 'secondary', onclick: () => this.app.goTo('adapters') }, 'See adapters'),
       ),
+      this.report.element,
     );
     this.done.hidden = false;
   }

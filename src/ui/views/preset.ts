@@ -4,7 +4,7 @@
  * chosen data (warmup capped to the run, quality filter report) and fills the settings with it;
  * the settings form then edits the applied preset.
  */
-import type { PresetPlan } from '../../app/api';
+import type { Preset, PresetPlan, TrainSettings } from '../../app/api';
 import type { App, AppState } from '../app';
 import { el, errorMessage, Notice } from '../dom';
 import { STRATEGY_LABELS } from './analysis';
@@ -133,4 +133,16 @@ export class PresetSection {
       this.renderButton();
     }
   }
+}
+
+/** A preset edited to hold exactly these settings and filter bounds (a share link's preset and values). */
+export function presetWith(preset: Preset, s: TrainSettings, filter: Preset['filter']): Preset {
+  const { useRslora: _, ...lora } = s.lora;
+  const { lr, epochs, warmupSteps, batchSize, gradAccum, maxLength, schedule, weightDecay, maxGradNorm } = s;
+  return {
+    ...preset,
+    lora,
+    training: { lr, epochs, warmupSteps, batchSize, gradAccum, maxLength, schedule, weightDecay, maxGradNorm },
+    filter,
+  };
 }
