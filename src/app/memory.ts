@@ -40,7 +40,7 @@ export function estimateTrainingMemory(
   const trainableParameters = layout.modules.reduce((sum, m) => sum + layout.r * (m.inFeatures + m.outFeatures), 0);
 
   const M = settings.batchSize * settings.maxLength;
-  const workspace = planBufferSizes(planWorkspace(config, M, true, settings.lora));
+  const workspace = planBufferSizes(planWorkspace(config, M, 'train', settings.lora));
   const activationBytes = workspace.reduce((a, b) => a + b, 0);
   const largestBufferBytes = Math.max(largestWeight, flatBytes, ...workspace);
 
