@@ -31,7 +31,7 @@ import type {
 import { DatasetService } from './datasets';
 import { browserDevice, DeviceSession } from './device';
 import { InferenceService } from './inference';
-import { estimateTrainingMemory } from './memory';
+import { deviceMemory, estimateTrainingMemory } from './memory';
 import { ModelSession } from './models';
 import type { FilterOptions, FilterReport } from './quality-filter';
 import type { PresetPlan, PresetPlanRequest } from './run-plan';
@@ -96,7 +96,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
 
   async estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate> {
     const model = this.#models.current();
-    return estimateTrainingMemory(model.opened.config, validateTrainSettings(settings), (await this.#device.gpu()).limits);
+    return estimateTrainingMemory(model.opened.config, validateTrainSettings(settings), deviceMemory(await this.#device.gpu()));
   }
 
   importDataset(name: string, file: Blob, fileName: string): Promise<DatasetPreview> {

@@ -18,7 +18,7 @@ import type { ProgressiveOutcome, ProgressiveRunRequest, RunEvent, RunOutcome, R
 import type { DeviceSession } from './device';
 import { EngineStateError } from './errors';
 import { HistoryWriter } from './history-writer';
-import { estimateTrainingMemory } from './memory';
+import { deviceMemory, estimateTrainingMemory } from './memory';
 import type { LoadedModel, ModelSession } from './models';
 import { phaseSummary, progressivePhases } from './progressive-run';
 import { filteredRows } from './quality-filter';
@@ -431,7 +431,7 @@ export class RunService {
   }
 
   async #checkMemory(model: LoadedModel, settings: TrainSettings): Promise<void> {
-    const estimate = estimateTrainingMemory(model.opened.config, settings, (await this.deps.device.gpu()).limits);
+    const estimate = estimateTrainingMemory(model.opened.config, settings, deviceMemory(await this.deps.device.gpu()));
     if (!estimate.fits) throw new EngineStateError(estimate.problems.join(' '));
   }
 
