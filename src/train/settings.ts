@@ -36,7 +36,10 @@ export interface TrainSettings {
   checkpointEvery: number;
   /** Seeds data order, dropout and the adapter initialisation. */
   seed: number;
-  /** Keep only each layer's input and recompute its activations in backward: the same gradients, far less memory, about a third more compute. */
+  /**
+   * Keep only each layer's input and recompute its activations in backward: the same gradients,
+   * far less memory, about a third more compute.
+   */
   recompute: RecomputeMode;
   /** GPU memory the run may plan for, in bytes, for `recompute: 'auto'`; null: the device's budget (src/app/memory.ts). */
   memoryBudget: number | null;
