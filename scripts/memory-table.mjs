@@ -31,38 +31,40 @@ if (all) {
 }
 
 const gib = (bytes) => (bytes / 2 ** 30).toFixed(3);
-console.log(
-  '| config | seq × batch | recompute | peak GiB | estimate GiB | estimate error | weights / adapter+opt / activations / other MiB | bar | command |',
-);
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+const HEADER = ['config', 'seq × batch', 'recompute', 'peak GiB', 'estimate GiB', 'estimate error'];
+HEADER.push('weights / adapter+opt / activations / other MiB', 'bar', 'command');
+const row = (cells) => console.log(`| ${cells.join(' | ')} |`);
+row(HEADER);
+row(HEADER.map(() => '---'));
 for (const [config, seq, batch, recompute, bar] of ROWS) {
   const file = `bench/configs/${config}.json`;
-  const benchArgs = ['--config', file, '--seq', String(seq), '--batch', String(batch), '--r', '16'];
-  benchArgs.push(
-    '--targets',
-    'q_proj,k_proj,v_proj',
-    '--memory-only',
-    '--recompute',
-    recompute,
-    '--out',
-    `/tmp/memory-table-${config}.json`,
-  );
-  benchArgs.push(...extra);
-  const command = `npm run -s bench -- ${benchArgs.filter((a) => !a.startsWith('/tmp/') && a !== '--out').join(' ')}`;
+  const shape = ['--seq', String(seq), '--batch', String(batch), '--r', '16', '--targets', 'q_proj,k_proj,v_proj'];
+  const benchArgs = ['--config', file, ...shape, '--memory-only', '--recompute', recompute, ...extra];
+  const command = `npm run -s bench -- ${benchArgs.join(' ')}`;
   if (!existsSync(file)) {
-    console.log(`| ${config} | ${seq} × ${batch} | ${recompute} | missing: no ${file} | | | | | |`);
+    row([config, `${seq} × ${batch}`, recompute, `missing: no ${file}`, '', '', '', '', '']);
     continue;
   }
-  const stdout = execFileSync('npm', ['run', '-s', 'bench', '--', ...benchArgs], {
+  const out = ['--out', `/tmp/memory-table-${config}-${recompute}.json`];
+  const stdout = execFileSync('npm', ['run', '-s', 'bench', '--', ...benchArgs, ...out], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const r = JSON.parse(stdout.trim().split('\n').at(-1));
   const m = r.memory;
-  const split = [m.weights_bytes, m.adapter_and_optimizer_bytes, m.activation_bytes, m.other_bytes].map((b) => (b / 2 ** 20).toFixed(1));
+  const parts = [m.weights_bytes, m.adapter_and_optimizer_bytes, m.activation_bytes, m.other_bytes];
+  const split = parts.map((b) => (b / 2 ** 20).toFixed(1));
   const verdict = bar === null ? '' : `${r.peak_memory_gib <= bar ? '≤' : '>'} ${bar} GiB`;
   const error = `${(100 * m.estimate_error).toFixed(4)}%`;
-  console.log(
-    `| ${config} | ${seq} × ${batch} | ${r.recompute.on ? 'on' : 'off'} | ${gib(r.peak_memory_bytes)} | ${gib(m.estimate_bytes)} | ${error} | ${split.join(' / ')} | ${verdict} | \`${command}\` |`,
-  );
+  row([
+    config,
+    `${seq} × ${batch}`,
+    r.recompute.on ? 'on' : 'off',
+    gib(r.peak_memory_bytes),
+    gib(m.estimate_bytes),
+    error,
+    split.join(' / '),
+    verdict,
+    `\`${command}\``,
+  ]);
 }
