@@ -93,15 +93,16 @@ export function estimateTrainingMemory(
   const problems: string[] = [];
   const bindingLimit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
   const vocabShaped = new Set(['model.embed_tokens.weight', 'lm_head.weight']);
-  const bytesPerValue = typeof weights === 'string' && weights !== 'f32' ? 2 : 4;
+  // Given the uploaded size, the largest tensor is checked as if in f32 (an upper bound).
+  const format = typeof weights === 'string' ? weights : 'f32';
 
   let weightsBytes = 0;
   let largestWeight = 0;
   for (const [name, shape] of expectedTensorShapes(config)) {
-    const bytes = typeof weights === 'string' ? weightTensorBytes(shape, weights) : 0;
+    const bytes = weightTensorBytes(shape, format);
     weightsBytes += bytes;
     // Vocabulary matrices are split into binding-sized pieces; one row must still fit.
-    largestWeight = Math.max(largestWeight, vocabShaped.has(name) ? config.hiddenSize * bytesPerValue : bytes);
+    largestWeight = Math.max(largestWeight, vocabShaped.has(name) ? weightTensorBytes([config.hiddenSize], format) : bytes);
   }
   if (typeof weights !== 'string') weightsBytes = weights.bytes;
 
