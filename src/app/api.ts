@@ -92,14 +92,24 @@ export interface ModelInfo {
   chatTemplate: boolean;
 }
 
+/** The GPU memory a run may plan for, and where that figure comes from (src/app/memory.ts `memoryBudget`). */
+export interface MemoryBudget {
+  bytes: number;
+  /** The user's setting, a share of the memory the adapter reports, or the default where WebGPU reports none. */
+  source: 'setting' | 'adapter' | 'default';
+}
+
 export interface MemoryEstimate {
+  /** The frozen weights as stored on the GPU. */
   weightsBytes: number;
   /** LoRA parameters and their gradients. */
   adapterBytes: number;
   /** AdamW first and second moments. */
   optimizerBytes: number;
-  /** Activations and scratch of one micro-batch of batchSize x maxLength tokens, the worst case. */
+  /** Activations and scratch of one micro-batch of batchSize x maxLength tokens (the workspace plan). */
   activationBytes: number;
+  /** AdamW's gradient-norm scratch, uniform blocks and the loss readbacks. */
+  otherBytes: number;
   totalBytes: number;
   trainableParameters: number;
   /** The largest single GPU buffer the run needs, checked against the device's binding limits. */
@@ -107,6 +117,11 @@ export interface MemoryEstimate {
   /** False when a device limit rules the settings out; `problems` says which and what to change. */
   fits: boolean;
   problems: string[];
+  /** Activation recomputation: the setting, whether the run uses it, and the totals without and with it. */
+  recompute: { mode: 'auto' | 'on' | 'off'; on: boolean; withoutBytes: number; withBytes: number };
+  budget: MemoryBudget;
+  /** The total exceeds the budget even as planned (not a refusal: unless the user set it, the budget is a default). */
+  overBudget: boolean;
 }
 
 export interface HubProgress {

@@ -50,7 +50,7 @@ import type { EnhancementReport } from './enhance';
 import { type DownloadPlanRequest, type PlannedDownload, planDownloads } from './download-plan';
 import { browserDevice, DeviceSession } from './device';
 import { InferenceService } from './inference';
-import { estimateTrainingMemory } from './memory';
+import { deviceMemory, estimateTrainingMemory } from './memory';
 import { ModelSession } from './models';
 import type { FilterOptions, FilterReport } from './quality-filter';
 import type { PresetPlan, PresetPlanRequest } from './run-plan';
@@ -127,7 +127,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
 
   async estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate> {
     const model = this.#models.current();
-    return estimateTrainingMemory(model.opened.config, validateTrainSettings(settings), (await this.#device.gpu()).limits);
+    return estimateTrainingMemory(model.opened.config, validateTrainSettings(settings), deviceMemory(await this.#device.gpu()));
   }
 
   importDataset(name: string, file: Blob, fileName: string): Promise<DatasetPreview> {

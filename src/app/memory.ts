@@ -1,48 +1,134 @@
 /**
  * GPU memory a training run needs, computed from the model config and the settings before any
  * buffer exists, so the page can refuse settings that cannot work instead of failing after minutes
- * of loading. The activation figure adds up the workspace plan that the model allocates from
- * (src/model/workspace-plan.ts), so the two cannot drift apart.
+ * of loading, and so `recompute: 'auto'` can decide before the first step. Every part is computed
+ * the way the engine allocates it: the activation figure adds up the workspace plan that the model
+ * allocates from (src/model/workspace-plan.ts), and the rest follows the optimizer's, the uniform
+ * pool's and the trainer's loss readbacks' own sizes, so the estimate matches the benchmark's
+ * measured peak (`npm run -s bench -- --memory-only`).
  */
-import { allocatedSize } from '../gpu/context';
+import { allocatedSize, type Gpu, readbackSize, UNIFORM_POOL_BYTES } from '../gpu/context';
+import { gradNormScratchFloats } from '../kernels/grad-norm';
 import type { LoraConfig } from '../lora/config';
 import { planLoraLayout } from '../lora/layout';
 import type { ModelConfig } from '../model/config';
 import { expectedTensorShapes } from '../model/weights';
 import { planBufferSizes, planWorkspace } from '../model/workspace-plan';
-import type { MemoryEstimate } from './api';
+import { LOSS_LAG, type RecomputeMode } from '../train/settings';
+import type { MemoryBudget, MemoryEstimate } from './api';
 
 export interface DeviceLimits {
   maxStorageBufferBindingSize: number;
   maxBufferSize: number;
 }
 
+/** What the estimate needs from the device: its buffer limits, and its memory where the browser reports it. */
+export interface DeviceMemory {
+  limits: DeviceLimits;
+  /** Device-local memory of the adapter in bytes, or null where the browser does not say (`adapterMemoryBytes`). */
+  adapterMemoryBytes: number | null;
+}
+
+/** The settings the estimate depends on (a subset of TrainSettings). */
+export interface MemorySettings {
+  lora: LoraConfig;
+  batchSize: number;
+  maxLength: number;
+  /** Micro-batches per optimizer step: their loss readbacks are in flight together. Default 1. */
+  gradAccum?: number;
+  /** Default 'off'. */
+  recompute?: RecomputeMode;
+  /** Bytes; null or absent: the device's budget. */
+  memoryBudget?: number | null;
+}
+
+/**
+ * How the frozen weights are counted: a storage format, estimated tensor by tensor, or the bytes
+ * the uploaded weights really take (`GpuWeights.bytes`) once the model is on the GPU.
+ */
+export type WeightsSize = 'f32' | 'bf16' | 'f16' | { bytes: number };
+
+/** Used when WebGPU reports no memory size: a laptop GPU with a few GB to spare. */
+export const DEFAULT_MEMORY_BUDGET_BYTES = 4 * 2 ** 30;
+/** Of the memory an adapter reports, the share a run plans for: the browser, the page and other tabs need the rest. */
+export const ADAPTER_MEMORY_SHARE = 0.8;
+
+/**
+ * The memory a run may plan for: the user's setting; else ADAPTER_MEMORY_SHARE of the adapter's
+ * device-local memory where the browser reports it (Chromium's `GPUAdapterInfo.memoryHeaps`, with
+ * WebGPU developer features on); else DEFAULT_MEMORY_BUDGET_BYTES. Buffer-size limits are not a
+ * budget: a device can allow 4 GiB buffers on 2 GiB of memory.
+ */
+export function memoryBudget(setting: number | null | undefined, adapterMemoryBytes: number | null): MemoryBudget {
+  if (setting) return { bytes: setting, source: 'setting' };
+  if (adapterMemoryBytes) return { bytes: Math.floor(ADAPTER_MEMORY_SHARE * adapterMemoryBytes), source: 'adapter' };
+  return { bytes: DEFAULT_MEMORY_BUDGET_BYTES, source: 'default' };
+}
+
+/** The sum of the device-local memory heaps an adapter reports, or null where it reports none. */
+export function adapterMemoryBytes(info: GPUAdapterInfo | undefined): number | null {
+  const heaps = (info as { memoryHeaps?: { size: number; properties: number }[] } | undefined)?.memoryHeaps;
+  const DEVICE_LOCAL = 0x1;
+  const local = (heaps ?? []).filter((heap) => heap.properties & DEVICE_LOCAL).reduce((sum, heap) => sum + Number(heap.size), 0);
+  return local > 0 ? local : null;
+}
+
+/** The device's part of the estimate, from a Gpu. */
+export function deviceMemory(gpu: Gpu): DeviceMemory {
+  return { limits: gpu.limits, adapterMemoryBytes: adapterMemoryBytes(gpu.device.adapterInfo) };
+}
+
+/** Bytes of one frozen tensor on the GPU in `format` (16-bit formats pack two values per u32). */
+export function weightTensorBytes(shape: readonly number[], format: 'f32' | 'bf16' | 'f16'): number {
+  const numel = shape.reduce((a, b) => a * b, 1);
+  return allocatedSize(format === 'f32' ? numel * 4 : Math.ceil(numel / 2) * 4);
+}
+
 export function estimateTrainingMemory(
   config: ModelConfig,
-  settings: { lora: LoraConfig; batchSize: number; maxLength: number },
-  limits: DeviceLimits,
+  settings: MemorySettings,
+  device: DeviceMemory,
+  weights: WeightsSize = 'f32',
 ): MemoryEstimate {
   const problems: string[] = [];
-  const bindingLimit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  const bindingLimit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
   const vocabShaped = new Set(['model.embed_tokens.weight', 'lm_head.weight']);
+  // Given the uploaded size, the largest tensor is checked as if in f32 (an upper bound).
+  const format = typeof weights === 'string' ? weights : 'f32';
 
   let weightsBytes = 0;
   let largestWeight = 0;
   for (const [name, shape] of expectedTensorShapes(config)) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * 4;
+    const bytes = weightTensorBytes(shape, format);
     weightsBytes += bytes;
     // Vocabulary matrices are split into binding-sized pieces; one row must still fit.
-    largestWeight = Math.max(largestWeight, vocabShaped.has(name) ? config.hiddenSize * 4 : bytes);
+    largestWeight = Math.max(largestWeight, vocabShaped.has(name) ? weightTensorBytes([config.hiddenSize], format) : bytes);
   }
+  if (typeof weights !== 'string') weightsBytes = weights.bytes;
 
   const layout = planLoraLayout(config, settings.lora);
   const flatBytes = allocatedSize(layout.totalFloats * 4);
   const trainableParameters = layout.modules.reduce((sum, m) => sum + layout.r * (m.inFeatures + m.outFeatures), 0);
-
+  // AdamW's grad-norm partials and [norm, clip]; the uniform pool; the loss readbacks in flight (LOSS_LAG steps behind).
   const M = settings.batchSize * settings.maxLength;
-  const workspace = planBufferSizes(planWorkspace(config, M, true, settings.lora));
-  const activationBytes = workspace.reduce((a, b) => a + b, 0);
-  const largestBufferBytes = Math.max(largestWeight, flatBytes, ...workspace);
+  const otherBytes =
+    allocatedSize(gradNormScratchFloats(layout.totalFloats) * 4) +
+    allocatedSize(8) +
+    UNIFORM_POOL_BYTES +
+    (LOSS_LAG + 1) * (settings.gradAccum ?? 1) * readbackSize(M * 4);
+
+  const workspace = (recompute: boolean) =>
+    planBufferSizes(planWorkspace(config, M, recompute ? 'train-recompute' : 'train', settings.lora));
+  const fixedBytes = weightsBytes + 4 * flatBytes + otherBytes;
+  const sum = (sizes: number[]) => sizes.reduce((a, b) => a + b, 0);
+  const withoutBytes = fixedBytes + sum(workspace(false));
+  const withBytes = fixedBytes + sum(workspace(true));
+  const budget = memoryBudget(settings.memoryBudget, device.adapterMemoryBytes);
+  const mode = settings.recompute ?? 'off';
+  const on = mode === 'on' || (mode === 'auto' && withoutBytes > budget.bytes);
+  const activations = workspace(on);
+  const activationBytes = sum(activations);
+  const largestBufferBytes = Math.max(largestWeight, flatBytes, ...activations);
 
   if (settings.maxLength > config.maxPositionEmbeddings) {
     problems.push(
@@ -56,17 +142,27 @@ export function estimateTrainingMemory(
         'Lower the batch size or the max length.',
     );
   }
+  const totalBytes = fixedBytes + activationBytes;
   return {
     weightsBytes,
     adapterBytes: 2 * flatBytes,
     optimizerBytes: 2 * flatBytes,
     activationBytes,
-    totalBytes: weightsBytes + 4 * flatBytes + activationBytes,
+    otherBytes,
+    totalBytes,
     trainableParameters,
     largestBufferBytes,
     fits: problems.length === 0,
     problems,
+    recompute: { mode, on, withoutBytes, withBytes },
+    budget,
+    overBudget: totalBytes > budget.bytes,
   };
+}
+
+/** Whether a run with these settings recomputes activations (settings.recompute, 'auto' decided against the budget). */
+export function recomputeFor(config: ModelConfig, settings: MemorySettings, device: DeviceMemory, weights: WeightsSize = 'f32'): boolean {
+  return estimateTrainingMemory(config, settings, device, weights).recompute.on;
 }
 
 function formatMiB(bytes: number): string {

@@ -16,7 +16,7 @@ import { adapterTensors, type AdapterLibrary } from './adapters';
 import type { ProgressiveOutcome, ProgressiveRunRequest, RunOutcome, RunRequest } from './api';
 import type { DeviceSession } from './device';
 import { EngineStateError } from './errors';
-import { estimateTrainingMemory } from './memory';
+import { deviceMemory, estimateTrainingMemory } from './memory';
 import type { LoadedModel, ModelSession } from './models';
 import { phaseSummary, progressivePhases } from './progressive-run';
 import { newRun, type OnEvent, RunRecorder } from './run-recorder';
@@ -248,7 +248,7 @@ export class RunService {
   }
 
   async #checkMemory(model: LoadedModel, settings: TrainSettings): Promise<void> {
-    const estimate = estimateTrainingMemory(model.opened.config, settings, (await this.deps.device.gpu()).limits);
+    const estimate = estimateTrainingMemory(model.opened.config, settings, deviceMemory(await this.deps.device.gpu()));
     if (!estimate.fits) throw new EngineStateError(estimate.problems.join(' '));
   }
 

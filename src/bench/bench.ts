@@ -6,9 +6,9 @@ import type { LoraConfig } from '../lora/config';
 import type { ModelConfig } from '../model/config';
 import { LlamaModel } from '../model/llama';
 import { LoraTrainer } from '../train/trainer';
-import { validateTrainSettings } from '../train/settings';
+import { type RecomputeMode, validateTrainSettings } from '../train/settings';
 import { seededUniform } from '../util/random';
-import { estimateTrainingMemory } from '../app/memory';
+import { deviceMemory, estimateTrainingMemory } from '../app/memory';
 import { randomWeightsSource } from './random-weights';
 
 export interface BenchOptions {
@@ -26,6 +26,10 @@ export interface BenchOptions {
   seed: number;
   /** Least time spent timing each matmul shape (more repetitions for small shapes). */
   matmulMinMs: number;
+  /** Activation recomputation, as the train setting (default off). */
+  recompute?: RecomputeMode;
+  /** Budget in bytes for recompute 'auto' (default: the device's, src/app/memory.ts). */
+  memoryBudget?: number | null;
 }
 
 /** One distinct matmul of a training step, timed alone. M, N, K as the wrapper names them. */
@@ -81,14 +85,21 @@ export interface BenchResult {
   peak_memory_bytes: number;
   peak_memory_gib: number;
   peak_memory_source: string;
+  /** Whether the steps recomputed activations in backward, and the setting that decided it. */
+  recompute: { mode: RecomputeMode; on: boolean };
   memory: {
+    /** Measured: live bytes after each part was built; `other_bytes` is the rest of the peak. */
     weights_bytes: number;
     adapter_and_optimizer_bytes: number;
-    workspace_bytes: number;
+    /** The activation workspace (the workspace plan). */
+    activation_bytes: number;
     /** Optimizer scratch, uniform blocks, readback buffers. */
     other_bytes: number;
-    /** What the page's memory check (src/worker/memory.ts) predicts before allocating. */
+    /** The same parts as the page's memory check (src/app/memory.ts) predicts them before allocating. */
+    estimate: { weights_bytes: number; adapter_and_optimizer_bytes: number; activation_bytes: number; other_bytes: number };
     estimate_bytes: number;
+    /** estimate_bytes / peak_memory_bytes - 1. */
+    estimate_error: number;
   };
   /** Over all steps, warm-up included: created once, then reused by every later step. */
   bind_groups: { created: number; reused: number };
@@ -145,14 +156,15 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
     else shapes.set(key, shape);
   });
   let durations: number[];
+  let recompute: boolean;
   try {
-    durations = await trainSteps(gpu, model, adapter, o, totalSteps, o.memoryOnly);
+    ({ durations, recompute } = await trainSteps(gpu, model, adapter, o, totalSteps, o.memoryOnly));
   } finally {
     stopObserving();
   }
   const peak = gpu.bufferAccounting.peakBytes - baseline;
   const bindGroupsAfter = gpu.bindGroupStats;
-  const recordMs = o.memoryOnly ? durations.slice(1) : (await trainSteps(gpu, model, adapter, o, DRY_RUN_STEPS, true)).slice(1);
+  const recordMs = o.memoryOnly ? durations.slice(1) : (await trainSteps(gpu, model, adapter, o, DRY_RUN_STEPS, true)).durations.slice(1);
 
   const matmul = [...shapes.values()].map((s) => ({ ...s, calls_per_step: s.calls_per_step / totalSteps }));
   const stepMs = o.memoryOnly ? [] : durations.slice(o.warmup);
@@ -167,7 +179,7 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
   const workspaceBytes = model.workspaceBytes;
   const weightsBytes = afterWeights - baseline;
   const adapterBytes = afterAdapter - afterWeights;
-  const estimate = estimateTrainingMemory(config, { lora: o.lora, batchSize: o.batch, maxLength: o.seq }, gpu.limits);
+  const estimate = estimateTrainingMemory(config, memorySettings(o), deviceMemory(gpu));
   const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
   const info = gpu.device.adapterInfo;
   return {
@@ -218,12 +230,20 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
     peak_memory_bytes: peak,
     peak_memory_gib: peak / 2 ** 30,
     peak_memory_source: 'peak of the summed sizes of all live GPU buffers the engine created (Gpu buffer accounting)',
+    recompute: { mode: o.recompute ?? 'off', on: recompute },
     memory: {
       weights_bytes: weightsBytes,
       adapter_and_optimizer_bytes: adapterBytes,
-      workspace_bytes: workspaceBytes,
+      activation_bytes: workspaceBytes,
       other_bytes: peak - weightsBytes - adapterBytes - workspaceBytes,
+      estimate: {
+        weights_bytes: estimate.weightsBytes,
+        adapter_and_optimizer_bytes: estimate.adapterBytes + estimate.optimizerBytes,
+        activation_bytes: estimate.activationBytes,
+        other_bytes: estimate.otherBytes,
+      },
       estimate_bytes: estimate.totalBytes,
+      estimate_error: estimate.totalBytes / peak - 1,
     },
     bind_groups: {
       created: bindGroupsAfter.created - bindGroupsBefore.created,
@@ -242,7 +262,8 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
 
 /**
  * Runs `steps` optimizer steps through a new trainer (its own AdamW state) and returns each step's
- * time: the gap between consecutive loss deliveries, the first measured from the start.
+ * time (the gap between consecutive loss deliveries, the first measured from the start) and
+ * whether the trainer recomputed activations.
  */
 async function trainSteps(
   gpu: Gpu,
@@ -251,17 +272,8 @@ async function trainSteps(
   o: BenchOptions,
   steps: number,
   dryRun: boolean,
-): Promise<number[]> {
-  const settings = validateTrainSettings({
-    lora: o.lora,
-    lr: 1e-4,
-    epochs: 1,
-    batchSize: o.batch,
-    maxLength: o.seq,
-    evalEvery: 0,
-    checkpointEvery: 0,
-    seed: o.seed,
-  });
+): Promise<{ durations: number[]; recompute: boolean }> {
+  const settings = validateTrainSettings({ ...memorySettings(o), lr: 1e-4, epochs: 1, evalEvery: 0, checkpointEvery: 0, seed: o.seed });
   const trainer = new LoraTrainer(gpu, model, adapter, settings, { train: randomExamples(model.config, o, steps), eval: [] }, 0);
   const times = [performance.now()];
   gpu.dryRun = dryRun;
@@ -272,7 +284,12 @@ async function trainSteps(
     gpu.dryRun = false;
   }
   if (times.length !== steps + 1) throw new Error(`the trainer ran ${times.length - 1} steps, expected ${steps}`);
-  return times.slice(1).map((t, i) => t - times[i]);
+  return { durations: times.slice(1).map((t, i) => t - times[i]), recompute: trainer.recompute };
+}
+
+/** The run's settings that the memory estimate and the trainer read. */
+function memorySettings(o: BenchOptions) {
+  return { lora: o.lora, batchSize: o.batch, maxLength: o.seq, recompute: o.recompute ?? 'off', memoryBudget: o.memoryBudget ?? null };
 }
 
 /** `vendor-architecture` in lower case, for result file names (`google-swiftshader`, `nvidia-hopper`). */

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { gibibytes, recomputeMode } from '../cli/common';
 import { UsageError } from '../cli/usage';
 import { Gpu } from '../gpu/context';
 import { createNodeDevice } from '../gpu/node-device';
@@ -13,13 +14,16 @@ import { BUILT_IN_CONFIGS } from './configs';
 const USAGE = `npm run -s bench -- [options]
 
 Trains a LoRA adapter on a random-init model (random token ids, nothing downloaded) and prints one
-JSON object (the last stdout line), also written to bench/results/<device>-<config>-<date>.json.
+JSON object (the last stdout line), also written to
+bench/results/<device>-<config>[-recompute][-memory-only]-<date>.json.
 
   --config stories260K|smollm2-135m|<config.json>   model shapes (default stories260K)
   --seq 256 --batch 4                                tokens per row, rows per step
   --r 8 --alpha 2r --targets q_proj,k_proj,v_proj    LoRA settings (dropout 0)
   --warmup 1 --steps 3                               untimed, then timed optimizer steps
   --memory-only                                      build everything and record steps without running them: peak memory only
+  --recompute off|on|auto                            activation recomputation (default off; auto: on over the memory budget)
+  --memory-budget <GiB>                              the budget for --recompute auto (default: the device's, see src/app/memory.ts)
   --seed 0                                           random weights, tokens and adapter init
   --out <file.json>                                  where to write the JSON instead
 `;
@@ -37,6 +41,8 @@ export async function main(argv: string[]): Promise<number> {
       warmup: { type: 'string', default: '1' },
       steps: { type: 'string', default: '3' },
       'memory-only': { type: 'boolean', default: false },
+      recompute: { type: 'string', default: 'off' },
+      'memory-budget': { type: 'string' },
       seed: { type: 'string', default: '0' },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -64,6 +70,8 @@ export async function main(argv: string[]): Promise<number> {
     memoryOnly: values['memory-only'],
     seed: integer(values.seed, '--seed', 0),
     matmulMinMs: 500,
+    recompute: recomputeMode(values.recompute),
+    memoryBudget: values['memory-budget'] === undefined ? null : gibibytes(values['memory-budget'], '--memory-budget'),
   };
 
   const gpu = new Gpu(await createNodeDevice());
@@ -72,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
     git_commit: gitCommit(),
     command: ['npm', 'run', '-s', 'bench', '--', ...argv].map(shellQuote).join(' '),
   };
-  const mode = options.memoryOnly ? '-memory-only' : '';
+  const mode = (result.recompute.on ? '-recompute' : '') + (options.memoryOnly ? '-memory-only' : '');
   const out = resolve(values.out ?? `bench/results/${deviceSlug(result.device)}-${name}${mode}-${result.date}.json`);
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);

@@ -11,6 +11,7 @@ import { LoraWeights } from '../lora/adapter';
 import { LlamaModel } from '../model/llama';
 import { nodeFileSource } from '../model/node-file-source';
 import type { OpenedModel } from '../model/weights';
+import { RECOMPUTE_MODES, type RecomputeMode } from '../train/settings';
 import { UsageError } from './usage';
 
 /**
@@ -57,4 +58,16 @@ export function nonNegative(text: string, flag: string): number {
   const value = Number(text);
   if (!Number.isFinite(value) || value < 0) throw new UsageError(`${flag} must be a number >= 0, got "${text}"`);
   return value;
+}
+
+/** A size in GiB (e.g. `4` or `1.5`), in bytes. */
+export function gibibytes(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`${flag} takes a size in GiB (e.g. 4), got "${text}"`);
+  return Math.round(value * 2 ** 30);
+}
+
+export function recomputeMode(text: string, flag = '--recompute'): RecomputeMode {
+  if (!(RECOMPUTE_MODES as readonly string[]).includes(text)) throw new UsageError(`${flag} must be auto, on or off, got "${text}"`);
+  return text as RecomputeMode;
 }

@@ -43,14 +43,20 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function golden(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { models: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    args,
+    options: { models: { type: 'string' }, recompute: { type: 'string', default: 'off' } },
+    allowPositionals: true,
+  });
+  if (values.recompute !== 'on' && values.recompute !== 'off')
+    throw new UsageError(`golden --recompute must be on or off, got "${values.recompute}"`);
   if (positionals.length !== 1) throw new UsageError('golden takes exactly one case directory');
   const caseDir = resolve(positionals[0]);
   const goldenCase = await loadGoldenCase(nodeFileSource(caseDir));
   const modelsDir = resolve(values.models ?? '../shared/models');
   const { weights } = await openModel(nodeFileSource(resolve(modelsDir, goldenCase.model)));
   const gpu = new Gpu(await createNodeDevice());
-  const result = await checkGoldenCase(gpu, goldenCase, weights);
+  const result = await checkGoldenCase(gpu, goldenCase, weights, { recompute: values.recompute === 'on' });
   process.stdout.write(`${JSON.stringify(result)}\n`);
   return result.ok ? 0 : 1;
 }

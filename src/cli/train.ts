@@ -11,7 +11,7 @@ import { type PhaseOutcome, runProgressive, startingAdapter } from '../train/pro
 import { type TrainSettings, validateTrainSettings } from '../train/settings';
 import { trainAdapter } from '../train/run';
 import { LoraTrainer, type TrainProgress } from '../train/trainer';
-import { loadOnGpu, readAdapterFolder, readDataset } from './common';
+import { gibibytes, loadOnGpu, readAdapterFolder, readDataset, recomputeMode } from './common';
 import { UsageError } from './usage';
 
 const OPTIONS = {
@@ -40,6 +40,8 @@ const OPTIONS = {
   'max-length': { type: 'string' },
   'eval-fraction': { type: 'string' },
   seed: { type: 'string' },
+  recompute: { type: 'string' },
+  'memory-budget': { type: 'string' },
   quiet: { type: 'boolean', default: false },
 } as const;
 
@@ -94,6 +96,7 @@ export async function trainCommand(args: string[]): Promise<number> {
       `${adapter.parameterCount} trainable parameters`,
   );
   const trainer = new LoraTrainer(gpu, model, adapter, settings, data, padTokenId(tok));
+  log(recomputeLine(trainer.recompute, settings));
   const { result, evalLossBefore, evalLossAfter } = await trainAdapter(trainer, {
     hooks: { onProgress: progressLine('') },
     save: (tensors) => writeAdapter(values.out!, { config: settings.lora, tensors }),
@@ -179,6 +182,11 @@ async function trainProgressive(
   return 0;
 }
 
+function recomputeLine(on: boolean, settings: TrainSettings): string {
+  const why = settings.recompute === 'auto' ? ` (--recompute auto: ${on ? 'over' : 'within'} the memory budget without it)` : '';
+  return `activation recomputation ${on ? 'on' : 'off'}${why}`;
+}
+
 /** The LoRA shape flags default to the init adapter's, so continuing a run needs none of them. */
 function trainSettings(values: Values, init: LoraConfig | null): TrainSettings {
   const num = (text: string | undefined) => (text === undefined ? undefined : Number(text));
@@ -201,5 +209,7 @@ function trainSettings(values: Values, init: LoraConfig | null): TrainSettings {
     maxLength: num(values['max-length']),
     evalFraction: num(values['eval-fraction']),
     seed: num(values.seed),
+    recompute: values.recompute === undefined ? undefined : recomputeMode(values.recompute),
+    memoryBudget: values['memory-budget'] === undefined ? undefined : gibibytes(values['memory-budget'], '--memory-budget'),
   });
 }

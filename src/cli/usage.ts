@@ -6,21 +6,26 @@ export class UsageError extends Error {
 export const USAGE = `webtune <command> [options]
 
 Commands:
-  golden <case-dir> [--models <dir>]
+  golden <case-dir> [--models <dir>] [--recompute off|on]
       Runs a golden case (case.json + safetensors) through the engine and prints, as the last
       line, JSON with loss, gradient and AdamW errors against PyTorch. Exit status 0 only when ok.
       The model folder is <models>/<case.model>; --models defaults to ../shared/models.
+      --recompute on computes the gradients with activation recomputation.
   generate --model <dir> --prompt <text> [--adapter <dir>] [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
       Prints the model's continuation of the prompt (temperature 0: greedy), with a PEFT adapter when given.
   train --model <dir> --data <train.jsonl> [--eval <eval.jsonl>] --out <adapter-dir>
         [--r 8] [--alpha 16] [--dropout 0] [--targets q_proj,k_proj,v_proj] [--lr 2e-4] [--epochs 3]
         [--batch 4] [--grad-accum 1] [--warmup 0] [--schedule linear|cosine|constant] [--weight-decay 0]
         [--max-grad-norm 1] [--max-length 512] [--eval-fraction 0.1] [--seed 42] [--init-adapter <dir>]
+        [--recompute auto|on|off] [--memory-budget <GiB>]
       Trains a LoRA adapter and writes it as a PEFT folder. Last stdout line: JSON with
       eval_loss_before, eval_loss_after, train_loss_first, train_loss_last, steps, tokens_per_s.
       --init-adapter continues an existing PEFT adapter instead of a fresh initialisation: --r and
       --targets must match it (they default to its own); --alpha may differ, B is then rescaled so
       the starting model is unchanged; the optimizer state and schedule start afresh.
+      --recompute on keeps only each layer's input and recomputes the layer in backward (same
+      gradients, far less memory, about a third more compute); auto (the default) turns it on when
+      the run would exceed the memory budget: --memory-budget, else 4 GiB (Dawn reports no memory size).
   train --phase1-data <a.jsonl> [--phase1-eval <a_eval.jsonl>] --data <b.jsonl> [--eval <b_eval.jsonl>]
         --out <adapter-dir> [--phase1-out <dir>] [--phase1-epochs N] [--phase1-lr LR] [train options]
       Progressive training: phase 1 on a.jsonl, then phase 2 on b.jsonl from the phase-1 adapter.

@@ -2,7 +2,7 @@ import { BindGroupCache } from './bind-groups';
 import { GpuDeviceLostError, GpuValidationError } from './errors';
 import { asRange, type BindGroupEntry, type Binding, Kernel, type KernelCall } from './kernel';
 import { entryInterface } from './shader-interface';
-import { UniformPool } from './uniforms';
+import { UniformPool, uniformPoolBytes } from './uniforms';
 
 export { asRange, type Binding, Kernel, type KernelCall, type KernelParams } from './kernel';
 
@@ -11,6 +11,9 @@ const MAX_DISPATCHES_PER_SUBMIT = 384;
 /** Readback buffers up to this size are kept for reuse (a step's loss rows); larger ones are freed after use. */
 const MAX_POOLED_READBACK_BYTES = 256 * 1024;
 const MAX_POOLED_READBACKS = 8;
+
+/** The most bytes of uniform blocks a Gpu holds: one slot per dispatch of the largest submit. */
+export const UNIFORM_POOL_BYTES = uniformPoolBytes(MAX_DISPATCHES_PER_SUBMIT);
 
 /** Bytes of GPU buffers created through a `Gpu`: live now, and the most live at once since `resetPeak`. */
 export interface BufferAccounting {
@@ -240,7 +243,7 @@ export class Gpu {
 
   /** A free mappable buffer of at least `length` bytes, from the pool when one fits. */
   private readbackBuffer(length: number): GPUBuffer {
-    const size = Math.ceil(length / 256) * 256;
+    const size = readbackSize(length);
     const pooled = this.readbackPool.findIndex((b) => b.size === size);
     if (pooled >= 0) return this.readbackPool.splice(pooled, 1)[0];
     return this.allocate({ label: 'readback', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
@@ -286,6 +289,11 @@ export class Gpu {
     this.pass?.end();
     this.pass = null;
   }
+}
+
+/** The size of the mappable buffer `Gpu.read` copies `bytes` into. */
+export function readbackSize(bytes: number): number {
+  return Math.ceil((Math.ceil(bytes / 4) * 4) / 256) * 256;
 }
 
 /** What `Gpu.createBuffer` really allocates for a request of `bytes` (16-byte multiples, never empty). */

@@ -3,6 +3,11 @@ import type { Kernel, KernelParams } from './kernel';
 const UNIFORM_SLOT = 256;
 const UNIFORM_SLOTS_PER_BLOCK = 256;
 
+/** Bytes of uniform blocks a pool holds when a submit records at most `slotsPerSubmit` dispatches. */
+export function uniformPoolBytes(slotsPerSubmit: number): number {
+  return Math.ceil(slotsPerSubmit / UNIFORM_SLOTS_PER_BLOCK) * UNIFORM_SLOTS_PER_BLOCK * UNIFORM_SLOT;
+}
+
 interface UniformBlock {
   buffer: GPUBuffer;
   staging: ArrayBuffer;

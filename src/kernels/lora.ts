@@ -44,8 +44,9 @@ export function loraForward(
 /**
  * Backward of one adapter: dB (+)= s dY^T u, du = s dY B, dA (+)= du^T drop(x),
  * dx += dropout_backward(du A). `accumulate` adds into dA/dB (micro-batches of one optimizer step);
- * false overwrites them. dx is always added into. du [M,r] is scratch; dxScratch [M,in] is needed only when p > 0, because
- * the mask must be applied to du A before it joins dx, which already holds dY W.
+ * false overwrites them. dx is always added into; without dx (nothing below needs the input
+ * gradient) that part is skipped. du [M,r] is scratch; dxScratch [M,in] is needed only when p > 0
+ * and dx is given, because the mask must be applied to du A before it joins dx, which already holds dY W.
  */
 export function loraBackward(
   gpu: Gpu,
@@ -59,7 +60,7 @@ export function loraBackward(
     dA: Binding;
     dB: Binding;
     du: Binding;
-    dx: Binding;
+    dx?: Binding;
     dxScratch?: Binding;
   },
   d: LoraDims,
@@ -71,10 +72,11 @@ export function loraBackward(
   matmulDyW(gpu, { dY: t.dy, W: t.B, dX: t.du }, { M, N: outFeatures, K: r }, { alpha: scaling });
   if (!active(dropout)) {
     matmulDyTX(gpu, { dY: t.du, X: t.x, dW: t.dA }, { M, N: r, K: inFeatures }, { beta });
-    matmulDyW(gpu, { dY: t.du, W: t.A, dX: t.dx }, { M, N: r, K: inFeatures }, { beta: 1 });
+    if (t.dx) matmulDyW(gpu, { dY: t.du, W: t.A, dX: t.dx }, { M, N: r, K: inFeatures }, { beta: 1 });
     return;
   }
   matmulDyTX(gpu, { dY: t.du, X: need(t.xDrop, 'xDrop'), dW: t.dA }, { M, N: r, K: inFeatures }, { beta });
+  if (!t.dx) return;
   const scratch = need(t.dxScratch, 'dxScratch');
   matmulDyW(gpu, { dY: t.du, W: t.A, dX: scratch }, { M, N: r, K: inFeatures });
   gpu.dispatch(gpu.kernel(source, 'lora_dropout_backward_accumulate'), {

@@ -2,6 +2,12 @@
  * Every activation and scratch buffer of a forward (and backward) pass, declared once by name and
  * size. `Workspace` allocates exactly this plan and the memory estimate adds it up, so the page's
  * figure and the real allocation cannot drift apart.
+ *
+ * A layer's forward writes the LAYER_BUFFERS (and, per adapted projection, `u` and with dropout
+ * `xDrop`). Training keeps for each layer only the buffers its backward reads (`backwardReads`);
+ * everything else a layer writes lives once, in a scratch set that every layer overwrites. With
+ * recomputation nothing but each layer's input stream is kept: backward runs the layer's forward
+ * again into the scratch set (the same kernels on the same input, so the same values bit for bit).
  */
 import { allocatedSize } from '../gpu/context';
 import { crossEntropyChunkRows } from '../kernels/cross-entropy';
@@ -11,9 +17,12 @@ import type { ModelConfig } from './config';
 /** Budget for the [tokens, vocab chunk] logits scratch of the fused cross-entropy. */
 export const CE_SCRATCH_BYTES = 32 * 1024 * 1024;
 
-/** What one layer's forward saves for its backward (floats for M tokens). */
+/** What one layer's forward writes (floats for M tokens; shapes in workspace.ts). */
 export const LAYER_BUFFERS = ['rstd1', 'n1', 'q', 'k', 'v', 'attn', 'stats', 'h', 'rstd2', 'n2', 'gate', 'up', 'act'] as const;
 export type LayerBufferName = (typeof LAYER_BUFFERS)[number];
+
+/** A buffer of one layer's pass: a LAYER_BUFFERS name, or an adapted projection's `u` or dropout mask output `xDrop`. */
+export type LayerKey = LayerBufferName | `u ${LoraTarget}` | `xDrop ${LoraTarget}`;
 
 /** Buffers the whole pass shares: final norm, loss, and the backward's scratch. */
 export const SHARED_BUFFERS = [
@@ -46,33 +55,83 @@ export interface WorkspaceLora {
   dropout: number;
 }
 
+/** Inference, a training step that keeps what backward reads, or one that recomputes each layer in backward. */
+export type PassKind = 'inference' | 'train' | 'train-recompute';
+
 export interface WorkspacePlan {
   /** Tokens per pass it holds (batch x sequence length). */
   capacity: number;
-  /** Training keeps every layer's activations for the backward; inference reuses one set. */
-  training: boolean;
+  pass: PassKind;
   /** Vocabulary rows per cross-entropy chunk. */
   ceChunk: number;
-  /** Layers whose activations are stored: all of them when training, one otherwise. */
-  layerCount: number;
-  layer: Record<LayerBufferName, number>;
-  /** Per stored layer, per adapted projection: u = drop(x) A^T, and drop(x) when dropout is on. */
-  lora: { target: LoraTarget; u: number; xDrop: number }[];
-  /** Residual streams: before each layer and after the last when training, two alternating otherwise. */
-  streamCount: number;
+  numLayers: number;
+  /** Floats of every buffer one layer's pass writes. */
+  layer: ReadonlyMap<LayerKey, number>;
+  /** Per layer, the buffers stored for that layer alone (what its backward reads); the others are in the scratch set. */
+  kept: ReadonlySet<LayerKey>[];
+  /**
+   * Residual streams 0..numLayers (each layer's input, then the last output): true where one is stored
+   * for backward. The others alternate between two scratch streams (stream i uses scratch i % 2).
+   */
+  keptStreams: boolean[];
   stream: number;
   shared: Record<SharedBufferName, number>;
+}
+
+/** Where each projection sits in a layer's forward: q/k/v read n1, o reads attn, gate/up read n2, down reads act. */
+const SLOT: Record<LoraTarget, number> = { q_proj: 0, k_proj: 0, v_proj: 0, o_proj: 1, gate_proj: 2, up_proj: 2, down_proj: 3 };
+const SLOTS_PER_LAYER = 4;
+const ADAPTER_INPUT: Record<LoraTarget, LayerBufferName> = {
+  q_proj: 'n1',
+  k_proj: 'n1',
+  v_proj: 'n1',
+  o_proj: 'attn',
+  gate_proj: 'n2',
+  up_proj: 'n2',
+  down_proj: 'act',
+};
+
+/**
+ * True when backward must carry the gradient to the input of the projections at `slot` (0 q/k/v,
+ * 1 o, 2 gate/up, 3 down) of `layer`: some adapter sits earlier in the forward. Every layer has the
+ * same targets, so only the first layer's backward stops early, below its first adapter.
+ */
+export function gradientBelow(targets: readonly LoraTarget[], layer: number, slot: number): boolean {
+  return layer * SLOTS_PER_LAYER + slot > Math.min(...targets.map((t) => SLOT[t]));
+}
+
+/**
+ * The buffers layer `layer`'s backward reads (src/model/llama.ts, `recordLayerBackward`): each
+ * adapter's u and its input (drop(x) when dropout is on, since frozen weights need no dW); gate and
+ * up for the SwiGLU backward, h and rstd2 for post_attention_layernorm's, q, k, v, attn and stats for
+ * attention's, rstd1 (and the layer's input stream) for input_layernorm's, each where the gradient
+ * must reach below that op.
+ */
+export function backwardReads(targets: readonly LoraTarget[], dropout: boolean, layer: number): Set<LayerKey> {
+  const reads = new Set<LayerKey>();
+  for (const t of targets) {
+    reads.add(`u ${t}`);
+    reads.add(dropout ? `xDrop ${t}` : ADAPTER_INPUT[t]);
+  }
+  const below = (slot: number) => gradientBelow(targets, layer, slot);
+  if (below(3)) for (const name of ['gate', 'up'] as const) reads.add(name);
+  if (below(2)) for (const name of ['h', 'rstd2'] as const) reads.add(name);
+  if (below(1)) for (const name of ['q', 'k', 'v', 'attn', 'stats'] as const) reads.add(name);
+  if (below(0)) reads.add('rstd1');
+  return reads;
 }
 
 export function ceChunkRows(config: ModelConfig, M: number): number {
   return Math.min(crossEntropyChunkRows(M, CE_SCRATCH_BYTES), config.vocabSize);
 }
 
-export function planWorkspace(config: ModelConfig, M: number, training: boolean, lora: WorkspaceLora | null): WorkspacePlan {
+export function planWorkspace(config: ModelConfig, M: number, pass: PassKind, lora: WorkspaceLora | null): WorkspacePlan {
   const C = config.hiddenSize;
   const qDim = config.numHeads * config.headDim;
   const kvDim = config.numKvHeads * config.headDim;
   const I = config.intermediateSize;
+  const L = config.numLayers;
+  const training = pass !== 'inference';
   const inFeatures: Record<LoraTarget, number> = {
     q_proj: C,
     k_proj: C,
@@ -82,32 +141,44 @@ export function planWorkspace(config: ModelConfig, M: number, training: boolean,
     up_proj: C,
     down_proj: I,
   };
+  const targets = lora?.targets ?? [];
   const dropout = training && lora !== null && lora.dropout > 0;
   const ceChunk = ceChunkRows(config, M);
+  const layer = new Map<LayerKey, number>([
+    ['rstd1', M],
+    ['n1', M * C],
+    ['q', M * qDim],
+    ['k', M * kvDim],
+    ['v', M * kvDim],
+    ['attn', M * qDim],
+    ['stats', 2 * M * config.numHeads],
+    ['h', M * C],
+    ['rstd2', M],
+    ['n2', M * C],
+    ['gate', M * I],
+    ['up', M * I],
+    ['act', M * I],
+  ]);
+  for (const t of targets) {
+    layer.set(`u ${t}`, M * lora!.r);
+    if (dropout) layer.set(`xDrop ${t}`, M * inFeatures[t]);
+  }
+  const layers = Array.from({ length: L }, (_, l) => l);
+  const kept = layers.map((l) => (pass === 'train' ? backwardReads(targets, dropout, l) : new Set<LayerKey>()));
+  // Backward reads stream l in input_layernorm's backward, the last one in the final norm's; recomputation reads every input.
+  const keptStreams = [...layers, L].map(
+    (i) => pass === 'train-recompute' || (pass === 'train' && (i === L || gradientBelow(targets, i, 0))),
+  );
   // Backward scratch exists only for training; inference keeps a one-float placeholder so every field is a buffer.
   const small = training ? M : 1;
   return {
     capacity: M,
-    training,
+    pass,
     ceChunk,
-    layerCount: training ? config.numLayers : 1,
-    layer: {
-      rstd1: M,
-      n1: M * C,
-      q: M * qDim,
-      k: M * kvDim,
-      v: M * kvDim,
-      attn: M * qDim,
-      stats: 2 * M * config.numHeads,
-      h: M * C,
-      rstd2: M,
-      n2: M * C,
-      gate: M * I,
-      up: M * I,
-      act: M * I,
-    },
-    lora: (lora?.targets ?? []).map((target) => ({ target, u: M * lora!.r, xDrop: dropout ? M * inFeatures[target] : 0 })),
-    streamCount: training ? config.numLayers + 1 : 2,
+    numLayers: L,
+    layer,
+    kept,
+    keptStreams,
     stream: M * C,
     shared: {
       branch: M * C,
@@ -133,31 +204,43 @@ export function planWorkspace(config: ModelConfig, M: number, training: boolean,
   };
 }
 
+/** The layer buffers some layer does not keep: each exists once, in the scratch set. */
+export function scratchKeys(plan: WorkspacePlan): LayerKey[] {
+  return [...plan.layer.keys()].filter((key) => plan.kept.some((kept) => !kept.has(key)));
+}
+
+/** The scratch stream slots in use (stream i not kept uses slot i % 2). */
+export function scratchStreamSlots(plan: WorkspacePlan): number[] {
+  return [0, 1].filter((slot) => plan.keptStreams.some((kept, i) => !kept && i % 2 === slot));
+}
+
 /** The byte size of every buffer the plan allocates, as the GPU allocates them. */
 export function planBufferSizes(plan: WorkspacePlan): number[] {
   const sizes: number[] = [];
   const add = (floats: number) => sizes.push(allocatedSize(floats * 4));
-  for (let l = 0; l < plan.layerCount; l++) {
-    for (const module of plan.lora) {
-      add(module.u);
-      if (module.xDrop > 0) add(module.xDrop);
-    }
-    for (const name of LAYER_BUFFERS) add(plan.layer[name]);
-  }
-  for (let i = 0; i < plan.streamCount; i++) add(plan.stream);
+  for (const kept of plan.kept) for (const key of kept) add(plan.layer.get(key)!);
+  for (const key of scratchKeys(plan)) add(plan.layer.get(key)!);
+  for (const kept of plan.keptStreams) if (kept) add(plan.stream);
+  for (const _ of scratchStreamSlots(plan)) add(plan.stream);
   for (const name of SHARED_BUFFERS) add(plan.shared[name]);
   return sizes;
 }
 
-/** True when a workspace allocated for `have` can run a pass that needs `need`. */
+/**
+ * True when a workspace allocated for `have` can run a pass that needs `need`: every buffer at least
+ * as large, and every buffer `need` keeps for one layer (or one stream) kept there by `have` too,
+ * since a shared scratch buffer would be overwritten before backward reads it.
+ */
 export function planCovers(have: WorkspacePlan, need: WorkspacePlan): boolean {
-  if (have.capacity < need.capacity || (need.training && !have.training)) return false;
-  if (have.layerCount < need.layerCount || have.streamCount < need.streamCount || have.stream < need.stream) return false;
-  if (LAYER_BUFFERS.some((name) => have.layer[name] < need.layer[name])) return false;
+  if (have.capacity < need.capacity || have.numLayers !== need.numLayers || have.stream < need.stream) return false;
+  if (need.pass !== 'inference' && have.pass === 'inference') return false;
+  for (let l = 0; l < need.numLayers; l++) {
+    for (const [key, floats] of need.layer) {
+      if ((have.layer.get(key) ?? -1) < floats) return false;
+      if (need.kept[l].has(key) && !have.kept[l].has(key)) return false;
+    }
+  }
+  if (need.keptStreams.some((kept, i) => kept && !have.keptStreams[i])) return false;
   // A pass runs with the workspace's own chunk, which a larger capacity only makes smaller.
-  if (SHARED_BUFFERS.some((name) => name !== 'ceScratch' && have.shared[name] < need.shared[name])) return false;
-  return need.lora.every((n) => {
-    const h = have.lora.find((m) => m.target === n.target);
-    return h !== undefined && h.u >= n.u && h.xDrop >= n.xDrop;
-  });
+  return SHARED_BUFFERS.every((name) => name === 'ceScratch' || have.shared[name] >= need.shared[name]);
 }

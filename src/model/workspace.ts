@@ -1,9 +1,18 @@
 import type { Gpu } from '../gpu/context';
 import type { LoraTarget } from '../lora/config';
-import { LAYER_BUFFERS, type LayerBufferName, SHARED_BUFFERS, type SharedBufferName, type WorkspacePlan } from './workspace-plan';
+import {
+  LAYER_BUFFERS,
+  type LayerBufferName,
+  type LayerKey,
+  SHARED_BUFFERS,
+  type SharedBufferName,
+  scratchKeys,
+  scratchStreamSlots,
+  type WorkspacePlan,
+} from './workspace-plan';
 
 /**
- * What one layer's forward saves for its backward, by the names of workspace-plan.ts:
+ * The buffers of one layer's pass, by the names of workspace-plan.ts:
  * rstd1 [M]; n1 [M, C] input_layernorm output; q [M, H*D] and k [M, KV*D] after RoPE; v [M, KV*D];
  * attn [M, H*D] attention output (o_proj input); stats [2, B*H*T] attention lse and backward
  * scratch; h [M, C] stream after the attention residual; rstd2 [M]; n2 [M, C]
@@ -18,11 +27,12 @@ export type LayerActivations = Record<LayerBufferName, GPUBuffer> & {
 /**
  * The activation and scratch buffers of `plan` (see workspace-plan.ts for every buffer's shape):
  * shared ones as fields of the same name (`branch` [M, C] is the o_proj / down_proj output before
- * the residual add, `dU` [M, r] and `dxScratch` [M, max in] are LoRA backward scratch), layers by index.
+ * the residual add, `dU` [M, r] and `dxScratch` [M, max in] are LoRA backward scratch), layers by
+ * index. A layer's set holds its own buffers where the plan keeps them and the scratch set's elsewhere.
  */
 export class Workspace {
   readonly layers: LayerActivations[] = [];
-  /** Residual stream before each layer and after the last (alternating pair for inference). */
+  /** Residual stream before each layer and after the last (kept ones, or one of two scratch streams). */
   readonly stream: GPUBuffer[] = [];
   // The shared buffers by name (set from the plan in the constructor).
   declare readonly branch: GPUBuffer;
@@ -44,6 +54,11 @@ export class Workspace {
   declare readonly dAct: GPUBuffer;
   declare readonly dU: GPUBuffer;
   declare readonly dxScratch: GPUBuffer;
+  /** The buffers of layer l that are its own (the rest of `layer(l)` is scratch), by key. */
+  readonly own: ReadonlyMap<LayerKey, GPUBuffer>[] = [];
+  /** The scratch set that layers share and the scratch streams. */
+  readonly scratch: ReadonlyMap<LayerKey, GPUBuffer>;
+  readonly scratchStreams: GPUBuffer[] = [];
   readonly bytes: number;
   readonly #buffers: GPUBuffer[] = [];
 
@@ -58,17 +73,21 @@ export class Workspace {
       bytes += buffer.size;
       return buffer;
     };
-    for (let l = 0; l < plan.layerCount; l++) {
-      const loraU = new Map<LoraTarget, GPUBuffer>();
-      const loraXDrop = new Map<LoraTarget, GPUBuffer>();
-      for (const module of plan.lora) {
-        loraU.set(module.target, make(module.u, `u ${l} ${module.target}`));
-        if (module.xDrop > 0) loraXDrop.set(module.target, make(module.xDrop, `xdrop ${l} ${module.target}`));
-      }
-      const buffers = Object.fromEntries(LAYER_BUFFERS.map((name) => [name, make(plan.layer[name], `${name} ${l}`)]));
-      this.layers.push({ ...(buffers as Record<LayerBufferName, GPUBuffer>), loraU, loraXDrop });
+    const targets = [...plan.layer.keys()].filter((key) => key.startsWith('u ')).map((key) => key.slice(2) as LoraTarget);
+    for (let l = 0; l < plan.numLayers; l++) {
+      this.own.push(new Map([...plan.kept[l]].map((key) => [key, make(plan.layer.get(key)!, `${key} ${l}`)])));
     }
-    for (let i = 0; i < plan.streamCount; i++) this.stream.push(make(plan.stream, `stream ${i}`));
+    this.scratch = new Map(scratchKeys(plan).map((key) => [key, make(plan.layer.get(key)!, `${key} scratch`)]));
+    for (let l = 0; l < plan.numLayers; l++) {
+      const buffer = (key: LayerKey) => this.own[l].get(key) ?? this.scratch.get(key);
+      const named = Object.fromEntries(LAYER_BUFFERS.map((name) => [name, buffer(name)!])) as Record<LayerBufferName, GPUBuffer>;
+      const loraU = new Map(targets.map((t) => [t, buffer(`u ${t}`)!]));
+      const loraXDrop = new Map(targets.filter((t) => plan.layer.has(`xDrop ${t}`)).map((t) => [t, buffer(`xDrop ${t}`)!]));
+      this.layers.push({ ...named, loraU, loraXDrop });
+    }
+    const slots = new Map(scratchStreamSlots(plan).map((slot) => [slot, make(plan.stream, `stream scratch ${slot}`)]));
+    this.scratchStreams.push(...slots.values());
+    for (const [i, kept] of plan.keptStreams.entries()) this.stream.push(kept ? make(plan.stream, `stream ${i}`) : slots.get(i % 2)!);
     for (const name of SHARED_BUFFERS) (this as Record<SharedBufferName, GPUBuffer>)[name] = make(plan.shared[name], name);
     this.bytes = bytes;
   }
@@ -78,7 +97,7 @@ export class Workspace {
   }
 
   get training(): boolean {
-    return this.plan.training;
+    return this.plan.pass !== 'inference';
   }
 
   get ceChunk(): number {
@@ -86,12 +105,12 @@ export class Workspace {
   }
 
   layer(l: number): LayerActivations {
-    return this.layers[this.training ? l : 0];
+    return this.layers[l];
   }
 
   /** Residual stream entering layer l (l = numLayers: the last layer's output). */
   streamAt(l: number): GPUBuffer {
-    return this.training ? this.stream[l] : this.stream[l % 2];
+    return this.stream[l];
   }
 
   destroy(): void {

@@ -13,6 +13,8 @@ export const GOLDEN_TOLERANCE = { lossRelErr: 1e-4, gradMaxRelErr: 2e-3, adamwMa
 
 export interface GoldenResult {
   case: string;
+  /** The gradients came from a backward pass with activation recomputation. */
+  recompute: boolean;
   loss: number;
   ref_loss: number;
   loss_rel_err: number;
@@ -27,9 +29,15 @@ export interface GoldenResult {
 
 /**
  * Runs one golden case through the whole engine: loss and adapter gradients of the batch from
- * the case's initial adapter, then one AdamW step, each compared with PyTorch's numbers.
+ * the case's initial adapter (with activation recomputation when `recompute`), then one AdamW
+ * step, each compared with PyTorch's numbers.
  */
-export async function checkGoldenCase(gpu: Gpu, golden: GoldenCase, weights: ModelWeightsSource): Promise<GoldenResult> {
+export async function checkGoldenCase(
+  gpu: Gpu,
+  golden: GoldenCase,
+  weights: ModelWeightsSource,
+  { recompute = false }: { recompute?: boolean } = {},
+): Promise<GoldenResult> {
   if (golden.lora.dropout > 0) {
     throw new GoldenCaseError(
       `${golden.name}: lora_dropout is ${golden.lora.dropout}; golden cases must use 0 (dropout masks cannot match PyTorch's RNG)`,
@@ -50,7 +58,7 @@ export async function checkGoldenCase(gpu: Gpu, golden: GoldenCase, weights: Mod
   adapter.loadTensors(golden.adapterInit, `${golden.name}/adapter_init.safetensors`);
 
   const batch = makeBatch(golden.inputIds, golden.labels);
-  model.lossAndGradients(batch, adapter, { lossScale: 1 / batch.targetCount });
+  model.lossAndGradients(batch, adapter, { lossScale: 1 / batch.targetCount, recompute });
   const loss = (await model.readLossSum(batch)) / batch.targetCount;
   const grads = await adapter.readGradients();
   const { worst, worstName } = worstRelativeError(grads, golden.grads);
@@ -81,6 +89,7 @@ export async function checkGoldenCase(gpu: Gpu, golden: GoldenCase, weights: Mod
   const lossRelErr = Number.isNaN(loss) ? Infinity : Math.abs(loss - golden.loss) / Math.abs(golden.loss);
   return {
     case: golden.name,
+    recompute,
     loss,
     ref_loss: golden.loss,
     loss_rel_err: lossRelErr,

@@ -1,3 +1,4 @@
+import { deviceMemory, recomputeFor } from '../app/memory';
 import type { Gpu } from '../gpu/context';
 import type { Example } from '../data/prepare';
 import { batchExamples } from '../data/prepare';
@@ -6,7 +7,7 @@ import type { LoraAdapter, LoraWeights } from '../lora/adapter';
 import type { LlamaModel } from '../model/llama';
 import { type Batch, makeBatch } from './batch';
 import { AdamW, adamwSettings } from './optimizer';
-import { learningRate, optimizerSteps, type TrainSettings } from './settings';
+import { LOSS_LAG, learningRate, optimizerSteps, type TrainSettings } from './settings';
 
 export interface TrainProgress {
   step: number;
@@ -55,14 +56,6 @@ export interface TrainResult {
   elapsedMs: number;
 }
 
-/**
- * Optimizer steps whose loss may still be in flight when the next step is recorded. One lets the
- * CPU record step s + 1 while the GPU runs step s, with no readback wait in between; progress
- * reports (with the exact per-step loss) arrive one step late. Evaluation, checkpoints, pauses
- * and the end of the run wait for every pending loss first.
- */
-const LOSS_LAG = 1;
-
 /** A recorded optimizer step whose progress report waits for its loss. */
 interface PendingStep {
   step: number;
@@ -83,6 +76,8 @@ interface PendingStep {
 export class LoraTrainer {
   readonly optimizer: AdamW;
   readonly totalSteps: number;
+  /** Each step recomputes activations in backward: `settings.recompute`, with 'auto' decided against the memory budget. */
+  readonly recompute: boolean;
   private epochCache: { epoch: number; batches: Batch[] } | null = null;
 
   constructor(
@@ -96,6 +91,7 @@ export class LoraTrainer {
     if (data.train.length === 0) throw new Error('No training examples: the dataset is empty after preparation.');
     this.optimizer = new AdamW(gpu, adapter);
     this.totalSteps = optimizerSteps(data.train.length, settings);
+    this.recompute = recomputeFor(model.config, settings, deviceMemory(gpu), { bytes: model.weights.bytes });
   }
 
   /** Frees the optimizer's buffers; the adapter belongs to whoever created it. */
@@ -199,6 +195,7 @@ export class LoraTrainer {
         this.model.lossAndGradients(batch, this.adapter, {
           lossScale: 1 / targetCount,
           dropoutSeed: s.seed * 1_000_003 + this.optimizer.step * 131 + batchIndex,
+          recompute: this.recompute,
         });
         // Submitted now, awaited in `deliver`: the GPU never waits for the CPU to read a loss.
         lossParts.push(this.model.readLossSum(batch));

@@ -50,18 +50,39 @@ describe('benchmark', () => {
 
     const { memory } = steps;
     expect(memory.weights_bytes).toBeGreaterThanOrEqual(steps.model.parameters * 4);
-    expect(memory.workspace_bytes).toBeGreaterThan(0);
+    expect(memory.activation_bytes).toBeGreaterThan(0);
     expect(memory.other_bytes).toBeGreaterThan(0);
     expect(steps.peak_memory_bytes).toBe(
-      memory.weights_bytes + memory.adapter_and_optimizer_bytes + memory.workspace_bytes + memory.other_bytes,
+      memory.weights_bytes + memory.adapter_and_optimizer_bytes + memory.activation_bytes + memory.other_bytes,
     );
-    expect(steps.peak_memory_bytes).toBeGreaterThan(memory.weights_bytes + memory.workspace_bytes);
+    expect(steps.peak_memory_bytes).toBeGreaterThan(memory.weights_bytes + memory.activation_bytes);
+    expect(memory.estimate.activation_bytes).toBe(memory.activation_bytes);
+    expect(memory.estimate_bytes).toBe(Object.values(memory.estimate).reduce((a, b) => a + b, 0));
+    expect(memory.estimate_error).toBeCloseTo(memory.estimate_bytes / steps.peak_memory_bytes - 1, 12);
+    expect(steps.recompute).toEqual({ mode: 'off', on: false });
 
     expect(memoryOnly).toMatchObject({ mode: 'memory-only', tokens_per_s: null, ms_per_step: null, step_ms: [] });
     expect(memoryOnly.peak_memory_bytes).toBe(steps.peak_memory_bytes);
     expect(memoryOnly.memory).toEqual(steps.memory);
     expect(memoryOnly.dispatches_per_step).toBe(steps.dispatches_per_step);
     expect(memoryOnly.record_ms_per_step).toBeGreaterThan(0);
+  });
+
+  it('with recomputation: less activation memory, as estimated, and memory-only mode still reproduces the peak', async () => {
+    const on = { ...OPTIONS, recompute: 'on' as const };
+    const steps = await runBenchmark(await freshGpu(), on);
+    const memoryOnly = await runBenchmark(await freshGpu(), { ...on, memoryOnly: true });
+    const off = await runBenchmark(await freshGpu(), { ...OPTIONS, memoryOnly: true });
+    expect(steps.recompute).toEqual({ mode: 'on', on: true });
+    expect(memoryOnly.peak_memory_bytes).toBe(steps.peak_memory_bytes);
+    expect(steps.memory.activation_bytes).toBeLessThan(off.memory.activation_bytes);
+    expect(steps.memory.estimate.activation_bytes).toBe(steps.memory.activation_bytes);
+    // Recomputation records the forward of every layer but the last a second time.
+    expect(steps.dispatches_per_step).toBeGreaterThan(off.dispatches_per_step);
+    // auto with a budget below the run's estimate turns it on.
+    const auto = await runBenchmark(await freshGpu(), { ...OPTIONS, memoryOnly: true, recompute: 'auto', memoryBudget: 1024 });
+    expect(auto.recompute).toEqual({ mode: 'auto', on: true });
+    expect(auto.peak_memory_bytes).toBe(memoryOnly.peak_memory_bytes);
   });
 
   it('knows the built-in models by their Hugging Face configs', () => {

@@ -22,6 +22,15 @@ describe('webtune CLI', () => {
     expect(run.status).toBe(0);
   });
 
+  it('golden --recompute on checks the gradients of activation recomputation; other values are refused', () => {
+    const run = webtune(['golden', resolve(GOLDEN_DIR, 'stories260K-qkv-r4'), '--recompute', 'on']);
+    expect(JSON.parse(run.last)).toMatchObject({ recompute: true, ok: true });
+    expect(run.status).toBe(0);
+    const bad = webtune(['golden', resolve(GOLDEN_DIR, 'stories260K-qkv-r4'), '--recompute', 'maybe']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--recompute must be on or off, got "maybe"/);
+  });
+
   it('golden names the missing file of a broken case directory and exits non-zero', () => {
     const dir = mkdtempSync(join(tmpdir(), 'webtune-golden-'));
     try {

@@ -96,6 +96,27 @@ describe('LoRA adapter kernels', () => {
     });
   }
 
+  for (const drop of [undefined, dropout]) {
+    it(`backward without dx gives the same dA and dB and leaves the scratch untouched (${drop ? `p = ${drop.p}` : 'p = 0'})`, async () => {
+      const ref = loraBackwardRef(toF64(dy), toF64(x), toF64(A), toF64(B), d, s, refMask(drop));
+      const got = await checkOp(await testGpu(), {
+        inputs: { ...FORWARD.inputs, dy },
+        outputs: { ...FORWARD.outputs, dA: r * I, dB: O * r, du: M * r, dxScratch: M * I },
+        run: (gpu, t) => {
+          forward(gpu, t, drop);
+          const { dy: dY, x: X, xDrop, u, A: a, B: b, dA, dB, du, dxScratch } = t;
+          loraBackward(gpu, { dy: dY, x: X, xDrop, u, A: a, B: b, dA, dB, du, dxScratch }, d, {
+            scaling: s,
+            accumulate: false,
+            dropout: drop,
+          });
+        },
+        expected: { du: { values: ref.du, ...tol }, dB: { values: ref.dB, ...tol }, dA: { values: ref.dA, ...tol } },
+      });
+      expect(got.dxScratch.every(Number.isNaN)).toBe(true);
+    });
+  }
+
   it('drops about p of the elements, differently for another seed', () => {
     const n = 100_000;
     let dropped = 0;

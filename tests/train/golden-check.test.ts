@@ -19,17 +19,20 @@ describe('golden cases from PyTorch', () => {
   });
 
   for (const name of cases) {
-    it(`${name}: loss, gradients and one AdamW step match`, async () => {
-      const golden = await loadGoldenCase(nodeFileSource(resolve(GOLDEN_DIR, name)));
-      const { weights } = await openModel(nodeFileSource(resolve(SHARED, 'models', golden.model)));
-      const result = await checkGoldenCase(await testGpu(), golden, weights);
-      console.log(JSON.stringify(result));
-      expect(result.loss_rel_err).toBeLessThanOrEqual(GOLDEN_TOLERANCE.lossRelErr);
-      expect(result.grad_max_rel_err).toBeLessThanOrEqual(GOLDEN_TOLERANCE.gradMaxRelErr);
-      expect(result.adamw_max_abs_err).toBeLessThanOrEqual(GOLDEN_TOLERANCE.adamwMaxAbsErr);
-      if (result.logits_max_abs_err !== null) expect(result.logits_max_abs_err).toBeLessThan(1e-4);
-      expect(result.ok).toBe(true);
-    });
+    for (const recompute of [false, true]) {
+      it(`${name}: loss, gradients and one AdamW step match${recompute ? ', with activation recomputation' : ''}`, async () => {
+        const golden = await loadGoldenCase(nodeFileSource(resolve(GOLDEN_DIR, name)));
+        const { weights } = await openModel(nodeFileSource(resolve(SHARED, 'models', golden.model)));
+        const result = await checkGoldenCase(await testGpu(), golden, weights, { recompute });
+        expect(result.recompute).toBe(recompute);
+        console.log(JSON.stringify(result));
+        expect(result.loss_rel_err).toBeLessThanOrEqual(GOLDEN_TOLERANCE.lossRelErr);
+        expect(result.grad_max_rel_err).toBeLessThanOrEqual(GOLDEN_TOLERANCE.gradMaxRelErr);
+        expect(result.adamw_max_abs_err).toBeLessThanOrEqual(GOLDEN_TOLERANCE.adamwMaxAbsErr);
+        if (result.logits_max_abs_err !== null) expect(result.logits_max_abs_err).toBeLessThan(1e-4);
+        expect(result.ok).toBe(true);
+      });
+    }
   }
 });
 

@@ -21,7 +21,7 @@ interface NumberField {
 }
 
 /** The form's fieldsets; each also holds the controls of its `id` that are not numbers (see `groupExtras`). */
-type GroupId = 'lora' | 'optimizer' | 'data';
+type GroupId = 'lora' | 'optimizer' | 'data' | 'memory';
 
 const GROUPS: { id: GroupId; title: string; fields: NumberField[] }[] = [
   {
@@ -62,6 +62,7 @@ const GROUPS: { id: GroupId; title: string; fields: NumberField[] }[] = [
       { key: 'seed', label: 'Seed', hint: 'Data order, dropout and adapter initialisation.' },
     ],
   },
+  { id: 'memory', title: 'GPU memory', fields: [] },
 ];
 
 export class SettingsPanel implements Panel {
@@ -74,6 +75,20 @@ export class SettingsPanel implements Panel {
     ...['linear', 'cosine', 'constant'].map((s) => el('option', { value: s }, s)),
   );
   private readonly rslora = el('input', { type: 'checkbox', 'data-testid': 'setting-rslora' });
+  private readonly recompute = el(
+    'select',
+    { 'data-testid': 'setting-recompute' },
+    el('option', { value: 'auto' }, 'automatic'),
+    el('option', { value: 'on' }, 'on'),
+    el('option', { value: 'off' }, 'off'),
+  );
+  private readonly memoryBudget = el('input', {
+    type: 'number',
+    step: 'any',
+    min: '0',
+    placeholder: "the device's",
+    'data-testid': 'setting-memoryBudget',
+  });
   private readonly packing = el('input', { type: 'checkbox', 'data-testid': 'setting-packing' });
   private readonly runName = el('input', { type: 'text', 'data-testid': 'run-name' });
   private readonly problem = el('p', { class: 'notice', 'data-kind': 'error', 'data-testid': 'settings-error', hidden: true });
@@ -109,8 +124,8 @@ export class SettingsPanel implements Panel {
       });
       return el('fieldset', {}, el('legend', {}, group.title), el('div', { class: 'fields' }, ...fields, ...this.groupExtras(group.id, s)));
     });
-    for (const control of [this.schedule, this.rslora, this.packing]) control.addEventListener('change', () => this.read());
-    for (const input of [this.minChars, this.maxChars]) input.addEventListener('input', () => this.read());
+    for (const control of [this.schedule, this.rslora, this.packing, this.recompute]) control.addEventListener('change', () => this.read());
+    for (const input of [this.minChars, this.maxChars, this.memoryBudget]) input.addEventListener('input', () => this.read());
     this.presetSection = new PresetSection(app, (plan) => this.applyPlan(plan));
     this.filterSet = el(
       'fieldset',
@@ -262,6 +277,24 @@ export class SettingsPanel implements Panel {
       case 'data':
         this.packing.checked = s.packing;
         return [el('label', { class: 'check' }, this.packing, 'Pack short examples into full rows')];
+      case 'memory':
+        this.setMemoryControls(s);
+        return [
+          el(
+            'label',
+            { class: 'field' },
+            el('span', { class: 'field-label' }, 'Activation recomputation'),
+            this.recompute,
+            el('span', { class: 'hint' }, 'Recompute each layer in backward: same result, far less memory, about a third more compute.'),
+          ),
+          el(
+            'label',
+            { class: 'field' },
+            el('span', { class: 'field-label' }, 'Memory budget (GiB)'),
+            this.memoryBudget,
+            el('span', { class: 'hint' }, 'What automatic recomputation plans for. Empty: what the device reports, else 4 GiB.'),
+          ),
+        ];
     }
   }
 
@@ -293,10 +326,16 @@ export class SettingsPanel implements Panel {
     this.schedule.value = s.schedule;
     this.rslora.checked = s.lora.useRslora;
     this.packing.checked = s.packing;
+    this.setMemoryControls(s);
     if (filter) {
       this.minChars.value = String(filter.minResponseChars);
       this.maxChars.value = String(filter.maxResponseChars);
     }
+  }
+
+  private setMemoryControls(s: TrainSettings): void {
+    this.recompute.value = s.recompute;
+    this.memoryBudget.value = s.memoryBudget === null ? '' : String(s.memoryBudget / 2 ** 30);
   }
 
   private current(s: TrainSettings, key: NumberField['key']): number {
@@ -348,6 +387,8 @@ export class SettingsPanel implements Panel {
         evalEvery: value('evalEvery'),
         checkpointEvery: value('checkpointEvery'),
         seed: value('seed'),
+        recompute: this.recompute.value as TrainSettings['recompute'],
+        memoryBudget: this.memoryBudget.value.trim() === '' ? null : Math.round(Number(this.memoryBudget.value) * 2 ** 30),
       });
       this.app.update({ settings, preset, settingsError: null });
     } catch (error) {

@@ -1,4 +1,4 @@
-/** The GPU memory a run needs, part by part, against the device's limits; shown by the model and settings steps. */
+/** The GPU memory a run needs, part by part, against the device's limits and the memory budget; shown by the model and settings steps. */
 import type { MemoryEstimate } from '../../app/api';
 import { el, formatBytes, formatCount } from '../dom';
 
@@ -14,9 +14,9 @@ export function memoryView(estimate: MemoryEstimate | null, error: string | null
   }
   const parts: [string, number, string][] = [
     ['Weights', estimate.weightsBytes, 'w'],
-    ['Adapter + grads', estimate.adapterBytes, 'a'],
-    ['AdamW state', estimate.optimizerBytes, 'o'],
+    ['Adapter + optimizer', estimate.adapterBytes + estimate.optimizerBytes, 'a'],
     ['Activations', estimate.activationBytes, 'x'],
+    ['Other', estimate.otherBytes, 'o'],
   ];
   const bar = el('div', { class: 'memory-bar' });
   for (const [label, bytes, key] of parts) {
@@ -38,13 +38,39 @@ export function memoryView(estimate: MemoryEstimate | null, error: string | null
     legend,
     el(
       'p',
+      { class: 'memory-recompute', 'data-testid': 'memory-recompute', 'data-on': String(estimate.recompute.on) },
+      recomputeText(estimate),
+    ),
+    el(
+      'p',
       { class: 'memory-verdict', 'data-fits': String(estimate.fits) },
       estimate.fits
         ? `Fits this device's buffer limits (largest buffer ${formatBytes(estimate.largestBufferBytes)}). ` +
-            `${formatCount(estimate.trainableParameters)} trainable parameters. ` +
-            'WebGPU does not report free GPU memory, so the total is what to compare with your GPU.'
+            `${formatCount(estimate.trainableParameters)} trainable parameters.`
         : estimate.problems.join(' '),
     ),
   );
   return box;
+}
+
+/** Whether the run recomputes activations and why, against which budget. */
+function recomputeText(e: MemoryEstimate): string {
+  const { mode, on, withoutBytes, withBytes } = e.recompute;
+  const budget = budgetText(e);
+  const state = on
+    ? mode === 'auto'
+      ? `Activation recomputation is on, chosen automatically: without it training needs ${formatBytes(withoutBytes)}, more than ${budget}.`
+      : `Activation recomputation is on (your setting); without it training would need ${formatBytes(withoutBytes)}.`
+    : mode === 'auto'
+      ? `Activation recomputation is off: training fits ${budget} without it (with it: ${formatBytes(withBytes)}).`
+      : `Activation recomputation is off (your setting); with it training would need ${formatBytes(withBytes)}.`;
+  const over = e.overBudget ? ` That is still more than ${budget}: lower the batch size or the max length.` : '';
+  return state + over;
+}
+
+function budgetText(e: MemoryEstimate): string {
+  const bytes = formatBytes(e.budget.bytes);
+  if (e.budget.source === 'setting') return `your memory budget of ${bytes}`;
+  if (e.budget.source === 'adapter') return `the budget of ${bytes} (80% of the memory this GPU reports)`;
+  return `the default budget of ${bytes} (WebGPU does not say how much memory this GPU has; set a budget in the settings)`;
 }

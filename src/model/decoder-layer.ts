@@ -1,0 +1,229 @@
+/**
+ * One decoder layer of a Llama-family model, forward and backward, written llm.c style: backward is
+ * the forward read in reverse. The forward records into the layer's activation set of the
+ * workspace; the model calls it for each layer of the forward pass and, with recomputation, again
+ * right before that layer's backward (the same kernels on the same input, so the same values).
+ */
+import type { Binding, Gpu } from '../gpu/context';
+import { attentionBackward, attentionForward, attentionForwardCached } from '../kernels/attention';
+import { loraBackward, loraForward, type LoraDropout } from '../kernels/lora';
+import { matmulDyW, matmulXWt } from '../kernels/matmul';
+import { residualForward } from '../kernels/residual';
+import { rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
+import { ropeBackward, ropeForward } from '../kernels/rope';
+import { swigluBackward, swigluForward } from '../kernels/swiglu';
+import type { LoraAdapter, LoraWeights } from '../lora/adapter';
+import type { LoraTarget } from '../lora/config';
+import type { Batch } from '../train/batch';
+import type { ModelConfig } from './config';
+import type { GpuWeights } from './gpu-weights';
+import type { KvCache } from './kv-cache';
+import type { Workspace } from './workspace';
+import { gradientBelow } from './workspace-plan';
+
+export interface ForwardOptions {
+  /** Keep what the backward pass reads and apply LoRA dropout. */
+  training: boolean;
+  /** Seeds this step's dropout masks (training only). */
+  dropoutSeed?: number;
+  /** Training: keep only each layer's input and recompute the layer's forward in backward. */
+  recompute?: boolean;
+}
+
+/** What the layers of one pass share. */
+export interface LayerPass {
+  gpu: Gpu;
+  config: ModelConfig;
+  weights: GpuWeights;
+  batch: Batch;
+  adapter: LoraWeights | null;
+  opts: ForwardOptions;
+  /** Inference with a KV cache (one row): keys and values join it, positions start after it. */
+  cache: KvCache | null;
+  ws: Workspace;
+}
+
+/**
+ * Records layer l's forward from its input stream into its activation set (`ws.layer(l)`), and the
+ * residual stream after it into `out`. Without `out` (recomputation in backward) it stops once
+ * every activation the layer's backward reads is written.
+ */
+export function recordLayerForward(p: LayerPass, l: number, out: GPUBuffer | null): void {
+  const { gpu, config, batch, adapter, cache, ws } = p;
+  const { B, T } = batch;
+  const M = B * T;
+  const C = config.hiddenSize;
+  const H = config.numHeads;
+  const KV = config.numKvHeads;
+  const D = config.headDim;
+  const I = config.intermediateSize;
+  const norm = { eps: config.rmsNormEps };
+  const rope = { theta: config.ropeTheta };
+  const w = p.weights.layers[l];
+  const a = ws.layer(l);
+  const x = ws.streamAt(l);
+  rmsnormForward(gpu, { x, weight: w.inputNorm, y: a.n1, rstd: a.rstd1 }, { M, C }, norm);
+  project(p, l, 'q_proj', a.n1, w.q, a.q, C, H * D, w.qBias);
+  project(p, l, 'k_proj', a.n1, w.k, a.k, C, KV * D, w.kBias);
+  project(p, l, 'v_proj', a.n1, w.v, a.v, C, KV * D, w.vBias);
+  const past = cache?.length ?? 0;
+  ropeForward(gpu, { x: a.q }, { M, T, nHeads: H, headDim: D, positionOffset: past }, rope);
+  ropeForward(gpu, { x: a.k }, { M, T, nHeads: KV, headDim: D, positionOffset: past }, rope);
+  if (cache) {
+    cache.write(l, a.k, a.v, M);
+    attentionForwardCached(
+      gpu,
+      { q: a.q, kCache: cache.keys[l], vCache: cache.values[l], out: a.attn, stats: a.stats },
+      { B, T, H, KV, D, past, S: cache.capacity },
+    );
+  } else {
+    attentionForward(gpu, { q: a.q, k: a.k, v: a.v, out: a.attn, stats: a.stats }, { B, T, H, KV, D });
+  }
+  project(p, l, 'o_proj', a.attn, w.o, ws.branch, H * D, C);
+  residualForward(gpu, { a: x, b: ws.branch, y: a.h }, { n: M * C });
+  rmsnormForward(gpu, { x: a.h, weight: w.postNorm, y: a.n2, rstd: a.rstd2 }, { M, C }, norm);
+  project(p, l, 'gate_proj', a.n2, w.gate, a.gate, C, I);
+  project(p, l, 'up_proj', a.n2, w.up, a.up, C, I);
+  // Backward reads act and down_proj's u only when down_proj has an adapter.
+  if (!out && !adapter?.module(l, 'down_proj')) return;
+  swigluForward(gpu, { gate: a.gate, up: a.up, out: a.act }, { n: M * I });
+  project(p, l, 'down_proj', a.act, w.down, ws.branch, I, C);
+  if (out) residualForward(gpu, { a: a.h, b: ws.branch, y: out }, { n: M * C });
+}
+
+/** y = x W^T (+ bias), then the adapter's share s * drop(x) A^T B^T when `target` has one. */
+function project(
+  p: LayerPass,
+  layer: number,
+  target: LoraTarget,
+  x: GPUBuffer,
+  w: GPUBuffer,
+  y: GPUBuffer,
+  inF: number,
+  outF: number,
+  bias?: GPUBuffer,
+): void {
+  const { gpu, adapter, ws } = p;
+  const M = p.batch.B * p.batch.T;
+  matmulXWt(gpu, { X: x, W: w, Y: y, bias }, { M, N: outF, K: inF });
+  const module = adapter?.module(layer, target);
+  if (!adapter || !module) return;
+  const act = ws.layer(layer);
+  loraForward(
+    gpu,
+    {
+      x,
+      xDrop: act.loraXDrop.get(target),
+      A: adapter.view(module, 'A'),
+      B: adapter.view(module, 'B'),
+      u: act.loraU.get(target)!,
+      y,
+    },
+    { M, inFeatures: inF, outFeatures: outF, r: adapter.layout.r },
+    { scaling: adapter.scaling, dropout: dropoutFor(adapter, layer, target, p.opts) },
+  );
+}
+
+/**
+ * Layer l's backward, reading exactly what `backwardReads` (workspace-plan.ts) lists. Below the
+ * first adapter nothing needs a gradient, so the first layer skips the input gradients there.
+ */
+export function recordLayerBackward(p: LayerPass, adapter: LoraAdapter, l: number): void {
+  const { gpu, config, batch, ws } = p;
+  const { B, T } = batch;
+  const M = B * T;
+  const C = config.hiddenSize;
+  const H = config.numHeads;
+  const KV = config.numKvHeads;
+  const D = config.headDim;
+  const I = config.intermediateSize;
+  const rope = { theta: config.ropeTheta };
+  const w = p.weights.layers[l];
+  const a = ws.layer(l);
+  const below = (slot: number) => gradientBelow(adapter.config.targets, l, slot);
+  const back = (target: LoraTarget, dy: Binding, x: GPUBuffer, wt: GPUBuffer, dx: GPUBuffer, inF: number, outF: number, slot: number) =>
+    projectBackward(p, adapter, l, target, dy, x, wt, below(slot) ? dx : null, inF, outF);
+
+  // MLP branch: y = h + down(silu(gate(n2)) * up(n2)), n2 = rms(h).
+  back('down_proj', ws.dStream, a.act, w.down, ws.dAct, I, C, 3);
+  if (below(3)) swigluBackward(gpu, { dout: ws.dAct, gate: a.gate, up: a.up, dgate: ws.dGate, dup: ws.dUp }, { n: M * I });
+  back('gate_proj', ws.dGate, a.n2, w.gate, ws.dNorm, C, I, 2);
+  back('up_proj', ws.dUp, a.n2, w.up, ws.dNorm, C, I, 2);
+  if (below(2)) {
+    rmsnormBackwardAccumulate(gpu, { dy: ws.dNorm, x: a.h, weight: w.postNorm, rstd: a.rstd2, dx: ws.dStream }, { M, C });
+  }
+  // Attention branch: h = x + o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rms(x).
+  back('o_proj', ws.dStream, a.attn, w.o, ws.dAttn, H * D, C, 1);
+  if (below(1)) {
+    attentionBackward(
+      gpu,
+      { dout: ws.dAttn, q: a.q, k: a.k, v: a.v, out: a.attn, stats: a.stats, dq: ws.dq, dk: ws.dk, dv: ws.dv },
+      { B, T, H, KV, D },
+    );
+    ropeBackward(gpu, { dx: ws.dq }, { M, T, nHeads: H, headDim: D }, rope);
+    ropeBackward(gpu, { dx: ws.dk }, { M, T, nHeads: KV, headDim: D }, rope);
+  }
+  back('q_proj', ws.dq, a.n1, w.q, ws.dNorm, C, H * D, 0);
+  back('k_proj', ws.dk, a.n1, w.k, ws.dNorm, C, KV * D, 0);
+  back('v_proj', ws.dv, a.n1, w.v, ws.dNorm, C, KV * D, 0);
+  if (below(0)) {
+    rmsnormBackwardAccumulate(gpu, { dy: ws.dNorm, x: ws.streamAt(l), weight: w.inputNorm, rstd: a.rstd1, dx: ws.dStream }, { M, C });
+  }
+}
+
+/**
+ * dX = dY W through the frozen weight into `dx` (null: nothing below needs it), then the adapter's
+ * dA, dB and its share of dX. Of the projections that share one dx (q/k/v, gate/up) the first
+ * overwrites it and the others add to it.
+ */
+function projectBackward(
+  p: LayerPass,
+  adapter: LoraAdapter,
+  layer: number,
+  target: LoraTarget,
+  dy: Binding,
+  x: GPUBuffer,
+  w: GPUBuffer,
+  dx: GPUBuffer | null,
+  inF: number,
+  outF: number,
+): void {
+  const { gpu, ws } = p;
+  const M = p.batch.B * p.batch.T;
+  const accumulate = target === 'k_proj' || target === 'v_proj' || target === 'up_proj';
+  if (dx) matmulDyW(gpu, { dY: dy, W: w, dX: dx }, { M, N: outF, K: inF }, { beta: accumulate ? 1 : 0 });
+  const module = adapter.module(layer, target);
+  if (!module) return;
+  const act = ws.layer(layer);
+  loraBackward(
+    gpu,
+    {
+      dy,
+      x,
+      xDrop: act.loraXDrop.get(target),
+      u: act.loraU.get(target)!,
+      A: adapter.view(module, 'A'),
+      B: adapter.view(module, 'B'),
+      dA: adapter.gradView(module, 'A'),
+      dB: adapter.gradView(module, 'B'),
+      du: ws.dU,
+      dx: dx ?? undefined,
+      dxScratch: dx && act.loraXDrop.size ? ws.dxScratch : undefined,
+    },
+    { M, inFeatures: inF, outFeatures: outF, r: adapter.layout.r },
+    { scaling: adapter.scaling, accumulate: true, dropout: dropoutFor(adapter, layer, target, p.opts) },
+  );
+}
+
+function dropoutFor(adapter: LoraWeights, layer: number, target: LoraTarget, opts: ForwardOptions): LoraDropout | undefined {
+  if (!opts.training || adapter.config.dropout <= 0) return undefined;
+  const moduleIndex = layer * 8 + adapter.config.targets.indexOf(target);
+  return { p: adapter.config.dropout, seed: mixSeed(opts.dropoutSeed ?? 0, moduleIndex) };
+}
+
+/** Distinct, well-spread dropout seeds per module and step. */
+function mixSeed(seed: number, index: number): number {
+  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
