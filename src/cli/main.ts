@@ -43,13 +43,22 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function golden(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { models: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    args,
+    options: { models: { type: 'string' }, schedules: { type: 'string', default: 'auto' } },
+    allowPositionals: true,
+  });
   if (positionals.length !== 1) throw new UsageError('golden takes exactly one case directory');
+  const schedules = values.schedules;
+  if (schedules !== 'auto' && schedules !== 'gpu' && schedules !== 'cpu') {
+    throw new UsageError(`--schedules must be auto, gpu or cpu, got "${schedules}"`);
+  }
   const caseDir = resolve(positionals[0]);
   const goldenCase = await loadGoldenCase(nodeFileSource(caseDir));
   const modelsDir = resolve(values.models ?? '../shared/models');
   const { weights } = await openModel(nodeFileSource(resolve(modelsDir, goldenCase.model)));
   const gpu = new Gpu(await createNodeDevice());
+  gpu.schedules = schedules;
   const result = await checkGoldenCase(gpu, goldenCase, weights);
   process.stdout.write(`${JSON.stringify(result)}\n`);
   return result.ok ? 0 : 1;

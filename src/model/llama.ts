@@ -5,7 +5,7 @@ import { embeddingForward } from '../kernels/embedding';
 import { loraBackward, loraForward, type LoraDropout } from '../kernels/lora';
 import { matmulDyW, matmulXWt } from '../kernels/matmul';
 import { residualForward } from '../kernels/residual';
-import { rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
+import { residualRmsnormForward, rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
 import { ropeBackward, ropeForward } from '../kernels/rope';
 import { swigluBackward, swigluForward } from '../kernels/swiglu';
 import type { LoraAdapter, LoraWeights } from '../lora/adapter';
@@ -244,8 +244,7 @@ export class LlamaModel {
         attentionForward(gpu, { q: a.q, k: a.k, v: a.v, out: a.attn, stats: a.stats }, { B, T, H, KV, D });
       }
       project(l, 'o_proj', a.attn, w.o, ws.branch, H * D, C);
-      residualForward(gpu, { a: x, b: ws.branch, y: a.h }, { n: M * C });
-      rmsnormForward(gpu, { x: a.h, weight: w.postNorm, y: a.n2, rstd: a.rstd2 }, { M, C }, norm);
+      residualRmsnormForward(gpu, { x, branch: ws.branch, h: a.h, weight: w.postNorm, y: a.n2, rstd: a.rstd2 }, { M, C }, norm);
       project(l, 'gate_proj', a.n2, w.gate, a.gate, C, I);
       project(l, 'up_proj', a.n2, w.up, a.up, C, I);
       swigluForward(gpu, { gate: a.gate, up: a.up, out: a.act }, { n: M * I });

@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import rmsnormSource from '../../shaders/rmsnorm.wgsl?raw';
+import rmsnorm from '../../shaders/rmsnorm.wgsl?raw';
 import residualSource from '../../shaders/residual.wgsl?raw';
+import rowSumWorkgroup from '../../shaders/row-sum-workgroup.wgsl?raw';
 import { type Binding, Gpu, type KernelCall } from '../../src/gpu/context';
 import { KernelArgumentError, ShaderInterfaceError } from '../../src/gpu/errors';
 import { createNodeDevice } from '../../src/gpu/node-device';
 
 const freshGpu = async () => new Gpu(await createNodeDevice());
+/** rmsnorm.wgsl needs a row_sum appended, as its wrapper does. */
+const rmsnormSource = `${rmsnorm}\n${rowSumWorkgroup}`;
 
 /** Runs `call` and returns the KernelArgumentError it must throw, after checking that nothing was recorded. */
 function refused(gpu: Gpu, entry: { source: string; name: string }, call: KernelCall): KernelArgumentError {
