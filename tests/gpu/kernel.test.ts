@@ -125,7 +125,7 @@ describe('named kernel parameters', () => {
     const a: Binding = gpu.createBuffer(16, 'a');
     const b = gpu.createBuffer(16, 'b');
     const y = gpu.createBuffer(16, 'y');
-    const params = { n: 4 };
+    const params = { n: 4, start: 0 };
     expect(refused(gpu, residual, { params, bindings: { a, b, out: y }, workgroups: [1] })).toMatchObject({ field: 'out' });
     expect(refused(gpu, residual, { params, bindings: { a, b }, workgroups: [1] })).toMatchObject({ field: 'y' });
     const unused = refused(
