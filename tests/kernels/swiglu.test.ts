@@ -7,8 +7,8 @@ import { checkOp, expectReferenceGradient } from '../helpers/op-test';
 import { swigluBackwardRef, swigluForwardRef } from '../reference/swiglu';
 
 const CASES = [
-  // 7 tokens x 67 channels: not a multiple of the 256-wide workgroup, n % 4 = 1 (a scalar tail); saturated gates where a naive
-  // exp(-g) overflows or 1 - sigmoid cancels.
+  // 7 tokens x 67 channels: not a multiple of the 256-wide workgroup, n % 4 = 1 (a scalar tail);
+  // saturated gates where a naive exp(-g) overflows or 1 - sigmoid cancels.
   { name: '7 x 67 elements, saturated gates', n: 7 * 67, saturated: [-100, 100, -1e4, 1e4, -30, 30, 0] },
   // A multiple of 4 (the vec4 pass alone) past one workgroup of vec4s.
   { name: '70 x 64 elements', n: 70 * 64, saturated: [-100, 100, -1e4, 1e4, -30, 30, 0, 5] },
