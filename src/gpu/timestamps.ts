@@ -20,7 +20,7 @@ export class DispatchTimer {
   private readonly submits: { kernels: string[]; readback: GPUBuffer }[] = [];
 
   constructor(
-    private readonly device: GPUDevice,
+    device: GPUDevice,
     /** At least the most dispatches one submit holds. */
     private readonly capacity: number,
     private readonly allocate: (descriptor: GPUBufferDescriptor) => GPUBuffer,
@@ -65,7 +65,9 @@ export class DispatchTimer {
       const stamps = new BigUint64Array(readback.getMappedRange().slice(0));
       readback.destroy();
       // A pass whose end stamp precedes its start (a reset counter) counts as 0 rather than wrapping.
-      kernels.forEach((kernel, i) => times.push({ kernel, ns: Math.max(0, Number(stamps[2 * i + 1] - stamps[2 * i])) }));
+      kernels.forEach((kernel, i) => {
+        times.push({ kernel, ns: Math.max(0, Number(stamps[2 * i + 1] - stamps[2 * i])) });
+      });
     }
     return times;
   }
