@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Gpu } from '../../src/gpu/context';
+import { Gpu } from '../../src/gpu/context';
 import { LoraAdapter } from '../../src/lora/adapter';
 import { LORA_TARGETS, validateLoraConfig } from '../../src/lora/config';
 import { peftTensorName } from '../../src/lora/layout';
@@ -41,44 +41,49 @@ describe('whole model against a float64 reference (random-init Qwen2-shaped mode
   };
   const ref64 = new Map([...weights].map(([k, v]) => [k, Float64Array.from(v)]));
 
-  it('loss and d loss / d A, d B match central differences of the float64 model', async () => {
-    const gpu = await testGpu();
-    const model = await LlamaModel.load(gpu, memoryWeightsSource(config, weights));
-    const { adapter, init } = randomAdapter(gpu);
-    const batch = makeBatch(inputIds, labels);
-    model.lossAndGradients(batch, adapter, { lossScale: 1 / batch.targetCount });
-    const loss = (await model.readLossSum(batch)) / batch.targetCount;
-    const grads = await adapter.readGradients();
+  // 'gpu' forces the GPU schedules (tiled attention, workgroup RMSNorm) on this CPU adapter too.
+  it.each(['auto', 'gpu'] as const)(
+    '%s schedules: loss and d loss / d A, d B match central differences of the float64 model',
+    async (schedules) => {
+      const gpu = new Gpu((await testGpu()).device);
+      gpu.schedules = schedules;
+      const model = await LlamaModel.load(gpu, memoryWeightsSource(config, weights));
+      const { adapter, init } = randomAdapter(gpu);
+      const batch = makeBatch(inputIds, labels);
+      model.lossAndGradients(batch, adapter, { lossScale: 1 / batch.targetCount });
+      const loss = (await model.readLossSum(batch)) / batch.targetCount;
+      const grads = await adapter.readGradients();
 
-    const adapter64 = new Map([...init].map(([k, v]) => [k, Float64Array.from(v.data)]));
-    const refLoss = () => referenceLoss(config, ref64, adapter64, adapter.scaling, inputIds, labels);
-    const reference = await refLoss();
-    expect(Math.abs(loss - reference) / reference).toBeLessThan(1e-5);
+      const adapter64 = new Map([...init].map(([k, v]) => [k, Float64Array.from(v.data)]));
+      const refLoss = () => referenceLoss(config, ref64, adapter64, adapter.scaling, inputIds, labels);
+      const reference = await refLoss();
+      expect(Math.abs(loss - reference) / reference).toBeLessThan(1e-5);
 
-    const h = 1e-5;
-    let checked = 0;
-    for (const module of adapter.layout.modules) {
-      for (const matrix of ['A', 'B'] as const) {
-        const name = peftTensorName(module, matrix);
-        const values = adapter64.get(name)!;
-        for (const index of [0, Math.floor(values.length / 2) + 1, values.length - 1]) {
-          const saved = values[index];
-          values[index] = saved + h;
-          const plus = await refLoss();
-          values[index] = saved - h;
-          const minus = await refLoss();
-          values[index] = saved;
-          const numeric = (plus - minus) / (2 * h);
-          const analytic = grads.get(name)!.data[index];
-          expect(Math.abs(analytic - numeric), `${name}[${index}]: GPU ${analytic} vs central difference ${numeric}`).toBeLessThan(
-            2e-4 + 2e-3 * Math.abs(numeric),
-          );
-          checked++;
+      const h = 1e-5;
+      let checked = 0;
+      for (const module of adapter.layout.modules) {
+        for (const matrix of ['A', 'B'] as const) {
+          const name = peftTensorName(module, matrix);
+          const values = adapter64.get(name)!;
+          for (const index of [0, Math.floor(values.length / 2) + 1, values.length - 1]) {
+            const saved = values[index];
+            values[index] = saved + h;
+            const plus = await refLoss();
+            values[index] = saved - h;
+            const minus = await refLoss();
+            values[index] = saved;
+            const numeric = (plus - minus) / (2 * h);
+            const analytic = grads.get(name)!.data[index];
+            expect(Math.abs(analytic - numeric), `${name}[${index}]: GPU ${analytic} vs central difference ${numeric}`).toBeLessThan(
+              2e-4 + 2e-3 * Math.abs(numeric),
+            );
+            checked++;
+          }
         }
       }
-    }
-    expect(checked).toBe(adapter.layout.modules.length * 6);
-  });
+      expect(checked).toBe(adapter.layout.modules.length * 6);
+    },
+  );
 
   it('with B = 0 the adapted logits equal the base model logits exactly', async () => {
     const gpu = await testGpu();
