@@ -58,10 +58,10 @@ const parsed = new Map<string, ShaderInterface>();
  * Reads the interface every shader of this engine follows (docs/CONVENTIONS.md): `struct Params` of
  * 4-byte scalars at `@group(0) @binding(0) var<uniform> p: Params`, storage buffers at bindings 1..n,
  * and for each entry point the fields (`p.name`) and buffers its body and the functions it calls
- * name, which is what WebGPU's layout `auto` counts as used, and the `override` constants they need. A
- * scanner for these declarations,
- * not a WGSL parser: a local that shadows a binding or `p`, or a use of `p` other than `p.<field>`,
- * is refused, so that what it finds is what the shader reads.
+ * name, which is what WebGPU's layout `auto` counts as used, and the `override` constants they or
+ * the module-scope declarations they name (a workgroup array's size) need. A scanner for these
+ * declarations, not a WGSL parser: a local that shadows a binding, an override or `p`, or a use of
+ * `p` other than `p.<field>`, is refused, so that what it finds is what the shader reads.
  */
 export function entryInterface(source: string, entry: string): { shader: ShaderInterface; entry: EntryInterface } {
   const fail = (problem: string) => new ShaderInterfaceError(entry, problem);
