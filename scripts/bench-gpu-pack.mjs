@@ -53,7 +53,9 @@ if [ -z "$VK_DRIVER_FILES" ] && [ -f "$icd" ]; then export VK_DRIVER_FILES="$icd
 dir="\${OUT:-bench/results}"
 mkdir -p "$dir"
 rm -f "$dir/check.json"
-.gpu/node .gpu/bench-run.mjs --check "$@" --out "$dir/check.json" || echo "run.sh: a GPU schedule disagrees with its CPU twin (see check.json)"
+if ! .gpu/node .gpu/bench-run.mjs --check "$@" --out "$dir/check.json"; then
+  echo "run.sh: the check failed: a GPU schedule disagrees with its CPU twin or the check stopped (see check.json)"
+fi
 .gpu/node .gpu/bench-run.mjs "$@" --out "$dir/webtune.json"
 PYTHONUNBUFFERED=1 python3 bench/torch_peft.py "$@" --out "$dir/torch-peft.json"
 python3 - "$dir/webtune.json" "$dir/torch-peft.json" "$dir/check.json" <<'PY'
