@@ -11,7 +11,7 @@ export interface AttentionDims {
   D: number;
 }
 
-/** One invocation keeps its row's vectors and accumulators in private arrays of this length. */
+/** The row kernels keep a row's vectors in private arrays of this length; the tiled ones a half of it (CHUNK). */
 const MAX_HEAD_DIM = 128;
 /** Workgroup size of every entry point (one invocation per row; a tiled workgroup shares 64 among its rows). */
 const WG = 64;
@@ -33,7 +33,8 @@ export interface AttentionTiles {
 /**
  * Candidate blocks per tiled pass, best first: larger blocks reuse each staged row more, smaller ones
  * fit smaller workgroup storage (16 KiB is the WebGPU minimum) and give the dk/dv pass more
- * workgroups. Workgroup floats of each pass: P = D + 1 (padded row), S = BK + 1 (padded score row).
+ * workgroups. `floats`: the workgroup arrays each pass declares, with P = D + 1 floats per staged
+ * row and BK + 1 per score row (both padded, see attention-tiled.wgsl).
  */
 const TILE_CHOICES: Record<'forward' | 'dq' | 'dkdv', { tiles: AttentionTiles[]; floats: (t: AttentionTiles, P: number) => number }> = {
   forward: {
