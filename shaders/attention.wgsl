@@ -33,9 +33,8 @@
 // Why this version: it has no workgroup memory and no workgroupBarrier(). On SwiftShader (the CPU
 // Vulkan the tests and Node training run on) every barrier is a fiber switch, and the previous
 // one-workgroup-per-row kernel spent most of a stories260K training step in them; with small
-// head_dim (D = 8 there) a row is too little work to share across a workgroup anyway. A tiled
-// version (q/k/v blocks staged in workgroup memory, one workgroup per block of query rows) is the
-// way to go on real GPUs with larger head_dim; that is future work.
+// head_dim (D = 8 there) a row is too little work to share across a workgroup anyway. GPUs take the
+// tiled kernels of attention-tiled.wgsl instead (blocks of rows staged in workgroup memory).
 
 const WG: u32 = 64u;
 const DMAX: u32 = 128u;

@@ -1,17 +1,28 @@
 // SwiGLU gate of the Llama MLP: out = silu(gate) * up, silu(g) = g * sigmoid(g).
 // Backward, with s = sigmoid(g):  d gate = dout * up * s * (1 + g * (1 - s)),  d up = dout * silu(g).
 // Both gradients overwrite: gate and up are fresh projections that nothing else feeds.
-// Shapes: every buffer [n] (n = M * intermediate). One invocation per element; the grid may be
-// split over x and y (see Gpu.grid).
+// Shapes: every buffer [n] (n = M * intermediate). swiglu_forward / swiglu_backward: one invocation
+// per element from `start`; the *_vec4 entry points: one per 4 elements (the *4 bindings are the
+// same buffers as vec4 arrays) over the first 4 * (n / 4), the scalar ones taking the rest. The grid
+// may be split over x and y (see Gpu.grid).
 // sigmoid and 1 - sigmoid are both formed from exp(-|g|), which never overflows: WGSL lets an
 // implementation assume no infinities, so exp(-g) for g = -100 could give anything.
 
-struct Params { n: u32 }
+struct Params { n: u32, start: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> gate: array<f32>;
 @group(0) @binding(2) var<storage, read> up: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> dout: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dgate: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dup: array<f32>;
+@group(0) @binding(7) var<storage, read> gate4: array<vec4f>;
+@group(0) @binding(8) var<storage, read> up4: array<vec4f>;
+@group(0) @binding(9) var<storage, read_write> out4: array<vec4f>;
+@group(0) @binding(10) var<storage, read> dout4: array<vec4f>;
+@group(0) @binding(11) var<storage, read_write> dgate4: array<vec4f>;
+@group(0) @binding(12) var<storage, read_write> dup4: array<vec4f>;
 
 // (sigmoid(g), 1 - sigmoid(g)) without cancellation or overflow for any finite g.
 fn sigmoid_pair(g: f32) -> vec2f {
@@ -21,25 +32,52 @@ fn sigmoid_pair(g: f32) -> vec2f {
   return vec2f(e * inv, inv);
 }
 
+// sigmoid_pair of four values: [0] sigmoid, [1] 1 - sigmoid.
+fn sigmoid_pair4(g: vec4f) -> array<vec4f, 2> {
+  let e = exp(-abs(g));
+  let inv = 1.0 / (1.0 + e);
+  let positive = g >= vec4f(0.0);
+  return array<vec4f, 2>(select(e * inv, inv, positive), select(inv, e * inv, positive));
+}
+
+fn element(gid: vec3u, nwg: vec3u) -> u32 {
+  return gid.x + gid.y * nwg.x * 256u;
+}
+
 @compute @workgroup_size(256)
 fn swiglu_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = p.start + element(gid, nwg);
   if (i >= p.n) { return; }
   let g = gate[i];
   out[i] = g * sigmoid_pair(g).x * up[i];
 }
 
-@group(0) @binding(4) var<storage, read> dout: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dgate: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dup: array<f32>;
+@compute @workgroup_size(256)
+fn swiglu_forward_vec4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = element(gid, nwg);
+  if (i >= p.n / 4u) { return; }
+  let g = gate4[i];
+  out4[i] = g * sigmoid_pair4(g)[0] * up4[i];
+}
 
 @compute @workgroup_size(256)
 fn swiglu_backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = p.start + element(gid, nwg);
   if (i >= p.n) { return; }
   let g = gate[i];
   let s = sigmoid_pair(g);
   let d = dout[i];
   dgate[i] = d * up[i] * s.x * (1.0 + g * s.y);
   dup[i] = d * g * s.x;
+}
+
+@compute @workgroup_size(256)
+fn swiglu_backward_vec4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = element(gid, nwg);
+  if (i >= p.n / 4u) { return; }
+  let g = gate4[i];
+  let s = sigmoid_pair4(g);
+  let d = dout4[i];
+  dgate4[i] = d * up4[i] * s[0] * (1.0 + g * s[1]);
+  dup4[i] = d * g * s[0];
 }

@@ -1,6 +1,5 @@
 import type { Example } from '../data/prepare';
-import type { Gpu, RecordedDispatch } from '../gpu/context';
-import { matmulDyTX, matmulDyW, matmulXWt } from '../kernels/matmul';
+import type { Gpu } from '../gpu/context';
 import { LoraAdapter } from '../lora/adapter';
 import type { LoraConfig } from '../lora/config';
 import type { ModelConfig } from '../model/config';
@@ -9,7 +8,11 @@ import { LoraTrainer } from '../train/trainer';
 import { type RecomputeMode, validateTrainSettings } from '../train/settings';
 import { seededUniform } from '../util/random';
 import { deviceMemory, estimateTrainingMemory } from '../app/memory';
+import { type FamilyTimingMethod, familyTable, type KernelFamilyTiming, type KernelTiming, profileStep } from './families';
+import { type MatmulTiming, matmulShape, timeMatmul } from './matmul-timing';
 import { randomWeightsSource } from './random-weights';
+
+export type { MatmulTiming } from './matmul-timing';
 
 export interface BenchOptions {
   /** The name the results are filed under (a built-in config or a file name). */
@@ -24,26 +27,14 @@ export interface BenchOptions {
   /** Build everything and record steps without executing them; report memory only. */
   memoryOnly: boolean;
   seed: number;
-  /** Least time spent timing each matmul shape (more repetitions for small shapes). */
+  /** Least time spent timing each matmul shape (more repetitions for small shapes), and each family alone. */
   matmulMinMs: number;
   /** Activation recomputation, as the train setting (default off). */
   recompute?: RecomputeMode;
   /** Budget in bytes for recompute 'auto' (default: the device's, src/app/memory.ts). */
   memoryBudget?: number | null;
-}
-
-/** One distinct matmul of a training step, timed alone. M, N, K as the wrapper names them. */
-export interface MatmulTiming {
-  kernel: string;
-  wrapper: 'matmulXWt' | 'matmulDyW' | 'matmulDyTX';
-  M: number;
-  N: number;
-  K: number;
-  /** beta = 1: adds into its output (reads it too). */
-  accumulate: boolean;
-  calls_per_step: number;
-  ms_per_call: number | null;
-  gflops: number | null;
+  /** How kernel families are timed: default 'timestamp-query' where the device has it, else 'alone'. */
+  familyTiming?: FamilyTimingMethod;
 }
 
 export interface BenchResult {
@@ -76,6 +67,16 @@ export interface BenchResult {
   ms_per_step: { median: number; mean: number; min: number; max: number } | null;
   step_ms: number[];
   dispatches_per_step: number;
+  /** Command buffers finished per step (the Gpu submits one every few hundred dispatches and at each readback). */
+  command_buffers_per_step: number;
+  /** Which schedules the kernel wrappers took: Gpu.schedules, and whether that meant the GPU ones here. */
+  schedules: { preference: Gpu['schedules']; gpu_schedules: boolean };
+  /** How kernel_families and kernels were timed: one extra step after the timed ones. */
+  kernel_timing: { method: FamilyTimingMethod | null; note: string; profiled_ms_per_step: number | null };
+  /** Per shader file: dispatches and GPU time per step, most time first. */
+  kernel_families: KernelFamilyTiming[];
+  /** Per entry point: dispatches per step and, with timestamp queries, GPU time per step. */
+  kernels: KernelTiming[];
   /** CPU time to record one step (encoding, bind groups, uniforms, validation), timed in dry-run steps: no kernel runs. */
   record_ms_per_step: number;
   matmul_flops_per_step: number;
@@ -114,13 +115,6 @@ export interface BenchResult {
  */
 const DRY_RUN_STEPS = 3;
 
-const WRAPPERS: Record<string, MatmulTiming['wrapper']> = {
-  matmul_forward: 'matmulXWt',
-  matmul_forward_bias: 'matmulXWt',
-  matmul_backward_input: 'matmulDyW',
-  matmul_backward_weight: 'matmulDyTX',
-};
-
 /**
  * Trains a LoRA adapter on a random-init model with random tokens through the real trainer and
  * reports throughput, per-step times, each matmul shape's speed alone, and the peak bytes of GPU
@@ -145,9 +139,12 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
 
   const totalSteps = o.memoryOnly ? DRY_RUN_STEPS : o.warmup + o.steps;
   const shapes = new Map<string, MatmulTiming>();
+  const kernelDispatches = new Map<string, number>();
   let dispatches = 0;
+  const commandBuffersBefore = gpu.commandBufferCount;
   const stopObserving = gpu.observeDispatches((d) => {
     dispatches++;
+    kernelDispatches.set(d.kernel.name, (kernelDispatches.get(d.kernel.name) ?? 0) + 1);
     const shape = matmulShape(d);
     if (!shape) return;
     const key = `${shape.kernel} ${shape.M} ${shape.N} ${shape.K} ${shape.accumulate}`;
@@ -162,9 +159,22 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
   } finally {
     stopObserving();
   }
+  const commandBuffers = gpu.commandBufferCount - commandBuffersBefore;
   const peak = gpu.bufferAccounting.peakBytes - baseline;
   const bindGroupsAfter = gpu.bindGroupStats;
   const recordMs = o.memoryOnly ? durations.slice(1) : (await trainSteps(gpu, model, adapter, o, DRY_RUN_STEPS, true)).durations.slice(1);
+  const timingMethod = o.familyTiming ?? (gpu.hasTimestamps ? 'timestamp-query' : 'alone');
+  const profile = o.memoryOnly
+    ? null
+    : await profileStep(
+        gpu,
+        async () => {
+          await trainSteps(gpu, model, adapter, o, 1, false);
+        },
+        timingMethod,
+        o.matmulMinMs,
+      );
+  const table = familyTable(kernelDispatches, totalSteps, profile);
 
   const matmul = [...shapes.values()].map((s) => ({ ...s, calls_per_step: s.calls_per_step / totalSteps }));
   const stepMs = o.memoryOnly ? [] : durations.slice(o.warmup);
@@ -223,6 +233,19 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
       : null,
     step_ms: stepMs,
     dispatches_per_step: dispatches / totalSteps,
+    command_buffers_per_step: commandBuffers / totalSteps,
+    schedules: { preference: gpu.schedules, gpu_schedules: gpu.gpuSchedules },
+    kernel_timing: {
+      method: profile?.method ?? null,
+      note: !profile
+        ? 'not timed: memory-only mode executes nothing'
+        : profile.method === 'timestamp-query'
+          ? 'one more training step with every dispatch in a compute pass of its own, timestamped at its start and end'
+          : "one more training step recorded, then each family's dispatches replayed alone on the same buffers between device syncs",
+      profiled_ms_per_step: profile ? sum([...profile.families.values()]) : null,
+    },
+    kernel_families: table.families,
+    kernels: table.kernels,
     record_ms_per_step: median(recordMs),
     matmul_flops_per_step: sum(matmul.map((s) => 2 * s.M * s.N * s.K * s.calls_per_step)),
     matmul_ms_per_step: o.memoryOnly ? null : sum(matmul.map((s) => (s.ms_per_call ?? 0) * s.calls_per_step)),
@@ -293,7 +316,7 @@ function memorySettings(o: BenchOptions) {
 }
 
 /** `vendor-architecture` in lower case, for result file names (`google-swiftshader`, `nvidia-hopper`). */
-export function deviceSlug(device: BenchResult['device']): string {
+export function deviceSlug(device: Pick<BenchResult['device'], 'vendor' | 'architecture' | 'description'>): string {
   const text = [device.vendor, device.architecture].filter(Boolean).join('-') || device.description || 'unknown-device';
   return text
     .toLowerCase()
@@ -309,61 +332,6 @@ function randomExamples(config: ModelConfig, o: BenchOptions, steps: number): Ex
     const inputIds = Array.from({ length: o.seq }, () => Math.floor(uniform() * config.vocabSize));
     return { inputIds, labels: [...inputIds], truncated: false };
   });
-}
-
-/** The wrapper-level shape of a matmul dispatch: rows x cols is the output, depth the sum (see matmul.ts). */
-function matmulShape(d: RecordedDispatch): MatmulTiming | null {
-  const kernel = d.kernel.name;
-  const wrapper = WRAPPERS[kernel.replace(/_direct$/, '')];
-  if (!wrapper) return null;
-  const { rows, cols, depth, beta } = d.params;
-  const dims =
-    wrapper === 'matmulXWt'
-      ? { M: rows, N: cols, K: depth }
-      : wrapper === 'matmulDyW'
-        ? { M: rows, N: depth, K: cols }
-        : { M: depth, N: rows, K: cols };
-  return { kernel, wrapper, ...dims, accumulate: beta !== 0, calls_per_step: 1, ms_per_call: null, gflops: null };
-}
-
-/** Milliseconds per call of one matmul shape alone: one untimed call, then enough calls to fill `minMs`. */
-async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number): Promise<number> {
-  const sizes = {
-    matmulXWt: [s.M * s.K, s.N * s.K, s.M * s.N],
-    matmulDyW: [s.M * s.N, s.N * s.K, s.M * s.K],
-    matmulDyTX: [s.M * s.N, s.M * s.K, s.N * s.K],
-  }[s.wrapper];
-  // Random operands: zeros can run faster than real data on some GPUs.
-  const uniform = seededUniform(s.M * 31 + s.N * 7 + s.K);
-  const random = (floats: number, label: string) =>
-    gpu.upload(
-      Float32Array.from({ length: floats }, () => uniform() - 0.5),
-      label,
-    );
-  const [a, b] = sizes.slice(0, 2).map((floats, i) => random(floats, `bench matmul ${i}`));
-  const c = gpu.createBuffer(sizes[2] * 4, 'bench matmul out');
-  const bias = s.kernel.startsWith('matmul_forward_bias') ? random(s.N, 'bench bias') : undefined;
-  const dims = { M: s.M, N: s.N, K: s.K };
-  const opts = { beta: s.accumulate ? 1 : 0 };
-  const call = () => {
-    if (s.wrapper === 'matmulXWt') matmulXWt(gpu, { X: a, W: b, Y: c, bias }, dims, opts);
-    else if (s.wrapper === 'matmulDyW') matmulDyW(gpu, { dY: a, W: b, dX: c }, dims, opts);
-    else matmulDyTX(gpu, { dY: a, X: b, dW: c }, dims, opts);
-  };
-  const timed = async (calls: number) => {
-    const start = performance.now();
-    for (let i = 0; i < calls; i++) call();
-    await gpu.sync();
-    return performance.now() - start;
-  };
-  try {
-    await timed(1);
-    const one = await timed(1);
-    const calls = Math.min(1000, Math.max(3, Math.ceil(minMs / Math.max(one, 1e-3))));
-    return (await timed(calls)) / calls;
-  } finally {
-    for (const buffer of [a, b, c, bias]) buffer?.destroy();
-  }
 }
 
 function median(values: number[]): number {

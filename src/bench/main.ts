@@ -9,6 +9,7 @@ import { createNodeDevice } from '../gpu/node-device';
 import { validateLoraConfig } from '../lora/config';
 import { parseModelConfig } from '../model/config';
 import { type BenchOptions, deviceSlug, runBenchmark } from './bench';
+import { runScheduleCheck } from './check';
 import { BUILT_IN_CONFIGS } from './configs';
 
 const USAGE = `npm run -s bench -- [options]
@@ -24,8 +25,15 @@ bench/results/<device>-<config>[-recompute][-memory-only]-<date>.json.
   --memory-only                                      build everything and record steps without running them: peak memory only
   --recompute off|on|auto                            activation recomputation (default off; auto: on over the memory budget)
   --memory-budget <GiB>                              the budget for --recompute auto (default: the device's, see src/app/memory.ts)
+  --schedules auto|gpu|cpu                           kernel schedules: by device (default), or forced to one kind
+  --family-timing timestamp-query|alone              how kernel families are timed (default: timestamps where offered)
   --seed 0                                           random weights, tokens and adapter init
   --out <file.json>                                  where to write the JSON instead
+
+  --check   instead of training, run every GPU kernel schedule and its CPU-schedule twin at one
+            layer's shapes of --config, --seq and --batch (random inputs) and print their worst
+            relative difference as JSON (to bench/results/<device>-<config>-check-<date>.json);
+            exit status 1 when any exceeds the bar. Run it first on a new GPU.
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -43,6 +51,9 @@ export async function main(argv: string[]): Promise<number> {
       'memory-only': { type: 'boolean', default: false },
       recompute: { type: 'string', default: 'off' },
       'memory-budget': { type: 'string' },
+      check: { type: 'boolean', default: false },
+      schedules: { type: 'string', default: 'auto' },
+      'family-timing': { type: 'string' },
       seed: { type: 'string', default: '0' },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -54,6 +65,33 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { name, config } = await loadConfig(values.config);
   const r = integer(values.r, '--r', 1);
+  const schedules = oneOf(values.schedules, '--schedules', ['auto', 'gpu', 'cpu'] as const);
+  const familyTiming =
+    values['family-timing'] === undefined
+      ? undefined
+      : oneOf(values['family-timing'], '--family-timing', ['timestamp-query', 'alone'] as const);
+  const command = ['npm', 'run', '-s', 'bench', '--', ...argv].map(shellQuote).join(' ');
+  const gpu = new Gpu(await createNodeDevice());
+  gpu.schedules = schedules;
+  if (values.check) {
+    const seq = integer(values.seq, '--seq', 1);
+    const check = {
+      ...(await runScheduleCheck(gpu, {
+        configName: name,
+        config,
+        seq,
+        batch: integer(values.batch, '--batch', 1),
+        r,
+        seed: integer(values.seed, '--seed', 0),
+      })),
+      git_commit: gitCommit(),
+      command,
+    };
+    await writeResult(values.out ?? `bench/results/${deviceSlug(check.device)}-${name}-check-${check.date}.json`, check);
+    return check.ok ? 0 : 1;
+  }
+  if (familyTiming === 'timestamp-query' && !gpu.hasTimestamps)
+    throw new UsageError('--family-timing timestamp-query: this device lacks timestamp-query');
   const options: BenchOptions = {
     configName: name,
     config,
@@ -72,21 +110,27 @@ export async function main(argv: string[]): Promise<number> {
     matmulMinMs: 500,
     recompute: recomputeMode(values.recompute),
     memoryBudget: values['memory-budget'] === undefined ? null : gibibytes(values['memory-budget'], '--memory-budget'),
+    familyTiming,
   };
 
-  const gpu = new Gpu(await createNodeDevice());
-  const result = {
-    ...(await runBenchmark(gpu, options)),
-    git_commit: gitCommit(),
-    command: ['npm', 'run', '-s', 'bench', '--', ...argv].map(shellQuote).join(' '),
-  };
+  const result = { ...(await runBenchmark(gpu, options)), git_commit: gitCommit(), command };
   const mode = (result.recompute.on ? '-recompute' : '') + (options.memoryOnly ? '-memory-only' : '');
-  const out = resolve(values.out ?? `bench/results/${deviceSlug(result.device)}-${name}${mode}-${result.date}.json`);
+  await writeResult(values.out ?? `bench/results/${deviceSlug(result.device)}-${name}${mode}-${result.date}.json`, result);
+  return 0;
+}
+
+/** Writes the JSON file (pretty) and prints it as the last stdout line. */
+async function writeResult(file: string, result: object): Promise<void> {
+  const out = resolve(file);
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
   process.stderr.write(`bench: written to ${out}\n`);
   process.stdout.write(`${JSON.stringify(result)}\n`);
-  return 0;
+}
+
+function oneOf<T extends string>(text: string, flag: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(text)) throw new UsageError(`${flag} must be ${choices.join(', ')}, got "${text}"`);
+  return text as T;
 }
 
 async function loadConfig(nameOrPath: string) {

@@ -45,17 +45,22 @@ export async function main(argv: string[]): Promise<number> {
 async function golden(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { models: { type: 'string' }, recompute: { type: 'string', default: 'off' } },
+    options: { models: { type: 'string' }, recompute: { type: 'string', default: 'off' }, schedules: { type: 'string', default: 'auto' } },
     allowPositionals: true,
   });
   if (values.recompute !== 'on' && values.recompute !== 'off')
     throw new UsageError(`golden --recompute must be on or off, got "${values.recompute}"`);
   if (positionals.length !== 1) throw new UsageError('golden takes exactly one case directory');
+  const schedules = values.schedules;
+  if (schedules !== 'auto' && schedules !== 'gpu' && schedules !== 'cpu') {
+    throw new UsageError(`--schedules must be auto, gpu or cpu, got "${schedules}"`);
+  }
   const caseDir = resolve(positionals[0]);
   const goldenCase = await loadGoldenCase(nodeFileSource(caseDir));
   const modelsDir = resolve(values.models ?? '../shared/models');
   const { weights } = await openModel(nodeFileSource(resolve(modelsDir, goldenCase.model)));
   const gpu = new Gpu(await createNodeDevice());
+  gpu.schedules = schedules;
   const result = await checkGoldenCase(gpu, goldenCase, weights, { recompute: values.recompute === 'on' });
   process.stdout.write(`${JSON.stringify(result)}\n`);
   return result.ok ? 0 : 1;

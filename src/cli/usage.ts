@@ -6,11 +6,13 @@ export class UsageError extends Error {
 export const USAGE = `webtune <command> [options]
 
 Commands:
-  golden <case-dir> [--models <dir>] [--recompute off|on]
+  golden <case-dir> [--models <dir>] [--recompute off|on] [--schedules auto|gpu|cpu]
       Runs a golden case (case.json + safetensors) through the engine and prints, as the last
       line, JSON with loss, gradient and AdamW errors against PyTorch. Exit status 0 only when ok.
       The model folder is <models>/<case.model>; --models defaults to ../shared/models.
       --recompute on computes the gradients with activation recomputation.
+      --schedules gpu (or cpu) runs every kernel family that has both on its GPU (or CPU) schedule
+      on any device; auto (the default) picks by device.
   generate --model <dir> --prompt <text> [--adapter <dir>] [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
       Prints the model's continuation of the prompt (temperature 0: greedy), with a PEFT adapter when given.
   train --model <dir> --data <train.jsonl> [--eval <eval.jsonl>] --out <adapter-dir>

@@ -1,26 +1,19 @@
 import { BindGroupCache } from './bind-groups';
+import { BufferAccountant, type BufferAccounting } from './buffers';
 import { GpuDeviceLostError, GpuValidationError } from './errors';
-import { asRange, type BindGroupEntry, type Binding, Kernel, type KernelCall } from './kernel';
+import { asRange, type BindGroupEntry, type Binding, checkConstants, Kernel, type KernelCall, type KernelConstants } from './kernel';
 import { entryInterface } from './shader-interface';
+import { type DispatchTime, DispatchTimer } from './timestamps';
 import { UniformPool, uniformPoolBytes } from './uniforms';
 
-export { asRange, type Binding, Kernel, type KernelCall, type KernelParams } from './kernel';
+export { type BufferAccounting, readbackSize } from './buffers';
+export { asRange, type Binding, Kernel, type KernelCall, type KernelConstants, type KernelParams } from './kernel';
 
 /** Long submits get killed by browsers' GPU watchdogs; split the work well before that. */
 const MAX_DISPATCHES_PER_SUBMIT = 384;
-/** Readback buffers up to this size are kept for reuse (a step's loss rows); larger ones are freed after use. */
-const MAX_POOLED_READBACK_BYTES = 256 * 1024;
-const MAX_POOLED_READBACKS = 8;
 
 /** The most bytes of uniform blocks a Gpu holds: one slot per dispatch of the largest submit. */
 export const UNIFORM_POOL_BYTES = uniformPoolBytes(MAX_DISPATCHES_PER_SUBMIT);
-
-/** Bytes of GPU buffers created through a `Gpu`: live now, and the most live at once since `resetPeak`. */
-export interface BufferAccounting {
-  liveBytes: number;
-  peakBytes: number;
-  liveBuffers: number;
-}
 
 /** One recorded dispatch, as `Gpu.dispatch` received it (for profiling tools). */
 export interface RecordedDispatch extends KernelCall {
@@ -42,11 +35,10 @@ export class Gpu {
   private readonly bindGroups: BindGroupCache;
   private lost: GpuDeviceLostError | null = null;
   private validationErrors: string[] = [];
-  private liveBytes = 0;
-  private peakBytes = 0;
-  private liveBuffers = 0;
-  private readonly readbackPool: GPUBuffer[] = [];
+  private readonly buffers: BufferAccountant;
   private dispatchObserver: ((dispatch: RecordedDispatch) => void) | null = null;
+  private timer: DispatchTimer | null = null;
+  private finishedCommandBuffers = 0;
   /**
    * Records, validates and allocates everything as usual but submits nothing: measures what a
    * step allocates at shapes far too slow to execute (SmolLM2 on a CPU adapter).
@@ -57,12 +49,25 @@ export class Gpu {
    * it there, since workgroup barriers are fiber switches on a CPU.
    */
   readonly isCpuAdapter: boolean;
+  /** The device has the `subgroups` feature (row reductions use subgroup sums). */
+  readonly hasSubgroups: boolean;
+  /** The device has `timestamp-query` (`timeDispatches` works). */
+  readonly hasTimestamps: boolean;
+  /**
+   * Which schedule a kernel wrapper takes when its call names none: 'auto' its GPU schedule on GPUs
+   * and its barrier-free one on CPU adapters; 'gpu' or 'cpu' forces that kind on any device (the
+   * golden check runs the whole model on each kind). See `gpuSchedules`.
+   */
+  schedules: 'auto' | 'gpu' | 'cpu' = 'auto';
 
   constructor(readonly device: GPUDevice) {
     this.bindGroups = new BindGroupCache(device);
+    this.buffers = new BufferAccountant(device, (buffer) => this.bindGroups.forget(buffer));
     const info = device.adapterInfo as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined;
     const names = `${info?.architecture} ${info?.description} ${info?.device}`;
     this.isCpuAdapter = !!info && (info.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe/i.test(names));
+    this.hasSubgroups = device.features.has('subgroups');
+    this.hasTimestamps = device.features.has('timestamp-query');
     device.lost.then((info) => {
       this.lost = new GpuDeviceLostError(info.reason ?? 'unknown', info.message || 'no details');
     });
@@ -75,24 +80,41 @@ export class Gpu {
     return this.device.limits;
   }
 
+  /** Whether wrappers default to their GPU schedules (workgroup tiles, barriers) here; see `schedules`. */
+  get gpuSchedules(): boolean {
+    return this.schedules === 'gpu' || (this.schedules === 'auto' && !this.isCpuAdapter);
+  }
+
+  /** Command buffers finished so far: submitted, or in dry-run only validated. */
+  get commandBufferCount(): number {
+    return this.finishedCommandBuffers;
+  }
+
   /**
-   * The entry point `entry` of a WGSL source, compiled once per Gpu. Its `struct Params` and storage
+   * The entry point `entry` of a WGSL source, compiled once per Gpu and set of `constants` (the
+   * shader's `override` constants it uses, checked like params). Its `struct Params` and storage
    * bindings are read from the source, and every dispatch is checked against them.
    */
-  kernel(source: string, entry: string): Kernel {
+  kernel(source: string, entry: string, constants?: KernelConstants): Kernel {
     let shader = this.shaders.get(source);
-    let kernel = shader?.kernels.get(entry);
+    const key = constants
+      ? `${entry}|${Object.keys(constants)
+          .sort()
+          .map((name) => `${name}=${constants[name]}`)}`
+      : entry;
+    let kernel = shader?.kernels.get(key);
     if (kernel) return kernel;
     const { shader: declared, entry: uses } = entryInterface(source, entry);
+    checkConstants(entry, declared, uses, constants ?? {});
     if (!shader) this.shaders.set(source, (shader = { module: this.device.createShaderModule({ code: source }), kernels: new Map() }));
     const pipeline = this.device.createComputePipeline({
       // The entry point names the kernel in validation messages and for profiling tools.
       label: entry,
       layout: 'auto',
-      compute: { module: shader.module, entryPoint: entry },
+      compute: { module: shader.module, entryPoint: entry, ...(constants && { constants: { ...constants } }) },
     });
-    kernel = new Kernel(entry, pipeline, declared, uses);
-    shader.kernels.set(entry, kernel);
+    kernel = new Kernel(entry, pipeline, declared, uses, constants);
+    shader.kernels.set(key, kernel);
     return kernel;
   }
 
@@ -106,7 +128,7 @@ export class Gpu {
   }
 
   get bufferAccounting(): BufferAccounting {
-    return { liveBytes: this.liveBytes, peakBytes: this.peakBytes, liveBuffers: this.liveBuffers };
+    return this.buffers.accounting;
   }
 
   /** Bind groups created, dispatches that reused a cached one, and how many are cached now. */
@@ -116,7 +138,7 @@ export class Gpu {
 
   /** Starts a new peak measurement from what is live now. */
   resetPeak(): void {
-    this.peakBytes = this.liveBytes;
+    this.buffers.resetPeak();
   }
 
   /** Calls `observer` for every dispatch recorded until the returned function is called. */
@@ -124,6 +146,25 @@ export class Gpu {
     this.dispatchObserver = observer;
     return () => {
       if (this.dispatchObserver === observer) this.dispatchObserver = null;
+    };
+  }
+
+  /**
+   * Times every dispatch recorded from now until the returned function is called, which submits,
+   * stops timing and resolves to each dispatch's GPU time (needs `hasTimestamps`; see DispatchTimer).
+   */
+  timeDispatches(): () => Promise<DispatchTime[]> {
+    this.flush();
+    const timer = new DispatchTimer(this.device, MAX_DISPATCHES_PER_SUBMIT, (descriptor) => this.allocate(descriptor));
+    this.timer = timer;
+    return async () => {
+      this.flush();
+      if (this.timer === timer) this.timer = null;
+      try {
+        return await timer.results();
+      } finally {
+        timer.destroy();
+      }
     };
   }
 
@@ -158,11 +199,12 @@ export class Gpu {
     this.dispatchObserver?.({ kernel, ...call });
     const entries: BindGroupEntry[] = kernel.uses.params.size ? [{ binding: 0, resource: this.uniforms.slot(kernel, call.params) }] : [];
     kernel.storageEntries(call.bindings, entries);
-    const pass = this.computePass();
+    const pass = this.timer ? this.timedPass(this.timer, kernel.name) : this.computePass();
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, this.bindGroups.get(kernel.pipeline, entries));
     const [x, y = 1, z = 1] = call.workgroups;
     if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+    if (this.timer) this.endPass();
     if (++this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
   }
 
@@ -190,8 +232,10 @@ export class Gpu {
     this.checkAlive();
     if (!this.encoder) return;
     this.endPass();
+    this.timer?.resolve(this.encoder);
     this.uniforms.finishSubmit(this.device.queue, !this.dryRun);
     const commands = this.encoder.finish();
+    this.finishedCommandBuffers++;
     if (!this.dryRun) this.device.queue.submit([commands]);
     this.encoder = null;
     this.dispatches = 0;
@@ -204,7 +248,7 @@ export class Gpu {
   async read(source: Binding, bytes?: number): Promise<ArrayBuffer> {
     const { buffer, offset, size } = asRange(source);
     const length = Math.ceil((bytes ?? size) / 4) * 4;
-    const staging = this.readbackBuffer(length);
+    const staging = this.buffers.readbackBuffer(length);
     this.commandEncoder().copyBufferToBuffer(buffer, offset, staging, 0, length);
     this.flush();
     try {
@@ -216,8 +260,7 @@ export class Gpu {
     }
     const copy = staging.getMappedRange(0, length).slice(0);
     staging.unmap();
-    if (staging.size <= MAX_POOLED_READBACK_BYTES && this.readbackPool.length < MAX_POOLED_READBACKS) this.readbackPool.push(staging);
-    else staging.destroy();
+    this.buffers.recycleReadback(staging);
     this.checkAlive();
     return copy;
   }
@@ -241,37 +284,9 @@ export class Gpu {
     }
   }
 
-  /** A free mappable buffer of at least `length` bytes, from the pool when one fits. */
-  private readbackBuffer(length: number): GPUBuffer {
-    const size = readbackSize(length);
-    const pooled = this.readbackPool.findIndex((b) => b.size === size);
-    if (pooled >= 0) return this.readbackPool.splice(pooled, 1)[0];
-    return this.allocate({ label: 'readback', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  }
-
-  /**
-   * Every buffer the engine uses is created here, so the accounting sees it. Callers free buffers
-   * with `buffer.destroy()` (there is no destroy event), so that method is wrapped to keep the
-   * count; a second destroy is harmless in WebGPU and is not counted twice.
-   */
+  /** Every buffer the engine uses is created here, so the accounting sees it. */
   private allocate(descriptor: GPUBufferDescriptor): GPUBuffer {
-    const buffer = this.device.createBuffer(descriptor);
-    const bytes = buffer.size;
-    this.liveBytes += bytes;
-    this.liveBuffers++;
-    this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
-    const destroy = buffer.destroy.bind(buffer);
-    let live = true;
-    buffer.destroy = () => {
-      if (live) {
-        live = false;
-        this.liveBytes -= bytes;
-        this.liveBuffers--;
-        this.bindGroups.forget(buffer);
-      }
-      return destroy();
-    };
-    return buffer;
+    return this.buffers.allocate(descriptor);
   }
 
   private commandEncoder(): GPUCommandEncoder {
@@ -285,15 +300,17 @@ export class Gpu {
     return this.pass;
   }
 
+  /** A compute pass of its own for one dispatch, its start and end timestamped. */
+  private timedPass(timer: DispatchTimer, kernel: string): GPUComputePassEncoder {
+    this.endPass();
+    this.pass = this.commandEncoder().beginComputePass({ timestampWrites: timer.passWrites(kernel) });
+    return this.pass;
+  }
+
   private endPass(): void {
     this.pass?.end();
     this.pass = null;
   }
-}
-
-/** The size of the mappable buffer `Gpu.read` copies `bytes` into. */
-export function readbackSize(bytes: number): number {
-  return Math.ceil((Math.ceil(bytes / 4) * 4) / 256) * 256;
 }
 
 /** What `Gpu.createBuffer` really allocates for a request of `bytes` (16-byte multiples, never empty). */

@@ -1,5 +1,7 @@
 import { GpuLimitError, WebGpuUnavailableError } from './errors';
 
+const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
+
 /**
  * Requests a device with every limit raised to what the adapter really offers: the defaults
  * (128 MiB bindings, 16 KiB workgroup storage) are far below what real GPUs allow, and large
@@ -17,8 +19,9 @@ export async function requestDeviceWithAdapterLimits(adapter: GPUAdapter | null)
     const value = (adapter.limits as unknown as Record<string, unknown>)[key];
     if (typeof value === 'number') requiredLimits[key] = value;
   }
-  const requiredFeatures: GPUFeatureName[] = [];
-  if (adapter.features.has('shader-f16')) requiredFeatures.push('shader-f16');
+  // Optional features the engine uses where offered: subgroup row reductions (src/kernels/rmsnorm.ts)
+  // and per-dispatch GPU timings for the benchmark (src/gpu/timestamps.ts).
+  const requiredFeatures = OPTIONAL_FEATURES.filter((feature) => adapter.features.has(feature));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   if (device.limits.maxStorageBuffersPerShaderStage < 8) {
     throw new GpuLimitError(

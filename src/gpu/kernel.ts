@@ -7,6 +7,9 @@ export type Binding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: num
 /** Uniform values by `struct Params` field name; the WGSL type of each field says how it is packed. */
 export type KernelParams = Readonly<Record<string, number>>;
 
+/** Values of a shader's `override` constants by name, fixed when the pipeline is created. */
+export type KernelConstants = Readonly<Record<string, number>>;
+
 /** One dispatch of a kernel. */
 export interface KernelCall {
   /** Exactly the `struct Params` fields the entry point reads, by name. */
@@ -42,6 +45,8 @@ export class Kernel {
     readonly pipeline: GPUComputePipeline,
     private readonly shader: ShaderInterface,
     readonly uses: EntryInterface,
+    /** The override constants this pipeline was created with. */
+    readonly constants: KernelConstants = {},
   ) {
     this.uniformBytes = Math.max(16, Math.ceil((shader.fields.length * 4) / 16) * 16);
   }
@@ -96,13 +101,43 @@ export class Kernel {
   }
 }
 
+/**
+ * Throws KernelArgumentError for an override constant the entry point does not use, one it needs
+ * (declared without a default) that is missing, or a value its type cannot hold.
+ */
+export function checkConstants(kernel: string, shader: ShaderInterface, uses: EntryInterface, constants: KernelConstants): void {
+  for (const name in constants) {
+    if (uses.overrides.has(name)) continue;
+    const used = [...uses.overrides.keys()].join(', ') || 'none';
+    throw new KernelArgumentError(
+      kernel,
+      name,
+      shader.overrides.has(name)
+        ? `it does not use the override constant "${name}"; set only ${used}`
+        : `the shader declares no override constant "${name}"; it uses ${used}`,
+    );
+  }
+  for (const { name, type, required } of uses.overrides.values()) {
+    const value = constants[name];
+    if (value === undefined && !required) continue;
+    if (value === undefined)
+      throw new KernelArgumentError(kernel, name, `the ${type} override constant "${name}" has no default and is not set`);
+    if (!fits(type, value))
+      throw new KernelArgumentError(kernel, name, `the ${type} override constant "${name}" cannot hold ${String(value)}`);
+  }
+}
+
 function checkValue(kernel: string, { name, type }: ParamField, value: number | undefined): void {
   if (value === undefined) throw new KernelArgumentError(kernel, name, `the ${type} field "${name}" of struct Params is missing`);
-  const fits =
+  if (!fits(type, value)) throw new KernelArgumentError(kernel, name, `the ${type} field "${name}" cannot hold ${String(value)}`);
+}
+
+function fits(type: ParamField['type'], value: number): boolean {
+  return (
     typeof value === 'number' &&
     (type === 'f32' ||
-      (Number.isInteger(value) && (type === 'u32' ? value >= 0 && value <= U32_MAX : value >= -(2 ** 31) && value < 2 ** 31)));
-  if (!fits) throw new KernelArgumentError(kernel, name, `the ${type} field "${name}" cannot hold ${String(value)}`);
+      (Number.isInteger(value) && (type === 'u32' ? value >= 0 && value <= U32_MAX : value >= -(2 ** 31) && value < 2 ** 31)))
+  );
 }
 
 function listFields(params: ReadonlyMap<string, ParamField>): string {

@@ -10,11 +10,23 @@ export interface ParamField {
   index: number;
 }
 
-/** What one entry point reads: the `struct Params` fields and storage buffers it uses, directly or through the functions it calls. */
+/** A pipeline-overridable constant (`override NAME: u32 = 64;`), set per pipeline with `Gpu.kernel(source, entry, constants)`. */
+export interface OverrideField {
+  name: string;
+  type: ParamType;
+  /** Declared without an initializer: every pipeline of an entry point that uses it must set it. */
+  required: boolean;
+}
+
+/**
+ * What one entry point reads: the `struct Params` fields, storage buffers and override constants it
+ * uses, directly or through the functions and module-scope declarations it names.
+ */
 export interface EntryInterface {
   params: ReadonlyMap<string, ParamField>;
   /** Binding index by variable name, in binding order. */
   storage: ReadonlyMap<string, number>;
+  overrides: ReadonlyMap<string, OverrideField>;
 }
 
 /** What a WGSL source declares for its kernels: every field of `struct Params`, and what each entry point uses. */
@@ -23,11 +35,16 @@ export interface ShaderInterface {
   /** Every storage buffer the source declares. */
   storage: ReadonlyMap<string, number>;
   entries: ReadonlyMap<string, EntryInterface>;
+  overrides: ReadonlyMap<string, OverrideField>;
 }
 
 const BINDING = /@group\(\s*(\d+)\s*\)\s*@binding\(\s*(\d+)\s*\)\s*var\s*(?:<\s*(\w+)[^>]*>)?\s*(\w+)\s*:\s*([^;]+);/g;
 const FUNCTION = /\bfn\s+(\w+)\s*\(/g;
-const ENTRY = /@compute\b[^;{}]*?\bfn\s+(\w+)/g;
+/** The attributes of a compute entry point (its @workgroup_size may name override constants) and its name. */
+const ENTRY = /@compute\b([^;{}]*?)\bfn\s+(\w+)/g;
+const OVERRIDE = /\boverride\s+(\w+)\s*(?::\s*(\w+))?\s*(=[^;]*)?;/g;
+/** A module-scope `const`, `override` or `var` declaration (workgroup arrays may be sized by overrides). */
+const MODULE_DECLARATION = /\b(?:const|override|var(?:\s*<[^>]*>)?)\s+(\w+)[^;]*;/g;
 /** An identifier that is not a member access (`.x`). */
 const IDENTIFIER = /(?<![\w.])[A-Za-z_]\w*/g;
 const FIELD_USE = /(?<![\w.])p\s*\.\s*(\w+)/g;
@@ -41,9 +58,10 @@ const parsed = new Map<string, ShaderInterface>();
  * Reads the interface every shader of this engine follows (docs/CONVENTIONS.md): `struct Params` of
  * 4-byte scalars at `@group(0) @binding(0) var<uniform> p: Params`, storage buffers at bindings 1..n,
  * and for each entry point the fields (`p.name`) and buffers its body and the functions it calls
- * name, which is what WebGPU's layout `auto` counts as used. A scanner for these declarations,
- * not a WGSL parser: a local that shadows a binding or `p`, or a use of `p` other than `p.<field>`,
- * is refused, so that what it finds is what the shader reads.
+ * name, which is what WebGPU's layout `auto` counts as used, and the `override` constants they or
+ * the module-scope declarations they name (a workgroup array's size) need. A scanner for these
+ * declarations, not a WGSL parser: a local that shadows a binding, an override or `p`, or a use of
+ * `p` other than `p.<field>`, is refused, so that what it finds is what the shader reads.
  */
 export function entryInterface(source: string, entry: string): { shader: ShaderInterface; entry: EntryInterface } {
   const fail = (problem: string) => new ShaderInterfaceError(entry, problem);
@@ -61,7 +79,9 @@ function parse(code: string, fail: (problem: string) => ShaderInterfaceError): S
   const fields = paramFields(code, fail);
   const storage = storageBindings(code, fail);
   const functions = functionBodies(code);
-  const moduleVars = new Set(['p', ...storage.keys()]);
+  const overrides = overrideConstants(code, fail);
+  const declarations = moduleDeclarations(code, functions);
+  const moduleVars = new Set(['p', ...storage.keys(), ...overrides.keys()]);
   for (const [name, body] of functions) {
     for (const [, local, argument] of body.matchAll(LOCAL)) {
       const declared = local ?? argument;
@@ -71,17 +91,24 @@ function parse(code: string, fail: (problem: string) => ShaderInterfaceError): S
     if (BARE_P.test(body)) throw fail(`fn ${name} uses p other than as p.<field>`);
   }
   const entries = new Map<string, EntryInterface>();
-  for (const [, entry] of code.matchAll(ENTRY)) {
+  for (const [, attributes, entry] of code.matchAll(ENTRY)) {
     const reached = new Set<string>();
+    const visitText = (text: string) => {
+      for (const [identifier] of text.matchAll(IDENTIFIER)) visit(identifier);
+    };
     const visit = (name: string) => {
-      if (reached.has(name) || !functions.has(name)) return;
+      if (reached.has(name)) return;
+      const text = functions.get(name) ?? declarations.get(name);
+      if (text === undefined) return;
       reached.add(name);
-      for (const [identifier] of functions.get(name)!.matchAll(IDENTIFIER)) visit(identifier);
+      visitText(text);
     };
     visit(entry);
+    visitText(attributes);
     const params = new Map<string, ParamField>();
     const used = new Set<string>();
     for (const name of reached) {
+      if (!functions.has(name)) continue;
       const body = functions.get(name)!;
       for (const [, field] of body.matchAll(FIELD_USE)) {
         const declared = fields.find((f) => f.name === field);
@@ -93,9 +120,27 @@ function parse(code: string, fail: (problem: string) => ShaderInterfaceError): S
     entries.set(entry, {
       params: new Map([...params].sort((a, b) => a[1].index - b[1].index)),
       storage: new Map([...storage].filter(([name]) => used.has(name))),
+      overrides: new Map([...overrides].filter(([name]) => reached.has(name))),
     });
   }
-  return { fields, storage, entries };
+  return { fields, storage, entries, overrides };
+}
+
+/** `override NAME: type [= default];` declarations; the type must be written out, so a constant's value can be checked. */
+function overrideConstants(code: string, fail: (problem: string) => ShaderInterfaceError): Map<string, OverrideField> {
+  const overrides = new Map<string, OverrideField>();
+  for (const [declaration, name, type, initializer] of code.matchAll(OVERRIDE)) {
+    if (!type || !SCALARS.has(type)) throw fail(`"${declaration}" must declare its type as u32, i32 or f32`);
+    overrides.set(name, { name, type: type as ParamType, required: initializer === undefined });
+  }
+  return overrides;
+}
+
+/** The text of every module-scope const, override and var declaration, by name (function bodies left out). */
+function moduleDeclarations(code: string, functions: Map<string, string>): Map<string, string> {
+  let outside = code;
+  for (const body of functions.values()) outside = outside.replace(body, ';');
+  return new Map([...outside.matchAll(MODULE_DECLARATION)].map(([text, name]) => [name, text]));
 }
 
 function paramFields(code: string, fail: (problem: string) => ShaderInterfaceError): ParamField[] {

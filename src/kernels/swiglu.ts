@@ -1,11 +1,15 @@
 import source from '../../shaders/swiglu.wgsl?raw';
 import type { Binding, Gpu } from '../gpu/context';
-
-const WG = 256;
+import { dispatchElementwise, type ElementwiseOptions } from './elementwise';
 
 /** out = silu(gate) * up over `n` elements. */
-export function swigluForward(gpu: Gpu, t: { gate: Binding; up: Binding; out: Binding }, { n }: { n: number }): void {
-  gpu.dispatch(gpu.kernel(source, 'swiglu_forward'), { params: { n }, bindings: t, workgroups: gpu.grid(Math.ceil(n / WG)) });
+export function swigluForward(
+  gpu: Gpu,
+  t: { gate: Binding; up: Binding; out: Binding },
+  { n }: { n: number },
+  options: ElementwiseOptions = {},
+): void {
+  dispatchElementwise(gpu, source, 'swiglu_forward', t, n, options);
 }
 
 /** Gradients of out = silu(gate) * up; overwrites dgate and dup. */
@@ -13,6 +17,7 @@ export function swigluBackward(
   gpu: Gpu,
   t: { dout: Binding; gate: Binding; up: Binding; dgate: Binding; dup: Binding },
   { n }: { n: number },
+  options: ElementwiseOptions = {},
 ): void {
-  gpu.dispatch(gpu.kernel(source, 'swiglu_backward'), { params: { n }, bindings: t, workgroups: gpu.grid(Math.ceil(n / WG)) });
+  dispatchElementwise(gpu, source, 'swiglu_backward', t, n, options);
 }

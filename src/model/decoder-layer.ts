@@ -9,7 +9,7 @@ import { attentionBackward, attentionForward, attentionForwardCached } from '../
 import { loraBackward, loraForward, type LoraDropout } from '../kernels/lora';
 import { matmulDyW, matmulXWt } from '../kernels/matmul';
 import { residualForward } from '../kernels/residual';
-import { rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
+import { residualRmsnormForward, rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
 import { ropeBackward, ropeForward } from '../kernels/rope';
 import { swigluBackward, swigluForward } from '../kernels/swiglu';
 import type { LoraAdapter, LoraWeights } from '../lora/adapter';
@@ -80,8 +80,7 @@ export function recordLayerForward(p: LayerPass, l: number, out: GPUBuffer | nul
     attentionForward(gpu, { q: a.q, k: a.k, v: a.v, out: a.attn, stats: a.stats }, { B, T, H, KV, D });
   }
   project(p, l, 'o_proj', a.attn, w.o, ws.branch, H * D, C);
-  residualForward(gpu, { a: x, b: ws.branch, y: a.h }, { n: M * C });
-  rmsnormForward(gpu, { x: a.h, weight: w.postNorm, y: a.n2, rstd: a.rstd2 }, { M, C }, norm);
+  residualRmsnormForward(gpu, { x, branch: ws.branch, h: a.h, weight: w.postNorm, y: a.n2, rstd: a.rstd2 }, { M, C }, norm);
   project(p, l, 'gate_proj', a.n2, w.gate, a.gate, C, I);
   project(p, l, 'up_proj', a.n2, w.up, a.up, C, I);
   // Backward reads act and down_proj's u only when down_proj has an adapter.

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { type BenchOptions, runBenchmark } from '../../src/bench/bench';
+import { runScheduleCheck } from '../../src/bench/check';
 import { BUILT_IN_CONFIGS } from '../../src/bench/configs';
+import { kernelFamily } from '../../src/bench/families';
 import { Gpu } from '../../src/gpu/context';
 import { createNodeDevice } from '../../src/gpu/node-device';
 import { validateLoraConfig } from '../../src/lora/config';
@@ -66,6 +68,68 @@ describe('benchmark', () => {
     expect(memoryOnly.memory).toEqual(steps.memory);
     expect(memoryOnly.dispatches_per_step).toBe(steps.dispatches_per_step);
     expect(memoryOnly.record_ms_per_step).toBeGreaterThan(0);
+
+    // Per family: dispatch counts that add up to the step's, GPU times from timestamp queries
+    // (SwiftShader offers them), per entry point too; memory-only has the counts but no times.
+    expect(steps.command_buffers_per_step).toBeGreaterThanOrEqual(1);
+    expect(memoryOnly.command_buffers_per_step).toBe(steps.command_buffers_per_step);
+    expect(steps.kernel_timing.method).toBe('timestamp-query');
+    const families = new Map(steps.kernel_families.map((f) => [f.family, f]));
+    for (const family of ['matmul', 'attention', 'rmsnorm', 'residual', 'swiglu', 'rope', 'embedding', 'cross-entropy', 'adamw']) {
+      expect(families.get(family)?.ms_per_step, family).toBeGreaterThan(0);
+    }
+    // Per layer: the input norm, the fused residual + post-attention norm, their two backward passes; plus the final norm and its backward.
+    expect(families.get('rmsnorm')!.dispatches_per_step).toBe(4 * config.numLayers + 2);
+    expect(steps.kernel_families.reduce((sum, f) => sum + f.dispatches_per_step, 0)).toBe(steps.dispatches_per_step);
+    expect(steps.kernel_families.reduce((sum, f) => sum + f.share!, 0)).toBeCloseTo(1, 9);
+    expect(steps.kernel_timing.profiled_ms_per_step).toBeCloseTo(
+      steps.kernels.reduce((sum, k) => sum + k.ms_per_step!, 0),
+      6,
+    );
+    const counts = (r: typeof steps) => Object.fromEntries(r.kernel_families.map((f) => [f.family, f.dispatches_per_step]));
+    expect(counts(memoryOnly)).toEqual(counts(steps));
+    for (const f of memoryOnly.kernel_families) expect(f.ms_per_step).toBeNull();
+    expect(steps.schedules).toEqual({ preference: 'auto', gpu_schedules: false });
+  });
+
+  it('times each family alone where timestamps are not used, and forces the GPU schedules', async () => {
+    const gpu = await freshGpu();
+    gpu.schedules = 'gpu';
+    const alone = await runBenchmark(gpu, { ...OPTIONS, warmup: 0, familyTiming: 'alone' });
+    expect(alone.kernel_timing.method).toBe('alone');
+    expect(alone.schedules).toEqual({ preference: 'gpu', gpu_schedules: true });
+    for (const f of alone.kernel_families) expect(f.ms_per_step, f.family).toBeGreaterThan(0);
+    for (const k of alone.kernels) expect(k.ms_per_step).toBeNull();
+    const names = alone.kernels.map((k) => k.kernel);
+    expect(names).toEqual(expect.arrayContaining(['attention_forward_tiled', 'attention_backward_dkdv_tiled', 'rmsnorm_forward']));
+    expect(names).not.toContain('attention_forward');
+  });
+
+  it('names the kernel family of every entry point by its shader file', () => {
+    expect(kernelFamily('residual_rmsnorm_forward_rows')).toBe('rmsnorm');
+    expect(kernelFamily('residual_forward_vec4')).toBe('residual');
+    expect(kernelFamily('cross_entropy_backward_chunk')).toBe('cross-entropy');
+    expect(kernelFamily('attention_backward_dkdv_tiled')).toBe('attention');
+    expect(kernelFamily('something_new')).toBe('something_new');
+  });
+
+  it("--check: every GPU schedule agrees with its CPU twin at a config's shapes", async () => {
+    const result = await runScheduleCheck(await freshGpu(), { configName: 'tiny', config, seq: 9, batch: 2, r: 3, seed: 1 });
+    expect(result.ok).toBe(true);
+    expect(result.worst.rel_err).toBeLessThan(result.tolerance_rel_err);
+    const ops = result.checks.map((c) => `${c.family} ${c.gpu_schedule}`);
+    expect(ops).toEqual(
+      expect.arrayContaining([
+        'attention tiled',
+        'rmsnorm workgroup (subgroup sums)',
+        'rmsnorm workgroup (tree sums)',
+        'residual vec4',
+        'swiglu vec4',
+        'matmul tiled',
+      ]),
+    );
+    for (const c of result.checks)
+      for (const out of c.outputs) expect(out.max_abs_ref, `${c.family} ${c.op} ${out.name}`).toBeGreaterThan(0);
   });
 
   it('with recomputation: less activation memory, as estimated, and memory-only mode still reproduces the peak', async () => {

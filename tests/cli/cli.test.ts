@@ -31,6 +31,15 @@ describe('webtune CLI', () => {
     expect(bad.stderr).toMatch(/--recompute must be on or off, got "maybe"/);
   });
 
+  it('golden passes with every kernel family forced onto its GPU schedule, and refuses an unknown --schedules', () => {
+    const run = webtune(['golden', resolve(GOLDEN_DIR, 'stories260K-qkv-r4'), '--schedules', 'gpu']);
+    expect(JSON.parse(run.last).ok).toBe(true);
+    expect(run.status).toBe(0);
+    const bad = webtune(['golden', resolve(GOLDEN_DIR, 'stories260K-qkv-r4'), '--schedules', 'fast']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--schedules must be auto, gpu or cpu, got "fast"/);
+  });
+
   it('golden names the missing file of a broken case directory and exits non-zero', () => {
     const dir = mkdtempSync(join(tmpdir(), 'webtune-golden-'));
     try {

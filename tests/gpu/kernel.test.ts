@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import rmsnormSource from '../../shaders/rmsnorm.wgsl?raw';
+import rmsnorm from '../../shaders/rmsnorm.wgsl?raw';
 import residualSource from '../../shaders/residual.wgsl?raw';
+import rowSumWorkgroup from '../../shaders/row-sum-workgroup.wgsl?raw';
 import { type Binding, Gpu, type KernelCall } from '../../src/gpu/context';
 import { KernelArgumentError, ShaderInterfaceError } from '../../src/gpu/errors';
 import { createNodeDevice } from '../../src/gpu/node-device';
 
 const freshGpu = async () => new Gpu(await createNodeDevice());
+/** rmsnorm.wgsl needs a row_sum appended, as its wrapper does. */
+const rmsnormSource = `${rmsnorm}\n${rowSumWorkgroup}`;
 
 /** Runs `call` and returns the KernelArgumentError it must throw, after checking that nothing was recorded. */
 function refused(gpu: Gpu, entry: { source: string; name: string }, call: KernelCall): KernelArgumentError {
@@ -36,6 +39,26 @@ fn pack_params() {
   out[1] = bitcast<u32>(p.shift);
   out[2] = bitcast<u32>(p.scale);
 }
+`;
+
+// WIDTH sizes the workgroup and a workgroup array; SCALE has a default; OTHER is used by another entry point only.
+const OVERRIDES = `
+struct Params { n: u32 }
+override WIDTH: u32;
+override SCALE: f32 = 2.0;
+override OTHER: u32 = 1u;
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+var<workgroup> staged: array<f32, WIDTH>;
+fn scaled(i: u32) -> f32 { return f32(i) * SCALE; }
+@compute @workgroup_size(WIDTH)
+fn fill(@builtin(local_invocation_index) lid: u32) {
+  staged[WIDTH - 1u - lid] = scaled(lid);
+  workgroupBarrier();
+  if (lid < p.n) { out[lid] = staged[lid]; }
+}
+@compute @workgroup_size(1)
+fn other() { out[0] = f32(OTHER); }
 `;
 
 describe('named kernel parameters', () => {
@@ -102,7 +125,7 @@ describe('named kernel parameters', () => {
     const a: Binding = gpu.createBuffer(16, 'a');
     const b = gpu.createBuffer(16, 'b');
     const y = gpu.createBuffer(16, 'y');
-    const params = { n: 4 };
+    const params = { n: 4, start: 0 };
     expect(refused(gpu, residual, { params, bindings: { a, b, out: y }, workgroups: [1] })).toMatchObject({ field: 'out' });
     expect(refused(gpu, residual, { params, bindings: { a, b }, workgroups: [1] })).toMatchObject({ field: 'y' });
     const unused = refused(
@@ -115,6 +138,43 @@ describe('named kernel parameters', () => {
     // An undefined binding counts as not given.
     gpu.dispatch(gpu.kernel(residualSource, 'residual_forward'), { params, bindings: { a, b, y, bias: undefined }, workgroups: [1] });
     await gpu.sync();
+  });
+
+  it('creates one pipeline per set of override constants and checks them by name', async () => {
+    const gpu = await freshGpu();
+    const out = gpu.createBuffer(8 * 4, 'out');
+    const run = async (constants: Record<string, number>) => {
+      const kernel = gpu.kernel(OVERRIDES, 'fill', constants);
+      gpu.dispatch(kernel, { params: { n: 8 }, bindings: { out }, workgroups: [1] });
+      return { kernel, values: Array.from(await gpu.readF32(out, constants.WIDTH)) };
+    };
+    const four = await run({ WIDTH: 4 });
+    expect(four.values).toEqual([6, 4, 2, 0]);
+    const eight = await run({ SCALE: 0.5, WIDTH: 8 });
+    expect(eight.values).toEqual([3.5, 3, 2.5, 2, 1.5, 1, 0.5, 0]);
+    expect(eight.kernel).not.toBe(four.kernel);
+    expect(gpu.kernel(OVERRIDES, 'fill', { WIDTH: 8, SCALE: 0.5 })).toBe(eight.kernel);
+    expect(eight.kernel.constants).toEqual({ SCALE: 0.5, WIDTH: 8 });
+
+    const refusedConstants = (entry: string, constants?: Record<string, number>) => {
+      try {
+        gpu.kernel(OVERRIDES, entry, constants);
+      } catch (error) {
+        expect(error).toBeInstanceOf(KernelArgumentError);
+        return error as KernelArgumentError;
+      }
+      throw new Error('expected a KernelArgumentError');
+    };
+    expect(refusedConstants('fill')).toMatchObject({ kernel: 'fill', field: 'WIDTH' });
+    expect(refusedConstants('fill').message).toMatch(/"WIDTH" has no default/);
+    expect(refusedConstants('fill', { WIDTH: 4, OTHER: 2 }).message).toMatch(
+      /does not use the override constant "OTHER"; set only WIDTH, SCALE/,
+    );
+    expect(refusedConstants('fill', { WIDTH: 4, HEIGHT: 2 }).message).toMatch(/declares no override constant "HEIGHT"/);
+    expect(refusedConstants('fill', { WIDTH: -4 }).message).toMatch(/u32 override constant "WIDTH" cannot hold -4/);
+    expect(refusedConstants('other', { WIDTH: 4 })).toMatchObject({ kernel: 'other', field: 'WIDTH' });
+    gpu.dispatch(gpu.kernel(OVERRIDES, 'other', { OTHER: 5 }), { params: {}, bindings: { out }, workgroups: [1] });
+    expect((await gpu.readF32(out, 1))[0]).toBe(5);
   });
 
   it('refuses a shader that breaks the conventions when its kernel is created', async () => {
@@ -134,5 +194,6 @@ describe('named kernel parameters', () => {
     expect(create(shadowing)).toThrow(/shadows/);
     const copied = `struct Params { x: f32 }\n${uniform}\n${body.replace('out[0] = p.x', 'let q = p; out[0] = q.x')}`;
     expect(create(copied)).toThrow(/uses p other than as p\.<field>/);
+    expect(create(`override N = 4u;\nstruct Params { x: f32 }\n${uniform}\n${body}`)).toThrow(/must declare its type/);
   });
 });

@@ -1,4 +1,5 @@
 import { describe, it } from 'vitest';
+import type { ElementwiseOptions } from '../../src/kernels/elementwise';
 import { swigluBackward, swigluForward } from '../../src/kernels/swiglu';
 import { testGpu } from '../helpers/gpu';
 import { randomArray, toF64 } from '../helpers/numeric';
@@ -6,14 +7,20 @@ import { checkOp, expectReferenceGradient } from '../helpers/op-test';
 import { swigluBackwardRef, swigluForwardRef } from '../reference/swiglu';
 
 const CASES = [
-  // 7 tokens x 67 channels: not a multiple of the 256-wide workgroup; saturated gates where a naive
-  // exp(-g) overflows or 1 - sigmoid cancels.
+  // 7 tokens x 67 channels: not a multiple of the 256-wide workgroup, n % 4 = 1 (a scalar tail);
+  // saturated gates where a naive exp(-g) overflows or 1 - sigmoid cancels.
   { name: '7 x 67 elements, saturated gates', n: 7 * 67, saturated: [-100, 100, -1e4, 1e4, -30, 30, 0] },
+  // A multiple of 4 (the vec4 pass alone) past one workgroup of vec4s.
+  { name: '70 x 64 elements', n: 70 * 64, saturated: [-100, 100, -1e4, 1e4, -30, 30, 0, 5] },
 ];
+
+const SCHEDULES: NonNullable<ElementwiseOptions['schedule']>[] = ['vec4', 'scalar'];
 
 function inputs(n: number, saturated: number[]) {
   const gate = randomArray(n, 31, -6, 6);
   gate.set(saturated, 0);
+  // The last element too: with n % 4 != 0 it is the scalar pass's.
+  gate[n - 1] = -100;
   return { gate, up: randomArray(n, 32), dout: randomArray(n, 33) };
 }
 
@@ -22,21 +29,21 @@ describe('swiglu kernels', () => {
     const { gate, up, dout } = inputs(n, saturated);
     const tol = { atol: 1e-6, rtol: 1e-5 };
 
-    it(`forward matches the float64 reference: ${name}`, async () => {
+    it.each(SCHEDULES)(`%s: forward matches the float64 reference: ${name}`, async (schedule) => {
       await checkOp(await testGpu(), {
         inputs: { gate, up },
         outputs: { out: n },
-        run: (gpu, t) => swigluForward(gpu, { gate: t.gate, up: t.up, out: t.out }, { n }),
+        run: (gpu, t) => swigluForward(gpu, { gate: t.gate, up: t.up, out: t.out }, { n }, { schedule }),
         expected: { out: { values: swigluForwardRef(toF64(gate), toF64(up)), ...tol } },
       });
     });
 
-    it(`backward overwrites dgate and dup with the float64 reference gradients: ${name}`, async () => {
+    it.each(SCHEDULES)(`%s: backward overwrites dgate and dup with the float64 reference gradients: ${name}`, async (schedule) => {
       const ref = swigluBackwardRef(toF64(dout), toF64(gate), toF64(up));
       await checkOp(await testGpu(), {
         inputs: { dout, gate, up },
         outputs: { dgate: n, dup: n },
-        run: (gpu, t) => swigluBackward(gpu, { dout: t.dout, gate: t.gate, up: t.up, dgate: t.dgate, dup: t.dup }, { n }),
+        run: (gpu, t) => swigluBackward(gpu, { dout: t.dout, gate: t.gate, up: t.up, dgate: t.dgate, dup: t.dup }, { n }, { schedule }),
         expected: { dgate: { values: ref.dgate, ...tol }, dup: { values: ref.dup, ...tol } },
       });
     });

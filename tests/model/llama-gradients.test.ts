@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Gpu } from '../../src/gpu/context';
+import { Gpu } from '../../src/gpu/context';
 import { LoraAdapter } from '../../src/lora/adapter';
 import { LORA_TARGETS, type LoraTarget, validateLoraConfig } from '../../src/lora/config';
 import { peftTensorName } from '../../src/lora/layout';
@@ -42,9 +42,18 @@ describe('whole model against a float64 reference (random-init Qwen2-shaped mode
   const ref64 = new Map([...weights].map(([k, v]) => [k, Float64Array.from(v)]));
 
   // All seven, then adapters only from o_proj, gate/up or down_proj on: backward stops below the first one.
-  for (const targets of [[...LORA_TARGETS], ['o_proj'], ['gate_proj', 'up_proj'], ['down_proj']] as LoraTarget[][]) {
-    it(`loss and d loss / d A, d B match central differences of the float64 model (${targets.join(', ')})`, async () => {
-      const gpu = await testGpu();
+  // 'gpu' forces the GPU schedules (tiled attention, workgroup RMSNorm) on this CPU adapter too.
+  const cases: { targets: LoraTarget[]; schedules: 'auto' | 'gpu' }[] = [
+    ...([[...LORA_TARGETS], ['o_proj'], ['gate_proj', 'up_proj'], ['down_proj']] as LoraTarget[][]).map((targets) => ({
+      targets,
+      schedules: 'auto' as const,
+    })),
+    { targets: [...LORA_TARGETS], schedules: 'gpu' },
+  ];
+  for (const { targets, schedules } of cases) {
+    it(`${schedules} schedules: loss and d loss / d A, d B match central differences of the float64 model (${targets.join(', ')})`, async () => {
+      const gpu = new Gpu((await testGpu()).device);
+      gpu.schedules = schedules;
       const model = await LlamaModel.load(gpu, memoryWeightsSource(config, weights));
       const { adapter, init } = randomAdapter(gpu, { ...lora, targets });
       const batch = makeBatch(inputIds, labels);

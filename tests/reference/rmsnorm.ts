@@ -1,3 +1,5 @@
+import { residualForwardRef } from './residual';
+
 /** float64 reference: y = x / sqrt(mean(x^2) + eps) * w per row of x [M, C], with rstd [M]. */
 export function rmsnormForwardRef(
   x: Float64Array,
@@ -30,4 +32,17 @@ export function rmsnormBackwardRef(dy: Float64Array, x: Float64Array, w: Float64
     }
   }
   return dx;
+}
+
+/** float64 reference of the fused residual and norm: h = x + branch, then rmsnormForwardRef of h. */
+export function residualRmsnormForwardRef(
+  x: Float64Array,
+  branch: Float64Array,
+  w: Float64Array,
+  M: number,
+  C: number,
+  eps: number,
+): { h: Float64Array; y: Float64Array; rstd: Float64Array } {
+  const h = residualForwardRef(x, branch);
+  return { h, ...rmsnormForwardRef(h, w, M, C, eps) };
 }

@@ -1,0 +1,305 @@
+import type { Binding, Gpu } from '../gpu/context';
+import { attentionBackward, attentionForward, attentionForwardCached } from '../kernels/attention';
+import type { ElementwiseOptions } from '../kernels/elementwise';
+import { matmulDyTX, matmulDyW, matmulXWt } from '../kernels/matmul';
+import { residualForward } from '../kernels/residual';
+import { type RmsnormOptions, residualRmsnormForward, rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
+import { swigluBackward, swigluForward } from '../kernels/swiglu';
+import type { ModelConfig } from '../model/config';
+import { seededUniform } from '../util/random';
+
+export interface CheckOptions {
+  configName: string;
+  config: ModelConfig;
+  seq: number;
+  batch: number;
+  /** LoRA rank: the width of the LoRA-shaped weight-gradient product. */
+  r: number;
+  seed: number;
+}
+
+/** Largest relative difference a GPU schedule may show against its CPU twin: max|gpu - cpu| / max|cpu| per output. */
+export const CHECK_TOLERANCE = 1e-4;
+
+export interface CheckedOutput {
+  name: string;
+  max_abs_err: number;
+  max_abs_ref: number;
+  rel_err: number;
+}
+
+export interface ScheduleCheck {
+  family: string;
+  op: string;
+  gpu_schedule: string;
+  cpu_schedule: string;
+  shape: Record<string, number>;
+  outputs: CheckedOutput[];
+  rel_err: number;
+  ok: boolean;
+}
+
+export interface CheckResult {
+  benchmark: 'webtune-schedule-check';
+  config: string;
+  seq: number;
+  batch: number;
+  /** Every check within the bar. */
+  ok: boolean;
+  /** The largest rel_err of any output (Infinity, written as null in JSON, for a NaN). */
+  worst: { family: string; op: string; gpu_schedule: string; output: string; rel_err: number };
+  tolerance_rel_err: number;
+  checks: ScheduleCheck[];
+  device: { description: string; vendor: string; architecture: string; cpu_adapter: boolean; subgroups: boolean };
+  date: string;
+}
+
+/** One op run twice on the same inputs: once on a GPU schedule, once on its CPU twin. */
+interface TwinCase {
+  family: string;
+  op: string;
+  gpu: string;
+  cpu: string;
+  shape: Record<string, number>;
+  inputs: Record<string, Float32Array>;
+  /** Element counts of outputs that start as NaN, or the starting contents of one the op adds into. */
+  outputs: Record<string, number | Float32Array>;
+  /** Records the op on `tensors` with `schedule` (the case's gpu or cpu). */
+  run(gpu: Gpu, tensors: Record<string, Binding>, schedule: string): void;
+}
+
+/**
+ * Runs every GPU schedule and its CPU-schedule twin at one layer's shapes of `config` (B = batch,
+ * T = seq, random inputs) and compares them: attention (forward and backward, and a KV-cache
+ * forward), RMSNorm (forward, backward, fused with the residual; both row reductions), the vec4
+ * elementwise kernels, and the matmul tiles of the layer's projections. Needs no test runner, so a
+ * GPU machine can prove its GPU paths before timing them.
+ */
+export async function runScheduleCheck(gpu: Gpu, o: CheckOptions): Promise<CheckResult> {
+  const checks: ScheduleCheck[] = [];
+  for (const c of twinCases(gpu, o)) checks.push(await runTwins(gpu, c));
+  let worst = { family: '', op: '', gpu_schedule: '', output: '', rel_err: 0 };
+  for (const check of checks) {
+    for (const out of check.outputs) {
+      if (out.rel_err >= worst.rel_err)
+        worst = { family: check.family, op: check.op, gpu_schedule: check.gpu_schedule, output: out.name, rel_err: out.rel_err };
+    }
+  }
+  const info = gpu.device.adapterInfo;
+  return {
+    benchmark: 'webtune-schedule-check',
+    config: o.configName,
+    seq: o.seq,
+    batch: o.batch,
+    ok: checks.every((c) => c.ok),
+    worst,
+    tolerance_rel_err: CHECK_TOLERANCE,
+    checks,
+    device: {
+      description: info.description,
+      vendor: info.vendor,
+      architecture: info.architecture,
+      cpu_adapter: gpu.isCpuAdapter,
+      subgroups: gpu.hasSubgroups,
+    },
+    date: new Date().toISOString().slice(0, 10),
+  };
+}
+
+function twinCases(gpu: Gpu, o: CheckOptions): TwinCase[] {
+  const { hiddenSize: C, intermediateSize: I, numHeads: H, numKvHeads: KV, headDim: D } = o.config;
+  const B = o.batch;
+  const T = o.seq;
+  const M = B * T;
+  let seed = o.seed;
+  const random = (n: number, lo = -1, hi = 1) => {
+    const uniform = seededUniform(++seed);
+    return Float32Array.from({ length: n }, () => lo + (hi - lo) * uniform());
+  };
+  const attention = { B, T, H, KV, D };
+  const tail = Math.min(T, 16);
+  const cached = { B, T: tail, H, KV, D, past: T - tail, S: T };
+  const cases: TwinCase[] = [
+    {
+      family: 'attention',
+      op: 'forward + backward',
+      gpu: 'tiled',
+      cpu: 'rows',
+      shape: attention,
+      inputs: { q: random(M * H * D, -2, 2), k: random(M * KV * D, -2, 2), v: random(M * KV * D), dout: random(M * H * D) },
+      outputs: { out: M * H * D, stats: 2 * B * H * T, dq: M * H * D, dk: M * KV * D, dv: M * KV * D },
+      run: (g, t, schedule) => {
+        const options = { schedule: schedule as 'rows' | 'tiled' };
+        attentionForward(g, { q: t.q, k: t.k, v: t.v, out: t.out, stats: t.stats }, attention, options);
+        attentionBackward(
+          g,
+          { dout: t.dout, q: t.q, k: t.k, v: t.v, out: t.out, stats: t.stats, dq: t.dq, dk: t.dk, dv: t.dv },
+          attention,
+          options,
+        );
+      },
+    },
+    {
+      family: 'attention',
+      op: `KV-cache forward (${tail} new of ${T})`,
+      gpu: 'tiled',
+      cpu: 'rows',
+      shape: cached,
+      inputs: { q: random(B * tail * H * D, -2, 2), kCache: random(M * KV * D, -2, 2), vCache: random(M * KV * D) },
+      outputs: { out: B * tail * H * D, stats: B * H * tail },
+      run: (g, t, schedule) =>
+        attentionForwardCached(g, { q: t.q, kCache: t.kCache, vCache: t.vCache, out: t.out, stats: t.stats }, cached, {
+          schedule: schedule as 'rows' | 'tiled',
+        }),
+    },
+  ];
+  const eps = o.config.rmsNormEps;
+  const reductions: boolean[] = gpu.hasSubgroups ? [true, false] : [false];
+  for (const subgroups of reductions) {
+    const name = `workgroup (${subgroups ? 'subgroup' : 'tree'} sums)`;
+    const norm = (schedule: string): RmsnormOptions => (schedule === 'rows' ? { schedule: 'rows' } : { schedule: 'workgroup', subgroups });
+    const x = random(M * C);
+    const w = random(C, 0.5, 1.5);
+    cases.push(
+      {
+        family: 'rmsnorm',
+        op: 'forward + backward (accumulating)',
+        gpu: name,
+        cpu: 'rows',
+        shape: { M, C },
+        inputs: { x, w, dy: random(M * C) },
+        outputs: { y: M * C, rstd: M, dx: random(M * C) },
+        run: (g, t, schedule) => {
+          rmsnormForward(g, { x: t.x, weight: t.w, y: t.y, rstd: t.rstd }, { M, C }, { ...norm(schedule), eps });
+          rmsnormBackwardAccumulate(g, { dy: t.dy, x: t.x, weight: t.w, rstd: t.rstd, dx: t.dx }, { M, C }, norm(schedule));
+        },
+      },
+      {
+        family: 'rmsnorm',
+        op: 'residual + rmsnorm forward',
+        gpu: name,
+        cpu: 'rows',
+        shape: { M, C },
+        inputs: { x, branch: random(M * C), w },
+        outputs: { h: M * C, y: M * C, rstd: M },
+        run: (g, t, schedule) =>
+          residualRmsnormForward(
+            g,
+            { x: t.x, branch: t.branch, h: t.h, weight: t.w, y: t.y, rstd: t.rstd },
+            { M, C },
+            { ...norm(schedule), eps },
+          ),
+      },
+    );
+  }
+  const elementwise = (schedule: string): ElementwiseOptions => ({ schedule: schedule as 'vec4' | 'scalar' });
+  cases.push(
+    {
+      family: 'residual',
+      op: 'forward',
+      gpu: 'vec4',
+      cpu: 'scalar',
+      shape: { n: M * C },
+      inputs: { a: random(M * C), b: random(M * C) },
+      outputs: { y: M * C },
+      run: (g, t, schedule) => residualForward(g, { a: t.a, b: t.b, y: t.y }, { n: M * C }, elementwise(schedule)),
+    },
+    {
+      family: 'swiglu',
+      op: 'forward + backward',
+      gpu: 'vec4',
+      cpu: 'scalar',
+      shape: { n: M * I },
+      inputs: { gate: random(M * I, -6, 6), up: random(M * I), dout: random(M * I) },
+      outputs: { out: M * I, dgate: M * I, dup: M * I },
+      run: (g, t, schedule) => {
+        swigluForward(g, { gate: t.gate, up: t.up, out: t.out }, { n: M * I }, elementwise(schedule));
+        swigluBackward(g, { dout: t.dout, gate: t.gate, up: t.up, dgate: t.dgate, dup: t.dup }, { n: M * I }, elementwise(schedule));
+      },
+    },
+  );
+  const matmul = (schedule: string) => ({ schedule: schedule as 'tiled' | 'direct' });
+  cases.push(
+    {
+      family: 'matmul',
+      op: 'gate_proj forward (XWt)',
+      gpu: 'tiled',
+      cpu: 'direct',
+      shape: { M, N: I, K: C },
+      inputs: { X: random(M * C), W: random(I * C) },
+      outputs: { Y: M * I },
+      run: (g, t, schedule) => matmulXWt(g, { X: t.X, W: t.W, Y: t.Y }, { M, N: I, K: C }, matmul(schedule)),
+    },
+    {
+      family: 'matmul',
+      op: 'gate_proj input gradient (DyW, accumulating)',
+      gpu: 'tiled',
+      cpu: 'direct',
+      shape: { M, N: I, K: C },
+      inputs: { dY: random(M * I), W: random(I * C) },
+      outputs: { dX: random(M * C) },
+      run: (g, t, schedule) => matmulDyW(g, { dY: t.dY, W: t.W, dX: t.dX }, { M, N: I, K: C }, { ...matmul(schedule), beta: 1 }),
+    },
+    {
+      family: 'matmul',
+      op: `LoRA weight gradient, r=${o.r} (DyTX)`,
+      gpu: 'tiled',
+      cpu: 'direct',
+      shape: { M, N: o.r, K: C },
+      inputs: { dY: random(M * o.r), X: random(M * C) },
+      outputs: { dW: o.r * C },
+      run: (g, t, schedule) => matmulDyTX(g, { dY: t.dY, X: t.X, dW: t.dW }, { M, N: o.r, K: C }, matmul(schedule)),
+    },
+  );
+  return cases;
+}
+
+/** Uploads the inputs once, runs each schedule into its own outputs (NaN-filled or the given contents), and compares them. */
+async function runTwins(gpu: Gpu, c: TwinCase): Promise<ScheduleCheck> {
+  const buffers: GPUBuffer[] = [];
+  const make = (data: Float32Array, label: string) => {
+    const buffer = gpu.upload(data, label);
+    buffers.push(buffer);
+    return buffer;
+  };
+  try {
+    const inputs = Object.fromEntries(Object.entries(c.inputs).map(([name, data]) => [name, make(data, name)]));
+    const results: Record<string, Float32Array>[] = [];
+    for (const schedule of [c.gpu, c.cpu]) {
+      const outputs = Object.fromEntries(
+        Object.entries(c.outputs).map(([name, o]) => [name, make(typeof o === 'number' ? new Float32Array(o).fill(Number.NaN) : o, name)]),
+      );
+      c.run(gpu, { ...inputs, ...outputs }, schedule);
+      const read: Record<string, Float32Array> = {};
+      for (const [name, o] of Object.entries(c.outputs))
+        read[name] = await gpu.readF32(outputs[name], typeof o === 'number' ? o : o.length);
+      results.push(read);
+    }
+    const outputs = Object.keys(c.outputs).map((name) => compare(name, results[0][name], results[1][name]));
+    const relErr = Math.max(...outputs.map((out) => out.rel_err));
+    return {
+      family: c.family,
+      op: c.op,
+      gpu_schedule: c.gpu,
+      cpu_schedule: c.cpu,
+      shape: c.shape,
+      outputs,
+      rel_err: relErr,
+      ok: relErr <= CHECK_TOLERANCE,
+    };
+  } finally {
+    for (const buffer of buffers) buffer.destroy();
+  }
+}
+
+/** max|actual - expected| and max|expected|; a NaN in either, or different lengths, is an infinite error. */
+export function compare(name: string, actual: Float32Array, expected: Float32Array): CheckedOutput {
+  let maxAbs = actual.length === expected.length ? 0 : Number.POSITIVE_INFINITY;
+  let maxRef = 0;
+  for (let i = 0; i < expected.length && maxAbs < Number.POSITIVE_INFINITY; i++) {
+    const diff = Math.abs(actual[i] - expected[i]);
+    maxAbs = Number.isNaN(diff) ? Number.POSITIVE_INFINITY : Math.max(maxAbs, diff);
+    maxRef = Math.max(maxRef, Math.abs(expected[i]));
+  }
+  return { name, max_abs_err: maxAbs, max_abs_ref: maxRef, rel_err: maxRef > 0 ? maxAbs / maxRef : maxAbs };
+}

@@ -1,0 +1,79 @@
+import type { Gpu, RecordedDispatch } from '../gpu/context';
+import { matmulDyTX, matmulDyW, matmulXWt } from '../kernels/matmul';
+import { seededUniform } from '../util/random';
+
+/** One distinct matmul of a training step, timed alone. M, N, K as the wrapper names them. */
+export interface MatmulTiming {
+  kernel: string;
+  wrapper: 'matmulXWt' | 'matmulDyW' | 'matmulDyTX';
+  M: number;
+  N: number;
+  K: number;
+  /** beta = 1: adds into its output (reads it too). */
+  accumulate: boolean;
+  calls_per_step: number;
+  ms_per_call: number | null;
+  gflops: number | null;
+}
+
+const WRAPPERS: Record<string, MatmulTiming['wrapper']> = {
+  matmul_forward: 'matmulXWt',
+  matmul_forward_bias: 'matmulXWt',
+  matmul_backward_input: 'matmulDyW',
+  matmul_backward_weight: 'matmulDyTX',
+};
+
+/** The wrapper-level shape of a matmul dispatch: rows x cols is the output, depth the sum (see matmul.ts). */
+export function matmulShape(d: RecordedDispatch): MatmulTiming | null {
+  const kernel = d.kernel.name;
+  const wrapper = WRAPPERS[kernel.replace(/_direct$/, '')];
+  if (!wrapper) return null;
+  const { rows, cols, depth, beta } = d.params;
+  const dims =
+    wrapper === 'matmulXWt'
+      ? { M: rows, N: cols, K: depth }
+      : wrapper === 'matmulDyW'
+        ? { M: rows, N: depth, K: cols }
+        : { M: depth, N: rows, K: cols };
+  return { kernel, wrapper, ...dims, accumulate: beta !== 0, calls_per_step: 1, ms_per_call: null, gflops: null };
+}
+
+/** Milliseconds per call of one matmul shape alone: one untimed call, then enough calls to fill `minMs`. */
+export async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number): Promise<number> {
+  const sizes = {
+    matmulXWt: [s.M * s.K, s.N * s.K, s.M * s.N],
+    matmulDyW: [s.M * s.N, s.N * s.K, s.M * s.K],
+    matmulDyTX: [s.M * s.N, s.M * s.K, s.N * s.K],
+  }[s.wrapper];
+  // Random operands: zeros can run faster than real data on some GPUs.
+  const uniform = seededUniform(s.M * 31 + s.N * 7 + s.K);
+  const random = (floats: number, label: string) =>
+    gpu.upload(
+      Float32Array.from({ length: floats }, () => uniform() - 0.5),
+      label,
+    );
+  const [a, b] = sizes.slice(0, 2).map((floats, i) => random(floats, `bench matmul ${i}`));
+  const c = gpu.createBuffer(sizes[2] * 4, 'bench matmul out');
+  const bias = s.kernel.startsWith('matmul_forward_bias') ? random(s.N, 'bench bias') : undefined;
+  const dims = { M: s.M, N: s.N, K: s.K };
+  const opts = { beta: s.accumulate ? 1 : 0 };
+  const call = () => {
+    if (s.wrapper === 'matmulXWt') matmulXWt(gpu, { X: a, W: b, Y: c, bias }, dims, opts);
+    else if (s.wrapper === 'matmulDyW') matmulDyW(gpu, { dY: a, W: b, dX: c }, dims, opts);
+    else matmulDyTX(gpu, { dY: a, X: b, dW: c }, dims, opts);
+  };
+  const timed = async (calls: number) => {
+    const start = performance.now();
+    for (let i = 0; i < calls; i++) call();
+    await gpu.sync();
+    return performance.now() - start;
+  };
+  try {
+    await timed(1);
+    const one = await timed(1);
+    const calls = Math.min(1000, Math.max(3, Math.ceil(minMs / Math.max(one, 1e-3))));
+    return (await timed(calls)) / calls;
+  } finally {
+    for (const buffer of [a, b, c, bias]) buffer?.destroy();
+  }
+}
