@@ -51,7 +51,8 @@ describe('whole model against a float64 reference (random-init Qwen2-shaped mode
     { targets: [...LORA_TARGETS], schedules: 'gpu' },
   ];
   for (const { targets, schedules } of cases) {
-    it(`${schedules} schedules: loss and d loss / d A, d B match central differences of the float64 model (${targets.join(', ')})`, async () => {
+    const title = `${schedules} schedules: loss and d loss / d A, d B match central differences of the float64 model`;
+    it(`${title} (${targets.join(', ')})`, async () => {
       const gpu = new Gpu((await testGpu()).device);
       gpu.schedules = schedules;
       const model = await LlamaModel.load(gpu, memoryWeightsSource(config, weights));
