@@ -138,30 +138,40 @@ describe('engine: progressive training', () => {
     expect(straight).toMatchObject({ status: 'completed', step: 18, totalSteps: 18 });
     expect(straight.phases.map((p) => p.steps)).toEqual([16, 2]);
 
-    for (const pauseIn of [1, 2]) {
-      const { engine, datasetId } = await stagedEngine();
-      const paused = await engine.startProgressiveRun({ datasetId, settings: STEPWISE }, (e) => {
-        if (e.type === 'progress' && e.phase === pauseIn && e.progress.step === (pauseIn === 1 ? 1 : 17)) void engine.pause();
-      });
-      expect(paused.status).toBe('paused');
-      expect(paused.adapterId).toBeNull();
-      const [run] = await engine.listRuns();
-      expect(run).toMatchObject({ status: 'paused', kind: 'progressive', lastCheckpointStep: pauseIn === 1 ? 1 : 17 });
-      expect(await engine.listAdapters()).toEqual([]);
+    // One run paused twice: after step 1 (phase 1), then, resumed, after step 17 (phase 2's first).
+    const { engine, datasetId } = await stagedEngine();
+    const pauseAt = (step: number, events: ProgressiveEvent[]) => (e: ProgressiveEvent) => {
+      events.push(e);
+      if (e.type === 'progress' && e.progress.step === step) void engine.pause();
+    };
+    const steps = (events: ProgressiveEvent[]) => events.flatMap((e) => (e.type === 'progress' ? [`${e.phase}:${e.progress.step}`] : []));
+    const first: ProgressiveEvent[] = [];
+    const paused = await engine.startProgressiveRun({ datasetId, settings: STEPWISE }, pauseAt(1, first));
+    expect(paused).toMatchObject({ status: 'paused', adapterId: null });
+    expect(steps(first)).toEqual(['1:1']);
+    let [run] = await engine.listRuns();
+    expect(run).toMatchObject({ status: 'paused', kind: 'progressive', lastCheckpointStep: 1 });
+    expect(await engine.listAdapters()).toEqual([]);
 
-      const events: ProgressiveEvent[] = [];
-      const done = await engine.resumeRun(run.id, (e) => events.push(e));
-      expect(done).toMatchObject({ status: 'completed', step: 18, totalSteps: 18 });
-      // The resumed run trains only what was left: phase 1 from step 2 (pausing in phase 1), or phase 2's last step.
-      const steps = events.flatMap((e) => (e.type === 'progress' ? [`${e.phase}:${e.progress.step}`] : []));
-      expect(steps).toEqual(pauseIn === 1 ? [...Array.from({ length: 15 }, (_, i) => `1:${i + 2}`), '2:17', '2:18'] : ['2:18']);
-      expect(done.phases!.map((p) => p.evalLossAfter)).toEqual(straight.phases.map((p) => expect.closeTo(p.evalLossAfter!, 6)));
-      expect(done.phases![0].evalLossBefore).toBeCloseTo(straight.phases[0].evalLossBefore!, 6);
-      expect(done.forgetting!.phase1EvalLossAfterPhase2).toBeCloseTo(straight.forgetting!.phase1EvalLossAfterPhase2, 6);
-      const [adapter] = await engine.listAdapters();
-      expect(adapter).toMatchObject({ id: done.adapterId, runId: run.id });
-      expect((await engine.listRuns())[0]).toMatchObject({ status: 'completed', step: 18 });
-    }
+    // The resumed run trains only what was left: phase 1 from step 2, then phase 2 until its pause.
+    const second: ProgressiveEvent[] = [];
+    const pausedAgain = await engine.resumeRun(run.id, pauseAt(17, second));
+    expect(pausedAgain).toMatchObject({ status: 'paused', step: 17 });
+    expect(steps(second)).toEqual([...Array.from({ length: 15 }, (_, i) => `1:${i + 2}`), '2:17']);
+    [run] = await engine.listRuns();
+    expect(run).toMatchObject({ status: 'paused', lastCheckpointStep: 17 });
+    expect(run.phases![0].outcome).toMatchObject({ status: 'completed', steps: 16 });
+
+    const third: ProgressiveEvent[] = [];
+    const done = await engine.resumeRun(run.id, (e) => third.push(e));
+    expect(done).toMatchObject({ status: 'completed', step: 18, totalSteps: 18 });
+    expect(steps(third)).toEqual(['2:18']);
+    expect(done.phases!.map((p) => p.evalLossAfter)).toEqual(straight.phases.map((p) => expect.closeTo(p.evalLossAfter!, 6)));
+    expect(done.phases![0].evalLossBefore).toBeCloseTo(straight.phases[0].evalLossBefore!, 6);
+    expect(done.forgetting!.phase1EvalLossAfterPhase2).toBeCloseTo(straight.forgetting!.phase1EvalLossAfterPhase2, 6);
+    const [adapter] = await engine.listAdapters();
+    expect(adapter).toMatchObject({ id: done.adapterId, runId: run.id });
+    expect((await engine.listRuns())[0]).toMatchObject({ status: 'completed', step: 18 });
   });
 
   it('pauses a progressive run when the GPU device is lost and resumes it on a new device', async () => {
