@@ -75,8 +75,13 @@ describe('benchmark', () => {
     expect(memoryOnly.command_buffers_per_step).toBe(steps.command_buffers_per_step);
     expect(steps.kernel_timing.method).toBe('timestamp-query');
     const families = new Map(steps.kernel_families.map((f) => [f.family, f]));
-    for (const family of ['matmul', 'attention', 'rmsnorm', 'residual', 'swiglu', 'rope', 'embedding', 'cross-entropy', 'adamw']) {
+    for (const family of ['matmul', 'attention', 'rmsnorm', 'swiglu', 'rope', 'cross-entropy']) {
       expect(families.get(family)?.ms_per_step, family).toBeGreaterThan(0);
+    }
+    // A handful of tiny dispatches can take less than SwiftShader's timestamp quantum (65.5 µs): timed, possibly 0.
+    for (const family of ['residual', 'embedding', 'adamw']) {
+      expect(families.get(family)?.dispatches_per_step, family).toBeGreaterThan(0);
+      expect(families.get(family)?.ms_per_step, family).toBeGreaterThanOrEqual(0);
     }
     // Per layer: the input norm, the fused residual + post-attention norm, their two backward passes; plus the final norm and its backward.
     expect(families.get('rmsnorm')!.dispatches_per_step).toBe(4 * config.numLayers + 2);
