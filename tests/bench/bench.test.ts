@@ -75,11 +75,11 @@ describe('benchmark', () => {
     expect(memoryOnly.command_buffers_per_step).toBe(steps.command_buffers_per_step);
     expect(steps.kernel_timing.method).toBe('timestamp-query');
     const families = new Map(steps.kernel_families.map((f) => [f.family, f]));
-    for (const family of ['matmul', 'attention', 'rmsnorm', 'swiglu', 'rope', 'cross-entropy']) {
+    for (const family of ['matmul', 'attention', 'cross-entropy']) {
       expect(families.get(family)?.ms_per_step, family).toBeGreaterThan(0);
     }
-    // A handful of tiny dispatches can take less than SwiftShader's timestamp quantum (65.5 µs): timed, possibly 0.
-    for (const family of ['residual', 'embedding', 'adamw']) {
+    // On this tiny model a family's few small dispatches can take less than SwiftShader's timestamp quantum (65.5 µs).
+    for (const family of ['rmsnorm', 'residual', 'swiglu', 'rope', 'embedding', 'adamw']) {
       expect(families.get(family)?.dispatches_per_step, family).toBeGreaterThan(0);
       expect(families.get(family)?.ms_per_step, family).toBeGreaterThanOrEqual(0);
     }
