@@ -66,7 +66,9 @@ test('every file in data/bad shows its report, and cancelling stores nothing', a
   await expect(entryRows).toHaveCount(webuiReport.errors.length);
   for (const [i, entryError] of webuiReport.errors.entries()) {
     await expect(entryRows.nth(i)).toHaveAttribute('data-entry', String(entryError.entry));
-    await expect(entryRows.nth(i)).toContainText(`(entry ${entryError.entry})`);
+    // A JSON list's errors show the entry and the line it starts on, each in its own column.
+    await expect(entryRows.nth(i).locator('td').nth(0)).toHaveText(String(entryError.entry));
+    await expect(entryRows.nth(i).locator('td').nth(1)).toHaveText(String(entryError.line));
     await expect(entryRows.nth(i)).toContainText(entryError.reason);
   }
   await page.getByTestId('import-confirm').click();
