@@ -33,8 +33,19 @@ export interface GgufModelOptions {
 }
 
 /** llama.cpp's `general.file_type` (LLAMA_FTYPE_*) for the matrices' type. */
-const FILE_TYPE: Record<GgmlTypeName, number> = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q4_K: 15, Q5_K: 17, Q6_K: 18, BF16: 32 };
-const QUANTIZED: readonly GgmlTypeName[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'];
+const FILE_TYPE: Record<GgmlTypeName, number> = {
+  F32: 0,
+  F16: 1,
+  Q4_0: 2,
+  Q8_0: 7,
+  Q5_0: 8,
+  Q5_1: 9,
+  Q4_K: 15,
+  Q5_K: 17,
+  Q6_K: 18,
+  BF16: 32,
+};
+const QUANTIZED: readonly GgmlTypeName[] = ['Q8_0', 'Q4_0', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K'];
 
 export interface PlannedTensor extends GgufTensorLayout {
   hfName: string;
