@@ -5,6 +5,7 @@
  */
 import type { AdapterTensors } from '../export/adapter';
 import { peftAdapterFiles } from '../export/peft';
+import { MERGED_GGUF_TYPES } from '../export/merged-gguf';
 import { exportAdapter } from '../export/service';
 import { zipFiles } from '../export/zip';
 import { LoraWeights } from '../lora/adapter';
@@ -80,6 +81,9 @@ export class AdapterLibrary {
     if (request.dtype !== undefined && request.dtype !== 'same' && request.dtype !== 'f32') {
       throw new EngineStateError(`The merged dtype must be "same" (as the base) or "f32", got ${JSON.stringify(request.dtype)}.`);
     }
+    if (request.ggufType !== undefined && !MERGED_GGUF_TYPES.includes(request.ggufType)) {
+      throw new EngineStateError(`A merged GGUF is ${MERGED_GGUF_TYPES.join(', ')}, not ${JSON.stringify(request.ggufType)}.`);
+    }
     const record = await (await this.storage()).getAdapter(request.adapterId);
     const model = this.models.loaded;
     if (!model || model.info.name !== record.baseModel) {
@@ -90,13 +94,14 @@ export class AdapterLibrary {
     }
     return exportAdapter(
       adapterTensors(record),
-      { config: model.opened.config, source: model.source },
+      { ...model.opened, source: model.source, ggufFile: model.opened.gguf?.file },
       {
         format: request.format,
         name: record.name,
         peftBaseModel: peftBaseModel(record),
         ollamaBase: request.ollamaBase?.trim() || record.baseModel,
         dtype: request.dtype,
+        ggufType: request.ggufType,
         target: 'download',
       },
     );

@@ -13,14 +13,14 @@ import type { LoraConfig } from '../lora/config';
 import type { AdapterSummary, DatasetSummary, RunRecord } from '../storage/db';
 import type { TrainProgress } from '../train/trainer';
 import type { TrainSettings } from '../train/settings';
-import type { AdapterDownload, ExportFormat, OllamaSetup } from '../export/service';
+import type { AdapterDownload, ExportFormat, MergedGgufType, OllamaSetup } from '../export/service';
 import type { RunStage } from '../train/run';
 import type { FilterOptions, FilterReport } from './quality-filter';
 import type { PresetPlan, PresetPlanRequest } from './run-plan';
 import type { ForgettingReport, ProgressivePhaseSummary, ProgressiveRunRequest } from './progressive-run';
 
 export type { AdapterSummary, DatasetSummary, RunRecord, RunStage, TrainProgress, TrainSettings };
-export type { ExportFormat, ForgettingReport, OllamaSetup, ProgressivePhaseSummary, ProgressiveRunRequest };
+export type { ExportFormat, ForgettingReport, MergedGgufType, OllamaSetup, ProgressivePhaseSummary, ProgressiveRunRequest };
 export type { DatasetAnalysis, EvaluationProgress, EvaluationReport, FilterOptions, FilterReport, Preset, PresetPlan, PresetPlanRequest };
 
 export type SelfCheckResult =
@@ -66,8 +66,18 @@ export interface ModelInfo {
   maxPositions: number;
   /** Bytes the frozen weights take on the GPU (f32). */
   weightBytes: number;
+  /** 'hf': a Hugging Face folder (config.json, safetensors); 'gguf': a GGUF file, an Ollama blob or the shards of one. */
+  format: 'hf' | 'gguf';
+  /** GGUF only: the file's tensors and bytes per ggml type (F32, Q8_0, Q4_K, ...), largest share first. */
+  quantization: { type: string; tensors: number; bytes: number }[] | null;
+  /** GGUF only: the size of the file(s). */
+  fileBytes: number | null;
   /** tokenizer.json loaded and encodes text. */
   tokenizerOk: boolean;
+  /** The model's tokenizer.json, or (GGUF) the tokenizer built from the file's tokenizer.ggml.* metadata. */
+  tokenizerSource: 'tokenizer.json' | 'gguf';
+  /** Why webtune's tokenization may differ from llama.cpp's on this GGUF; empty when it is the same. */
+  tokenizerProblems: string[];
   /** tokenizer_config.json has its own chat template (otherwise a generic one is used for chat rows). */
   chatTemplate: boolean;
 }
@@ -191,8 +201,10 @@ export interface GenerateResult {
 export interface ExportRequest {
   adapterId: string;
   format: ExportFormat;
-  /** Merged models only: each tensor in the base's own dtype, or all in f32. Default 'same'. */
+  /** Merged folders only: each tensor in the base's own dtype, or all in f32. Default 'same'. */
   dtype?: 'same' | 'f32';
+  /** Merged GGUF only: the type of its matrices. Default 'F16'. */
+  ggufType?: MergedGgufType;
   /** What the Modelfile's FROM names: the Ollama model or path of the exact base. Default: the adapter's base model name. */
   ollamaBase?: string;
 }

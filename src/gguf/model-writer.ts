@@ -25,6 +25,8 @@ export interface GgufModelOptions {
   config: ModelConfig;
   weights: Pick<ModelWeightsSource, 'tensor'>;
   tokenizer: Omit<TokenizerSource, 'vocabSize'>;
+  /** `tokenizer.*` entries to write as they are instead of converting `tokenizer` (a GGUF base's own). */
+  tokenizerMetadata?: [string, GgufValue][];
   /** The type of the matrices (2-D tensors). */
   type: GgmlTypeName;
   /** A per-tensor choice (a quantization mix such as Q4_K with Q6_K for some tensors), by GGUF name. */
@@ -94,7 +96,7 @@ function modelMetadata(opts: GgufModelOptions): [string, GgufValue][] {
     [`${a}.rope.freq_base`, gguf.f32(c.ropeTheta)],
     [`${a}.attention.layer_norm_rms_epsilon`, gguf.f32(c.rmsNormEps)],
   );
-  meta.push(...ggufTokenizerMetadata({ ...opts.tokenizer, vocabSize: c.vocabSize }));
+  meta.push(...(opts.tokenizerMetadata ?? ggufTokenizerMetadata({ ...opts.tokenizer, vocabSize: c.vocabSize })));
   return meta;
 }
 

@@ -152,8 +152,7 @@ function postProcessor(tokens: string[], bos: number | null, eos: number | null)
  * higher joined score first; splits of one token in order of their parts' ids.
  */
 function sentencePieceMerges(v: Vocabulary, scores: ArrayLike<number>, problems: string[]): [string, string][] {
-  const ids = new Map<string, number>();
-  v.tokens.forEach((t, id) => ids.set(t, id));
+  const ids = new Map<string, number>(v.tokens.map((t, id) => [t, id]));
   const merges: { left: string; right: string; score: number; id: number; l: number; r: number }[] = [];
   const mergedScores = new Map<number, number>();
   v.tokens.forEach((token, id) => {
