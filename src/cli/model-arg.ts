@@ -122,10 +122,8 @@ export async function openCliModel(args: ModelArgs): Promise<CliModel> {
   const ggufs = (await readdir(path)).filter((f) => f.endsWith('.gguf')).sort();
   const shards = new Set(ggufs.map((f) => parseGgufShardName(f)?.base ?? f));
   if (ggufs.length === 0 || shards.size !== 1) {
-    throw new UsageError(
-      `${path} has no config.json, no Ollama manifests/ and ${ggufs.length ? `several GGUF models (${ggufs.join(', ')})` : 'no .gguf file'}; ` +
-        'give the model file itself with --model',
-    );
+    const found = ggufs.length ? `several GGUF models (${ggufs.join(', ')})` : 'no .gguf file';
+    throw new UsageError(`${path} has no config.json, no Ollama manifests/ and ${found}; give the model file itself with --model`);
   }
   const files = await ggufFiles(join(path, ggufs[0]));
   return openGgufPaths(files, args, basename(path), join(path, ggufs[0]));
