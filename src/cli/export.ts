@@ -13,7 +13,7 @@ const FORMATS: ExportFormat[] = ['peft', 'gguf', 'merged', 'merged-gguf'];
 
 /**
  * `export --model <model> --adapter <dir> --format peft|gguf|merged|merged-gguf --out <dir>
- * [--dtype same|f32 (merged) | f16|bf16|q8_0 (merged-gguf)] [--base <Ollama model>]`
+ * [--dtype same|f32 (merged) | f32|f16|bf16|q8_0 (merged-gguf)] [--base <Ollama model>]`
  */
 export async function exportCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -33,7 +33,7 @@ export async function exportCommand(args: string[]): Promise<number> {
   const dtype = values.dtype ?? (format === 'merged-gguf' ? 'f16' : 'same');
   const ggufType = dtype.toUpperCase() as MergedGgufType;
   if (format === 'merged-gguf' && !MERGED_GGUF_TYPES.includes(ggufType))
-    throw new UsageError('--dtype of a merged GGUF must be f16, bf16 or q8_0');
+    throw new UsageError('--dtype of a merged GGUF must be f32, f16, bf16 or q8_0');
   if (format !== 'merged-gguf' && !['same', 'f32'].includes(dtype)) throw new UsageError('--dtype must be same or f32');
   const base = await openCliModel(values);
   const { opened } = base;

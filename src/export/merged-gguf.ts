@@ -1,7 +1,7 @@
 /**
  * The base model with the adapter merged in (W' = W + scaling * B A, model/merge.ts arithmetic), as
  * one GGUF file that llama.cpp loads and `ollama create` takes with `FROM ./file.gguf`: matrices in
- * F16, BF16 or Q8_0 (rows that Q8_0's 32-value blocks do not fit stay F16), norms and biases F32,
+ * F32, F16, BF16 or Q8_0 (rows that Q8_0's 32-value blocks do not fit stay F16), norms and biases F32,
  * the tokenizer and chat template as `tokenizer.*` metadata. From a Hugging Face base the tokenizer
  * is converted (gguf/tokenizer-metadata.ts); from a GGUF base its own `tokenizer.*` entries are
  * copied, so llama.cpp tokenizes the merged model exactly as it tokenized the base.
@@ -18,8 +18,8 @@ import { checkAdapterTensors, type AdapterTensors } from './adapter';
 import { AdapterExportError } from './errors';
 import { mergeAdapterIntoWeights } from './merge';
 
-export type MergedGgufType = 'F16' | 'BF16' | 'Q8_0';
-export const MERGED_GGUF_TYPES: readonly MergedGgufType[] = ['F16', 'BF16', 'Q8_0'];
+export type MergedGgufType = 'F32' | 'F16' | 'BF16' | 'Q8_0';
+export const MERGED_GGUF_TYPES: readonly MergedGgufType[] = ['F32', 'F16', 'BF16', 'Q8_0'];
 
 export interface MergedGgufBase {
   config: ModelConfig;

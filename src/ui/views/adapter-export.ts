@@ -2,7 +2,7 @@
  * The adapters panel's export section: an adapter of the loaded model as a PEFT zip, a GGUF LoRA or
  * the merged model, downloaded, with the Ollama Modelfile and commands to copy.
  */
-import type { AdapterExport, AdapterSummary, ExportFormat, ModelInfo } from '../../app/api';
+import type { AdapterExport, AdapterSummary, ExportFormat, MergedGgufType, ModelInfo } from '../../app/api';
 import type { App } from '../app';
 import { downloadBytes, el, errorMessage, formatBytes, Notice } from '../dom';
 
@@ -70,6 +70,7 @@ export class ExportSection {
     el('option', { value: 'F16' }, 'F16'),
     el('option', { value: 'BF16' }, 'BF16'),
     el('option', { value: 'Q8_0' }, 'Q8_0 (half the size of F16)'),
+    el('option', { value: 'F32' }, 'F32'),
   );
   private readonly ggufTypeField: HTMLElement;
   private readonly baseInput = el('input', {
@@ -160,7 +161,7 @@ export class ExportSection {
         adapterId: this.chosen,
         format: this.formatSelect.value as ExportFormat,
         dtype: this.dtypeSelect.value as 'same' | 'f32',
-        ggufType: this.ggufTypeSelect.value as 'F16' | 'BF16' | 'Q8_0',
+        ggufType: this.ggufTypeSelect.value as MergedGgufType,
         ollamaBase: this.baseInput.value,
       });
       downloadBytes(out.bytes as Uint8Array<ArrayBuffer> | Blob, out.fileName, out.mimeType);
