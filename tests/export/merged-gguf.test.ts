@@ -108,7 +108,8 @@ describe('merged GGUF of stories260K in llama.cpp', () => {
     );
     const moved = maxAbsDiff(await webtuneDistributions(gpuBase, ids, null), await webtuneDistributions(gpuBase, ids, adapter));
     console.info(
-      `merged F32 (golden adapter): max |Δp| llama.cpp vs webtune base + adapter = ${dp.toExponential(2)}; the adapter moves p by ${moved.toExponential(2)}`,
+      `merged F32 (golden adapter): max |Δp| llama.cpp vs webtune base + adapter = ${dp.toExponential(2)}; ` +
+        `the adapter moves p by ${moved.toExponential(2)}`,
     );
     expect(moved).toBeGreaterThan(1e-2);
     expect(dp).toBeLessThan(1e-4);

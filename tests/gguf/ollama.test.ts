@@ -7,7 +7,7 @@ import { ollamaManifestPath, ollamaModelBlob, ollamaModelsIn, OllamaStoreError, 
 import { nodeFileSource } from '../../src/model/node-file-source';
 import { writeOllamaStore } from './ollama-store';
 
-const HEX = 'c0ffee'.repeat(10) + 'c0fe';
+const HEX = `${'c0ffee'.repeat(10)}c0fe`;
 const layer = (mediaType: string, digest = `sha256:${HEX}`) => ({ mediaType, digest, size: 123 });
 
 let dir: string;
