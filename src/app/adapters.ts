@@ -26,6 +26,14 @@ export function peftBaseModel(record: Pick<AdapterRecord, 'baseModel' | 'importe
   return record.imported?.declaredBaseModel ?? record.baseModel;
 }
 
+/**
+ * What a Modelfile's FROM names when the user gives nothing: the base's name, which is the Ollama model's
+ * for a model loaded from Ollama's store; a GGUF file picked on its own is named by its path.
+ */
+export function defaultOllamaBase(baseModel: string): string {
+  return baseModel.endsWith('.gguf') ? `./${baseModel}` : baseModel;
+}
+
 export class AdapterLibrary {
   #onGpu: { id: string; adapter: LoraWeights } | null = null;
 
@@ -99,7 +107,7 @@ export class AdapterLibrary {
         format: request.format,
         name: record.name,
         peftBaseModel: peftBaseModel(record),
-        ollamaBase: request.ollamaBase?.trim() || record.baseModel,
+        ollamaBase: request.ollamaBase?.trim() || defaultOllamaBase(record.baseModel),
         dtype: request.dtype,
         ggufType: request.ggufType,
         target: 'download',
