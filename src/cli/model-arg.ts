@@ -86,7 +86,11 @@ async function openGgufPaths(paths: string[], args: ModelArgs, label: string, ol
     throw new UsageError(`${paths[0]} is not a GGUF file (it does not start with "GGUF") nor a model folder`);
   }
   const tokenizer = args.tokenizer ? await readTokenizer(resolve(args.tokenizer)) : null;
-  return { opened: await openGgufBase(sources, tokenizer), source: null, label, ollamaBase };
+  const opened = await openGgufBase(sources, tokenizer);
+  for (const problem of opened.gguf.tokenizer.problems) {
+    process.stderr.write(`tokenizer: ${problem}; pass the model's tokenizer.json with --tokenizer for exact tokens\n`);
+  }
+  return { opened, source: null, label, ollamaBase };
 }
 
 async function openOllama(store: string, name: string, args: ModelArgs): Promise<CliModel> {

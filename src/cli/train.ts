@@ -62,7 +62,6 @@ export async function trainCommand(args: string[]): Promise<number> {
   };
   const base = await openCliModel(values);
   const { opened } = base;
-  for (const problem of opened.gguf?.tokenizer.problems ?? []) log(`tokenizer: ${problem}`);
   const init = values['init-adapter'] ? await readAdapterFolder(values['init-adapter'], opened) : null;
   const settings = trainSettings(values, init?.config ?? null);
   if (init)
