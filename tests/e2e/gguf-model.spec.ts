@@ -19,7 +19,7 @@ async function download(page: Page, dir: string): Promise<{ name: string; path: 
 
 test('GGUF bases in the model step: a damaged file is refused by name, an Ollama store offers its models, exports fit a GGUF base', async ({
   page,
-}) => {
+}, testInfo) => {
   test.setTimeout(10 * 60_000);
   const errors = collectErrors(page);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'webtune-e2e-gguf-'));
@@ -46,11 +46,12 @@ test('GGUF bases in the model step: a damaged file is refused by name, an Ollama
     await expect(page.getByTestId('model-error')).toBeHidden();
     await expect(page.getByTestId('model-format')).toHaveText('GGUF');
     await expect(page.getByTestId('model-quantization')).toHaveText(
-      /^Q5_0: 28 tensors, .* · Q8_0: 3 tensors, .* · F16: 5 tensors, .* · F32: 11 tensors/,
+      /^Q5_0: 28 tensors, 112.4 KiB · F16: 5 tensors, 107.5 KiB · Q8_0: 3 tensors, 38.3 KiB · F32: 11 tensors, 2.75 KiB$/,
     );
     await expect(page.getByTestId('model-tokenizer')).toHaveText("From the GGUF, exactly as llama.cpp's");
     await expect(page.getByTestId('model-tokenizer-problems')).toHaveCount(0);
     await expect(page.locator('[data-step="model"]').getByTestId('memory-estimate')).toContainText('GPU memory for training');
+    await page.screenshot({ path: testInfo.outputPath('gguf-model.png'), fullPage: true });
 
     // The golden adapter (a PEFT zip) imported for this base, exported as a GGUF LoRA and as a merged GGUF.
     const zip = zipSync({
