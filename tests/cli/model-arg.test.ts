@@ -74,6 +74,21 @@ describe('webtune --model with GGUF bases', () => {
     expect(webtune(['generate', '--model', store, ...generateArgs]).last).toBe(LILY);
   });
 
+  it("says when a GGUF's tokenizer may differ from llama.cpp's, and --tokenizer takes the model's own tokenizer.json", async () => {
+    const file = await openGguf(memoryByteSource(bytes, 'stories.gguf'));
+    const tensors = [];
+    for (const t of file.tensors.values()) tensors.push({ name: t.name, dims: t.dims, type: t.type, data: await file.readTensorBytes(t) });
+    const noScores = [...file.metadata].filter(([key]) => key !== 'tokenizer.ggml.scores');
+    const scoreless = path.join(dir, 'scoreless.gguf');
+    await writeFile(scoreless, joinParts(encodeGguf(noScores, tensors)));
+    const built = webtune(['generate', '--model', scoreless, ...generateArgs]);
+    expect(built.status, built.stderr).toBe(0);
+    expect(built.stderr).toMatch(/tokenizer: the file has no score for each token .*pass the model's tokenizer\.json with --tokenizer/);
+    const own = webtune(['generate', '--model', scoreless, '--tokenizer', STORIES_260K, ...generateArgs]);
+    expect(own.stderr).not.toMatch(/tokenizer:/);
+    expect(own.last).toBe(LILY);
+  });
+
   it('names the choices when the model is ambiguous or missing', async () => {
     const store = path.join(dir, 'two');
     await writeOllamaStore(store, [
