@@ -5,6 +5,7 @@
  */
 import type { AdapterTensors } from '../export/adapter';
 import { peftAdapterFiles } from '../export/peft';
+import { MERGED_GGUF_TYPES } from '../export/merged-gguf';
 import { exportAdapter } from '../export/service';
 import { zipFiles } from '../export/zip';
 import { LoraWeights } from '../lora/adapter';
@@ -23,6 +24,14 @@ export function adapterTensors(record: Pick<AdapterRecord, 'config' | 'tensors'>
 /** base_model_name_or_path for a PEFT export: what the training tool wrote for an imported adapter, else the base's name here. */
 export function peftBaseModel(record: Pick<AdapterRecord, 'baseModel' | 'imported'>): string {
   return record.imported?.declaredBaseModel ?? record.baseModel;
+}
+
+/**
+ * What a Modelfile's FROM names when the user gives nothing: the base's name, which is the Ollama model's
+ * for a model loaded from Ollama's store; a GGUF file picked on its own is named by its path.
+ */
+export function defaultOllamaBase(baseModel: string): string {
+  return baseModel.endsWith('.gguf') ? `./${baseModel}` : baseModel;
 }
 
 export class AdapterLibrary {
@@ -80,6 +89,9 @@ export class AdapterLibrary {
     if (request.dtype !== undefined && request.dtype !== 'same' && request.dtype !== 'f32') {
       throw new EngineStateError(`The merged dtype must be "same" (as the base) or "f32", got ${JSON.stringify(request.dtype)}.`);
     }
+    if (request.ggufType !== undefined && !MERGED_GGUF_TYPES.includes(request.ggufType)) {
+      throw new EngineStateError(`A merged GGUF is ${MERGED_GGUF_TYPES.join(', ')}, not ${JSON.stringify(request.ggufType)}.`);
+    }
     const record = await (await this.storage()).getAdapter(request.adapterId);
     const model = this.models.loaded;
     if (!model || model.info.name !== record.baseModel) {
@@ -90,13 +102,14 @@ export class AdapterLibrary {
     }
     return exportAdapter(
       adapterTensors(record),
-      { config: model.opened.config, source: model.source },
+      { ...model.opened, source: model.source, ggufFile: model.opened.gguf?.file },
       {
         format: request.format,
         name: record.name,
         peftBaseModel: peftBaseModel(record),
-        ollamaBase: request.ollamaBase?.trim() || record.baseModel,
+        ollamaBase: request.ollamaBase?.trim() || defaultOllamaBase(record.baseModel),
         dtype: request.dtype,
+        ggufType: request.ggufType,
         target: 'download',
       },
     );

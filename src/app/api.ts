@@ -27,7 +27,7 @@ import type { ConversationQuery, ConversationSummary } from './chat-log';
 import type { EnhancementReport } from './enhance';
 import type { TrainProgress } from '../train/trainer';
 import type { TrainSettings } from '../train/settings';
-import type { AdapterDownload, ExportFormat, OllamaSetup } from '../export/service';
+import type { AdapterDownload, ExportFormat, MergedGgufType, OllamaSetup } from '../export/service';
 import type { RunStage } from '../train/run';
 import type { DownloadPlanRequest, ModelRef, PlannedDownload } from './download-plan';
 import type { FilterOptions, FilterReport } from './quality-filter';
@@ -36,7 +36,7 @@ import type { ForgettingReport, ProgressivePhaseSummary, ProgressiveRunRequest }
 
 export type { AdapterSummary, DatasetSummary, RunRecord, RunStage, TrainProgress, TrainSettings };
 export type { DownloadPlanRequest, ModelRef, PlannedDownload };
-export type { ExportFormat, ForgettingReport, OllamaSetup, ProgressivePhaseSummary, ProgressiveRunRequest };
+export type { ExportFormat, ForgettingReport, MergedGgufType, OllamaSetup, ProgressivePhaseSummary, ProgressiveRunRequest };
 export type { ChatReply, ChatSource, ChatTurn, ChatTurnSettings, ConversationQuery, ConversationRecord, ConversationSummary };
 export type { DocumentRecord, EnhancementReport, Rating };
 export type { DatasetAnalysis, EvaluationProgress, EvaluationReport, FilterOptions, FilterReport, Preset, PresetPlan, PresetPlanRequest };
@@ -86,8 +86,18 @@ export interface ModelInfo {
   maxPositions: number;
   /** Bytes the frozen weights take on the GPU (f32). */
   weightBytes: number;
+  /** 'hf': a Hugging Face folder (config.json, safetensors); 'gguf': a GGUF file, an Ollama blob or the shards of one. */
+  format: 'hf' | 'gguf';
+  /** GGUF only: the file's tensors and bytes per ggml type (F32, Q8_0, Q4_K, ...), largest share first. */
+  quantization: { type: string; tensors: number; bytes: number }[] | null;
+  /** GGUF only: the size of the file(s). */
+  fileBytes: number | null;
   /** tokenizer.json loaded and encodes text. */
   tokenizerOk: boolean;
+  /** The model's tokenizer.json, or (GGUF) the tokenizer built from the file's tokenizer.ggml.* metadata. */
+  tokenizerSource: 'tokenizer.json' | 'gguf';
+  /** Why webtune's tokenization may differ from llama.cpp's on this GGUF; empty when it is the same. */
+  tokenizerProblems: string[];
   /** tokenizer_config.json has its own chat template (otherwise a generic one is used for chat rows). */
   chatTemplate: boolean;
 }
@@ -230,8 +240,10 @@ export interface GenerateResult {
 export interface ExportRequest {
   adapterId: string;
   format: ExportFormat;
-  /** Merged models only: each tensor in the base's own dtype, or all in f32. Default 'same'. */
+  /** Merged folders only: each tensor in the base's own dtype, or all in f32. Default 'same'. */
   dtype?: 'same' | 'f32';
+  /** Merged GGUF only: the type of its matrices. Default 'F16'. */
+  ggufType?: MergedGgufType;
   /** What the Modelfile's FROM names: the Ollama model or path of the exact base. Default: the adapter's base model name. */
   ollamaBase?: string;
 }

@@ -6,8 +6,8 @@
 import { chatTemplateFromConfig } from '../data/chat-template';
 import type { PrepTokenizer } from '../data/prepare';
 import type { FileSource } from '../model/file-source';
-import { filesFromList } from '../model/file-source';
 import { LlamaModel } from '../model/llama';
+import { type OpenedFiles, openModelFiles } from '../model/open-files';
 import { expectedTensorShapes, type OpenedModel, openModel } from '../model/weights';
 import type { WebtuneDb } from '../storage/db';
 import { prepTokenizerFor } from '../train/pipeline';
@@ -18,8 +18,8 @@ import { hubFileSource, modelFolderName, modelFolderUrl, urlFileSource } from '.
 
 export interface LoadedModel {
   info: ModelInfo;
-  /** Kept for merged exports, which read the base weights again tensor by tensor. */
-  source: FileSource;
+  /** A Hugging Face folder, kept for merged exports, which read its files again; null for a GGUF base. */
+  source: FileSource | null;
   opened: OpenedModel;
   prep: PrepTokenizer;
 }
@@ -44,15 +44,19 @@ export class ModelSession {
     this.#onRelease.push(listener);
   }
 
-  /** A folder picked in the browser; paths travel beside the files, which lose webkitRelativePath in a worker. */
+  /**
+   * A folder picked in the browser, or a GGUF file (an Ollama blob, the shards of a split file), told
+   * apart by content; paths travel beside the files, which lose webkitRelativePath in a worker.
+   */
   loadLocal(files: ModelFileEntry[], name: string, onProgress?: (message: string) => void): Promise<ModelInfo> {
-    const source = filesFromList(new Map(files.map((f) => [f.path, f.file])), name);
-    return this.#load(source, name, 'local', onProgress);
+    onProgress?.('Reading the model files: config and tokenizer, safetensors or GGUF headers…');
+    return this.#load(() => openModelFiles(new Map(files.map((f) => [f.path, f.file])), name), name, 'local', onProgress);
   }
 
   async loadHub(repoId: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo> {
     const id = repoId.trim();
-    return this.#load(await hubFileSource(await this.storage(), id, onProgress), id, 'hub');
+    const source = await hubFileSource(await this.storage(), id, onProgress);
+    return this.#load(async () => ({ opened: await openModel(source), source }), id, 'hub');
   }
 
   /** A model folder on a web server (the site's demo, a static host); named after its last path segment. */
@@ -60,7 +64,7 @@ export class ModelSession {
     const origin = globalThis.location?.origin ?? '';
     const folder = modelFolderUrl(url.trim(), origin);
     const source = await urlFileSource(await this.storage(), folder.href, origin, onProgress);
-    return this.#load(source, modelFolderName(folder), 'url', undefined, folder.href);
+    return this.#load(async () => ({ opened: await openModel(source), source }), modelFolderName(folder), 'url', undefined, folder.href);
   }
 
   current(): LoadedModel {
@@ -91,14 +95,13 @@ export class ModelSession {
   }
 
   async #load(
-    source: FileSource,
+    open: () => Promise<OpenedFiles>,
     name: string,
     origin: ModelInfo['source'],
     onProgress?: (message: string) => void,
     url?: string,
   ): Promise<ModelInfo> {
-    onProgress?.('Reading config, tokenizer and safetensors headers…');
-    const opened = await openModel(source);
+    const { opened, source } = await open();
     const prep = prepTokenizerFor(opened);
     const { config } = opened;
     let parameterCount = 0;
@@ -117,7 +120,12 @@ export class ModelSession {
       vocab: config.vocabSize,
       maxPositions: config.maxPositionEmbeddings,
       weightBytes: parameterCount * 4,
+      format: opened.gguf ? 'gguf' : 'hf',
+      quantization: opened.gguf?.quantization ?? null,
+      fileBytes: opened.gguf?.fileBytes ?? null,
       tokenizerOk: prep.tokenizer.encode('Hello world').length > 0,
+      tokenizerSource: opened.gguf?.tokenizer.source ?? 'tokenizer.json',
+      tokenizerProblems: opened.gguf?.tokenizer.problems ?? [],
       chatTemplate: chatTemplateFromConfig(opened.tokenizerConfig) !== null,
     };
     this.release();

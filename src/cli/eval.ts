@@ -2,10 +2,9 @@ import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_EVALUATION_SETTINGS as DEFAULTS, evaluate, toCsv, toJson } from '../eval/evaluate';
-import { nodeFileSource } from '../model/node-file-source';
-import { openModel } from '../model/weights';
 import { prepTokenizerFor } from '../train/pipeline';
 import { loadAdapter, loadOnGpu, nonNegative, positiveInt, readDataset } from './common';
+import { MODEL_OPTIONS, openCliModel } from './model-arg';
 import { UsageError } from './usage';
 
 /**
@@ -17,7 +16,7 @@ export async function evalCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      model: { type: 'string' },
+      ...MODEL_OPTIONS,
       adapter: { type: 'string' },
       data: { type: 'string' },
       'max-new-tokens': { type: 'string', default: String(DEFAULTS.maxNewTokens) },
@@ -31,7 +30,6 @@ export async function evalCommand(args: string[]): Promise<number> {
       quiet: { type: 'boolean', default: false },
     },
   });
-  if (!values.model) throw new UsageError('eval needs --model <dir>');
   if (!values.data) throw new UsageError('eval needs --data <eval.jsonl>');
   if (values.format !== 'json' && values.format !== 'csv') throw new UsageError(`--format must be json or csv, got "${values.format}"`);
   const topP = nonNegative(values['top-p'], '--top-p');
@@ -47,7 +45,7 @@ export async function evalCommand(args: string[]): Promise<number> {
   const log = (line: string) => {
     if (!values.quiet) process.stderr.write(`${line}\n`);
   };
-  const opened = await openModel(nodeFileSource(resolve(values.model)));
+  const { opened } = await openCliModel(values);
   const rows = await readDataset(values.data, log);
   const { gpu, model } = await loadOnGpu(opened);
   const adapter = values.adapter ? await loadAdapter(gpu, values.adapter, opened) : null;

@@ -12,6 +12,7 @@ import { analyzeCommand } from './analyze';
 import { loadAdapter, loadOnGpu, nonNegative, positiveInt } from './common';
 import { evalCommand } from './eval';
 import { exportCommand, logitsCommand } from './export';
+import { MODEL_OPTIONS, openCliModel } from './model-arg';
 import { trainCommand } from './train';
 import { USAGE, UsageError } from './usage';
 
@@ -70,7 +71,7 @@ async function generateCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
-      model: { type: 'string' },
+      ...MODEL_OPTIONS,
       prompt: { type: 'string' },
       'max-new-tokens': { type: 'string', default: '64' },
       temperature: { type: 'string', default: '0' },
@@ -79,9 +80,8 @@ async function generateCommand(args: string[]): Promise<number> {
       adapter: { type: 'string' },
     },
   });
-  if (!values.model) throw new UsageError('generate needs --model <dir>');
   if (values.prompt === undefined) throw new UsageError('generate needs --prompt <text>');
-  const opened = await openModel(nodeFileSource(resolve(values.model)));
+  const { opened } = await openCliModel(values);
   const { gpu, model } = await loadOnGpu(opened);
   const adapter = values.adapter ? await loadAdapter(gpu, values.adapter, opened) : null;
   const result = await generate(model, prepTokenizerFor(opened).tokenizer, adapter, values.prompt, {

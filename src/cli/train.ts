@@ -1,21 +1,21 @@
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { AdapterTensors } from '../export/adapter';
 import { writeFolder } from '../export/node-folder';
 import { peftAdapterFiles } from '../export/peft';
 import type { LoraConfig } from '../lora/config';
-import { nodeFileSource } from '../model/node-file-source';
-import { openModel, type OpenedModel } from '../model/weights';
+import type { OpenedModel } from '../model/weights';
 import { padTokenId, prepareRunData, prepTokenizerFor } from '../train/pipeline';
 import { type PhaseOutcome, runProgressive, startingAdapter } from '../train/progressive';
 import { type TrainSettings, validateTrainSettings } from '../train/settings';
 import { trainAdapter } from '../train/run';
 import { LoraTrainer, type TrainProgress } from '../train/trainer';
 import { gibibytes, loadOnGpu, readAdapterFolder, readDataset, recomputeMode } from './common';
+import { MODEL_OPTIONS, openCliModel } from './model-arg';
 import { UsageError } from './usage';
 
 const OPTIONS = {
-  model: { type: 'string' },
+  ...MODEL_OPTIONS,
   data: { type: 'string' },
   eval: { type: 'string' },
   out: { type: 'string' },
@@ -53,7 +53,6 @@ type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTI
  */
 export async function trainCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: OPTIONS });
-  if (!values.model) throw new UsageError('train needs --model <dir>');
   if (!values.data) throw new UsageError('train needs --data <train.jsonl>');
   if (!values.out) throw new UsageError('train needs --out <adapter-dir>');
   const progressive = values['phase1-data'] !== undefined;
@@ -63,13 +62,13 @@ export async function trainCommand(args: string[]): Promise<number> {
   const log = (line: string) => {
     if (!values.quiet) process.stderr.write(`${line}\n`);
   };
-  const modelDir = resolve(values.model);
-  const opened = await openModel(nodeFileSource(modelDir));
+  const base = await openCliModel(values);
+  const { opened } = base;
   const init = values['init-adapter'] ? await readAdapterFolder(values['init-adapter'], opened) : null;
   const settings = trainSettings(values, init?.config ?? null);
   if (init)
     log(`continuing ${resolve(values['init-adapter']!)} (r=${init.config.r}, alpha ${init.config.alpha} -> ${settings.lora.alpha})`);
-  const baseModel = String(opened.tokenizerConfig.name_or_path ?? basename(modelDir));
+  const baseModel = String(opened.tokenizerConfig.name_or_path ?? base.label);
   const writeAdapter = async (dir: string, adapter: AdapterTensors) => {
     await writeFolder(resolve(dir), peftAdapterFiles(adapter, { baseModel }));
     log(`adapter written to ${resolve(dir)}`);

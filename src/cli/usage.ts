@@ -5,6 +5,11 @@ export class UsageError extends Error {
 
 export const USAGE = `webtune <command> [options]
 
+<model> (--model) is a Hugging Face folder, a .gguf file (the first shard of a split one), an Ollama
+blob, or an Ollama models folder with --ollama-model <name> (--ollama-model alone: $OLLAMA_MODELS,
+~/.ollama/models, /usr/share/ollama/.ollama/models). --tokenizer <dir|tokenizer.json> replaces the
+tokenizer built from a GGUF's metadata with the model's own.
+
 Commands:
   golden <case-dir> [--models <dir>] [--recompute off|on] [--schedules auto|gpu|cpu]
       Runs a golden case (case.json + safetensors) through the engine and prints, as the last
@@ -13,9 +18,9 @@ Commands:
       --recompute on computes the gradients with activation recomputation.
       --schedules gpu (or cpu) runs every kernel family that has both on its GPU (or CPU) schedule
       on any device; auto (the default) picks by device.
-  generate --model <dir> --prompt <text> [--adapter <dir>] [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
+  generate --model <model> --prompt <text> [--adapter <dir>] [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
       Prints the model's continuation of the prompt (temperature 0: greedy), with a PEFT adapter when given.
-  train --model <dir> --data <train.jsonl> [--eval <eval.jsonl>] --out <adapter-dir>
+  train --model <model> --data <train.jsonl> [--eval <eval.jsonl>] --out <adapter-dir>
         [--r 8] [--alpha 16] [--dropout 0] [--targets q_proj,k_proj,v_proj] [--lr 2e-4] [--epochs 3]
         [--batch 4] [--grad-accum 1] [--warmup 0] [--schedule linear|cosine|constant] [--weight-decay 0]
         [--max-grad-norm 1] [--max-length 512] [--eval-fraction 0.1] [--seed 42] [--init-adapter <dir>]
@@ -33,16 +38,18 @@ Commands:
       Progressive training: phase 1 on a.jsonl, then phase 2 on b.jsonl from the phase-1 adapter.
       Last stdout line: JSON with each phase's losses and a forgetting report (eval loss on the
       phase-1 eval data after phase 1 and after phase 2, and their difference).
-  eval --model <dir> [--adapter <dir>] --data <eval.jsonl> [--max-new-tokens 64] [--temperature 0]
+  eval --model <model> [--adapter <dir>] --data <eval.jsonl> [--max-new-tokens 64] [--temperature 0]
        [--top-p 1] [--seed 0] [--max-length 512] [--batch 4] [--format json|csv] [--out <file>]
       Evaluates the base model (before) and base + adapter (after): mean token loss and perplexity
       (training's masks: assistant turns only for chat), and for chat rows with a Context: block a
       generated answer scored for context usage, source attribution and token F1. Last stdout line:
       the report as JSON; --out writes it as --format (json or csv) to a file.
-  export --model <dir> --adapter <dir> --format peft|gguf|merged --out <path> [--dtype same|f32] [--base <name>]
-      Writes the adapter as a PEFT folder or a GGUF LoRA (each with an Ollama Modelfile), or the
-      base model with the adapter merged in, as a Hugging Face folder.
-  logits --model <dir> [--adapter <dir>] --ids 1,2,3
+  export --model <model> --adapter <dir> --format peft|gguf|merged|merged-gguf --out <path>
+         [--dtype same|f32 (merged) | f16|bf16|q8_0|f32 (merged-gguf)] [--base <Ollama model>]
+      Writes the adapter as a PEFT folder or a GGUF LoRA (with the base's tensor names), or the base
+      model with the adapter merged in as a Hugging Face folder or one GGUF file; each with an Ollama
+      Modelfile (FROM --base, by default the Ollama model, GGUF path or folder name of --model).
+  logits --model <model> [--adapter <dir>] --ids 1,2,3
       Prints the last position's logits as JSON.
   analyze <data.jsonl>
       Prints the dataset's task analysis and training recommendation as JSON.

@@ -25,6 +25,8 @@ export interface GgufModelOptions {
   config: ModelConfig;
   weights: Pick<ModelWeightsSource, 'tensor'>;
   tokenizer: Omit<TokenizerSource, 'vocabSize'>;
+  /** `tokenizer.*` entries to write as they are instead of converting `tokenizer` (a GGUF base's own). */
+  tokenizerMetadata?: [string, GgufValue][];
   /** The type of the matrices (2-D tensors). */
   type: GgmlTypeName;
   /** A per-tensor choice (a quantization mix such as Q4_K with Q6_K for some tensors), by GGUF name. */
@@ -33,8 +35,19 @@ export interface GgufModelOptions {
 }
 
 /** llama.cpp's `general.file_type` (LLAMA_FTYPE_*) for the matrices' type. */
-const FILE_TYPE: Record<GgmlTypeName, number> = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q4_K: 15, Q5_K: 17, Q6_K: 18, BF16: 32 };
-const QUANTIZED: readonly GgmlTypeName[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'];
+const FILE_TYPE: Record<GgmlTypeName, number> = {
+  F32: 0,
+  F16: 1,
+  Q4_0: 2,
+  Q8_0: 7,
+  Q5_0: 8,
+  Q5_1: 9,
+  Q4_K: 15,
+  Q5_K: 17,
+  Q6_K: 18,
+  BF16: 32,
+};
+const QUANTIZED: readonly GgmlTypeName[] = ['Q8_0', 'Q4_0', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K'];
 
 export interface PlannedTensor extends GgufTensorLayout {
   hfName: string;
@@ -83,7 +96,7 @@ function modelMetadata(opts: GgufModelOptions): [string, GgufValue][] {
     [`${a}.rope.freq_base`, gguf.f32(c.ropeTheta)],
     [`${a}.attention.layer_norm_rms_epsilon`, gguf.f32(c.rmsNormEps)],
   );
-  meta.push(...ggufTokenizerMetadata({ ...opts.tokenizer, vocabSize: c.vocabSize }));
+  meta.push(...(opts.tokenizerMetadata ?? ggufTokenizerMetadata({ ...opts.tokenizer, vocabSize: c.vocabSize })));
   return meta;
 }
 

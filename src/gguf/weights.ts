@@ -38,6 +38,9 @@ export interface OpenedGgufModel {
   file: GgufFile;
 }
 
+/** Where a GGUF model's sizes come from, for the loader's errors. */
+const GGUF_METADATA = "the file's own metadata (general.architecture and its sizes)";
+
 const SUPPORTED = `GGUF tensors stored as ${SUPPORTED_GGML_TYPES.join(', ')}`;
 
 /** The rotary head count whose rows a llama file permuted, or null when the tensor is stored as in HF. */
@@ -51,10 +54,10 @@ function permutedHeads(config: ModelConfig, hfName: string): number | null {
 function locate(file: GgufFile, hfName: string, expectedShape: readonly number[]): GgufTensor & { typeName: GgmlTypeName } {
   const name = ggufTensorName(hfName);
   const tensor = name === null ? undefined : file.tensors.get(name);
-  if (!tensor) throw new MissingTensorError(file.name, name ?? hfName, `the Hugging Face tensor ${hfName}`);
+  if (!tensor) throw new MissingTensorError(file.name, name ?? hfName, `the Hugging Face tensor ${hfName}`, GGUF_METADATA);
   const shape = [...tensor.dims].reverse();
   if (shape.length !== expectedShape.length || shape.some((d, i) => d !== expectedShape[i])) {
-    throw new TensorShapeError(file.name, tensor.name, expectedShape, shape);
+    throw new TensorShapeError(file.name, tensor.name, expectedShape, shape, GGUF_METADATA);
   }
   if (!isSupportedGgmlType(tensor.type.name)) {
     throw new UnsupportedModelError(file.name, tensor.type.name, `tensor "${tensor.name}" is stored as ${tensor.type.name}`, SUPPORTED);

@@ -40,10 +40,12 @@ export class MissingTensorError extends ModelLoadError {
     readonly file: string,
     readonly tensor: string,
     detail = 'the model architecture needs it',
+    /** Where the architecture was read: config.json, or a GGUF file's own metadata. */
+    configSource = 'config.json',
   ) {
     super(
       `${file} has no tensor "${tensor}" (${detail}). ` +
-        'The weights are incomplete or belong to a different architecture than config.json says.',
+        `The weights are incomplete or belong to a different architecture than ${configSource} says.`,
     );
   }
 }
@@ -55,11 +57,12 @@ export class TensorShapeError extends ModelLoadError {
     readonly tensor: string,
     readonly expectedShape: readonly number[],
     readonly actualShape: readonly number[],
+    /** Where the sizes were read: config.json, or a GGUF file's own metadata. */
+    configSource = 'config.json',
   ) {
-    super(
-      `${file}: tensor "${tensor}" has shape [${actualShape.join(', ')}] but config.json implies ` +
-        `[${expectedShape.join(', ')}]. The weights and config.json do not belong to the same model.`,
-    );
+    const same = configSource === 'config.json' ? 'The weights and config.json do not belong to the same model.' : 'The file is damaged.';
+    const shapes = `[${actualShape.join(', ')}] but ${configSource} implies [${expectedShape.join(', ')}]`;
+    super(`${file}: tensor "${tensor}" has shape ${shapes}. ${same}`);
   }
 }
 

@@ -4,6 +4,7 @@
  * architecture needs is checked for presence, shape and dtype before any weight is read, so a
  * wrong or incomplete download fails in a second instead of after minutes of uploading.
  */
+import type { GgufFile } from '../gguf/file';
 import { type ModelConfig, parseModelConfig } from './config';
 import { MissingFileError, MissingTensorError, ModelLoadError, TensorShapeError, UnsupportedModelError } from './errors';
 import type { FileSource } from './file-source';
@@ -28,6 +29,25 @@ export interface OpenedModel {
   weights: ModelWeightsSource;
   tokenizerJson: unknown;
   tokenizerConfig: Record<string, unknown>;
+  /** Present when the model is a GGUF file (gguf/base.ts) rather than a Hugging Face folder. */
+  gguf?: GgufBaseDetails;
+}
+
+/** What a GGUF base adds: the file, its quantization mix and size, and where its tokenizer came from. */
+export interface GgufBaseDetails {
+  file: GgufFile;
+  /** Per ggml type over every tensor of the file, largest share first. */
+  quantization: { type: string; tensors: number; bytes: number }[];
+  fileBytes: number;
+  /** general.name, when the file has one. */
+  modelName: string | null;
+  tokenizer: {
+    /** Built from the file's tokenizer.ggml.* metadata, or the model's own tokenizer.json added by the user. */
+    source: 'gguf' | 'tokenizer.json';
+    kind?: 'llama' | 'gpt2';
+    /** Why webtune's tokenization may differ from llama.cpp's; empty when it is reproduced exactly. */
+    problems: string[];
+  };
 }
 
 const SINGLE_FILE = 'model.safetensors';

@@ -109,8 +109,8 @@ export class Notice {
 }
 
 /** Starts a browser download of bytes under a file name. */
-export function downloadBytes(bytes: Uint8Array<ArrayBuffer>, fileName: string, type: string): void {
-  const url = URL.createObjectURL(new Blob([bytes], { type }));
+export function downloadBytes(bytes: Uint8Array<ArrayBuffer> | Blob, fileName: string, type: string): void {
+  const url = URL.createObjectURL(bytes instanceof Blob ? bytes : new Blob([bytes], { type }));
   const link = el('a', { href: url, download: fileName });
   document.body.append(link);
   link.click();

@@ -62,7 +62,7 @@ describe('importing adapters into the library', () => {
 
     const exported = await engine.exportAdapter({ adapterId: imported.id, format: 'peft' });
     expect(exported.fileName).toBe('golden-qkv.zip');
-    expect(Object.keys(unzipSync(exported.bytes)).sort()).toEqual([ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE]);
+    expect(Object.keys(unzipSync(exported.bytes as Uint8Array)).sort()).toEqual([ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE]);
     const again = await engine.importAdapter(new Blob([exported.bytes as Uint8Array<ArrayBuffer>]), 'round trip');
     expect(again.name).toBe('round trip');
     expectSameTensors(await storedTensors(again.id), golden.tensors);
@@ -152,7 +152,7 @@ describe('exporting library adapters in every format', () => {
 
   it('PEFT: a zip of the two files, with the Modelfile and the commands', async () => {
     const out = await engine.exportAdapter({ adapterId: id, format: 'peft', ollamaBase: 'stories:260k' });
-    const reread = await readPeftAdapter(unzipToFileSource(out.bytes, out.fileName), await storiesConfig());
+    const reread = await readPeftAdapter(unzipToFileSource(out.bytes as Uint8Array, out.fileName), await storiesConfig());
     expectSameTensors(reread.tensors, golden.tensors);
     expect(out.fileName).toBe('zog-helper.zip');
     expect(out.ollama.modelfile).toBe('FROM stories:260k\nADAPTER ./zog-helper\n');
@@ -167,7 +167,7 @@ describe('exporting library adapters in every format', () => {
     const out = await engine.exportAdapter({ adapterId: id, format: 'gguf' });
     expect(out.fileName).toBe('zog-helper.gguf');
     const file = path.join(await tempDir('page-gguf'), out.fileName);
-    await writeFile(file, out.bytes);
+    await writeFile(file, out.bytes as Uint8Array);
     const parsed = await gguf(file, { allowLocalFile: true });
     const metadata = parsed.metadata as Record<string, unknown>;
     expect(metadata['general.type']).toBe('adapter');
@@ -181,7 +181,7 @@ describe('exporting library adapters in every format', () => {
     for (const dtype of ['same', 'f32'] as const) {
       const out = await engine.exportAdapter({ adapterId: id, format: 'merged', dtype });
       expect(out.fileName).toBe('zog-helper-merged.zip');
-      const files = unzipSync(out.bytes);
+      const files = unzipSync(out.bytes as Uint8Array);
       expect(Object.keys(files)).toEqual(
         expect.arrayContaining([
           'zog-helper-merged/config.json',

@@ -15,6 +15,11 @@ import { expectRefusal } from '../export/helpers';
 import { SHARED } from '../helpers/paths';
 import { freshDbName } from '../storage/fixtures';
 import { modelFiles } from './fixtures';
+import { ggufModelParts } from '../../src/gguf/model-writer';
+import { nodeFileSource } from '../../src/model/node-file-source';
+import { openModel } from '../../src/model/weights';
+import { collectParts } from '../gguf/helpers';
+import { STORIES_260K } from '../helpers/paths';
 
 function services() {
   const db = openWebtuneDb(freshDbName());
@@ -38,6 +43,30 @@ describe('model session', () => {
   it('refuses work before a model is loaded, saying what to do', async () => {
     const { models } = services();
     await expectRefusal(() => models.current(), Error, 'No model is loaded yet');
+  });
+
+  it('loads a GGUF blob picked as a file and describes it: format, quantization mix, file size, tokenizer source', async () => {
+    const { models } = services();
+    const stories = await openModel(nodeFileSource(STORIES_260K));
+    const bytes = await collectParts(
+      ggufModelParts({ config: stories.config, weights: stories.weights, tokenizer: stories, type: 'Q8_0' }),
+    );
+    const info = await models.loadLocal([{ path: 'sha256-0123', file: new Blob([bytes]) }], 'stories:260k');
+    expect(info).toMatchObject({
+      name: 'stories:260k',
+      format: 'gguf',
+      fileBytes: bytes.length,
+      tokenizerSource: 'gguf',
+      tokenizerProblems: [],
+    });
+    expect(info.quantization!.map((q) => [q.type, q.tensors])).toEqual([
+      ['Q8_0', 31],
+      ['F16', 5],
+      ['F32', 11],
+    ]);
+    expect(info.weightBytes).toBe(info.parameterCount * 4);
+    expect(models.current().source).toBeNull();
+    models.release();
   });
 
   it('frees everything a model used when it is released: GPU buffers and bind groups return to their baseline', async () => {

@@ -30,6 +30,13 @@ export async function loadLocalModel(page: Page, dir = MODEL_DIR): Promise<void>
   await expect(page.getByTestId('model-name')).toHaveText(path.basename(dir));
 }
 
+/** Loads GGUF file(s) through the model step's file picker (the first one names the model). */
+export async function loadGgufModel(page: Page, files: string[]): Promise<void> {
+  await page.getByTestId('step-model').click();
+  await page.getByTestId('model-gguf-input').setInputFiles(files);
+  await expect(page.getByTestId('model-name')).toHaveText(path.basename(files[0]));
+}
+
 /** Imports a JSONL file through the preview, confirming it. */
 export async function importDataset(page: Page, role: 'train' | 'eval', file: string): Promise<void> {
   await page.getByTestId('step-data').click();

@@ -4,7 +4,9 @@ import { GGMLQuantizationType, gguf, GGUFValueType } from '@huggingface/gguf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdapterTensors } from '../../src/export/adapter';
 import { AdapterExportError } from '../../src/export/errors';
-import { ggufAdapterFile, permuteRowsForRotary } from '../../src/export/gguf';
+import { ggufAdapterFile } from '../../src/export/gguf';
+import { toInterleaved } from '../../src/gguf/rotary';
+import { numpyPermute } from '../reference/rotary-permute';
 import { LORA_TARGETS } from '../../src/lora/config';
 import type { ModelConfig } from '../../src/model/config';
 import {
@@ -52,21 +54,6 @@ async function parseGguf(bytes: Uint8Array) {
     }),
   );
   return { parsed, tensors };
-}
-
-/**
- * llama.cpp's convert_hf_to_gguf `permute`, transcribed index by index from NumPy semantics:
- * w.reshape(n_head, 2, rows / n_head / 2, cols).swapaxes(1, 2).reshape(rows, cols), i.e.
- * out[h, j, s, c] = in[h, s, j, c] in C order.
- */
-function numpyPermute(w: Float32Array, rows: number, cols: number, nHead: number): Float32Array {
-  const half = rows / nHead / 2;
-  const out = new Float32Array(w.length);
-  for (let h = 0; h < nHead; h++)
-    for (let j = 0; j < half; j++)
-      for (let s = 0; s < 2; s++)
-        for (let c = 0; c < cols; c++) out[((h * half + j) * 2 + s) * cols + c] = w[((h * 2 + s) * half + j) * cols + c];
-  return out;
 }
 
 describe('ggufAdapterFile', () => {
@@ -149,10 +136,11 @@ describe('ggufAdapterFile', () => {
 describe('rotary permutation', () => {
   it('matches a hand-worked example: each head [a0 a1 | b0 b1] becomes [a0 b0 a1 b1]', () => {
     const rows = Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7]);
-    expect([...permuteRowsForRotary(rows, 8, 1, 2)]).toEqual([0, 2, 1, 3, 4, 6, 5, 7]);
-    expect([...permuteRowsForRotary(rows, 8, 1, 1)]).toEqual([0, 4, 1, 5, 2, 6, 3, 7]);
+    expect([...toInterleaved(rows, 8, 2)]).toEqual([0, 2, 1, 3, 4, 6, 5, 7]);
+    expect([...toInterleaved(rows, 8, 1)]).toEqual([0, 4, 1, 5, 2, 6, 3, 7]);
     // Two columns: whole rows move.
-    expect([...permuteRowsForRotary(rows, 4, 2, 1)]).toEqual([0, 1, 4, 5, 2, 3, 6, 7]);
+    expect([...toInterleaved(rows, 4, 1)]).toEqual([0, 1, 4, 5, 2, 3, 6, 7]);
+    expect([...numpyPermute(rows, 4, 2, 1)]).toEqual([0, 1, 4, 5, 2, 3, 6, 7]);
   });
 
   /**

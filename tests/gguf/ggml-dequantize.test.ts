@@ -73,7 +73,7 @@ const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOff
 
 describe("ggml's dequantizers (llama.cpp 3.21.1 prebuilt) agree with ours bit for bit", () => {
   it('on blocks our quantizers wrote and on arbitrary blocks, for every format webtune reads', async () => {
-    const formats: GgmlTypeName[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'];
+    const formats: GgmlTypeName[] = ['Q8_0', 'Q4_0', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K'];
     // Gaussian-like weights whose scale changes block to block (awkwardValues' extremes would leave a
     // K super-block mostly zero, which tests little here).
     const values = awkwardValues(4 * 512, 31).map((v, i) =>

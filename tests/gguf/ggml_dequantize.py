@@ -15,6 +15,8 @@ FUNCTIONS = {
     "BF16": "ggml_bf16_to_fp32_row",
     "Q8_0": "dequantize_row_q8_0",
     "Q4_0": "dequantize_row_q4_0",
+    "Q5_0": "dequantize_row_q5_0",
+    "Q5_1": "dequantize_row_q5_1",
     "Q4_K": "dequantize_row_q4_K",
     "Q5_K": "dequantize_row_q5_K",
     "Q6_K": "dequantize_row_q6_K",

@@ -7,7 +7,8 @@
  *
  * The quantized bound is not 1e-3: llama.cpp's CPU matmuls round the activations to 8 bits
  * (Q8_0 / Q8_K) before the dot product with quantized weights, which moves these small models'
- * probabilities by up to ~3e-2 (measured: Q8_0 1.9e-2, Q4_0 1.1e-2, Q4_K/Q5_K/Q6_K 2.9e-2), while
+ * probabilities by up to ~3e-2 (measured: Q8_0 1.9e-2, Q4_0 1.1e-2, Q4_K/Q5_K/Q6_K 2.9e-2,
+ * stories260K at Q4_K_M, i.e. Q5_0/Q8_0/F16, 1.1e-2), while
  * the F32 twin is evaluated in f32. That the blocks themselves are read identically is proven bit
  * for bit against ggml's own dequantizers in ggml-dequantize.test.ts; here a control whose blocks
  * are read in the wrong order moves the distribution by ~1, far beyond the bound. Nothing is
@@ -25,9 +26,11 @@ import { type OpenedModel, openModel } from '../../src/model/weights';
 import type { GgmlTypeName } from '../../src/gguf/ggml-types';
 import { ggufModelParts } from '../../src/gguf/model-writer';
 import { nodeByteSource } from '../../src/gguf/node-byte-source';
+import { openGguf } from '../../src/gguf/file';
 import { openGgufModel } from '../../src/gguf/weights';
 import { testGpu } from '../helpers/gpu';
 import { STORIES_260K } from '../helpers/paths';
+import { llamaCppMix } from './quant-mix';
 import { f32Twin, kQuantModel, type ModelSpec, storiesSpec, useStoriesTokenizer } from './quantized-models';
 import { llamaCppDistributions, llamaCppGreedy, llamaCppTokenize, maxAbsDiff, webtuneDistributions, writeGguf } from './llama-cpp';
 
@@ -90,9 +93,19 @@ describe('our quantized blocks read by llama.cpp as by our dequantizer', () => {
     type: 'Q8_0' | 'Q4_0' | 'Q4_K';
     typeFor?: Parameters<typeof ggufModelParts>[0]['typeFor'];
     bound: number;
+    /** Tensors per type the file must hold. */
+    mix?: Record<string, number>;
   }[] = [
     { label: 'stories260K Q8_0', spec: () => storiesSpec(stories), type: 'Q8_0', bound: 3e-2 },
     { label: 'stories260K Q4_0', spec: () => storiesSpec(stories), type: 'Q4_0', bound: 2e-2 },
+    {
+      label: 'stories260K Q4_K_M as llama-quantize makes it (no row fits a K-quant: its fallbacks Q5_0, Q8_0 and F16)',
+      spec: () => storiesSpec(stories),
+      type: 'Q4_K',
+      typeFor: (name, shape) => llamaCppMix('Q4_K_M', stories.config)(name, shape),
+      bound: 2e-2,
+      mix: { Q5_0: 28, Q8_0: 3, F16: 5, F32: 11 },
+    },
     {
       label: 'random 256-wide llama, Q4_K with Q6_K (attn_v, ffn_down, output) and Q5_K (attn_output)',
       spec: kQuantModel,
@@ -107,6 +120,12 @@ describe('our quantized blocks read by llama.cpp as by our dequantizer', () => {
       const spec = c.spec();
       const slug = c.label.split(' ').slice(0, 2).join('-');
       const quantized = await writeModel(spec, c.type, `${slug}-${c.type}.gguf`, c.typeFor);
+      if (c.mix) {
+        const held: Record<string, number> = {};
+        for (const t of (await openGguf(await nodeByteSource(quantized))).tensors.values())
+          held[t.type.name] = (held[t.type.name] ?? 0) + 1;
+        expect(held).toEqual(c.mix);
+      }
       const twin = await writeGguf(path.join(dir, `${slug}-twin.gguf`), await f32Twin(quantized));
       const scrambled = await writeGguf(path.join(dir, `${slug}-scrambled.gguf`), await f32Twin(quantized, { reverseBlocks: true }));
 

@@ -8,7 +8,13 @@
 import { writeFile } from 'node:fs/promises';
 import { getLlama, type Llama, type LlamaModel as LlamaCppModel, LlamaLogLevel, type Token } from 'node-llama-cpp';
 import { joinParts } from '../../src/gguf/encode';
+import type { LoraWeights } from '../../src/lora/adapter';
 import type { LlamaModel } from '../../src/model/llama';
+
+/** A GGUF LoRA to apply to the context, at llama.cpp's scale 1 (alpha / r from the file). */
+export interface LlamaCppOptions {
+  lora?: string;
+}
 
 let llama: Promise<Llama> | null = null;
 
@@ -35,6 +41,7 @@ async function withModel<T>(file: string, run: (model: LlamaCppModel) => Promise
 
 async function withSequence<T>(
   file: string,
+  opts: LlamaCppOptions,
   run: (model: LlamaCppModel, seq: ReturnType<Awaited<ReturnType<LlamaCppModel['createContext']>>['getSequence']>) => Promise<T>,
 ): Promise<T> {
   return withModel(file, async (model) => {
@@ -44,6 +51,7 @@ async function withSequence<T>(
       flashAttention: false,
       experimentalKvCacheKeyType: 'F32',
       experimentalKvCacheValueType: 'F32',
+      lora: opts.lora ? { adapters: [{ filePath: opts.lora, scale: 1 }] } : undefined,
     });
     try {
       return await run(model, context.getSequence());
@@ -63,8 +71,13 @@ export function llamaCppTokenize(file: string, text: string): Promise<{ ids: num
 }
 
 /** `steps` greedy tokens after `promptIds`, and the text llama.cpp makes of them. */
-export function llamaCppGreedy(file: string, promptIds: number[], steps: number): Promise<{ ids: number[]; text: string }> {
-  return withSequence(file, async (model, seq) => {
+export function llamaCppGreedy(
+  file: string,
+  promptIds: number[],
+  steps: number,
+  opts: LlamaCppOptions = {},
+): Promise<{ ids: number[]; text: string }> {
+  return withSequence(file, opts, async (model, seq) => {
     const ids: number[] = [];
     for await (const token of seq.evaluate(promptIds as Token[], { temperature: 0 })) {
       ids.push(token);
@@ -77,8 +90,8 @@ export function llamaCppGreedy(file: string, promptIds: number[], steps: number)
 }
 
 /** The next-token distribution after each prefix ids[0..t], t = 0..ids.length - 1: [positions][vocab]. */
-export function llamaCppDistributions(file: string, ids: number[], vocab: number): Promise<Float64Array[]> {
-  return withSequence(file, async (_model, seq) => {
+export function llamaCppDistributions(file: string, ids: number[], vocab: number, opts: LlamaCppOptions = {}): Promise<Float64Array[]> {
+  return withSequence(file, opts, async (_model, seq) => {
     const results = await seq.controlledEvaluate(ids.map((id) => [id as Token, { generateNext: { probabilities: true } }]));
     return results.map((r, t) => {
       const p = new Float64Array(vocab);
@@ -91,12 +104,12 @@ export function llamaCppDistributions(file: string, ids: number[], vocab: number
 }
 
 /** webtune's next-token distribution after each prefix ids[0..t], softmax of its logits in float64. */
-export async function webtuneDistributions(model: LlamaModel, ids: number[]): Promise<Float64Array[]> {
+export async function webtuneDistributions(model: LlamaModel, ids: number[], adapter: LoraWeights | null = null): Promise<Float64Array[]> {
   const cache = model.createKvCache(ids.length);
   try {
     const out: Float64Array[] = [];
     for (const id of ids) {
-      const logits = await model.forwardCached(cache, [id], null);
+      const logits = await model.forwardCached(cache, [id], adapter);
       const max = Math.max(...logits);
       const p = Float64Array.from(logits, (l) => Math.exp(l - max));
       const sum = p.reduce((a, b) => a + b, 0);

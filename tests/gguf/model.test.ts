@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gguf as hfGguf } from '@huggingface/gguf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { permuteRowsForRotary } from '../../src/export/gguf';
+import { numpyPermute } from '../reference/rotary-permute';
 import { memoryByteSource } from '../../src/gguf/byte-source';
 import { openGguf } from '../../src/gguf/file';
 import { ggufModelParts, planGgufTensors } from '../../src/gguf/model-writer';
@@ -55,7 +55,7 @@ describe('GGUF base model writer and reader', () => {
       const t = opened.file.tensors.get(`blk.2.attn_${proj}.weight`)!;
       expect(t.dims).toEqual([c.hiddenSize, rows]);
       const raw = dequantize('F32', await opened.file.readTensorBytes(t), t.elements);
-      expect(Array.from(raw)).toEqual(Array.from(permuteRowsForRotary(hf, rows, c.hiddenSize, heads)));
+      expect(Array.from(raw)).toEqual(Array.from(numpyPermute(hf, rows, c.hiddenSize, heads)));
       expect(Array.from(raw)).not.toEqual(Array.from(hf));
     }
   });
@@ -114,12 +114,14 @@ describe('GGUF base model writer and reader', () => {
     new DataView(patched.buffer).setUint32(at, 6, true);
     await expect(openGgufModel(memoryByteSource(patched, 'six.gguf'))).rejects.toThrow(MissingTensorError);
     await expect(openGgufModel(memoryByteSource(patched, 'six.gguf'))).rejects.toThrow(
-      /six\.gguf has no tensor "blk\.5\.attn_norm\.weight"/,
+      /six\.gguf has no tensor "blk\.5\.attn_norm\.weight".*than the file's own metadata/,
     );
+    await expect(openGgufModel(memoryByteSource(patched, 'six.gguf'))).rejects.not.toThrow(/config\.json/);
     const wide = bytes.slice();
     const ffAt = Buffer.from(wide).indexOf(Buffer.from('llama.feed_forward_length')) + 'llama.feed_forward_length'.length + 4;
     new DataView(wide.buffer).setUint32(ffAt, 171, true);
     await expect(openGgufModel(memoryByteSource(wide, 'wide.gguf'))).rejects.toThrow(TensorShapeError);
+    await expect(openGgufModel(memoryByteSource(wide, 'wide.gguf'))).rejects.toThrow(/but the file's own metadata .*implies .*damaged/);
     // Tensor type id 3 (Q4_1) on a 64-wide row is a valid GGUF, but not a type webtune dequantizes.
     const file = await openGguf(memoryByteSource(bytes, 'x.gguf'));
     const q = file.tensors.get('blk.0.attn_norm.weight')!;

@@ -45,7 +45,7 @@ export function randomBlocks(format: GgmlTypeName, blocks: number, seed: number)
   const { blockBytes } = ggmlType(format);
   const u = randomArray(blocks * blockBytes, seed, 0, 256);
   const bytes = Uint8Array.from(u, Math.floor);
-  const halfFields: Record<string, number[]> = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208] };
+  const halfFields: Record<string, number[]> = { Q8_0: [0], Q4_0: [0], Q5_0: [0], Q5_1: [0, 2], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208] };
   for (let b = 0; b < blocks; b++) {
     for (const at of halfFields[format]) {
       // exponent 0..29 keeps the scale finite; sign, exponent and fraction otherwise random.

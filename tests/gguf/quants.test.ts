@@ -5,7 +5,7 @@ import { randomArray } from '../helpers/numeric';
 import { nearestOnGrid, refDequantize, refValue } from '../reference/ggml-quants';
 import { awkwardValues, randomBlocks } from './quant-data';
 
-const BLOCK_FORMATS: GgmlTypeName[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'];
+const BLOCK_FORMATS: GgmlTypeName[] = ['Q8_0', 'Q4_0', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K'];
 
 const rms = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0) / a.length);
 
@@ -86,6 +86,10 @@ describe('block quantizers against the reference decoder', () => {
     expect(errors.Q5_K).toBeLessThan(0.045);
     expect(errors.Q4_K).toBeLessThan(0.09);
     expect(errors.Q4_0).toBeLessThan(0.12);
+    expect(errors.Q5_0).toBeLessThan(0.06);
+    expect(errors.Q5_1).toBeLessThan(0.05);
+    expect(errors.Q5_0).toBeLessThan(errors.Q4_0);
+    console.info('relative RMS error by format', errors);
     // More bits, less error.
     expect(errors.Q8_0).toBeLessThan(errors.Q6_K);
     expect(errors.Q6_K).toBeLessThan(errors.Q5_K);

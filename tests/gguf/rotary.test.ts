@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { permuteRowsForRotary } from '../../src/export/gguf';
+import { numpyPermute } from '../reference/rotary-permute';
 import { toHalfSplit, toInterleaved } from '../../src/gguf/rotary';
 import { randomArray } from '../helpers/numeric';
 import { ropeRef } from '../reference/rope';
@@ -49,14 +49,14 @@ describe('q/k rotary row permutation', () => {
     expect(moved.subarray(34, 68)).toEqual(bytes.subarray(5 * 34, 6 * 34));
   });
 
-  it("is the same permutation the GGUF LoRA export applies to B (src/export/gguf.ts) and convert_hf_to_gguf's", () => {
+  it("is convert_hf_to_gguf's permutation (NumPy's reshape and swapaxes, transcribed)", () => {
     for (const [rows, cols, heads] of [
       [64, 3, 8],
       [40, 5, 4],
       [72, 2, 1],
     ]) {
       const w = randomArray(rows * cols, rows + cols);
-      expect(Array.from(toInterleaved(w, rows, heads))).toEqual(Array.from(permuteRowsForRotary(w, rows, cols, heads)));
+      expect(Array.from(toInterleaved(w, rows, heads))).toEqual(Array.from(numpyPermute(w, rows, cols, heads)));
     }
     // The hand-worked example of the export test: each head [a0 a1 | b0 b1] becomes [a0 b0 a1 b1].
     expect(Array.from(toInterleaved(Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7]), 8, 2))).toEqual([0, 2, 1, 3, 4, 6, 5, 7]);

@@ -17,7 +17,7 @@ export interface RefValue {
   qMax: number;
 }
 
-export type RefFormat = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q5_K' | 'Q6_K';
+export type RefFormat = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q5_0' | 'Q5_1' | 'Q4_K' | 'Q5_K' | 'Q6_K';
 
 const f32 = Math.fround;
 
@@ -76,6 +76,22 @@ export function refValue(format: RefFormat, bytes: Uint8Array, v: number): RefVa
       const byte = bytes[block + 2 + (j % 16)];
       const nibble = j < 16 ? byte % 16 : Math.floor(byte / 16);
       return { value: f32((nibble - 8) * d), step: d, offset: 0, qMin: -8, qMax: 7 };
+    }
+    case 'Q5_0':
+    case 'Q5_1': {
+      // struct { ggml_half d; [ggml_half m;] uint8_t qh[4]; uint8_t qs[16]; }: bit j of the
+      // little-endian u32 qh is the fifth bit of value j; qs as in Q4_0.
+      const withMin = format === 'Q5_1';
+      const block = (withMin ? 24 : 22) * Math.floor(v / 32);
+      const j = v % 32;
+      const d = refHalf(bytes[block], bytes[block + 1]);
+      const m = withMin ? refHalf(bytes[block + 2], bytes[block + 3]) : 0;
+      const qh = block + (withMin ? 4 : 2);
+      const fifth = Math.floor(bytes[qh + Math.floor(j / 8)] / 2 ** (j % 8)) % 2;
+      const byte = bytes[qh + 4 + (j % 16)];
+      const q = (j < 16 ? byte % 16 : Math.floor(byte / 16)) + 16 * fifth;
+      if (!withMin) return { value: f32((q - 16) * d), step: d, offset: 0, qMin: -16, qMax: 15 };
+      return { value: f32(q * d + m), step: d, offset: -m, qMin: 0, qMax: 31 };
     }
     case 'Q4_K':
     case 'Q5_K': {

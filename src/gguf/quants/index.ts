@@ -1,12 +1,13 @@
 /**
  * Block formats by name: dequantization of every type webtune reads to f32, and the quantizers
- * (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) and float encoders the GGUF writer uses. A block never spans
+ * (Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) and float encoders the GGUF writer uses. A block never spans
  * two rows, so quantizing needs rows whose length is a whole number of blocks.
  */
 import { encodeFloats } from '../../export/merge';
 import { tensorToFloat32 } from '../../model/safetensors';
 import { ggmlByteSize, ggmlType, type GgmlTypeName } from '../ggml-types';
 import { dequantizeQ4_0, quantizeQ4_0 } from './q4_0';
+import { dequantizeQ5_0, dequantizeQ5_1, quantizeQ5_0, quantizeQ5_1 } from './q5_0';
 import { dequantizeQ4_K, quantizeQ4_K } from './q4_k';
 import { dequantizeQ5_K, quantizeQ5_K } from './q5_k';
 import { dequantizeQ6_K, quantizeQ6_K } from './q6_k';
@@ -20,6 +21,8 @@ export class QuantizationError extends Error {
 const BLOCK_DECODERS: Partial<Record<GgmlTypeName, (bytes: Uint8Array, out: Float32Array) => void>> = {
   Q8_0: dequantizeQ8_0,
   Q4_0: dequantizeQ4_0,
+  Q5_0: dequantizeQ5_0,
+  Q5_1: dequantizeQ5_1,
   Q4_K: dequantizeQ4_K,
   Q5_K: dequantizeQ5_K,
   Q6_K: dequantizeQ6_K,
@@ -28,6 +31,8 @@ const BLOCK_DECODERS: Partial<Record<GgmlTypeName, (bytes: Uint8Array, out: Floa
 const BLOCK_ENCODERS: Partial<Record<GgmlTypeName, (values: Float32Array) => Uint8Array>> = {
   Q8_0: quantizeQ8_0,
   Q4_0: quantizeQ4_0,
+  Q5_0: quantizeQ5_0,
+  Q5_1: quantizeQ5_1,
   Q4_K: quantizeQ4_K,
   Q5_K: quantizeQ5_K,
   Q6_K: quantizeQ6_K,

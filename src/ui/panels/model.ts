@@ -3,13 +3,10 @@ import type { App, Panel } from '../app';
 import { el, errorMessage, formatBytes, formatCount, Notice, panelHeader } from '../dom';
 import { DemoCard } from '../views/demo';
 import { memoryView } from '../views/memory';
+import { modelFacts } from '../views/model-facts';
+import { ollamaBlob, ollamaHelp, type OllamaStore, ollamaStore, type PickedFile } from '../views/ollama-store';
 
 const DEFAULT_HUB_MODEL = 'HuggingFaceTB/SmolLM2-135M-Instruct';
-
-interface PickedFile {
-  path: string;
-  file: File;
-}
 
 /** Files of a dropped folder, walked through the entry API (a drop gives no webkitRelativePath). */
 async function droppedFiles(items: DataTransferItemList): Promise<PickedFile[]> {
@@ -48,9 +45,15 @@ export class ModelPanel implements Panel {
   private readonly info = el('div', { class: 'model-info', 'data-testid': 'model-info', hidden: true });
   private readonly memory = el('div');
   private readonly folderInput: HTMLInputElement;
+  private readonly ggufInput: HTMLInputElement;
+  private readonly ollamaChoice = el('div', { class: 'ollama-choice', 'data-testid': 'ollama-choice', hidden: true });
+  private readonly ollamaSelect = el('select', { 'data-testid': 'ollama-model', 'aria-label': 'Ollama model' });
+  private readonly ollamaButton: HTMLButtonElement;
+  private store: OllamaStore | null = null;
   private readonly hubInput: HTMLInputElement;
   private readonly hubButton: HTMLButtonElement;
   private readonly drop: HTMLElement;
+  private readonly ggufPick: HTMLElement;
   private busy = false;
 
   constructor(private readonly app: App) {
@@ -65,13 +68,41 @@ export class ModelPanel implements Panel {
     this.folderInput.addEventListener('change', () => {
       const files = [...(this.folderInput.files ?? [])].map((file) => ({ path: file.webkitRelativePath || file.name, file }));
       this.folderInput.value = '';
-      if (files.length) void this.loadLocal(files);
+      if (files.length) void this.picked(files);
     });
+    // No accept filter: Ollama's blobs have no extension; the engine recognises a GGUF by its first bytes.
+    this.ggufInput = el('input', {
+      type: 'file',
+      multiple: true,
+      class: 'visually-hidden',
+      id: 'model-gguf',
+      'data-testid': 'model-gguf-input',
+    });
+    this.ggufInput.addEventListener('change', () => {
+      const files = [...(this.ggufInput.files ?? [])].map((file) => ({ path: file.name, file }));
+      this.ggufInput.value = '';
+      if (files.length) void this.loadLocal(files, files.find((f) => !f.path.endsWith('.json'))?.path ?? files[0].path);
+    });
+    this.ollamaButton = el(
+      'button',
+      { type: 'button', class: 'secondary', 'data-testid': 'ollama-load', onclick: () => void this.loadOllama() },
+      'Load',
+    );
+    this.ollamaChoice.append(
+      el('label', { class: 'field-label' }, 'Models in this Ollama folder'),
+      el('div', { class: 'inline' }, this.ollamaSelect, this.ollamaButton),
+    );
     const drop = (this.drop = el(
       'label',
       { class: 'dropzone', for: 'model-folder', 'data-testid': 'model-drop' },
       el('strong', {}, 'Choose a model folder'),
-      el('span', {}, 'or drop it here: config.json, tokenizer.json and model.safetensors (or its shards)'),
+      el('span', {}, "or drop it here: config.json, tokenizer.json and model.safetensors (or its shards), or Ollama's models folder"),
+    ));
+    const ggufPick = (this.ggufPick = el(
+      'label',
+      { class: 'dropzone small', for: 'model-gguf', 'data-testid': 'model-gguf-pick' },
+      el('strong', {}, 'Choose a GGUF file'),
+      el('span', {}, 'a .gguf (all parts of a split one) or an Ollama blob; add tokenizer.json to use the model’s own tokenizer'),
     ));
     drop.addEventListener('dragover', (event) => {
       event.preventDefault();
@@ -83,7 +114,7 @@ export class ModelPanel implements Panel {
       drop.classList.remove('over');
       if (!event.dataTransfer || this.folderInput.disabled) return;
       void droppedFiles(event.dataTransfer.items).then(
-        (files) => this.loadLocal(files),
+        (files) => this.picked(files),
         (error) => this.notice.show(`Could not read the dropped folder: ${errorMessage(error)}`),
       );
     });
@@ -111,9 +142,14 @@ export class ModelPanel implements Panel {
     this.element = el(
       'section',
       { class: 'panel' },
-      panelHeader('Model', 'A Llama-family model (Llama, SmolLM2, TinyLlama, Qwen2) in Hugging Face format.'),
+      panelHeader(
+        'Model',
+        'A Llama-family model (Llama, SmolLM2, TinyLlama, Qwen2): a Hugging Face folder, or the GGUF file llama.cpp, ' +
+          'LM Studio or Ollama runs (quantized ones too: training then sees exactly the quantized weights).',
+      ),
       new DemoCard(app).element,
-      el('div', { class: 'grid-2' }, el('div', {}, this.folderInput, drop), hub),
+      el('div', { class: 'grid-2' }, el('div', {}, this.folderInput, drop, this.ggufInput, ggufPick, this.ollamaChoice), hub),
+      ollamaHelp(),
       this.status,
       this.progress,
       this.notice.element,
@@ -148,11 +184,36 @@ export class ModelPanel implements Panel {
     const blocked = this.busy || training || (device !== null && device.state !== 'ready');
     this.hubButton.disabled = blocked;
     this.folderInput.disabled = blocked;
+    this.ggufInput.disabled = blocked;
+    this.ollamaButton.disabled = blocked;
     this.drop.classList.toggle('disabled', blocked);
+    this.ggufPick.classList.toggle('disabled', blocked);
   }
 
-  private async loadLocal(files: PickedFile[]): Promise<void> {
-    const name = folderName(files);
+  /** A picked or dropped folder: Ollama's store asks which model; anything else goes to the engine as it is. */
+  private async picked(files: PickedFile[]): Promise<void> {
+    this.store = ollamaStore(files);
+    this.ollamaChoice.hidden = this.store === null;
+    if (!this.store) return this.loadLocal(files, folderName(files));
+    this.ollamaSelect.replaceChildren(...this.store.models.map((m) => el('option', { value: m.manifestPath }, m.name)));
+    this.notice.clear();
+    this.setStatus(`An Ollama models folder with ${this.store.models.length} model(s): choose one and press Load.`);
+  }
+
+  private async loadOllama(): Promise<void> {
+    const store = this.store;
+    const model = store?.models.find((m) => m.manifestPath === this.ollamaSelect.value);
+    if (!store || !model) return;
+    try {
+      const { file, notes } = await ollamaBlob(store, model);
+      await this.loadLocal([file], model.name);
+      if (notes.length && this.app.state.model?.name === model.name) this.notice.show(notes.join(' '), 'ok');
+    } catch (error) {
+      this.notice.show(errorMessage(error));
+    }
+  }
+
+  private async loadLocal(files: PickedFile[], name: string): Promise<void> {
     await this.run(`Loading ${name}…`, () => this.app.engine.loadLocalModel(files, name, (message) => this.setStatus(message)));
   }
 
@@ -200,22 +261,7 @@ export class ModelPanel implements Panel {
   }
 
   private showInfo(model: ModelInfo): void {
-    const facts: [string, string, string][] = [
-      ['Model', model.name, 'model-name'],
-      ['Architecture', model.architecture, 'model-architecture'],
-      ['Parameters', `${formatCount(model.parameterCount)} (${model.parameterCount.toLocaleString('en-US')})`, 'model-params'],
-      ['Layers', String(model.layers), 'model-layers'],
-      ['Hidden size', `${model.hidden} (MLP ${model.intermediate})`, 'model-hidden'],
-      ['Attention heads', `${model.heads} query, ${model.kvHeads} key/value`, 'model-heads'],
-      ['Vocabulary', model.vocab.toLocaleString('en-US'), 'model-vocab'],
-      ['Context', `${model.maxPositions.toLocaleString('en-US')} tokens`, 'model-context'],
-      ['Weights on GPU', formatBytes(model.weightBytes), 'model-weights'],
-      ['Tokenizer', model.tokenizerOk ? 'OK' : 'Not working', 'model-tokenizer'],
-      ['Chat template', model.chatTemplate ? 'From the model' : 'None (a generic one is used for chat data)', 'model-chat'],
-    ];
-    const dl = el('dl', { class: 'facts' });
-    for (const [term, value, id] of facts) dl.append(el('dt', {}, term), el('dd', { 'data-testid': id }, value));
-    this.info.replaceChildren(dl);
+    this.info.replaceChildren(...modelFacts(model));
     this.info.hidden = false;
   }
 }

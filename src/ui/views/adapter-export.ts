@@ -2,7 +2,7 @@
  * The adapters panel's export section: an adapter of the loaded model as a PEFT zip, a GGUF LoRA or
  * the merged model, downloaded, with the Ollama Modelfile and commands to copy.
  */
-import type { AdapterExport, AdapterSummary, ExportFormat, ModelInfo } from '../../app/api';
+import type { AdapterExport, AdapterSummary, ExportFormat, MergedGgufType, ModelInfo } from '../../app/api';
 import type { App } from '../app';
 import { downloadBytes, el, errorMessage, formatBytes, Notice } from '../dom';
 
@@ -12,6 +12,10 @@ const FORMATS: Record<ExportFormat, { label: string; use: string }> = {
   merged: {
     label: 'Merged model (zip)',
     use: 'The base model with the adapter folded into its weights: a Hugging Face folder that needs no PEFT.',
+  },
+  'merged-gguf': {
+    label: 'Merged model (.gguf)',
+    use: 'The base model with the adapter folded into its weights as one GGUF file, for llama.cpp and ollama create.',
   },
 };
 
@@ -60,6 +64,15 @@ export class ExportSection {
     el('option', { value: 'f32' }, 'f32'),
   );
   private readonly dtypeField: HTMLElement;
+  private readonly ggufTypeSelect = el(
+    'select',
+    { 'data-testid': 'export-gguf-type' },
+    el('option', { value: 'F16' }, 'F16'),
+    el('option', { value: 'BF16' }, 'BF16'),
+    el('option', { value: 'Q8_0' }, 'Q8_0 (half the size of F16)'),
+    el('option', { value: 'F32' }, 'F32'),
+  );
+  private readonly ggufTypeField: HTMLElement;
   private readonly baseInput = el('input', {
     type: 'text',
     spellcheck: false,
@@ -79,6 +92,7 @@ export class ExportSection {
     this.formatSelect.addEventListener('change', () => this.renderFormat());
     this.button.addEventListener('click', () => void this.export());
     this.dtypeField = el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Merged weights'), this.dtypeSelect);
+    this.ggufTypeField = el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'GGUF weights'), this.ggufTypeSelect);
     this.element = el(
       'div',
       { class: 'export' },
@@ -89,6 +103,7 @@ export class ExportSection {
         el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Adapter'), this.adapterSelect),
         el('label', { class: 'field' }, el('span', { class: 'field-label' }, 'Format'), this.formatSelect, this.formatUse),
         this.dtypeField,
+        this.ggufTypeField,
         el(
           'label',
           { class: 'field wide' },
@@ -117,11 +132,17 @@ export class ExportSection {
     }
     this.adapterSelect.value = this.chosen ?? '';
     this.baseInput.placeholder = model?.name ?? '';
+    // A GGUF base has no Hugging Face folder to merge into.
+    const merged = this.formatSelect.querySelector<HTMLOptionElement>('option[value="merged"]')!;
+    merged.disabled = model?.format === 'gguf';
+    if (merged.disabled && this.formatSelect.value === 'merged') this.formatSelect.value = 'merged-gguf';
+    this.renderFormat();
     this.renderButton();
   }
 
   private renderFormat(): void {
     this.dtypeField.hidden = this.formatSelect.value !== 'merged';
+    this.ggufTypeField.hidden = this.formatSelect.value !== 'merged-gguf';
     this.formatUse.textContent = FORMATS[this.formatSelect.value as ExportFormat].use;
   }
 
@@ -140,9 +161,10 @@ export class ExportSection {
         adapterId: this.chosen,
         format: this.formatSelect.value as ExportFormat,
         dtype: this.dtypeSelect.value as 'same' | 'f32',
+        ggufType: this.ggufTypeSelect.value as MergedGgufType,
         ollamaBase: this.baseInput.value,
       });
-      downloadBytes(out.bytes as Uint8Array<ArrayBuffer>, out.fileName, out.mimeType);
+      downloadBytes(out.bytes as Uint8Array<ArrayBuffer> | Blob, out.fileName, out.mimeType);
       this.showResult(out);
     } catch (error) {
       this.notice.show(errorMessage(error));
@@ -176,7 +198,11 @@ export class ExportSection {
         ]
       : [];
     this.result.replaceChildren(
-      el('p', { 'data-testid': 'export-file' }, `Downloaded ${out.fileName} (${formatBytes(out.bytes.length)}).`),
+      el(
+        'p',
+        { 'data-testid': 'export-file' },
+        `Downloaded ${out.fileName} (${formatBytes(out.bytes instanceof Blob ? out.bytes.size : out.bytes.length)}).`,
+      ),
       el('h4', {}, 'Ollama'),
       ...steps,
       el('ul', { class: 'notes', 'data-testid': 'export-notes' }, ...notes.map((n) => el('li', {}, n))),
