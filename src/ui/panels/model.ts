@@ -1,6 +1,6 @@
 import type { HubProgress, ModelInfo } from '../../app/api';
 import type { App, Panel } from '../app';
-import { el, errorMessage, formatBytes, formatCount, Notice, panelHeader } from '../dom';
+import { el, errorMessage, formatCount, Notice, panelHeader } from '../dom';
 import { DemoCard } from '../views/demo';
 import { memoryView } from '../views/memory';
 import { modelFacts } from '../views/model-facts';
