@@ -49,8 +49,6 @@ export class Workspace {
   declare readonly dk: GPUBuffer;
   declare readonly dv: GPUBuffer;
   declare readonly dAttn: GPUBuffer;
-  declare readonly dGate: GPUBuffer;
-  declare readonly dUp: GPUBuffer;
   declare readonly dAct: GPUBuffer;
   declare readonly dU: GPUBuffer;
   declare readonly dxScratch: GPUBuffer;
