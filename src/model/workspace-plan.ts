@@ -219,7 +219,7 @@ export function planWorkspace(
 }
 
 /** Every buffer the plan allocates once, with its floats: the scratch set, the scratch streams and the shared buffers. */
-export function singleBuffers(plan: Pick<WorkspacePlan, 'layer' | 'kept' | 'keptStreams' | 'stream' | 'shared'>): Map<SingleName, number> {
+function singleBuffers(plan: Pick<WorkspacePlan, 'layer' | 'kept' | 'keptStreams' | 'stream' | 'shared'>): Map<SingleName, number> {
   const single = new Map<SingleName, number>();
   for (const key of scratchKeys(plan)) single.set(`scratch ${key}`, plan.layer.get(key)!);
   for (const slot of scratchStreamSlots(plan)) single.set(`stream scratch ${slot as 0 | 1}`, plan.stream);
