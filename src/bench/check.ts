@@ -4,7 +4,7 @@ import type { ElementwiseOptions } from '../kernels/elementwise';
 import { matmulDyTX, matmulDyW, matmulXWt } from '../kernels/matmul';
 import { residualForward } from '../kernels/residual';
 import { type RmsnormOptions, residualRmsnormForward, rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
-import { swigluBackward, swigluForward } from '../kernels/swiglu';
+import { swigluBackwardInplace, swigluForward } from '../kernels/swiglu';
 import type { ModelConfig } from '../model/config';
 import { seededUniform } from '../util/random';
 
@@ -210,11 +210,12 @@ function twinCases(gpu: Gpu, o: CheckOptions): TwinCase[] {
       gpu: 'vec4',
       cpu: 'scalar',
       shape: { n: M * I },
-      inputs: { gate: random(M * I, -6, 6), up: random(M * I), dout: random(M * I) },
-      outputs: { out: M * I, dgate: M * I, dup: M * I },
+      inputs: { dout: random(M * I) },
+      // The backward overwrites gate and up with their gradients, so each schedule gets its own copies.
+      outputs: { out: M * I, gate: random(M * I, -6, 6), up: random(M * I) },
       run: (g, t, schedule) => {
         swigluForward(g, { gate: t.gate, up: t.up, out: t.out }, { n: M * I }, elementwise(schedule));
-        swigluBackward(g, { dout: t.dout, gate: t.gate, up: t.up, dgate: t.dgate, dup: t.dup }, { n: M * I }, elementwise(schedule));
+        swigluBackwardInplace(g, { dout: t.dout, gate: t.gate, up: t.up }, { n: M * I }, elementwise(schedule));
       },
     },
   );

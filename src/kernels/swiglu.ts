@@ -12,12 +12,15 @@ export function swigluForward(
   dispatchElementwise(gpu, source, 'swiglu_forward', t, n, options);
 }
 
-/** Gradients of out = silu(gate) * up; overwrites dgate and dup. */
-export function swigluBackward(
+/**
+ * Gradients of out = silu(gate) * up, in place: gate is overwritten with d gate and up with d up
+ * (the caller's gate and up are gone afterwards).
+ */
+export function swigluBackwardInplace(
   gpu: Gpu,
-  t: { dout: Binding; gate: Binding; up: Binding; dgate: Binding; dup: Binding },
+  t: { dout: Binding; gate: Binding; up: Binding },
   { n }: { n: number },
   options: ElementwiseOptions = {},
 ): void {
-  dispatchElementwise(gpu, source, 'swiglu_backward', t, n, options);
+  dispatchElementwise(gpu, source, 'swiglu_backward_inplace', { dout: t.dout, gate_dgate: t.gate, up_dup: t.up }, n, options);
 }

@@ -11,7 +11,7 @@ import { matmulDyW, matmulXWt } from '../kernels/matmul';
 import { residualForward } from '../kernels/residual';
 import { residualRmsnormForward, rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
 import { ropeBackward, ropeForward } from '../kernels/rope';
-import { swigluBackward, swigluForward } from '../kernels/swiglu';
+import { swigluBackwardInplace, swigluForward } from '../kernels/swiglu';
 import type { LoraAdapter, LoraWeights } from '../lora/adapter';
 import type { LoraTarget } from '../lora/config';
 import type { Batch } from '../train/batch';
@@ -145,9 +145,10 @@ export function recordLayerBackward(p: LayerPass, adapter: LoraAdapter, l: numbe
 
   // MLP branch: y = h + down(silu(gate(n2)) * up(n2)), n2 = rms(h).
   back('down_proj', ws.dStream, a.act, w.down, ws.dAct, I, C, 3);
-  if (below(3)) swigluBackward(gpu, { dout: ws.dAct, gate: a.gate, up: a.up, dgate: ws.dGate, dup: ws.dUp }, { n: M * I });
-  back('gate_proj', ws.dGate, a.n2, w.gate, ws.dNorm, C, I, 2);
-  back('up_proj', ws.dUp, a.n2, w.up, ws.dNorm, C, I, 2);
+  // In place: gate and up now hold their gradients, which gate_proj's and up_proj's backward read.
+  if (below(3)) swigluBackwardInplace(gpu, { dout: ws.dAct, gate: a.gate, up: a.up }, { n: M * I });
+  back('gate_proj', a.gate, a.n2, w.gate, ws.dNorm, C, I, 2);
+  back('up_proj', a.up, a.n2, w.up, ws.dNorm, C, I, 2);
   if (below(2)) {
     rmsnormBackwardAccumulate(gpu, { dy: ws.dNorm, x: a.h, weight: w.postNorm, rstd: a.rstd2, dx: ws.dStream }, { M, C });
   }

@@ -21,7 +21,9 @@ export interface GradientOptions {
   dropoutSeed?: number;
   /** Activation recomputation (default off): the same gradients from far less activation memory. */
   recompute?: boolean;
-  /** Called between the recorded forward and backward with the workspace (tests poison what backward must not read). */
+  /** Called between the recorded forward and the loss with the workspace (tests poison what the rest must not read). */
+  afterForward?: (workspace: Workspace) => void;
+  /** Called between the recorded loss and backward with the workspace (tests poison what backward must not read). */
   beforeBackward?: (workspace: Workspace) => void;
 }
 
@@ -31,6 +33,12 @@ export interface GradientOptions {
  */
 export class LlamaModel {
   private workspace: Workspace | null = null;
+  /**
+   * Whether workspaces share storage between buffers whose lifetimes never overlap (default;
+   * src/model/workspace-slots.ts). Off, every buffer has its own: the same values bit for bit, the
+   * reference the aliasing tests compare against. Takes effect with the next workspace.
+   */
+  workspaceAliasing = true;
 
   constructor(
     readonly gpu: Gpu,
@@ -63,14 +71,21 @@ export class LlamaModel {
    */
   lossAndGradients(batch: Batch, adapter: LoraAdapter, options: GradientOptions): void {
     const opts: ForwardOptions = { training: true, dropoutSeed: options.dropoutSeed ?? 0, recompute: options.recompute ?? false };
-    this.forwardAndLoss(batch, adapter, opts, options.lossScale);
+    this.forwardAndLoss(batch, adapter, opts, options.lossScale, options.afterForward);
     options.beforeBackward?.(this.workspace!);
     this.backward(batch, adapter, opts);
   }
 
   /** Training when `opts.training`: dropout on, and d(loss * lossScale)/d(final norm output) left in the workspace's dNorm. */
-  private forwardAndLoss(batch: Batch, adapter: LoraWeights | null, opts: ForwardOptions, lossScale = 1): void {
+  private forwardAndLoss(
+    batch: Batch,
+    adapter: LoraWeights | null,
+    opts: ForwardOptions,
+    lossScale = 1,
+    afterForward?: (workspace: Workspace) => void,
+  ): void {
     const ws = this.forward(batch, adapter, opts);
+    afterForward?.(ws);
     const training = opts.training;
     crossEntropyForwardBackward(
       this.gpu,
@@ -152,6 +167,7 @@ export class LlamaModel {
       M,
       pass,
       adapter ? { r: adapter.layout.r, targets: adapter.config.targets, dropout: adapter.config.dropout } : null,
+      { aliasing: this.workspaceAliasing },
     );
     // A training workspace holds everything inference needs, so evaluation between training steps
     // reuses it instead of reallocating twice per evaluation.

@@ -8,14 +8,23 @@
  * everything else a layer writes lives once, in a scratch set that every layer overwrites. With
  * recomputation nothing but each layer's input stream is kept: backward runs the layer's forward
  * again into the scratch set (the same kernels on the same input, so the same values bit for bit).
+ * The buffers allocated once (the scratch set, the scratch streams, the shared buffers) share
+ * storage where their lifetimes never overlap (workspace-slots.ts): in training, the forward's
+ * scratch, the loss's and the backward's scratch take the same slots.
  */
 import { allocatedSize } from '../gpu/context';
 import { crossEntropyChunkRows } from '../kernels/cross-entropy';
 import type { LoraTarget } from '../lora/config';
 import type { ModelConfig } from './config';
+import { assignSlots, disjoint, lifetime, type SingleName, type Slot, slotsSafeFor } from './workspace-slots';
 
-/** Budget for the [tokens, vocab chunk] logits scratch of the fused cross-entropy. */
+/**
+ * Bounds of the [tokens, vocab chunk] logits scratch of the fused cross-entropy. Within them it
+ * takes the size of the largest buffer it can share a slot with (act or dAct in training), so the
+ * loss costs no memory of its own; a smaller chunk only means more chunks (more dispatches).
+ */
 export const CE_SCRATCH_BYTES = 32 * 1024 * 1024;
+export const CE_MIN_SCRATCH_BYTES = 4 * 1024 * 1024;
 
 /** What one layer's forward writes (floats for M tokens; shapes in workspace.ts). */
 export const LAYER_BUFFERS = ['rstd1', 'n1', 'q', 'k', 'v', 'attn', 'stats', 'h', 'rstd2', 'n2', 'gate', 'up', 'act'] as const;
@@ -40,8 +49,6 @@ export const SHARED_BUFFERS = [
   'dk',
   'dv',
   'dAttn',
-  'dGate',
-  'dUp',
   'dAct',
   'dU',
   'dxScratch',
@@ -76,6 +83,15 @@ export interface WorkspacePlan {
   keptStreams: boolean[];
   stream: number;
   shared: Record<SharedBufferName, number>;
+  /** Whether buffers with disjoint lifetimes share slots (off: every buffer its own, the reference for tests). */
+  aliasing: boolean;
+  /** Every buffer allocated once (scratch set, scratch streams, shared), in slots: several names, one allocation. */
+  slots: Slot[];
+}
+
+export interface PlanOptions {
+  /** Default true; see WorkspacePlan.aliasing. */
+  aliasing?: boolean;
 }
 
 /** Where each projection sits in a layer's forward: q/k/v read n1, o reads attn, gate/up read n2, down reads act. */
@@ -121,11 +137,13 @@ export function backwardReads(targets: readonly LoraTarget[], dropout: boolean, 
   return reads;
 }
 
-export function ceChunkRows(config: ModelConfig, M: number): number {
-  return Math.min(crossEntropyChunkRows(M, CE_SCRATCH_BYTES), config.vocabSize);
-}
-
-export function planWorkspace(config: ModelConfig, M: number, pass: PassKind, lora: WorkspaceLora | null): WorkspacePlan {
+export function planWorkspace(
+  config: ModelConfig,
+  M: number,
+  pass: PassKind,
+  lora: WorkspaceLora | null,
+  { aliasing = true }: PlanOptions = {},
+): WorkspacePlan {
   const C = config.hiddenSize;
   const qDim = config.numHeads * config.headDim;
   const kvDim = config.numKvHeads * config.headDim;
@@ -143,7 +161,6 @@ export function planWorkspace(config: ModelConfig, M: number, pass: PassKind, lo
   };
   const targets = lora?.targets ?? [];
   const dropout = training && lora !== null && lora.dropout > 0;
-  const ceChunk = ceChunkRows(config, M);
   const layer = new Map<LayerKey, number>([
     ['rstd1', M],
     ['n1', M * C],
@@ -171,46 +188,52 @@ export function planWorkspace(config: ModelConfig, M: number, pass: PassKind, lo
   );
   // Backward scratch exists only for training; inference keeps a one-float placeholder so every field is a buffer.
   const small = training ? M : 1;
-  return {
-    capacity: M,
-    pass,
-    ceChunk,
-    numLayers: L,
-    layer,
-    kept,
-    keptStreams,
-    stream: M * C,
-    shared: {
-      branch: M * C,
-      rstdFinal: M,
-      nFinal: M * C,
-      ids: M,
-      targets: M,
-      rowLoss: M,
-      ceStats: M * 4,
-      ceScratch: M * ceChunk,
-      dStream: small * C,
-      dNorm: small * C,
-      dq: small * qDim,
-      dk: small * kvDim,
-      dv: small * kvDim,
-      dAttn: small * qDim,
-      dGate: small * I,
-      dUp: small * I,
-      dAct: small * I,
-      dU: small * (lora?.r ?? 1),
-      dxScratch: dropout ? M * Math.max(C, qDim, I) : 1,
-    },
+  const shared: Record<SharedBufferName, number> = {
+    branch: M * C,
+    rstdFinal: M,
+    nFinal: M * C,
+    ids: M,
+    targets: M,
+    rowLoss: M,
+    ceStats: M * 4,
+    ceScratch: 0,
+    dStream: small * C,
+    dNorm: small * C,
+    dq: small * qDim,
+    dk: small * kvDim,
+    dv: small * kvDim,
+    dAttn: small * qDim,
+    dAct: small * I,
+    dU: small * (lora?.r ?? 1),
+    dxScratch: dropout ? M * Math.max(C, qDim, I) : 1,
   };
+  const buffers = { layer, kept, keptStreams, stream: M * C, shared };
+  const single = singleBuffers(buffers);
+  // The cross-entropy scratch takes the size of the largest buffer it may share a slot with, within its bounds.
+  const sharable = [...single].filter(([name]) => disjoint(lifetime(name, pass), lifetime('ceScratch', pass)));
+  const budget = Math.min(CE_SCRATCH_BYTES, Math.max(CE_MIN_SCRATCH_BYTES, ...sharable.map(([, floats]) => 4 * floats)));
+  const ceChunk = Math.min(crossEntropyChunkRows(M, budget), config.vocabSize);
+  shared.ceScratch = M * ceChunk;
+  single.set('ceScratch', shared.ceScratch);
+  return { capacity: M, pass, ceChunk, numLayers: L, ...buffers, aliasing, slots: assignSlots(single, pass, aliasing) };
+}
+
+/** Every buffer the plan allocates once, with its floats: the scratch set, the scratch streams and the shared buffers. */
+function singleBuffers(plan: Pick<WorkspacePlan, 'layer' | 'kept' | 'keptStreams' | 'stream' | 'shared'>): Map<SingleName, number> {
+  const single = new Map<SingleName, number>();
+  for (const key of scratchKeys(plan)) single.set(`scratch ${key}`, plan.layer.get(key)!);
+  for (const slot of scratchStreamSlots(plan)) single.set(`stream scratch ${slot as 0 | 1}`, plan.stream);
+  for (const name of SHARED_BUFFERS) single.set(name, plan.shared[name]);
+  return single;
 }
 
 /** The layer buffers some layer does not keep: each exists once, in the scratch set. */
-export function scratchKeys(plan: WorkspacePlan): LayerKey[] {
+export function scratchKeys(plan: Pick<WorkspacePlan, 'layer' | 'kept'>): LayerKey[] {
   return [...plan.layer.keys()].filter((key) => plan.kept.some((kept) => !kept.has(key)));
 }
 
 /** The scratch stream slots in use (stream i not kept uses slot i % 2). */
-export function scratchStreamSlots(plan: WorkspacePlan): number[] {
+export function scratchStreamSlots(plan: Pick<WorkspacePlan, 'keptStreams'>): number[] {
   return [0, 1].filter((slot) => plan.keptStreams.some((kept, i) => !kept && i % 2 === slot));
 }
 
@@ -219,17 +242,16 @@ export function planBufferSizes(plan: WorkspacePlan): number[] {
   const sizes: number[] = [];
   const add = (floats: number) => sizes.push(allocatedSize(floats * 4));
   for (const kept of plan.kept) for (const key of kept) add(plan.layer.get(key)!);
-  for (const key of scratchKeys(plan)) add(plan.layer.get(key)!);
   for (const kept of plan.keptStreams) if (kept) add(plan.stream);
-  for (const _ of scratchStreamSlots(plan)) add(plan.stream);
-  for (const name of SHARED_BUFFERS) add(plan.shared[name]);
+  for (const slot of plan.slots) add(slot.floats);
   return sizes;
 }
 
 /**
  * True when a workspace allocated for `have` can run a pass that needs `need`: every buffer at least
  * as large, and every buffer `need` keeps for one layer (or one stream) kept there by `have` too,
- * since a shared scratch buffer would be overwritten before backward reads it.
+ * since a shared scratch buffer would be overwritten before backward reads it; and every slot of
+ * `have` safe for the pass `need` runs (and none shared when `need` has aliasing off).
  */
 export function planCovers(have: WorkspacePlan, need: WorkspacePlan): boolean {
   if (have.capacity < need.capacity || have.numLayers !== need.numLayers || have.stream < need.stream) return false;
@@ -241,6 +263,8 @@ export function planCovers(have: WorkspacePlan, need: WorkspacePlan): boolean {
     }
   }
   if (need.keptStreams.some((kept, i) => kept && !have.keptStreams[i])) return false;
+  if (!need.aliasing && have.slots.some((slot) => slot.names.length > 1)) return false;
+  if (!slotsSafeFor(have.slots, need.pass)) return false;
   // A pass runs with the workspace's own chunk, which a larger capacity only makes smaller.
   return SHARED_BUFFERS.every((name) => name === 'ceScratch' || have.shared[name] >= need.shared[name]);
 }

@@ -10,6 +10,7 @@ import {
   scratchStreamSlots,
   type WorkspacePlan,
 } from './workspace-plan';
+import type { SingleName } from './workspace-slots';
 
 /**
  * The buffers of one layer's pass, by the names of workspace-plan.ts:
@@ -29,6 +30,7 @@ export type LayerActivations = Record<LayerBufferName, GPUBuffer> & {
  * shared ones as fields of the same name (`branch` [M, C] is the o_proj / down_proj output before
  * the residual add, `dU` [M, r] and `dxScratch` [M, max in] are LoRA backward scratch), layers by
  * index. A layer's set holds its own buffers where the plan keeps them and the scratch set's elsewhere.
+ * Names the plan puts in one slot (workspace-slots.ts) are the same GPUBuffer, of the largest one's size.
  */
 export class Workspace {
   readonly layers: LayerActivations[] = [];
@@ -49,8 +51,6 @@ export class Workspace {
   declare readonly dk: GPUBuffer;
   declare readonly dv: GPUBuffer;
   declare readonly dAttn: GPUBuffer;
-  declare readonly dGate: GPUBuffer;
-  declare readonly dUp: GPUBuffer;
   declare readonly dAct: GPUBuffer;
   declare readonly dU: GPUBuffer;
   declare readonly dxScratch: GPUBuffer;
@@ -59,6 +59,8 @@ export class Workspace {
   /** The scratch set that layers share and the scratch streams. */
   readonly scratch: ReadonlyMap<LayerKey, GPUBuffer>;
   readonly scratchStreams: GPUBuffer[] = [];
+  /** One buffer per slot of the plan, in the plan's order. */
+  readonly slots: GPUBuffer[];
   readonly bytes: number;
   readonly #buffers: GPUBuffer[] = [];
 
@@ -77,7 +79,12 @@ export class Workspace {
     for (let l = 0; l < plan.numLayers; l++) {
       this.own.push(new Map([...plan.kept[l]].map((key) => [key, make(plan.layer.get(key)!, `${key} ${l}`)])));
     }
-    this.scratch = new Map(scratchKeys(plan).map((key) => [key, make(plan.layer.get(key)!, `${key} scratch`)]));
+    this.slots = plan.slots.map((slot) => make(slot.floats, slot.names.join(', ')));
+    const single = new Map<SingleName, GPUBuffer>();
+    plan.slots.forEach((slot, i) => {
+      for (const name of slot.names) single.set(name, this.slots[i]);
+    });
+    this.scratch = new Map(scratchKeys(plan).map((key) => [key, single.get(`scratch ${key}`)!]));
     for (let l = 0; l < plan.numLayers; l++) {
       const buffer = (key: LayerKey) => this.own[l].get(key) ?? this.scratch.get(key);
       const named = Object.fromEntries(LAYER_BUFFERS.map((name) => [name, buffer(name)!])) as Record<LayerBufferName, GPUBuffer>;
@@ -85,10 +92,10 @@ export class Workspace {
       const loraXDrop = new Map(targets.filter((t) => plan.layer.has(`xDrop ${t}`)).map((t) => [t, buffer(`xDrop ${t}`)!]));
       this.layers.push({ ...named, loraU, loraXDrop });
     }
-    const slots = new Map(scratchStreamSlots(plan).map((slot) => [slot, make(plan.stream, `stream scratch ${slot}`)]));
-    this.scratchStreams.push(...slots.values());
-    for (const [i, kept] of plan.keptStreams.entries()) this.stream.push(kept ? make(plan.stream, `stream ${i}`) : slots.get(i % 2)!);
-    for (const name of SHARED_BUFFERS) (this as Record<SharedBufferName, GPUBuffer>)[name] = make(plan.shared[name], name);
+    const streams = new Map(scratchStreamSlots(plan).map((slot) => [slot, single.get(`stream scratch ${slot as 0 | 1}`)!]));
+    this.scratchStreams.push(...streams.values());
+    for (const [i, kept] of plan.keptStreams.entries()) this.stream.push(kept ? make(plan.stream, `stream ${i}`) : streams.get(i % 2)!);
+    for (const name of SHARED_BUFFERS) (this as Record<SharedBufferName, GPUBuffer>)[name] = single.get(name)!;
     this.bytes = bytes;
   }
 

@@ -90,6 +90,8 @@ describe('the workspace plan keeps exactly what backward reads', () => {
     it(`${set.name}: poisoning the rest changes no gradient, poisoning any kept buffer changes one`, async () => {
       const gpu = await testGpu();
       const model = await LlamaModel.load(gpu, memoryWeightsSource(config, weights));
+      // Every buffer alone: this checks what each layer keeps; workspace-slots.test.ts checks the shared storage.
+      model.workspaceAliasing = false;
       const adapter = randomAdapter(gpu, set.targets, set.dropout);
       const batch = makeBatch(inputIds, labels);
       const step = async (beforeBackward?: (ws: Workspace) => void) => {
