@@ -68,9 +68,9 @@ export class ModelSession {
   async llama(onProgress?: (message: string) => void): Promise<LlamaModel> {
     const model = this.current();
     const gpu = await this.device.gpu();
-    this.#llama ??= await LlamaModel.load(gpu, model.opened.weights, (done, total) =>
-      onProgress?.(`Uploading weights to the GPU: ${done} of ${total} parts`),
-    );
+    this.#llama ??= await LlamaModel.load(gpu, model.opened.weights, {
+      onProgress: (done, total) => onProgress?.(`Uploading weights to the GPU: ${done} of ${total} parts`),
+    });
     return this.#llama;
   }
 

@@ -12,8 +12,9 @@ import type { LoraAdapter, LoraWeights } from '../lora/adapter';
 import type { LoraTarget } from '../lora/config';
 import { type Batch, makeBatch } from '../train/batch';
 import type { ModelConfig } from './config';
-import { destroyWeights, type GpuWeights, uploadWeights } from './gpu-weights';
+import { destroyWeights, type GpuMatrix, type GpuWeights, type UploadOptions, uploadWeights } from './gpu-weights';
 import { KvCache, KvCacheError } from './kv-cache';
+import type { WeightFormat } from './weight-format';
 import type { ModelWeightsSource } from './weights';
 import { Workspace } from './workspace';
 import { planCovers, planWorkspace } from './workspace-plan';
@@ -38,8 +39,14 @@ export class LlamaModel {
     readonly weights: GpuWeights,
   ) {}
 
-  static async load(gpu: Gpu, source: ModelWeightsSource, onProgress?: (done: number, total: number) => void): Promise<LlamaModel> {
-    return new LlamaModel(gpu, source.config, await uploadWeights(gpu, source.config, source, onProgress));
+  /** Uploads the weights; `options.precision` says how the weight matrices are stored (default 'auto': as in the checkpoint). */
+  static async load(gpu: Gpu, source: ModelWeightsSource, options: UploadOptions = {}): Promise<LlamaModel> {
+    return new LlamaModel(gpu, source.config, await uploadWeights(gpu, source.config, source, options));
+  }
+
+  /** How the frozen weight matrices are stored on the GPU ('mixed' when the checkpoint mixes dtypes and 'auto' kept them). */
+  get precision(): WeightFormat | 'mixed' {
+    return this.weights.precision;
   }
 
   /** Bytes held by activations for the most recent batch shape. */
@@ -77,10 +84,10 @@ export class LlamaModel {
         dHidden: training ? ws.dNorm : undefined,
         scratch: ws.ceScratch,
         stats: ws.ceStats,
-        lmHead: this.weights.lmHead,
+        lmHead: this.weights.lmHead.pieces,
       },
       { M: batch.B * batch.T, C: this.config.hiddenSize, V: this.config.vocabSize, chunk: ws.ceChunk },
-      training ? { lossScale: training.lossScale } : {},
+      { ...(training && { lossScale: training.lossScale }), format: this.weights.lmHead.format },
     );
   }
 
@@ -119,8 +126,9 @@ export class LlamaModel {
     const V = this.config.vocabSize;
     logitsForRows(
       this.gpu,
-      { hidden: ws.nFinal, lmHead: this.weights.lmHead, out: cache.logits },
+      { hidden: ws.nFinal, lmHead: this.weights.lmHead.pieces, out: cache.logits },
       { rowStart: ids.length - 1, rows: 1, C: this.config.hiddenSize, V },
+      { format: this.weights.lmHead.format },
     );
     return this.gpu.readF32(cache.logits, V);
   }
@@ -133,8 +141,9 @@ export class LlamaModel {
     for (let b = 0; b < batch.B; b++) {
       logitsForRows(
         this.gpu,
-        { hidden: ws.nFinal, lmHead: this.weights.lmHead, out: { buffer: out, offset: b * V * 4, size: V * 4 } },
+        { hidden: ws.nFinal, lmHead: this.weights.lmHead.pieces, out: { buffer: out, offset: b * V * 4, size: V * 4 } },
         { rowStart: b * batch.T + batch.T - 1, rows: 1, C: this.config.hiddenSize, V },
+        { format: this.weights.lmHead.format },
       );
     }
     const logits = await this.gpu.readF32(out, batch.B * V);
@@ -185,11 +194,12 @@ export class LlamaModel {
     gpu.write(ws.ids, batch.ids);
     gpu.write(ws.targets, batch.targets);
 
-    for (const piece of weights.embedding) {
+    for (const piece of weights.embedding.pieces) {
       embeddingForward(
         gpu,
         { ids: ws.ids, table: piece.weight, out: ws.streamAt(0) },
         { M, C, rowStart: piece.rowStart, rowCount: piece.rows },
+        { format: weights.embedding.format },
       );
     }
 
@@ -197,13 +207,13 @@ export class LlamaModel {
       layer: number,
       target: LoraTarget,
       x: GPUBuffer,
-      w: GPUBuffer,
+      w: GpuMatrix,
       y: GPUBuffer,
       inF: number,
       outF: number,
       bias?: GPUBuffer,
     ) => {
-      matmulXWt(gpu, { X: x, W: w, Y: y, bias }, { M, N: outF, K: inF });
+      matmulXWt(gpu, { X: x, W: w.buffer, Y: y, bias }, { M, N: outF, K: inF }, { format: w.format });
       const module = adapter?.module(layer, target);
       if (!adapter || !module) return;
       const act = ws.layer(layer);
@@ -284,13 +294,13 @@ export class LlamaModel {
       target: LoraTarget,
       dy: Binding,
       x: GPUBuffer,
-      w: GPUBuffer,
+      w: GpuMatrix,
       dx: GPUBuffer,
       inF: number,
       outF: number,
       accumulate: boolean,
     ) => {
-      matmulDyW(gpu, { dY: dy, W: w, dX: dx }, { M, N: outF, K: inF }, { beta: accumulate ? 1 : 0 });
+      matmulDyW(gpu, { dY: dy, W: w.buffer, dX: dx }, { M, N: outF, K: inF }, { beta: accumulate ? 1 : 0, format: w.format });
       const module = adapter.module(layer, target);
       if (!module) return;
       const act = ws.layer(layer);

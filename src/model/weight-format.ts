@@ -38,6 +38,8 @@ export type CheckpointDtype = 'F32' | 'F16' | 'BF16';
 export interface RawTensor {
   dtype: CheckpointDtype;
   bytes: Uint8Array;
+  /** The file it was read from, for error messages. */
+  file?: string;
 }
 
 /** The largest finite float16 value; anything larger in magnitude cannot be stored as f16. */
@@ -71,9 +73,10 @@ export function chosenFormat(dtype: CheckpointDtype, precision: WeightPrecision)
  * bytes, viewed without a copy where they are word-aligned. F16/BF16 to f32 is exact. F32 or F16 to
  * bf16 and F32 or BF16 to f16 round to nearest even; a value beyond the f16 range throws
  * WeightRangeError naming the tensor, since rounding it to infinity would break the model silently.
+ * `firstElement` is where `raw` starts in the whole tensor (a vocabulary piece), for that message.
  */
-export function encodeWeights(raw: RawTensor, format: WeightFormat, file: string, tensor: string): Uint32Array {
-  if (format === dtypeFormat(raw.dtype)) return words(raw.bytes);
+export function encodeWeights(raw: RawTensor, format: WeightFormat, file: string, tensor: string, firstElement = 0): Uint32Array {
+  if (format === dtypeFormat(raw.dtype)) return asWords(raw.bytes);
   const values = tensorToFloat32(raw.bytes, raw.dtype, file, tensor);
   if (format === 'f32') return new Uint32Array(values.buffer, values.byteOffset, values.length);
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
@@ -82,15 +85,15 @@ export function encodeWeights(raw: RawTensor, format: WeightFormat, file: string
     for (let i = 0; i < bits.length; i++) out[i] = f32BitsToBf16(bits[i]);
   } else {
     for (let i = 0; i < bits.length; i++) {
-      if (Math.abs(values[i]) > F16_MAX) throw new WeightRangeError(file, tensor, values[i], i);
-      out[i] = f32BitsToF16(bits[i], values[i]);
+      if (Math.abs(values[i]) > F16_MAX) throw new WeightRangeError(file, tensor, values[i], firstElement + i);
+      out[i] = f32BitsToF16(bits[i]);
     }
   }
   return new Uint32Array(out.buffer);
 }
 
 /** The bytes as u32 words: a view when aligned and whole, else a zero-padded copy. */
-function words(bytes: Uint8Array): Uint32Array {
+export function asWords(bytes: Uint8Array): Uint32Array {
   if (bytes.byteOffset % 4 === 0 && bytes.byteLength % 4 === 0) {
     return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
   }
@@ -99,32 +102,35 @@ function words(bytes: Uint8Array): Uint32Array {
   return new Uint32Array(padded.buffer);
 }
 
-/** Round to nearest even on the 16 dropped bits; NaN stays a (quiet) NaN. */
-function f32BitsToBf16(bits: number): number {
-  if ((bits & 0x7fffffff) > 0x7f800000) return (bits >>> 16) | 0x40;
+/** bf16 bits of an f32, rounded to nearest even on the 16 dropped bits; NaN stays a quiet NaN. */
+export function f32BitsToBf16(bits: number): number {
+  if ((bits & 0x7fffffff) > 0x7f800000) return ((bits >>> 16) & 0x8000) | 0x7fc0;
   return (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16;
 }
 
-/** Round to nearest even; the caller has refused magnitudes above F16_MAX (infinities included). */
-function f32BitsToF16(bits: number, value: number): number {
+/** f16 bits of an f32, rounded to nearest even (subnormals included); too large a magnitude becomes infinity. */
+export function f32BitsToF16(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
-  const abs = bits & 0x7fffffff;
-  if (abs > 0x7f800000) return sign | 0x7e00;
-  // Below 2^-14, f16 is fixed point with a step of 2^-24; the scaled magnitude is exact in float64,
-  // and a subnormal that rounds up to 2^-14 lands on the smallest normal's bits by itself.
-  if (abs < 0x38800000) return sign | roundHalfEven(Math.abs(value) * 2 ** 24);
-  const exponent = (abs >>> 23) - 127 + 15;
-  const mantissa = abs & 0x7fffff;
-  let half = (exponent << 10) | (mantissa >>> 13);
+  const exponent = (bits >>> 23) & 0xff;
+  const mantissa = bits & 0x7fffff;
+  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
+  const e = exponent - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    // Subnormal f16: the 24-bit significand shifted right, rounded to nearest even; below
+    // half the smallest subnormal everything rounds to zero.
+    if (e < -10) return sign;
+    const full = mantissa | 0x800000;
+    const shift = 14 - e;
+    const halfway = 1 << (shift - 1);
+    const rest = full & ((1 << shift) - 1);
+    let m = full >>> shift;
+    if (rest > halfway || (rest === halfway && m & 1)) m++;
+    return sign | m;
+  }
+  let m = mantissa >>> 13;
   const rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (half & 1) === 1)) half++;
-  return sign | half;
-}
-
-function roundHalfEven(x: number): number {
-  const floor = Math.floor(x);
-  const frac = x - floor;
-  if (frac > 0.5) return floor + 1;
-  if (frac < 0.5) return floor;
-  return floor % 2 === 0 ? floor : floor + 1;
+  if (rest > 0x1000 || (rest === 0x1000 && m & 1)) m++;
+  // A carry out of the mantissa correctly bumps the exponent (up to infinity).
+  return sign | ((e << 10) + m);
 }
