@@ -189,7 +189,7 @@ export class LlamaModel {
     const D = config.headDim;
     const I = config.intermediateSize;
     const norm = { eps: config.rmsNormEps };
-    const rope = { theta: config.ropeTheta };
+    const rope = { theta: config.ropeTheta, scaling: config.ropeScaling };
     const ws = this.ensureWorkspace(M, opts.training, adapter);
     gpu.write(ws.ids, batch.ids);
     gpu.write(ws.targets, batch.targets);
@@ -278,7 +278,7 @@ export class LlamaModel {
     const D = config.headDim;
     const I = config.intermediateSize;
     const opts: ForwardOptions = { training: true, dropoutSeed };
-    const rope = { theta: config.ropeTheta };
+    const rope = { theta: config.ropeTheta, scaling: config.ropeScaling };
 
     // dStream carries d(loss)/d(residual stream) downwards through the layers.
     gpu.clear(ws.dStream);

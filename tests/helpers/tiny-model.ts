@@ -20,6 +20,7 @@ export function tinyConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
     vocabSize: 37,
     rmsNormEps: 1e-5,
     ropeTheta: 10000,
+    ropeScaling: null,
     tieWordEmbeddings: false,
     qkvBias: true,
     maxPositionEmbeddings: 64,

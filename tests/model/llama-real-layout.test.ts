@@ -48,6 +48,25 @@ const QWEN25: ModelConfig = tinyConfig({
   qkvBias: true,
 });
 
+/**
+ * Llama 3 RoPE scaling at small widths: with head_dim 16 and an original context of 64, pair 0 keeps
+ * its frequency, pair 1 is blended and pairs 2..7 are divided by the factor.
+ */
+const LLAMA3_SCALED: ModelConfig = tinyConfig({
+  architecture: 'llama',
+  hiddenSize: 64,
+  intermediateSize: 96,
+  numHeads: 4,
+  numKvHeads: 2,
+  headDim: 16,
+  vocabSize: 61,
+  rmsNormEps: 1e-5,
+  ropeTheta: 500000,
+  ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 },
+  tieWordEmbeddings: true,
+  qkvBias: false,
+});
+
 /** Random weights with unit-variance activations (matrices scaled by 1 / sqrt(fan-in)), rounded to bf16. */
 function bf16Weights(config: ModelConfig, seed: number): Map<string, Float64Array> {
   const weights = new Map<string, Float64Array>();
@@ -142,9 +161,18 @@ const CASES = [
       'base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight',
     ],
   },
+  {
+    name: 'Llama 3 RoPE scaling (llama3, all three frequency bands), q/k/v/o',
+    config: LLAMA3_SCALED,
+    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as LoraTarget[],
+    probes: [
+      'base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight',
+      'base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight',
+    ],
+  },
 ];
 
-describe('real-layout models stored BF16, against the float64 reference model', () => {
+describe('models stored BF16 (real layouts, Llama 3 RoPE scaling) against the float64 reference model', () => {
   for (const { name, config, targets, probes } of CASES) {
     it(`${name}: loss and gradients; bf16 on the GPU gives the f32 upload's results bit for bit`, async () => {
       const weights = bf16Weights(config, 41);
@@ -156,6 +184,11 @@ describe('real-layout models stored BF16, against the float64 reference model', 
       const refLoss = () => referenceLoss(config, weights, adapter64, bf16.scaling, inputIds, labels);
       const reference = await refLoss();
       expect(Math.abs(bf16.loss - reference) / reference).toBeLessThan(1e-5);
+      if (config.ropeScaling) {
+        // The scaling matters to this model: without it the reference loss is measurably different.
+        const unscaled = await referenceLoss({ ...config, ropeScaling: null }, weights, adapter64, bf16.scaling, inputIds, labels);
+        expect(Math.abs(unscaled - reference) / reference).toBeGreaterThan(1e-3);
+      }
 
       const h = 1e-4;
       for (const probe of probes) {
