@@ -15,7 +15,7 @@ const USAGE = `npm run -s bench -- [options]
 Trains a LoRA adapter on a random-init model (random token ids, nothing downloaded) and prints one
 JSON object (the last stdout line), also written to bench/results/<device>-<config>-<date>.json.
 
-  --config stories260K|smollm2-135m|<config.json>   model shapes (default stories260K)
+  --config <name>|<config.json>                     model shapes (default stories260K); names: the files in bench/configs
   --seq 256 --batch 4                                tokens per row, rows per step
   --r 8 --alpha 2r --targets q_proj,k_proj,v_proj    LoRA settings (dropout 0)
   --warmup 1 --steps 3                               untimed, then timed optimizer steps
