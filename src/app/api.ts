@@ -10,6 +10,7 @@ import type { LineError } from '../data/jsonl';
 import type { EvaluationProgress, EvaluationReport } from '../eval/evaluate';
 import type { DatasetRow, SourceFormat } from '../data/types';
 import type { LoraConfig } from '../lora/config';
+import type { WeightFormat, WeightPrecision } from '../model/weight-format';
 import type { AdapterSummary, DatasetSummary, RunRecord } from '../storage/db';
 import type { TrainProgress } from '../train/trainer';
 import type { TrainSettings } from '../train/settings';
@@ -51,6 +52,11 @@ export interface ModelFileEntry {
   file: Blob;
 }
 
+export interface ModelLoadOptions {
+  /** 'auto' (default) keeps each tensor's checkpoint dtype; f32, bf16 or f16 stores every weight matrix so. */
+  weights?: WeightPrecision;
+}
+
 export interface ModelInfo {
   /** Hub id (`org/name`) or the local folder name. */
   name: string;
@@ -64,8 +70,10 @@ export interface ModelInfo {
   kvHeads: number;
   vocab: number;
   maxPositions: number;
-  /** Bytes the frozen weights take on the GPU (f32). */
+  /** Bytes the frozen weights take on the GPU, in the precision they are stored in there. */
   weightBytes: number;
+  /** How the frozen weight matrices are stored on the GPU ('mixed' when 'auto' kept a checkpoint's mixed dtypes). */
+  weightPrecision: WeightFormat | 'mixed';
   /** tokenizer.json loaded and encodes text. */
   tokenizerOk: boolean;
   /** tokenizer_config.json has its own chat template (otherwise a generic one is used for chat rows). */
@@ -213,8 +221,14 @@ export interface EvaluateRequest {
 export interface WebtuneEngineApi {
   /** Finds the GPU, runs a self-check and opens storage. Safe to call again (after a device loss). */
   init(): Promise<DeviceInfo>;
-  loadLocalModel(files: ModelFileEntry[], name: string, onProgress?: (message: string) => void): Promise<ModelInfo>;
-  loadHubModel(repoId: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo>;
+  /** `options.weights`: how the weight matrices are stored on the GPU (default 'auto': as in the checkpoint). */
+  loadLocalModel(
+    files: ModelFileEntry[],
+    name: string,
+    onProgress?: (message: string) => void,
+    options?: ModelLoadOptions,
+  ): Promise<ModelInfo>;
+  loadHubModel(repoId: string, onProgress?: (progress: HubProgress) => void, options?: ModelLoadOptions): Promise<ModelInfo>;
   estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate>;
 
   /** Parses a JSONL file and keeps the result as a preview; nothing is stored yet. */

@@ -19,6 +19,7 @@ import type {
   HubProgress,
   MemoryEstimate,
   ModelFileEntry,
+  ModelLoadOptions,
   ModelInfo,
   ProgressiveEvent,
   ProgressiveOutcome,
@@ -86,17 +87,24 @@ export class WebtuneEngine implements WebtuneEngineApi {
     return this.#device.describe();
   }
 
-  loadLocalModel(files: ModelFileEntry[], name: string, onProgress?: (message: string) => void): Promise<ModelInfo> {
-    return this.#tasks.exclusive('loading a model', () => this.#models.loadLocal(files, name, onProgress));
+  loadLocalModel(
+    files: ModelFileEntry[],
+    name: string,
+    onProgress?: (message: string) => void,
+    options?: ModelLoadOptions,
+  ): Promise<ModelInfo> {
+    return this.#tasks.exclusive('loading a model', () => this.#models.loadLocal(files, name, onProgress, options));
   }
 
-  loadHubModel(repoId: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo> {
-    return this.#tasks.exclusive('loading a model', () => this.#models.loadHub(repoId, onProgress));
+  loadHubModel(repoId: string, onProgress?: (progress: HubProgress) => void, options?: ModelLoadOptions): Promise<ModelInfo> {
+    return this.#tasks.exclusive('loading a model', () => this.#models.loadHub(repoId, onProgress, options));
   }
 
   async estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate> {
     const model = this.#models.current();
-    return estimateTrainingMemory(model.opened.config, validateTrainSettings(settings), (await this.#device.gpu()).limits);
+    const precision = model.info.weightPrecision;
+    const limits = (await this.#device.gpu()).limits;
+    return estimateTrainingMemory(model.opened.config, validateTrainSettings(settings), limits, precision === 'mixed' ? 'f32' : precision);
   }
 
   importDataset(name: string, file: Blob, fileName: string): Promise<DatasetPreview> {

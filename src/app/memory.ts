@@ -8,6 +8,7 @@ import { allocatedSize } from '../gpu/context';
 import type { LoraConfig } from '../lora/config';
 import { planLoraLayout } from '../lora/layout';
 import type { ModelConfig } from '../model/config';
+import { bytesPerWeight, type WeightFormat } from '../model/weight-format';
 import { expectedTensorShapes } from '../model/weights';
 import { planBufferSizes, planWorkspace } from '../model/workspace-plan';
 import type { MemoryEstimate } from './api';
@@ -17,10 +18,12 @@ export interface DeviceLimits {
   maxBufferSize: number;
 }
 
+/** `weightFormat`: how the weight matrices are stored on the GPU (norms and biases are f32 in every format). */
 export function estimateTrainingMemory(
   config: ModelConfig,
   settings: { lora: LoraConfig; batchSize: number; maxLength: number },
   limits: DeviceLimits,
+  weightFormat: WeightFormat = 'f32',
 ): MemoryEstimate {
   const problems: string[] = [];
   const bindingLimit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
@@ -29,10 +32,11 @@ export function estimateTrainingMemory(
   let weightsBytes = 0;
   let largestWeight = 0;
   for (const [name, shape] of expectedTensorShapes(config)) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * 4;
+    const elementBytes = shape.length === 2 ? bytesPerWeight(weightFormat) : 4;
+    const bytes = shape.reduce((a, b) => a * b, 1) * elementBytes;
     weightsBytes += bytes;
     // Vocabulary matrices are split into binding-sized pieces; one row must still fit.
-    largestWeight = Math.max(largestWeight, vocabShaped.has(name) ? config.hiddenSize * 4 : bytes);
+    largestWeight = Math.max(largestWeight, vocabShaped.has(name) ? config.hiddenSize * elementBytes : bytes);
   }
 
   const layout = planLoraLayout(config, settings.lora);

@@ -11,7 +11,8 @@ import { LlamaModel } from '../model/llama';
 import { expectedTensorShapes, type OpenedModel, openModel } from '../model/weights';
 import type { WebtuneDb } from '../storage/db';
 import { prepTokenizerFor } from '../train/pipeline';
-import type { HubProgress, ModelFileEntry, ModelInfo } from './api';
+import { isWeightPrecision, WEIGHT_PRECISIONS, type WeightPrecision } from '../model/weight-format';
+import type { HubProgress, ModelFileEntry, ModelInfo, ModelLoadOptions } from './api';
 import type { DeviceSession } from './device';
 import { EngineStateError } from './errors';
 import { hubFileSource } from './hub';
@@ -22,6 +23,8 @@ export interface LoadedModel {
   source: FileSource;
   opened: OpenedModel;
   prep: PrepTokenizer;
+  /** How the weights go to the GPU, again after a device loss. */
+  precision: WeightPrecision;
 }
 
 export class ModelSession {
@@ -45,14 +48,19 @@ export class ModelSession {
   }
 
   /** A folder picked in the browser; paths travel beside the files, which lose webkitRelativePath in a worker. */
-  loadLocal(files: ModelFileEntry[], name: string, onProgress?: (message: string) => void): Promise<ModelInfo> {
+  loadLocal(
+    files: ModelFileEntry[],
+    name: string,
+    onProgress?: (message: string) => void,
+    options: ModelLoadOptions = {},
+  ): Promise<ModelInfo> {
     const source = filesFromList(new Map(files.map((f) => [f.path, f.file])), name);
-    return this.#load(source, name, 'local', onProgress);
+    return this.#load(source, name, 'local', options, onProgress);
   }
 
-  async loadHub(repoId: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo> {
+  async loadHub(repoId: string, onProgress?: (progress: HubProgress) => void, options: ModelLoadOptions = {}): Promise<ModelInfo> {
     const id = repoId.trim();
-    return this.#load(await hubFileSource(await this.storage(), id, onProgress), id, 'hub');
+    return this.#load(await hubFileSource(await this.storage(), id, onProgress), id, 'hub', options);
   }
 
   current(): LoadedModel {
@@ -69,8 +77,11 @@ export class ModelSession {
     const model = this.current();
     const gpu = await this.device.gpu();
     this.#llama ??= await LlamaModel.load(gpu, model.opened.weights, {
+      precision: model.precision,
       onProgress: (done, total) => onProgress?.(`Uploading weights to the GPU: ${done} of ${total} parts`),
     });
+    model.info.weightPrecision = this.#llama.precision;
+    model.info.weightBytes = this.#llama.weights.bytes;
     return this.#llama;
   }
 
@@ -82,7 +93,17 @@ export class ModelSession {
     this.#model = null;
   }
 
-  async #load(source: FileSource, name: string, origin: 'hub' | 'local', onProgress?: (message: string) => void): Promise<ModelInfo> {
+  async #load(
+    source: FileSource,
+    name: string,
+    origin: 'hub' | 'local',
+    options: ModelLoadOptions,
+    onProgress?: (message: string) => void,
+  ): Promise<ModelInfo> {
+    const precision = options.weights ?? 'auto';
+    if (!isWeightPrecision(precision)) {
+      throw new EngineStateError(`Weight precision "${String(precision)}" is not one of ${WEIGHT_PRECISIONS.join(', ')}.`);
+    }
     onProgress?.('Reading config, tokenizer and safetensors headers…');
     const opened = await openModel(source);
     const prep = prepTokenizerFor(opened);
@@ -102,12 +123,13 @@ export class ModelSession {
       vocab: config.vocabSize,
       maxPositions: config.maxPositionEmbeddings,
       weightBytes: parameterCount * 4,
+      weightPrecision: 'f32',
       tokenizerOk: prep.tokenizer.encode('Hello world').length > 0,
       chatTemplate: chatTemplateFromConfig(opened.tokenizerConfig) !== null,
     };
     this.release();
-    this.#model = { info, source, opened, prep };
+    this.#model = { info, source, opened, prep, precision };
     await this.llama(onProgress);
-    return info;
+    return { ...info };
   }
 }

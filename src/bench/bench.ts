@@ -1,10 +1,13 @@
 import type { Example } from '../data/prepare';
-import type { Gpu, RecordedDispatch } from '../gpu/context';
+import { asRange, type Gpu, type RecordedDispatch } from '../gpu/context';
 import { matmulDyTX, matmulDyW, matmulXWt } from '../kernels/matmul';
 import { LoraAdapter } from '../lora/adapter';
 import type { LoraConfig } from '../lora/config';
 import type { ModelConfig } from '../model/config';
+import type { GpuWeights } from '../model/gpu-weights';
 import { LlamaModel } from '../model/llama';
+import { encodeWeights, type WeightFormat, type WeightPrecision } from '../model/weight-format';
+import { expectedTensorShapes } from '../model/weights';
 import { LoraTrainer } from '../train/trainer';
 import { validateTrainSettings } from '../train/settings';
 import { seededUniform } from '../util/random';
@@ -26,6 +29,8 @@ export interface BenchOptions {
   seed: number;
   /** Least time spent timing each matmul shape (more repetitions for small shapes). */
   matmulMinMs: number;
+  /** How the (F32 random) weight matrices are stored on the GPU; default 'auto', i.e. f32. */
+  weights?: WeightPrecision;
 }
 
 /** One distinct matmul of a training step, timed alone. M, N, K as the wrapper names them. */
@@ -37,6 +42,8 @@ export interface MatmulTiming {
   K: number;
   /** beta = 1: adds into its output (reads it too). */
   accumulate: boolean;
+  /** How W is stored (X W^T, dY W); f32 for dY^T X and for products with LoRA weights. */
+  weight_format: WeightFormat;
   calls_per_step: number;
   ms_per_call: number | null;
   gflops: number | null;
@@ -65,7 +72,10 @@ export interface BenchResult {
   tokens_per_step: number;
   lora: { r: number; alpha: number; dropout: number; targets: string[]; trainable_parameters: number };
   optimizer: string;
+  /** In words: the weight matrices' format and the f32 of everything else. */
   precision: string;
+  /** The format of the frozen weight matrices on the GPU. */
+  weights: WeightFormat | 'mixed';
   warmup: number;
   steps: number;
   tokens_per_s: number | null;
@@ -126,7 +136,8 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
   gpu.resetPeak();
   const bindGroupsBefore = gpu.bindGroupStats;
 
-  const model = await LlamaModel.load(gpu, randomWeightsSource(config, o.seed));
+  const model = await LlamaModel.load(gpu, randomWeightsSource(config, o.seed), { precision: o.weights ?? 'auto' });
+  const weightFormats = matrixFormats(model.weights);
   const afterWeights = gpu.bufferAccounting.liveBytes;
   const adapter = new LoraAdapter(gpu, config, o.lora);
   adapter.initPeft(o.seed);
@@ -137,9 +148,9 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
   let dispatches = 0;
   const stopObserving = gpu.observeDispatches((d) => {
     dispatches++;
-    const shape = matmulShape(d);
+    const shape = matmulShape(d, weightFormats);
     if (!shape) return;
-    const key = `${shape.kernel} ${shape.M} ${shape.N} ${shape.K} ${shape.accumulate}`;
+    const key = `${shape.kernel} ${shape.M} ${shape.N} ${shape.K} ${shape.accumulate} ${shape.weight_format}`;
     const known = shapes.get(key);
     if (known) known.calls_per_step++;
     else shapes.set(key, shape);
@@ -167,7 +178,8 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
   const workspaceBytes = model.workspaceBytes;
   const weightsBytes = afterWeights - baseline;
   const adapterBytes = afterAdapter - afterWeights;
-  const estimate = estimateTrainingMemory(config, { lora: o.lora, batchSize: o.batch, maxLength: o.seq }, gpu.limits);
+  const held = model.precision === 'mixed' ? 'f32' : model.precision;
+  const estimate = estimateTrainingMemory(config, { lora: o.lora, batchSize: o.batch, maxLength: o.seq }, gpu.limits, held);
   const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
   const info = gpu.device.adapterInfo;
   return {
@@ -187,7 +199,7 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
       head_dim: config.headDim,
       vocab_size: config.vocabSize,
       tie_word_embeddings: config.tieWordEmbeddings,
-      parameters: model.weights.bytes / 4,
+      parameters: [...expectedTensorShapes(config).values()].reduce((n, shape) => n + shape.reduce((a, b) => a * b, 1), 0),
     },
     seq: o.seq,
     batch: o.batch,
@@ -200,7 +212,9 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
       trainable_parameters: adapter.parameterCount,
     },
     optimizer: 'AdamW (clip 1.0)',
-    precision: 'f32',
+    precision:
+      model.precision === 'f32' ? 'f32' : `${model.precision} weight matrices; norms, biases, LoRA, gradients, AdamW and activations f32`,
+    weights: model.precision,
     warmup: o.memoryOnly ? 0 : o.warmup,
     steps: o.memoryOnly ? 0 : o.steps,
     tokens_per_s: stepMs.length ? (tokensPerStep * stepMs.length) / (sum(stepMs) / 1000) : null,
@@ -292,8 +306,20 @@ function randomExamples(config: ModelConfig, o: BenchOptions, steps: number): Ex
   });
 }
 
+/** Each frozen weight matrix's buffer and format, to tell which matmul dispatches read 16-bit weights. */
+function matrixFormats(weights: GpuWeights): Map<GPUBuffer, WeightFormat> {
+  const formats = new Map<GPUBuffer, WeightFormat>();
+  for (const vocab of [weights.embedding, weights.lmHead]) {
+    for (const piece of vocab.pieces) formats.set(asRange(piece.weight).buffer, vocab.format);
+  }
+  for (const layer of weights.layers) {
+    for (const m of [layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down]) formats.set(m.buffer, m.format);
+  }
+  return formats;
+}
+
 /** The wrapper-level shape of a matmul dispatch: rows x cols is the output, depth the sum (see matmul.ts). */
-function matmulShape(d: RecordedDispatch): MatmulTiming | null {
+function matmulShape(d: RecordedDispatch, weightFormats: Map<GPUBuffer, WeightFormat>): MatmulTiming | null {
   const kernel = d.kernel.name;
   const wrapper = WRAPPERS[kernel.replace(/_direct$/, '')];
   if (!wrapper) return null;
@@ -304,7 +330,9 @@ function matmulShape(d: RecordedDispatch): MatmulTiming | null {
       : wrapper === 'matmulDyW'
         ? { M: rows, N: depth, K: cols }
         : { M: depth, N: rows, K: cols };
-  return { kernel, wrapper, ...dims, accumulate: beta !== 0, calls_per_step: 1, ms_per_call: null, gflops: null };
+  const b = d.bindings.b;
+  const weight_format = wrapper === 'matmulDyTX' || !b ? 'f32' : (weightFormats.get(asRange(b).buffer) ?? 'f32');
+  return { kernel, wrapper, ...dims, accumulate: beta !== 0, weight_format, calls_per_step: 1, ms_per_call: null, gflops: null };
 }
 
 /** Milliseconds per call of one matmul shape alone: one untimed call, then enough calls to fill `minMs`. */
@@ -316,16 +344,15 @@ async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number): Promise<num
   }[s.wrapper];
   // Random operands: zeros can run faster than real data on some GPUs.
   const uniform = seededUniform(s.M * 31 + s.N * 7 + s.K);
-  const random = (floats: number, label: string) =>
-    gpu.upload(
-      Float32Array.from({ length: floats }, () => uniform() - 0.5),
-      label,
-    );
-  const [a, b] = sizes.slice(0, 2).map((floats, i) => random(floats, `bench matmul ${i}`));
+  const values = (floats: number) => Float32Array.from({ length: floats }, () => uniform() - 0.5);
+  const random = (floats: number, label: string) => gpu.upload(values(floats), label);
+  const a = random(sizes[0], 'bench matmul 0');
+  const w = values(sizes[1]);
+  const b = gpu.upload(encodeWeights({ dtype: 'F32', bytes: new Uint8Array(w.buffer) }, s.weight_format, 'bench', 'W'), 'bench matmul 1');
   const c = gpu.createBuffer(sizes[2] * 4, 'bench matmul out');
   const bias = s.kernel.startsWith('matmul_forward_bias') ? random(s.N, 'bench bias') : undefined;
   const dims = { M: s.M, N: s.N, K: s.K };
-  const opts = { beta: s.accumulate ? 1 : 0 };
+  const opts = { beta: s.accumulate ? 1 : 0, format: s.weight_format };
   const call = () => {
     if (s.wrapper === 'matmulXWt') matmulXWt(gpu, { X: a, W: b, Y: c, bias }, dims, opts);
     else if (s.wrapper === 'matmulDyW') matmulDyW(gpu, { dY: a, W: b, dX: c }, dims, opts);

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { weightPrecision } from '../cli/common';
 import { UsageError } from '../cli/usage';
 import { Gpu } from '../gpu/context';
 import { createNodeDevice } from '../gpu/node-device';
@@ -20,6 +21,8 @@ JSON object (the last stdout line), also written to bench/results/<device>-<conf
   --r 8 --alpha 2r --targets q_proj,k_proj,v_proj    LoRA settings (dropout 0)
   --warmup 1 --steps 3                               untimed, then timed optimizer steps
   --memory-only                                      build everything and record steps without running them: peak memory only
+  --weights auto|f32|bf16|f16                        how the weight matrices are stored on the GPU (the random weights are
+                                                     F32, so auto is f32; bf16/f16 store them as a 16-bit checkpoint would be)
   --seed 0                                           random weights, tokens and adapter init
   --out <file.json>                                  where to write the JSON instead
 `;
@@ -37,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
       warmup: { type: 'string', default: '1' },
       steps: { type: 'string', default: '3' },
       'memory-only': { type: 'boolean', default: false },
+      weights: { type: 'string', default: 'auto' },
       seed: { type: 'string', default: '0' },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -62,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     warmup: integer(values.warmup, '--warmup', 0),
     steps: integer(values.steps, '--steps', 1),
     memoryOnly: values['memory-only'],
+    weights: weightPrecision(values.weights),
     seed: integer(values.seed, '--seed', 0),
     matmulMinMs: 500,
   };
@@ -72,7 +77,7 @@ export async function main(argv: string[]): Promise<number> {
     git_commit: gitCommit(),
     command: ['npm', 'run', '-s', 'bench', '--', ...argv].map(shellQuote).join(' '),
   };
-  const mode = options.memoryOnly ? '-memory-only' : '';
+  const mode = `${options.weights === 'auto' ? '' : `-${options.weights}`}${options.memoryOnly ? '-memory-only' : ''}`;
   const out = resolve(values.out ?? `bench/results/${deviceSlug(result.device)}-${name}${mode}-${result.date}.json`);
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);

@@ -5,7 +5,7 @@ import { DEFAULT_EVALUATION_SETTINGS as DEFAULTS, evaluate, toCsv, toJson } from
 import { nodeFileSource } from '../model/node-file-source';
 import { openModel } from '../model/weights';
 import { prepTokenizerFor } from '../train/pipeline';
-import { loadAdapter, loadOnGpu, nonNegative, positiveInt, readDataset } from './common';
+import { loadAdapter, loadOnGpu, nonNegative, positiveInt, readDataset, WEIGHTS_OPTION, weightPrecision } from './common';
 import { UsageError } from './usage';
 
 /**
@@ -29,9 +29,11 @@ export async function evalCommand(args: string[]): Promise<number> {
       format: { type: 'string', default: 'json' },
       out: { type: 'string' },
       quiet: { type: 'boolean', default: false },
+      ...WEIGHTS_OPTION,
     },
   });
   if (!values.model) throw new UsageError('eval needs --model <dir>');
+  const precision = weightPrecision(values.weights);
   if (!values.data) throw new UsageError('eval needs --data <eval.jsonl>');
   if (values.format !== 'json' && values.format !== 'csv') throw new UsageError(`--format must be json or csv, got "${values.format}"`);
   const topP = nonNegative(values['top-p'], '--top-p');
@@ -49,7 +51,7 @@ export async function evalCommand(args: string[]): Promise<number> {
   };
   const opened = await openModel(nodeFileSource(resolve(values.model)));
   const rows = await readDataset(values.data, log);
-  const { gpu, model } = await loadOnGpu(opened);
+  const { gpu, model } = await loadOnGpu(opened, precision, log);
   const adapter = values.adapter ? await loadAdapter(gpu, values.adapter, opened) : null;
   const report = await evaluate(model, prepTokenizerFor(opened), adapter, rows, {
     ...settings,

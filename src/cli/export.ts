@@ -6,7 +6,7 @@ import { exportAdapter, type ExportFormat } from '../export/service';
 import { nodeFileSource } from '../model/node-file-source';
 import { openModel } from '../model/weights';
 import { makeBatch } from '../train/batch';
-import { loadAdapter, loadOnGpu, readAdapterFolder } from './common';
+import { loadAdapter, loadOnGpu, readAdapterFolder, WEIGHTS_OPTION, weightPrecision } from './common';
 import { UsageError } from './usage';
 
 /** `export --model <dir> --adapter <dir> --format peft|gguf|merged --out <dir> [--dtype same|f32] [--base <name>]` */
@@ -51,14 +51,18 @@ export async function exportCommand(args: string[]): Promise<number> {
 
 /** `logits --model <dir> [--adapter <dir>] --ids 1,2,3`: the last position's logits as JSON, for cross-checks with other runtimes. */
 export async function logitsCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { model: { type: 'string' }, adapter: { type: 'string' }, ids: { type: 'string' } } });
+  const { values } = parseArgs({
+    args,
+    options: { model: { type: 'string' }, adapter: { type: 'string' }, ids: { type: 'string' }, ...WEIGHTS_OPTION },
+  });
   if (!values.model || !values.ids) throw new UsageError('logits needs --model <dir> --ids 1,2,3');
+  const precision = weightPrecision(values.weights);
   const ids = values.ids.split(',').map((text) => Number(text.trim()));
   const opened = await openModel(nodeFileSource(resolve(values.model)));
   if (ids.some((id) => !Number.isInteger(id) || id < 0 || id >= opened.config.vocabSize)) {
     throw new UsageError(`--ids must be token ids in [0, ${opened.config.vocabSize})`);
   }
-  const { gpu, model } = await loadOnGpu(opened);
+  const { gpu, model } = await loadOnGpu(opened, precision);
   const adapter = values.adapter ? await loadAdapter(gpu, values.adapter, opened) : null;
   const logits = await model.lastPositionLogits(makeBatch([ids]), adapter);
   process.stdout.write(`${JSON.stringify(Array.from(logits))}\n`);

@@ -9,7 +9,7 @@ import { openModel } from '../model/weights';
 import { checkGoldenCase } from '../train/golden-check';
 import { prepTokenizerFor } from '../train/pipeline';
 import { analyzeCommand } from './analyze';
-import { loadAdapter, loadOnGpu, nonNegative, positiveInt } from './common';
+import { loadAdapter, loadOnGpu, nonNegative, positiveInt, WEIGHTS_OPTION, weightPrecision } from './common';
 import { evalCommand } from './eval';
 import { exportCommand, logitsCommand } from './export';
 import { trainCommand } from './train';
@@ -43,14 +43,15 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function golden(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { models: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({ args, options: { models: { type: 'string' }, ...WEIGHTS_OPTION }, allowPositionals: true });
   if (positionals.length !== 1) throw new UsageError('golden takes exactly one case directory');
+  const precision = weightPrecision(values.weights);
   const caseDir = resolve(positionals[0]);
   const goldenCase = await loadGoldenCase(nodeFileSource(caseDir));
   const modelsDir = resolve(values.models ?? '../shared/models');
   const { weights } = await openModel(nodeFileSource(resolve(modelsDir, goldenCase.model)));
   const gpu = new Gpu(await createNodeDevice());
-  const result = await checkGoldenCase(gpu, goldenCase, weights);
+  const result = await checkGoldenCase(gpu, goldenCase, weights, { precision });
   process.stdout.write(`${JSON.stringify(result)}\n`);
   return result.ok ? 0 : 1;
 }
@@ -66,12 +67,14 @@ async function generateCommand(args: string[]): Promise<number> {
       'top-p': { type: 'string', default: '1' },
       seed: { type: 'string', default: '0' },
       adapter: { type: 'string' },
+      ...WEIGHTS_OPTION,
     },
   });
   if (!values.model) throw new UsageError('generate needs --model <dir>');
+  const precision = weightPrecision(values.weights);
   if (values.prompt === undefined) throw new UsageError('generate needs --prompt <text>');
   const opened = await openModel(nodeFileSource(resolve(values.model)));
-  const { gpu, model } = await loadOnGpu(opened);
+  const { gpu, model } = await loadOnGpu(opened, precision);
   const adapter = values.adapter ? await loadAdapter(gpu, values.adapter, opened) : null;
   const result = await generate(model, prepTokenizerFor(opened).tokenizer, adapter, values.prompt, {
     maxNewTokens: positiveInt(values['max-new-tokens'], '--max-new-tokens'),

@@ -11,7 +11,7 @@ import { type PhaseOutcome, runProgressive, startingAdapter } from '../train/pro
 import { type TrainSettings, validateTrainSettings } from '../train/settings';
 import { trainAdapter } from '../train/run';
 import { LoraTrainer, type TrainProgress } from '../train/trainer';
-import { loadOnGpu, readAdapterFolder, readDataset } from './common';
+import { loadOnGpu, readAdapterFolder, readDataset, WEIGHTS_OPTION, weightPrecision } from './common';
 import { UsageError } from './usage';
 
 const OPTIONS = {
@@ -41,6 +41,7 @@ const OPTIONS = {
   'eval-fraction': { type: 'string' },
   seed: { type: 'string' },
   quiet: { type: 'boolean', default: false },
+  ...WEIGHTS_OPTION,
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS }>>['values'];
@@ -61,6 +62,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   const log = (line: string) => {
     if (!values.quiet) process.stderr.write(`${line}\n`);
   };
+  const precision = weightPrecision(values.weights);
   const modelDir = resolve(values.model);
   const opened = await openModel(nodeFileSource(modelDir));
   const init = values['init-adapter'] ? await readAdapterFolder(values['init-adapter'], opened) : null;
@@ -87,7 +89,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   log(
     `${data.train.length} training and ${data.eval.length} eval examples; ${data.truncatedCount} truncated to ${settings.maxLength} tokens`,
   );
-  const { gpu, model } = await loadOnGpu(opened);
+  const { gpu, model } = await loadOnGpu(opened, precision, log);
   const adapter = startingAdapter(gpu, opened.config, settings.lora, settings.seed, init, values['init-adapter']);
   log(
     `LoRA r=${settings.lora.r} alpha=${settings.lora.alpha} on ${settings.lora.targets.join(', ')}: ${adapter.parameterCount} trainable parameters`,
@@ -137,7 +139,7 @@ async function trainProgressive(
     evalRows: values.eval ? await readDataset(values.eval, log) : null,
     settings,
   };
-  const { gpu, model } = await loadOnGpu(opened);
+  const { gpu, model } = await loadOnGpu(opened, weightPrecision(values.weights), log);
   const result = await runProgressive(gpu, model, prepTokenizerFor(opened), {
     phase1,
     phase2,

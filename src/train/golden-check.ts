@@ -4,6 +4,7 @@ import { validateLoraConfig } from '../lora/config';
 import type { GoldenCase } from '../model/golden';
 import { GoldenCaseError } from '../model/errors';
 import { LlamaModel } from '../model/llama';
+import type { WeightFormat, WeightPrecision } from '../model/weight-format';
 import type { ModelWeightsSource } from '../model/weights';
 import { makeBatch } from './batch';
 import { AdamW } from './optimizer';
@@ -22,20 +23,28 @@ export interface GoldenResult {
   adamw_max_abs_err: number;
   /** Last-position logits of row 0 (first 8) against the case, when the case records them. */
   logits_max_abs_err: number | null;
+  /** How the frozen weight matrices were stored on the GPU. */
+  weights: WeightFormat | 'mixed';
   ok: boolean;
 }
 
 /**
  * Runs one golden case through the whole engine: loss and adapter gradients of the batch from
- * the case's initial adapter, then one AdamW step, each compared with PyTorch's numbers.
+ * the case's initial adapter, then one AdamW step, each compared with PyTorch's numbers. The
+ * weights are stored on the GPU as `precision` says (default 'auto': as in the checkpoint).
  */
-export async function checkGoldenCase(gpu: Gpu, golden: GoldenCase, weights: ModelWeightsSource): Promise<GoldenResult> {
+export async function checkGoldenCase(
+  gpu: Gpu,
+  golden: GoldenCase,
+  weights: ModelWeightsSource,
+  { precision = 'auto' }: { precision?: WeightPrecision } = {},
+): Promise<GoldenResult> {
   if (golden.lora.dropout > 0) {
     throw new GoldenCaseError(
       `${golden.name}: lora_dropout is ${golden.lora.dropout}; golden cases must use 0 (dropout masks cannot match PyTorch's RNG)`,
     );
   }
-  const model = await LlamaModel.load(gpu, weights);
+  const model = await LlamaModel.load(gpu, weights, { precision });
   const lora = validateLoraConfig({
     r: golden.lora.r,
     alpha: golden.lora.alpha,
@@ -88,6 +97,7 @@ export async function checkGoldenCase(gpu: Gpu, golden: GoldenCase, weights: Mod
     worst_grad_tensor: worstName,
     adamw_max_abs_err: adamwErr,
     logits_max_abs_err: logitsErr,
+    weights: model.precision,
     ok: lossRelErr <= GOLDEN_TOLERANCE.lossRelErr && worst <= GOLDEN_TOLERANCE.gradMaxRelErr && adamwErr <= GOLDEN_TOLERANCE.adamwMaxAbsErr,
   };
 }

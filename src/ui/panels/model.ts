@@ -1,4 +1,5 @@
-import type { ModelInfo } from '../../app/api';
+import type { ModelInfo, ModelLoadOptions } from '../../app/api';
+import { WEIGHT_PRECISIONS, type WeightPrecision } from '../../model/weight-format';
 import type { App, Panel } from '../app';
 import { el, errorMessage, formatBytes, formatCount, Notice, panelHeader } from '../dom';
 import { memoryView } from '../views/memory';
@@ -49,6 +50,7 @@ export class ModelPanel implements Panel {
   private readonly folderInput: HTMLInputElement;
   private readonly hubInput: HTMLInputElement;
   private readonly hubButton: HTMLButtonElement;
+  private readonly precision: HTMLSelectElement;
   private readonly drop: HTMLElement;
   private busy = false;
 
@@ -99,6 +101,17 @@ export class ModelPanel implements Panel {
       { type: 'button', class: 'secondary', 'data-testid': 'hub-load', onclick: () => void this.loadHub() },
       'Download',
     );
+    this.precision = el(
+      'select',
+      { 'data-testid': 'weights-precision', 'aria-label': 'Weight precision on the GPU' },
+      ...WEIGHT_PRECISIONS.map((p) => el('option', { value: p }, p === 'auto' ? 'as stored' : p)),
+    );
+    const precision = el(
+      'label',
+      { class: 'inline', title: "bf16 and f16 halve the weights' GPU memory; adapters always train in f32." },
+      'Weights on the GPU ',
+      this.precision,
+    );
     const hub = el(
       'div',
       { class: 'hub' },
@@ -112,6 +125,7 @@ export class ModelPanel implements Panel {
       { class: 'panel' },
       panelHeader('Model', 'A Llama-family model (Llama, SmolLM2, TinyLlama, Qwen2) in Hugging Face format.'),
       el('div', { class: 'grid-2' }, el('div', {}, this.folderInput, drop), hub),
+      precision,
       this.status,
       this.progress,
       this.notice.element,
@@ -144,27 +158,38 @@ export class ModelPanel implements Panel {
     const { training, device } = this.app.state;
     const blocked = this.busy || training || (device !== null && device.state !== 'ready');
     this.hubButton.disabled = blocked;
+    this.precision.disabled = blocked;
     this.folderInput.disabled = blocked;
     this.drop.classList.toggle('disabled', blocked);
   }
 
   private async loadLocal(files: PickedFile[]): Promise<void> {
     const name = folderName(files);
-    await this.run(`Loading ${name}…`, () => this.app.engine.loadLocalModel(files, name, (message) => this.setStatus(message)));
+    const options = this.loadOptions();
+    await this.run(`Loading ${name}…`, () => this.app.engine.loadLocalModel(files, name, (message) => this.setStatus(message), options));
   }
 
   private async loadHub(): Promise<void> {
     const repo = this.hubInput.value.trim();
+    const options = this.loadOptions();
     await this.run(`Fetching ${repo}…`, () =>
-      this.app.engine.loadHubModel(repo, (p) => {
-        const size = p.total ? ` of ${p.total.toLocaleString('en-US')}` : '';
-        this.setStatus(
-          `${p.fromCache ? 'From cache' : 'Downloading'} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`,
-        );
-        this.progress.hidden = !p.total;
-        if (p.total) this.progress.value = Math.min(1, p.loaded / p.total);
-      }),
+      this.app.engine.loadHubModel(
+        repo,
+        (p) => {
+          const size = p.total ? ` of ${p.total.toLocaleString('en-US')}` : '';
+          this.setStatus(
+            `${p.fromCache ? 'From cache' : 'Downloading'} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`,
+          );
+          this.progress.hidden = !p.total;
+          if (p.total) this.progress.value = Math.min(1, p.loaded / p.total);
+        },
+        options,
+      ),
     );
+  }
+
+  private loadOptions(): ModelLoadOptions {
+    return { weights: this.precision.value as WeightPrecision };
   }
 
   private async run(message: string, load: () => Promise<ModelInfo>): Promise<void> {
@@ -200,7 +225,7 @@ export class ModelPanel implements Panel {
       ['Attention heads', `${model.heads} query, ${model.kvHeads} key/value`, 'model-heads'],
       ['Vocabulary', model.vocab.toLocaleString('en-US'), 'model-vocab'],
       ['Context', `${model.maxPositions.toLocaleString('en-US')} tokens`, 'model-context'],
-      ['Weights on GPU', formatBytes(model.weightBytes), 'model-weights'],
+      ['Weights on GPU', `${model.weightPrecision}, ${formatBytes(model.weightBytes)}`, 'model-weights'],
       ['Tokenizer', model.tokenizerOk ? 'OK' : 'Not working', 'model-tokenizer'],
       ['Chat template', model.chatTemplate ? 'From the model' : 'None (a generic one is used for chat data)', 'model-chat'],
     ];
