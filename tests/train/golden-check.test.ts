@@ -27,6 +27,7 @@ describe('golden cases from PyTorch', () => {
       expect(result.loss_rel_err).toBeLessThanOrEqual(GOLDEN_TOLERANCE.lossRelErr);
       expect(result.grad_max_rel_err).toBeLessThanOrEqual(GOLDEN_TOLERANCE.gradMaxRelErr);
       expect(result.adamw_max_abs_err).toBeLessThanOrEqual(GOLDEN_TOLERANCE.adamwMaxAbsErr);
+      expect(result.adamw_on_ref_grads_max_abs_err).toBeLessThanOrEqual(GOLDEN_TOLERANCE.adamwMaxAbsErr);
       if (result.logits_max_abs_err !== null) expect(result.logits_max_abs_err).toBeLessThan(1e-4);
       expect(result.ok).toBe(true);
     });
