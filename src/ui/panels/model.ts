@@ -177,8 +177,9 @@ export class ModelPanel implements Panel {
         repo,
         (p) => {
           const size = p.total ? ` of ${p.total.toLocaleString('en-US')}` : '';
+          const file = `(file ${p.filesDone + 1} of ${p.filesTotal})`;
           this.setStatus(
-            `${p.fromCache ? 'From cache' : 'Downloading'} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`,
+            `${p.fromCache ? 'From cache' : 'Downloading'} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes ${file}`,
           );
           this.progress.hidden = !p.total;
           if (p.total) this.progress.value = Math.min(1, p.loaded / p.total);
