@@ -24,7 +24,19 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BUILT_IN = {"stories260K": "stories260K.json", "smollm2-135m": "smollm2-135m.json"}
+BUILT_IN = {
+    name: f"{name}.json"
+    for name in [
+        "stories260K",
+        "smollm2-135m",
+        "smollm2-360m",
+        "smollm2-1.7b",
+        "qwen2.5-0.5b",
+        "qwen2.5-1.5b",
+        "llama3.2-1b",
+        "tinyllama-1.1b",
+    ]
+}
 
 
 def parse_args(argv):

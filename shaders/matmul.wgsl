@@ -22,6 +22,11 @@
 // per-dimension workgroup limit. Offsets (off_*) are in elements: the wrapper rounds binding offsets
 // down to the device's alignment and passes the rest here, so any 4-byte-aligned sub-range works.
 // beta == 0 never reads the old output, which may hold garbage (NaN) on the first write.
+// Weight formats: src/kernels/weight-shader.ts preprocesses this source into one module per format
+// of B where B is a frozen weight W (forward, backward_input). F32 reads b as f32. BF16 and F16 read
+// b as u32 words of two 16-bit values (src/model/weight-format.ts: element e in word e / 2) and
+// widen each in b_at, so products and sums stay f32; off_b and ldb count elements either way. The
+// backward_weight entries (B = X, an activation) exist only in the F32 module.
 
 struct Params {
   rows: u32,
@@ -42,7 +47,13 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
+#if ${F32}
 @group(0) @binding(2) var<storage, read> b: array<f32>;
+fn b_at(e: u32) -> f32 { return b[e]; }
+#else
+@group(0) @binding(2) var<storage, read> b: array<u32>;
+fn b_at(e: u32) -> f32 { return widen_weight(b[e >> 1u], e); }
+#endif
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
@@ -92,9 +103,9 @@ fn load_slices(kind: u32, row0: u32, col0: u32, k0: u32, t: u32) {
     var vb = 0.0;
     if (j < p.cols && kj < p.depth) {
       if (kind == FORWARD) {
-        vb = b[p.off_b + j * p.ldb + kj];
+        vb = b_at(p.off_b + j * p.ldb + kj);
       } else {
-        vb = b[p.off_b + kj * p.ldb + j];
+        vb = b_at(p.off_b + kj * p.ldb + j);
       }
     }
     tile_b[kb * PADDED + jb] = vb;
@@ -179,6 +190,7 @@ fn matmul_backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
   store(product(BACKWARD_INPUT, origin, lid), origin, lid, vec4f(0.0));
 }
 
+#if ${F32}
 @compute @workgroup_size(16, 16)
 fn matmul_backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
                           @builtin(local_invocation_id) lid: vec3u) {
@@ -186,6 +198,7 @@ fn matmul_backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgr
   if (origin.x == 0xffffffffu) { return; }
   store(product(BACKWARD_WEIGHT, origin, lid), origin, lid, vec4f(0.0));
 }
+#endif
 
 fn load_a(kind: u32, i: u32, k: u32) -> f32 {
   if (i >= p.rows) { return 0.0; }
@@ -195,8 +208,8 @@ fn load_a(kind: u32, i: u32, k: u32) -> f32 {
 
 fn load_b(kind: u32, k: u32, j: u32) -> f32 {
   if (j >= p.cols) { return 0.0; }
-  if (kind == FORWARD) { return b[p.off_b + j * p.ldb + k]; }
-  return b[p.off_b + k * p.ldb + j];
+  if (kind == FORWARD) { return b_at(p.off_b + j * p.ldb + k); }
+  return b_at(p.off_b + k * p.ldb + j);
 }
 
 /** Block origin of this invocation (tiles_x/tiles_y count 4x4 blocks here), or u32 max past the end. */
@@ -263,9 +276,11 @@ fn matmul_backward_input_direct(@builtin(global_invocation_id) gid: vec3u, @buil
   store_direct(product_direct(BACKWARD_INPUT, origin), origin, vec4f(0.0));
 }
 
+#if ${F32}
 @compute @workgroup_size(64)
 fn matmul_backward_weight_direct(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let origin = block_origin(gid, nwg);
   if (origin.x == 0xffffffffu) { return; }
   store_direct(product_direct(BACKWARD_WEIGHT, origin), origin, vec4f(0.0));
 }
+#endif

@@ -11,6 +11,7 @@ import type { LineError } from '../data/jsonl';
 import type { EvaluationProgress, EvaluationReport } from '../eval/evaluate';
 import type { DatasetRow, SourceFormat } from '../data/types';
 import type { LoraConfig } from '../lora/config';
+import type { WeightFormat, WeightPrecision } from '../model/weight-format';
 import type {
   AdapterSummary,
   ChatReply,
@@ -69,6 +70,11 @@ export interface ModelFileEntry {
   file: Blob;
 }
 
+export interface ModelLoadOptions {
+  /** 'auto' (default) keeps each tensor's checkpoint dtype; f32, bf16 or f16 stores every weight matrix so. */
+  weights?: WeightPrecision;
+}
+
 export interface ModelInfo {
   /** Hub id (`org/name`), the local folder name, or a folder URL's last path segment. */
   name: string;
@@ -84,7 +90,7 @@ export interface ModelInfo {
   kvHeads: number;
   vocab: number;
   maxPositions: number;
-  /** Bytes the frozen weights take on the GPU (f32). */
+  /** Bytes the frozen weights take on the GPU, in the precision they are stored in there. */
   weightBytes: number;
   /** 'hf': a Hugging Face folder (config.json, safetensors); 'gguf': a GGUF file, an Ollama blob or the shards of one. */
   format: 'hf' | 'gguf';
@@ -92,6 +98,8 @@ export interface ModelInfo {
   quantization: { type: string; tensors: number; bytes: number }[] | null;
   /** GGUF only: the size of the file(s). */
   fileBytes: number | null;
+  /** How the frozen weight matrices are stored on the GPU ('mixed' when 'auto' kept a checkpoint's mixed dtypes). */
+  weightPrecision: WeightFormat | 'mixed';
   /** tokenizer.json loaded and encodes text. */
   tokenizerOk: boolean;
   /** The model's tokenizer.json, or (GGUF) the tokenizer built from the file's tokenizer.ggml.* metadata. */
@@ -301,10 +309,16 @@ export interface ChatDatasetRequest {
 export interface WebtuneEngineApi {
   /** Finds the GPU, runs a self-check and opens storage. Safe to call again (after a device loss). */
   init(): Promise<DeviceInfo>;
-  loadLocalModel(files: ModelFileEntry[], name: string, onProgress?: (message: string) => void): Promise<ModelInfo>;
-  loadHubModel(repoId: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo>;
+  /** `options.weights`: how the weight matrices are stored on the GPU (default 'auto': as in the checkpoint). */
+  loadLocalModel(
+    files: ModelFileEntry[],
+    name: string,
+    onProgress?: (message: string) => void,
+    options?: ModelLoadOptions,
+  ): Promise<ModelInfo>;
+  loadHubModel(repoId: string, onProgress?: (progress: HubProgress) => void, options?: ModelLoadOptions): Promise<ModelInfo>;
   /** A model folder URL (https, or on the page's own origin), cached in IndexedDB like Hub models. */
-  loadUrlModel(url: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo>;
+  loadUrlModel(url: string, onProgress?: (progress: HubProgress) => void, options?: ModelLoadOptions): Promise<ModelInfo>;
   estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate>;
   /** What loading this model and these datasets would download (files and sizes), or that the cache has them; nothing is downloaded. */
   planDownloads(request: DownloadPlanRequest): Promise<PlannedDownload[]>;

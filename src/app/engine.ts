@@ -32,6 +32,7 @@ import type {
   HubProgress,
   MemoryEstimate,
   ModelFileEntry,
+  ModelLoadOptions,
   ModelInfo,
   ProgressiveEvent,
   ProgressiveOutcome,
@@ -109,16 +110,21 @@ export class WebtuneEngine implements WebtuneEngineApi {
     return this.#device.describe();
   }
 
-  loadLocalModel(files: ModelFileEntry[], name: string, onProgress?: (message: string) => void): Promise<ModelInfo> {
-    return this.#tasks.exclusive('loading a model', () => this.#models.loadLocal(files, name, onProgress));
+  loadLocalModel(
+    files: ModelFileEntry[],
+    name: string,
+    onProgress?: (message: string) => void,
+    options?: ModelLoadOptions,
+  ): Promise<ModelInfo> {
+    return this.#tasks.exclusive('loading a model', () => this.#models.loadLocal(files, name, onProgress, options));
   }
 
-  loadHubModel(repoId: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo> {
-    return this.#tasks.exclusive('loading a model', () => this.#models.loadHub(repoId, onProgress));
+  loadHubModel(repoId: string, onProgress?: (progress: HubProgress) => void, options?: ModelLoadOptions): Promise<ModelInfo> {
+    return this.#tasks.exclusive('loading a model', () => this.#models.loadHub(repoId, onProgress, options));
   }
 
-  loadUrlModel(url: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo> {
-    return this.#tasks.exclusive('loading a model', () => this.#models.loadUrl(url, onProgress));
+  loadUrlModel(url: string, onProgress?: (progress: HubProgress) => void, options?: ModelLoadOptions): Promise<ModelInfo> {
+    return this.#tasks.exclusive('loading a model', () => this.#models.loadUrl(url, onProgress, options));
   }
 
   async planDownloads(request: DownloadPlanRequest): Promise<PlannedDownload[]> {
@@ -127,7 +133,9 @@ export class WebtuneEngine implements WebtuneEngineApi {
 
   async estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate> {
     const model = this.#models.current();
-    return estimateTrainingMemory(model.opened.config, validateTrainSettings(settings), deviceMemory(await this.#device.gpu()));
+    const precision = model.info.weightPrecision;
+    const weights = precision === 'mixed' ? 'f32' : precision;
+    return estimateTrainingMemory(model.opened.config, validateTrainSettings(settings), deviceMemory(await this.#device.gpu()), weights);
   }
 
   importDataset(name: string, file: Blob, fileName: string): Promise<DatasetPreview> {

@@ -12,6 +12,7 @@ import { gradNormScratchFloats } from '../kernels/grad-norm';
 import type { LoraConfig } from '../lora/config';
 import { planLoraLayout } from '../lora/layout';
 import type { ModelConfig } from '../model/config';
+import { packedBytes, type WeightFormat } from '../model/weight-format';
 import { expectedTensorShapes } from '../model/weights';
 import { planBufferSizes, planWorkspace } from '../model/workspace-plan';
 import { LOSS_LAG, type RecomputeMode } from '../train/settings';
@@ -46,7 +47,7 @@ export interface MemorySettings {
  * How the frozen weights are counted: a storage format, estimated tensor by tensor, or the bytes
  * the uploaded weights really take (`GpuWeights.bytes`) once the model is on the GPU.
  */
-export type WeightsSize = 'f32' | 'bf16' | 'f16' | { bytes: number };
+export type WeightsSize = WeightFormat | { bytes: number };
 
 /** Used when WebGPU reports no memory size: a laptop GPU with a few GB to spare. */
 export const DEFAULT_MEMORY_BUDGET_BYTES = 4 * 2 ** 30;
@@ -78,10 +79,14 @@ export function deviceMemory(gpu: Gpu): DeviceMemory {
   return { limits: gpu.limits, adapterMemoryBytes: adapterMemoryBytes(gpu.device.adapterInfo) };
 }
 
-/** Bytes of one frozen tensor on the GPU in `format` (16-bit formats pack two values per u32). */
-export function weightTensorBytes(shape: readonly number[], format: 'f32' | 'bf16' | 'f16'): number {
-  const numel = shape.reduce((a, b) => a * b, 1);
-  return allocatedSize(format === 'f32' ? numel * 4 : Math.ceil(numel / 2) * 4);
+/** Bytes of one frozen tensor on the GPU in `format`, as the upload allocates it (16-bit formats pack two values per u32). */
+export function weightTensorBytes(shape: readonly number[], format: WeightFormat): number {
+  return allocatedSize(
+    packedBytes(
+      format,
+      shape.reduce((a, b) => a * b, 1),
+    ),
+  );
 }
 
 export function estimateTrainingMemory(
@@ -99,10 +104,12 @@ export function estimateTrainingMemory(
   let weightsBytes = 0;
   let largestWeight = 0;
   for (const [name, shape] of expectedTensorShapes(config)) {
-    const bytes = weightTensorBytes(shape, format);
+    // Matrices are stored in the weight format; norms and biases stay f32 (src/model/gpu-weights.ts).
+    const tensorFormat = shape.length === 2 ? format : 'f32';
+    const bytes = weightTensorBytes(shape, tensorFormat);
     weightsBytes += bytes;
     // Vocabulary matrices are split into binding-sized pieces; one row must still fit.
-    largestWeight = Math.max(largestWeight, vocabShaped.has(name) ? weightTensorBytes([config.hiddenSize], format) : bytes);
+    largestWeight = Math.max(largestWeight, vocabShaped.has(name) ? weightTensorBytes([config.hiddenSize], tensorFormat) : bytes);
   }
   if (typeof weights !== 'string') weightsBytes = weights.bytes;
 

@@ -11,7 +11,8 @@ import { type OpenedFiles, openModelFiles } from '../model/open-files';
 import { expectedTensorShapes, type OpenedModel, openModel } from '../model/weights';
 import type { WebtuneDb } from '../storage/db';
 import { prepTokenizerFor } from '../train/pipeline';
-import type { HubProgress, ModelFileEntry, ModelInfo } from './api';
+import { isWeightPrecision, WEIGHT_PRECISIONS, type WeightPrecision } from '../model/weight-format';
+import type { HubProgress, ModelFileEntry, ModelInfo, ModelLoadOptions } from './api';
 import type { DeviceSession } from './device';
 import { EngineStateError } from './errors';
 import { hubFileSource, modelFolderName, modelFolderUrl, urlFileSource } from './hub';
@@ -22,6 +23,8 @@ export interface LoadedModel {
   source: FileSource | null;
   opened: OpenedModel;
   prep: PrepTokenizer;
+  /** How the weights go to the GPU, again after a device loss. */
+  precision: WeightPrecision;
 }
 
 export class ModelSession {
@@ -47,24 +50,31 @@ export class ModelSession {
   /**
    * A folder picked in the browser, or a GGUF file (an Ollama blob, the shards of a split file), told
    * apart by content; paths travel beside the files, which lose webkitRelativePath in a worker.
+   * `options.weights`: how the weight matrices are stored on the GPU (default 'auto': as in the checkpoint).
    */
-  loadLocal(files: ModelFileEntry[], name: string, onProgress?: (message: string) => void): Promise<ModelInfo> {
+  loadLocal(
+    files: ModelFileEntry[],
+    name: string,
+    onProgress?: (message: string) => void,
+    options: ModelLoadOptions = {},
+  ): Promise<ModelInfo> {
     onProgress?.('Reading the model files: config and tokenizer, safetensors or GGUF headers…');
-    return this.#load(() => openModelFiles(new Map(files.map((f) => [f.path, f.file])), name), name, 'local', onProgress);
+    return this.#load(() => openModelFiles(new Map(files.map((f) => [f.path, f.file])), name), name, 'local', options, onProgress);
   }
 
-  async loadHub(repoId: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo> {
+  async loadHub(repoId: string, onProgress?: (progress: HubProgress) => void, options: ModelLoadOptions = {}): Promise<ModelInfo> {
     const id = repoId.trim();
     const source = await hubFileSource(await this.storage(), id, onProgress);
-    return this.#load(async () => ({ opened: await openModel(source), source }), id, 'hub');
+    return this.#load(async () => ({ opened: await openModel(source), source }), id, 'hub', options);
   }
 
   /** A model folder on a web server (the site's demo, a static host); named after its last path segment. */
-  async loadUrl(url: string, onProgress?: (progress: HubProgress) => void): Promise<ModelInfo> {
+  async loadUrl(url: string, onProgress?: (progress: HubProgress) => void, options: ModelLoadOptions = {}): Promise<ModelInfo> {
     const origin = globalThis.location?.origin ?? '';
     const folder = modelFolderUrl(url.trim(), origin);
     const source = await urlFileSource(await this.storage(), folder.href, origin, onProgress);
-    return this.#load(async () => ({ opened: await openModel(source), source }), modelFolderName(folder), 'url', undefined, folder.href);
+    const open = async () => ({ opened: await openModel(source), source });
+    return this.#load(open, modelFolderName(folder), 'url', options, undefined, folder.href);
   }
 
   current(): LoadedModel {
@@ -80,9 +90,12 @@ export class ModelSession {
   async llama(onProgress?: (message: string) => void): Promise<LlamaModel> {
     const model = this.current();
     const gpu = await this.device.gpu();
-    this.#llama ??= await LlamaModel.load(gpu, model.opened.weights, (done, total) =>
-      onProgress?.(`Uploading weights to the GPU: ${done} of ${total} parts`),
-    );
+    this.#llama ??= await LlamaModel.load(gpu, model.opened.weights, {
+      precision: model.precision,
+      onProgress: (done, total) => onProgress?.(`Uploading weights to the GPU: ${done} of ${total} parts`),
+    });
+    model.info.weightPrecision = this.#llama.precision;
+    model.info.weightBytes = this.#llama.weights.bytes;
     return this.#llama;
   }
 
@@ -98,9 +111,14 @@ export class ModelSession {
     open: () => Promise<OpenedFiles>,
     name: string,
     origin: ModelInfo['source'],
+    options: ModelLoadOptions,
     onProgress?: (message: string) => void,
     url?: string,
   ): Promise<ModelInfo> {
+    const precision = options.weights ?? 'auto';
+    if (!isWeightPrecision(precision)) {
+      throw new EngineStateError(`Weight precision "${String(precision)}" is not one of ${WEIGHT_PRECISIONS.join(', ')}.`);
+    }
     const { opened, source } = await open();
     const prep = prepTokenizerFor(opened);
     const { config } = opened;
@@ -123,14 +141,15 @@ export class ModelSession {
       format: opened.gguf ? 'gguf' : 'hf',
       quantization: opened.gguf?.quantization ?? null,
       fileBytes: opened.gguf?.fileBytes ?? null,
+      weightPrecision: 'f32',
       tokenizerOk: prep.tokenizer.encode('Hello world').length > 0,
       tokenizerSource: opened.gguf?.tokenizer.source ?? 'tokenizer.json',
       tokenizerProblems: opened.gguf?.tokenizer.problems ?? [],
       chatTemplate: chatTemplateFromConfig(opened.tokenizerConfig) !== null,
     };
     this.release();
-    this.#model = { info, source, opened, prep };
+    this.#model = { info, source, opened, prep, precision };
     await this.llama(onProgress);
-    return info;
+    return { ...info };
   }
 }

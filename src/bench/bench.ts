@@ -4,12 +4,14 @@ import { LoraAdapter } from '../lora/adapter';
 import type { LoraConfig } from '../lora/config';
 import type { ModelConfig } from '../model/config';
 import { LlamaModel } from '../model/llama';
+import type { WeightFormat, WeightPrecision } from '../model/weight-format';
+import { expectedTensorShapes } from '../model/weights';
 import { LoraTrainer } from '../train/trainer';
 import { type RecomputeMode, validateTrainSettings } from '../train/settings';
 import { seededUniform } from '../util/random';
 import { deviceMemory, estimateTrainingMemory } from '../app/memory';
 import { type FamilyTimingMethod, familyTable, type KernelFamilyTiming, type KernelTiming, profileStep } from './families';
-import { type MatmulTiming, matmulShape, timeMatmul } from './matmul-timing';
+import { type MatmulTiming, matmulShape, matrixFormats, timeMatmul } from './matmul-timing';
 import { randomWeightsSource } from './random-weights';
 
 export type { MatmulTiming } from './matmul-timing';
@@ -35,6 +37,8 @@ export interface BenchOptions {
   memoryBudget?: number | null;
   /** How kernel families are timed: default 'timestamp-query' where the device has it, else 'alone'. */
   familyTiming?: FamilyTimingMethod;
+  /** How the (F32 random) weight matrices are stored on the GPU; default 'auto', i.e. f32. */
+  weights?: WeightPrecision;
 }
 
 export interface BenchResult {
@@ -60,7 +64,10 @@ export interface BenchResult {
   tokens_per_step: number;
   lora: { r: number; alpha: number; dropout: number; targets: string[]; trainable_parameters: number };
   optimizer: string;
+  /** In words: the weight matrices' format and the f32 of everything else. */
   precision: string;
+  /** The format of the frozen weight matrices on the GPU. */
+  weights: WeightFormat | 'mixed';
   warmup: number;
   steps: number;
   tokens_per_s: number | null;
@@ -131,7 +138,8 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
   gpu.resetPeak();
   const bindGroupsBefore = gpu.bindGroupStats;
 
-  const model = await LlamaModel.load(gpu, randomWeightsSource(config, o.seed));
+  const model = await LlamaModel.load(gpu, randomWeightsSource(config, o.seed), { precision: o.weights ?? 'auto' });
+  const weightFormats = matrixFormats(model.weights);
   const afterWeights = gpu.bufferAccounting.liveBytes;
   const adapter = new LoraAdapter(gpu, config, o.lora);
   adapter.initPeft(o.seed);
@@ -145,9 +153,9 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
   const stopObserving = gpu.observeDispatches((d) => {
     dispatches++;
     kernelDispatches.set(d.kernel.name, (kernelDispatches.get(d.kernel.name) ?? 0) + 1);
-    const shape = matmulShape(d);
+    const shape = matmulShape(d, weightFormats);
     if (!shape) return;
-    const key = `${shape.kernel} ${shape.M} ${shape.N} ${shape.K} ${shape.accumulate}`;
+    const key = `${shape.kernel} ${shape.M} ${shape.N} ${shape.K} ${shape.accumulate} ${shape.weight_format}`;
     const known = shapes.get(key);
     if (known) known.calls_per_step++;
     else shapes.set(key, shape);
@@ -189,7 +197,8 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
   const workspaceBytes = model.workspaceBytes;
   const weightsBytes = afterWeights - baseline;
   const adapterBytes = afterAdapter - afterWeights;
-  const estimate = estimateTrainingMemory(config, memorySettings(o), deviceMemory(gpu));
+  const held = model.precision === 'mixed' ? 'f32' : model.precision;
+  const estimate = estimateTrainingMemory(config, memorySettings(o), deviceMemory(gpu), held);
   const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
   const info = gpu.device.adapterInfo;
   return {
@@ -211,7 +220,7 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
       head_dim: config.headDim,
       vocab_size: config.vocabSize,
       tie_word_embeddings: config.tieWordEmbeddings,
-      parameters: model.weights.bytes / 4,
+      parameters: [...expectedTensorShapes(config).values()].reduce((n, shape) => n + shape.reduce((a, b) => a * b, 1), 0),
     },
     seq: o.seq,
     batch: o.batch,
@@ -224,7 +233,9 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
       trainable_parameters: adapter.parameterCount,
     },
     optimizer: 'AdamW (clip 1.0)',
-    precision: 'f32',
+    precision:
+      model.precision === 'f32' ? 'f32' : `${model.precision} weight matrices; norms, biases, LoRA, gradients, AdamW and activations f32`,
+    weights: model.precision,
     warmup: o.memoryOnly ? 0 : o.warmup,
     steps: o.memoryOnly ? 0 : o.steps,
     tokens_per_s: stepMs.length ? (tokensPerStep * stepMs.length) / (sum(stepMs) / 1000) : null,

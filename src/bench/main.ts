@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { gibibytes, recomputeMode } from '../cli/common';
+import { gibibytes, recomputeMode, weightPrecision } from '../cli/common';
 import { UsageError } from '../cli/usage';
 import { Gpu } from '../gpu/context';
 import { createNodeDevice } from '../gpu/node-device';
@@ -18,7 +18,7 @@ Trains a LoRA adapter on a random-init model (random token ids, nothing download
 JSON object (the last stdout line), also written to
 bench/results/<device>-<config>[-recompute][-memory-only]-<date>.json.
 
-  --config stories260K|smollm2-135m|<config.json>   model shapes (default stories260K)
+  --config <name>|<config.json>                     model shapes (default stories260K); names: the files in bench/configs
   --seq 256 --batch 4                                tokens per row, rows per step
   --r 8 --alpha 2r --targets q_proj,k_proj,v_proj    LoRA settings (dropout 0)
   --warmup 1 --steps 3                               untimed, then timed optimizer steps
@@ -27,6 +27,8 @@ bench/results/<device>-<config>[-recompute][-memory-only]-<date>.json.
   --memory-budget <GiB>                              the budget for --recompute auto (default: the device's, see src/app/memory.ts)
   --schedules auto|gpu|cpu                           kernel schedules: by device (default), or forced to one kind
   --family-timing timestamp-query|alone              how kernel families are timed (default: timestamps where offered)
+  --weights auto|f32|bf16|f16                        how the weight matrices are stored on the GPU (the random weights are
+                                                     F32, so auto is f32; bf16/f16 store them as a 16-bit checkpoint would be)
   --seed 0                                           random weights, tokens and adapter init
   --out <file.json>                                  where to write the JSON instead
 
@@ -54,6 +56,7 @@ export async function main(argv: string[]): Promise<number> {
       check: { type: 'boolean', default: false },
       schedules: { type: 'string', default: 'auto' },
       'family-timing': { type: 'string' },
+      weights: { type: 'string', default: 'auto' },
       seed: { type: 'string', default: '0' },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -106,6 +109,7 @@ export async function main(argv: string[]): Promise<number> {
     warmup: integer(values.warmup, '--warmup', 0),
     steps: integer(values.steps, '--steps', 1),
     memoryOnly: values['memory-only'],
+    weights: weightPrecision(values.weights),
     seed: integer(values.seed, '--seed', 0),
     matmulMinMs: 500,
     recompute: recomputeMode(values.recompute),
@@ -114,7 +118,8 @@ export async function main(argv: string[]): Promise<number> {
   };
 
   const result = { ...(await runBenchmark(gpu, options)), git_commit: gitCommit(), command };
-  const mode = (result.recompute.on ? '-recompute' : '') + (options.memoryOnly ? '-memory-only' : '');
+  const weights = options.weights === 'auto' ? '' : `-${options.weights}`;
+  const mode = weights + (result.recompute.on ? '-recompute' : '') + (options.memoryOnly ? '-memory-only' : '');
   await writeResult(values.out ?? `bench/results/${deviceSlug(result.device)}-${name}${mode}-${result.date}.json`, result);
   return 0;
 }

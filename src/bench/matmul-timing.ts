@@ -1,5 +1,7 @@
-import type { Gpu, RecordedDispatch } from '../gpu/context';
+import { asRange, type Gpu, type RecordedDispatch } from '../gpu/context';
 import { matmulDyTX, matmulDyW, matmulXWt } from '../kernels/matmul';
+import type { GpuWeights } from '../model/gpu-weights';
+import { encodeWeights, type WeightFormat } from '../model/weight-format';
 import { seededUniform } from '../util/random';
 
 /** One distinct matmul of a training step, timed alone. M, N, K as the wrapper names them. */
@@ -11,6 +13,8 @@ export interface MatmulTiming {
   K: number;
   /** beta = 1: adds into its output (reads it too). */
   accumulate: boolean;
+  /** How W is stored (X W^T, dY W); f32 for dY^T X and for products with LoRA weights. */
+  weight_format: WeightFormat;
   calls_per_step: number;
   ms_per_call: number | null;
   gflops: number | null;
@@ -23,8 +27,20 @@ const WRAPPERS: Record<string, MatmulTiming['wrapper']> = {
   matmul_backward_weight: 'matmulDyTX',
 };
 
+/** Each frozen weight matrix's buffer and format, to tell which matmul dispatches read 16-bit weights. */
+export function matrixFormats(weights: GpuWeights): Map<GPUBuffer, WeightFormat> {
+  const formats = new Map<GPUBuffer, WeightFormat>();
+  for (const vocab of [weights.embedding, weights.lmHead]) {
+    for (const piece of vocab.pieces) formats.set(asRange(piece.weight).buffer, vocab.format);
+  }
+  for (const layer of weights.layers) {
+    for (const m of [layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down]) formats.set(m.buffer, m.format);
+  }
+  return formats;
+}
+
 /** The wrapper-level shape of a matmul dispatch: rows x cols is the output, depth the sum (see matmul.ts). */
-export function matmulShape(d: RecordedDispatch): MatmulTiming | null {
+export function matmulShape(d: RecordedDispatch, weightFormats: Map<GPUBuffer, WeightFormat>): MatmulTiming | null {
   const kernel = d.kernel.name;
   const wrapper = WRAPPERS[kernel.replace(/_direct$/, '')];
   if (!wrapper) return null;
@@ -35,7 +51,9 @@ export function matmulShape(d: RecordedDispatch): MatmulTiming | null {
       : wrapper === 'matmulDyW'
         ? { M: rows, N: depth, K: cols }
         : { M: depth, N: rows, K: cols };
-  return { kernel, wrapper, ...dims, accumulate: beta !== 0, calls_per_step: 1, ms_per_call: null, gflops: null };
+  const b = d.bindings.b;
+  const weight_format = wrapper === 'matmulDyTX' || !b ? 'f32' : (weightFormats.get(asRange(b).buffer) ?? 'f32');
+  return { kernel, wrapper, ...dims, accumulate: beta !== 0, weight_format, calls_per_step: 1, ms_per_call: null, gflops: null };
 }
 
 /** Milliseconds per call of one matmul shape alone: one untimed call, then enough calls to fill `minMs`. */
@@ -47,16 +65,15 @@ export async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number): Prom
   }[s.wrapper];
   // Random operands: zeros can run faster than real data on some GPUs.
   const uniform = seededUniform(s.M * 31 + s.N * 7 + s.K);
-  const random = (floats: number, label: string) =>
-    gpu.upload(
-      Float32Array.from({ length: floats }, () => uniform() - 0.5),
-      label,
-    );
-  const [a, b] = sizes.slice(0, 2).map((floats, i) => random(floats, `bench matmul ${i}`));
+  const values = (floats: number) => Float32Array.from({ length: floats }, () => uniform() - 0.5);
+  const random = (floats: number, label: string) => gpu.upload(values(floats), label);
+  const a = random(sizes[0], 'bench matmul 0');
+  const w = values(sizes[1]);
+  const b = gpu.upload(encodeWeights({ dtype: 'F32', bytes: new Uint8Array(w.buffer) }, s.weight_format, 'bench', 'W'), 'bench matmul 1');
   const c = gpu.createBuffer(sizes[2] * 4, 'bench matmul out');
   const bias = s.kernel.startsWith('matmul_forward_bias') ? random(s.N, 'bench bias') : undefined;
   const dims = { M: s.M, N: s.N, K: s.K };
-  const opts = { beta: s.accumulate ? 1 : 0 };
+  const opts = { beta: s.accumulate ? 1 : 0, format: s.weight_format };
   const call = () => {
     if (s.wrapper === 'matmulXWt') matmulXWt(gpu, { X: a, W: b, Y: c, bias }, dims, opts);
     else if (s.wrapper === 'matmulDyW') matmulDyW(gpu, { dY: a, W: b, dX: c }, dims, opts);

@@ -10,6 +10,7 @@ import { createNodeDevice } from '../gpu/node-device';
 import { LoraWeights } from '../lora/adapter';
 import { LlamaModel } from '../model/llama';
 import { nodeFileSource } from '../model/node-file-source';
+import { isWeightPrecision, WEIGHT_PRECISIONS, type WeightPrecision } from '../model/weight-format';
 import type { OpenedModel } from '../model/weights';
 import { RECOMPUTE_MODES, type RecomputeMode } from '../train/settings';
 import { UsageError } from './usage';
@@ -32,10 +33,28 @@ export function errorLine(path: string, error: LineError): string {
   return `${path}:${error.line}: ${error.entry === undefined ? '' : `entry ${error.entry}: `}${error.reason}`;
 }
 
-/** A GPU device and the model's weights on it. */
-export async function loadOnGpu(opened: OpenedModel): Promise<{ gpu: Gpu; model: LlamaModel }> {
+/** The `--weights` option of every command that loads a model: how the weight matrices are stored on the GPU. */
+export const WEIGHTS_OPTION = { weights: { type: 'string', default: 'auto' } } as const;
+
+export function weightPrecision(text: string | undefined): WeightPrecision {
+  const value = text ?? 'auto';
+  if (!isWeightPrecision(value)) throw new UsageError(`--weights must be one of ${WEIGHT_PRECISIONS.join(', ')}, got "${value}"`);
+  return value;
+}
+
+/**
+ * A GPU device and the model's weights on it, stored as `precision` says ('auto': as in the
+ * checkpoint); says on stderr what the GPU holds unless `log` is given to do that.
+ */
+export async function loadOnGpu(
+  opened: OpenedModel,
+  precision: WeightPrecision = 'auto',
+  log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): Promise<{ gpu: Gpu; model: LlamaModel }> {
   const gpu = new Gpu(await createNodeDevice());
-  return { gpu, model: await LlamaModel.load(gpu, opened.weights) };
+  const model = await LlamaModel.load(gpu, opened.weights, { precision });
+  log(`weights on the GPU: ${model.precision} (${(model.weights.bytes / 2 ** 20).toFixed(1)} MiB)`);
+  return { gpu, model };
 }
 
 export function readAdapterFolder(dir: string, opened: OpenedModel): Promise<AdapterTensors> {

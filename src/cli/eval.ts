@@ -3,7 +3,7 @@ import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_EVALUATION_SETTINGS as DEFAULTS, evaluate, toCsv, toJson } from '../eval/evaluate';
 import { prepTokenizerFor } from '../train/pipeline';
-import { loadAdapter, loadOnGpu, nonNegative, positiveInt, readDataset } from './common';
+import { loadAdapter, loadOnGpu, nonNegative, positiveInt, readDataset, WEIGHTS_OPTION, weightPrecision } from './common';
 import { MODEL_OPTIONS, openCliModel } from './model-arg';
 import { UsageError } from './usage';
 
@@ -28,8 +28,10 @@ export async function evalCommand(args: string[]): Promise<number> {
       format: { type: 'string', default: 'json' },
       out: { type: 'string' },
       quiet: { type: 'boolean', default: false },
+      ...WEIGHTS_OPTION,
     },
   });
+  const precision = weightPrecision(values.weights);
   if (!values.data) throw new UsageError('eval needs --data <eval.jsonl>');
   if (values.format !== 'json' && values.format !== 'csv') throw new UsageError(`--format must be json or csv, got "${values.format}"`);
   const topP = nonNegative(values['top-p'], '--top-p');
@@ -47,7 +49,7 @@ export async function evalCommand(args: string[]): Promise<number> {
   };
   const { opened } = await openCliModel(values);
   const rows = await readDataset(values.data, log);
-  const { gpu, model } = await loadOnGpu(opened);
+  const { gpu, model } = await loadOnGpu(opened, precision, log);
   const adapter = values.adapter ? await loadAdapter(gpu, values.adapter, opened) : null;
   const report = await evaluate(model, prepTokenizerFor(opened), adapter, rows, {
     ...settings,

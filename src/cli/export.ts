@@ -5,7 +5,7 @@ import { ollamaSetupText } from '../export/modelfile';
 import { writeFolder } from '../export/node-folder';
 import { exportAdapter, type ExportFormat } from '../export/service';
 import { makeBatch } from '../train/batch';
-import { loadAdapter, loadOnGpu, readAdapterFolder } from './common';
+import { loadAdapter, loadOnGpu, readAdapterFolder, WEIGHTS_OPTION, weightPrecision } from './common';
 import { MODEL_OPTIONS, openCliModel } from './model-arg';
 import { UsageError } from './usage';
 
@@ -61,14 +61,18 @@ export async function exportCommand(args: string[]): Promise<number> {
 
 /** `logits --model <model> [--adapter <dir>] --ids 1,2,3`: the last position's logits as JSON, for cross-checks with other runtimes. */
 export async function logitsCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { ...MODEL_OPTIONS, adapter: { type: 'string' }, ids: { type: 'string' } } });
+  const { values } = parseArgs({
+    args,
+    options: { ...MODEL_OPTIONS, adapter: { type: 'string' }, ids: { type: 'string' }, ...WEIGHTS_OPTION },
+  });
   if (!values.ids) throw new UsageError('logits needs --model <model> --ids 1,2,3');
+  const precision = weightPrecision(values.weights);
   const ids = values.ids.split(',').map((text) => Number(text.trim()));
   const { opened } = await openCliModel(values);
   if (ids.some((id) => !Number.isInteger(id) || id < 0 || id >= opened.config.vocabSize)) {
     throw new UsageError(`--ids must be token ids in [0, ${opened.config.vocabSize})`);
   }
-  const { gpu, model } = await loadOnGpu(opened);
+  const { gpu, model } = await loadOnGpu(opened, precision);
   const adapter = values.adapter ? await loadAdapter(gpu, values.adapter, opened) : null;
   const logits = await model.lastPositionLogits(makeBatch([ids]), adapter);
   process.stdout.write(`${JSON.stringify(Array.from(logits))}\n`);

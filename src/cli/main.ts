@@ -9,7 +9,7 @@ import { openModel } from '../model/weights';
 import { checkGoldenCase } from '../train/golden-check';
 import { prepTokenizerFor } from '../train/pipeline';
 import { analyzeCommand } from './analyze';
-import { loadAdapter, loadOnGpu, nonNegative, positiveInt } from './common';
+import { loadAdapter, loadOnGpu, nonNegative, positiveInt, WEIGHTS_OPTION, weightPrecision } from './common';
 import { evalCommand } from './eval';
 import { exportCommand, logitsCommand } from './export';
 import { MODEL_OPTIONS, openCliModel } from './model-arg';
@@ -46,7 +46,12 @@ export async function main(argv: string[]): Promise<number> {
 async function golden(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { models: { type: 'string' }, recompute: { type: 'string', default: 'off' }, schedules: { type: 'string', default: 'auto' } },
+    options: {
+      models: { type: 'string' },
+      recompute: { type: 'string', default: 'off' },
+      schedules: { type: 'string', default: 'auto' },
+      ...WEIGHTS_OPTION,
+    },
     allowPositionals: true,
   });
   if (values.recompute !== 'on' && values.recompute !== 'off')
@@ -56,13 +61,14 @@ async function golden(args: string[]): Promise<number> {
   if (schedules !== 'auto' && schedules !== 'gpu' && schedules !== 'cpu') {
     throw new UsageError(`--schedules must be auto, gpu or cpu, got "${schedules}"`);
   }
+  const precision = weightPrecision(values.weights);
   const caseDir = resolve(positionals[0]);
   const goldenCase = await loadGoldenCase(nodeFileSource(caseDir));
   const modelsDir = resolve(values.models ?? '../shared/models');
   const { weights } = await openModel(nodeFileSource(resolve(modelsDir, goldenCase.model)));
   const gpu = new Gpu(await createNodeDevice());
   gpu.schedules = schedules;
-  const result = await checkGoldenCase(gpu, goldenCase, weights, { recompute: values.recompute === 'on' });
+  const result = await checkGoldenCase(gpu, goldenCase, weights, { recompute: values.recompute === 'on', precision });
   process.stdout.write(`${JSON.stringify(result)}\n`);
   return result.ok ? 0 : 1;
 }
@@ -78,11 +84,13 @@ async function generateCommand(args: string[]): Promise<number> {
       'top-p': { type: 'string', default: '1' },
       seed: { type: 'string', default: '0' },
       adapter: { type: 'string' },
+      ...WEIGHTS_OPTION,
     },
   });
+  const precision = weightPrecision(values.weights);
   if (values.prompt === undefined) throw new UsageError('generate needs --prompt <text>');
   const { opened } = await openCliModel(values);
-  const { gpu, model } = await loadOnGpu(opened);
+  const { gpu, model } = await loadOnGpu(opened, precision);
   const adapter = values.adapter ? await loadAdapter(gpu, values.adapter, opened) : null;
   const result = await generate(model, prepTokenizerFor(opened).tokenizer, adapter, values.prompt, {
     maxNewTokens: positiveInt(values['max-new-tokens'], '--max-new-tokens'),

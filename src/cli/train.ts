@@ -10,7 +10,7 @@ import { type PhaseOutcome, runProgressive, startingAdapter } from '../train/pro
 import { type TrainSettings, validateTrainSettings } from '../train/settings';
 import { trainAdapter } from '../train/run';
 import { LoraTrainer, type TrainProgress } from '../train/trainer';
-import { gibibytes, loadOnGpu, readAdapterFolder, readDataset, recomputeMode } from './common';
+import { gibibytes, loadOnGpu, readAdapterFolder, readDataset, recomputeMode, WEIGHTS_OPTION, weightPrecision } from './common';
 import { MODEL_OPTIONS, openCliModel } from './model-arg';
 import { UsageError } from './usage';
 
@@ -43,6 +43,7 @@ const OPTIONS = {
   recompute: { type: 'string' },
   'memory-budget': { type: 'string' },
   quiet: { type: 'boolean', default: false },
+  ...WEIGHTS_OPTION,
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS }>>['values'];
@@ -62,6 +63,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   const log = (line: string) => {
     if (!values.quiet) process.stderr.write(`${line}\n`);
   };
+  const precision = weightPrecision(values.weights);
   const base = await openCliModel(values);
   const { opened } = base;
   const init = values['init-adapter'] ? await readAdapterFolder(values['init-adapter'], opened) : null;
@@ -88,7 +90,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   log(
     `${data.train.length} training and ${data.eval.length} eval examples; ${data.truncatedCount} truncated to ${settings.maxLength} tokens`,
   );
-  const { gpu, model } = await loadOnGpu(opened);
+  const { gpu, model } = await loadOnGpu(opened, precision, log);
   const adapter = startingAdapter(gpu, opened.config, settings.lora, settings.seed, init, values['init-adapter']);
   log(
     `LoRA r=${settings.lora.r} alpha=${settings.lora.alpha} on ${settings.lora.targets.join(', ')}: ` +
@@ -140,7 +142,7 @@ async function trainProgressive(
     evalRows: values.eval ? await readDataset(values.eval, log) : null,
     settings,
   };
-  const { gpu, model } = await loadOnGpu(opened);
+  const { gpu, model } = await loadOnGpu(opened, weightPrecision(values.weights), log);
   const result = await runProgressive(gpu, model, prepTokenizerFor(opened), {
     phase1,
     phase2,

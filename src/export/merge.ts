@@ -14,6 +14,7 @@ import {
   type SafetensorsTensorInfo,
   tensorToFloat32,
 } from '../model/safetensors';
+import { f32BitsToBf16, f32BitsToF16 } from '../model/weight-format';
 import { openModel } from '../model/weights';
 import { checkAdapterTensors, type AdapterTensors } from './adapter';
 import { AdapterExportError } from './errors';
@@ -81,37 +82,6 @@ function f32BitsRoundedToOdd(x: number): number {
   const f = scratch.getFloat32(0, true);
   if (f !== x && !Number.isNaN(x) && (bits & 1) === 0) bits += Math.abs(f) > Math.abs(x) ? -1 : 1;
   return bits >>> 0;
-}
-
-function f32BitsToBf16(bits: number): number {
-  if ((bits & 0x7fffffff) > 0x7f800000) return ((bits >>> 16) & 0x8000) | 0x7fc0;
-  return (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16;
-}
-
-function f32BitsToF16(bits: number): number {
-  const sign = (bits >>> 16) & 0x8000;
-  const exponent = (bits >>> 23) & 0xff;
-  const mantissa = bits & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
-  const e = exponent - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    // Subnormal f16: the 24-bit significand shifted right, rounded to nearest even; below
-    // half the smallest subnormal everything rounds to zero.
-    if (e < -10) return sign;
-    const full = mantissa | 0x800000;
-    const shift = 14 - e;
-    const halfway = 1 << (shift - 1);
-    const rest = full & ((1 << shift) - 1);
-    let m = full >>> shift;
-    if (rest > halfway || (rest === halfway && m & 1)) m++;
-    return sign | m;
-  }
-  let m = mantissa >>> 13;
-  const rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && m & 1)) m++;
-  // A carry out of the mantissa correctly bumps the exponent (up to infinity).
-  return sign | ((e << 10) + m);
 }
 
 /** Little-endian bytes of `values` in `dtype`, each rounded to nearest, ties to even. */

@@ -133,6 +133,8 @@ export function ggufModelConfig(file: Pick<GgufFile, 'name' | 'metadata' | 'tens
     headDim,
     vocabSize,
     rmsNormEps: positiveNumber(key('attention.layer_norm_rms_epsilon')),
+    // A RoPE scaling (rope_freqs.weight, <arch>.rope.scaling.*) is refused above.
+    ropeScaling: null,
     ropeTheta: positiveNumber(key('rope.freq_base'), DEFAULT_ROPE_BASE),
     tieWordEmbeddings: !has('output.weight'),
     qkvBias: architecture === 'qwen2',

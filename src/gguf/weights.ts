@@ -8,6 +8,7 @@
 import type { ModelConfig } from '../model/config';
 import { MissingTensorError, TensorShapeError, UnsupportedModelError } from '../model/errors';
 import { expectedTensorShapes, type ModelWeightsSource } from '../model/weights';
+import type { CheckpointDtype } from '../model/weight-format';
 import type { ByteSource } from './byte-source';
 import { ggufModelConfig } from './config';
 import { type GgufFile, type GgufTensor, openGguf } from './file';
@@ -77,16 +78,38 @@ export function ggufWeightsSource(file: GgufFile, config: ModelConfig): GgufWeig
     return { type: tensor.typeName, shape: expectedShape, bytes };
   };
 
+  const tensor = async (name: string, expectedShape: number[]): Promise<Float32Array> => {
+    const t = locate(file, name, expectedShape);
+    const values = dequantize(t.typeName, await file.readTensorBytes(t), t.elements);
+    const heads = permutedHeads(config, name);
+    return heads === null ? values : toHalfSplit(values, expectedShape[0], heads);
+  };
+  // F32, F16 and BF16 tensors reach the GPU as the file stores them; block formats as the f32
+  // values of their blocks (exactly the file's weights, dequantized here).
+  const dtype = (name: string): CheckpointDtype => {
+    const type = types.get(name);
+    return type === 'F16' || type === 'BF16' ? type : 'F32';
+  };
   return {
     config,
     files: file.shards.map((s) => s.source.name),
     types,
     stored,
-    async tensor(name, expectedShape) {
-      const tensor = locate(file, name, expectedShape);
-      const values = dequantize(tensor.typeName, await file.readTensorBytes(tensor), tensor.elements);
-      const heads = permutedHeads(config, name);
-      return heads === null ? values : toHalfSplit(values, expectedShape[0], heads);
+    tensor,
+    dtype,
+    async raw(name, expectedShape, rows) {
+      const type = types.get(name);
+      let bytes: Uint8Array;
+      if (type === 'F32' || type === 'F16' || type === 'BF16') bytes = (await stored(name, expectedShape)).bytes;
+      else {
+        const values = await tensor(name, expectedShape);
+        bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+      }
+      if (rows) {
+        const rowBytes = bytes.byteLength / expectedShape[0];
+        bytes = bytes.subarray(rows[0] * rowBytes, rows[1] * rowBytes);
+      }
+      return { dtype: dtype(name), bytes, file: file.name };
     },
   };
 }

@@ -51,6 +51,8 @@ const FIELD_USE = /(?<![\w.])p\s*\.\s*(\w+)/g;
 const BARE_P = /(?<![\w.])p\b(?!\s*\.\s*\w)/;
 const LOCAL = /\b(?:let|var|const)\s*(?:<[^>]*>)?\s*(\w+)|(\w+)\s*:(?!:)/g;
 const SCALARS = new Set<string>(['u32', 'i32', 'f32']);
+/** What wgsl-preprocessor resolves (src/gpu/preprocess.ts): left in, the scanner would count both branches. */
+const PREPROCESSOR = /^[ \t]*#(?:if|elif|else|endif)\b|\$\{/m;
 
 const parsed = new Map<string, ShaderInterface>();
 
@@ -61,7 +63,9 @@ const parsed = new Map<string, ShaderInterface>();
  * name, which is what WebGPU's layout `auto` counts as used, and the `override` constants they or
  * the module-scope declarations they name (a workgroup array's size) need. A scanner for these
  * declarations, not a WGSL parser: a local that shadows a binding, an override or `p`, or a use of
- * `p` other than `p.<field>`, is refused, so that what it finds is what the shader reads.
+ * `p` other than `p.<field>`, is refused, so that what it finds is what the shader reads. It reads a
+ * preprocessed source (one weight-format variant, src/kernels/weight-shader.ts) and refuses one
+ * with directives left in.
  */
 export function entryInterface(source: string, entry: string): { shader: ShaderInterface; entry: EntryInterface } {
   const fail = (problem: string) => new ShaderInterfaceError(entry, problem);
@@ -76,6 +80,9 @@ export function entryInterface(source: string, entry: string): { shader: ShaderI
 }
 
 function parse(code: string, fail: (problem: string) => ShaderInterfaceError): ShaderInterface {
+  if (PREPROCESSOR.test(code)) {
+    throw fail('it still holds #if/#elif/#else/#endif or template placeholders: pass it through preprocessShader (src/gpu/preprocess.ts)');
+  }
   const fields = paramFields(code, fail);
   const storage = storageBindings(code, fail);
   const functions = functionBodies(code);

@@ -1,5 +1,6 @@
 import source from '../../shaders/cross-entropy.wgsl?raw';
 import { asRange, type Binding, type Gpu } from '../gpu/context';
+import { bytesPerWeight, type WeightFormat } from '../model/weight-format';
 import { matmulDyW, matmulXWt } from './matmul';
 
 const WG = 256;
@@ -7,7 +8,10 @@ const FINISH_WG = 64;
 /** Output tile width of matmul.wgsl: chunks that are multiples of it leave no idle columns. */
 const MATMUL_TILE = 64;
 
-/** Rows rowStart .. rowStart + rows - 1 of the [V, C] lm_head (or tied embedding) matrix. */
+/**
+ * Rows rowStart .. rowStart + rows - 1 of the [V, C] lm_head (or tied embedding) matrix, in the
+ * weight format the caller passes (src/model/weight-format.ts): row r starts r * C elements in.
+ */
 export interface VocabPiece {
   weight: Binding;
   rowStart: number;
@@ -52,19 +56,20 @@ export function crossEntropyChunkRows(M: number, maxScratchBytes: number): numbe
  * a piece). `lossScale` (default 1) scales only the gradient: the caller passes 1 / (non-ignored
  * targets in the whole optimizer step). The backward pass recomputes each chunk's logits (the forward pass needs
  * the full log-sum-exp first) and walks the chunks in reverse so the last forward chunk's logits,
- * still in the scratch, are reused.
+ * still in the scratch, are reused. `format` is how the lm_head pieces are stored (default 'f32');
+ * the logits, the loss and dHidden are f32.
  */
 export function crossEntropyForwardBackward(
   gpu: Gpu,
   t: CrossEntropyTensors,
   { M, C, V, chunk }: CrossEntropyDims,
-  { lossScale = 1 }: { lossScale?: number } = {},
+  { lossScale = 1, format = 'f32' }: { lossScale?: number; format?: WeightFormat } = {},
 ): void {
   if (asRange(t.scratch).size < M * chunk * 4) throw new Error(`cross-entropy: scratch needs ${M * chunk * 4} bytes`);
-  const chunks = vocabChunks(t.lmHead, V, C, chunk);
+  const chunks = vocabChunks(t.lmHead, V, C, chunk, format);
   const rowGrid = gpu.grid(M);
   chunks.forEach((c, i) => {
-    matmulXWt(gpu, { X: t.hidden, W: c.weight, Y: t.scratch }, { M, N: c.len, K: C });
+    matmulXWt(gpu, { X: t.hidden, W: c.weight, Y: t.scratch }, { M, N: c.len, K: C }, { format });
     gpu.dispatch(gpu.kernel(source, 'cross_entropy_forward_chunk'), {
       params: { rows: M, len: c.len, col0: c.col0, first: i === 0 ? 1 : 0, vocab: V },
       bindings: { logits: t.scratch, targets: t.targets, stats: t.stats },
@@ -80,29 +85,33 @@ export function crossEntropyForwardBackward(
   for (let i = chunks.length - 1; i >= 0; i--) {
     const c = chunks[i];
     const last = i === chunks.length - 1;
-    if (!last) matmulXWt(gpu, { X: t.hidden, W: c.weight, Y: t.scratch }, { M, N: c.len, K: C });
+    if (!last) matmulXWt(gpu, { X: t.hidden, W: c.weight, Y: t.scratch }, { M, N: c.len, K: C }, { format });
     gpu.dispatch(gpu.kernel(source, 'cross_entropy_backward_chunk'), {
       params: { rows: M, len: c.len, col0: c.col0, vocab: V, loss_scale: lossScale },
       bindings: { logits: t.scratch, targets: t.targets, stats: t.stats },
       workgroups: gpu.grid(Math.ceil((M * c.len) / WG)),
     });
-    matmulDyW(gpu, { dY: t.scratch, W: c.weight, dX: t.dHidden }, { M, N: c.len, K: C }, { beta: last ? 0 : 1 });
+    matmulDyW(gpu, { dY: t.scratch, W: c.weight, dX: t.dHidden }, { M, N: c.len, K: C }, { beta: last ? 0 : 1, format });
   }
 }
 
-/** out [rows, V] = logits of hidden rows rowStart .. rowStart + rows - 1 (generation: the last position). */
+/**
+ * out [rows, V] = logits of hidden rows rowStart .. rowStart + rows - 1 (generation: the last
+ * position); `format` is how the lm_head pieces are stored (default 'f32').
+ */
 export function logitsForRows(
   gpu: Gpu,
   { hidden, lmHead, out }: { hidden: Binding; lmHead: VocabPiece[]; out: Binding },
   { rowStart, rows, C, V }: { rowStart: number; rows: number; C: number; V: number },
+  { format = 'f32' }: { format?: WeightFormat } = {},
 ): void {
   if (rows === 0) return;
   const h = asRange(hidden);
   const o = asRange(out);
   const hiddenRows = { buffer: h.buffer, offset: h.offset + rowStart * C * 4, size: rows * C * 4 };
-  for (const piece of checkedPieces(lmHead, V, C)) {
+  for (const piece of checkedPieces(lmHead, V, C, format)) {
     const outColumns = { buffer: o.buffer, offset: o.offset + piece.rowStart * 4, size: ((rows - 1) * V + piece.rows) * 4 };
-    matmulXWt(gpu, { X: hiddenRows, W: piece.weight, Y: outColumns }, { M: rows, N: piece.rows, K: C, outStride: V });
+    matmulXWt(gpu, { X: hiddenRows, W: piece.weight, Y: outColumns }, { M: rows, N: piece.rows, K: C, outStride: V }, { format });
   }
 }
 
@@ -114,15 +123,16 @@ interface Chunk {
 }
 
 /** Splits the pieces into chunks of at most `chunk` rows. */
-function vocabChunks(pieces: VocabPiece[], V: number, C: number, chunk: number): Chunk[] {
+function vocabChunks(pieces: VocabPiece[], V: number, C: number, chunk: number, format: WeightFormat): Chunk[] {
   if (chunk < 1) throw new Error(`cross-entropy: chunk must be positive, got ${chunk}`);
+  const rowBytes = C * bytesPerWeight(format);
   const chunks: Chunk[] = [];
-  for (const piece of checkedPieces(pieces, V, C)) {
+  for (const piece of checkedPieces(pieces, V, C, format)) {
     const w = asRange(piece.weight);
     for (let local = 0; local < piece.rows; local += chunk) {
       const len = Math.min(chunk, piece.rows - local);
       chunks.push({
-        weight: { buffer: w.buffer, offset: w.offset + local * C * 4, size: len * C * 4 },
+        weight: { buffer: w.buffer, offset: w.offset + local * rowBytes, size: len * rowBytes },
         col0: piece.rowStart + local,
         len,
       });
@@ -132,12 +142,12 @@ function vocabChunks(pieces: VocabPiece[], V: number, C: number, chunk: number):
 }
 
 /** The pieces in vocabulary order, after checking that they tile [0, V) and hold their rows. */
-function checkedPieces(pieces: VocabPiece[], V: number, C: number): VocabPiece[] {
+function checkedPieces(pieces: VocabPiece[], V: number, C: number, format: WeightFormat): VocabPiece[] {
   const sorted = [...pieces].sort((a, b) => a.rowStart - b.rowStart);
   let next = 0;
   for (const piece of sorted) {
     if (piece.rowStart !== next) throw new Error(`cross-entropy: vocabulary rows from ${next} are missing or overlap`);
-    if (asRange(piece.weight).size < piece.rows * C * 4) {
+    if (asRange(piece.weight).size < piece.rows * C * bytesPerWeight(format)) {
       throw new Error(`cross-entropy: the piece at row ${piece.rowStart} holds fewer than ${piece.rows} rows`);
     }
     next += piece.rows;

@@ -1,5 +1,7 @@
 import source from '../../shaders/matmul.wgsl?raw';
 import { asRange, type Binding, type Gpu } from '../gpu/context';
+import { bytesPerWeight, type WeightFormat } from '../model/weight-format';
+import { weightShader } from './weight-shader';
 
 const TILE = 64;
 
@@ -13,6 +15,11 @@ export interface MatmulOptions {
    * Default: chosen from the device.
    */
   schedule?: 'tiled' | 'direct';
+  /**
+   * How W is stored (src/model/weight-format.ts); default 'f32'. With 'bf16' or 'f16', W's binding
+   * offset may be any multiple of 2 bytes. Only for the products with a frozen weight (X W^T, dY W).
+   */
+  format?: WeightFormat;
 }
 
 /** Sizes as the wrappers name them: the layer y [M, N] = x [M, K] W^T with W [N, K]. */
@@ -37,7 +44,7 @@ export function matmulXWt(
   if (ldc < N) throw new Error(`matmulXWt: outStride ${ldc} < N ${N}`);
   product(gpu, t.bias ? 'matmul_forward_bias' : 'matmul_forward', {
     a: operand(gpu, t.X, M * K, 'X'),
-    b: operand(gpu, t.W, N * K, 'W'),
+    b: operand(gpu, t.W, N * K, 'W', opts.format),
     c: operand(gpu, t.Y, M === 0 || N === 0 ? 0 : (M - 1) * ldc + N, 'Y'),
     bias: t.bias ? operand(gpu, t.bias, N, 'bias') : undefined,
     rows: M,
@@ -54,7 +61,7 @@ export function matmulXWt(
 export function matmulDyW(gpu: Gpu, t: { dY: Binding; W: Binding; dX: Binding }, { M, N, K }: MatmulDims, opts: MatmulOptions = {}): void {
   product(gpu, 'matmul_backward_input', {
     a: operand(gpu, t.dY, M * N, 'dY'),
-    b: operand(gpu, t.W, N * K, 'W'),
+    b: operand(gpu, t.W, N * K, 'W', opts.format),
     c: operand(gpu, t.dX, M * K, 'dX'),
     rows: M,
     cols: K,
@@ -66,8 +73,9 @@ export function matmulDyW(gpu: Gpu, t: { dY: Binding; W: Binding; dX: Binding },
   });
 }
 
-/** dW [N,K] = alpha * dY [M,N]^T X [M,K] + beta * dW. */
+/** dW [N,K] = alpha * dY [M,N]^T X [M,K] + beta * dW; every operand f32 (no frozen weight is involved). */
 export function matmulDyTX(gpu: Gpu, t: { dY: Binding; X: Binding; dW: Binding }, { M, N, K }: MatmulDims, opts: MatmulOptions = {}): void {
+  if ((opts.format ?? 'f32') !== 'f32') throw new Error(`matmulDyTX: operands are f32, not ${opts.format}`);
   product(gpu, 'matmul_backward_weight', {
     a: operand(gpu, t.dY, M * N, 'dY'),
     b: operand(gpu, t.X, M * K, 'X'),
@@ -92,15 +100,19 @@ interface Operand {
  * Rounds a binding's offset down to the device's storage offset alignment and returns the rest in
  * elements, so callers may address any row of a matrix (a vocabulary chunk, one token's hidden
  * state). Out-of-range reads in WGSL are silently clamped, so a too-small binding fails here instead.
+ * A 16-bit weight may start and end in the middle of a word: the bound range is widened to whole
+ * words, which stay inside the buffer since buffers are whole words.
  */
-function operand(gpu: Gpu, binding: Binding, elements: number, name: string): Operand {
+function operand(gpu: Gpu, binding: Binding, elements: number, name: string, format: WeightFormat = 'f32'): Operand {
   const { buffer, offset, size } = asRange(binding);
-  if (offset % 4 !== 0) throw new Error(`matmul: ${name} offset ${offset} is not a multiple of 4`);
-  if (size < elements * 4) throw new Error(`matmul: ${name} needs ${elements * 4} bytes, binding has ${size}`);
+  const bytes = bytesPerWeight(format);
+  if (offset % bytes !== 0) throw new Error(`matmul: ${name} offset ${offset} is not a multiple of ${bytes}`);
+  if (size < elements * bytes) throw new Error(`matmul: ${name} needs ${elements * bytes} bytes, binding has ${size}`);
   const align = gpu.limits.minStorageBufferOffsetAlignment;
   const base = offset - (offset % align);
-  if (base === offset) return { binding, offset: 0 };
-  return { binding: { buffer, offset: base, size: size + offset - base }, offset: (offset - base) / 4 };
+  const boundSize = Math.ceil((size + offset - base) / 4) * 4;
+  if (base === offset && boundSize === size) return { binding, offset: 0 };
+  return { binding: { buffer, offset: base, size: boundSize }, offset: (offset - base) / bytes };
 }
 
 function product(
@@ -139,7 +151,7 @@ function product(
     alpha: d.opts.alpha ?? 1,
     beta: d.opts.beta ?? 0,
   };
-  gpu.dispatch(gpu.kernel(source, direct ? `${entry}_direct` : entry), {
+  gpu.dispatch(gpu.kernel(weightShader(source, d.opts.format ?? 'f32'), direct ? `${entry}_direct` : entry), {
     params: d.bias ? { ...params, off_bias: d.bias.offset } : params,
     bindings: { a: d.a.binding, b: d.b.binding, c: d.c.binding, bias: d.bias?.binding },
     workgroups: gpu.grid(direct ? Math.ceil((tilesX * tilesY) / 64) : tilesX * tilesY),

@@ -1,8 +1,8 @@
 /**
  * Reads a Hugging Face config.json into the sizes the engine needs, with the defaults the
  * transformers config classes apply, and rejects anything the engine would silently compute
- * differently from transformers (other architectures, activations, RoPE scaling, extra biases,
- * sliding-window attention).
+ * differently from transformers (other architectures, activations, RoPE scalings other than
+ * Llama 3's, extra biases, sliding-window attention).
  */
 import { UnsupportedModelError } from './errors';
 
@@ -17,12 +17,28 @@ export interface ModelConfig {
   vocabSize: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** Llama 3.x frequency-dependent RoPE scaling, or null for plain RoPE. */
+  ropeScaling: RopeScaling | null;
   tieWordEmbeddings: boolean;
   /** Biases on q/k/v projections (always for Qwen2, never for the Llama models accepted). */
   qkvBias: boolean;
   maxPositionEmbeddings: number;
   bosTokenId: number | null;
   eosTokenIds: number[];
+}
+
+/**
+ * `rope_type: "llama3"`: the inverse frequencies of plain RoPE, divided by `factor` where their
+ * wavelength exceeds originalMaxPositionEmbeddings / lowFreqFactor, kept where it is below
+ * originalMaxPositionEmbeddings / highFreqFactor, and blended smoothly in between (transformers'
+ * _compute_llama3_parameters; src/kernels/rope.ts builds the table).
+ */
+export interface RopeScaling {
+  type: 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositionEmbeddings: number;
 }
 
 const ARCHITECTURE_CLASSES: Record<string, ModelConfig['architecture']> = {
@@ -104,7 +120,7 @@ export function parseModelConfig(json: unknown, fileName = 'config.json'): Model
 
   const defaults = DEFAULTS[architecture];
   const rmsNormEps = present('rms_norm_eps') ? positiveNumber('rms_norm_eps', cfg.rms_norm_eps) : defaults.rmsNormEps;
-  const ropeTheta = parseRope(cfg, positiveNumber, unsupported);
+  const { theta: ropeTheta, scaling: ropeScaling } = parseRope(cfg, positiveNumber, unsupported);
 
   if (architecture === 'llama') {
     if (flag('attention_bias', false))
@@ -141,6 +157,7 @@ export function parseModelConfig(json: unknown, fileName = 'config.json'): Model
     vocabSize,
     rmsNormEps,
     ropeTheta,
+    ropeScaling,
     tieWordEmbeddings: flag('tie_word_embeddings', false),
     qkvBias: architecture === 'qwen2',
     maxPositionEmbeddings: positiveInt('max_position_embeddings', defaults.maxPositionEmbeddings),
@@ -176,14 +193,18 @@ function detectArchitecture(
 }
 
 /**
- * RoPE base frequency. Newer transformers versions write `rope_parameters` instead of
- * `rope_theta`/`rope_scaling`; both spell "no scaling" as a missing/null value or type "default".
+ * RoPE base frequency and scaling. Newer transformers versions write `rope_parameters` (base
+ * frequency and scaling in one object) instead of `rope_theta`/`rope_scaling`; both spell "no
+ * scaling" as a missing/null value or type "default". Llama 3's "llama3" is the one scaling
+ * implemented; any other (linear, dynamic, yarn, longrope...) changes the positions the model was
+ * trained for, so it is refused rather than ignored.
  */
 function parseRope(
   cfg: Record<string, unknown>,
   positiveNumber: (key: string, value: unknown) => number,
   unsupported: (feature: string, problem: string) => never,
-): number {
+): { theta: number; scaling: RopeScaling | null } {
+  let scaling: RopeScaling | null = null;
   for (const key of ['rope_scaling', 'rope_parameters']) {
     const value = cfg[key];
     if (value === undefined || value === null) continue;
@@ -191,13 +212,51 @@ function parseRope(
     // rope_parameters always carries the base frequency, so a missing type there means plain RoPE;
     // a rope_scaling object without a type is some scaling we cannot identify.
     const type = value.rope_type ?? value.type ?? (key === 'rope_parameters' ? 'default' : undefined);
-    if (type !== 'default') {
+    if (type === 'default') continue;
+    if (type !== 'llama3') {
       const named = type === undefined ? 'without a type' : `of type ${JSON.stringify(type)}`;
-      return unsupported(key, `RoPE scaling ${named} (${key}) is not supported; only plain RoPE (rope_scaling: null) is`);
+      return unsupported(key, `RoPE scaling ${named} (${key}) is not supported; only plain RoPE and Llama 3's "llama3" scaling are`);
     }
+    scaling = parseLlama3Scaling(key, value, positiveNumber, unsupported);
   }
   const params = cfg.rope_parameters;
-  if (isRecord(params) && params.rope_theta !== undefined) return positiveNumber('rope_parameters.rope_theta', params.rope_theta);
-  if (cfg.rope_theta !== undefined && cfg.rope_theta !== null) return positiveNumber('rope_theta', cfg.rope_theta);
-  return 10000;
+  let theta = 10000;
+  if (isRecord(params) && params.rope_theta !== undefined) theta = positiveNumber('rope_parameters.rope_theta', params.rope_theta);
+  else if (cfg.rope_theta !== undefined && cfg.rope_theta !== null) theta = positiveNumber('rope_theta', cfg.rope_theta);
+  return { theta, scaling };
+}
+
+function parseLlama3Scaling(
+  key: string,
+  value: Record<string, unknown>,
+  positiveNumber: (key: string, value: unknown) => number,
+  unsupported: (feature: string, problem: string) => never,
+): RopeScaling {
+  const field = (name: string) => {
+    if (value[name] === undefined || value[name] === null) {
+      return unsupported(`${key}.${name}`, `llama3 RoPE scaling (${key}) needs "${name}", which is missing`);
+    }
+    return positiveNumber(`${key}.${name}`, value[name]);
+  };
+  const scaling: RopeScaling = {
+    type: 'llama3',
+    factor: field('factor'),
+    lowFreqFactor: field('low_freq_factor'),
+    highFreqFactor: field('high_freq_factor'),
+    originalMaxPositionEmbeddings: field('original_max_position_embeddings'),
+  };
+  if (!Number.isSafeInteger(scaling.originalMaxPositionEmbeddings)) {
+    unsupported(
+      `${key}.original_max_position_embeddings`,
+      `"original_max_position_embeddings" is ${scaling.originalMaxPositionEmbeddings}, expected an integer`,
+    );
+  }
+  // The smooth band divides by high - low; equal factors leave no band to blend over.
+  if (scaling.highFreqFactor <= scaling.lowFreqFactor) {
+    unsupported(
+      `${key}.high_freq_factor`,
+      `llama3 RoPE scaling needs high_freq_factor (${scaling.highFreqFactor}) above low_freq_factor (${scaling.lowFreqFactor})`,
+    );
+  }
+  return scaling;
 }

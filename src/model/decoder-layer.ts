@@ -16,7 +16,7 @@ import type { LoraAdapter, LoraWeights } from '../lora/adapter';
 import type { LoraTarget } from '../lora/config';
 import type { Batch } from '../train/batch';
 import type { ModelConfig } from './config';
-import type { GpuWeights } from './gpu-weights';
+import type { GpuMatrix, GpuWeights } from './gpu-weights';
 import type { KvCache } from './kv-cache';
 import type { Workspace } from './workspace';
 import { gradientBelow } from './workspace-plan';
@@ -58,7 +58,7 @@ export function recordLayerForward(p: LayerPass, l: number, out: GPUBuffer | nul
   const D = config.headDim;
   const I = config.intermediateSize;
   const norm = { eps: config.rmsNormEps };
-  const rope = { theta: config.ropeTheta };
+  const rope = { theta: config.ropeTheta, scaling: config.ropeScaling };
   const w = p.weights.layers[l];
   const a = ws.layer(l);
   const x = ws.streamAt(l);
@@ -96,7 +96,7 @@ function project(
   layer: number,
   target: LoraTarget,
   x: GPUBuffer,
-  w: GPUBuffer,
+  w: GpuMatrix,
   y: GPUBuffer,
   inF: number,
   outF: number,
@@ -104,7 +104,7 @@ function project(
 ): void {
   const { gpu, adapter, ws } = p;
   const M = p.batch.B * p.batch.T;
-  matmulXWt(gpu, { X: x, W: w, Y: y, bias }, { M, N: outF, K: inF });
+  matmulXWt(gpu, { X: x, W: w.buffer, Y: y, bias }, { M, N: outF, K: inF }, { format: w.format });
   const module = adapter?.module(layer, target);
   if (!adapter || !module) return;
   const act = ws.layer(layer);
@@ -136,11 +136,11 @@ export function recordLayerBackward(p: LayerPass, adapter: LoraAdapter, l: numbe
   const KV = config.numKvHeads;
   const D = config.headDim;
   const I = config.intermediateSize;
-  const rope = { theta: config.ropeTheta };
+  const rope = { theta: config.ropeTheta, scaling: config.ropeScaling };
   const w = p.weights.layers[l];
   const a = ws.layer(l);
   const below = (slot: number) => gradientBelow(adapter.config.targets, l, slot);
-  const back = (target: LoraTarget, dy: Binding, x: GPUBuffer, wt: GPUBuffer, dx: GPUBuffer, inF: number, outF: number, slot: number) =>
+  const back = (target: LoraTarget, dy: Binding, x: GPUBuffer, wt: GpuMatrix, dx: GPUBuffer, inF: number, outF: number, slot: number) =>
     projectBackward(p, adapter, l, target, dy, x, wt, below(slot) ? dx : null, inF, outF);
 
   // MLP branch: y = h + down(silu(gate(n2)) * up(n2)), n2 = rms(h).
@@ -183,7 +183,7 @@ function projectBackward(
   target: LoraTarget,
   dy: Binding,
   x: GPUBuffer,
-  w: GPUBuffer,
+  w: GpuMatrix,
   dx: GPUBuffer | null,
   inF: number,
   outF: number,
@@ -191,7 +191,7 @@ function projectBackward(
   const { gpu, ws } = p;
   const M = p.batch.B * p.batch.T;
   const accumulate = target === 'k_proj' || target === 'v_proj' || target === 'up_proj';
-  if (dx) matmulDyW(gpu, { dY: dy, W: w, dX: dx }, { M, N: outF, K: inF }, { beta: accumulate ? 1 : 0 });
+  if (dx) matmulDyW(gpu, { dY: dy, W: w.buffer, dX: dx }, { M, N: outF, K: inF }, { beta: accumulate ? 1 : 0, format: w.format });
   const module = adapter.module(layer, target);
   if (!module) return;
   const act = ws.layer(layer);

@@ -66,6 +66,22 @@ export class TensorShapeError extends ModelLoadError {
   }
 }
 
+/** A weight outside the float16 range, so the tensor cannot be stored as f16 (`--weights f16`). */
+export class WeightRangeError extends ModelLoadError {
+  override name = 'WeightRangeError';
+  constructor(
+    readonly file: string,
+    readonly tensor: string,
+    readonly value: number,
+    readonly index: number,
+  ) {
+    super(
+      `${file}: tensor "${tensor}" holds ${value} (element ${index}), beyond the float16 range of +-65504, so it cannot be ` +
+        'stored as f16. Load the weights as bf16 (the same range as f32) or f32 instead.',
+    );
+  }
+}
+
 export class MissingFileError extends ModelLoadError {
   override name = 'MissingFileError';
   constructor(

@@ -6,8 +6,9 @@ import type { LoraAdapter, LoraWeights } from '../lora/adapter';
 import { type Batch, makeBatch } from '../train/batch';
 import type { ModelConfig } from './config';
 import { type ForwardOptions, type LayerPass, recordLayerBackward, recordLayerForward } from './decoder-layer';
-import { destroyWeights, type GpuWeights, uploadWeights } from './gpu-weights';
+import { destroyWeights, type GpuWeights, type UploadOptions, uploadWeights } from './gpu-weights';
 import { KvCache, KvCacheError } from './kv-cache';
+import type { WeightFormat } from './weight-format';
 import type { ModelWeightsSource } from './weights';
 import { Workspace } from './workspace';
 import { type PassKind, planCovers, planWorkspace } from './workspace-plan';
@@ -46,8 +47,14 @@ export class LlamaModel {
     readonly weights: GpuWeights,
   ) {}
 
-  static async load(gpu: Gpu, source: ModelWeightsSource, onProgress?: (done: number, total: number) => void): Promise<LlamaModel> {
-    return new LlamaModel(gpu, source.config, await uploadWeights(gpu, source.config, source, onProgress));
+  /** Uploads the weights; `options.precision` says how the weight matrices are stored (default 'auto': as in the checkpoint). */
+  static async load(gpu: Gpu, source: ModelWeightsSource, options: UploadOptions = {}): Promise<LlamaModel> {
+    return new LlamaModel(gpu, source.config, await uploadWeights(gpu, source.config, source, options));
+  }
+
+  /** How the frozen weight matrices are stored on the GPU ('mixed' when the checkpoint mixes dtypes and 'auto' kept them). */
+  get precision(): WeightFormat | 'mixed' {
+    return this.weights.precision;
   }
 
   /** Bytes held by activations for the most recent batch shape. */
@@ -96,10 +103,10 @@ export class LlamaModel {
         dHidden: training ? ws.dNorm : undefined,
         scratch: ws.ceScratch,
         stats: ws.ceStats,
-        lmHead: this.weights.lmHead,
+        lmHead: this.weights.lmHead.pieces,
       },
       { M: batch.B * batch.T, C: this.config.hiddenSize, V: this.config.vocabSize, chunk: ws.ceChunk },
-      training ? { lossScale } : {},
+      { ...(training ? { lossScale } : {}), format: this.weights.lmHead.format },
     );
   }
 
@@ -138,8 +145,9 @@ export class LlamaModel {
     const V = this.config.vocabSize;
     logitsForRows(
       this.gpu,
-      { hidden: ws.nFinal, lmHead: this.weights.lmHead, out: cache.logits },
+      { hidden: ws.nFinal, lmHead: this.weights.lmHead.pieces, out: cache.logits },
       { rowStart: ids.length - 1, rows: 1, C: this.config.hiddenSize, V },
+      { format: this.weights.lmHead.format },
     );
     return this.gpu.readF32(cache.logits, V);
   }
@@ -152,8 +160,9 @@ export class LlamaModel {
     for (let b = 0; b < batch.B; b++) {
       logitsForRows(
         this.gpu,
-        { hidden: ws.nFinal, lmHead: this.weights.lmHead, out: { buffer: out, offset: b * V * 4, size: V * 4 } },
+        { hidden: ws.nFinal, lmHead: this.weights.lmHead.pieces, out: { buffer: out, offset: b * V * 4, size: V * 4 } },
         { rowStart: b * batch.T + batch.T - 1, rows: 1, C: this.config.hiddenSize, V },
+        { format: this.weights.lmHead.format },
       );
     }
     const logits = await this.gpu.readF32(out, batch.B * V);
@@ -199,11 +208,12 @@ export class LlamaModel {
     gpu.write(ws.ids, batch.ids);
     gpu.write(ws.targets, batch.targets);
 
-    for (const piece of weights.embedding) {
+    for (const piece of weights.embedding.pieces) {
       embeddingForward(
         gpu,
         { ids: ws.ids, table: piece.weight, out: ws.streamAt(0) },
         { M, C, rowStart: piece.rowStart, rowCount: piece.rows },
+        { format: weights.embedding.format },
       );
     }
     const p: LayerPass = { gpu, config, weights, batch, adapter, opts, cache, ws };

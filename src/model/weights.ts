@@ -8,6 +8,7 @@ import type { GgufFile } from '../gguf/file';
 import { type ModelConfig, parseModelConfig } from './config';
 import { MissingFileError, MissingTensorError, ModelLoadError, TensorShapeError, UnsupportedModelError } from './errors';
 import type { FileSource } from './file-source';
+import type { CheckpointDtype, RawTensor } from './weight-format';
 import {
   CONVERTIBLE_DTYPES,
   readSafetensorsHeader,
@@ -22,6 +23,14 @@ export interface ModelWeightsSource {
   files: string[];
   /** Reads one tensor (only its byte range) as f32, after checking it has `expectedShape`. */
   tensor(name: string, expectedShape: number[]): Promise<Float32Array>;
+  /**
+   * Reads one tensor's bytes as the file stores them, with their dtype (F32, F16 or BF16), after
+   * the same checks: what the GPU upload uses, so a 16-bit tensor is never widened on the way.
+   * With `rows` [start, end), only those rows of the first dimension (one vocabulary piece).
+   */
+  raw(name: string, expectedShape: number[], rows?: [number, number]): Promise<RawTensor>;
+  /** How the checkpoint stores a tensor (from the headers; nothing is read). */
+  dtype(name: string): CheckpointDtype;
 }
 
 export interface OpenedModel {
@@ -162,6 +171,17 @@ function checkTensor(location: Location | undefined, listedIn: string, name: str
   return location;
 }
 
+/** Byte range (relative to the data section) of rows [start, end) of a tensor's first dimension; the whole tensor without `rows`. */
+export function rowRange(info: SafetensorsTensorInfo, rows?: [number, number]): [number, number] {
+  if (!rows) return [info.begin, info.end];
+  const [start, end] = rows;
+  const rowBytes = (info.end - info.begin) / info.shape[0];
+  if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end && end <= info.shape[0])) {
+    throw new RangeError(`rows [${start}, ${end}) are not within the ${info.shape[0]} rows of "${info.name}"`);
+  }
+  return [info.begin + start * rowBytes, info.begin + end * rowBytes];
+}
+
 export async function openModel(source: FileSource): Promise<OpenedModel> {
   const config = parseModelConfig(await requireJson(source, 'config.json', 'the model architecture and sizes'), 'config.json');
   const tokenizerJson = await requireJson(source, 'tokenizer.json', 'turning text into tokens');
@@ -184,6 +204,17 @@ export async function openModel(source: FileSource): Promise<OpenedModel> {
       const { header, info } = checkTensor(locations.get(name), listedIn, name, expectedShape);
       const bytes = await source.read(header.file, header.dataStart + info.begin, header.dataStart + info.end);
       return tensorToFloat32(bytes, info.dtype, header.file, name);
+    },
+    dtype(name) {
+      const location = locations.get(name);
+      if (!location) throw new MissingTensorError(listedIn, name);
+      return location.info.dtype as CheckpointDtype;
+    },
+    async raw(name, expectedShape, rows) {
+      const { header, info } = checkTensor(locations.get(name), listedIn, name, expectedShape);
+      const [begin, end] = rowRange(info, rows);
+      const bytes = await source.read(header.file, header.dataStart + begin, header.dataStart + end);
+      return { dtype: info.dtype as CheckpointDtype, bytes, file: header.file };
     },
   };
   return { config, weights, tokenizerJson, tokenizerConfig };

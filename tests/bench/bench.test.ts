@@ -155,6 +155,21 @@ describe('benchmark', () => {
     expect(auto.peak_memory_bytes).toBe(memoryOnly.peak_memory_bytes);
   });
 
+  it('--weights bf16 stores the weight matrices in 16 bits and times the 16-bit matmuls', async () => {
+    const f32 = await runBenchmark(await freshGpu(), { ...OPTIONS, memoryOnly: true });
+    const bf16 = await runBenchmark(await freshGpu(), { ...OPTIONS, weights: 'bf16' });
+    expect([f32.weights, bf16.weights]).toEqual(['f32', 'bf16']);
+    expect(bf16.precision).toMatch(/^bf16 weight matrices/);
+    expect(bf16.model.parameters).toBe(f32.model.parameters);
+    // Matrices at 2 bytes, norms and biases (a few hundred values) at 4, each buffer padded to 16 bytes.
+    expect(bf16.memory.weights_bytes).toBeLessThan(0.55 * f32.memory.weights_bytes);
+    const frozen = bf16.matmul.filter((m) => m.weight_format === 'bf16');
+    expect(new Set(frozen.map((m) => m.wrapper))).toEqual(new Set(['matmulXWt', 'matmulDyW']));
+    // LoRA's own products and dY^T X read f32.
+    expect(bf16.matmul.some((m) => m.weight_format === 'f32')).toBe(true);
+    for (const m of frozen) expect(m.gflops).toBeGreaterThan(0);
+  });
+
   it('knows the built-in models by their Hugging Face configs', () => {
     const smol = parseModelConfig(BUILT_IN_CONFIGS['smollm2-135m']);
     expect(smol).toMatchObject({

@@ -70,6 +70,24 @@ describe('webtune CLI', () => {
     expect(run.last).toBe(', there was a little girl named Lily. She loved to play outside in the park.');
   });
 
+  it('--weights stores an F32 checkpoint in 16 bits, says so on stderr, and refuses an unknown precision', () => {
+    const ids = '1,403,407,261,378';
+    const f32 = webtune(['logits', '--model', STORIES_260K, '--ids', ids]);
+    expect(f32.stderr).toMatch(/weights on the GPU: f32/);
+    const bf16 = webtune(['logits', '--model', STORIES_260K, '--ids', ids, '--weights', 'bf16']);
+    expect(bf16.status).toBe(0);
+    expect(bf16.stderr).toMatch(/weights on the GPU: bf16/);
+    const [a, b] = [JSON.parse(f32.last) as number[], JSON.parse(bf16.last) as number[]];
+    // Rounding every weight to 8 significant bits moves the logits a little, not a lot.
+    const worst = Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+    expect(worst).toBeGreaterThan(0);
+    expect(worst).toBeLessThan(0.1 * Math.max(...a.map(Math.abs)));
+    const bad = webtune(['logits', '--model', STORIES_260K, '--ids', ids, '--weights', 'fp8']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--weights must be one of auto, f32, bf16, f16, got "fp8"/);
+    expect(webtune(['--help']).stdout).toMatch(/--weights \(every command that loads a model/);
+  });
+
   it('rejects an unknown command with usage', () => {
     const run = webtune(['frobnicate']);
     expect(run.status).toBe(2);

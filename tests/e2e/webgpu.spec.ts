@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { collectErrors } from './helpers';
+import { collectErrors, loadLocalModel, openApp } from './helpers';
 
 test('the page finds WebGPU in its worker and passes the GPU self-check', async ({ page }, testInfo) => {
   const errors = collectErrors(page);
@@ -20,6 +20,21 @@ test('the page finds WebGPU in its worker and passes the GPU self-check', async 
   await expect(page.getByText('GPU self-check passed')).toBeVisible();
   await expect(page.getByTestId('gpu-badge').locator('.facts')).toContainText('Max storage binding');
   await expect(page.getByTestId('webgpu-banner')).toBeHidden();
+  expect(errors).toEqual([]);
+});
+
+test('the model step stores the weights in the precision chosen and says which', async ({ page }) => {
+  const errors = collectErrors(page);
+  await openApp(page);
+  await loadLocalModel(page);
+  // stories260K ships F32, which "as stored" keeps.
+  await expect(page.getByTestId('model-weights')).toHaveText(/^f32, /);
+  const weightsShare = page.locator('[data-step="model"]').getByTestId('memory-estimate');
+  const f32Estimate = await weightsShare.innerText();
+  await page.getByTestId('weights-precision').selectOption('bf16');
+  await loadLocalModel(page);
+  await expect(page.getByTestId('model-weights')).toHaveText(/^bf16, /);
+  await expect(weightsShare).not.toHaveText(f32Estimate);
   expect(errors).toEqual([]);
 });
 

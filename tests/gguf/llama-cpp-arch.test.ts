@@ -42,6 +42,7 @@ const config = (overrides: Partial<ModelConfig>): ModelConfig => ({
   vocabSize: 512,
   rmsNormEps: 1e-6,
   ropeTheta: 1e6,
+  ropeScaling: null,
   tieWordEmbeddings: true,
   qkvBias: true,
   maxPositionEmbeddings: 128,

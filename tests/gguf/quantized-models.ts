@@ -52,6 +52,7 @@ export function kQuantModel(): ModelSpec {
     vocabSize: 512,
     rmsNormEps: 1e-5,
     ropeTheta: 10000,
+    ropeScaling: null,
     tieWordEmbeddings: false,
     qkvBias: false,
     maxPositionEmbeddings: 128,

@@ -50,6 +50,7 @@ const tinyConfig = (vocabSize: number): ModelConfig => ({
   vocabSize,
   rmsNormEps: 1e-5,
   ropeTheta: 10000,
+  ropeScaling: null,
   tieWordEmbeddings: true,
   qkvBias: false,
   maxPositionEmbeddings: 128,

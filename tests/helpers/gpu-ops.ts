@@ -60,8 +60,20 @@ export function gpuOps(gpu: Gpu): RefOps {
         },
         'y',
       ),
-    rope: (x, { M, T, nHeads, headDim, theta, positionOffset }) =>
-      run({ outputs: { x: f32(x) }, run: (g, t) => ropeForward(g, { x: t.x }, { M, T, nHeads, headDim, positionOffset }, { theta }) }, 'x'),
+    rope: (x, { M, T, nHeads, headDim, theta, positionOffset, scaling }) =>
+      run(
+        {
+          outputs: { x: f32(x) },
+          run: (g, t) =>
+            ropeForward(
+              g,
+              { x: t.x },
+              { M, T, nHeads, headDim, positionOffset },
+              { theta, scaling: scaling && { type: 'llama3', ...scaling } },
+            ),
+        },
+        'x',
+      ),
     attention: (q, k, v, d) =>
       run(
         {

@@ -1,4 +1,6 @@
 import type { ModelConfig } from '../../src/model/config';
+import { tensorToFloat32 } from '../../src/model/safetensors';
+import type { RawTensor } from '../../src/model/weight-format';
 import type { ModelWeightsSource } from '../../src/model/weights';
 import { randomArray } from './numeric';
 
@@ -18,6 +20,7 @@ export function tinyConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
     vocabSize: 37,
     rmsNormEps: 1e-5,
     ropeTheta: 10000,
+    ropeScaling: null,
     tieWordEmbeddings: false,
     qkvBias: true,
     maxPositionEmbeddings: 64,
@@ -62,15 +65,35 @@ export function tinyWeights(config: ModelConfig, seed = 7): Map<string, Float32A
   return tensors;
 }
 
-export function memoryWeightsSource(config: ModelConfig, tensors: Map<string, Float32Array>): ModelWeightsSource {
+/** Tensors held in memory: f32 values, or raw bytes in a checkpoint dtype (a BF16-stored model). */
+export function memoryWeightsSource(config: ModelConfig, tensors: Map<string, Float32Array | RawTensor>): ModelWeightsSource {
+  const raw = (name: string, expectedShape: number[]): RawTensor => {
+    const data = tensors.get(name);
+    const numel = expectedShape.reduce((a, b) => a * b, 1);
+    const stored: RawTensor | undefined =
+      data instanceof Float32Array ? { dtype: 'F32', bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) } : data;
+    if (!stored || stored.bytes.byteLength !== numel * (stored.dtype === 'F32' ? 4 : 2)) {
+      throw new Error(`tiny model: ${name} missing or not [${expectedShape}]`);
+    }
+    return stored;
+  };
   return {
     config,
     files: ['memory'],
-    async tensor(name: string, expectedShape: number[]) {
+    async tensor(name, expectedShape) {
+      const { bytes, dtype } = raw(name, expectedShape);
+      return tensorToFloat32(bytes, dtype, 'memory', name);
+    },
+    dtype(name) {
       const data = tensors.get(name);
-      const numel = expectedShape.reduce((a, b) => a * b, 1);
-      if (!data || data.length !== numel) throw new Error(`tiny model: ${name} missing or not [${expectedShape}]`);
-      return data;
+      if (!data) throw new Error(`tiny model: no ${name}`);
+      return data instanceof Float32Array ? 'F32' : data.dtype;
+    },
+    async raw(name, expectedShape, rows) {
+      const stored = raw(name, expectedShape);
+      if (!rows) return stored;
+      const rowBytes = stored.bytes.byteLength / expectedShape[0];
+      return { dtype: stored.dtype, bytes: stored.bytes.subarray(rows[0] * rowBytes, rows[1] * rowBytes) };
     },
   };
 }

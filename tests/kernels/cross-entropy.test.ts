@@ -4,7 +4,9 @@ import { crossEntropyChunkRows, crossEntropyForwardBackward, logitsForRows, type
 import { testGpu } from '../helpers/gpu';
 import { randomArray, toF64 } from '../helpers/numeric';
 import { checkOp, type ExpectedOutput, type Tolerance } from '../helpers/op-test';
+import { packWeights } from '../helpers/packed-weights';
 import { crossEntropyRef, logitsRef } from '../reference/cross-entropy';
+import { roundAllTo } from '../reference/weight-rounding';
 
 const [M, C, V] = [7, 67, 53];
 const E = randomArray(V * C, 1);
@@ -162,4 +164,67 @@ describe('chunked lm_head + cross-entropy kernels', () => {
     };
     expect(() => crossEntropyForwardBackward(gpu, t, { M, C, V, chunk: 16 }, { lossScale: 1 })).toThrow(/missing/);
   });
+});
+
+describe('chunked lm_head + cross-entropy with a 16-bit lm_head', () => {
+  for (const format of ['bf16', 'f16'] as const) {
+    // Chunks of 5 rows of 67 values start 2 bytes into a u32 word every other chunk; the second piece
+    // sits 256 bytes into an arena buffer.
+    it(`${format}: loss and dHidden match the float64 reference on the rounded lm_head, 2 pieces, chunks of 5`, async () => {
+      const [split, chunk] = [30, 5];
+      const hidden = randomArray(M * C, 7);
+      const lossScale = 1 / count;
+      const ref = crossEntropyRef(toF64(hidden), roundAllTo(format, E), targets, M, C, V, lossScale);
+      await checkOp(await testGpu(), {
+        inputs: { hidden, targets, E0: packWeights(E.subarray(0, split * C), format), E1: packWeights(E.subarray(split * C), format) },
+        outputs: { rowLoss: M, stats: M * 4, scratch: M * chunk, dHidden: M * C },
+        arenas: [['E1']],
+        run: (gpu, t) =>
+          crossEntropyForwardBackward(
+            gpu,
+            {
+              hidden: t.hidden,
+              targets: t.targets,
+              rowLoss: t.rowLoss,
+              dHidden: t.dHidden,
+              scratch: t.scratch,
+              stats: t.stats,
+              lmHead: [
+                { weight: t.E1, rowStart: split, rows: V - split },
+                { weight: t.E0, rowStart: 0, rows: split },
+              ],
+            },
+            { M, C, V, chunk },
+            { lossScale, format },
+          ),
+        expected: { rowLoss: { values: ref.rowLoss, atol: 2e-5, rtol: 1e-5 }, dHidden: { values: ref.dHidden, atol: 1e-5, rtol: 1e-4 } },
+      });
+    });
+
+    it(`${format}: logitsForRows reads the 16-bit pieces`, async () => {
+      const hidden = randomArray(M * C, 8);
+      const [rowStart, rows, split] = [4, 3, 29];
+      const logits = logitsRef(toF64(hidden), roundAllTo(format, E), M, C, V);
+      await checkOp(await testGpu(), {
+        inputs: { hidden, E0: packWeights(E.subarray(0, split * C), format), E1: packWeights(E.subarray(split * C), format) },
+        outputs: { out: rows * V },
+        arenas: [['E1']],
+        run: (gpu, t) =>
+          logitsForRows(
+            gpu,
+            {
+              hidden: t.hidden,
+              lmHead: [
+                { weight: t.E0, rowStart: 0, rows: split },
+                { weight: t.E1, rowStart: split, rows: V - split },
+              ],
+              out: t.out,
+            },
+            { rowStart, rows, C, V },
+            { format },
+          ),
+        expected: { out: { values: logits.subarray(rowStart * V, (rowStart + rows) * V), atol: 2e-5, rtol: 1e-4 } },
+      });
+    });
+  }
 });

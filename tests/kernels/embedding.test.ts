@@ -3,7 +3,9 @@ import { embeddingForward } from '../../src/kernels/embedding';
 import { testGpu } from '../helpers/gpu';
 import { randomArray, toF64 } from '../helpers/numeric';
 import { checkOp } from '../helpers/op-test';
+import { packWeights } from '../helpers/packed-weights';
 import { embeddingForwardRef } from '../reference/embedding';
+import { roundAllTo } from '../reference/weight-rounding';
 
 // 2 x 5 tokens, 37 vocabulary rows of 67 channels; the first and last rows are used on purpose.
 const V = 37;
@@ -54,6 +56,37 @@ describe('embedding kernel', () => {
         },
         expected: { out: { values, atol: 0, rtol: 0 } },
       });
+    });
+  }
+});
+
+describe('embedding kernel with a 16-bit table', () => {
+  const whole = [[0, V]];
+  const split = [
+    [0, 19],
+    [19, V - 19],
+  ];
+  for (const format of ['bf16', 'f16'] as const) {
+    // C = 67 is odd, so every other row starts in the middle of a u32 word; each piece is packed on
+    // its own as the engine uploads it.
+    it(`${format}: looks up the rounded rows exactly, whole and in two pieces`, async () => {
+      const rounded = embeddingForwardRef(ids, roundAllTo(format, table), C);
+      for (const pieces of [whole, split]) {
+        const inputs: Record<string, Uint32Array> = { ids };
+        for (const [i, [rowStart, rowCount]] of pieces.entries()) {
+          inputs[`table${i}`] = packWeights(table.subarray(rowStart * C, (rowStart + rowCount) * C), format);
+        }
+        await checkOp(await testGpu(), {
+          inputs,
+          outputs: { out: M * C },
+          run: (gpu, t) => {
+            for (const [i, [rowStart, rowCount]] of pieces.entries()) {
+              embeddingForward(gpu, { ids: t.ids, table: t[`table${i}`], out: t.out }, { M, C, rowStart, rowCount }, { format });
+            }
+          },
+          expected: { out: { values: rounded, atol: 0, rtol: 0 } },
+        });
+      }
     });
   }
 });

@@ -4,7 +4,9 @@ import { matmulDyTX, matmulDyW, type MatmulDims, type MatmulOptions, matmulXWt }
 import { testGpu } from '../helpers/gpu';
 import { randomArray, toF64 } from '../helpers/numeric';
 import { checkOp, type OpCase } from '../helpers/op-test';
+import { packWeights } from '../helpers/packed-weights';
 import { combineRef, matmulDyTXRef, matmulDyWRef, matmulXWtRef } from '../reference/matmul';
+import { roundAllTo } from '../reference/weight-rounding';
 
 type Layout = 'XWt' | 'DyW' | 'DyTX';
 type Shape = [number, number, number];
@@ -185,5 +187,92 @@ describe('matmul kernels', () => {
         dx: { values: matmulDyWRef(toF64(dy), toF64(w), M, N, K), atol: 2e-5, rtol: 1e-4 },
       },
     });
+  });
+});
+
+type Format16 = 'bf16' | 'f16';
+
+/**
+ * X W^T (with or without bias) or dY W with W stored in a 16-bit format: the GPU reads the engine's
+ * packed copy of W, the float64 reference reads W rounded to that format, so only f32 accumulation
+ * separates them. Outputs start as NaN.
+ */
+function packedWeightCase(
+  layout: 'XWt' | 'DyW',
+  shape: Shape,
+  format: Format16,
+  o: { schedule: 'tiled' | 'direct'; bias?: boolean; wScale?: number },
+): OpCase {
+  const [M, N, K] = shape;
+  const a = randomArray(layout === 'XWt' ? M * K : M * N, 51);
+  const w = randomArray(N * K, 52).map((v) => v * (o.wScale ?? 1));
+  const bias = o.bias ? randomArray(N, 53) : undefined;
+  const w64 = roundAllTo(format, w);
+  const product = layout === 'XWt' ? matmulXWtRef(toF64(a), w64, M, N, K) : matmulDyWRef(toF64(a), w64, M, N, K);
+  const scale = o.wScale ?? 1;
+  return {
+    inputs: { a, w: packWeights(w, format), ...(bias && { bias }) },
+    outputs: { c: layout === 'XWt' ? M * N : M * K },
+    run: (gpu, t) =>
+      layout === 'XWt'
+        ? matmulXWt(gpu, { X: t.a, W: t.w, Y: t.c, bias: bias && t.bias }, { M, N, K }, { schedule: o.schedule, format })
+        : matmulDyW(gpu, { dY: t.a, W: t.w, dX: t.c }, { M, N, K }, { schedule: o.schedule, format }),
+    expected: { c: { values: combineRef(product, 1, 0, undefined, bias && toF64(bias)), atol: 2e-5 * scale, rtol: 1e-4 } },
+  };
+}
+
+// Odd K (rows of W start mid-word), odd N, several tiles each way, and a single element.
+const PACKED_SHAPES: Shape[] = [
+  [7, 35, 67],
+  [70, 130, 67],
+  [5, 33, 17],
+  [1, 1, 1],
+];
+
+describe('matmul kernels with 16-bit weights (bf16 and f16 packed two per u32)', () => {
+  for (const format of ['bf16', 'f16'] as const) {
+    for (const schedule of ['tiled', 'direct'] as const) {
+      it(`${format} ${schedule}: X W^T, X W^T + bias and dY W match the float64 product of the rounded weights`, async () => {
+        const gpu = await testGpu();
+        for (const shape of PACKED_SHAPES) {
+          await checkOp(gpu, packedWeightCase('XWt', shape, format, { schedule }));
+          await checkOp(gpu, packedWeightCase('XWt', shape, format, { schedule, bias: true }));
+          await checkOp(gpu, packedWeightCase('DyW', shape, format, { schedule }));
+        }
+      });
+    }
+    // Weights near 1e-5 are f16 subnormals (below 2^-14): they must widen to their values, not to zero.
+    it(`${format}: tiny weights (f16 subnormals) widen exactly`, async () => {
+      const gpu = await testGpu();
+      await checkOp(gpu, packedWeightCase('XWt', [7, 35, 67], format, { schedule: 'direct', wScale: 3e-5 }));
+      await checkOp(gpu, packedWeightCase('DyW', [7, 35, 67], format, { schedule: 'tiled', wScale: 3e-5 }));
+    });
+  }
+
+  it('takes a 16-bit W at an odd element offset (2 bytes into a word) inside a larger buffer', async () => {
+    const [M, N, K] = [7, 35, 67];
+    const x = randomArray(M * K, 61);
+    const w = randomArray(N * K, 62);
+    const start = 301;
+    const pool = new Float32Array(2 * 4096);
+    pool.set(randomArray(pool.length, 63));
+    pool.set(w, start);
+    const packed = packWeights(pool, 'bf16');
+    const at = (buffer: Binding) => ({ buffer: buffer as GPUBuffer, offset: start * 2, size: N * K * 2 });
+    const expected = matmulXWtRef(toF64(x), roundAllTo('bf16', w), M, N, K);
+    for (const schedule of ['tiled', 'direct'] as const) {
+      await checkOp(await testGpu(), {
+        inputs: { x, pool: packed },
+        outputs: { y: M * N },
+        run: (g, t) => matmulXWt(g, { X: t.x, W: at(t.pool), Y: t.y }, { M, N, K }, { schedule, format: 'bf16' }),
+        expected: { y: { values: expected, atol: 2e-5, rtol: 1e-4 } },
+      });
+    }
+  });
+
+  it('refuses a 16-bit format for dY^T X, whose operands are activations', async () => {
+    const gpu = await testGpu();
+    const b = gpu.createBuffer(64, 'b');
+    expect(() => matmulDyTX(gpu, { dY: b, X: b, dW: b }, { M: 1, N: 1, K: 1 }, { format: 'bf16' })).toThrow(/f32/);
   });
 });

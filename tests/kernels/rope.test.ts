@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ropeBackward, ropeForward } from '../../src/kernels/rope';
+import { ropeBackward, ropeForward, ropeInvFreq } from '../../src/kernels/rope';
 import { testGpu } from '../helpers/gpu';
 import { expectClose, randomArray, toF64 } from '../helpers/numeric';
 import { checkOp, expectReferenceGradient, type OpCase, type Tolerance } from '../helpers/op-test';
-import { ropeRef, type RopeShape } from '../reference/rope';
+import { ropeInvFreqRef, ropeRef, type RopeScalingRef, type RopeShape } from '../reference/rope';
 
 // 2 sequences of 7 tokens, 3 heads of width 10: pairs per row (15) and in all (210) are not multiples
 // of the 256-wide workgroup.
@@ -12,6 +12,24 @@ const SMALL: RopeShape = { M: 14, T: 7, nHeads: 3, headDim: 10, theta: 10000, po
 const FAR: RopeShape = { ...SMALL, positionOffset: 490 };
 // SmolLM2-like heads (width 64, theta 1e5) at positions up to 1004.
 const WIDE: RopeShape = { M: 10, T: 5, nHeads: 2, headDim: 64, theta: 100000, positionOffset: 1000 };
+
+// Long sequences: the first position past 4096, and the last of an 8,192-token context.
+const LONG_4097: RopeShape = { M: 6, T: 3, nHeads: 2, headDim: 64, theta: 100000, positionOffset: 4095 };
+const LONG_8191: RopeShape = { M: 4, T: 4, nHeads: 3, headDim: 64, theta: 500000, positionOffset: 8188 };
+// Llama-3.2-1B: theta 5e5, head_dim 64, factor 32, bands from wavelength 2048 to 8192.
+const LLAMA32: RopeScalingRef = { factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 };
+const LLAMA3_NEAR: RopeShape = { M: 14, T: 7, nHeads: 2, headDim: 64, theta: 500000, positionOffset: 100, scaling: LLAMA32 };
+const LLAMA3_FAR: RopeShape = { ...LLAMA3_NEAR, M: 6, T: 3, positionOffset: 8189 };
+// Llama-3.1-8B's head_dim 128 and factor 8 at a position past the original 8,192.
+const LLAMA31_FAR: RopeShape = {
+  M: 2,
+  T: 2,
+  nHeads: 1,
+  headDim: 128,
+  theta: 500000,
+  positionOffset: 9000,
+  scaling: { ...LLAMA32, factor: 8 },
+};
 
 const size = (s: RopeShape) => s.M * s.nHeads * s.headDim;
 const TIGHT: Tolerance = { atol: 1e-6, rtol: 1e-5 };
@@ -22,7 +40,9 @@ const TIGHT: Tolerance = { atol: 1e-6, rtol: 1e-5 };
  */
 function angleTolerance(shape: RopeShape): Tolerance {
   const lastPosition = shape.positionOffset + shape.T - 1;
-  const angleError = lastPosition * 2 ** -24 + 2 ** (Math.floor(Math.log2(lastPosition)) - 24);
+  // Scaled frequencies take a few more f32 operations, each off by at most half an ulp.
+  const invFreqUlps = shape.scaling ? 6 : 1;
+  const angleError = lastPosition * invFreqUlps * 2 ** -24 + 2 ** (Math.floor(Math.log2(lastPosition)) - 24);
   return { atol: 2 * angleError + 1e-6, rtol: 0 };
 }
 
@@ -30,11 +50,12 @@ function angleTolerance(shape: RopeShape): Tolerance {
 function rotations(shape: RopeShape, x: Float32Array, expected: { forward: Float64Array; backward: Float64Array }, tol: Tolerance): OpCase {
   const { M, T, nHeads, headDim, theta, positionOffset } = shape;
   const dims = { M, T, nHeads, headDim, positionOffset };
+  const options = { theta, scaling: shape.scaling && { type: 'llama3' as const, ...shape.scaling } };
   return {
     outputs: { x_fwd: Float32Array.from(x), x_bwd: Float32Array.from(x) },
     run: (gpu, t) => {
-      ropeForward(gpu, { x: t.x_fwd }, dims, { theta });
-      ropeBackward(gpu, { dx: t.x_bwd }, dims, { theta });
+      ropeForward(gpu, { x: t.x_fwd }, dims, options);
+      ropeBackward(gpu, { dx: t.x_bwd }, dims, options);
     },
     expected: { x_fwd: { values: expected.forward, ...tol }, x_bwd: { values: expected.backward, ...tol } },
   };
@@ -70,6 +91,11 @@ describe('rope kernels', () => {
   for (const [name, shape] of [
     ['positions near 500', FAR],
     ['head_dim 64 at positions near 1000', WIDE],
+    ['positions 4095..4097', LONG_4097],
+    ['positions 8188..8191', LONG_8191],
+    ['llama3 scaling (Llama-3.2-1B) at positions 100..106', LLAMA3_NEAR],
+    ['llama3 scaling (Llama-3.2-1B) at positions 8189..8191', LLAMA3_FAR],
+    ['llama3 scaling (factor 8, head_dim 128) at positions 9000..9001', LLAMA31_FAR],
   ] as const) {
     it(`${name}: within f32 angle error of exact, and matches HF's f32 angles closely`, async () => {
       const x = randomArray(size(shape), 23);
@@ -94,6 +120,43 @@ describe('rope kernels', () => {
       });
     });
   }
+
+  it('llama3 inverse frequencies: unscaled above, divided by factor below, blended in the band (float64)', () => {
+    const plain = (i: number) => ropeInvFreqRef(i, 64, 500000, null);
+    const scaled = (i: number) => ropeInvFreqRef(i, 64, 500000, LLAMA32);
+    const wavelength = (i: number) => (2 * Math.PI) / plain(i);
+    let bands = { high: 0, low: 0, medium: 0 };
+    for (let i = 0; i < 32; i++) {
+      if (wavelength(i) < 8192 / 4) {
+        expect(scaled(i)).toBe(plain(i));
+        bands = { ...bands, high: bands.high + 1 };
+      } else if (wavelength(i) > 8192) {
+        expect(scaled(i)).toBeCloseTo(plain(i) / 32, 15);
+        bands = { ...bands, low: bands.low + 1 };
+      } else {
+        const s = (8192 / wavelength(i) - 1) / 3;
+        expect(scaled(i)).toBeCloseTo((1 - s) * (plain(i) / 32) + s * plain(i), 15);
+        expect(scaled(i)).toBeLessThan(plain(i));
+        expect(scaled(i)).toBeGreaterThan(plain(i) / 32);
+        bands = { ...bands, medium: bands.medium + 1 };
+      }
+    }
+    // theta^(i/32) against 2048 / 2 pi and 8192 / 2 pi: pairs 0..14 high, 15..17 blended, 18..31 low.
+    expect(bands).toEqual({ high: 15, low: 14, medium: 3 });
+  });
+
+  it("the kernel's f32 table equals the reference's f32 emulation of PyTorch, plain and llama3", () => {
+    for (const [headDim, theta, scaling] of [
+      [64, 100000, null],
+      [64, 500000, LLAMA32],
+      [128, 500000, { ...LLAMA32, factor: 8 }],
+      [72, 10000, { factor: 4, lowFreqFactor: 1, highFreqFactor: 3, originalMaxPositionEmbeddings: 512 }],
+    ] as const) {
+      const table = ropeInvFreq(headDim, { theta, scaling: scaling && { type: 'llama3', ...scaling } });
+      const reference = Array.from({ length: headDim / 2 }, (_, i) => ropeInvFreqRef(i, headDim, theta, scaling, Math.fround));
+      expect(Array.from(table)).toEqual(reference);
+    }
+  });
 
   it('refuses positions beyond what the shader reduces exactly', async () => {
     const gpu = await testGpu();

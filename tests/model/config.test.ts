@@ -85,6 +85,7 @@ describe('parseModelConfig', () => {
       vocabSize: 512,
       rmsNormEps: 1e-5,
       ropeTheta: 10000,
+      ropeScaling: null,
       tieWordEmbeddings: true,
       qkvBias: false,
       maxPositionEmbeddings: 512,
@@ -168,10 +169,37 @@ describe('parseModelConfig', () => {
     expectUnsupported({ ...smolLM2, architectures: ['LlamaForSequenceClassification'] }, /LlamaForSequenceClassification/, /causal/);
   });
 
-  it('rejects RoPE scaling, naming its type', () => {
-    expectUnsupported({ ...smolLM2, rope_scaling: { rope_type: 'llama3', factor: 8 } }, /"llama3"/, /rope_scaling/);
-    expectUnsupported({ ...smolLM2, rope_scaling: { type: 'linear', factor: 2 } }, /"linear"/);
+  it('parses Llama 3 RoPE scaling from rope_scaling (rope_type or type) and from rope_parameters', () => {
+    const llama3 = { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192 };
+    const expected = { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 };
+    expect(parseModelConfig({ ...smolLM2, rope_theta: 500000.0, rope_scaling: { ...llama3, rope_type: 'llama3' } })).toMatchObject({
+      ropeTheta: 500000,
+      ropeScaling: expected,
+    });
+    expect(parseModelConfig({ ...smolLM2, rope_scaling: { ...llama3, type: 'llama3' } }).ropeScaling).toEqual(expected);
+    const { rope_theta: _, rope_scaling: __, ...noRope } = smolLM2;
+    expect(parseModelConfig({ ...noRope, rope_parameters: { ...llama3, rope_type: 'llama3', rope_theta: 5e5 } })).toMatchObject({
+      ropeTheta: 5e5,
+      ropeScaling: expected,
+    });
+    expect(parseModelConfig(smolLM2).ropeScaling).toBeNull();
+  });
+
+  it('rejects other RoPE scalings naming their type, and llama3 scaling with missing or unusable fields', () => {
+    expectUnsupported({ ...smolLM2, rope_scaling: { type: 'linear', factor: 2 } }, /"linear"/, /only plain RoPE and Llama 3's "llama3"/);
+    expectUnsupported({ ...smolLM2, rope_scaling: { rope_type: 'dynamic', factor: 2 } }, /"dynamic"/);
+    expectUnsupported({ ...smolLM2, rope_scaling: { factor: 2 } }, /without a type/);
     expectUnsupported({ ...smolLM2, rope_parameters: { rope_type: 'yarn', rope_theta: 1e4 } }, /"yarn"/);
+    const e = expectUnsupported(
+      { ...smolLM2, rope_scaling: { rope_type: 'llama3', factor: 8 } },
+      /llama3/,
+      /"low_freq_factor", which is missing/,
+    );
+    expect(e.feature).toBe('rope_scaling.low_freq_factor');
+    const full = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+    expectUnsupported({ ...smolLM2, rope_scaling: { ...full, factor: -1 } }, /rope_scaling\.factor/);
+    expectUnsupported({ ...smolLM2, rope_scaling: { ...full, high_freq_factor: 1 } }, /high_freq_factor \(1\) above low_freq_factor \(1\)/);
+    expectUnsupported({ ...smolLM2, rope_scaling: { ...full, original_max_position_embeddings: 8192.5 } }, /expected an integer/);
   });
 
   it('rejects features the engine does not implement', () => {

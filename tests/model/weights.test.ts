@@ -192,6 +192,29 @@ describe('openModel', () => {
     }
   });
 
+  it('raw() returns a 16-bit tensor as the file stores it, whole or a range of rows; dtype() reads the header only', async () => {
+    const tensors = originalTensors();
+    const files = splitShards(tensors, (part) => halfSafetensors(part, part[0] === tensors[0] ? 'F16' : 'BF16'));
+    const dir = await modelFolder(files);
+    const { weights } = await openModel(nodeFileSource(dir));
+    const firstShard = new Set(tensors.slice(0, Math.ceil(tensors.length / 2)).map((t) => t.name));
+    for (const t of tensors) {
+      const dtype = firstShard.has(t.name) ? 'F16' : 'BF16';
+      expect(weights.dtype(t.name)).toBe(dtype);
+      const raw = await weights.raw(t.name, t.shape);
+      expect(raw.dtype).toBe(dtype);
+      const expectedBits = Array.from(t.data, (x) => (dtype === 'F16' ? halfBits(x) : f32Bits(x) >>> 16));
+      expect(Array.from(new Uint16Array(raw.bytes.slice().buffer)), t.name).toEqual(expectedBits);
+      if (t.shape.length === 2 && t.shape[0] > 3) {
+        const rows = await weights.raw(t.name, t.shape, [2, 4]);
+        expect(Array.from(new Uint16Array(rows.bytes.slice().buffer))).toEqual(expectedBits.slice(2 * t.shape[1], 4 * t.shape[1]));
+      }
+    }
+    const name = tensors[0].name;
+    await expect(weights.raw(name, tensors[0].shape, [0, tensors[0].shape[0] + 1])).rejects.toThrow(RangeError);
+    expect(() => weights.dtype('model.layers.99.mlp.up_proj.weight')).toThrow(MissingTensorError);
+  });
+
   it('refuses quantized or integer weights up front', async () => {
     const header: Record<string, unknown> = {};
     let offset = 0;

@@ -12,7 +12,7 @@ import { loraForwardRef, type LoraRefDims } from './lora';
 import { combineRef, matmulXWtRef } from './matmul';
 import { residualForwardRef } from './residual';
 import { rmsnormForwardRef } from './rmsnorm';
-import { ropeRef, type RopeShape } from './rope';
+import { ropeRef, type RopeScalingRef, type RopeShape } from './rope';
 import { swigluForwardRef } from './swiglu';
 
 export interface RefConfig {
@@ -25,6 +25,8 @@ export interface RefConfig {
   vocabSize: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** Llama 3 RoPE scaling; absent or null for plain RoPE. */
+  ropeScaling?: RopeScalingRef | null;
   tieWordEmbeddings: boolean;
   qkvBias: boolean;
 }
@@ -99,7 +101,7 @@ export async function referenceLoss(
     return ops.lora(x, A, Bm, y, { M, inFeatures: inF, outFeatures: outF, r: A.length / inF }, scaling);
   };
   const rope = (x: Float64Array, heads: number) =>
-    ops.rope(x, { M, T, nHeads: heads, headDim: D, theta: config.ropeTheta, positionOffset: 0 });
+    ops.rope(x, { M, T, nHeads: heads, headDim: D, theta: config.ropeTheta, positionOffset: 0, scaling: config.ropeScaling });
 
   const emb = get('model.embed_tokens.weight');
   let x = await ops.embedding(Uint32Array.from(inputIds.flat()), emb, C);

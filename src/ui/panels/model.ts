@@ -1,4 +1,5 @@
-import type { HubProgress, ModelInfo } from '../../app/api';
+import type { HubProgress, ModelInfo, ModelLoadOptions } from '../../app/api';
+import { WEIGHT_PRECISIONS, type WeightPrecision } from '../../model/weight-format';
 import type { App, Panel } from '../app';
 import { el, errorMessage, formatCount, Notice, panelHeader } from '../dom';
 import { DemoCard } from '../views/demo';
@@ -52,6 +53,7 @@ export class ModelPanel implements Panel {
   private store: OllamaStore | null = null;
   private readonly hubInput: HTMLInputElement;
   private readonly hubButton: HTMLButtonElement;
+  private readonly precision: HTMLSelectElement;
   private readonly drop: HTMLElement;
   private readonly ggufPick: HTMLElement;
   private busy = false;
@@ -131,6 +133,17 @@ export class ModelPanel implements Panel {
       { type: 'button', class: 'secondary', 'data-testid': 'hub-load', onclick: () => void this.loadHub() },
       'Download',
     );
+    this.precision = el(
+      'select',
+      { 'data-testid': 'weights-precision', 'aria-label': 'Weight precision on the GPU' },
+      ...WEIGHT_PRECISIONS.map((p) => el('option', { value: p }, p === 'auto' ? 'as stored' : p)),
+    );
+    const precision = el(
+      'label',
+      { class: 'inline', title: "bf16 and f16 halve the weights' GPU memory; adapters always train in f32." },
+      'Weights on the GPU ',
+      this.precision,
+    );
     const hub = el(
       'div',
       { class: 'hub' },
@@ -150,6 +163,7 @@ export class ModelPanel implements Panel {
       new DemoCard(app).element,
       el('div', { class: 'grid-2' }, el('div', {}, this.folderInput, drop, this.ggufInput, ggufPick, this.ollamaChoice), hub),
       ollamaHelp(),
+      precision,
       this.status,
       this.progress,
       this.notice.element,
@@ -183,6 +197,7 @@ export class ModelPanel implements Panel {
     const { training, device } = this.app.state;
     const blocked = this.busy || training || (device !== null && device.state !== 'ready');
     this.hubButton.disabled = blocked;
+    this.precision.disabled = blocked;
     this.folderInput.disabled = blocked;
     this.ggufInput.disabled = blocked;
     this.ollamaButton.disabled = blocked;
@@ -214,16 +229,19 @@ export class ModelPanel implements Panel {
   }
 
   private async loadLocal(files: PickedFile[], name: string): Promise<void> {
-    await this.run(`Loading ${name}…`, () => this.app.engine.loadLocalModel(files, name, (message) => this.setStatus(message)));
+    const options = this.loadOptions();
+    await this.run(`Loading ${name}…`, () => this.app.engine.loadLocalModel(files, name, (message) => this.setStatus(message), options));
   }
 
   private loadHub(repo = this.hubInput.value.trim()): Promise<ModelInfo | null> {
     this.hubInput.value = repo;
-    return this.run(`Fetching ${repo}…`, () => this.app.engine.loadHubModel(repo, (p) => this.showDownload(p)));
+    const options = this.loadOptions();
+    return this.run(`Fetching ${repo}…`, () => this.app.engine.loadHubModel(repo, (p) => this.showDownload(p), options));
   }
 
   private loadUrl(url: string): Promise<ModelInfo | null> {
-    return this.run(`Fetching ${url}…`, () => this.app.engine.loadUrlModel(url, (p) => this.showDownload(p)));
+    const options = this.loadOptions();
+    return this.run(`Fetching ${url}…`, () => this.app.engine.loadUrlModel(url, (p) => this.showDownload(p), options));
   }
 
   private showDownload(p: HubProgress): void {
@@ -232,6 +250,10 @@ export class ModelPanel implements Panel {
     this.setStatus(`${where} ${p.file}: ${p.loaded.toLocaleString('en-US')}${size} bytes (file ${p.filesDone + 1} of ${p.filesTotal})`);
     this.progress.hidden = !p.total;
     if (p.total) this.progress.value = Math.min(1, p.loaded / p.total);
+  }
+
+  private loadOptions(): ModelLoadOptions {
+    return { weights: this.precision.value as WeightPrecision };
   }
 
   /** Loads with the controls locked and the outcome shown; the model, or null when it failed. */

@@ -39,7 +39,9 @@ export function modelFacts(model: ModelInfo): HTMLElement[] {
   facts.push(
     [
       'Weights on GPU',
-      gguf ? `${formatBytes(model.weightBytes)} (f32 values of the file's blocks)` : formatBytes(model.weightBytes),
+      gguf
+        ? `${model.weightPrecision}, ${formatBytes(model.weightBytes)} (the values of the file's blocks)`
+        : `${model.weightPrecision}, ${formatBytes(model.weightBytes)}`,
       'model-weights',
     ],
     ['Tokenizer', tokenizerText(model), 'model-tokenizer'],
