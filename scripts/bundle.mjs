@@ -1,7 +1,7 @@
 // Runs a TypeScript entry of ours from Node. The engine imports its WGSL shaders as text (`?raw`,
 // as in the Vite app), so the entry is bundled with esbuild first; only our own code is bundled.
 import { build } from 'esbuild';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -28,9 +28,12 @@ const rawText = {
  */
 export async function bundle(entry, name, { plugins = [], external } = {}) {
   const outfile = resolve(root, `node_modules/.cache/webtune/${name}.mjs`);
+  // Several CLI processes may bundle at once (parallel tests): each writes its own file and renames
+  // it into place, so no process ever imports a half-written bundle.
+  const written = `${outfile}.${process.pid}.tmp.mjs`;
   await build({
     entryPoints: [resolve(root, entry)],
-    outfile,
+    outfile: written,
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -39,6 +42,7 @@ export async function bundle(entry, name, { plugins = [], external } = {}) {
     plugins: [...plugins, rawText],
     logLevel: 'warning',
   });
+  await rename(written, outfile);
   return outfile;
 }
 

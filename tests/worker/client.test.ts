@@ -29,7 +29,7 @@ describe('engine client', () => {
     expect(model).toMatchObject({ name: 'stories260K', layers: 5, vocab: 512 });
     // Callbacks come back on their own channel, so the last ones may land after the result.
     await vi.waitFor(() => expect(messages.some((m) => m.startsWith('Uploading weights to the GPU'))).toBe(true));
-    expect(messages[0]).toBe('Reading config, tokenizer and safetensors headers…');
+    expect(messages[0]).toBe('Reading the model files: config and tokenizer, safetensors or GGUF headers…');
   });
 
   it('is needed: a bare comlink remote cannot take a plain function', async () => {
