@@ -11,6 +11,7 @@
  * another tab is still writing). Nothing of a partial import is ever visible as a dataset.
  */
 import type { DatasetRow } from '../data/types';
+import { armedAt, holdForever, TEST_HOOKS } from '../testing/hooks';
 import { checksumOf } from './checksum';
 import type { WebtuneDb } from './db';
 import { DamagedRecordError, found } from './errors';
@@ -170,8 +171,10 @@ export class DatasetStore {
       () => `rows ${index === 0 ? '' : 'further '}of ${fileName}`,
       async (tx) => {
         // A discarded or abandoned import must not gain chunks that nothing would remove.
-        found('import', id, await tx.objectStore('pendingImports').get(id));
+        const pending = tx.objectStore('pendingImports');
+        found('import', id, await pending.get(id));
         await tx.objectStore('datasetChunks').put(record);
+        if (TEST_HOOKS && armedAt('import:inside-chunk', index + 1) === 'hold') await holdForever(() => pending.count());
       },
       chunk.json.length,
     );
@@ -183,9 +186,11 @@ export class DatasetStore {
       ['pendingImports', 'datasets'],
       () => `the dataset "${summary.name}"`,
       async (tx) => {
-        found('import', summary.id, await tx.objectStore('pendingImports').get(summary.id));
+        const pending = tx.objectStore('pendingImports');
+        found('import', summary.id, await pending.get(summary.id));
         await tx.objectStore('datasets').put({ ...summary, chunks });
-        await tx.objectStore('pendingImports').delete(summary.id);
+        await pending.delete(summary.id);
+        if (TEST_HOOKS && armedAt('import:inside-commit', chunks) === 'hold') await holdForever(() => pending.count());
       },
     );
   }
