@@ -185,7 +185,9 @@ export type RunEvent =
   | { type: 'phase'; runId: string; message: string; phase: number; stage?: RunStage }
   | { type: 'progress'; runId: string; phase: number; progress: TrainProgress }
   /** `step` counts the steps of earlier phases too. */
-  | { type: 'checkpoint'; runId: string; step: number };
+  | { type: 'checkpoint'; runId: string; step: number }
+  /** Something the user should know that does not stop the run (a damaged checkpoint skipped on resume). */
+  | { type: 'warning'; runId: string; message: string };
 
 export interface RunOutcome {
   runId: string;
@@ -197,8 +199,10 @@ export interface RunOutcome {
   finalEvalLoss: number | null;
   /** The saved adapter (completed and stopped runs). */
   adapterId: string | null;
-  /** Set when the run paused because the GPU device was lost. */
+  /** Set when the run paused by itself: why, and what to do. */
   error: string | null;
+  /** Why a run paused by itself: the GPU device was lost, or storage was too full for its checkpoint or progress. */
+  pauseReason?: 'device-lost' | 'storage-full';
   /** Progressive runs: each phase's figures so far, and the forgetting report once phase 2 ended. */
   phases?: ProgressivePhaseSummary[];
   forgetting?: ForgettingReport | null;

@@ -59,9 +59,14 @@ export class DamagedRecordError extends Error {
     readonly record: string,
     readonly part: string,
     advice: string,
-    problem = `the stored ${part} no longer match their checksum`,
+    readonly problem = `the stored ${part} no longer match their checksum`,
   ) {
     super(`${record} is damaged: ${problem}, so webtune will not use it. ${advice}`);
+  }
+
+  /** What is damaged, as a sentence without the advice. */
+  get what(): string {
+    return `${this.record} is damaged: ${this.problem}`;
   }
 }
 

@@ -192,6 +192,7 @@ export class TrainingPanel implements Panel {
     this.done.hidden = true;
     this.progress = null;
     this.element.removeAttribute('data-first-step');
+    this.element.removeAttribute('data-pause-reason');
     this.message.textContent = message;
     this.setStatus('preparing');
     this.app.update({ training: true });
@@ -254,6 +255,9 @@ export class TrainingPanel implements Panel {
       case 'checkpoint':
         this.setStat('run-checkpoint', `step ${event.step}`, event.step);
         break;
+      case 'warning':
+        this.notice.show(event.message);
+        break;
     }
   }
 
@@ -262,7 +266,12 @@ export class TrainingPanel implements Panel {
     this.setStep(outcome.step, outcome.totalSteps);
     if (outcome.finalEvalLoss !== null) this.setStat('eval-loss', formatLoss(outcome.finalEvalLoss), outcome.finalEvalLoss);
     if (outcome.error) {
-      this.notice.show(`Paused because the GPU device was lost: ${outcome.error}`);
+      this.notice.show(
+        outcome.pauseReason === 'storage-full'
+          ? `Paused at step ${outcome.step}, the last checkpoint saved. ${outcome.error}`
+          : `Paused because the GPU device was lost: ${outcome.error}`,
+      );
+      this.element.dataset.pauseReason = outcome.pauseReason ?? '';
       this.message.textContent = '';
       return;
     }
