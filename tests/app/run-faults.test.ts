@@ -59,9 +59,8 @@ describe('runs under storage faults', () => {
     });
     expect(outcome).toMatchObject({ status: 'paused', pauseReason: 'storage-full', step: 1, adapterId: null });
     // 4,480 LoRA parameters (r 4 on q and v of five layers) with their two AdamW moments, in f32.
-    expect(outcome.error).toMatch(
-      /^Browser storage is full, so the checkpoint at step 2 of run ".*zog" was not saved\. It needs about 53\.8 KB\. Everything saved before is intact\./,
-    );
+    expect(outcome.error).toMatch(/^Browser storage is full, so the checkpoint at step 2 of run ".*zog" was not saved\./);
+    expect(outcome.error).toContain('It needs about 53.8 KB. Everything saved before is intact.');
     const [run] = await engine.listRuns();
     expect(run).toMatchObject({ status: 'paused', lastCheckpointStep: 1, error: outcome.error });
     expect((await engine.listDatasets()).map((d) => d.rowCount)).toEqual([8]);
@@ -88,7 +87,10 @@ describe('runs under storage faults', () => {
         type: 'warning',
         runId: paused.runId,
         message: expect.stringMatching(
-          /^The checkpoint at step 3 of run ".*" is damaged: the stored AdamW first moments no longer match their checksum, so it is not used: resuming from the checkpoint at step 2\.$/,
+          new RegExp(
+            '^The checkpoint at step 3 of run ".*" is damaged: the stored AdamW first moments no longer match their checksum, ' +
+              'so it is not used: resuming from the checkpoint at step 2\\.$',
+          ),
         ),
       },
     ]);
@@ -103,8 +105,9 @@ describe('runs under storage faults', () => {
     const refused = await engine.resumeRun(second.runId).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(DamagedRecordError);
     expect((refused as Error).message).toMatch(
-      /^The checkpoint at step 1 of run ".*" is damaged: the stored adapter weights no longer match their checksum, so webtune will not use it\. No intact checkpoint of the run is left; start it again\.$/,
+      /^The checkpoint at step 1 of run ".*" is damaged: the stored adapter weights no longer match/,
     );
+    expect((refused as Error).message).toMatch(/so webtune will not use it\. No intact checkpoint of the run is left; start it again\.$/);
     expect((await engine.listRuns()).find((r) => r.id === second.runId)).toMatchObject({ status: 'paused', step: 1 });
   });
 
@@ -129,7 +132,8 @@ describe('runs under storage faults', () => {
     raw.close();
     const runsBefore = (await engine.listRuns()).length;
     await expect(engine.startRun({ datasetId, evalDatasetId: null, settings: SHORT_RUN })).rejects.toThrow(
-      /^The dataset "zog" is damaged: the stored rows of chunk 1 of 1 no longer match their checksum, so webtune will not use it\. Delete the dataset and import it again\.$/,
+      'The dataset "zog" is damaged: the stored rows of chunk 1 of 1 no longer match their checksum, so webtune will not use it. ' +
+        'Delete the dataset and import it again.',
     );
     expect(await engine.listRuns()).toHaveLength(runsBefore);
   });
