@@ -134,7 +134,10 @@ export class RunRecorder {
           void this.deps.device.gpu().then((gpu) => gpu.device.destroy());
       },
       onCheckpoint: async (c) => {
-        await history.flush();
+        // With the disk full the checkpoint fails too and pauses the run, naming it; a smaller history write may fail first.
+        await history.flush().catch((error: unknown) => {
+          if (!(error instanceof StorageFullError)) throw error;
+        });
         const step = offset + c.step;
         await db.saveCheckpoint({
           runId: run.id,

@@ -261,17 +261,17 @@ export class WebtuneDb {
         const runs = tx.objectStore('runs');
         const checkpoints = tx.objectStore('checkpoints');
         const hold = async (point: HookPoint) => {
-          if (TEST_HOOKS && armedAt(point, step) === 'hold') await holdForever(() => runs.count());
+          if (armedAt(point, step) === 'hold') await holdForever(() => runs.count());
         };
         const run = found('run', runId, await runs.get(runId));
         label = `run "${run.name}"`;
         await checkpoints.put(sealed);
-        await hold('checkpoint:after-put');
+        if (TEST_HOOKS) await hold('checkpoint:after-put');
         const keys = await checkpoints.getAllKeys(checkpointsOf(runId));
         for (const key of keys.slice(0, -keep)) await checkpoints.delete(key);
-        await hold('checkpoint:after-prune');
+        if (TEST_HOOKS) await hold('checkpoint:after-prune');
         await runs.put({ ...run, lastCheckpointStep: keys[keys.length - 1][1], updatedAt: Date.now() });
-        await hold('checkpoint:before-commit');
+        if (TEST_HOOKS) await hold('checkpoint:before-commit');
       },
       checkpoint.params.byteLength + checkpoint.m.byteLength + checkpoint.v.byteLength,
     );

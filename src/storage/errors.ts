@@ -23,6 +23,8 @@ export class StorageFullError extends Error {
   ) {
     const bytes = options?.bytes ?? null;
     const quota = options?.quota ?? null;
+    // Browsers report a quota that need not be the limit they enforce (Chromium reports usage plus up to 10 GiB), so
+    // the figures name how much to free only when they explain the failure; otherwise they say what is used.
     const shortfall = bytes !== null && quota !== null ? quota.usage + bytes - quota.quota : null;
     const needed =
       bytes === null
@@ -30,8 +32,10 @@ export class StorageFullError extends Error {
         : ` It needs about ${formatSize(bytes)}` +
           (quota === null
             ? '.'
-            : `; this site uses ${formatSize(quota.usage)} of the ${formatSize(quota.quota)} the browser allows it, ` +
-              (shortfall! > 0 ? `so about ${formatSize(shortfall!)} more must be freed.` : 'so the disk of this device is full.'));
+            : shortfall! > 0
+              ? `; this site uses ${formatSize(quota.usage)} of the ${formatSize(quota.quota)} the browser allows it, ` +
+                `so about ${formatSize(shortfall!)} more must be freed.`
+              : `; this site uses ${formatSize(quota.usage)}.`);
     super(
       `Browser storage is full, so ${unsaved} was not saved.${needed} Everything saved before is intact. ` +
         'Delete old runs, adapters or downloaded models in webtune, or free disk space on this device, then try again.',

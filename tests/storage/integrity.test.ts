@@ -222,6 +222,16 @@ describe('datasets in chunks', () => {
 });
 
 describe('storage full', () => {
+  it('names only what is used when the reported quota does not explain the failure', async () => {
+    vi.stubGlobal('navigator', { storage: { estimate: async () => ({ usage: 3_510_000, quota: 10_737_418_240 + 3_510_000 }) } });
+    const db = await open(freshDbName());
+    await db.createRun(run());
+    failNextPut('checkpoints');
+    await expect(db.saveCheckpoint(checkpoint('run-1', 30))).rejects.toThrow(
+      'the checkpoint at step 30 of run "first run" was not saved. It needs about 72 B; this site uses 3.51 MB. Everything saved before',
+    );
+  });
+
   it('says how much the write needed and how much of the quota is used', async () => {
     vi.stubGlobal('navigator', { storage: { estimate: async () => ({ usage: 9_999_990, quota: 10_000_000 }) } });
     const db = await open(freshDbName());
