@@ -8,7 +8,7 @@
 import { type FileSource, filesFromList } from '../model/file-source';
 import { ModelLoadError } from '../model/errors';
 import type { WebtuneDb } from '../storage/db';
-import { blockedHostSince, connectRefusal, redirectRefusal } from '../site/csp';
+import { blockedSince, connectRefusal, redirectRefusal } from '../site/csp';
 import type { HubProgress } from './api';
 
 export const HUB = 'https://huggingface.co';
@@ -157,10 +157,10 @@ async function download(
   try {
     response = await fetch(url);
   } catch (error) {
-    const blocked = await blockedHostSince(started);
-    if (blocked) {
+    // The URL itself passed connectRefusal (the Hub, or a host the policy allows), so a block is a redirect elsewhere.
+    if (await blockedSince(started)) {
       throw new HubDownloadError(
-        `${redirectRefusal(folder.host, path, blocked)} Download the model folder yourself and pick it as a local folder.`,
+        `${redirectRefusal(folder.host, path)} Download the model folder yourself and pick it as a local folder.`,
         { cause: error },
       );
     }

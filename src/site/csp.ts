@@ -74,34 +74,30 @@ export function connectRefusal(url: URL, pageOrigin: string, what: string, conne
   );
 }
 
-/** The last request this context's policy blocked (from its securitypolicyviolation event), to name it in errors. */
-let lastBlocked: { uri: string; at: number } | null = null;
+/** When this context's policy last blocked a connection (its securitypolicyviolation event), to explain a failed fetch. */
+let lastBlockedAt = Number.NEGATIVE_INFINITY;
 if (typeof globalThis.addEventListener === 'function' && typeof SecurityPolicyViolationEvent !== 'undefined') {
-  globalThis.addEventListener('securitypolicyviolation', (e) => {
-    const event = e as SecurityPolicyViolationEvent;
-    if (event.effectiveDirective === 'connect-src') lastBlocked = { uri: event.blockedURI, at: performance.now() };
+  globalThis.addEventListener('securitypolicyviolation', (event) => {
+    if ((event as SecurityPolicyViolationEvent).effectiveDirective === 'connect-src') lastBlockedAt = performance.now();
   });
 }
 
 /**
- * The host of a request the policy blocked since `since` (performance.now()), or null: a fetch the
- * policy refuses, also midway through a redirect, fails like a network error, and the violation
- * event that says why comes as a task of its own, so this waits for it briefly.
+ * Whether the policy blocked a connection since `since` (performance.now()). A fetch the policy
+ * refuses, also midway through a redirect, fails like a network error, and the violation event
+ * that says why comes as a task of its own, so this waits for it briefly. The event names the URL
+ * first asked for, never where a redirect led (browsers hide that), so callers can only say that
+ * a redirect went somewhere the policy does not allow.
  */
-export async function blockedHostSince(since: number): Promise<string | null> {
-  for (let i = 0; i < 5 && !(lastBlocked && lastBlocked.at >= since); i++) await new Promise((r) => setTimeout(r, 10));
-  if (!lastBlocked || lastBlocked.at < since) return null;
-  try {
-    return new URL(lastBlocked.uri).host;
-  } catch {
-    return lastBlocked.uri;
-  }
+export async function blockedSince(since: number): Promise<boolean> {
+  for (let i = 0; i < 5 && lastBlockedAt < since; i++) await new Promise((r) => setTimeout(r, 10));
+  return lastBlockedAt >= since;
 }
 
-/** What to say when `host` answered a request for `what` with a redirect the policy blocked. */
-export function redirectRefusal(host: string, what: string, blockedHost: string, connect = BUILT_CONNECT ?? HUB_CONNECT_SOURCES): string {
+/** What to say when `host`, a host the policy allows, answered a request for `what` with a redirect the policy blocked. */
+export function redirectRefusal(host: string, what: string, connect = BUILT_CONNECT ?? HUB_CONNECT_SOURCES): string {
   return (
-    `${host} redirected ${what} to ${blockedHost}, which this site may not connect to: its Content-Security-Policy allows only ` +
-    `this site and ${connect.map((s) => s.replace('https://', '')).join(', ')}.`
+    `${host} redirected ${what} to a host this site may not connect to: its Content-Security-Policy allows only this site and ` +
+    `${connect.map((s) => s.replace('https://', '')).join(', ')}.`
   );
 }

@@ -21,7 +21,7 @@ async function chooseTrainingData(page: Page): Promise<void> {
   await page.getByTestId('train-dataset-select').selectOption({ index: 1 });
 }
 
-test('a crash while a checkpoint is written, at three moments of its transaction, leaves the last complete checkpoint, which resumes', async ({
+test('a crash while a checkpoint is written, at three moments of its transaction, leaves the last complete one, which resumes', async ({
   page: first,
   context,
 }) => {

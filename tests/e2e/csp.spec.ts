@@ -84,7 +84,7 @@ test('the production build sends its Content-Security-Policy, has no fault hooks
     expect(await fetchFromPage(page, 'https://cas-bridge.xethub.hf.co/xet-bridge-us/abc')).toBe('ok 200');
     expect(asked).toEqual(['https://huggingface.co/api/models/x/tree/main', 'https://cas-bridge.xethub.hf.co/xet-bridge-us/abc']);
     expect(await page.evaluate(() => (window as { violations?: string[] }).violations)).toEqual([
-      'connect-src https://evil.example.com/steal',
+      'connect-src https://evil.example.com/steal?data=1',
     ]);
     // A dataset URL on another host is refused before any request, with the reason.
     await page.getByTestId('step-data').click();

@@ -10,7 +10,7 @@ interface RunRow {
 
 const losses = (run: RunRow) => run.history.flatMap((p) => (p.loss === undefined ? [] : [[p.step, p.loss]]));
 
-test('a GPU device lost during a step pauses the run with the reason; it resumes on a new device with the losses of an uninterrupted run', async ({
+test('a device lost during a step pauses the run with the reason; it resumes on a new device with the losses of an unbroken run', async ({
   page,
 }, testInfo) => {
   test.setTimeout(20 * 60_000);

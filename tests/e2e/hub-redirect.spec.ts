@@ -81,7 +81,7 @@ test('a Hub model downloads through the real 302 to its CDN host under the site 
     await page.getByTestId('hub-id').fill('webtune-test/elsewhere');
     await page.getByTestId('hub-load').click();
     await expect(page.getByTestId('model-error')).toContainText(
-      'huggingface.co redirected config.json to cdn.example.net, which this site may not connect to',
+      'huggingface.co redirected config.json to a host this site may not connect to: its Content-Security-Policy allows only',
     );
     expect(hub.log.slice(before)).toEqual(['GET https://huggingface.co/webtune-test/elsewhere/resolve/main/config.json']);
   } finally {

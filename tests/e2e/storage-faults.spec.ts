@@ -12,7 +12,7 @@ interface StoredCheckpoint {
   checksums?: { params: string };
 }
 
-test('a full disk pauses the run at a checkpoint with what it needs, keeps everything, and the run resumes once there is room; a damaged adapter is refused', async ({
+test('a full disk pauses the run saying what it needs, keeps everything, and it resumes with room; a damaged adapter is refused', async ({
   page,
 }, testInfo) => {
   test.setTimeout(25 * 60_000);
@@ -83,8 +83,10 @@ test('a full disk pauses the run at a checkpoint with what it needs, keeps every
   const adapters = await storeRecords<{ id: string; name: string }>(page, 'adapters');
   const trained = adapters.find((a) => a.name.startsWith('full disk'))!;
   await flipStoredBit(page, 'adapters', trained.id, 'tensors.2.data');
-  const damaged =
-    /The adapter "full disk \(stopped at step \d+\)" is damaged: the stored values of tensor .+ no longer match their checksum, so webtune will not use it/;
+  const damaged = new RegExp(
+    'The adapter "full disk \\(stopped at step \\d+\\)" is damaged: the stored values of tensor .+ no longer match their checksum, ' +
+      'so webtune will not use it',
+  );
   await page.getByTestId('export-adapter').selectOption(trained.id);
   await page.getByTestId('export-download').click();
   await expect(page.getByTestId('export-error')).toHaveText(damaged);
