@@ -1,22 +1,7 @@
 import { defineConfig, devices } from '@playwright/test';
+import { CHROMIUM, CHROMIUM_ARGS } from './tests/e2e/chromium';
 
 const PORT = Number(process.env.WEBTUNE_E2E_PORT ?? 4173);
-
-/**
- * Debian's chromium, headless, with WebGPU on SwiftShader (a CPU Vulkan): the same adapter on
- * every machine, GPU or not. Chromium on Linux exposes WebGPU only with --enable-unsafe-webgpu;
- * the two SwiftShader flags pick the software adapter explicitly instead of relying on fallback.
- */
-const CHROMIUM_ARGS = [
-  '--enable-unsafe-webgpu',
-  '--enable-unsafe-swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 export default defineConfig({
   testDir: 'tests/e2e',
@@ -40,14 +25,19 @@ export default defineConfig({
       name: 'chromium',
       use: {
         ...devices['Desktop Chrome'],
-        launchOptions: { executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS },
+        launchOptions: { executablePath: CHROMIUM, args: CHROMIUM_ARGS },
       },
     },
   ],
-  // Tests run against the production build: what ships, and no dev-server dependency
-  // re-optimisation reloading the page mid-test.
+  // Tests run against a built site, not the dev server (whose dependency re-optimisation can reload
+  // the page mid-test): dist/ is the production build (site-demo and csp specs serve it as files),
+  // dist-e2e/ the same site with the fault hooks compiled in (src/testing/hooks.ts), which the
+  // preview server serves to every other spec. The e2e build may also connect to data.example.org,
+  // the "other host" the URL-import specs route, as a deployment may add hosts (src/site/csp.ts).
   webServer: {
-    command: `npx vite build && npx vite preview --port ${PORT} --strictPort`,
+    command:
+      'npx vite build && WEBTUNE_CONNECT_SRC=https://data.example.org npx vite build --mode e2e && ' +
+      `npx vite preview --mode e2e --port ${PORT} --strictPort`,
     url: `http://localhost:${PORT}`,
     timeout: 180_000,
     reuseExistingServer: false,

@@ -7,12 +7,20 @@
  * with its precache list: every file of the build (bundle and public folder) by its path relative
  * to the site's root, and a version hashed from their contents. Relative paths again, so the same
  * build works under `/` and under any sub-path.
+ *
+ * The policy plugin (build only) puts the site's Content-Security-Policy (src/site/csp.ts) first in
+ * index.html's head; `WEBTUNE_CONNECT_SRC` adds hosts the page may connect to.
+ *
+ * `--mode e2e` builds the site the end-to-end tests run against into dist-e2e/: the same build
+ * with the fault hooks of src/testing/hooks.ts compiled in (__WEBTUNE_TEST_HOOKS__). Every other
+ * mode defines it as false, so the production build (dist/) has none of them.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { transform } from 'esbuild';
 import { defineConfig, type Plugin, type ResolvedConfig } from 'vite';
+import { connectSources, contentSecurityPolicy } from './src/site/csp';
 
 const SOURCE = new URL('./src/site/service-worker.ts', import.meta.url);
 const SERVICE_WORKER_FILE = 'sw.js';
@@ -63,9 +71,31 @@ function serviceWorkerPlugin(): Plugin {
   };
 }
 
-export default defineConfig({
-  base: './',
-  build: { target: 'es2022' },
-  worker: { format: 'es' },
-  plugins: [serviceWorkerPlugin()],
+function contentSecurityPolicyPlugin(connect: string[]): Plugin {
+  return {
+    name: 'webtune-content-security-policy',
+    apply: 'build',
+    // Right after the charset, before anything the policy governs.
+    transformIndexHtml: (html) => {
+      const charset = '<meta charset="utf-8" />';
+      if (!html.includes(charset)) throw new Error(`index.html must start its head with ${charset}`);
+      const policy = contentSecurityPolicy(connect).replaceAll("'", '&#39;');
+      return html.replace(charset, `${charset}\n    <meta http-equiv="Content-Security-Policy" content="${policy}" />`);
+    },
+  };
+}
+
+export default defineConfig(({ command, mode }) => {
+  const connect = connectSources(process.env.WEBTUNE_CONNECT_SRC);
+  return {
+    base: './',
+    build: { target: 'es2022', outDir: mode === 'e2e' ? 'dist-e2e' : 'dist' },
+    worker: { format: 'es' },
+    define: {
+      __WEBTUNE_TEST_HOOKS__: JSON.stringify(mode === 'e2e'),
+      // The connect sources the page's policy allows, so the engine can refuse other hosts up front; none outside a build.
+      __WEBTUNE_CONNECT_SRC__: JSON.stringify(command === 'build' ? connect : null),
+    },
+    plugins: [serviceWorkerPlugin(), contentSecurityPolicyPlugin(connect)],
+  };
 });

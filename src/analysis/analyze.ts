@@ -51,39 +51,72 @@ export function questionType(userTurn: string): QuestionType {
 }
 
 export function analyzeDataset(rows: DatasetRow[]): DatasetAnalysis {
-  const perConversation = rows.map((row, i) => scoreConversation(row, i));
-  const n = rows.length;
-  const distribution = Object.fromEntries(
-    TASK_IDS.map((task) => {
-      const count = perConversation.filter((c) => c.primaryTask === task).length;
-      const scoreSum = perConversation.reduce((sum, c) => sum + c.scores[task], 0);
-      return [task, { count, percent: n === 0 ? 0 : round((100 * count) / n, 1), meanScore: n === 0 ? 0 : round(scoreSum / n, 3) }];
-    }),
-  ) as DatasetAnalysis['distribution'];
+  const analyzer = new DatasetAnalyzer();
+  for (const row of rows) analyzer.add(row);
+  return analyzer.result();
+}
 
-  const messages = rows.map(rowMessages);
-  const responses = messages.flat().filter((m) => m.role === 'assistant');
-  const avgResponseChars =
-    responses.length === 0 ? 0 : round(responses.reduce((sum, m) => sum + responseChars(m.content), 0) / responses.length, 1);
+/**
+ * The same analysis fed one row at a time, so a streamed import or a dataset read chunk by chunk
+ * is analysed without holding its rows. It sums in the order analyzeDataset does, so the figures
+ * are identical; `keep` bounds `perConversation` (the page lists the first ones), and the other
+ * figures still cover every row.
+ */
+export class DatasetAnalyzer {
+  #n = 0;
+  readonly #perConversation: ConversationAnalysis[] = [];
+  readonly #counts = Object.fromEntries(TASK_IDS.map((task) => [task, 0])) as Record<TaskId, number>;
+  readonly #scoreSums = Object.fromEntries(TASK_IDS.map((task) => [task, 0])) as Record<TaskId, number>;
+  readonly #ragIndices: number[] = [];
+  #responses = 0;
+  #responseChars = 0;
+  #userTurns = 0;
+  readonly #typeCounts: Record<QuestionType, number> = { how_to: 0, definition: 0, other: 0 };
 
-  const userTurns = messages.flat().filter((m) => m.role === 'user');
-  const typeCounts: Record<QuestionType, number> = { how_to: 0, definition: 0, other: 0 };
-  for (const turn of userTurns) typeCounts[questionType(turn.content)]++;
-  const questionTypes = Object.fromEntries(
-    (Object.keys(typeCounts) as QuestionType[]).map((type) => [
-      type,
-      { count: typeCounts[type], share: userTurns.length === 0 ? 0 : round(typeCounts[type] / userTurns.length, 3) },
-    ]),
-  ) as DatasetAnalysis['questionTypes'];
+  constructor(private readonly keep = Number.POSITIVE_INFINITY) {}
 
-  const counts = Object.fromEntries(TASK_IDS.map((task) => [task, distribution[task].count])) as Record<TaskId, number>;
-  return {
-    conversations: n,
-    perConversation,
-    distribution,
-    avgResponseChars,
-    questionTypes,
-    ragIndices: perConversation.filter((c) => c.primaryTask === 'rag_enhanced').map((c) => c.index),
-    recommendation: recommend(counts),
-  };
+  add(row: DatasetRow): void {
+    const c = scoreConversation(row, this.#n);
+    this.#n++;
+    if (this.#perConversation.length < this.keep) this.#perConversation.push(c);
+    this.#counts[c.primaryTask]++;
+    for (const task of TASK_IDS) this.#scoreSums[task] += c.scores[task];
+    if (c.primaryTask === 'rag_enhanced') this.#ragIndices.push(c.index);
+    for (const m of rowMessages(row)) {
+      if (m.role === 'assistant') {
+        this.#responses++;
+        this.#responseChars += responseChars(m.content);
+      } else if (m.role === 'user') {
+        this.#userTurns++;
+        this.#typeCounts[questionType(m.content)]++;
+      }
+    }
+  }
+
+  result(): DatasetAnalysis {
+    const n = this.#n;
+    const distribution = Object.fromEntries(
+      TASK_IDS.map((task) => {
+        const count = this.#counts[task];
+        const scoreSum = this.#scoreSums[task];
+        return [task, { count, percent: n === 0 ? 0 : round((100 * count) / n, 1), meanScore: n === 0 ? 0 : round(scoreSum / n, 3) }];
+      }),
+    ) as DatasetAnalysis['distribution'];
+    const avgResponseChars = this.#responses === 0 ? 0 : round(this.#responseChars / this.#responses, 1);
+    const questionTypes = Object.fromEntries(
+      (Object.keys(this.#typeCounts) as QuestionType[]).map((type) => [
+        type,
+        { count: this.#typeCounts[type], share: this.#userTurns === 0 ? 0 : round(this.#typeCounts[type] / this.#userTurns, 3) },
+      ]),
+    ) as DatasetAnalysis['questionTypes'];
+    return {
+      conversations: n,
+      perConversation: [...this.#perConversation],
+      distribution,
+      avgResponseChars,
+      questionTypes,
+      ragIndices: [...this.#ragIndices],
+      recommendation: recommend({ ...this.#counts }),
+    };
+  }
 }

@@ -31,12 +31,13 @@ import type { TrainSettings } from '../train/settings';
 import type { AdapterDownload, ExportFormat, MergedGgufType, OllamaSetup } from '../export/service';
 import type { RunStage } from '../train/run';
 import type { DownloadPlanRequest, ModelRef, PlannedDownload } from './download-plan';
+import type { ImportProgress } from './dataset-import';
 import type { FilterOptions, FilterReport } from './quality-filter';
 import type { PresetPlan, PresetPlanRequest } from './run-plan';
 import type { ForgettingReport, ProgressivePhaseSummary, ProgressiveRunRequest } from './progressive-run';
 
 export type { AdapterSummary, DatasetSummary, RunRecord, RunStage, TrainProgress, TrainSettings };
-export type { DownloadPlanRequest, ModelRef, PlannedDownload };
+export type { DownloadPlanRequest, ImportProgress, ModelRef, PlannedDownload };
 export type { ExportFormat, ForgettingReport, MergedGgufType, OllamaSetup, ProgressivePhaseSummary, ProgressiveRunRequest };
 export type { ChatReply, ChatSource, ChatTurn, ChatTurnSettings, ConversationQuery, ConversationRecord, ConversationSummary };
 export type { DocumentRecord, EnhancementReport, Rating };
@@ -162,8 +163,10 @@ export interface DatasetPreview {
   totalLines: number;
   validRows: number;
   skippedBlank: number;
-  /** Every invalid line, with its 1-based number and the reason. */
+  /** The first invalid lines (up to 1,000), each with its 1-based number and the reason. */
   errors: LineError[];
+  /** Every invalid line, counted. */
+  errorCount: number;
   /** The first valid rows, to show what was understood. */
   sample: DatasetRow[];
   /** Task analysis of the valid rows and the training recommendation. */
@@ -200,7 +203,9 @@ export type RunEvent =
   | { type: 'phase'; runId: string; message: string; phase: number; stage?: RunStage }
   | { type: 'progress'; runId: string; phase: number; progress: TrainProgress }
   /** `step` counts the steps of earlier phases too. */
-  | { type: 'checkpoint'; runId: string; step: number };
+  | { type: 'checkpoint'; runId: string; step: number }
+  /** Something the user should know that does not stop the run (a damaged checkpoint skipped on resume). */
+  | { type: 'warning'; runId: string; message: string };
 
 export interface RunOutcome {
   runId: string;
@@ -212,8 +217,10 @@ export interface RunOutcome {
   finalEvalLoss: number | null;
   /** The saved adapter (completed and stopped runs). */
   adapterId: string | null;
-  /** Set when the run paused because the GPU device was lost. */
+  /** Set when the run paused by itself: why, and what to do. */
   error: string | null;
+  /** Why a run paused by itself: the GPU device was lost, or storage was too full for its checkpoint or progress. */
+  pauseReason?: 'device-lost' | 'storage-full';
   /** Progressive runs: each phase's figures so far, and the forgetting report once phase 2 ended. */
   phases?: ProgressivePhaseSummary[];
   forgetting?: ForgettingReport | null;
@@ -323,15 +330,22 @@ export interface WebtuneEngineApi {
   /** What loading this model and these datasets would download (files and sizes), or that the cache has them; nothing is downloaded. */
   planDownloads(request: DownloadPlanRequest): Promise<PlannedDownload[]>;
 
-  /** Parses a dataset file (JSONL, a JSON list, Parquet) and keeps the result as a preview; nothing is stored yet. */
-  importDataset(name: string, file: Blob, fileName: string): Promise<DatasetPreview>;
+  /**
+   * Reads a dataset file (JSONL line by line at any size; a JSON list or Parquet whole) into a
+   * pending import and a preview: its rows are written as they are parsed, but no dataset exists
+   * until `commitDataset`. `onProgress` hears about every ~100 ms of reading.
+   */
+  importDataset(name: string, file: Blob, fileName: string, onProgress?: (progress: ImportProgress) => void): Promise<DatasetPreview>;
+  /** Cancels the imports being read: each stops at its next line, and nothing of it stays stored. */
+  cancelDatasetImport(): Promise<void>;
   /**
    * The same for a dataset named by an https URL or a Hugging Face reference ("owner/name",
    * "owner/name:split", "owner/name/file.jsonl"), downloaded once and then read from IndexedDB.
    */
   importDatasetFrom(source: string, onProgress?: (progress: HubProgress) => void): Promise<DatasetPreview>;
-  /** Stores the preview's valid rows in one transaction, under `name` when given. */
+  /** Makes the preview's rows a stored dataset (its summary is written in one transaction), under `name` when given. */
   commitDataset(previewId: string, name?: string): Promise<DatasetSummary>;
+  /** Drops the preview and every row its import stored. */
   discardDataset(previewId: string): Promise<void>;
   listDatasets(): Promise<DatasetSummary[]>;
   deleteDataset(id: string): Promise<void>;

@@ -9,6 +9,7 @@
  * share link and a stored dataset name it. The files of a source are resolved here; downloads.ts
  * fetches and caches them.
  */
+import { connectRefusal } from '../site/csp';
 import { HUB } from './hub';
 
 export type DatasetSource = { kind: 'url'; url: string } | { kind: 'hub'; repo: string; split: string | null; path: string | null };
@@ -46,6 +47,8 @@ export function parseDatasetSource(input: string, pageOrigin: string): DatasetSo
     if (url.protocol !== 'https:' && url.origin !== pageOrigin) {
       throw new DatasetSourceError(`${url.href} is not an https URL; webtune downloads datasets over https only (or from this site).`);
     }
+    const refusal = connectRefusal(url, pageOrigin, 'dataset');
+    if (refusal) throw new DatasetSourceError(refusal);
     url.hash = '';
     return { kind: 'url', url: url.href };
   }

@@ -30,6 +30,7 @@ import type {
   GenerateRequest,
   GenerateResult,
   HubProgress,
+  ImportProgress,
   MemoryEstimate,
   ModelFileEntry,
   ModelLoadOptions,
@@ -107,6 +108,8 @@ export class WebtuneEngine implements WebtuneEngineApi {
 
   async init(): Promise<DeviceInfo> {
     await this.#storage();
+    // Imports a closed or crashed tab left half written are removed before anything lists datasets.
+    await this.#datasets.removeAbandonedImports().catch(() => undefined);
     return this.#device.describe();
   }
 
@@ -138,8 +141,12 @@ export class WebtuneEngine implements WebtuneEngineApi {
     return estimateTrainingMemory(model.opened.config, validateTrainSettings(settings), deviceMemory(await this.#device.gpu()), weights);
   }
 
-  importDataset(name: string, file: Blob, fileName: string): Promise<DatasetPreview> {
-    return this.#datasets.preview(name, file, fileName);
+  importDataset(name: string, file: Blob, fileName: string, onProgress?: (progress: ImportProgress) => void): Promise<DatasetPreview> {
+    return this.#datasets.preview(name, file, fileName, onProgress);
+  }
+
+  async cancelDatasetImport(): Promise<void> {
+    this.#datasets.cancel();
   }
 
   importDatasetFrom(source: string, onProgress?: (progress: HubProgress) => void): Promise<DatasetPreview> {
@@ -150,8 +157,8 @@ export class WebtuneEngine implements WebtuneEngineApi {
     return this.#datasets.commit(previewId, name);
   }
 
-  async discardDataset(previewId: string): Promise<void> {
-    this.#datasets.discard(previewId);
+  discardDataset(previewId: string): Promise<void> {
+    return this.#datasets.discard(previewId);
   }
 
   listDatasets(): Promise<DatasetSummary[]> {

@@ -1,6 +1,9 @@
 import type { HistoryPoint, WebtuneDb } from '../storage/db';
 
-/** Batches a run's history points into few transactions; `flush` writes whatever is pending. */
+/**
+ * Batches a run's history points into few transactions; `flush` writes whatever is pending. Points
+ * a failed write did not store (a full disk) stay pending for the next flush.
+ */
 export class HistoryWriter {
   #pending: HistoryPoint[] = [];
   #lastWrite = 0;
@@ -24,8 +27,16 @@ export class HistoryWriter {
       const points = this.#pending;
       this.#pending = [];
       this.#lastWrite = performance.now();
-      await this.db.appendHistory(this.runId, points);
+      try {
+        await this.db.appendHistory(this.runId, points);
+      } catch (error) {
+        this.#pending = [...points, ...this.#pending];
+        throw error;
+      }
     });
-    return this.#writing;
+    // A failed write must not fail every later flush through the chain.
+    const written = this.#writing;
+    this.#writing = written.catch(() => undefined);
+    return written;
   }
 }

@@ -8,6 +8,7 @@
 import { type FileSource, filesFromList } from '../model/file-source';
 import { ModelLoadError } from '../model/errors';
 import type { WebtuneDb } from '../storage/db';
+import { blockedSince, connectRefusal, redirectRefusal } from '../site/csp';
 import type { HubProgress } from './api';
 
 export const HUB = 'https://huggingface.co';
@@ -58,6 +59,8 @@ export function modelFolderUrl(url: string, pageOrigin: string): URL {
   if (folder.protocol !== 'https:' && folder.origin !== pageOrigin) {
     throw new HubDownloadError(`${url} is not an https URL; webtune downloads models over https only (or from this site).`);
   }
+  const refusal = connectRefusal(folder, pageOrigin, 'model folder');
+  if (refusal) throw new HubDownloadError(refusal);
   folder.hash = '';
   folder.search = '';
   if (!folder.pathname.endsWith('/')) folder.pathname += '/';
@@ -150,9 +153,17 @@ async function download(
 ): Promise<Blob | null> {
   const url = folder.url(path);
   let response: Response;
+  const started = performance.now();
   try {
     response = await fetch(url);
   } catch (error) {
+    // The URL itself passed connectRefusal (the Hub, or a host the policy allows), so a block is a redirect elsewhere.
+    if (await blockedSince(started)) {
+      throw new HubDownloadError(
+        `${redirectRefusal(folder.host, path)} Download the model folder yourself and pick it as a local folder.`,
+        { cause: error },
+      );
+    }
     throw new HubDownloadError(
       `Could not reach ${folder.host} for ${path} (${(error as Error).message}). Check the connection, or download the ` +
         'model folder yourself and pick it as a local folder.',

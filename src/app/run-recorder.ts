@@ -5,6 +5,8 @@
  */
 import type { DatasetRecord, HistoryPoint, RunRecord, WebtuneDb } from '../storage/db';
 import { newId } from '../storage/db';
+import { StorageFullError } from '../storage/errors';
+import { armedAt, TEST_HOOKS } from '../testing/hooks';
 import type { RunStage } from '../train/run';
 import type { TrainSettings } from '../train/settings';
 import type { TrainControl, TrainerHooks } from '../train/trainer';
@@ -13,6 +15,7 @@ import type { RunEvent, RunOutcome } from './api';
 import type { DeviceSession } from './device';
 import { HistoryWriter } from './history-writer';
 import type { LoadedModel } from './models';
+import { RunAnnouncer } from './run-presence';
 
 export type OnEvent = (event: RunEvent) => void;
 
@@ -42,6 +45,8 @@ export class RunRecorder {
   readonly history: HistoryWriter;
   private readonly adapters: AdapterLibrary;
   private readonly control: () => TrainControl;
+  /** Tells other tabs how the run goes (run-presence.ts). */
+  readonly #announcer = new RunAnnouncer();
 
   constructor(
     private readonly deps: RunRecorderDeps,
@@ -56,9 +61,11 @@ export class RunRecorder {
   }
 
   /**
-   * Runs a run's GPU work. A lost device pauses the run with the reason and keeps its checkpoints;
-   * other errors fail it. `exists` says whether the run record was written yet (progressive runs
-   * write it once their data is tokenized); `extra` adds to the outcome of a paused run.
+   * Runs a run's GPU work. A lost device, or storage too full for a checkpoint, pauses the run
+   * with the reason and keeps its checkpoints (a resume continues from the last one that was
+   * written); other errors fail it. `exists` says whether the run record was written yet
+   * (progressive runs write it once their data is tokenized); `extra` adds to the outcome of a
+   * paused run.
    */
   async guard(
     body: () => Promise<RunOutcome>,
@@ -66,14 +73,21 @@ export class RunRecorder {
     exists: () => boolean = () => true,
   ): Promise<RunOutcome> {
     const { db, run, history } = this;
+    let status = 'failed';
     try {
-      return await body();
+      const outcome = await body();
+      status = outcome.status;
+      return outcome;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (!exists()) throw error;
       await history.flush().catch(() => undefined);
-      if (await this.deps.device.isLoss(error)) {
-        const paused = await db.updateRun(run.id, { status: 'paused', error: message });
+      const pauseReason =
+        error instanceof StorageFullError ? 'storage-full' : (await this.deps.device.isLoss(error)) ? 'device-lost' : null;
+      if (pauseReason) {
+        status = 'paused';
+        // With storage full even this small write may fail; the record then says "running", which resumes the same way.
+        const paused = await db.updateRun(run.id, { status: 'paused', error: message }).catch(() => db.getRun(run.id));
         return {
           runId: run.id,
           status: 'paused',
@@ -83,6 +97,7 @@ export class RunRecorder {
           finalEvalLoss: null,
           adapterId: null,
           error: message,
+          pauseReason,
           ...extra(),
         };
       }
@@ -90,6 +105,8 @@ export class RunRecorder {
       throw error;
     } finally {
       await history.flush().catch(() => undefined);
+      this.#announcer.post({ type: 'ended', runId: run.id, status });
+      this.#announcer.close();
     }
   }
 
@@ -109,15 +126,18 @@ export class RunRecorder {
           elapsedMs: p.elapsedMs,
         });
         // Steps count over the whole run, as in its history and checkpoints.
-        onEvent({
-          type: 'progress',
-          runId: run.id,
-          phase,
-          progress: progressive ? { ...p, step: offset + p.step, totalSteps: run.totalSteps } : p,
-        });
+        const progress = progressive ? { ...p, step: offset + p.step, totalSteps: run.totalSteps } : p;
+        onEvent({ type: 'progress', runId: run.id, phase, progress });
+        const { step, totalSteps, loss, elapsedMs } = progress;
+        this.#announcer.post({ type: 'progress', runId: run.id, step, totalSteps, loss, elapsedMs });
+        if (TEST_HOOKS && armedAt('train:progress', step) === 'lose-device')
+          void this.deps.device.gpu().then((gpu) => gpu.device.destroy());
       },
       onCheckpoint: async (c) => {
-        await history.flush();
+        // With the disk full the checkpoint fails too and pauses the run, naming it; a smaller history write may fail first.
+        await history.flush().catch((error: unknown) => {
+          if (!(error instanceof StorageFullError)) throw error;
+        });
         const step = offset + c.step;
         await db.saveCheckpoint({
           runId: run.id,
@@ -134,6 +154,7 @@ export class RunRecorder {
         });
         await db.updateRun(run.id, { step });
         onEvent({ type: 'checkpoint', runId: run.id, step });
+        this.#announcer.post({ type: 'checkpoint', runId: run.id, step });
       },
       control: this.control,
     };
@@ -210,6 +231,7 @@ function finalTrainLoss(run: RunRecord, last: number | null): number | null {
 
 /** A new run record, before its steps are planned. */
 export function newRun(
+  id: string,
   model: LoadedModel,
   dataset: DatasetRecord,
   settings: TrainSettings,
@@ -218,7 +240,7 @@ export function newRun(
   const { lora, ...training } = settings;
   const now = Date.now();
   return {
-    id: newId('run'),
+    id,
     createdAt: now,
     updatedAt: now,
     name: opts.name?.trim() || `${model.info.name.split('/').pop()} · ${dataset.name}`,

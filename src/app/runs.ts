@@ -6,7 +6,7 @@
  */
 import type { DatasetRow } from '../data/types';
 import type { AdapterTensors } from '../export/adapter';
-import type { RunRecord, WebtuneDb } from '../storage/db';
+import { newId, type RunRecord, type WebtuneDb } from '../storage/db';
 import { padTokenId, prepareRunData } from '../train/pipeline';
 import { type ProgressiveResume, runProgressive, startingAdapter } from '../train/progressive';
 import { trainAdapter } from '../train/run';
@@ -15,12 +15,14 @@ import { LoraTrainer, type TrainCheckpoint } from '../train/trainer';
 import { adapterTensors, type AdapterLibrary } from './adapters';
 import type { ProgressiveOutcome, ProgressiveRunRequest, RunOutcome, RunRequest } from './api';
 import type { DeviceSession } from './device';
+import { DamagedRecordError } from '../storage/errors';
 import { EngineStateError } from './errors';
 import { deviceMemory, estimateTrainingMemory } from './memory';
 import type { LoadedModel, ModelSession } from './models';
 import { phaseSummary, progressivePhases } from './progressive-run';
 import { newRun, type OnEvent, RunRecorder } from './run-recorder';
 import { filteredRows } from './quality-filter';
+import { lockRun } from './run-presence';
 import type { TaskGuard } from './tasks';
 
 export interface RunServiceDeps {
@@ -41,6 +43,39 @@ export class RunService {
   }
 
   async start(request: RunRequest, onEvent: OnEvent = () => {}): Promise<RunOutcome> {
+    const runId = newId('run');
+    return this.#locked(runId, () => this.#start(runId, request, onEvent));
+  }
+
+  async resume(runId: string, onEvent: OnEvent = () => {}): Promise<RunOutcome> {
+    return this.#locked(runId, () => this.#resume(runId, onEvent));
+  }
+
+  async startProgressive(request: ProgressiveRunRequest, onEvent: OnEvent = () => {}): Promise<ProgressiveOutcome> {
+    const runId = newId('run');
+    return this.#locked(runId, () => this.#startProgressive(runId, request, onEvent));
+  }
+
+  /**
+   * Runs `body` holding the run's Web Lock, so no other tab trains the same run meanwhile (a new
+   * run's id is fresh, so its lock is always free).
+   */
+  async #locked<T>(runId: string, body: () => Promise<T>): Promise<T> {
+    const lock = await lockRun(runId);
+    if (!lock) {
+      const run = await (await this.deps.storage()).getRun(runId);
+      throw new EngineStateError(
+        `The run "${run.name}" is training in another tab of webtune; follow it there, or close that tab to resume it here.`,
+      );
+    }
+    try {
+      return await body();
+    } finally {
+      lock.release();
+    }
+  }
+
+  async #start(runId: string, request: RunRequest, onEvent: OnEvent): Promise<RunOutcome> {
     const model = this.deps.models.current();
     const init = request.initAdapterId ? await this.deps.adapters.recordFor(request.initAdapterId, model) : null;
     const settings = validateTrainSettings(
@@ -53,7 +88,12 @@ export class RunService {
     const dataset = await db.getDataset(request.datasetId);
     const evalDataset = request.evalDatasetId ? await db.getDataset(request.evalDatasetId) : null;
     const filter = request.filter ?? null;
-    const run = newRun(model, dataset, settings, { kind: 'single', name: request.name, evalDatasetId: evalDataset?.id ?? null, filter });
+    const run = newRun(runId, model, dataset, settings, {
+      kind: 'single',
+      name: request.name,
+      evalDatasetId: evalDataset?.id ?? null,
+      filter,
+    });
     onEvent({ type: 'phase', runId: run.id, phase: 1, message: 'Tokenizing the data…' });
     const rows = filteredRows(dataset.rows, filter, dataset.name);
     const start = init ? { tensors: adapterTensors(init), source: `the adapter "${init.name}"` } : null;
@@ -69,17 +109,36 @@ export class RunService {
     return this.#single(run, trainer, dataset.name, onEvent);
   }
 
-  async resume(runId: string, onEvent: OnEvent = () => {}): Promise<RunOutcome> {
+  async #resume(runId: string, onEvent: OnEvent): Promise<RunOutcome> {
     const db = await this.deps.storage();
     const run = await db.getRun(runId);
     if (run.status !== 'running' && run.status !== 'paused') {
       throw new EngineStateError(`The run "${run.name}" is ${run.status}; only paused or interrupted runs can be resumed.`);
     }
-    const checkpoint = await db.latestCheckpoint(runId);
+    // A checkpoint whose checksums fail is never trained from: the newest intact one is, and the page says which were skipped.
+    const { checkpoint, damaged } = await db.latestIntactCheckpoint(runId);
+    if (!checkpoint && damaged.length > 0) {
+      const [newest] = damaged;
+      throw new DamagedRecordError(
+        newest.kind,
+        newest.id,
+        newest.record,
+        newest.part,
+        'No intact checkpoint of the run is left; start it again.',
+        newest.problem,
+      );
+    }
     if (!checkpoint) {
       throw new EngineStateError(
         `The run "${run.name}" stopped before its first checkpoint, so there is nothing to resume; start it again.`,
       );
+    }
+    for (const error of damaged) {
+      onEvent({
+        type: 'warning',
+        runId,
+        message: `${error.what}, so it is not used: resuming from the checkpoint at step ${checkpoint.step}.`,
+      });
     }
     const model = this.deps.models.current();
     if (model.info.name !== run.model.id || model.info.parameterCount !== run.model.parameterCount) {
@@ -116,7 +175,7 @@ export class RunService {
     return this.#single(resumed, trainer, dataset.name, onEvent, resume);
   }
 
-  async startProgressive(request: ProgressiveRunRequest, onEvent: OnEvent = () => {}): Promise<ProgressiveOutcome> {
+  async #startProgressive(runId: string, request: ProgressiveRunRequest, onEvent: OnEvent): Promise<ProgressiveOutcome> {
     const model = this.deps.models.current();
     const settings = validateTrainSettings(request.settings);
     await this.#checkMemory(model, settings);
@@ -125,7 +184,7 @@ export class RunService {
     const filter = request.filter ?? null;
     const rows = filteredRows(dataset.rows, filter, dataset.name);
     const { phase1, phase2 } = progressivePhases(rows, dataset.name);
-    const run = newRun(model, dataset, settings, {
+    const run = newRun(runId, model, dataset, settings, {
       kind: 'progressive',
       name: request.name ? request.name : `${model.info.name.split('/').pop()} · ${dataset.name} (progressive)`,
       evalDatasetId: null,

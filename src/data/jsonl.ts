@@ -18,6 +18,7 @@ import { conversation, notString, roleContentMessages, typeName } from './conver
 import { addRow, emptyReport, excerpt, type ImportReport, type LineError } from './import-report';
 import { isOpenAiLog, openAiLogRow } from './openai-log';
 import { isOpenWebUiChat, openWebUiChatRow } from './open-webui';
+import { MAX_LINE_BYTES } from './line-reader';
 import type { DatasetRow, Message, Role, SourceFormat } from './types';
 
 export type { ImportReport, LineError };
@@ -98,7 +99,7 @@ export function parseJsonl(text: string, opts: { fileName?: string; invalidLines
   const lines = text.replace(/^\uFEFF/, '').split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
   const invalid = new Set(opts.invalidLines ?? []);
-  const extension = opts.fileName?.toLowerCase().match(/\.([a-z0-9]+)$/)?.[1] ?? '';
+  const extension = fileExtension(opts.fileName);
   const report = emptyReport(lines.length);
   lines.forEach((raw, index) => {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
@@ -118,11 +119,40 @@ export function parseJsonl(text: string, opts: { fileName?: string; invalidLines
 
 export type LineResult = { row: DatasetRow; format: SourceFormat } | string;
 
+/** The lower-case extension of a file name ('' without one), which some reasons name. */
+export function fileExtension(fileName: string | undefined): string {
+  return fileName?.toLowerCase().match(/\.([a-z0-9]+)$/)?.[1] ?? '';
+}
+
+/**
+ * One line of a streamed file (src/data/line-reader.ts): blank lines are the caller's to skip; a
+ * line too long to be a row is refused by its length without being parsed.
+ */
+export function parseJsonlLine(line: { text: string; invalidUtf8: boolean; tooLongBytes: number | null }, extension: string): LineResult {
+  if (line.tooLongBytes !== null) {
+    return (
+      `too long: the line is ${(line.tooLongBytes / 2 ** 20).toFixed(1)} MiB, more than the ${MAX_LINE_BYTES / 2 ** 20} MiB ` +
+      'one row may have; split it into several rows (one JSON object per line)'
+    );
+  }
+  const text = line.text.endsWith('\r') ? line.text.slice(0, -1) : line.text;
+  return parseLine(text, line.invalidUtf8, extension);
+}
+
+/** ASCII text saved as UTF-16 and read as UTF-8: a NUL after (or before) every character. */
+const UTF16_AS_UTF8 = /^(?:[\u0001-\u007f]\u0000){2}|^(?:\u0000[\u0001-\u007f]){2}/;
+
 function parseLine(line: string, invalidUtf8: boolean, extension: string): LineResult {
   const binaryHint = Object.hasOwn(BINARY_FORMATS, extension)
     ? `; this looks like a ${BINARY_FORMATS[extension]} file, export it as JSONL`
     : '';
   if (invalidUtf8) return `not text (binary data?): the line is not valid UTF-8${binaryHint}`;
+  if (UTF16_AS_UTF8.test(line)) {
+    return (
+      'not UTF-8: the line is UTF-16 text (a zero byte beside every character) in a file that does not start as UTF-16; ' +
+      'save the file as UTF-8'
+    );
+  }
   const control = CONTROL_CHAR.exec(line);
   if (control) {
     return `not text (binary data?): control character ${codePoint(control[0])} at column ${control.index + 1}${binaryHint}`;

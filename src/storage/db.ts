@@ -2,41 +2,54 @@
  * Everything webtune keeps between page loads: datasets, runs with their checkpoints, trained
  * adapters, downloaded model files, and (from version 2) chat conversations and the documents
  * chat answers from with their passage index, in one IndexedDB database. The chat records are read
- * and written through `db.chat` (chat-store.ts).
+ * and written through `db.chat` (chat-store.ts), datasets through `db.datasets` (dataset-store.ts).
  *
  * Each method is one transaction, so a failure (a full disk, a closed tab) leaves either the old
- * records or the new ones, never a mix.
+ * records or the new ones, never a mix. From version 3 every stored tensor and every chunk of
+ * dataset rows carries its SHA-256, checked on every read (sealed.ts, dataset-store.ts).
  */
 
 import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from 'idb';
-import { found, StorageFullError, StorageUnavailableError, isQuotaExceeded, type StoredKind } from './errors';
+import { DamagedRecordError, found, StorageFullError, StorageUnavailableError, isQuotaExceeded, type StoredKind } from './errors';
 import type { SerializedIndex } from '../rag/search-index';
 import { ChatStore } from './chat-store';
+import { DatasetStore } from './dataset-store';
 import type {
   AdapterRecord,
   AdapterSummary,
   CachedModelSummary,
   CheckpointRecord,
   ConversationRecord,
+  DatasetChunkRecord,
   DatasetRecord,
   DocumentRecord,
   DatasetSummary,
   HistoryPoint,
   ModelFileRecord,
+  PendingImportRecord,
   RunPatch,
   RunRecord,
   StorageUsage,
+  StoredAdapter,
+  StoredCheckpoint,
+  StoredDataset,
 } from './records';
+import { sealAdapter, sealCheckpoint, unsealAdapter, unsealCheckpoint } from './sealed';
+import { armedAt, holdForever, type HookPoint, TEST_HOOKS } from '../testing/hooks';
 
 export type * from './records';
 
-export const DB_VERSION = 2;
+export const DB_VERSION = 3;
 
 export interface WebtuneSchema extends DBSchema {
-  datasets: { key: string; value: DatasetRecord; indexes: { createdAt: number } };
+  datasets: { key: string; value: StoredDataset; indexes: { createdAt: number } };
+  /** From version 3: the rows of each dataset, in chunks. */
+  datasetChunks: { key: [datasetId: string, index: number]; value: DatasetChunkRecord };
+  /** From version 3: imports whose chunks are being written, or wait to be confirmed. */
+  pendingImports: { key: string; value: PendingImportRecord };
   runs: { key: string; value: RunRecord; indexes: { createdAt: number } };
-  checkpoints: { key: [runId: string, step: number]; value: CheckpointRecord };
-  adapters: { key: string; value: AdapterRecord; indexes: { createdAt: number; runId: string } };
+  checkpoints: { key: [runId: string, step: number]; value: StoredCheckpoint };
+  adapters: { key: string; value: StoredAdapter; indexes: { createdAt: number; runId: string } };
   modelFiles: { key: [modelId: string, path: string]; value: ModelFileRecord };
   conversations: { key: string; value: ConversationRecord; indexes: { updatedAt: number } };
   documents: { key: string; value: DocumentRecord; indexes: { addedAt: number } };
@@ -93,6 +106,12 @@ function upgrade(db: IDBPDatabase<WebtuneSchema>, oldVersion: number): void {
     db.createObjectStore('documents', { keyPath: 'name' }).createIndex('addedAt', 'addedAt');
     db.createObjectStore('documentIndex');
   }
+  // Version 3 adds the chunked rows and pending imports. Datasets, checkpoints and adapters of
+  // version 2 stay as they are (rows inline, no checksums) and are read as such.
+  if (oldVersion < 3) {
+    db.createObjectStore('datasetChunks', { keyPath: ['datasetId', 'index'] });
+    db.createObjectStore('pendingImports', { keyPath: 'id' });
+  }
 }
 
 function checkpointsOf(runId: string): IDBKeyRange {
@@ -110,6 +129,8 @@ export class WebtuneDb {
   #lost: string | null = null;
   /** Conversations, documents and their passage index. */
   readonly chat: ChatStore = new ChatStore(this);
+  /** Datasets, their row chunks and streamed imports. */
+  readonly datasets: DatasetStore = new DatasetStore(this);
 
   constructor(db: IDBPDatabase<WebtuneSchema>) {
     this.#db = db;
@@ -136,42 +157,28 @@ export class WebtuneDb {
     return { usage, quota };
   }
 
-  // Datasets
+  // Datasets (dataset-store.ts)
 
   async saveDataset(dataset: DatasetRecord): Promise<void> {
-    await this.#write(
-      ['datasets'],
-      () => `the dataset "${dataset.name}"`,
-      (tx) => tx.store.put(dataset),
-    );
+    await this.datasets.save(dataset);
   }
 
+  /** The dataset with all its rows, each chunk checked against its checksum. */
   async getDataset(id: string): Promise<DatasetRecord> {
-    return this.#read(['datasets'], async (tx) => found('dataset', id, await tx.store.get(id)));
+    return this.datasets.get(id);
   }
 
   /** Newest first, without the rows. */
   async listDatasets(): Promise<DatasetSummary[]> {
-    return this.#read(['datasets'], async (tx) => {
-      const summaries: DatasetSummary[] = [];
-      for (let c = await tx.store.index('createdAt').openCursor(null, 'prev'); c; c = await c.continue()) {
-        const { rows: _, ...summary } = c.value;
-        summaries.push(summary);
-      }
-      return summaries;
-    });
+    return this.datasets.list();
   }
 
   async renameDataset(id: string, name: string): Promise<void> {
-    await this.#rename('datasets', 'dataset', id, name);
+    await this.datasets.rename(id, name);
   }
 
   async deleteDataset(id: string): Promise<void> {
-    await this.#write(
-      ['datasets'],
-      () => `the removal of dataset ${id}`,
-      (tx) => tx.store.delete(id),
-    );
+    await this.datasets.delete(id);
   }
 
   // Runs
@@ -239,12 +246,13 @@ export class WebtuneDb {
   // Checkpoints
 
   /**
-   * Stores the checkpoint, drops the run's older ones beyond the newest `keep` and records the
-   * newest step on the run, all in one transaction.
+   * Stores the checkpoint with its checksums, drops the run's older ones beyond the newest `keep`
+   * and records the newest step on the run, all in one transaction.
    */
   async saveCheckpoint(checkpoint: CheckpointRecord, keep = 2): Promise<void> {
     if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`keep must be a positive integer, got ${keep}`);
     const { runId, step } = checkpoint;
+    const sealed = await sealCheckpoint(checkpoint);
     let label = `run ${runId}`;
     await this.#write(
       ['runs', 'checkpoints'],
@@ -252,35 +260,71 @@ export class WebtuneDb {
       async (tx) => {
         const runs = tx.objectStore('runs');
         const checkpoints = tx.objectStore('checkpoints');
+        const hold = async (point: HookPoint) => {
+          if (armedAt(point, step) === 'hold') await holdForever(() => runs.count());
+        };
         const run = found('run', runId, await runs.get(runId));
         label = `run "${run.name}"`;
-        await checkpoints.put(checkpoint);
+        await checkpoints.put(sealed);
+        if (TEST_HOOKS) await hold('checkpoint:after-put');
         const keys = await checkpoints.getAllKeys(checkpointsOf(runId));
         for (const key of keys.slice(0, -keep)) await checkpoints.delete(key);
+        if (TEST_HOOKS) await hold('checkpoint:after-prune');
         await runs.put({ ...run, lastCheckpointStep: keys[keys.length - 1][1], updatedAt: Date.now() });
+        if (TEST_HOOKS) await hold('checkpoint:before-commit');
       },
+      checkpoint.params.byteLength + checkpoint.m.byteLength + checkpoint.v.byteLength,
     );
   }
 
+  /** The newest checkpoint, checked against its checksums (DamagedRecordError when it does not match); null when there is none. */
   async latestCheckpoint(runId: string): Promise<CheckpointRecord | null> {
-    return this.#read(['checkpoints'], async (tx) => {
-      const cursor = await tx.store.openCursor(checkpointsOf(runId), 'prev');
-      return cursor?.value ?? null;
+    const { checkpoints, runName } = await this.#checkpoints(runId);
+    const newest = checkpoints.at(-1);
+    return newest ? unsealCheckpoint(newest, runName) : null;
+  }
+
+  /**
+   * The newest checkpoint whose checksums match, and the newer ones that did not (newest first):
+   * a resume starts from the last intact state and says which checkpoints it had to skip.
+   */
+  async latestIntactCheckpoint(runId: string): Promise<{ checkpoint: CheckpointRecord | null; damaged: DamagedRecordError[] }> {
+    const { checkpoints, runName } = await this.#checkpoints(runId);
+    const damaged: DamagedRecordError[] = [];
+    for (const stored of checkpoints.reverse()) {
+      try {
+        return { checkpoint: await unsealCheckpoint(stored, runName), damaged };
+      } catch (error) {
+        if (!(error instanceof DamagedRecordError)) throw error;
+        damaged.push(error);
+      }
+    }
+    return { checkpoint: null, damaged };
+  }
+
+  /** A run's stored checkpoints, oldest first, with the run's name for messages. */
+  async #checkpoints(runId: string): Promise<{ checkpoints: StoredCheckpoint[]; runName: string }> {
+    return this.#read(['runs', 'checkpoints'], async (tx) => {
+      const run = await tx.objectStore('runs').get(runId);
+      return { checkpoints: await tx.objectStore('checkpoints').getAll(checkpointsOf(runId)), runName: run?.name ?? runId };
     });
   }
 
   // Adapters
 
   async saveAdapter(adapter: AdapterRecord): Promise<void> {
+    const sealed = await sealAdapter(adapter);
     await this.#write(
       ['adapters'],
       () => `the adapter "${adapter.name}"`,
-      (tx) => tx.store.put(adapter),
+      (tx) => tx.store.put(sealed),
+      adapter.tensors.reduce((sum, t) => sum + t.data.byteLength, 0),
     );
   }
 
+  /** The adapter with its tensors, each checked against its checksum (DamagedRecordError when one does not match). */
   async getAdapter(id: string): Promise<AdapterRecord> {
-    return this.#read(['adapters'], async (tx) => found('adapter', id, await tx.store.get(id)));
+    return unsealAdapter(await this.#read(['adapters'], async (tx) => found('adapter', id, await tx.store.get(id))));
   }
 
   /** Newest first, without the tensors. */
@@ -350,7 +394,7 @@ export class WebtuneDb {
     );
   }
 
-  async #rename(store: 'datasets' | 'adapters', kind: StoredKind, id: string, name: string): Promise<void> {
+  async #rename(store: 'adapters', kind: StoredKind, id: string, name: string): Promise<void> {
     await this.#write(
       [store],
       () => `the new name "${name}" of ${kind} ${id}`,
@@ -368,16 +412,17 @@ export class WebtuneDb {
     return this.#transact(stores, 'readonly', null, body);
   }
 
-  /** `unsaved` names what the write would have stored, for the message when storage is full. */
+  /** `unsaved` names what the write would have stored and `bytes` about how large it is, for the message when storage is full. */
   #write<const Names extends readonly Store[], T>(
     stores: Names,
     unsaved: () => string,
     body: (tx: IDBPTransaction<WebtuneSchema, Names, 'readwrite'>) => Promise<T>,
+    bytes?: number,
   ): Promise<T> {
-    return this.#transact(stores, 'readwrite', unsaved, body);
+    return this.#transact(stores, 'readwrite', unsaved, body, bytes ?? null);
   }
 
-  /** One read-only transaction, for the record groups kept in modules of their own (chat-store.ts). */
+  /** One read-only transaction, for the record groups kept in modules of their own (chat-store.ts, dataset-store.ts). */
   readTx<const Names extends readonly Store[], T>(
     stores: Names,
     body: (tx: IDBPTransaction<WebtuneSchema, Names, 'readonly'>) => Promise<T>,
@@ -390,8 +435,9 @@ export class WebtuneDb {
     stores: Names,
     unsaved: () => string,
     body: (tx: IDBPTransaction<WebtuneSchema, Names, 'readwrite'>) => Promise<T>,
+    bytes?: number,
   ): Promise<T> {
-    return this.#write(stores, unsaved, body);
+    return this.#write(stores, unsaved, body, bytes);
   }
 
   async #transact<const Names extends readonly Store[], Mode extends IDBTransactionMode, T>(
@@ -399,6 +445,7 @@ export class WebtuneDb {
     mode: Mode,
     unsaved: (() => string) | null,
     body: (tx: IDBPTransaction<WebtuneSchema, Names, Mode>) => Promise<T>,
+    bytes: number | null = null,
   ): Promise<T> {
     if (this.#lost) throw new StorageUnavailableError(this.#lost);
     const tx = this.#db.transaction(stores, mode);
@@ -416,7 +463,8 @@ export class WebtuneDb {
       await tx.done.catch(() => undefined);
       // Browsers report a full disk on the request or, when committing, only on the transaction.
       if (unsaved && (isQuotaExceeded(error) || isQuotaExceeded(tx.error))) {
-        throw new StorageFullError(unsaved(), { cause: error });
+        const quota = await this.estimateUsage().catch(() => null);
+        throw new StorageFullError(unsaved(), { cause: error, bytes, quota });
       }
       throw error;
     }

@@ -20,6 +20,30 @@ export interface DatasetRecord {
 
 export type DatasetSummary = Omit<DatasetRecord, 'rows'>;
 
+/**
+ * What the `datasets` store holds. From version 3 a dataset is a summary with the number of its row
+ * chunks (`datasetChunks`), written after all of them, so a dataset whose chunks are not all
+ * written is never listed. Version 2 kept the rows in the record itself; such records are read as
+ * they are (they have no checksum).
+ */
+export type StoredDataset = DatasetSummary & ({ chunks: number; rows?: undefined } | { rows: DatasetRow[]; chunks?: undefined });
+
+/** Rows `first` … `first + rows - 1` of a dataset, as JSON text (an array of DatasetRow), with the SHA-256 of that text. */
+export interface DatasetChunkRecord {
+  datasetId: string;
+  index: number;
+  rows: number;
+  json: string;
+  checksum: string;
+}
+
+/** An import whose chunks are being written or wait for the user's confirmation; removed when it is committed or discarded. */
+export interface PendingImportRecord {
+  id: string;
+  createdAt: number;
+  fileName: string;
+}
+
 export interface RunSettings {
   lora: LoraConfig;
   training: Record<string, number | string | boolean | null>;
@@ -110,6 +134,15 @@ export interface CheckpointRecord {
   rngSeed: number;
 }
 
+/** SHA-256 of each tensor's bytes; absent on checkpoints written before version 3. */
+export interface TensorChecksums {
+  params: string;
+  m: string;
+  v: string;
+}
+
+export type StoredCheckpoint = CheckpointRecord & { checksums?: TensorChecksums };
+
 export interface AdapterTensor {
   name: string;
   shape: number[];
@@ -141,6 +174,9 @@ export interface AdapterRecord {
 }
 
 export type AdapterSummary = Omit<AdapterRecord, 'tensors'>;
+
+/** Each tensor with the SHA-256 of its bytes; absent on adapters written before version 3. */
+export type StoredAdapter = Omit<AdapterRecord, 'tensors'> & { tensors: (AdapterTensor & { checksum?: string })[] };
 
 export interface ModelFileRecord {
   modelId: string;

@@ -3,7 +3,7 @@ import type { DatasetRow } from '../data/types';
 
 type Child = Node | string | null | undefined | false;
 
-/** Creates an element; `on*` attributes that are functions become listeners, others attributes. */
+/** Creates an element; `on*` attributes that are functions become listeners, `style` inline style, others attributes. */
 export function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
   attrs: Record<string, string | number | boolean | EventListener | undefined> = {},
@@ -13,6 +13,8 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   for (const [name, value] of Object.entries(attrs)) {
     if (value === undefined || value === false) continue;
     if (typeof value === 'function') node.addEventListener(name.slice(2), value);
+    // Through the CSSOM: the site's policy (style-src 'self') refuses style attributes set as markup.
+    else if (name === 'style') node.style.cssText = String(value);
     else node.setAttribute(name, value === true ? '' : String(value));
   }
   for (const child of children) if (child !== null && child !== undefined && child !== false) node.append(child);

@@ -2,6 +2,7 @@ import './styles.css';
 import './site.css';
 import type { DeviceInfo } from '../app/api';
 import { registerServiceWorker } from '../site/register';
+import { TEST_HOOKS } from '../testing/hooks';
 import { startEngine } from '../worker/client';
 import { App } from './app';
 import { el, errorMessage, formatBytes, svgEl } from './dom';
@@ -101,6 +102,8 @@ async function boot(root: HTMLElement): Promise<void> {
   main.append(banner);
 
   const app = new App(startEngine());
+  // The e2e build only (src/testing/hooks.ts): the engine handle, through which tests arm fault hooks.
+  if (TEST_HOOKS) (window as { __webtuneTest?: unknown }).__webtuneTest = { engine: app.engine };
   const shareDialog = new ShareLinkDialog(app);
   main.append(shareDialog.element);
   root.querySelector('.topbar')!.insertBefore(new ShareButton(app).element, badge.element);

@@ -6,9 +6,19 @@
  */
 import * as Comlink from 'comlink';
 import type { WebtuneEngineApi } from '../app/api';
+import workerUrl from './worker.ts?worker&url';
 
+/**
+ * The engine's worker. A worker loaded from a URL takes its Content-Security-Policy from its own
+ * response headers, which a static host does not send, so it would be free of the page's policy;
+ * a worker started from a blob: URL inherits the page's. So the worker is a one-line module on a
+ * blob: URL that imports the bundled worker (a script of the site itself), and every request the
+ * engine makes is held to the page's connect-src (src/site/csp.ts).
+ */
 export function startEngine(): WebtuneEngineApi {
-  const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'webtune-engine' });
+  const entry = new URL(workerUrl, import.meta.url).href;
+  const source = URL.createObjectURL(new Blob([`import ${JSON.stringify(entry)};\n`], { type: 'text/javascript' }));
+  const worker = new Worker(source, { type: 'module', name: 'webtune-engine' });
   return engineOver(worker);
 }
 

@@ -10,7 +10,9 @@ declare global {
 const HOSTILE_NAME = '<img src=x onerror=window.pwned=1>.md';
 const HOSTILE_TEXT = '# Refunds\n\nRefunds take five days. <img src=x onerror="window.pwned=2"> <script>window.pwned=3</script>';
 const HOSTILE_QUESTION = '<b onmouseover="window.pwned=4">How long do refunds take?</b>';
-const HOSTILE_REPLY = '<img src=x onerror="window.pwned=5"><script>window.pwned=6</script> Five days [1].';
+const HOSTILE_REPLY =
+  '<img src=x onerror="window.pwned=5"><script>window.pwned=6</script> Five days [1]. ' +
+  '<a href="javascript:window.pwned=7">details</a> [more](javascript:window.pwned=8)';
 
 test('document names and text, messages and replies render as inert text; PDF is refused with the reason', async ({ page }) => {
   test.setTimeout(5 * 60_000);
@@ -52,7 +54,7 @@ test('document names and text, messages and replies render as inert text; PDF is
   await turn.getByTestId('chat-user').hover();
 
   // Nothing of it became markup: no element from the content, no handler ran.
-  await expect(chat.locator('img, script:not([src]), b')).toHaveCount(0);
+  await expect(chat.locator('img, script:not([src]), b, a[href^="javascript:" i]')).toHaveCount(0);
   expect(await page.evaluate(() => window.pwned)).toBeUndefined();
   expect(errors).toEqual([]);
 });

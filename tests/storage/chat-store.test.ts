@@ -53,7 +53,6 @@ function indexOf(...docs: [string, string][]) {
 
 describe('upgrade from version 1', () => {
   it('adds the chat stores and keeps every version-1 record as it was', async () => {
-    expect(DB_VERSION).toBe(2);
     const name = freshDbName();
     await createVersion1(name);
 
@@ -78,7 +77,7 @@ describe('upgrade from version 1', () => {
 
     const raw = await openDB(name);
     try {
-      expect(raw.version).toBe(2);
+      expect(raw.version).toBe(DB_VERSION);
       expect([...raw.objectStoreNames]).toEqual(expect.arrayContaining(['conversations', 'documents', 'documentIndex']));
     } finally {
       raw.close();

@@ -47,10 +47,12 @@ describe('schema', () => {
         'adapters',
         'checkpoints',
         'conversations',
+        'datasetChunks',
         'datasets',
         'documentIndex',
         'documents',
         'modelFiles',
+        'pendingImports',
         'runs',
       ]);
       const tx = raw.transaction([...raw.objectStoreNames]);
@@ -67,6 +69,8 @@ describe('schema', () => {
       expect(tx.objectStore('documents').keyPath).toBe('name');
       expect([...tx.objectStore('documents').indexNames]).toEqual(['addedAt']);
       expect(tx.objectStore('documentIndex').keyPath).toBeNull();
+      expect(tx.objectStore('datasetChunks').keyPath).toEqual(['datasetId', 'index']);
+      expect(tx.objectStore('pendingImports').keyPath).toBe('id');
       await tx.done;
     } finally {
       raw.close();

@@ -4,6 +4,7 @@ import { clip, el, errorMessage, Notice, panelHeader, plural, rowText } from '..
 import { analysisView } from '../views/analysis';
 import { EnhancementView } from '../views/enhance';
 import { DatasetSourceField, type Role } from '../views/dataset-source';
+import { ImportProgressView } from '../views/import-progress';
 
 /** Invalid lines drawn at once; a file of garbage can have a million, and the counts say how many more. */
 const SHOWN_ERRORS = 500;
@@ -18,6 +19,7 @@ export class DataPanel implements Panel {
   private readonly trainAnalysis = el('div', { class: 'train-analysis', 'data-testid': 'train-analysis' });
   private readonly deleteButtons: HTMLButtonElement[] = [];
   private readonly source: DatasetSourceField;
+  private readonly progress = new ImportProgressView(() => void this.app.engine.cancelDatasetImport());
   private preview: { data: DatasetPreview; role: Role } | null = null;
 
   constructor(private readonly app: App) {
@@ -52,6 +54,7 @@ export class DataPanel implements Panel {
       ),
       el('div', { class: 'inline' }, picker('train', 'Import training file…'), picker('eval', 'Import eval file…')),
       this.source.element,
+      this.progress.element,
       this.notice.element,
       this.previewBox,
       el('h3', {}, 'Stored datasets'),
@@ -158,13 +161,18 @@ export class DataPanel implements Panel {
     if (this.preview) await this.app.engine.discardDataset(this.preview.data.previewId);
     this.preview = null;
     this.previewBox.hidden = true;
+    this.progress.start(file.name, file.size);
     try {
       const name = file.name.replace(/\.(jsonl|json|txt)$/i, '').replace(/[_-]+/g, ' ');
-      const data = await this.app.engine.importDataset(name, file, file.name);
+      const data = await this.app.engine.importDataset(name, file, file.name, (p) => this.progress.show(file.name, p));
       this.preview = { data, role };
       this.showPreview();
     } catch (error) {
-      this.notice.show(`Could not read ${file.name}: ${errorMessage(error)}`);
+      this.notice.show(
+        (error as Error)?.name === 'ImportCancelledError' ? errorMessage(error) : `Could not read ${file.name}: ${errorMessage(error)}`,
+      );
+    } finally {
+      this.progress.hide();
     }
   }
 
@@ -190,7 +198,7 @@ export class DataPanel implements Panel {
       const summary = await this.app.engine.commitDataset(data.previewId);
       await this.app.refreshDatasets();
       this.app.update(role === 'train' ? { trainDatasetId: summary.id } : { evalDatasetId: summary.id });
-      const skipped = data.errors.length ? `, ${plural(data.errors.length, 'invalid row')} skipped` : '';
+      const skipped = data.errorCount ? `, ${plural(data.errorCount, 'invalid row')} skipped` : '';
       this.notice.show(`Imported ${plural(summary.rowCount, 'row')} of ${data.fileName} as "${summary.name}"${skipped}.`, 'ok');
       return summary;
     } catch (error) {
@@ -218,8 +226,8 @@ export class DataPanel implements Panel {
       ),
       el(
         'li',
-        { 'data-testid': 'preview-invalid', 'data-count': data.errors.length, class: data.errors.length ? 'bad' : '' },
-        el('strong', {}, data.errors.length.toLocaleString('en-US')),
+        { 'data-testid': 'preview-invalid', 'data-count': data.errorCount, class: data.errorCount ? 'bad' : '' },
+        el('strong', {}, data.errorCount.toLocaleString('en-US')),
         data.container === 'jsonl' ? ' invalid lines' : ' invalid rows',
       ),
       data.container === 'parquet'
@@ -259,8 +267,8 @@ export class DataPanel implements Panel {
           el('thead', {}, el('tr', {}, ...where.map((w) => el('th', {}, w)), el('th', {}, 'Problem'), el('th', {}, 'Starts with'))),
           body,
         ),
-        data.errors.length > SHOWN_ERRORS
-          ? el('p', { class: 'muted' }, `${data.errors.length - SHOWN_ERRORS} more invalid lines are not listed.`)
+        data.errorCount > SHOWN_ERRORS
+          ? el('p', { class: 'muted' }, `${(data.errorCount - SHOWN_ERRORS).toLocaleString('en-US')} more invalid lines are not listed.`)
           : null,
       );
     }
@@ -268,8 +276,8 @@ export class DataPanel implements Panel {
     const confirm = el(
       'button',
       { type: 'button', 'data-testid': 'import-confirm', disabled: data.validRows === 0, onclick: () => void this.commit(nameInput.value) },
-      data.errors.length && data.validRows
-        ? `Import ${plural(data.validRows, 'valid row')}, skip ${data.errors.length} invalid`
+      data.errorCount && data.validRows
+        ? `Import ${plural(data.validRows, 'valid row')}, skip ${data.errorCount} invalid`
         : `Import ${plural(data.validRows, 'row')}`,
     );
     const cancel = el(

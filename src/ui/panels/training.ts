@@ -5,6 +5,7 @@ import { el, errorMessage, formatDuration, formatLoss, Notice } from '../dom';
 import { LossChart } from '../views/loss-chart';
 import { ProgressiveSection } from '../views/progressive-run';
 import { ReportButtons } from '../views/report';
+import { UnfinishedRuns } from '../views/unfinished-runs';
 
 type Status = 'idle' | 'preparing' | 'running' | 'pausing' | 'stopping' | 'paused' | 'completed' | 'stopped' | 'failed';
 
@@ -20,11 +21,6 @@ const STATUS_LABELS: Record<Status, string> = {
   failed: 'Failed',
 };
 
-/** A run left unfinished by a reload, a closed tab or a lost GPU, and resumable from its checkpoint. */
-function resumable(run: RunRecord): boolean {
-  return (run.status === 'running' || run.status === 'paused') && run.lastCheckpointStep !== null;
-}
-
 export class TrainingPanel implements Panel {
   readonly element: HTMLElement;
   private readonly notice = new Notice('training-error');
@@ -37,7 +33,6 @@ export class TrainingPanel implements Panel {
   private readonly pauseButton = el('button', { type: 'button', class: 'secondary', 'data-testid': 'pause' }, 'Pause');
   private readonly resumeButton = el('button', { type: 'button', class: 'secondary', 'data-testid': 'resume' }, 'Resume');
   private readonly stopButton = el('button', { type: 'button', class: 'secondary danger', 'data-testid': 'stop' }, 'Stop');
-  private readonly unfinished = el('div', { class: 'unfinished', 'data-testid': 'unfinished-runs' });
   private readonly done = el('div', { class: 'done', 'data-testid': 'run-done', hidden: true });
   private readonly idle = el(
     'p',
@@ -53,10 +48,16 @@ export class TrainingPanel implements Panel {
   private timer: number | undefined;
   private readonly progressive: ProgressiveSection;
   private readonly report: ReportButtons;
+  private readonly unfinished: UnfinishedRuns;
 
   constructor(private readonly app: App) {
     this.progressive = new ProgressiveSection(app);
     this.report = new ReportButtons(app);
+    this.unfinished = new UnfinishedRuns(
+      app,
+      () => this.run?.id ?? null,
+      (runId) => void this.resume(runId),
+    );
     const stat = (key: string, label: string) => {
       const value = el('dd', { 'data-testid': key }, '—');
       this.stats.set(key, value);
@@ -75,7 +76,7 @@ export class TrainingPanel implements Panel {
       this.view,
       this.done,
       this.progressive.element,
-      this.unfinished,
+      this.unfinished.element,
     );
     this.view.append(
       this.bar,
@@ -101,10 +102,6 @@ export class TrainingPanel implements Panel {
       (s) => [s.training],
       (training) => (this.resumeButton.disabled = training),
     );
-    app.watch(
-      (s) => [s.runs, s.training, s.model?.name],
-      () => this.renderUnfinished(),
-    );
   }
 
   /** The stepper's line: where the run stands. */
@@ -122,47 +119,6 @@ export class TrainingPanel implements Panel {
         return 'Failed';
       default:
         return `step ${step}/${this.run?.totalSteps ?? '?'}`;
-    }
-  }
-
-  private renderUnfinished(): void {
-    const state = this.app.state;
-    const candidates = state.runs.filter((r) => resumable(r) && !(state.training && r.id === this.run?.id));
-    this.unfinished.replaceChildren();
-    if (candidates.length === 0) return;
-    this.unfinished.append(el('h3', {}, 'Unfinished runs'));
-    for (const run of candidates) {
-      const modelReady = state.model?.name === run.model.id;
-      const button = el(
-        'button',
-        {
-          type: 'button',
-          class: 'secondary',
-          'data-testid': 'resume-run',
-          disabled: state.training || !modelReady,
-          onclick: () => void this.resume(run.id),
-        },
-        `Resume from step ${run.lastCheckpointStep}`,
-      );
-      this.unfinished.append(
-        el(
-          'div',
-          { class: 'unfinished-run', 'data-run-id': run.id },
-          el(
-            'div',
-            {},
-            el('strong', {}, run.name),
-            el(
-              'span',
-              { class: 'muted' },
-              ` · ${run.status === 'paused' ? 'paused' : 'interrupted'} at step ${run.step} of ${run.totalSteps}`,
-            ),
-            run.error ? el('p', { class: 'muted small' }, run.error) : null,
-            modelReady ? null : el('p', { class: 'muted small' }, `Load ${run.model.id} in step 1 to resume it.`),
-          ),
-          button,
-        ),
-      );
     }
   }
 
@@ -192,6 +148,7 @@ export class TrainingPanel implements Panel {
     this.done.hidden = true;
     this.progress = null;
     this.element.removeAttribute('data-first-step');
+    this.element.removeAttribute('data-pause-reason');
     this.message.textContent = message;
     this.setStatus('preparing');
     this.app.update({ training: true });
@@ -232,7 +189,7 @@ export class TrainingPanel implements Panel {
         if (lastEval) this.setStat('eval-loss', formatLoss(lastEval.evalLoss));
         this.setStatus('running');
         // The run on show leaves the list of unfinished ones.
-        this.renderUnfinished();
+        this.unfinished.render();
         break;
       }
       case 'progress': {
@@ -254,6 +211,9 @@ export class TrainingPanel implements Panel {
       case 'checkpoint':
         this.setStat('run-checkpoint', `step ${event.step}`, event.step);
         break;
+      case 'warning':
+        this.notice.show(event.message);
+        break;
     }
   }
 
@@ -262,7 +222,12 @@ export class TrainingPanel implements Panel {
     this.setStep(outcome.step, outcome.totalSteps);
     if (outcome.finalEvalLoss !== null) this.setStat('eval-loss', formatLoss(outcome.finalEvalLoss), outcome.finalEvalLoss);
     if (outcome.error) {
-      this.notice.show(`Paused because the GPU device was lost: ${outcome.error}`);
+      this.notice.show(
+        outcome.pauseReason === 'storage-full'
+          ? `Paused at step ${outcome.step}, the last checkpoint saved. ${outcome.error}`
+          : `Paused because the GPU device was lost: ${outcome.error}`,
+      );
+      this.element.dataset.pauseReason = outcome.pauseReason ?? '';
       this.message.textContent = '';
       return;
     }
