@@ -115,7 +115,8 @@ describe('Hub downloads', () => {
     const { load } = await setup(files, hub);
     await expect(load()).rejects.toThrow(
       new RegExp(
-        `The download of ${SHARD_2} from huggingface\\.co stopped after 131,077 of [\\d,]+ bytes \\(network error\\)\\. What arrived is kept`,
+        `The download of ${SHARD_2} from huggingface\\.co stopped after 131,077 of [\\d,]+ bytes \\(network error\\)\\. ` +
+          'What arrived is kept',
       ),
     );
   });
