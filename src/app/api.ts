@@ -23,6 +23,8 @@ import type {
   Rating,
   RunRecord,
 } from '../storage/db';
+import type { RememberedFolder } from '../storage/folder-handles';
+export type { RememberedFolder };
 import type { ConversationQuery, ConversationSummary } from './chat-log';
 import type { EnhancementReport } from './enhance';
 import type { TrainProgress } from '../train/trainer';
@@ -308,6 +310,10 @@ export interface WebtuneEngineApi {
   estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate>;
   /** What loading this model and these datasets would download (files and sizes), or that the cache has them; nothing is downloaded. */
   planDownloads(request: DownloadPlanRequest): Promise<PlannedDownload[]>;
+  /** Keeps a folder picked with showDirectoryPicker, to open it again after a reload (the handle only; permission is asked again). */
+  rememberFolder(handle: FileSystemDirectoryHandle): Promise<void>;
+  rememberedFolders(): Promise<RememberedFolder[]>;
+  forgetFolder(name: string): Promise<void>;
 
   /** Parses a dataset file (JSONL, a JSON list, Parquet) and keeps the result as a preview; nothing is stored yet. */
   importDataset(name: string, file: Blob, fileName: string): Promise<DatasetPreview>;
