@@ -24,6 +24,8 @@ import type {
   Rating,
   RunRecord,
 } from '../storage/db';
+import type { RememberedFolder } from '../storage/folder-handles';
+export type { RememberedFolder };
 import type { ConversationQuery, ConversationSummary } from './chat-log';
 import type { EnhancementReport } from './enhance';
 import type { TrainProgress } from '../train/trainer';
@@ -329,6 +331,10 @@ export interface WebtuneEngineApi {
   estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate>;
   /** What loading this model and these datasets would download (files and sizes), or that the cache has them; nothing is downloaded. */
   planDownloads(request: DownloadPlanRequest): Promise<PlannedDownload[]>;
+  /** Keeps a folder picked with showDirectoryPicker, to open it again after a reload (the handle only; permission is asked again). */
+  rememberFolder(handle: FileSystemDirectoryHandle): Promise<void>;
+  rememberedFolders(): Promise<RememberedFolder[]>;
+  forgetFolder(name: string): Promise<void>;
 
   /**
    * Reads a dataset file (JSONL line by line at any size; a JSON list or Parquet whole) into a

@@ -9,6 +9,7 @@ import type { WebtuneDb } from '../storage/db';
 import { datasetCached } from './dataset-downloads';
 import { type DatasetSource, datasetSourceString, parseDatasetSource, resolveDatasetFiles } from './dataset-sources';
 import { HUB, modelFolderUrl, REPO_ID, urlModelCacheId } from './hub';
+import { parseHubTree } from './hub-files';
 
 export type ModelRef = { kind: 'hub'; id: string } | { kind: 'url'; url: string };
 
@@ -30,13 +31,6 @@ export interface PlannedDownload {
 }
 
 const MODEL_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'];
-
-interface TreeEntry {
-  type?: unknown;
-  path?: unknown;
-  size?: unknown;
-  lfs?: { size?: unknown };
-}
 
 export async function planDownloads(
   db: WebtuneDb,
@@ -68,13 +62,12 @@ async function planModel(db: WebtuneDb, ref: ModelRef, origin: string, fetcher: 
     }
     const response = await fetcher(`${HUB}/api/models/${label}/tree/main`);
     if (!response.ok) throw new Error(`the Hub answered HTTP ${response.status} for its file list`);
-    const entries = ((await response.json()) as TreeEntry[]).filter((e) => e.type === 'file' && typeof e.path === 'string');
-    const sizeOf = (e: TreeEntry) => (typeof e.lfs?.size === 'number' ? e.lfs.size : typeof e.size === 'number' ? e.size : null);
+    const entries = [...parseHubTree(await response.json()).values()];
     const single = entries.some((e) => e.path === 'model.safetensors');
     const wanted = (path: string) =>
       MODEL_FILES.slice(0, 3).includes(path) ||
       (single ? path === 'model.safetensors' : path === 'model.safetensors.index.json' || /^[^/]+\.safetensors$/.test(path));
-    item.files = entries.filter((e) => wanted(e.path as string)).map((e) => ({ name: e.path as string, size: sizeOf(e) }));
+    item.files = entries.filter((e) => wanted(e.path)).map((e) => ({ name: e.path, size: e.size }));
   } catch (error) {
     item.problem = (error as Error).message;
   }

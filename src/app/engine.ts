@@ -16,6 +16,7 @@ import {
   type RunRecord,
   type WebtuneDb,
 } from '../storage/db';
+import { forgetFolder, type RememberedFolder, rememberedFolders, rememberFolder } from '../storage/folder-handles';
 import { AdapterLibrary } from './adapters';
 import type {
   AdapterExport,
@@ -132,6 +133,18 @@ export class WebtuneEngine implements WebtuneEngineApi {
 
   async planDownloads(request: DownloadPlanRequest): Promise<PlannedDownload[]> {
     return planDownloads(await this.#storage(), request);
+  }
+
+  async rememberFolder(handle: FileSystemDirectoryHandle): Promise<void> {
+    await rememberFolder(await this.#storage(), handle);
+  }
+
+  async rememberedFolders(): Promise<RememberedFolder[]> {
+    return rememberedFolders(await this.#storage());
+  }
+
+  async forgetFolder(name: string): Promise<void> {
+    await forgetFolder(await this.#storage(), name);
   }
 
   async estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate> {

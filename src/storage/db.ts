@@ -376,10 +376,12 @@ export class WebtuneDb {
       const models = new Map<string, CachedModelSummary>();
       // Stored blobs are handles to data on disk, so walking the records reads no file contents.
       for (let c = await tx.store.openCursor(); c; c = await c.continue()) {
-        const { modelId, revision, size } = c.value;
+        const { modelId, revision, size, chunks, chunkOf, directory } = c.value;
+        if (directory) continue;
         const model = models.get(modelId) ?? { modelId, revision, fileCount: 0, size: 0 };
-        model.fileCount += 1;
-        model.size += size;
+        // A chunked file's bytes are counted in its chunks, finished or not; the file once, by its record.
+        if (chunkOf === undefined) model.fileCount += 1;
+        if (chunks === undefined) model.size += size;
         models.set(modelId, model);
       }
       return [...models.values()];

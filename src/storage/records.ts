@@ -178,12 +178,28 @@ export type AdapterSummary = Omit<AdapterRecord, 'tensors'>;
 /** Each tensor with the SHA-256 of its bytes; absent on adapters written before version 3. */
 export type StoredAdapter = Omit<AdapterRecord, 'tensors'> & { tensors: (AdapterTensor & { checksum?: string })[] };
 
+/**
+ * A downloaded file or a chunk of one (download-store.ts), or a remembered local folder. Without
+ * `chunks`, `opfs`, `chunkOf` or `directory`, the blob is the whole file (datasets, and model files
+ * stored before downloads were chunked).
+ */
 export interface ModelFileRecord {
   modelId: string;
   path: string;
   revision: string;
   size: number;
   blob: Blob;
+  /** A finished download whose bytes are the `chunks` records with `chunkOf` = path; the blob is empty. */
+  chunks?: number;
+  /** A finished download kept in the Origin Private File System; the blob is empty. */
+  opfs?: true;
+  /** The file's sha256 (hex), checked against the Hub's listing when it gave one. */
+  sha256?: string;
+  /** Chunk number `chunk` (from 0) of the download of `chunkOf`, finished or not. */
+  chunkOf?: string;
+  chunk?: number;
+  /** A local folder picked with the File System Access API, kept to open it again (folder-handles.ts). */
+  directory?: FileSystemDirectoryHandle;
 }
 
 export interface CachedModelSummary {

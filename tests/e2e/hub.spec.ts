@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, type Page, test } from '@playwright/test';
+import { hubTree } from '../helpers/hub-repo';
 import { collectErrors, MODEL_DIR, openApp } from './helpers';
 
 /** Repositories the fake Hub serves from the local stories260K folder, with the files each lacks. */
@@ -15,10 +16,20 @@ async function loadFromHub(page: Page, repo: string): Promise<void> {
   await expect(page.getByTestId('model-name')).toHaveText(repo);
 }
 
+/** The Hub's file list of a repository: the stories260K files it has, with sizes and hashes. */
+function tree(repo: string): object[] {
+  const files = new Map<string, Uint8Array>();
+  for (const name of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors']) {
+    if (!REPOS[repo].includes(name)) files.set(name, new Uint8Array(readFileSync(path.join(MODEL_DIR, name))));
+  }
+  return hubTree(files);
+}
+
 /**
  * The Hub download path without a network: huggingface.co is answered from the local stories260K
- * folder, as the Hub's `resolve` endpoint would answer, so the test checks which files the page
- * asks for, what it does with a missing one, and that a second visit reads IndexedDB instead.
+ * folder, as the Hub's file list and `resolve` endpoint would answer, so the test checks which
+ * files the page asks for, that it skips one the list lacks, and that a second visit reads the
+ * browser's storage instead.
  */
 test('a Hub model is downloaded once and read from the browser cache on the next visit', async ({ page, context }) => {
   const errors = collectErrors(page);
@@ -27,6 +38,12 @@ test('a Hub model is downloaded once and read from the browser cache on the next
   const requested: string[] = [];
   context.on('request', (request) => requested.push(request.url()));
   await context.route('https://huggingface.co/**', async (route) => {
+    const listed = /^https:\/\/huggingface\.co\/api\/models\/([^/]+\/[^/]+)\/tree\/main$/.exec(route.request().url())?.[1];
+    if (listed) {
+      if (!(listed in REPOS))
+        return route.fulfill({ status: 401, json: { error: 'Repository not found' }, headers: { 'access-control-allow-origin': '*' } });
+      return route.fulfill({ status: 200, json: tree(listed), headers: { 'access-control-allow-origin': '*' } });
+    }
     const [, repo, file] = /^https:\/\/huggingface\.co\/([^/]+\/[^/]+)\/resolve\/main\/(.+)$/.exec(route.request().url()) ?? [];
     fetched.push(`${repo}:${file}`);
     const local = path.join(MODEL_DIR, file ?? '');
@@ -43,8 +60,9 @@ test('a Hub model is downloaded once and read from the browser cache on the next
   );
   expect(requested).toContain('https://huggingface.co/webtune-test/stories260K/resolve/main/model.safetensors');
   await loadFromHub(page, 'webtune-test/no-tokenizer-config');
+  // The file list has no tokenizer_config.json: it is not asked for.
   expect(fetched.slice(4)).toEqual(
-    ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'].map((f) => `webtune-test/no-tokenizer-config:${f}`),
+    ['config.json', 'tokenizer.json', 'model.safetensors'].map((f) => `webtune-test/no-tokenizer-config:${f}`),
   );
 
   fetched.length = 0;
@@ -57,6 +75,6 @@ test('a Hub model is downloaded once and read from the browser cache on the next
   // An id the Hub does not know is refused with the reason.
   await page.getByTestId('hub-id').fill('webtune-test/missing');
   await page.getByTestId('hub-load').click();
-  await expect(page.getByTestId('model-error')).toContainText('webtune-test/missing has no config.json on the Hugging Face Hub');
+  await expect(page.getByTestId('model-error')).toContainText('webtune-test/missing is not a public model on the Hugging Face Hub');
   expect(errors).toEqual([]);
 });

@@ -2,7 +2,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MissingFileError, ModelLoadError } from '../../src/model/errors';
-import { filesFromList } from '../../src/model/file-source';
+import { chunkedFile, filesFromList } from '../../src/model/file-source';
 import { nodeFileSource } from '../../src/model/node-file-source';
 import { openModel } from '../../src/model/weights';
 import { STORIES_DIR, tempDir } from './helpers';
@@ -20,6 +20,31 @@ function pickedFile(relativePath: string, content: BlobPart): File {
   Object.defineProperty(file, 'webkitRelativePath', { value: relativePath });
   return file;
 }
+
+describe('chunkedFile', () => {
+  it('reads any range of a file kept in chunks, across boundaries, as the same bytes the whole file has', async () => {
+    const whole = Uint8Array.from({ length: 103 }, (_, i) => (i * 37) % 251);
+    const cuts = [0, 10, 10, 40, 95, 103];
+    const file = chunkedFile(cuts.slice(1).map((end, i) => new Blob([whole.slice(cuts[i], end)])));
+    expect(file.size).toBe(103);
+    for (const [b, e] of [
+      [0, 103],
+      [0, 10],
+      [5, 15],
+      [10, 40],
+      [9, 96],
+      [39, 41],
+      [102, 103],
+      [50, 50],
+      [103, 103],
+    ]) {
+      expect(await file.read(b, e)).toEqual(whole.subarray(b, e));
+    }
+    const source = filesFromList(new Map([['model.safetensors', file]]), 'chunks');
+    expect(await source.read('model.safetensors', 8, 12)).toEqual(whole.subarray(8, 12));
+    await expect(source.read('model.safetensors', 100, 104)).rejects.toThrow(/truncated/);
+  });
+});
 
 describe('filesFromList', () => {
   it('finds files of a picked folder by their path inside it, preferring the least nested', async () => {

@@ -6,6 +6,7 @@ import { DemoCard } from '../views/demo';
 import { memoryView } from '../views/memory';
 import { modelFacts } from '../views/model-facts';
 import { ollamaBlob, ollamaHelp, type OllamaStore, ollamaStore, type PickedFile } from '../views/ollama-store';
+import { RememberedFolders } from '../views/remembered-folders';
 
 const DEFAULT_HUB_MODEL = 'HuggingFaceTB/SmolLM2-135M-Instruct';
 
@@ -56,6 +57,7 @@ export class ModelPanel implements Panel {
   private readonly precision: HTMLSelectElement;
   private readonly drop: HTMLElement;
   private readonly ggufPick: HTMLElement;
+  private readonly remembered: RememberedFolders;
   private busy = false;
 
   constructor(private readonly app: App) {
@@ -121,6 +123,12 @@ export class ModelPanel implements Panel {
       );
     });
 
+    this.remembered = new RememberedFolders(
+      app,
+      (files) => this.picked(files),
+      (message) => this.notice.show(message),
+    );
+
     this.hubInput = el('input', {
       type: 'text',
       value: DEFAULT_HUB_MODEL,
@@ -161,7 +169,12 @@ export class ModelPanel implements Panel {
           'LM Studio or Ollama runs (quantized ones too: training then sees exactly the quantized weights).',
       ),
       new DemoCard(app).element,
-      el('div', { class: 'grid-2' }, el('div', {}, this.folderInput, drop, this.ggufInput, ggufPick, this.ollamaChoice), hub),
+      el(
+        'div',
+        { class: 'grid-2' },
+        el('div', {}, this.folderInput, drop, this.remembered.element, this.ggufInput, ggufPick, this.ollamaChoice),
+        hub,
+      ),
       ollamaHelp(),
       precision,
       this.status,
@@ -203,6 +216,7 @@ export class ModelPanel implements Panel {
     this.ollamaButton.disabled = blocked;
     this.drop.classList.toggle('disabled', blocked);
     this.ggufPick.classList.toggle('disabled', blocked);
+    this.remembered.setDisabled(blocked);
   }
 
   /** A picked or dropped folder: Ollama's store asks which model; anything else goes to the engine as it is. */
