@@ -57,6 +57,7 @@ describe('ggufModelConfig', () => {
       vocabSize: 49152,
       rmsNormEps: 1e-5,
       ropeTheta: 100000,
+      ropeScaling: null,
       tieWordEmbeddings: true,
       qkvBias: false,
       maxPositionEmbeddings: 8192,
