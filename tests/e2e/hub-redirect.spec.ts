@@ -1,10 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { chromium, expect, test } from '@playwright/test';
 import { generate } from 'selfsigned';
+import { hubTree, type RepoFiles } from '../helpers/hub-repo';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium';
 import { collectErrors, MODEL_DIR, openApp } from './helpers';
 
@@ -12,9 +13,14 @@ const REPO = 'webtune-test/stories260K';
 /** The Hub's own host and the CDN hosts its `resolve` answers redirect to: one allowed by the site's policy, one not. */
 const HOSTS = ['huggingface.co', 'cas-bridge.xethub.hf.co', 'cdn.example.net'];
 
+/** The model folder's files, as the fake Hub's repository holds them. */
+function modelFiles(): RepoFiles {
+  return new Map(readdirSync(MODEL_DIR).map((name) => [name, new Uint8Array(readFileSync(path.join(MODEL_DIR, name)))]));
+}
+
 /**
  * A fake Hub over real HTTPS (a self-signed certificate made here), answering every host above on
- * one port, as the real one answers: `resolve` gives a 302 to a CDN host, which serves the bytes;
+ * one port, as the real one answers: the file list from the API, `resolve` gives a 302 to a CDN host, which serves the bytes;
  * both with `Access-Control-Allow-Origin: *`. Playwright's route.fulfill cannot redirect across
  * origins, so this is the browser's own network stack following a real redirect.
  */
@@ -30,6 +36,10 @@ async function fakeHub(cdnFor: (file: string) => string) {
     const url = new URL(request.url ?? '/', `https://${host}`);
     log.push(`${request.method} ${url.href}`);
     const cors = { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'content-length' };
+    // The file list the page checks every download against (sizes, sha256), answered by the Hub itself.
+    if (host === 'huggingface.co' && /^\/api\/models\/webtune-test\/[^/]+\/tree\/main$/.test(url.pathname)) {
+      return response.writeHead(200, { ...cors, 'content-type': 'application/json' }).end(JSON.stringify(hubTree(modelFiles())));
+    }
     const resolve = /^\/webtune-test\/[^/]+\/resolve\/main\/(.+)$/.exec(url.pathname);
     if (host === 'huggingface.co' && resolve) {
       const file = resolve[1];
@@ -83,7 +93,10 @@ test('a Hub model downloads through the real 302 to its CDN host under the site 
     await expect(page.getByTestId('model-error')).toContainText(
       'huggingface.co redirected config.json to a host this site may not connect to: its Content-Security-Policy allows only',
     );
-    expect(hub.log.slice(before)).toEqual(['GET https://huggingface.co/webtune-test/elsewhere/resolve/main/config.json']);
+    expect(hub.log.slice(before)).toEqual([
+      'GET https://huggingface.co/api/models/webtune-test/elsewhere/tree/main',
+      'GET https://huggingface.co/webtune-test/elsewhere/resolve/main/config.json',
+    ]);
   } finally {
     await browser.close();
     await hub.close();

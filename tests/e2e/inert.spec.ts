@@ -84,7 +84,9 @@ test('dataset text, file names, run and adapter names, share links and model out
     const preview = page.getByTestId('import-preview');
     await expect(page.getByTestId('preview-valid')).toHaveAttribute('data-count', '5');
     await expect(preview).toContainText(`${NAME}.jsonl`);
-    await expect(page.getByTestId('preview-name')).toHaveValue(NAME);
+    // The name offered is the file's, underscores and dashes made spaces; the hostile name is then typed in whole.
+    await expect(page.getByTestId('preview-name')).toHaveValue(NAME.replace(/[_-]+/g, ' '));
+    await page.getByTestId('preview-name').fill(NAME);
     await expect(preview.locator('.sample')).toContainText(SCRIPT);
     const errorRows = page.getByTestId('import-error');
     await expect(errorRows).toHaveCount(2);

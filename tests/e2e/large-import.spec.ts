@@ -15,7 +15,7 @@ async function writeBigJsonl(file: string): Promise<void> {
   const out = createWriteStream(file);
   const filler = 'Zog the little dragon flew over the green hills and found a friend. ';
   for (let i = 0; i < ROWS; i++) {
-    const line = `${JSON.stringify({ text: `Story ${i}. ${filler.repeat(14)}` })}\n`;
+    const line = `${JSON.stringify({ text: `Story ${i}. ${filler.repeat(15)}` })}\n`;
     if (!out.write(line)) await new Promise((resolve) => out.once('drain', resolve));
   }
   await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));

@@ -55,7 +55,7 @@ export class TrainingPanel implements Panel {
     this.report = new ReportButtons(app);
     this.unfinished = new UnfinishedRuns(
       app,
-      () => this.run?.id ?? null,
+      () => this.progressive.trainingRunId ?? this.run?.id ?? null,
       (runId) => void this.resume(runId),
     );
     const stat = (key: string, label: string) => {

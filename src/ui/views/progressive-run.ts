@@ -78,6 +78,8 @@ export class ProgressiveSection {
   private readonly pauseButton = el('button', { type: 'button', class: 'secondary', 'data-testid': 'progressive-pause' }, 'Pause');
   private readonly stopButton = el('button', { type: 'button', class: 'secondary danger', 'data-testid': 'progressive-stop' }, 'Stop');
   private readonly result = el('div');
+  /** The run this section trains, from its first event until it ends; null otherwise. */
+  #trainingRunId: string | null = null;
 
   constructor(private readonly app: App) {
     this.pauseButton.addEventListener('click', () => void this.app.engine.pause());
@@ -122,6 +124,7 @@ export class ProgressiveSection {
       this.notice.show(errorMessage(error));
       this.element.dataset.state = 'failed';
     } finally {
+      this.#trainingRunId = null;
       this.pauseButton.hidden = true;
       this.stopButton.hidden = true;
       this.app.update({ training: false });
@@ -129,7 +132,13 @@ export class ProgressiveSection {
     }
   }
 
+  /** The progressive run this tab trains now, so that the unfinished runs do not list it as another tab's. */
+  get trainingRunId(): string | null {
+    return this.#trainingRunId;
+  }
+
   private onEvent(event: ProgressiveEvent): void {
+    this.#trainingRunId = event.type === 'started' ? event.run.id : event.runId;
     if (event.type === 'phase') {
       if (event.stage) this.status.textContent = `Phase ${event.phase} of 2: ${STAGE_LABELS[event.stage]}`;
       return;

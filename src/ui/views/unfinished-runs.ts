@@ -21,6 +21,8 @@ export class UnfinishedRuns {
   readonly element = el('div', { class: 'unfinished', 'data-testid': 'unfinished-runs' });
   /** Runs other tabs train now, with their latest progress (null until one arrives). */
   readonly #elsewhere = new Map<string, Progress | null>();
+  /** Runs whose lock is awaited (`whenFree`), so each is watched once. */
+  readonly #watched = new Set<string>();
 
   /** `ownRun` is the run this tab shows in its training step; `resume` resumes a run here. */
   constructor(
@@ -100,24 +102,37 @@ export class UnfinishedRuns {
     const own = this.app.state.training ? this.ownRun() : null;
     let changed = false;
     for (const runId of held) {
-      if (runId === own || this.#elsewhere.has(runId)) continue;
-      this.#elsewhere.set(runId, null);
+      if (runId === own || this.#watched.has(runId)) continue;
+      if (!this.#elsewhere.has(runId)) this.#elsewhere.set(runId, null);
+      this.#watched.add(runId);
       changed = true;
-      void whenFree(RUN_LOCK_PREFIX + runId).then(async () => {
-        this.#elsewhere.delete(runId);
-        await this.app.refreshRuns();
-        this.render();
-      });
+      void whenFree(RUN_LOCK_PREFIX + runId).then(() => this.#released(runId));
     }
     if (changed) this.render();
   }
 
+  async #released(runId: string): Promise<void> {
+    this.#watched.delete(runId);
+    this.#elsewhere.delete(runId);
+    await this.app.refreshRuns();
+    this.render();
+  }
+
   #news(news: RunNews): void {
-    if (news.type !== 'progress' || (this.app.state.training && news.runId === this.ownRun())) return;
+    // This tab's own worker posts on the channel too: its runs are not another tab's.
+    if (this.app.state.training && news.runId === this.ownRun()) return;
+    if (news.type === 'ended') {
+      if (this.#elsewhere.has(news.runId)) void this.#released(news.runId);
+      return;
+    }
+    if (news.type !== 'progress') return;
     const known = this.app.state.runs.some((r) => r.id === news.runId);
     this.#elsewhere.set(news.runId, news);
-    // A run started in another tab after this one loaded: its record is read once.
+    // A run started in another tab after this one loaded: its record is read once. Either way its lock is watched.
     if (!known) void this.app.refreshRuns().then(() => this.#findElsewhere());
-    else this.render();
+    else {
+      this.render();
+      void this.#findElsewhere();
+    }
   }
 }
