@@ -1,6 +1,6 @@
 import source from '../../shaders/matmul.wgsl?raw';
 import { asRange, type Binding, type Gpu } from '../gpu/context';
-import { bytesPerWeight, type WeightFormat } from '../model/weight-format';
+import { BLOCK_LAYOUTS, bytesPerWeight, isBlockFormat, storedBytes, type WeightFormat } from '../model/weight-format';
 import { weightShader } from './weight-shader';
 
 const TILE = 64;
@@ -17,7 +17,8 @@ export interface MatmulOptions {
   schedule?: 'tiled' | 'direct';
   /**
    * How W is stored (src/model/weight-format.ts); default 'f32'. With 'bf16' or 'f16', W's binding
-   * offset may be any multiple of 2 bytes. Only for the products with a frozen weight (X W^T, dY W).
+   * offset may be any multiple of 2 bytes; with a block format, any whole number of blocks (K must be
+   * a multiple of the block size). Only for the products with a frozen weight (X W^T, dY W).
    */
   format?: WeightFormat;
 }
@@ -40,6 +41,7 @@ export function matmulXWt(
   opts: MatmulOptions = {},
 ): void {
   const { M, N, K } = d;
+  wholeBlocks(K, opts.format);
   const ldc = d.outStride ?? N;
   if (ldc < N) throw new Error(`matmulXWt: outStride ${ldc} < N ${N}`);
   product(gpu, t.bias ? 'matmul_forward_bias' : 'matmul_forward', {
@@ -59,6 +61,7 @@ export function matmulXWt(
 
 /** dX [M,K] = alpha * dY [M,N] W [N,K] + beta * dX. */
 export function matmulDyW(gpu: Gpu, t: { dY: Binding; W: Binding; dX: Binding }, { M, N, K }: MatmulDims, opts: MatmulOptions = {}): void {
+  wholeBlocks(K, opts.format);
   product(gpu, 'matmul_backward_input', {
     a: operand(gpu, t.dY, M * N, 'dY'),
     b: operand(gpu, t.W, N * K, 'W', opts.format),
@@ -90,6 +93,13 @@ export function matmulDyTX(gpu: Gpu, t: { dY: Binding; X: Binding; dW: Binding }
   });
 }
 
+/** A block-format W's rows (K values) must be whole blocks: a block never spans two rows. */
+function wholeBlocks(K: number, format: WeightFormat = 'f32'): void {
+  if (isBlockFormat(format) && K % BLOCK_LAYOUTS[format].blockSize !== 0) {
+    throw new Error(`matmul: rows of ${K} values are not whole ${format} blocks of ${BLOCK_LAYOUTS[format].blockSize}`);
+  }
+}
+
 interface Operand {
   binding: Binding;
   /** Elements between the aligned binding start and the tensor. */
@@ -101,18 +111,28 @@ interface Operand {
  * elements, so callers may address any row of a matrix (a vocabulary chunk, one token's hidden
  * state). Out-of-range reads in WGSL are silently clamped, so a too-small binding fails here instead.
  * A 16-bit weight may start and end in the middle of a word: the bound range is widened to whole
- * words, which stay inside the buffer since buffers are whole words.
+ * words, which stay inside the buffer since buffers are whole words. A block-format weight starts at
+ * a block: the bound range starts at a multiple of both the alignment and the block's bytes, so the
+ * rest is whole blocks, which the shader counts in elements (blocks times block size).
  */
 function operand(gpu: Gpu, binding: Binding, elements: number, name: string, format: WeightFormat = 'f32'): Operand {
   const { buffer, offset, size } = asRange(binding);
-  const bytes = bytesPerWeight(format);
-  if (offset % bytes !== 0) throw new Error(`matmul: ${name} offset ${offset} is not a multiple of ${bytes}`);
-  if (size < elements * bytes) throw new Error(`matmul: ${name} needs ${elements * bytes} bytes, binding has ${size}`);
+  const block = isBlockFormat(format) ? BLOCK_LAYOUTS[format] : { blockSize: 1, blockBytes: bytesPerWeight(format) };
+  if (offset % block.blockBytes !== 0) throw new Error(`matmul: ${name} offset ${offset} is not a multiple of ${block.blockBytes}`);
+  const needed = storedBytes(format, elements);
+  if (size < needed) throw new Error(`matmul: ${name} needs ${needed} bytes, binding has ${size}`);
   const align = gpu.limits.minStorageBufferOffsetAlignment;
-  const base = offset - (offset % align);
+  const step = block.blockSize === 1 ? align : lcm(align, block.blockBytes);
+  const base = offset - (offset % step);
   const boundSize = Math.ceil((size + offset - base) / 4) * 4;
   if (base === offset && boundSize === size) return { binding, offset: 0 };
-  return { binding: { buffer, offset: base, size: boundSize }, offset: (offset - base) / bytes };
+  return { binding: { buffer, offset: base, size: boundSize }, offset: ((offset - base) / block.blockBytes) * block.blockSize };
+}
+
+function lcm(a: number, b: number): number {
+  let [x, y] = [a, b];
+  while (y) [x, y] = [y, x % y];
+  return (a / x) * b;
 }
 
 function product(

@@ -1,7 +1,15 @@
 import { asRange, type Gpu } from '../gpu/context';
 import type { VocabPiece } from '../kernels/cross-entropy';
 import type { ModelConfig } from './config';
-import { bytesPerWeight, chosenFormat, encodeWeights, type WeightFormat, type WeightPrecision } from './weight-format';
+import {
+  asWords,
+  type BlockFormat,
+  chosenFormat,
+  encodeWeights,
+  storedBytes,
+  type WeightFormat,
+  type WeightPrecision,
+} from './weight-format';
 import type { ModelWeightsSource } from './weights';
 
 /** A frozen weight matrix on the GPU and how it is stored (src/model/weight-format.ts). */
@@ -45,7 +53,11 @@ export interface GpuWeights {
 }
 
 export interface UploadOptions {
-  /** How the weight matrices are stored on the GPU (default 'auto': each keeps its checkpoint dtype). */
+  /**
+   * How the weight matrices are stored on the GPU (default 'auto': each keeps its checkpoint dtype;
+   * a GGUF tensor in a block format with a GPU decoder keeps its blocks). A float format converts
+   * every matrix on the CPU (block formats dequantized first).
+   */
   precision?: WeightPrecision;
   onProgress?: (done: number, total: number) => void;
 }
@@ -56,13 +68,14 @@ export interface UploadOptions {
  */
 export function vocabRowsPerPiece(gpu: Gpu, hiddenSize: number, format: WeightFormat = 'f32'): number {
   const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-  return Math.max(1, Math.floor((limit - (limit % 16)) / (hiddenSize * bytesPerWeight(format))));
+  return Math.max(1, Math.floor((limit - (limit % 16)) / storedBytes(format, hiddenSize)));
 }
 
 /**
  * Uploads the checkpoint tensor by tensor: each matrix is read as stored, encoded in its format
- * (a BF16 or F16 tensor kept in its own format goes up as the file's bytes) and uploaded before the
- * next one is read; a vocabulary matrix is read and uploaded piece by piece.
+ * (a BF16 or F16 tensor kept in its own format, or a block-format tensor under 'auto', goes up as
+ * the file's bytes) and uploaded before the next one is read; a vocabulary matrix is read and
+ * uploaded piece by piece.
  */
 export async function uploadWeights(
   gpu: Gpu,
@@ -86,7 +99,15 @@ export async function uploadWeights(
     bytes += data.byteLength;
     return gpu.upload(data, name);
   };
+  const blockFormat = (name: string): BlockFormat | null => (precision === 'auto' ? (source.blockFormat?.(name) ?? null) : null);
   const matrix = async (name: string, shape: [number, number]): Promise<GpuMatrix> => {
+    const block = blockFormat(name);
+    if (block) {
+      const words = asWords(await source.blocks!(name, shape));
+      bytes += words.byteLength;
+      formats.add(block);
+      return { buffer: gpu.upload(words, name), format: block };
+    }
     const raw = await source.raw(name, shape);
     const format = chosenFormat(raw.dtype, precision);
     const words = encodeWeights(raw, format, raw.file ?? file, name);
@@ -96,13 +117,20 @@ export async function uploadWeights(
   };
   const vocabulary = async (name: string): Promise<VocabMatrix> => {
     const V = config.vocabSize;
-    const format = chosenFormat(source.dtype(name), precision);
+    const block = blockFormat(name);
+    const float = chosenFormat(source.dtype(name), precision);
+    const format = block ?? float;
     const rowsPerPiece = vocabRowsPerPiece(gpu, C, format);
     const pieces: VocabPiece[] = [];
     for (let rowStart = 0; rowStart < V; rowStart += rowsPerPiece) {
       const rows = Math.min(rowsPerPiece, V - rowStart);
-      const raw = await source.raw(name, [V, C], [rowStart, rowStart + rows]);
-      const words = encodeWeights(raw, format, raw.file ?? file, name, rowStart * C);
+      const range: [number, number] = [rowStart, rowStart + rows];
+      let words: Uint32Array;
+      if (block) words = asWords(await source.blocks!(name, [V, C], range));
+      else {
+        const raw = await source.raw(name, [V, C], range);
+        words = encodeWeights(raw, float, raw.file ?? file, name, rowStart * C);
+      }
       bytes += words.byteLength;
       pieces.push({ weight: gpu.upload(words, `${name}[${rowStart}..]`), rowStart, rows });
     }
