@@ -6,11 +6,12 @@ import {
   type BlockFormat,
   chosenFormat,
   encodeWeights,
+  isBlockFormat,
   storedBytes,
   type WeightFormat,
   type WeightPrecision,
 } from './weight-format';
-import type { ModelWeightsSource } from './weights';
+import { expectedTensorShapes, type ModelWeightsSource } from './weights';
 
 /** A frozen weight matrix on the GPU and how it is stored (src/model/weight-format.ts). */
 export interface GpuMatrix {
@@ -63,6 +64,23 @@ export interface UploadOptions {
 }
 
 /**
+ * The format a weight matrix of `source` gets on the GPU under `precision`: under 'auto' a GGUF
+ * tensor in a block format with a GPU decoder keeps it, any other tensor its checkpoint dtype; a
+ * float precision converts every matrix to it. The uploader and the memory estimate both use this.
+ */
+export function matrixFormat(source: ModelWeightsSource, name: string, precision: WeightPrecision): WeightFormat {
+  return (precision === 'auto' ? source.blockFormat?.(name) : null) ?? chosenFormat(source.dtype(name), precision);
+}
+
+/** The format of every weight matrix of `source` under `precision`, by Hugging Face name (1-D tensors are f32 and not listed). */
+export function matrixFormats(source: ModelWeightsSource, precision: WeightPrecision): Map<string, WeightFormat> {
+  const formats = new Map<string, WeightFormat>();
+  for (const [name, shape] of expectedTensorShapes(source.config))
+    if (shape.length === 2) formats.set(name, matrixFormat(source, name, precision));
+  return formats;
+}
+
+/**
  * Vocabulary rows per piece in `format`: a piece is one buffer that one binding covers whole,
  * allocated in 16-byte multiples (Gpu.createBuffer), so the limit is rounded down to 16 first.
  */
@@ -99,7 +117,10 @@ export async function uploadWeights(
     bytes += data.byteLength;
     return gpu.upload(data, name);
   };
-  const blockFormat = (name: string): BlockFormat | null => (precision === 'auto' ? (source.blockFormat?.(name) ?? null) : null);
+  const blockFormat = (name: string): BlockFormat | null => {
+    const format = matrixFormat(source, name, precision);
+    return isBlockFormat(format) ? format : null;
+  };
   const matrix = async (name: string, shape: [number, number]): Promise<GpuMatrix> => {
     const block = blockFormat(name);
     if (block) {

@@ -7,12 +7,15 @@
  * of 32-value formats, and a random 256-wide llama in K-quants.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { deviceMemory, estimateTrainingMemory } from '../../src/app/memory';
 import { memoryByteSource } from '../../src/gguf/byte-source';
 import type { GgmlTypeName } from '../../src/gguf/ggml-types';
 import { ggufModelParts } from '../../src/gguf/model-writer';
 import { openGgufModel } from '../../src/gguf/weights';
 import { LoraAdapter } from '../../src/lora/adapter';
+import { validateLoraConfig } from '../../src/lora/config';
 import { peftTensorName } from '../../src/lora/layout';
+import { matrixFormats } from '../../src/model/gpu-weights';
 import { LlamaModel } from '../../src/model/llama';
 import { nodeFileSource } from '../../src/model/node-file-source';
 import { type OpenedModel, openModel } from '../../src/model/weights';
@@ -45,7 +48,11 @@ function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
 async function run(spec: ModelSpec, file: Uint8Array, precision: 'auto' | 'f32') {
   const gpu = await testGpu();
   const opened = await openGgufModel(memoryByteSource(file, 'model.gguf'));
+  const before = gpu.bufferAccounting.liveBytes;
   const model = await LlamaModel.load(gpu, opened.weights, { precision });
+  const uploaded = gpu.bufferAccounting.liveBytes - before;
+  const settings = { lora: validateLoraConfig({ r: 3, targets: ['q_proj'] }), batchSize: 1, maxLength: 8 };
+  const estimated = estimateTrainingMemory(spec.config, settings, deviceMemory(gpu), matrixFormats(opened.weights, precision)).weightsBytes;
   const adapter = new LoraAdapter(gpu, spec.config, {
     r: 3,
     alpha: 6,
@@ -72,7 +79,14 @@ async function run(spec: ModelSpec, file: Uint8Array, precision: 'auto' | 'f32')
     const loss = (await model.readLossSum(batch)) / batch.targetCount;
     const grads = await adapter.readGradients();
     const matrices = model.weights.layers.flatMap((l) => [l.q, l.k, l.v, l.o, l.gate, l.up, l.down].map((m) => m.format));
-    return { logits, loss, grads, formats: new Set([...matrices, model.weights.lmHead.format, model.weights.embedding.format]) };
+    return {
+      uploaded,
+      estimated,
+      logits,
+      loss,
+      grads,
+      formats: new Set([...matrices, model.weights.lmHead.format, model.weights.embedding.format]),
+    };
   } finally {
     adapter.destroy();
     model.destroy();
@@ -126,6 +140,10 @@ describe('quantized GGUF weights on the GPU', () => {
       const f32 = await run(spec, file, 'f32');
       expect([...blocks.formats].sort()).toEqual([...c.gpu].sort());
       expect([...f32.formats]).toEqual(['f32']);
+      // The memory estimate counts the blocks as the upload allocates them.
+      expect(blocks.estimated).toBe(blocks.uploaded);
+      expect(f32.estimated).toBe(f32.uploaded);
+      console.info(`${c.label}: weights on the GPU ${blocks.uploaded} bytes as blocks, ${f32.uploaded} as f32`);
       const logitsError = relativeError(blocks.logits, f32.logits);
       const lossError = Math.abs(blocks.loss - f32.loss) / f32.loss;
       let gradError = 0;
