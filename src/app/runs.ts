@@ -16,7 +16,7 @@ import { adapterTensors, type AdapterLibrary } from './adapters';
 import type { ProgressiveOutcome, ProgressiveRunRequest, RunOutcome, RunRequest } from './api';
 import type { DeviceSession } from './device';
 import { EngineStateError } from './errors';
-import { matrixFormats } from '../model/gpu-weights';
+import { matrixFormatsOf } from '../model/gpu-weights';
 import { deviceMemory, estimateTrainingMemory } from './memory';
 import type { LoadedModel, ModelSession } from './models';
 import { phaseSummary, progressivePhases } from './progressive-run';
@@ -249,7 +249,7 @@ export class RunService {
   }
 
   async #checkMemory(model: LoadedModel, settings: TrainSettings): Promise<void> {
-    const weights = matrixFormats(model.opened.weights, model.precision);
+    const weights = matrixFormatsOf(model.opened.weights, model.precision);
     const estimate = estimateTrainingMemory(model.opened.config, settings, deviceMemory(await this.deps.device.gpu()), weights);
     if (!estimate.fits) throw new EngineStateError(estimate.problems.join(' '));
   }

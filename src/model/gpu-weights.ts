@@ -73,7 +73,7 @@ export function matrixFormat(source: ModelWeightsSource, name: string, precision
 }
 
 /** The format of every weight matrix of `source` under `precision`, by Hugging Face name (1-D tensors are f32 and not listed). */
-export function matrixFormats(source: ModelWeightsSource, precision: WeightPrecision): Map<string, WeightFormat> {
+export function matrixFormatsOf(source: ModelWeightsSource, precision: WeightPrecision): Map<string, WeightFormat> {
   const formats = new Map<string, WeightFormat>();
   for (const [name, shape] of expectedTensorShapes(source.config))
     if (shape.length === 2) formats.set(name, matrixFormat(source, name, precision));

@@ -15,7 +15,7 @@ import { openGgufModel } from '../../src/gguf/weights';
 import { LoraAdapter } from '../../src/lora/adapter';
 import { validateLoraConfig } from '../../src/lora/config';
 import { peftTensorName } from '../../src/lora/layout';
-import { matrixFormats } from '../../src/model/gpu-weights';
+import { matrixFormatsOf } from '../../src/model/gpu-weights';
 import { LlamaModel } from '../../src/model/llama';
 import { nodeFileSource } from '../../src/model/node-file-source';
 import { type OpenedModel, openModel } from '../../src/model/weights';
@@ -24,7 +24,7 @@ import { testGpu } from '../helpers/gpu';
 import { randomArray } from '../helpers/numeric';
 import { STORIES_260K } from '../helpers/paths';
 import { collectParts } from './helpers';
-import { llamaCppMix } from './quant-mix';
+import { llamaCppMix } from '../../src/gguf/quant-mix';
 import { kQuantModel, type ModelSpec, storiesSpec, useStoriesTokenizer } from './quantized-models';
 
 let stories: OpenedModel;
@@ -52,7 +52,12 @@ async function run(spec: ModelSpec, file: Uint8Array, precision: 'auto' | 'f32')
   const model = await LlamaModel.load(gpu, opened.weights, { precision });
   const uploaded = gpu.bufferAccounting.liveBytes - before;
   const settings = { lora: validateLoraConfig({ r: 3, targets: ['q_proj'] }), batchSize: 1, maxLength: 8 };
-  const estimated = estimateTrainingMemory(spec.config, settings, deviceMemory(gpu), matrixFormats(opened.weights, precision)).weightsBytes;
+  const estimated = estimateTrainingMemory(
+    spec.config,
+    settings,
+    deviceMemory(gpu),
+    matrixFormatsOf(opened.weights, precision),
+  ).weightsBytes;
   const adapter = new LoraAdapter(gpu, spec.config, {
     r: 3,
     alpha: 6,
