@@ -112,27 +112,39 @@ interface Operand {
  * state). Out-of-range reads in WGSL are silently clamped, so a too-small binding fails here instead.
  * A 16-bit weight may start and end in the middle of a word: the bound range is widened to whole
  * words, which stay inside the buffer since buffers are whole words. A block-format weight starts at
- * a block: the bound range starts at a multiple of both the alignment and the block's bytes, so the
- * rest is whole blocks, which the shader counts in elements (blocks times block size).
+ * a block: the bound range starts a whole number of blocks before it, at an aligned offset, so the
+ * shader counts the rest in elements (blocks times block size).
  */
 function operand(gpu: Gpu, binding: Binding, elements: number, name: string, format: WeightFormat = 'f32'): Operand {
   const { buffer, offset, size } = asRange(binding);
-  const block = isBlockFormat(format) ? BLOCK_LAYOUTS[format] : { blockSize: 1, blockBytes: bytesPerWeight(format) };
-  if (offset % block.blockBytes !== 0) throw new Error(`matmul: ${name} offset ${offset} is not a multiple of ${block.blockBytes}`);
   const needed = storedBytes(format, elements);
   if (size < needed) throw new Error(`matmul: ${name} needs ${needed} bytes, binding has ${size}`);
   const align = gpu.limits.minStorageBufferOffsetAlignment;
-  const step = block.blockSize === 1 ? align : lcm(align, block.blockBytes);
-  const base = offset - (offset % step);
+  let base = offset - (offset % align);
+  let rest = 0;
+  if (isBlockFormat(format)) {
+    const { blockSize, blockBytes } = BLOCK_LAYOUTS[format];
+    const blocks = blockStart(offset, blockBytes, align);
+    if (blocks === null) throw new Error(`matmul: ${name} offset ${offset} is no whole number of ${format} blocks after an aligned offset`);
+    base = offset - blocks * blockBytes;
+    rest = blocks * blockSize;
+  } else {
+    const bytes = bytesPerWeight(format);
+    if (offset % bytes !== 0) throw new Error(`matmul: ${name} offset ${offset} is not a multiple of ${bytes}`);
+    rest = (offset - base) / bytes;
+  }
   const boundSize = Math.ceil((size + offset - base) / 4) * 4;
   if (base === offset && boundSize === size) return { binding, offset: 0 };
-  return { binding: { buffer, offset: base, size: boundSize }, offset: ((offset - base) / block.blockBytes) * block.blockSize };
+  return { binding: { buffer, offset: base, size: boundSize }, offset: rest };
 }
 
-function lcm(a: number, b: number): number {
-  let [x, y] = [a, b];
-  while (y) [x, y] = [y, x % y];
-  return (a / x) * b;
+/**
+ * The fewest whole blocks k such that offset - k * blockBytes is a multiple of `align` and not
+ * negative, or null: if one exists it is below `align`, since k and k + align give the same residue.
+ */
+function blockStart(offset: number, blockBytes: number, align: number): number | null {
+  for (let k = 0; k < align && k * blockBytes <= offset; k++) if ((offset - k * blockBytes) % align === 0) return k;
+  return null;
 }
 
 function product(

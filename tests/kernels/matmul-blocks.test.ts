@@ -4,7 +4,7 @@
  * dequantizer (src/gguf/quants, checked against llama.cpp in tests/gguf) decodes them. Outputs
  * start as NaN. Tolerance: f32 accumulation, relative to the sum of |products| of each output.
  */
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dequantize } from '../../src/gguf/quants';
 import { matmulDyW, matmulXWt } from '../../src/kernels/matmul';
 import { asWords, BLOCK_FORMATS, BLOCK_LAYOUTS, type BlockFormat } from '../../src/model/weight-format';
@@ -83,4 +83,19 @@ describe('matmul kernels with GGUF block-format weights (decoded on the GPU)', (
       await checkOp(gpu, blockCase('DyW', format, [7, 67, K], { schedule: 'tiled', rowOffset: 5 }));
     });
   }
+
+  // Q4_K blocks are 144 bytes: from byte 8 no aligned offset lies a whole number of blocks before W.
+  it('refuses a block-format W that starts where no aligned binding can reach it in whole blocks, and rows that split blocks', async () => {
+    const gpu = await testGpu();
+    const buffer = gpu.createBuffer(4096, 'W');
+    const Y = gpu.createBuffer(4096, 'Y');
+    const X = gpu.createBuffer(4096, 'X');
+    try {
+      const W = { buffer, offset: 8, size: 144 * 2 };
+      expect(() => matmulXWt(gpu, { X, W, Y }, { M: 1, N: 2, K: 256 }, { format: 'q4_k' })).toThrow(/no whole number of q4_k blocks/);
+      expect(() => matmulXWt(gpu, { X, W: buffer, Y }, { M: 1, N: 2, K: 48 }, { format: 'q8_0' })).toThrow(/not whole q8_0 blocks/);
+    } finally {
+      for (const b of [buffer, Y, X]) b.destroy();
+    }
+  });
 });
