@@ -93,12 +93,6 @@ export function packedBytes(format: WeightFormat, elements: number): number {
   return Math.ceil(storedBytes(format, elements) / 4) * 4;
 }
 
-/** Bits one weight takes on the GPU (Q4_K: 144 bytes per 256 values = 4.5). */
-export function bitsPerWeight(format: WeightFormat): number {
-  if (!isBlockFormat(format)) return 8 * bytesPerWeight(format);
-  return (8 * BLOCK_LAYOUTS[format].blockBytes) / BLOCK_LAYOUTS[format].blockSize;
-}
-
 /** The format a checkpoint dtype keeps under 'auto'. */
 export function dtypeFormat(dtype: CheckpointDtype): FloatFormat {
   return dtype === 'F32' ? 'f32' : dtype === 'BF16' ? 'bf16' : 'f16';
