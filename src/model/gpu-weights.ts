@@ -49,7 +49,7 @@ export interface GpuWeights {
   finalNorm: GPUBuffer;
   /** Bytes uploaded (packed weights and f32 norms and biases). */
   bytes: number;
-  /** The format every weight matrix has on the GPU, or 'mixed' when 'auto' met a checkpoint that mixes dtypes. */
+  /** The format every weight matrix has on the GPU, or 'mixed' when 'auto' met a checkpoint that mixes dtypes (or GGUF types). */
   precision: WeightFormat | 'mixed';
 }
 
