@@ -3,7 +3,7 @@
 // rows are whole blocks, so element e is value e % BS of block e / BS, which starts at byte
 // (e / BS) * BB of the binding. Appended by src/kernels/weight-shader.ts after shaders/weight-format.wgsl
 // for a block format; the shader that includes it defines weight_word(i), word i of its weight binding.
-// Blocks are 34, 18, 22, 144, 176 or 210 bytes, mostly not whole words, so every field is read by byte
+// Blocks are 34, 18, 22, 24, 144, 176 or 210 bytes, mostly not whole words, so every field is read by byte
 // offset out of the u32 words: a byte is 8 bits of word addr / 4, and an f16 (always at an even
 // offset) half of one word, widened with unpack2x16float (no shader-f16 feature needed).
 // One element per call: each call reads its block's scale(s) and its own quant bits again. Products
@@ -56,6 +56,15 @@ fn weight_value(e: u32) -> f32 {
   let low = (weight_byte(at + 6u + (i & 15u)) >> ((i >> 4u) * 4u)) & 15u;
   let high = (weight_byte(at + 2u + (i >> 3u)) >> (i & 7u)) & 1u;
   return (f32(low | (high << 4u)) - 16.0) * weight_half(at);
+}
+#elif ${Q5_1}
+// 24 bytes per 32 values: f16 d, f16 m, 4 bytes qh, 16 bytes of nibbles (as Q5_0); value = q * d + m.
+fn weight_value(e: u32) -> f32 {
+  let at = (e >> 5u) * 24u;
+  let i = e & 31u;
+  let low = (weight_byte(at + 8u + (i & 15u)) >> ((i >> 4u) * 4u)) & 15u;
+  let high = (weight_byte(at + 4u + (i >> 3u)) >> (i & 7u)) & 1u;
+  return f32(low | (high << 4u)) * weight_half(at) + weight_half(at + 2u);
 }
 #elif ${Q4_K}
 // 144 bytes per 256 values: f16 d, f16 dmin, 12 bytes of scales and mins, 128 bytes of nibbles; sub-block

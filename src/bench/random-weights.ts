@@ -54,6 +54,7 @@ const HALF_SCALES: Record<BlockFormat, number[]> = {
   q8_0: [0],
   q4_0: [0],
   q5_0: [0],
+  q5_1: [0, 2],
   q4_k: [0, 2],
   q5_k: [0, 2],
   q6_k: [208],

@@ -11,9 +11,9 @@
  *   little-endian 16-bit tensor (safetensors BF16 and F16), so a checkpoint's bytes go to the GPU as
  *   they are. When cols is odd a row starts in the middle of a word: kernels address elements, never
  *   rows of words. A buffer is padded to whole words.
- * - Block formats ('q8_0', 'q4_0', 'q5_0', 'q4_k', 'q5_k', 'q6_k'; ggml's blocks, src/gguf/quants): a
+ * - Block formats ('q8_0', 'q4_0', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k'; ggml's blocks, src/gguf/quants): a
  *   GGUF tensor's bytes as stored, `array<u32>` padded to whole words. A row of cols values is
- *   cols / blockSize blocks of blockBytes bytes each (34, 18, 22, 144, 176, 210: most are not whole
+ *   cols / blockSize blocks of blockBytes bytes each (34, 18, 22, 24, 144, 176, 210: most are not whole
  *   words, so the decoder reads bytes out of words by byte offset); element e is value e % blockSize
  *   of block e / blockSize. Rows are whole blocks, so a matrix binding starts at a block.
  * Kernels widen each value to f32 (bf16: the 16 bits become the high half of an f32; f16:
@@ -35,8 +35,8 @@ import { tensorToFloat32 } from './safetensors';
 export type FloatFormat = 'f32' | 'bf16' | 'f16';
 export const WEIGHT_FORMATS: readonly FloatFormat[] = ['f32', 'bf16', 'f16'];
 /** GGUF block formats that stay quantized on the GPU (ggml's block layouts, lower-cased). */
-export type BlockFormat = 'q8_0' | 'q4_0' | 'q5_0' | 'q4_k' | 'q5_k' | 'q6_k';
-export const BLOCK_FORMATS: readonly BlockFormat[] = ['q8_0', 'q4_0', 'q5_0', 'q4_k', 'q5_k', 'q6_k'];
+export type BlockFormat = 'q8_0' | 'q4_0' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
+export const BLOCK_FORMATS: readonly BlockFormat[] = ['q8_0', 'q4_0', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k'];
 export type WeightFormat = FloatFormat | BlockFormat;
 
 /** Values per block and bytes per block of each block format (ggml's type traits). */
@@ -44,6 +44,7 @@ export const BLOCK_LAYOUTS: Readonly<Record<BlockFormat, { blockSize: number; bl
   q8_0: { blockSize: 32, blockBytes: 34 },
   q4_0: { blockSize: 32, blockBytes: 18 },
   q5_0: { blockSize: 32, blockBytes: 22 },
+  q5_1: { blockSize: 32, blockBytes: 24 },
   q4_k: { blockSize: 256, blockBytes: 144 },
   q5_k: { blockSize: 256, blockBytes: 176 },
   q6_k: { blockSize: 256, blockBytes: 210 },

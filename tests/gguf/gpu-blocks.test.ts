@@ -1,5 +1,5 @@
 /**
- * A quantized GGUF base under precision 'auto' keeps its blocks on the GPU (q8_0, q4_0, q5_0, q4_k,
+ * A quantized GGUF base under precision 'auto' keeps its blocks on the GPU (q8_0, q4_0, q5_0, q5_1, q4_k,
  * q5_k, q6_k) and gives what the same file gives dequantized to f32 on the CPU (`--weights f32`):
  * the logits of the last positions, the loss (lm_head in its block format inside the cross-entropy)
  * and the LoRA gradients (dY W through every frozen matrix). Only the order of f32 operations
@@ -101,19 +101,21 @@ async function run(spec: ModelSpec, file: Uint8Array, precision: 'auto' | 'f32')
 const cases: { label: string; spec: () => ModelSpec; typeFor: (name: string, shape: readonly number[]) => GgmlTypeName; gpu: string[] }[] =
   [
     {
-      label: 'stories260K in Q8_0 (token_embd, attn_v), Q4_0 (attn_q, ffn_up), Q5_0 (attn_k, attn_output, ffn_gate), F16 ffn_down',
+      label: 'stories260K in Q8_0 (token_embd, attn_v), Q4_0 (attn_q, ffn_up), Q5_0 (attn_k, attn_output), Q5_1 ffn_gate, F16 ffn_down',
       spec: () => storiesSpec(stories),
       typeFor: (name) =>
         /attn_v|token_embd/.test(name)
           ? 'Q8_0'
           : /attn_q|ffn_up/.test(name)
             ? 'Q4_0'
-            : /attn_k|attn_output|ffn_gate/.test(name)
+            : /attn_k|attn_output/.test(name)
               ? 'Q5_0'
-              : name.includes('ffn_down')
-                ? 'F16'
-                : 'F32',
-      gpu: ['q8_0', 'q4_0', 'q5_0', 'f16'],
+              : name.includes('ffn_gate')
+                ? 'Q5_1'
+                : name.includes('ffn_down')
+                  ? 'F16'
+                  : 'F32',
+      gpu: ['q8_0', 'q4_0', 'q5_0', 'q5_1', 'f16'],
     },
     {
       label: "stories260K as llama-quantize's Q4_K_M leaves it (Q5_0, Q8_0, F16)",

@@ -243,7 +243,7 @@ describe('chunked lm_head + cross-entropy with a GGUF block-format lm_head', () 
       const [split, chunk] = [30, 5];
       // Super-scales that keep weights within about ±1 in every format (Q6_K's int8 sub-scales times
       // levels up to 32 reach 4064 d), so the logits stay of the size the f32 tolerances are set for.
-      const scale = { q8_0: 5e-3, q4_0: 5e-3, q5_0: 5e-3, q4_k: 1e-3, q5_k: 5e-4, q6_k: 2.5e-4 }[format];
+      const scale = { q8_0: 5e-3, q4_0: 5e-3, q5_0: 5e-3, q5_1: 5e-3, q4_k: 1e-3, q5_k: 5e-4, q6_k: 2.5e-4 }[format];
       const { bytes, type } = randomBlocks(format, V * width, 9, scale);
       const hidden = randomArray(M * width, 7);
       const lossScale = 1 / count;

@@ -67,5 +67,5 @@ export function modelFacts(model: ModelInfo): HTMLElement[] {
 function ggufWeightsNote(precision: ModelInfo['weightPrecision']): string {
   return precision === 'f32' || precision === 'bf16' || precision === 'f16'
     ? " (the values of the file's blocks)"
-    : ' (Q8_0, Q4_0, Q5_0 and K-quant blocks kept as stored)';
+    : ' (quantized blocks kept as stored)';
 }
