@@ -26,7 +26,8 @@
  *
  * A new float format is one more member of FloatFormat, one more branch in shaders/weight-format.wgsl
  * and the shaders' `#if` blocks, and one more encoder here; a new block format one more member of
- * BlockFormat and one more decoder in shaders/weight-blocks.wgsl.
+ * BlockFormat and BLOCK_LAYOUTS, one more decoder in shaders/weight-blocks.wgsl and its GGUF type
+ * in src/gguf/block-formats.ts.
  */
 import { WeightRangeError } from './errors';
 import { tensorToFloat32 } from './safetensors';
