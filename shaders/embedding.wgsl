@@ -9,7 +9,9 @@
 // One invocation per output element; the grid may be split over x and y (see Gpu.grid).
 // Weight formats: src/kernels/weight-shader.ts preprocesses this source into one module per format
 // of the table. F32 reads it as f32; BF16 and F16 read u32 words of two 16-bit values
-// (src/model/weight-format.ts) and widen the one element in table_at, so the output stays f32.
+// (src/model/weight-format.ts) and widen the one element in table_at, so the output stays f32;
+// BLOCK (GGUF block formats) reads u32 words of whole blocks and decodes the element with
+// weight_value (shaders/weight-blocks.wgsl).
 
 struct Params { M: u32, C: u32, row_start: u32, row_count: u32 }
 
@@ -18,6 +20,10 @@ struct Params { M: u32, C: u32, row_start: u32, row_count: u32 }
 #if ${F32}
 @group(0) @binding(2) var<storage, read> table: array<f32>;
 fn table_at(e: u32) -> f32 { return table[e]; }
+#elif ${BLOCK}
+@group(0) @binding(2) var<storage, read> table: array<u32>;
+fn weight_word(i: u32) -> u32 { return table[i]; }
+fn table_at(e: u32) -> f32 { return weight_value(e); }
 #else
 @group(0) @binding(2) var<storage, read> table: array<u32>;
 fn table_at(e: u32) -> f32 { return widen_weight(table[e >> 1u], e); }

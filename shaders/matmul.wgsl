@@ -25,7 +25,9 @@
 // Weight formats: src/kernels/weight-shader.ts preprocesses this source into one module per format
 // of B where B is a frozen weight W (forward, backward_input). F32 reads b as f32. BF16 and F16 read
 // b as u32 words of two 16-bit values (src/model/weight-format.ts: element e in word e / 2) and
-// widen each in b_at, so products and sums stay f32; off_b and ldb count elements either way. The
+// widen each in b_at, so products and sums stay f32; off_b and ldb count elements either way. BLOCK
+// (the GGUF block formats) reads b as u32 words of whole blocks and decodes element e in b_at with
+// weight_value (shaders/weight-blocks.wgsl); the wrapper starts the binding at a block. The
 // backward_weight entries (B = X, an activation) exist only in the F32 module.
 
 struct Params {
@@ -50,6 +52,10 @@ struct Params {
 #if ${F32}
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 fn b_at(e: u32) -> f32 { return b[e]; }
+#elif ${BLOCK}
+@group(0) @binding(2) var<storage, read> b: array<u32>;
+fn weight_word(i: u32) -> u32 { return b[i]; }
+fn b_at(e: u32) -> f32 { return weight_value(e); }
 #else
 @group(0) @binding(2) var<storage, read> b: array<u32>;
 fn b_at(e: u32) -> f32 { return widen_weight(b[e >> 1u], e); }

@@ -53,6 +53,7 @@ import type { EnhancementReport } from './enhance';
 import { type DownloadPlanRequest, type PlannedDownload, planDownloads } from './download-plan';
 import { browserDevice, DeviceSession } from './device';
 import { InferenceService } from './inference';
+import { matrixFormatsOf } from '../model/gpu-weights';
 import { deviceMemory, estimateTrainingMemory } from './memory';
 import { ModelSession } from './models';
 import type { FilterOptions, FilterReport } from './quality-filter';
@@ -149,8 +150,7 @@ export class WebtuneEngine implements WebtuneEngineApi {
 
   async estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate> {
     const model = this.#models.current();
-    const precision = model.info.weightPrecision;
-    const weights = precision === 'mixed' ? 'f32' : precision;
+    const weights = matrixFormatsOf(model.opened.weights, model.precision);
     return estimateTrainingMemory(model.opened.config, validateTrainSettings(settings), deviceMemory(await this.#device.gpu()), weights);
   }
 

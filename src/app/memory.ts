@@ -44,10 +44,11 @@ export interface MemorySettings {
 }
 
 /**
- * How the frozen weights are counted: a storage format, estimated tensor by tensor, or the bytes
- * the uploaded weights really take (`GpuWeights.bytes`) once the model is on the GPU.
+ * How the frozen weights are counted: one storage format for every matrix or each matrix's own
+ * (`matrixFormats`, src/model/gpu-weights.ts: a quantized GGUF's block formats), estimated tensor
+ * by tensor, or the bytes the uploaded weights really take (`GpuWeights.bytes`) once the model is on the GPU.
  */
-export type WeightsSize = WeightFormat | { bytes: number };
+export type WeightsSize = WeightFormat | ReadonlyMap<string, WeightFormat> | { bytes: number };
 
 /** Used when WebGPU reports no memory size: a laptop GPU with a few GB to spare. */
 export const DEFAULT_MEMORY_BUDGET_BYTES = 4 * 2 ** 30;
@@ -79,7 +80,10 @@ export function deviceMemory(gpu: Gpu): DeviceMemory {
   return { limits: gpu.limits, adapterMemoryBytes: adapterMemoryBytes(gpu.device.adapterInfo) };
 }
 
-/** Bytes of one frozen tensor on the GPU in `format`, as the upload allocates it (16-bit formats pack two values per u32). */
+/**
+ * Bytes of one frozen tensor on the GPU in `format`, as the upload allocates it (16-bit formats pack
+ * two values per u32; block formats are their blocks, Q4_K 4.5 bits a value, padded to a word).
+ */
 export function weightTensorBytes(shape: readonly number[], format: WeightFormat): number {
   return allocatedSize(
     packedBytes(
@@ -99,19 +103,20 @@ export function estimateTrainingMemory(
   const bindingLimit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
   const vocabShaped = new Set(['model.embed_tokens.weight', 'lm_head.weight']);
   // Given the uploaded size, the largest tensor is checked as if in f32 (an upper bound).
-  const format = typeof weights === 'string' ? weights : 'f32';
+  const formatOf = (name: string): WeightFormat =>
+    typeof weights === 'string' ? weights : 'bytes' in weights ? 'f32' : (weights.get(name) ?? 'f32');
 
   let weightsBytes = 0;
   let largestWeight = 0;
   for (const [name, shape] of expectedTensorShapes(config)) {
     // Matrices are stored in the weight format; norms and biases stay f32 (src/model/gpu-weights.ts).
-    const tensorFormat = shape.length === 2 ? format : 'f32';
+    const tensorFormat = shape.length === 2 ? formatOf(name) : 'f32';
     const bytes = weightTensorBytes(shape, tensorFormat);
     weightsBytes += bytes;
     // Vocabulary matrices are split into binding-sized pieces; one row must still fit.
     largestWeight = Math.max(largestWeight, vocabShaped.has(name) ? weightTensorBytes([config.hiddenSize], tensorFormat) : bytes);
   }
-  if (typeof weights !== 'string') weightsBytes = weights.bytes;
+  if (typeof weights !== 'string' && 'bytes' in weights) weightsBytes = weights.bytes;
 
   const layout = planLoraLayout(config, settings.lora);
   const flatBytes = allocatedSize(layout.totalFloats * 4);

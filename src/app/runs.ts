@@ -17,6 +17,7 @@ import type { ProgressiveOutcome, ProgressiveRunRequest, RunOutcome, RunRequest 
 import type { DeviceSession } from './device';
 import { DamagedRecordError } from '../storage/errors';
 import { EngineStateError } from './errors';
+import { matrixFormatsOf } from '../model/gpu-weights';
 import { deviceMemory, estimateTrainingMemory } from './memory';
 import type { LoadedModel, ModelSession } from './models';
 import { phaseSummary, progressivePhases } from './progressive-run';
@@ -307,7 +308,8 @@ export class RunService {
   }
 
   async #checkMemory(model: LoadedModel, settings: TrainSettings): Promise<void> {
-    const estimate = estimateTrainingMemory(model.opened.config, settings, deviceMemory(await this.deps.device.gpu()));
+    const weights = matrixFormatsOf(model.opened.weights, model.precision);
+    const estimate = estimateTrainingMemory(model.opened.config, settings, deviceMemory(await this.deps.device.gpu()), weights);
     if (!estimate.fits) throw new EngineStateError(estimate.problems.join(' '));
   }
 

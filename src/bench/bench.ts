@@ -5,6 +5,7 @@ import type { LoraConfig } from '../lora/config';
 import type { ModelConfig } from '../model/config';
 import { LlamaModel } from '../model/llama';
 import type { WeightFormat, WeightPrecision } from '../model/weight-format';
+import { matrixFormatsOf } from '../model/gpu-weights';
 import { expectedTensorShapes } from '../model/weights';
 import { LoraTrainer } from '../train/trainer';
 import { type RecomputeMode, validateTrainSettings } from '../train/settings';
@@ -12,7 +13,7 @@ import { seededUniform } from '../util/random';
 import { deviceMemory, estimateTrainingMemory } from '../app/memory';
 import { type FamilyTimingMethod, familyTable, type KernelFamilyTiming, type KernelTiming, profileStep } from './families';
 import { type MatmulTiming, matmulShape, matrixFormats, timeMatmul } from './matmul-timing';
-import { randomWeightsSource } from './random-weights';
+import { randomQuantizedSource, randomWeightsSource } from './random-weights';
 
 export type { MatmulTiming } from './matmul-timing';
 
@@ -39,6 +40,8 @@ export interface BenchOptions {
   familyTiming?: FamilyTimingMethod;
   /** How the (F32 random) weight matrices are stored on the GPU; default 'auto', i.e. f32. */
   weights?: WeightPrecision;
+  /** Random weights in llama-quantize's Q4_K_M or Q5_K_M types (block formats on the GPU under weights 'auto'); default F32. */
+  ggufMix?: 'Q4_K_M' | 'Q5_K_M' | null;
 }
 
 export interface BenchResult {
@@ -68,6 +71,8 @@ export interface BenchResult {
   precision: string;
   /** The format of the frozen weight matrices on the GPU. */
   weights: WeightFormat | 'mixed';
+  /** The llama-quantize mix of the random weights (--gguf-mix), or null for F32 random weights. */
+  gguf_mix: 'Q4_K_M' | 'Q5_K_M' | null;
   warmup: number;
   steps: number;
   tokens_per_s: number | null;
@@ -138,7 +143,8 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
   gpu.resetPeak();
   const bindGroupsBefore = gpu.bindGroupStats;
 
-  const model = await LlamaModel.load(gpu, randomWeightsSource(config, o.seed), { precision: o.weights ?? 'auto' });
+  const source = o.ggufMix ? randomQuantizedSource(config, o.seed, o.ggufMix) : randomWeightsSource(config, o.seed);
+  const model = await LlamaModel.load(gpu, source, { precision: o.weights ?? 'auto' });
   const weightFormats = matrixFormats(model.weights);
   const afterWeights = gpu.bufferAccounting.liveBytes;
   const adapter = new LoraAdapter(gpu, config, o.lora);
@@ -197,8 +203,7 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
   const workspaceBytes = model.workspaceBytes;
   const weightsBytes = afterWeights - baseline;
   const adapterBytes = afterAdapter - afterWeights;
-  const held = model.precision === 'mixed' ? 'f32' : model.precision;
-  const estimate = estimateTrainingMemory(config, memorySettings(o), deviceMemory(gpu), held);
+  const estimate = estimateTrainingMemory(config, memorySettings(o), deviceMemory(gpu), matrixFormatsOf(source, o.weights ?? 'auto'));
   const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
   const info = gpu.device.adapterInfo;
   return {
@@ -236,6 +241,7 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
     precision:
       model.precision === 'f32' ? 'f32' : `${model.precision} weight matrices; norms, biases, LoRA, gradients, AdamW and activations f32`,
     weights: model.precision,
+    gguf_mix: o.ggufMix ?? null,
     warmup: o.memoryOnly ? 0 : o.warmup,
     steps: o.memoryOnly ? 0 : o.steps,
     tokens_per_s: stepMs.length ? (tokensPerStep * stepMs.length) / (sum(stepMs) / 1000) : null,

@@ -29,6 +29,8 @@ bench/results/<device>-<config>[-recompute][-memory-only]-<date>.json.
   --family-timing timestamp-query|alone              how kernel families are timed (default: timestamps where offered)
   --weights auto|f32|bf16|f16                        how the weight matrices are stored on the GPU (the random weights are
                                                      F32, so auto is f32; bf16/f16 store them as a 16-bit checkpoint would be)
+  --gguf-mix Q4_K_M|Q5_K_M                           random weights in llama-quantize's types for that mix (random blocks;
+                                                     with --weights auto they stay quantized on the GPU)
   --seed 0                                           random weights, tokens and adapter init
   --out <file.json>                                  where to write the JSON instead
 
@@ -57,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
       schedules: { type: 'string', default: 'auto' },
       'family-timing': { type: 'string' },
       weights: { type: 'string', default: 'auto' },
+      'gguf-mix': { type: 'string' },
       seed: { type: 'string', default: '0' },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -110,6 +113,7 @@ export async function main(argv: string[]): Promise<number> {
     steps: integer(values.steps, '--steps', 1),
     memoryOnly: values['memory-only'],
     weights: weightPrecision(values.weights),
+    ggufMix: values['gguf-mix'] === undefined ? null : oneOf(values['gguf-mix'], '--gguf-mix', ['Q4_K_M', 'Q5_K_M'] as const),
     seed: integer(values.seed, '--seed', 0),
     matmulMinMs: 500,
     recompute: recomputeMode(values.recompute),
@@ -118,7 +122,7 @@ export async function main(argv: string[]): Promise<number> {
   };
 
   const result = { ...(await runBenchmark(gpu, options)), git_commit: gitCommit(), command };
-  const weights = options.weights === 'auto' ? '' : `-${options.weights}`;
+  const weights = (options.ggufMix ? `-${options.ggufMix.toLowerCase()}` : '') + (options.weights === 'auto' ? '' : `-${options.weights}`);
   const mode = weights + (result.recompute.on ? '-recompute' : '') + (options.memoryOnly ? '-memory-only' : '');
   await writeResult(values.out ?? `bench/results/${deviceSlug(result.device)}-${name}${mode}-${result.date}.json`, result);
   return 0;

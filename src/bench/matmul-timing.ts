@@ -1,7 +1,9 @@
 import { asRange, type Gpu, type RecordedDispatch } from '../gpu/context';
 import { matmulDyTX, matmulDyW, matmulXWt } from '../kernels/matmul';
 import type { GpuWeights } from '../model/gpu-weights';
-import { encodeWeights, type WeightFormat } from '../model/weight-format';
+import { blockGgmlType } from '../gguf/block-formats';
+import { quantize } from '../gguf/quants';
+import { asWords, encodeWeights, isBlockFormat, type WeightFormat } from '../model/weight-format';
 import { seededUniform } from '../util/random';
 
 /** One distinct matmul of a training step, timed alone. M, N, K as the wrapper names them. */
@@ -69,7 +71,12 @@ export async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number): Prom
   const random = (floats: number, label: string) => gpu.upload(values(floats), label);
   const a = random(sizes[0], 'bench matmul 0');
   const w = values(sizes[1]);
-  const b = gpu.upload(encodeWeights({ dtype: 'F32', bytes: new Uint8Array(w.buffer) }, s.weight_format, 'bench', 'W'), 'bench matmul 1');
+  // A block-format W is the random values quantized (rows of K); a float format packs them.
+  const f = s.weight_format;
+  const words = isBlockFormat(f)
+    ? asWords(quantize(blockGgmlType(f), w, s.K))
+    : encodeWeights({ dtype: 'F32', bytes: new Uint8Array(w.buffer) }, f, 'bench', 'W');
+  const b = gpu.upload(words, 'bench matmul 1');
   const c = gpu.createBuffer(sizes[2] * 4, 'bench matmul out');
   const bias = s.kernel.startsWith('matmul_forward_bias') ? random(s.N, 'bench bias') : undefined;
   const dims = { M: s.M, N: s.N, K: s.K };

@@ -1,7 +1,8 @@
 /**
  * A GGUF base model as the engine's ModelWeightsSource: tensors asked for by their Hugging Face
- * names and shapes, read one at a time from the file (or shards), dequantized to f32 and, for
- * the llama architecture, with q/k rows put back into the half-split layout (see rotary.ts).
+ * names and shapes, read one at a time from the file (or shards), dequantized to f32 (or, through
+ * `blocks`, left in their block format for the GPU: block-formats.ts) and, for the llama
+ * architecture, with q/k rows put back into the half-split layout (see rotary.ts).
  * Every tensor the architecture needs is checked for presence, shape and type when the model is
  * opened, before any weight is read, as model/weights.ts does for safetensors.
  */
@@ -13,6 +14,7 @@ import type { ByteSource } from './byte-source';
 import { ggufModelConfig } from './config';
 import { type GgufFile, type GgufTensor, openGguf } from './file';
 import { type GgmlTypeName, isSupportedGgmlType, SUPPORTED_GGML_TYPES } from './ggml-types';
+import { gpuBlockFormat } from './block-formats';
 import { ggufTensorName } from './names';
 import { dequantize } from './quants';
 import { toHalfSplit } from './rotary';
@@ -84,11 +86,20 @@ export function ggufWeightsSource(file: GgufFile, config: ModelConfig): GgufWeig
     const heads = permutedHeads(config, name);
     return heads === null ? values : toHalfSplit(values, expectedShape[0], heads);
   };
-  // F32, F16 and BF16 tensors reach the GPU as the file stores them; block formats as the f32
-  // values of their blocks (exactly the file's weights, dequantized here).
+  // F32, F16 and BF16 tensors reach the GPU as the file stores them; through `raw`, block formats as
+  // the f32 values of their blocks (exactly the file's weights, dequantized here), through `blocks` as stored.
   const dtype = (name: string): CheckpointDtype => {
     const type = types.get(name);
     return type === 'F16' || type === 'BF16' ? type : 'F32';
+  };
+  const rowRange = (bytes: Uint8Array, rowCount: number, rows?: [number, number]) => {
+    if (!rows) return bytes;
+    const rowBytes = bytes.byteLength / rowCount;
+    return bytes.subarray(rows[0] * rowBytes, rows[1] * rowBytes);
+  };
+  const blockFormat = (name: string) => {
+    const type = types.get(name);
+    return type === undefined ? null : gpuBlockFormat(type);
   };
   return {
     config,
@@ -97,6 +108,11 @@ export function ggufWeightsSource(file: GgufFile, config: ModelConfig): GgufWeig
     stored,
     tensor,
     dtype,
+    blockFormat,
+    async blocks(name, expectedShape, rows) {
+      if (blockFormat(name) === null) throw new Error(`${name} is stored as ${types.get(name)}, not a GPU block format`);
+      return rowRange((await stored(name, expectedShape)).bytes, expectedShape[0], rows);
+    },
     async raw(name, expectedShape, rows) {
       const type = types.get(name);
       let bytes: Uint8Array;
@@ -105,11 +121,7 @@ export function ggufWeightsSource(file: GgufFile, config: ModelConfig): GgufWeig
         const values = await tensor(name, expectedShape);
         bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
       }
-      if (rows) {
-        const rowBytes = bytes.byteLength / expectedShape[0];
-        bytes = bytes.subarray(rows[0] * rowBytes, rows[1] * rowBytes);
-      }
-      return { dtype: dtype(name), bytes, file: file.name };
+      return { dtype: dtype(name), bytes: rowRange(bytes, expectedShape[0], rows), file: file.name };
     },
   };
 }

@@ -1,6 +1,6 @@
 import source from '../../shaders/cross-entropy.wgsl?raw';
 import { asRange, type Binding, type Gpu } from '../gpu/context';
-import { bytesPerWeight, type WeightFormat } from '../model/weight-format';
+import { storedBytes, type WeightFormat } from '../model/weight-format';
 import { matmulDyW, matmulXWt } from './matmul';
 
 const WG = 256;
@@ -125,7 +125,7 @@ interface Chunk {
 /** Splits the pieces into chunks of at most `chunk` rows. */
 function vocabChunks(pieces: VocabPiece[], V: number, C: number, chunk: number, format: WeightFormat): Chunk[] {
   if (chunk < 1) throw new Error(`cross-entropy: chunk must be positive, got ${chunk}`);
-  const rowBytes = C * bytesPerWeight(format);
+  const rowBytes = storedBytes(format, C);
   const chunks: Chunk[] = [];
   for (const piece of checkedPieces(pieces, V, C, format)) {
     const w = asRange(piece.weight);
@@ -147,7 +147,7 @@ function checkedPieces(pieces: VocabPiece[], V: number, C: number, format: Weigh
   let next = 0;
   for (const piece of sorted) {
     if (piece.rowStart !== next) throw new Error(`cross-entropy: vocabulary rows from ${next} are missing or overlap`);
-    if (asRange(piece.weight).size < piece.rows * C * bytesPerWeight(format)) {
+    if (asRange(piece.weight).size < storedBytes(format, piece.rows * C)) {
       throw new Error(`cross-entropy: the piece at row ${piece.rowStart} holds fewer than ${piece.rows} rows`);
     }
     next += piece.rows;

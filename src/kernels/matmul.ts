@@ -1,6 +1,6 @@
 import source from '../../shaders/matmul.wgsl?raw';
 import { asRange, type Binding, type Gpu } from '../gpu/context';
-import { bytesPerWeight, type WeightFormat } from '../model/weight-format';
+import { BLOCK_LAYOUTS, bytesPerWeight, isBlockFormat, storedBytes, type WeightFormat } from '../model/weight-format';
 import { weightShader } from './weight-shader';
 
 const TILE = 64;
@@ -17,7 +17,8 @@ export interface MatmulOptions {
   schedule?: 'tiled' | 'direct';
   /**
    * How W is stored (src/model/weight-format.ts); default 'f32'. With 'bf16' or 'f16', W's binding
-   * offset may be any multiple of 2 bytes. Only for the products with a frozen weight (X W^T, dY W).
+   * offset may be any multiple of 2 bytes; with a block format, any whole number of blocks (K must be
+   * a multiple of the block size). Only for the products with a frozen weight (X W^T, dY W).
    */
   format?: WeightFormat;
 }
@@ -40,6 +41,7 @@ export function matmulXWt(
   opts: MatmulOptions = {},
 ): void {
   const { M, N, K } = d;
+  wholeBlocks(K, opts.format);
   const ldc = d.outStride ?? N;
   if (ldc < N) throw new Error(`matmulXWt: outStride ${ldc} < N ${N}`);
   product(gpu, t.bias ? 'matmul_forward_bias' : 'matmul_forward', {
@@ -59,6 +61,7 @@ export function matmulXWt(
 
 /** dX [M,K] = alpha * dY [M,N] W [N,K] + beta * dX. */
 export function matmulDyW(gpu: Gpu, t: { dY: Binding; W: Binding; dX: Binding }, { M, N, K }: MatmulDims, opts: MatmulOptions = {}): void {
+  wholeBlocks(K, opts.format);
   product(gpu, 'matmul_backward_input', {
     a: operand(gpu, t.dY, M * N, 'dY'),
     b: operand(gpu, t.W, N * K, 'W', opts.format),
@@ -90,6 +93,13 @@ export function matmulDyTX(gpu: Gpu, t: { dY: Binding; X: Binding; dW: Binding }
   });
 }
 
+/** A block-format W's rows (K values) must be whole blocks: a block never spans two rows. */
+function wholeBlocks(K: number, format: WeightFormat = 'f32'): void {
+  if (isBlockFormat(format) && K % BLOCK_LAYOUTS[format].blockSize !== 0) {
+    throw new Error(`matmul: rows of ${K} values are not whole ${format} blocks of ${BLOCK_LAYOUTS[format].blockSize}`);
+  }
+}
+
 interface Operand {
   binding: Binding;
   /** Elements between the aligned binding start and the tensor. */
@@ -101,18 +111,40 @@ interface Operand {
  * elements, so callers may address any row of a matrix (a vocabulary chunk, one token's hidden
  * state). Out-of-range reads in WGSL are silently clamped, so a too-small binding fails here instead.
  * A 16-bit weight may start and end in the middle of a word: the bound range is widened to whole
- * words, which stay inside the buffer since buffers are whole words.
+ * words, which stay inside the buffer since buffers are whole words. A block-format weight starts at
+ * a block: the bound range starts a whole number of blocks before it, at an aligned offset, so the
+ * shader counts the rest in elements (blocks times block size).
  */
 function operand(gpu: Gpu, binding: Binding, elements: number, name: string, format: WeightFormat = 'f32'): Operand {
   const { buffer, offset, size } = asRange(binding);
-  const bytes = bytesPerWeight(format);
-  if (offset % bytes !== 0) throw new Error(`matmul: ${name} offset ${offset} is not a multiple of ${bytes}`);
-  if (size < elements * bytes) throw new Error(`matmul: ${name} needs ${elements * bytes} bytes, binding has ${size}`);
+  const needed = storedBytes(format, elements);
+  if (size < needed) throw new Error(`matmul: ${name} needs ${needed} bytes, binding has ${size}`);
   const align = gpu.limits.minStorageBufferOffsetAlignment;
-  const base = offset - (offset % align);
+  let base = offset - (offset % align);
+  let rest = 0;
+  if (isBlockFormat(format)) {
+    const { blockSize, blockBytes } = BLOCK_LAYOUTS[format];
+    const blocks = blockStart(offset, blockBytes, align);
+    if (blocks === null) throw new Error(`matmul: ${name} offset ${offset} is no whole number of ${format} blocks after an aligned offset`);
+    base = offset - blocks * blockBytes;
+    rest = blocks * blockSize;
+  } else {
+    const bytes = bytesPerWeight(format);
+    if (offset % bytes !== 0) throw new Error(`matmul: ${name} offset ${offset} is not a multiple of ${bytes}`);
+    rest = (offset - base) / bytes;
+  }
   const boundSize = Math.ceil((size + offset - base) / 4) * 4;
   if (base === offset && boundSize === size) return { binding, offset: 0 };
-  return { binding: { buffer, offset: base, size: boundSize }, offset: (offset - base) / bytes };
+  return { binding: { buffer, offset: base, size: boundSize }, offset: rest };
+}
+
+/**
+ * The fewest whole blocks k such that offset - k * blockBytes is a multiple of `align` and not
+ * negative, or null: if one exists it is below `align`, since k and k + align give the same residue.
+ */
+function blockStart(offset: number, blockBytes: number, align: number): number | null {
+  for (let k = 0; k < align && k * blockBytes <= offset; k++) if ((offset - k * blockBytes) % align === 0) return k;
+  return null;
 }
 
 function product(

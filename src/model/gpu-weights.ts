@@ -1,8 +1,17 @@
 import { asRange, type Gpu } from '../gpu/context';
 import type { VocabPiece } from '../kernels/cross-entropy';
 import type { ModelConfig } from './config';
-import { bytesPerWeight, chosenFormat, encodeWeights, type WeightFormat, type WeightPrecision } from './weight-format';
-import type { ModelWeightsSource } from './weights';
+import {
+  asWords,
+  type BlockFormat,
+  chosenFormat,
+  encodeWeights,
+  isBlockFormat,
+  storedBytes,
+  type WeightFormat,
+  type WeightPrecision,
+} from './weight-format';
+import { expectedTensorShapes, type ModelWeightsSource } from './weights';
 
 /** A frozen weight matrix on the GPU and how it is stored (src/model/weight-format.ts). */
 export interface GpuMatrix {
@@ -40,14 +49,35 @@ export interface GpuWeights {
   finalNorm: GPUBuffer;
   /** Bytes uploaded (packed weights and f32 norms and biases). */
   bytes: number;
-  /** The format every weight matrix has on the GPU, or 'mixed' when 'auto' met a checkpoint that mixes dtypes. */
+  /** The format every weight matrix has on the GPU, or 'mixed' when 'auto' met a checkpoint that mixes dtypes (or GGUF types). */
   precision: WeightFormat | 'mixed';
 }
 
 export interface UploadOptions {
-  /** How the weight matrices are stored on the GPU (default 'auto': each keeps its checkpoint dtype). */
+  /**
+   * How the weight matrices are stored on the GPU (default 'auto': each keeps its checkpoint dtype;
+   * a GGUF tensor in a block format with a GPU decoder keeps its blocks). A float format converts
+   * every matrix on the CPU (block formats dequantized first).
+   */
   precision?: WeightPrecision;
   onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * The format a weight matrix of `source` gets on the GPU under `precision`: under 'auto' a GGUF
+ * tensor in a block format with a GPU decoder keeps it, any other tensor its checkpoint dtype; a
+ * float precision converts every matrix to it. The uploader and the memory estimate both use this.
+ */
+export function matrixFormat(source: ModelWeightsSource, name: string, precision: WeightPrecision): WeightFormat {
+  return (precision === 'auto' ? source.blockFormat?.(name) : null) ?? chosenFormat(source.dtype(name), precision);
+}
+
+/** The format of every weight matrix of `source` under `precision`, by Hugging Face name (1-D tensors are f32 and not listed). */
+export function matrixFormatsOf(source: ModelWeightsSource, precision: WeightPrecision): Map<string, WeightFormat> {
+  const formats = new Map<string, WeightFormat>();
+  for (const [name, shape] of expectedTensorShapes(source.config))
+    if (shape.length === 2) formats.set(name, matrixFormat(source, name, precision));
+  return formats;
 }
 
 /**
@@ -56,13 +86,14 @@ export interface UploadOptions {
  */
 export function vocabRowsPerPiece(gpu: Gpu, hiddenSize: number, format: WeightFormat = 'f32'): number {
   const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-  return Math.max(1, Math.floor((limit - (limit % 16)) / (hiddenSize * bytesPerWeight(format))));
+  return Math.max(1, Math.floor((limit - (limit % 16)) / storedBytes(format, hiddenSize)));
 }
 
 /**
  * Uploads the checkpoint tensor by tensor: each matrix is read as stored, encoded in its format
- * (a BF16 or F16 tensor kept in its own format goes up as the file's bytes) and uploaded before the
- * next one is read; a vocabulary matrix is read and uploaded piece by piece.
+ * (a BF16 or F16 tensor kept in its own format, or a block-format tensor under 'auto', goes up as
+ * the file's bytes) and uploaded before the next one is read; a vocabulary matrix is read and
+ * uploaded piece by piece.
  */
 export async function uploadWeights(
   gpu: Gpu,
@@ -86,7 +117,18 @@ export async function uploadWeights(
     bytes += data.byteLength;
     return gpu.upload(data, name);
   };
+  const blockFormat = (name: string): BlockFormat | null => {
+    const format = matrixFormat(source, name, precision);
+    return isBlockFormat(format) ? format : null;
+  };
   const matrix = async (name: string, shape: [number, number]): Promise<GpuMatrix> => {
+    const block = blockFormat(name);
+    if (block) {
+      const words = asWords(await source.blocks!(name, shape));
+      bytes += words.byteLength;
+      formats.add(block);
+      return { buffer: gpu.upload(words, name), format: block };
+    }
     const raw = await source.raw(name, shape);
     const format = chosenFormat(raw.dtype, precision);
     const words = encodeWeights(raw, format, raw.file ?? file, name);
@@ -96,13 +138,20 @@ export async function uploadWeights(
   };
   const vocabulary = async (name: string): Promise<VocabMatrix> => {
     const V = config.vocabSize;
-    const format = chosenFormat(source.dtype(name), precision);
+    const block = blockFormat(name);
+    const float = chosenFormat(source.dtype(name), precision);
+    const format = block ?? float;
     const rowsPerPiece = vocabRowsPerPiece(gpu, C, format);
     const pieces: VocabPiece[] = [];
     for (let rowStart = 0; rowStart < V; rowStart += rowsPerPiece) {
       const rows = Math.min(rowsPerPiece, V - rowStart);
-      const raw = await source.raw(name, [V, C], [rowStart, rowStart + rows]);
-      const words = encodeWeights(raw, format, raw.file ?? file, name, rowStart * C);
+      const range: [number, number] = [rowStart, rowStart + rows];
+      let words: Uint32Array;
+      if (block) words = asWords(await source.blocks!(name, [V, C], range));
+      else {
+        const raw = await source.raw(name, [V, C], range);
+        words = encodeWeights(raw, float, raw.file ?? file, name, rowStart * C);
+      }
       bytes += words.byteLength;
       pieces.push({ weight: gpu.upload(words, `${name}[${rowStart}..]`), rowStart, rows });
     }

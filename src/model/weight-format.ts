@@ -11,24 +11,48 @@
  *   little-endian 16-bit tensor (safetensors BF16 and F16), so a checkpoint's bytes go to the GPU as
  *   they are. When cols is odd a row starts in the middle of a word: kernels address elements, never
  *   rows of words. A buffer is padded to whole words.
+ * - Block formats ('q8_0', 'q4_0', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k'; ggml's blocks, src/gguf/quants): a
+ *   GGUF tensor's bytes as stored, `array<u32>` padded to whole words. A row of cols values is
+ *   cols / blockSize blocks of blockBytes bytes each (34, 18, 22, 24, 144, 176, 210: most are not whole
+ *   words, so the decoder reads bytes out of words by byte offset); element e is value e % blockSize
+ *   of block e / blockSize. Rows are whole blocks, so a matrix binding starts at a block.
  * Kernels widen each value to f32 (bf16: the 16 bits become the high half of an f32; f16:
- * unpack2x16float) and accumulate in f32, so no adapter feature (shader-f16) is needed.
+ * unpack2x16float; block formats: shaders/weight-blocks.wgsl decodes one element from its block's
+ * scales and quants) and accumulate in f32, so no adapter feature (shader-f16) is needed.
  *
  * Only the matrices read through matmul, the embedding lookup and the lm_head take a format. Norm
  * weights and q/k/v biases stay f32: they are a few thousand values per layer, read by kernels
  * that have no format axis. LoRA weights, gradients, optimizer state and activations are f32.
  *
- * A new format (the GGUF block formats) is one more member of WeightFormat, one more branch in
- * shaders/weight-format.wgsl and the shaders' `#if` blocks, and one more encoder here.
+ * A new float format is one more member of FloatFormat, one more branch in shaders/weight-format.wgsl
+ * and the shaders' `#if` blocks, and one more encoder here; a new block format one more member of
+ * BlockFormat and BLOCK_LAYOUTS, one more decoder in shaders/weight-blocks.wgsl and its GGUF type
+ * in src/gguf/block-formats.ts.
  */
 import { WeightRangeError } from './errors';
 import { tensorToFloat32 } from './safetensors';
 
-export type WeightFormat = 'f32' | 'bf16' | 'f16';
-export const WEIGHT_FORMATS: readonly WeightFormat[] = ['f32', 'bf16', 'f16'];
+/** The formats a user may ask for: every weight matrix converted to it on the CPU. */
+export type FloatFormat = 'f32' | 'bf16' | 'f16';
+export const WEIGHT_FORMATS: readonly FloatFormat[] = ['f32', 'bf16', 'f16'];
+/** GGUF block formats that stay quantized on the GPU (ggml's block layouts, lower-cased). */
+export type BlockFormat = 'q8_0' | 'q4_0' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
+export const BLOCK_FORMATS: readonly BlockFormat[] = ['q8_0', 'q4_0', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k'];
+export type WeightFormat = FloatFormat | BlockFormat;
 
-/** What a user asks for: one format for every weight matrix, or 'auto' (each tensor keeps its checkpoint dtype). */
-export type WeightPrecision = 'auto' | WeightFormat;
+/** Values per block and bytes per block of each block format (ggml's type traits). */
+export const BLOCK_LAYOUTS: Readonly<Record<BlockFormat, { blockSize: number; blockBytes: number }>> = {
+  q8_0: { blockSize: 32, blockBytes: 34 },
+  q4_0: { blockSize: 32, blockBytes: 18 },
+  q5_0: { blockSize: 32, blockBytes: 22 },
+  q5_1: { blockSize: 32, blockBytes: 24 },
+  q4_k: { blockSize: 256, blockBytes: 144 },
+  q5_k: { blockSize: 256, blockBytes: 176 },
+  q6_k: { blockSize: 256, blockBytes: 210 },
+};
+
+/** What a user asks for: one format for every weight matrix, or 'auto' (each tensor keeps its checkpoint dtype or block format). */
+export type WeightPrecision = 'auto' | FloatFormat;
 export const WEIGHT_PRECISIONS: readonly WeightPrecision[] = ['auto', ...WEIGHT_FORMATS];
 
 /** The weight dtypes a checkpoint may hold (safetensors names). */
@@ -49,22 +73,35 @@ export function isWeightPrecision(value: unknown): value is WeightPrecision {
   return typeof value === 'string' && (WEIGHT_PRECISIONS as readonly string[]).includes(value);
 }
 
-export function bytesPerWeight(format: WeightFormat): number {
+export function isBlockFormat(format: WeightFormat): format is BlockFormat {
+  return (BLOCK_FORMATS as readonly string[]).includes(format);
+}
+
+/** Bytes per value of a float format. */
+export function bytesPerWeight(format: FloatFormat): number {
   return format === 'f32' ? 4 : 2;
+}
+
+/** Bytes of `elements` consecutive values of `format` (whole blocks for a block format), before padding to words. */
+export function storedBytes(format: WeightFormat, elements: number): number {
+  if (!isBlockFormat(format)) return elements * bytesPerWeight(format);
+  const { blockSize, blockBytes } = BLOCK_LAYOUTS[format];
+  if (elements % blockSize !== 0) throw new RangeError(`${format}: ${elements} values are not whole blocks of ${blockSize}`);
+  return (elements / blockSize) * blockBytes;
 }
 
 /** Bytes of a binding that holds `elements` values of `format`: whole u32 words. */
 export function packedBytes(format: WeightFormat, elements: number): number {
-  return Math.ceil((elements * bytesPerWeight(format)) / 4) * 4;
+  return Math.ceil(storedBytes(format, elements) / 4) * 4;
 }
 
 /** The format a checkpoint dtype keeps under 'auto'. */
-export function dtypeFormat(dtype: CheckpointDtype): WeightFormat {
+export function dtypeFormat(dtype: CheckpointDtype): FloatFormat {
   return dtype === 'F32' ? 'f32' : dtype === 'BF16' ? 'bf16' : 'f16';
 }
 
 /** The format a matrix stored as `dtype` gets on the GPU under `precision`. */
-export function chosenFormat(dtype: CheckpointDtype, precision: WeightPrecision): WeightFormat {
+export function chosenFormat(dtype: CheckpointDtype, precision: WeightPrecision): FloatFormat {
   return precision === 'auto' ? dtypeFormat(dtype) : precision;
 }
 
@@ -75,7 +112,7 @@ export function chosenFormat(dtype: CheckpointDtype, precision: WeightPrecision)
  * WeightRangeError naming the tensor, since rounding it to infinity would break the model silently.
  * `firstElement` is where `raw` starts in the whole tensor (a vocabulary piece), for that message.
  */
-export function encodeWeights(raw: RawTensor, format: WeightFormat, file: string, tensor: string, firstElement = 0): Uint32Array {
+export function encodeWeights(raw: RawTensor, format: FloatFormat, file: string, tensor: string, firstElement = 0): Uint32Array {
   if (format === dtypeFormat(raw.dtype)) return asWords(raw.bytes);
   const values = tensorToFloat32(raw.bytes, raw.dtype, file, tensor);
   if (format === 'f32') return new Uint32Array(values.buffer, values.byteOffset, values.length);

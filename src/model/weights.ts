@@ -8,7 +8,7 @@ import type { GgufFile } from '../gguf/file';
 import { type ModelConfig, parseModelConfig } from './config';
 import { MissingFileError, MissingTensorError, ModelLoadError, TensorShapeError, UnsupportedModelError } from './errors';
 import type { FileSource } from './file-source';
-import type { CheckpointDtype, RawTensor } from './weight-format';
+import type { BlockFormat, CheckpointDtype, RawTensor } from './weight-format';
 import {
   CONVERTIBLE_DTYPES,
   readSafetensorsHeader,
@@ -31,6 +31,13 @@ export interface ModelWeightsSource {
   raw(name: string, expectedShape: number[], rows?: [number, number]): Promise<RawTensor>;
   /** How the checkpoint stores a tensor (from the headers; nothing is read). */
   dtype(name: string): CheckpointDtype;
+  /**
+   * GGUF bases only: the block format a quantized tensor keeps on the GPU under precision 'auto'
+   * (src/gguf/block-formats.ts), or null where it is a float or has no GPU decoder. Absent: none does.
+   */
+  blockFormat?(name: string): BlockFormat | null;
+  /** The blocks of a tensor whose blockFormat is not null, as stored (rows [start, end) only, when given). */
+  blocks?(name: string, expectedShape: number[], rows?: [number, number]): Promise<Uint8Array>;
 }
 
 export interface OpenedModel {

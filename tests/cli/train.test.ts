@@ -20,7 +20,7 @@ import { nodeFileSource } from '../../src/model/node-file-source';
 import { TextTokenizer } from '../../src/model/tokenizer';
 import { type OpenedModel, openModel } from '../../src/model/weights';
 import { llamaCppDistributions, llamaCppGreedy, maxAbsDiff, webtuneDistributions, writeGguf } from '../gguf/llama-cpp';
-import { llamaCppMix } from '../gguf/quant-mix';
+import { llamaCppMix } from '../../src/gguf/quant-mix';
 import { f32Twin } from '../gguf/quantized-models';
 import { webtune } from '../helpers/cli';
 import { testGpu } from '../helpers/gpu';

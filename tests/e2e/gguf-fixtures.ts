@@ -10,7 +10,7 @@ import { ggufModelParts } from '../../src/gguf/model-writer';
 import { nodeFileSource } from '../../src/model/node-file-source';
 import { openModel } from '../../src/model/weights';
 import { writeOllamaStore } from '../gguf/ollama-store';
-import { llamaCppMix } from '../gguf/quant-mix';
+import { llamaCppMix } from '../../src/gguf/quant-mix';
 import { MODEL_DIR } from './helpers';
 
 export const Q4_K_M_FILE = 'stories260K-Q4_K_M.gguf';

@@ -18,7 +18,7 @@ import { openModelFiles } from '../../src/model/open-files';
 import { type OpenedModel, expectedTensorShapes, openModel } from '../../src/model/weights';
 import { STORIES_260K } from '../helpers/paths';
 import { collectParts, setU32, setU64, tensorInfoFields } from './helpers';
-import { llamaCppMix } from './quant-mix';
+import { llamaCppMix } from '../../src/gguf/quant-mix';
 
 let stories: OpenedModel;
 let f32: Uint8Array<ArrayBuffer>;

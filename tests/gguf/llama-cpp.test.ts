@@ -30,7 +30,7 @@ import { openGguf } from '../../src/gguf/file';
 import { openGgufModel } from '../../src/gguf/weights';
 import { testGpu } from '../helpers/gpu';
 import { STORIES_260K } from '../helpers/paths';
-import { llamaCppMix } from './quant-mix';
+import { llamaCppMix } from '../../src/gguf/quant-mix';
 import { f32Twin, kQuantModel, type ModelSpec, storiesSpec, useStoriesTokenizer } from './quantized-models';
 import { llamaCppDistributions, llamaCppGreedy, llamaCppTokenize, maxAbsDiff, webtuneDistributions, writeGguf } from './llama-cpp';
 

@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Binding } from '../../src/gpu/context';
+import { dequantize } from '../../src/gguf/quants';
 import { crossEntropyChunkRows, crossEntropyForwardBackward, logitsForRows, type VocabPiece } from '../../src/kernels/cross-entropy';
+import { asWords, BLOCK_FORMATS, BLOCK_LAYOUTS } from '../../src/model/weight-format';
 import { testGpu } from '../helpers/gpu';
 import { randomArray, toF64 } from '../helpers/numeric';
 import { checkOp, type ExpectedOutput, type Tolerance } from '../helpers/op-test';
 import { packWeights } from '../helpers/packed-weights';
+import { randomBlocks } from '../helpers/random-blocks';
 import { crossEntropyRef, logitsRef } from '../reference/cross-entropy';
 import { roundAllTo } from '../reference/weight-rounding';
 
@@ -224,6 +227,50 @@ describe('chunked lm_head + cross-entropy with a 16-bit lm_head', () => {
             { format },
           ),
         expected: { out: { values: logits.subarray(rowStart * V, (rowStart + rows) * V), atol: 2e-5, rtol: 1e-4 } },
+      });
+    });
+  }
+});
+
+describe('chunked lm_head + cross-entropy with a GGUF block-format lm_head', () => {
+  for (const format of BLOCK_FORMATS) {
+    // Rows of two blocks; chunks of 5 rows start 5 rows of blocks into their piece (170 bytes of Q4_0
+    // rows: not a multiple of 4), so the matmul binds each chunk from a block-aligned base.
+    it(`${format}: loss and dHidden match the float64 reference on the dequantized lm_head, 2 pieces, chunks of 5`, async () => {
+      const { blockSize, blockBytes } = BLOCK_LAYOUTS[format];
+      const width = 2 * blockSize;
+      const rowBytes = 2 * blockBytes;
+      const [split, chunk] = [30, 5];
+      // Super-scales that keep weights within about ±1 in every format (Q6_K's int8 sub-scales times
+      // levels up to 32 reach 4064 d), so the logits stay of the size the f32 tolerances are set for.
+      const scale = { q8_0: 5e-3, q4_0: 5e-3, q5_0: 5e-3, q5_1: 5e-3, q4_k: 1e-3, q5_k: 5e-4, q6_k: 2.5e-4 }[format];
+      const { bytes, type } = randomBlocks(format, V * width, 9, scale);
+      const hidden = randomArray(M * width, 7);
+      const lossScale = 1 / count;
+      const ref = crossEntropyRef(toF64(hidden), toF64(dequantize(type, bytes, V * width)), targets, M, width, V, lossScale);
+      await checkOp(await testGpu(), {
+        inputs: { hidden, targets, E0: asWords(bytes.slice(0, split * rowBytes)), E1: asWords(bytes.slice(split * rowBytes)) },
+        outputs: { rowLoss: M, stats: M * 4, scratch: M * chunk, dHidden: M * width },
+        arenas: [['E1']],
+        run: (gpu, t) =>
+          crossEntropyForwardBackward(
+            gpu,
+            {
+              hidden: t.hidden,
+              targets: t.targets,
+              rowLoss: t.rowLoss,
+              dHidden: t.dHidden,
+              scratch: t.scratch,
+              stats: t.stats,
+              lmHead: [
+                { weight: t.E1, rowStart: split, rows: V - split },
+                { weight: t.E0, rowStart: 0, rows: split },
+              ],
+            },
+            { M, C: width, V, chunk },
+            { lossScale, format },
+          ),
+        expected: { rowLoss: { values: ref.rowLoss, atol: 2e-5, rtol: 1e-5 }, dHidden: { values: ref.dHidden, atol: 1e-5, rtol: 1e-4 } },
       });
     });
   }

@@ -1,9 +1,12 @@
 import { describe, it } from 'vitest';
+import { dequantize } from '../../src/gguf/quants';
 import { embeddingForward } from '../../src/kernels/embedding';
+import { asWords, BLOCK_FORMATS, BLOCK_LAYOUTS } from '../../src/model/weight-format';
 import { testGpu } from '../helpers/gpu';
 import { randomArray, toF64 } from '../helpers/numeric';
 import { checkOp } from '../helpers/op-test';
 import { packWeights } from '../helpers/packed-weights';
+import { randomBlocks } from '../helpers/random-blocks';
 import { embeddingForwardRef } from '../reference/embedding';
 import { roundAllTo } from '../reference/weight-rounding';
 
@@ -87,6 +90,37 @@ describe('embedding kernel with a 16-bit table', () => {
           expected: { out: { values: rounded, atol: 0, rtol: 0 } },
         });
       }
+    });
+  }
+});
+
+describe('embedding kernel with a GGUF block-format table (decoded on the GPU)', () => {
+  const split = [
+    [0, 19],
+    [19, V - 19],
+  ];
+  for (const format of BLOCK_FORMATS) {
+    // Rows of two blocks; each piece is its rows' blocks, as the engine uploads them.
+    it(`${format}: looks up the rows the CPU dequantizer gives, in two pieces`, async () => {
+      const { blockSize, blockBytes } = BLOCK_LAYOUTS[format];
+      const width = 2 * blockSize;
+      const rowBytes = 2 * blockBytes;
+      const { bytes, type } = randomBlocks(format, V * width, 5);
+      const values = embeddingForwardRef(ids, toF64(dequantize(type, bytes, V * width)), width);
+      const inputs: Record<string, Uint32Array> = { ids };
+      for (const [i, [rowStart, rowCount]] of split.entries()) {
+        inputs[`table${i}`] = asWords(bytes.slice(rowStart * rowBytes, (rowStart + rowCount) * rowBytes));
+      }
+      await checkOp(await testGpu(), {
+        inputs,
+        outputs: { out: M * width },
+        run: (gpu, t) => {
+          for (const [i, [rowStart, rowCount]] of split.entries()) {
+            embeddingForward(gpu, { ids: t.ids, table: t[`table${i}`], out: t.out }, { M, C: width, rowStart, rowCount }, { format });
+          }
+        },
+        expected: { out: { values, atol: 0, rtol: 1e-6 } },
+      });
     });
   }
 });

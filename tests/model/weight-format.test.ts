@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WeightRangeError } from '../../src/model/errors';
-import { chosenFormat, encodeWeights, packedBytes, type RawTensor } from '../../src/model/weight-format';
+import { chosenFormat, encodeWeights, packedBytes, type RawTensor, storedBytes } from '../../src/model/weight-format';
 import { randomArray } from '../helpers/numeric';
 import { decode16, roundTo } from '../reference/weight-rounding';
 
@@ -109,5 +109,17 @@ describe('weight formats: host encoding', () => {
     expect(chosenFormat('F32', 'bf16')).toBe('bf16');
     expect(chosenFormat('BF16', 'f32')).toBe('f32');
     expect([packedBytes('f32', 3), packedBytes('bf16', 3), packedBytes('f16', 4)]).toEqual([12, 8, 8]);
+  });
+});
+
+describe('GGUF block formats', () => {
+  it('store whole blocks (ggml sizes) padded to whole u32 words, and refuse a partial block', () => {
+    // One row of 256 values: Q8_0 8 blocks of 34, Q4_0 of 18, Q5_0 of 22, Q5_1 of 24; Q4_K 144, Q5_K 176, Q6_K 210 per 256.
+    const row = (['q8_0', 'q4_0', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k'] as const).map((f) => storedBytes(f, 256));
+    expect(row).toEqual([272, 144, 176, 192, 144, 176, 210]);
+    // Bits per weight: 8.5, 4.5, 5.5, 6, 4.5, 5.5, 6.5625.
+    expect(row.map((bytes) => (8 * bytes) / 256)).toEqual([8.5, 4.5, 5.5, 6, 4.5, 5.5, 6.5625]);
+    expect([packedBytes('q6_k', 256), packedBytes('q4_0', 32), packedBytes('q8_0', 64)]).toEqual([212, 20, 68]);
+    expect(() => storedBytes('q4_k', 128)).toThrow(/not whole blocks of 256/);
   });
 });

@@ -39,9 +39,7 @@ export function modelFacts(model: ModelInfo): HTMLElement[] {
   facts.push(
     [
       'Weights on GPU',
-      gguf
-        ? `${model.weightPrecision}, ${formatBytes(model.weightBytes)} (the values of the file's blocks)`
-        : `${model.weightPrecision}, ${formatBytes(model.weightBytes)}`,
+      `${model.weightPrecision}, ${formatBytes(model.weightBytes)}${gguf ? ggufWeightsNote(model.weightPrecision) : ''}`,
       'model-weights',
     ],
     ['Tokenizer', tokenizerText(model), 'model-tokenizer'],
@@ -63,4 +61,11 @@ export function modelFacts(model: ModelInfo): HTMLElement[] {
     ),
   );
   return [dl, warning];
+}
+
+/** A GGUF under 'auto' keeps its block formats on the GPU ('mixed' or one of them); a float precision holds the blocks' values. */
+function ggufWeightsNote(precision: ModelInfo['weightPrecision']): string {
+  return precision === 'f32' || precision === 'bf16' || precision === 'f16'
+    ? " (the values of the file's blocks)"
+    : ' (quantized blocks kept as stored)';
 }

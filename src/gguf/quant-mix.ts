@@ -1,7 +1,8 @@
 /**
  * The per-tensor types llama.cpp's `llama-quantize` picks for Q4_K_M and Q5_K_M (src/llama-quant.cpp,
  * `llama_tensor_get_type_impl` and `tensor_type_fallback`), for the dense llama / qwen2 models
- * webtune trains, so the tests can write the files Ollama and the Hub actually ship:
+ * webtune trains, so the tests can write the files Ollama and the Hub actually ship (and the
+ * benchmark can hold random weights in those types, src/bench/random-weights.ts):
  *
  * - output.weight, or token_embd.weight when the embeddings are tied: Q6_K, or Q8_0 when its rows
  *   are not a multiple of 256;
@@ -15,9 +16,9 @@
  * token_embd Q8_0, attn_v of layers 2 and 4 Q8_0, the other attn_q/k/v/output and ffn_gate/up
  * Q5_0, ffn_down F16 (172 is no multiple of 32), norms F32.
  */
-import type { GgmlTypeName } from '../../src/gguf/ggml-types';
-import { fitsBlocks } from '../../src/gguf/quants';
-import type { ModelConfig } from '../../src/model/config';
+import type { ModelConfig } from '../model/config';
+import type { GgmlTypeName } from './ggml-types';
+import { fitsBlocks } from './quants';
 
 const FALLBACK: Partial<Record<GgmlTypeName, GgmlTypeName>> = { Q4_K: 'Q5_0', Q5_K: 'Q5_1', Q6_K: 'Q8_0' };
 
