@@ -1,76 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import type { Binding, Gpu } from '../../src/gpu/context';
-import { matmulDyTX, matmulDyW, type MatmulDims, type MatmulOptions, matmulXWt } from '../../src/kernels/matmul';
-import { splitCount } from '../../src/kernels/matmul-vec4';
+import { describe, expect, it } from 'vitest';
+import type { Binding } from '../../src/gpu/context';
+import { matmulDyW, matmulXWt } from '../../src/kernels/matmul';
 import { testGpu, testGpuWithLimits } from '../helpers/gpu';
+import { type Layout, product, productCase, recorded, reference, type Shape, sizes, TOL, type Variant } from '../helpers/matmul-vec4-cases';
 import { randomArray, toF64 } from '../helpers/numeric';
 import { checkOp, type OpCase } from '../helpers/op-test';
 import { packWeights } from '../helpers/packed-weights';
-import { combineRef, matmulDyTXRef, matmulDyWRef, matmulXWtRef } from '../reference/matmul';
+import { combineRef, matmulDyWRef, matmulXWtRef } from '../reference/matmul';
 import { roundAllTo } from '../reference/weight-rounding';
-
-type Layout = 'XWt' | 'DyW' | 'DyTX';
-type Shape = [number, number, number];
-const TOL = { atol: 2e-5, rtol: 1e-4 };
-
-/** Element counts of (first input, second input, output) for each layout. */
-function sizes(layout: Layout, [M, N, K]: Shape): [number, number, number] {
-  if (layout === 'XWt') return [M * K, N * K, M * N];
-  if (layout === 'DyW') return [M * N, N * K, M * K];
-  return [M * N, M * K, N * K];
-}
-
-function reference(layout: Layout, a: Float64Array, b: Float64Array, [M, N, K]: Shape): Float64Array {
-  if (layout === 'XWt') return matmulXWtRef(a, b, M, N, K);
-  if (layout === 'DyW') return matmulDyWRef(a, b, M, N, K);
-  return matmulDyTXRef(a, b, M, N, K);
-}
-
-function product(gpu: Gpu, layout: Layout, a: Binding, b: Binding, c: Binding, d: MatmulDims, opts: MatmulOptions, bias?: Binding): void {
-  if (layout === 'XWt') matmulXWt(gpu, { X: a, W: b, Y: c, bias }, d, opts);
-  else if (layout === 'DyW') matmulDyW(gpu, { dY: a, W: b, dX: c }, d, opts);
-  else matmulDyTX(gpu, { dY: a, X: b, dW: c }, d, opts);
-}
-
-/** Entry points recorded while `run` records. */
-function recorded(gpu: Gpu, run: () => void): string[] {
-  const entries: string[] = [];
-  const stop = gpu.observeDispatches((d) => entries.push(d.kernel.name));
-  try {
-    run();
-  } finally {
-    stop();
-  }
-  return entries;
-}
-
-interface Variant {
-  alpha?: number;
-  beta?: number;
-  withBias?: boolean;
-  splitK?: number;
-}
-
-/** One product on the vec4 schedule; beta = 0 must not read the output, which starts as NaN. */
-function productCase(layout: Layout, shape: Shape, { alpha = 1, beta = 0, withBias = false, splitK }: Variant, seen: string[]): OpCase {
-  const [na, nb, nc] = sizes(layout, shape);
-  const [M, N, K] = shape;
-  const a = randomArray(na, 11);
-  const b = randomArray(nb, 12);
-  const old = beta === 0 ? undefined : randomArray(nc, 13);
-  const bias = withBias ? randomArray(N, 14) : undefined;
-  return {
-    inputs: { a, b, ...(bias && { bias }) },
-    outputs: { c: old ?? nc },
-    run: (gpu, t) =>
-      seen.push(
-        ...recorded(gpu, () => product(gpu, layout, t.a, t.b, t.c, { M, N, K }, { alpha, beta, schedule: 'vec4', splitK }, bias && t.bias)),
-      ),
-    expected: {
-      c: { values: combineRef(reference(layout, toF64(a), toF64(b), shape), alpha, beta, old && toF64(old), bias && toF64(bias)), ...TOL },
-    },
-  };
-}
 
 // M = 7 and 70 (part of a tile, several tiles), N = 67 (not a multiple of 4: the vector path's ragged
 // edge), K = 67 (no row starts on a vector boundary), 64, 72 and 128 (every row does), LoRA-shaped
@@ -195,6 +132,56 @@ describe('matmul vec4 schedule at binding offsets', () => {
   }
 });
 
+describe('matmul vec4 schedule writing a column block', () => {
+  it('XWt with outStride writes only its columns of a wider output', async () => {
+    const [M, N, K, stride, col0] = [70, 35, 64, 53, 11];
+    const x = randomArray(M * K, 31);
+    const w = randomArray(N * K, 32);
+    const old = randomArray(M * stride, 33);
+    const ref = matmulXWtRef(toF64(x), toF64(w), M, N, K);
+    const expected = toF64(old);
+    for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) expected[m * stride + col0 + n] = ref[m * N + n];
+    await checkOp(await testGpu(), {
+      inputs: { x, w },
+      outputs: { y: old },
+      run: (gpu, t) => {
+        const Y = { buffer: t.y as GPUBuffer, offset: col0 * 4, size: (M * stride - col0) * 4 };
+        expect(recorded(gpu, () => matmulXWt(gpu, { X: t.x, W: t.w, Y }, { M, N, K, outStride: stride }, { schedule: 'vec4' }))).toEqual([
+          'matmul_vec4_forward',
+        ]);
+      },
+      expected: { y: { values: expected, ...TOL } },
+    });
+  });
+});
+
+describe('matmul vec4 schedule fallback', () => {
+  it('takes the tiled schedule when an operand cannot be bound as whole vec4s inside its buffer', async () => {
+    const gpu = await testGpu();
+    const [M, N, K] = [7, 5, 3];
+    const x = randomArray(M * K, 81);
+    const w = randomArray(N * K, 82);
+    // 84 and 60 bytes: buffers not made by Gpu.createBuffer (which rounds sizes up to 16 bytes).
+    const raw = (data: Float32Array) => {
+      const buffer = gpu.device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      gpu.device.queue.writeBuffer(buffer, 0, data);
+      return buffer;
+    };
+    const [X, W] = [raw(x), raw(w)];
+    try {
+      await checkOp(gpu, {
+        outputs: { y: M * N },
+        run: (g, t) =>
+          expect(recorded(g, () => matmulXWt(g, { X, W, Y: t.y }, { M, N, K }, { schedule: 'vec4' }))).toEqual(['matmul_forward']),
+        expected: { y: { values: matmulXWtRef(toF64(x), toF64(w), M, N, K), ...TOL } },
+      });
+    } finally {
+      X.destroy();
+      W.destroy();
+    }
+  });
+});
+
 type Format16 = 'bf16' | 'f16';
 
 function packedCase(layout: 'XWt' | 'DyW', shape: Shape, format: Format16, bias: boolean, wStart = 0): OpCase {
@@ -244,44 +231,4 @@ describe('matmul vec4 schedule with 16-bit weights (bf16 and f16 packed two per 
       await checkOp(gpu, packedCase('DyW', [7, 64, 67], format, false, 301));
     });
   }
-});
-
-describe('matmul vec4 split-K for dW = dY^T X', () => {
-  // r = 3 output rows (a LoRA dA), reductions over 70 and 1000 tokens; forced split counts, including
-  // more than the depth has slices for, and the count chosen from the shape.
-  const cases: [Shape, number | undefined][] = [
-    [[70, 3, 67], 2],
-    [[70, 3, 64], 7],
-    [[1000, 3, 67], 3],
-    [[1000, 3, 128], undefined],
-    [[1000, 67, 3], 5],
-    [[17, 3, 67], 4],
-  ];
-  let seen: string[] = [];
-  afterEach(() => {
-    seen = [];
-  });
-  for (const [shape, splitK] of cases) {
-    it(`${shape.join('x')} in ${splitK ?? 'shape-chosen'} splits overwrites and accumulates`, async () => {
-      const gpu = await testGpu();
-      await checkOp(gpu, productCase('DyTX', shape, { splitK }, seen));
-      await checkOp(gpu, productCase('DyTX', shape, { splitK, alpha: 0.5, beta: 1 }, seen));
-      await checkOp(gpu, productCase('DyTX', shape, { splitK, alpha: -2, beta: 0.25 }, seen));
-      expect(seen).toEqual(Array(3).fill(['matmul_vec4_backward_weight_split', 'matmul_vec4_split_sum']).flat());
-    });
-  }
-
-  it('chooses splits from the shape: long reductions over few tiles only', () => {
-    expect(splitCount(1, 3 * 128, 1000)).toBe(3);
-    expect(splitCount(9, 16 * 576, 2048)).toBe(8);
-    expect(splitCount(1, 3 * 67, 70)).toBe(1);
-    expect(splitCount(300, 64 * 64 * 300, 100000)).toBe(1);
-  });
-
-  it('sums the splits in a fixed order: the same result bit for bit on every run', async () => {
-    const gpu = await testGpu();
-    const runs: Float32Array[] = [];
-    for (let i = 0; i < 2; i++) runs.push((await checkOp(gpu, productCase('DyTX', [1000, 3, 67], { splitK: 6 }, seen))).c);
-    expect(runs[1]).toEqual(runs[0]);
-  });
 });
