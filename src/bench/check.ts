@@ -219,39 +219,52 @@ function twinCases(gpu: Gpu, o: CheckOptions): TwinCase[] {
       },
     },
   );
-  const matmul = (schedule: string) => ({ schedule: schedule as 'tiled' | 'direct' });
-  cases.push(
-    {
-      family: 'matmul',
-      op: 'gate_proj forward (XWt)',
-      gpu: 'tiled',
-      cpu: 'direct',
-      shape: { M, N: I, K: C },
-      inputs: { X: random(M * C), W: random(I * C) },
-      outputs: { Y: M * I },
-      run: (g, t, schedule) => matmulXWt(g, { X: t.X, W: t.W, Y: t.Y }, { M, N: I, K: C }, matmul(schedule)),
-    },
-    {
-      family: 'matmul',
-      op: 'gate_proj input gradient (DyW, accumulating)',
-      gpu: 'tiled',
-      cpu: 'direct',
-      shape: { M, N: I, K: C },
-      inputs: { dY: random(M * I), W: random(I * C) },
-      outputs: { dX: random(M * C) },
-      run: (g, t, schedule) => matmulDyW(g, { dY: t.dY, W: t.W, dX: t.dX }, { M, N: I, K: C }, { ...matmul(schedule), beta: 1 }),
-    },
-    {
-      family: 'matmul',
-      op: `LoRA weight gradient, r=${o.r} (DyTX)`,
-      gpu: 'tiled',
-      cpu: 'direct',
-      shape: { M, N: o.r, K: C },
-      inputs: { dY: random(M * o.r), X: random(M * C) },
-      outputs: { dW: o.r * C },
-      run: (g, t, schedule) => matmulDyTX(g, { dY: t.dY, X: t.X, dW: t.dW }, { M, N: o.r, K: C }, matmul(schedule)),
-    },
-  );
+  const matmul = (schedule: string) => ({ schedule: schedule as 'vec4' | 'tiled' | 'direct' });
+  // The vec4 LoRA gradients split the token reduction where the shape calls for it (matmul-vec4.ts).
+  for (const gpuSchedule of ['vec4', 'tiled']) {
+    cases.push(
+      {
+        family: 'matmul',
+        op: 'gate_proj forward (XWt)',
+        gpu: gpuSchedule,
+        cpu: 'direct',
+        shape: { M, N: I, K: C },
+        inputs: { X: random(M * C), W: random(I * C) },
+        outputs: { Y: M * I },
+        run: (g, t, schedule) => matmulXWt(g, { X: t.X, W: t.W, Y: t.Y }, { M, N: I, K: C }, matmul(schedule)),
+      },
+      {
+        family: 'matmul',
+        op: 'gate_proj input gradient (DyW, accumulating)',
+        gpu: gpuSchedule,
+        cpu: 'direct',
+        shape: { M, N: I, K: C },
+        inputs: { dY: random(M * I), W: random(I * C) },
+        outputs: { dX: random(M * C) },
+        run: (g, t, schedule) => matmulDyW(g, { dY: t.dY, W: t.W, dX: t.dX }, { M, N: I, K: C }, { ...matmul(schedule), beta: 1 }),
+      },
+      {
+        family: 'matmul',
+        op: `LoRA weight gradient dA, r=${o.r} (DyTX)`,
+        gpu: gpuSchedule,
+        cpu: 'direct',
+        shape: { M, N: o.r, K: C },
+        inputs: { dY: random(M * o.r), X: random(M * C) },
+        outputs: { dW: o.r * C },
+        run: (g, t, schedule) => matmulDyTX(g, { dY: t.dY, X: t.X, dW: t.dW }, { M, N: o.r, K: C }, matmul(schedule)),
+      },
+      {
+        family: 'matmul',
+        op: `LoRA weight gradient dB, r=${o.r} (DyTX, accumulating)`,
+        gpu: gpuSchedule,
+        cpu: 'direct',
+        shape: { M, N: C, K: o.r },
+        inputs: { dY: random(M * C), X: random(M * o.r) },
+        outputs: { dW: random(C * o.r) },
+        run: (g, t, schedule) => matmulDyTX(g, { dY: t.dY, X: t.X, dW: t.dW }, { M, N: C, K: o.r }, { ...matmul(schedule), beta: 1 }),
+      },
+    );
+  }
   return cases;
 }
 

@@ -9,6 +9,7 @@ const FAMILY_PREFIXES: [prefix: string, family: string][] = [
   ['residual_rmsnorm', 'rmsnorm'],
   ['rmsnorm', 'rmsnorm'],
   ['residual', 'residual'],
+  ['matmul_vec4', 'matmul-vec4'],
   ['matmul', 'matmul'],
   ['lora', 'lora'],
   ['attention', 'attention'],

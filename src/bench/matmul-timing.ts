@@ -44,9 +44,12 @@ export function matrixFormats(weights: GpuWeights): Map<GPUBuffer, WeightFormat>
 /** The wrapper-level shape of a matmul dispatch: rows x cols is the output, depth the sum (see matmul.ts). */
 export function matmulShape(d: RecordedDispatch, weightFormats: Map<GPUBuffer, WeightFormat>): MatmulTiming | null {
   const kernel = d.kernel.name;
-  const wrapper = WRAPPERS[kernel.replace(/_direct$/, '')];
+  const split = kernel === 'matmul_vec4_backward_weight_split';
+  const wrapper = WRAPPERS[kernel.replace(/_(direct|split)$/, '').replace(/^matmul_vec4_/, 'matmul_')];
   if (!wrapper) return null;
-  const { rows, cols, depth, beta } = d.params;
+  const { rows, cols, depth } = d.params;
+  // A split-K product's first pass stands for the call; it never reads dW (the second pass applies beta), so it counts as overwriting.
+  const beta = split ? 0 : d.params.beta;
   const dims =
     wrapper === 'matmulXWt'
       ? { M: rows, N: cols, K: depth }

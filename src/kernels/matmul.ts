@@ -1,6 +1,7 @@
 import source from '../../shaders/matmul.wgsl?raw';
 import { asRange, type Binding, type Gpu } from '../gpu/context';
 import { BLOCK_LAYOUTS, bytesPerWeight, isBlockFormat, storedBytes, type WeightFormat } from '../model/weight-format';
+import { recordVec4Product, vec4Reads } from './matmul-vec4';
 import { weightShader } from './weight-shader';
 
 const TILE = 64;
@@ -11,10 +12,15 @@ export interface MatmulOptions {
   /** 0 (default) overwrites the output without reading it; 1 accumulates into it. */
   beta?: number;
   /**
-   * 'tiled': workgroup-memory tiles (GPUs); 'direct': barrier-free register blocks (CPU adapters).
-   * Default: chosen from the device.
+   * 'vec4': vector loads, 8x4 register blocks, double-buffered slices, split-K for dW
+   * (shaders/matmul-vec4.wgsl; GPUs); 'tiled': workgroup-memory tiles; 'direct': barrier-free register
+   * blocks (CPU adapters). Default: 'vec4' where `gpu.gpuSchedules`, else 'direct'. 'vec4' falls back
+   * to 'tiled' for the quantized weight formats and for an operand whose range cannot be widened to
+   * whole 16-byte vectors inside its buffer.
    */
-  schedule?: 'tiled' | 'direct';
+  schedule?: 'vec4' | 'tiled' | 'direct';
+  /** dY^T X on 'vec4' only: reduction slices summed in a second pass (1: none). Default: from the shape. */
+  splitK?: number;
   /**
    * How W is stored (src/model/weight-format.ts); default 'f32'. With 'bf16' or 'f16', W's binding
    * offset may be any multiple of 2 bytes; with a block format, any whole number of blocks (K must be
@@ -164,7 +170,13 @@ function product(
     opts: MatmulOptions;
   },
 ): void {
-  const direct = d.opts.schedule === 'direct' || (d.opts.schedule === undefined && gpu.isCpuAdapter);
+  const schedule = d.opts.schedule ?? (gpu.gpuSchedules ? 'vec4' : 'direct');
+  const format = d.opts.format ?? 'f32';
+  if (schedule === 'vec4' && vec4Reads(format)) {
+    const vec4 = { ...d, alpha: d.opts.alpha ?? 1, beta: d.opts.beta ?? 0, format, splitK: d.opts.splitK };
+    if (recordVec4Product(gpu, entry, vec4)) return;
+  }
+  const direct = schedule === 'direct';
   const side = direct ? 4 : TILE;
   const tilesX = Math.ceil(d.cols / side);
   const tilesY = Math.ceil(d.rows / side);

@@ -107,7 +107,9 @@ describe('benchmark', () => {
     for (const f of alone.kernel_families) expect(f.ms_per_step, f.family).toBeGreaterThan(0);
     for (const k of alone.kernels) expect(k.ms_per_step).toBeNull();
     const names = alone.kernels.map((k) => k.kernel);
-    expect(names).toEqual(expect.arrayContaining(['attention_forward_tiled', 'attention_backward_dkdv_tiled', 'rmsnorm_forward']));
+    expect(names).toEqual(
+      expect.arrayContaining(['attention_forward_tiled', 'attention_backward_dkdv_tiled', 'rmsnorm_forward', 'matmul_vec4_forward']),
+    );
     expect(names).not.toContain('attention_forward');
   });
 
@@ -116,6 +118,8 @@ describe('benchmark', () => {
     expect(kernelFamily('residual_forward_vec4')).toBe('residual');
     expect(kernelFamily('cross_entropy_backward_chunk')).toBe('cross-entropy');
     expect(kernelFamily('attention_backward_dkdv_tiled')).toBe('attention');
+    expect(kernelFamily('matmul_vec4_backward_weight_split')).toBe('matmul-vec4');
+    expect(kernelFamily('matmul_forward_direct')).toBe('matmul');
     expect(kernelFamily('something_new')).toBe('something_new');
   });
 
@@ -132,6 +136,7 @@ describe('benchmark', () => {
         'residual vec4',
         'swiglu vec4',
         'matmul tiled',
+        'matmul vec4',
       ]),
     );
     for (const c of result.checks)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Binding, Gpu } from '../../src/gpu/context';
+import { type Binding, Gpu } from '../../src/gpu/context';
 import { loraBackward, loraDropoutKept, loraForward, type LoraDropout } from '../../src/kernels/lora';
 import { testGpu } from '../helpers/gpu';
 import { expectClose, randomArray, toF64 } from '../helpers/numeric';
@@ -114,6 +114,37 @@ describe('LoRA adapter kernels', () => {
         expected: { du: { values: ref.du, ...tol }, dB: { values: ref.dB, ...tol }, dA: { values: ref.dA, ...tol } },
       });
       expect(got.dxScratch.every(Number.isNaN)).toBe(true);
+    });
+  }
+
+  // On GPU schedules (forced here) dA and dB are long thin products: 1,000 tokens split into slices
+  // (split-K, src/kernels/matmul-vec4.ts) whose partial sums a second pass adds and scales.
+  for (const accumulate of [false, true]) {
+    it(`backward on the GPU schedules splits dA and dB over the tokens (accumulate = ${accumulate})`, async () => {
+      const gpu = new Gpu((await testGpu()).device);
+      gpu.schedules = 'gpu';
+      const long = { ...d, M: 1000 };
+      const lx = randomArray(long.M * I, 11);
+      const ldy = randomArray(long.M * O, 12);
+      const ref = loraBackwardRef(toF64(ldy), toF64(lx), toF64(A), toF64(B), long, s);
+      const plus = (base: Float32Array, add: Float64Array) => add.map((v, i) => v + base[i]);
+      const entries: string[] = [];
+      gpu.observeDispatches((dispatch) => entries.push(dispatch.kernel.name));
+      await checkOp(gpu, {
+        inputs: { x: lx, A, B, dy: ldy },
+        outputs: { u: long.M * r, y: long.M * O, dA: accumulate ? dA0 : r * I, dB: accumulate ? dB0 : O * r, du: long.M * r },
+        run: (g, t) => {
+          loraForward(g, { x: t.x, A: t.A, B: t.B, u: t.u, y: t.y }, long, { scaling: s });
+          loraBackward(g, { dy: t.dy, x: t.x, u: t.u, A: t.A, B: t.B, dA: t.dA, dB: t.dB, du: t.du }, long, { scaling: s, accumulate });
+        },
+        expected: {
+          du: { values: ref.du, ...tol },
+          dB: { values: accumulate ? plus(dB0, ref.dB) : ref.dB, ...tol },
+          dA: { values: accumulate ? plus(dA0, ref.dA) : ref.dA, ...tol },
+        },
+      });
+      expect(entries.filter((e) => e === 'matmul_vec4_backward_weight_split')).toHaveLength(2);
+      expect(entries.filter((e) => e === 'matmul_vec4_split_sum')).toHaveLength(2);
     });
   }
 
