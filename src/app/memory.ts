@@ -9,6 +9,7 @@
  */
 import { allocatedSize, type Gpu, readbackSize, UNIFORM_POOL_BYTES } from '../gpu/context';
 import { gradNormScratchFloats } from '../kernels/grad-norm';
+import { splitScratchBytes } from '../kernels/matmul-vec4';
 import type { LoraConfig } from '../lora/config';
 import { planLoraLayout } from '../lora/layout';
 import type { ModelConfig } from '../model/config';
@@ -28,6 +29,8 @@ export interface DeviceMemory {
   limits: DeviceLimits;
   /** Device-local memory of the adapter in bytes, or null where the browser does not say (`adapterMemoryBytes`). */
   adapterMemoryBytes: number | null;
+  /** Whether the kernels take their GPU schedules there (`Gpu.gpuSchedules`), whose split-K needs a scratch. Default false. */
+  gpuSchedules?: boolean;
 }
 
 /** The settings the estimate depends on (a subset of TrainSettings). */
@@ -77,7 +80,7 @@ export function adapterMemoryBytes(info: GPUAdapterInfo | undefined): number | n
 
 /** The device's part of the estimate, from a Gpu. */
 export function deviceMemory(gpu: Gpu): DeviceMemory {
-  return { limits: gpu.limits, adapterMemoryBytes: adapterMemoryBytes(gpu.device.adapterInfo) };
+  return { limits: gpu.limits, adapterMemoryBytes: adapterMemoryBytes(gpu.device.adapterInfo), gpuSchedules: gpu.gpuSchedules };
 }
 
 /**
@@ -121,13 +124,15 @@ export function estimateTrainingMemory(
   const layout = planLoraLayout(config, settings.lora);
   const flatBytes = allocatedSize(layout.totalFloats * 4);
   const trainableParameters = layout.modules.reduce((sum, m) => sum + layout.r * (m.inFeatures + m.outFeatures), 0);
-  // AdamW's grad-norm partials and [norm, clip]; the uniform pool; the loss readbacks in flight (LOSS_LAG steps behind).
+  // AdamW's grad-norm partials and [norm, clip]; the uniform pool; the loss readbacks in flight (LOSS_LAG steps behind);
+  // the matmul's split-K scratch.
   const M = settings.batchSize * settings.maxLength;
   const otherBytes =
     allocatedSize(gradNormScratchFloats(layout.totalFloats) * 4) +
     allocatedSize(8) +
     UNIFORM_POOL_BYTES +
-    (LOSS_LAG + 1) * (settings.gradAccum ?? 1) * readbackSize(M * 4);
+    (LOSS_LAG + 1) * (settings.gradAccum ?? 1) * readbackSize(M * 4) +
+    splitScratchBytes(M, device.gpuSchedules ?? false);
 
   const workspace = (recompute: boolean) =>
     planBufferSizes(planWorkspace(config, M, recompute ? 'train-recompute' : 'train', settings.lora));

@@ -21,6 +21,15 @@ const SPLIT_MIN_DEPTH = 256;
  */
 export const SPLIT_SCRATCH_FLOATS = 1 << 20;
 
+/**
+ * Bytes of the split-K scratch a training step allocates: the LoRA dA/dB products reduce over the
+ * step's `tokens` and split once that is two slices deep, on the GPU schedules only. For the memory
+ * estimate (src/app/memory.ts).
+ */
+export function splitScratchBytes(tokens: number, gpuSchedules: boolean): number {
+  return gpuSchedules && tokens >= 2 * SPLIT_MIN_DEPTH ? SPLIT_SCRATCH_FLOATS * 4 : 0;
+}
+
 /** The weight formats this schedule reads; the others keep matmul.wgsl's schedules. */
 export function vec4Reads(format: WeightFormat): boolean {
   return format === 'f32' || format === 'bf16' || format === 'f16';
