@@ -82,7 +82,10 @@ test('a 200 MB, 200,000-row JSONL file streams in with progress, the page respon
       await expect(page.getByTestId('preview-invalid')).toHaveAttribute('data-count', '0');
       // The bar moved through the file: several distinct positions were shown while it was read.
       expect(seen.size).toBeGreaterThan(3);
-      const busiest = Math.max(...report.tasks.map((t) => t.cpuMs));
+      // The test's own Playwright calls are evaluated on the main thread too; only the page's tasks count.
+      const pageTasks = report.tasks.filter((t) => !t.harness);
+      const busiest = Math.max(...pageTasks.map((t) => t.cpuMs));
+      const harness = Math.max(0, ...report.tasks.filter((t) => t.harness).map((t) => t.cpuMs));
       const longList = report.longTasks.map((d) => d.toFixed(0)).join(', ');
       testInfo.annotations.push({
         type: 'figures',
@@ -90,13 +93,13 @@ test('a 200 MB, 200,000-row JSONL file streams in with progress, the page respon
           `${(size / 1e6).toFixed(1)} MB, ${ROWS} rows read in ${(ms / 1000).toFixed(1)} s; worker heap ` +
           `${mib(heapBefore)} MiB before, peak ${mib(peak)} MiB over ${samples.length} samples; ` +
           `${report.longTasks.length} main-thread long tasks over 50 ms (${longList || 'none'}), ` +
-          `the busiest task ${busiest.toFixed(1)} ms of CPU`,
+          `the busiest task ${busiest.toFixed(1)} ms of CPU (the test's own evaluations: at most ${harness.toFixed(1)} ms)`,
       });
       expect(busiest).toBeLessThanOrEqual(100);
       for (const duration of report.longTasks.filter((d) => d > 100)) {
         const task = report.tasks.find((t) => Math.abs(t.wallMs - duration) < 3);
         expect(task, `the trace has the ${duration.toFixed(0)} ms long task`).toBeDefined();
-        expect(task!.cpuMs).toBeLessThanOrEqual(100);
+        if (!task!.harness) expect(task!.cpuMs).toBeLessThanOrEqual(100);
       }
       // Reading the file whole would hold its 200 MB as one string, then again as lines; streamed, the heap stays far below the file.
       expect(peak - heapBefore).toBeLessThan(128 * 2 ** 20);

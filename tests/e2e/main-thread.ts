@@ -42,17 +42,28 @@ export async function watchMainThread(page: Page, browser: Browser): Promise<() 
 export interface MainThreadReport {
   /** Wall milliseconds of each long task the page saw. */
   longTasks: number[];
-  /** Every main-thread task in the trace. */
-  tasks: { wallMs: number; cpuMs: number }[];
+  /**
+   * Every main-thread task in the trace. `harness`: the task is a DevTools evaluation, the test's own
+   * Playwright call (a locator query, an attribute read), not work of the page.
+   */
+  tasks: { wallMs: number; cpuMs: number; harness: boolean }[];
 }
 
-function mainThreadTasks(events: TraceEvent[]): { wallMs: number; cpuMs: number }[] {
+function mainThreadTasks(events: TraceEvent[]): MainThreadReport['tasks'] {
   const pid = events.find((e) => e.name === 'TracingStartedInBrowser')?.args?.data?.frames?.[0]?.processId;
   const main = events.find((e) => e.pid === pid && e.name === 'thread_name' && e.args?.name === 'CrRendererMain');
   if (!main) throw new Error('the trace has no main thread for the page');
-  return events
-    .filter((e) => e.pid === main.pid && e.tid === main.tid && e.name === 'RunTask' && e.dur !== undefined)
-    .map((e) => ({ wallMs: e.dur! / 1000, cpuMs: (e.tdur ?? e.dur!) / 1000 }));
+  const thread = events.filter((e) => e.pid === main.pid && e.tid === main.tid && e.dur !== undefined);
+  // DevTools evaluations arrive as a mojo message whose task is one EvaluateScript; the page's own
+  // scripts run as event handlers, timers and messages instead.
+  const evaluations = thread.filter((e) => e.name === 'EvaluateScript');
+  return thread
+    .filter((e) => e.name === 'RunTask')
+    .map((e) => ({
+      wallMs: e.dur! / 1000,
+      cpuMs: (e.tdur ?? e.dur!) / 1000,
+      harness: evaluations.some((x) => x.ts >= e.ts && x.ts + x.dur! <= e.ts + e.dur! && x.dur! >= 0.9 * e.dur!),
+    }));
 }
 
 /** The page's dedicated worker (the engine) through the browser's DevTools session: its JS heap, after a collection when asked. */
