@@ -3,21 +3,25 @@ import { openDB } from 'idb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PassageIndex } from '../../src/rag/search-index';
 import { splitDocument } from '../../src/rag/passages';
-import { DB_VERSION, openWebtuneDb, type WebtuneDb } from '../../src/storage/db';
+import { DB_VERSION } from '../../src/storage/db';
 import { NotFoundError, StorageFullError } from '../../src/storage/errors';
-import { adapter, checkpoint, conversation, dataset, documentRecord, failNextPut, freshDbName, modelFile, run } from './fixtures';
-
-const opened: WebtuneDb[] = [];
-
-async function open(name: string): Promise<WebtuneDb> {
-  const db = await openWebtuneDb(name);
-  opened.push(db);
-  return db;
-}
+import {
+  adapter,
+  checkpoint,
+  closeTestDbs,
+  conversation,
+  dataset,
+  documentRecord,
+  failNextPut,
+  freshDbName,
+  modelFile,
+  openTestDb,
+  run,
+} from './fixtures';
 
 afterEach(() => {
   vi.restoreAllMocks();
-  for (const db of opened.splice(0)) db.close();
+  closeTestDbs();
 });
 
 /**
@@ -56,7 +60,7 @@ describe('upgrade from version 1', () => {
     const name = freshDbName();
     await createVersion1(name);
 
-    const db = await open(name);
+    const db = await openTestDb(name);
     expect(await db.getDataset('ds-1')).toEqual(dataset());
     expect((await db.listDatasets()).map((d) => d.id)).toEqual(['ds-2', 'ds-1']);
     expect(await db.getRun('run-1')).toEqual(run({ lastCheckpointStep: 10 }));
@@ -87,7 +91,7 @@ describe('upgrade from version 1', () => {
 
 describe('conversations', () => {
   it('round-trips, lists the most recently changed first, updates in place and deletes', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     await db.chat.saveConversation(conversation());
     await db.chat.saveConversation(conversation({ id: 'conv-2', title: 'later', updatedAt: 9_000 }));
     expect(await db.chat.getConversation('conv-1')).toEqual(conversation());
@@ -109,7 +113,7 @@ describe('conversations', () => {
   });
 
   it('keeps the stored conversation when its update cannot be written', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     await db.chat.saveConversation(conversation());
     failNextPut('conversations');
     const error = await db.chat.updateConversation('conv-1', (c) => ({ ...c, title: 'renamed' })).catch((e: unknown) => e);
@@ -122,7 +126,7 @@ describe('conversations', () => {
 describe('documents and their index', () => {
   it('stores each document with the index that holds its passages, and removes both together', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     const one = indexOf(['faq.md', '# Refunds\n\nRefunds take 5 days.']);
     await db.chat.saveDocument(documentRecord('faq.md'), one.toJSON());
     const two = indexOf(['faq.md', '# Refunds\n\nRefunds take 5 days.'], ['plans.txt', 'The Team plan costs 10 euros.']);
@@ -131,7 +135,7 @@ describe('documents and their index', () => {
     db.close();
 
     // As after a reload: the stored index searches like the one that was saved.
-    const reopened = await open(name);
+    const reopened = await openTestDb(name);
     const restored = PassageIndex.fromJSON(await reopened.chat.getDocumentIndex());
     expect(restored.documents()).toEqual(['faq.md', 'plans.txt']);
     expect(restored.search('team plan euros')[0].passage.document).toBe('plans.txt');
@@ -144,7 +148,7 @@ describe('documents and their index', () => {
   });
 
   it('stores neither the document nor the index when the index cannot be written', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     const one = indexOf(['faq.md', 'Refunds take 5 days.']);
     await db.chat.saveDocument(documentRecord('faq.md'), one.toJSON());
     const two = indexOf(['faq.md', 'Refunds take 5 days.'], ['plans.txt', 'The Team plan costs 10 euros.']);

@@ -1,20 +1,12 @@
 import 'fake-indexeddb/auto';
 import { openDB } from 'idb';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DB_VERSION, newId, openWebtuneDb, type WebtuneDb } from '../../src/storage/db';
+import { DB_VERSION, newId } from '../../src/storage/db';
 import { NotFoundError } from '../../src/storage/errors';
-import { adapter, checkpoint, dataset, freshDbName, modelFile, run } from './fixtures';
-
-const opened: WebtuneDb[] = [];
-
-async function open(name: string): Promise<WebtuneDb> {
-  const db = await openWebtuneDb(name);
-  opened.push(db);
-  return db;
-}
+import { adapter, checkpoint, closeTestDbs, dataset, freshDbName, modelFile, openTestDb, run } from './fixtures';
 
 afterEach(() => {
-  for (const db of opened.splice(0)) db.close();
+  closeTestDbs();
 });
 
 /** Reads the stored checkpoint keys directly, bypassing WebtuneDb. */
@@ -38,7 +30,7 @@ describe('newId', () => {
 describe('schema', () => {
   it('creates every store and index when the database is new', async () => {
     const name = freshDbName();
-    (await open(name)).close();
+    (await openTestDb(name)).close();
 
     const raw = await openDB(name);
     try {
@@ -79,7 +71,7 @@ describe('schema', () => {
 
   it('keeps everything across close and reopen, as a page reload does', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     await db.saveDataset(dataset());
     await db.createRun(run());
     await db.saveCheckpoint(checkpoint('run-1', 10));
@@ -87,7 +79,7 @@ describe('schema', () => {
     await db.putModelFile(modelFile('org/model', 'config.json', '{"model_type":"llama"}'));
     db.close();
 
-    const reopened = await open(name);
+    const reopened = await openTestDb(name);
     expect(await reopened.getDataset('ds-1')).toEqual(dataset());
     expect(await reopened.getRun('run-1')).toMatchObject({ name: 'first run', lastCheckpointStep: 10 });
     expect(await reopened.latestCheckpoint('run-1')).toEqual(checkpoint('run-1', 10));
@@ -99,7 +91,7 @@ describe('schema', () => {
 
 describe('datasets', () => {
   it('round-trips, lists summaries without rows newest first, renames and deletes', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     await db.saveDataset(dataset());
     await db.saveDataset(dataset({ id: 'ds-2', name: 'later', createdAt: 5_000 }));
 
@@ -126,7 +118,7 @@ describe('datasets', () => {
   });
 
   it('reports a missing dataset by kind and id', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     const error = await db.getDataset('nope').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NotFoundError);
     expect(error).toMatchObject({ kind: 'dataset', id: 'nope' });
@@ -136,7 +128,7 @@ describe('datasets', () => {
 
 describe('runs', () => {
   it('round-trips, updates, appends history and lists newest first', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     await db.createRun(run());
     await db.createRun(run({ id: 'run-2', createdAt: 9_000 }));
     expect(await db.getRun('run-1')).toEqual(run());
@@ -166,7 +158,7 @@ describe('runs', () => {
 
   it('deletes a run with its checkpoints and detaches its adapters', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     await db.createRun(run());
     await db.createRun(run({ id: 'run-2' }));
     await db.saveCheckpoint(checkpoint('run-1', 10));
@@ -187,7 +179,7 @@ describe('runs', () => {
 describe('checkpoints', () => {
   it('keeps only the newest two per run and records the newest step on the run', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     await db.createRun(run());
     await db.createRun(run({ id: 'run-2' }));
     await db.saveCheckpoint(checkpoint('run-2', 1));
@@ -209,7 +201,7 @@ describe('checkpoints', () => {
 
   it('honours a custom retention count and orders steps numerically', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     await db.createRun(run());
     for (const step of [9, 100, 20]) await db.saveCheckpoint(checkpoint('run-1', step), 1);
     expect(await storedCheckpointKeys(name)).toEqual([['run-1', 100]]);
@@ -218,20 +210,20 @@ describe('checkpoints', () => {
 
   it('refuses a checkpoint for a missing run and writes nothing', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     await expect(db.saveCheckpoint(checkpoint('ghost', 1))).rejects.toThrow(NotFoundError);
     expect(await storedCheckpointKeys(name)).toEqual([]);
   });
 
   it('returns null when a run has no checkpoint', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     expect(await db.latestCheckpoint('run-1')).toBeNull();
   });
 });
 
 describe('adapters', () => {
   it('round-trips tensors, lists summaries without tensors, renames and deletes', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     await db.saveAdapter(adapter());
     await db.saveAdapter(adapter({ id: 'ad-2', createdAt: 8_000, runId: null }));
 
@@ -257,7 +249,7 @@ describe('adapters', () => {
 
 describe('model files', () => {
   it('caches files per model and deletes one model without touching another', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     // A model id that extends another one must not fall into its key range.
     await db.putModelFile(modelFile('org/m', 'config.json', '{}'));
     await db.putModelFile(modelFile('org/m', 'model.safetensors', 'weights'));

@@ -1,22 +1,14 @@
 import 'fake-indexeddb/auto';
 import { openDB } from 'idb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DB_VERSION, openWebtuneDb, type WebtuneDb } from '../../src/storage/db';
+import { DB_VERSION, openWebtuneDb } from '../../src/storage/db';
 import { StorageFullError, StorageUnavailableError } from '../../src/storage/errors';
-import { adapter, checkpoint, dataset, failNextPut, freshDbName, run } from './fixtures';
-
-const opened: WebtuneDb[] = [];
-
-async function open(name: string): Promise<WebtuneDb> {
-  const db = await openWebtuneDb(name);
-  opened.push(db);
-  return db;
-}
+import { adapter, checkpoint, closeTestDbs, dataset, failNextPut, freshDbName, openTestDb, run } from './fixtures';
 
 afterEach(() => {
   vi.restoreAllMocks();
   vi.unstubAllGlobals();
-  for (const db of opened.splice(0)) db.close();
+  closeTestDbs();
 });
 
 async function storedCheckpointKeys(name: string): Promise<IDBValidKey[]> {
@@ -30,7 +22,7 @@ async function storedCheckpointKeys(name: string): Promise<IDBValidKey[]> {
 
 describe('storage full', () => {
   it('keeps the previous dataset when saving over it fails', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     await db.saveDataset(dataset());
 
     failNextPut('datasets');
@@ -50,7 +42,7 @@ describe('storage full', () => {
 
   it('leaves checkpoints and run untouched when the new checkpoint cannot be written', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     await db.createRun(run());
     await db.saveCheckpoint(checkpoint('run-1', 10));
     await db.saveCheckpoint(checkpoint('run-1', 20));
@@ -69,7 +61,7 @@ describe('storage full', () => {
 
   it('rolls back the new checkpoint and the pruning when the run update fails last', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     await db.createRun(run());
     await db.saveCheckpoint(checkpoint('run-1', 10));
     await db.saveCheckpoint(checkpoint('run-1', 20));
@@ -89,7 +81,7 @@ describe('storage full', () => {
 
   it('keeps the run and its checkpoints when detaching its adapters fails during deleteRun', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     await db.createRun(run());
     await db.saveCheckpoint(checkpoint('run-1', 10));
     await db.saveAdapter(adapter());
@@ -105,7 +97,7 @@ describe('storage full', () => {
   });
 
   it('passes errors other than a full disk through unchanged', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     const boom = new DOMException('disk on fire', 'UnknownError');
     vi.spyOn(IDBObjectStore.prototype, 'put').mockImplementationOnce(() => {
       throw boom;
@@ -143,7 +135,7 @@ describe('storage unavailable', () => {
 
   it('steps aside when another tab upgrades the database, then reports why it stopped', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     await db.createRun(run());
 
     // Would wait forever if this connection did not close on versionchange.
@@ -158,13 +150,13 @@ describe('storage unavailable', () => {
 
 describe('estimateUsage', () => {
   it('reports usage and quota when the browser offers an estimate', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     vi.stubGlobal('navigator', { storage: { estimate: async () => ({ usage: 1_234, quota: 10_000 }) } });
     expect(await db.estimateUsage()).toEqual({ usage: 1_234, quota: 10_000 });
   });
 
   it('returns null without the Storage API', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     vi.stubGlobal('navigator', {});
     expect(await db.estimateUsage()).toBeNull();
     vi.stubGlobal('navigator', undefined);

@@ -11,8 +11,23 @@ import type {
   RunRecord,
   RunSettings,
 } from '../../src/storage/db';
+import { openWebtuneDb, type WebtuneDb } from '../../src/storage/db';
 
 let counter = 0;
+
+const opened: WebtuneDb[] = [];
+
+/** Opens a test database that closeTestDbs() closes, so no connection outlives its test. */
+export async function openTestDb(name: string): Promise<WebtuneDb> {
+  const db = await openWebtuneDb(name);
+  opened.push(db);
+  return db;
+}
+
+/** Closes every database openTestDb opened; for afterEach. */
+export function closeTestDbs(): void {
+  for (const db of opened.splice(0)) db.close();
+}
 
 /** Each test gets its own database, so tests never see each other's records. */
 export function freshDbName(): string {

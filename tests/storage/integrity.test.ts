@@ -2,22 +2,14 @@ import 'fake-indexeddb/auto';
 import { openDB } from 'idb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CHUNK_CHARS, RowChunker } from '../../src/storage/dataset-store';
-import { DB_VERSION, openWebtuneDb, type WebtuneDb } from '../../src/storage/db';
+import { DB_VERSION } from '../../src/storage/db';
 import { DamagedRecordError, NotFoundError, StorageFullError } from '../../src/storage/errors';
 import type { DatasetRow } from '../../src/data/types';
-import { adapter, checkpoint, dataset, failNextPut, freshDbName, run } from './fixtures';
-
-const opened: WebtuneDb[] = [];
-
-async function open(name: string): Promise<WebtuneDb> {
-  const db = await openWebtuneDb(name);
-  opened.push(db);
-  return db;
-}
+import { adapter, checkpoint, closeTestDbs, dataset, failNextPut, freshDbName, openTestDb, run } from './fixtures';
 
 afterEach(() => {
   vi.unstubAllGlobals();
-  for (const db of opened.splice(0)) db.close();
+  closeTestDbs();
 });
 
 /** Changes one stored record in place, bypassing WebtuneDb, as damage on disk would. */
@@ -75,7 +67,7 @@ describe('records of version 2', () => {
   it('are read as they were written (no checksums), and everything written since carries them', async () => {
     const name = freshDbName();
     await createVersion2(name);
-    const db = await open(name);
+    const db = await openTestDb(name);
     expect(await db.getDataset('ds-1')).toEqual(dataset());
     expect(await db.listDatasets()).toEqual([(({ rows: _, ...summary }) => summary)(dataset())]);
     expect(await db.latestCheckpoint('run-1')).toEqual(checkpoint('run-1', 10));
@@ -105,7 +97,7 @@ describe('records of version 2', () => {
 describe('checksums', () => {
   it('refuse a checkpoint whose stored bytes changed, and a resume falls back to the newest intact one', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     await db.createRun(run());
     await db.saveCheckpoint(checkpoint('run-1', 10));
     await db.saveCheckpoint(checkpoint('run-1', 20));
@@ -134,7 +126,7 @@ describe('checksums', () => {
 
   it('refuse an adapter with a changed tensor, naming the adapter and the tensor; its summary still lists', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     await db.saveAdapter(adapter());
     await tamper<{ tensors: { data: Float32Array }[] }>(name, 'adapters', 'ad-1', (a) => flipByte(a.tensors[1].data, 31));
     const error = await db.getAdapter('ad-1').catch((e: unknown) => e);
@@ -147,7 +139,7 @@ describe('checksums', () => {
 
   it('refuse a dataset with a changed or missing chunk of rows', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     await db.saveDataset(dataset());
     await tamper<{ json: string }>(name, 'datasetChunks', ['ds-1', 0], (c) => {
       c.json = c.json.replace('hello', 'hellO');
@@ -176,7 +168,7 @@ describe('datasets in chunks', () => {
   });
 
   it('stores a dataset larger than a chunk in several, and reads it back whole or chunk by chunk', async () => {
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     const rows = Array.from({ length: 10 }, (_, i) => textRow(i, CHUNK_CHARS / 4));
     await db.saveDataset(dataset({ rows, rowCount: rows.length }));
     expect((await db.getDataset('ds-1')).rows).toEqual(rows);
@@ -194,7 +186,7 @@ describe('datasets in chunks', () => {
 
   it('keeps a streamed import invisible until its commit, and leaves nothing of one discarded or abandoned', async () => {
     const name = freshDbName();
-    const db = await open(name);
+    const db = await openTestDb(name);
     const chunk = (from: number) => ({ rows: 2, json: JSON.stringify([textRow(from, 3), textRow(from + 1, 3)]) });
     for (const id of ['ds-a', 'ds-b', 'ds-c']) {
       await db.datasets.beginImport(id, `${id}.jsonl`);
@@ -224,7 +216,7 @@ describe('datasets in chunks', () => {
 describe('storage full', () => {
   it('names only what is used when the reported quota does not explain the failure', async () => {
     vi.stubGlobal('navigator', { storage: { estimate: async () => ({ usage: 3_510_000, quota: 10_737_418_240 + 3_510_000 }) } });
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     await db.createRun(run());
     failNextPut('checkpoints');
     await expect(db.saveCheckpoint(checkpoint('run-1', 30))).rejects.toThrow(
@@ -234,7 +226,7 @@ describe('storage full', () => {
 
   it('says how much the write needed and how much of the quota is used', async () => {
     vi.stubGlobal('navigator', { storage: { estimate: async () => ({ usage: 9_999_990, quota: 10_000_000 }) } });
-    const db = await open(freshDbName());
+    const db = await openTestDb(freshDbName());
     await db.createRun(run());
     failNextPut('checkpoints');
     const error = await db.saveCheckpoint(checkpoint('run-1', 30)).catch((e: unknown) => e);
