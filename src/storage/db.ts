@@ -9,9 +9,9 @@
  * dataset rows carries its SHA-256, checked on every read (sealed.ts, dataset-store.ts).
  */
 
-import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from 'idb';
+import { openDB, type IDBPDatabase, type IDBPTransaction } from 'idb';
+import { DB_VERSION, type Store, upgradeSchema, type WebtuneSchema } from './schema';
 import { DamagedRecordError, found, StorageFullError, StorageUnavailableError, isQuotaExceeded, type StoredKind } from './errors';
-import type { SerializedIndex } from '../rag/search-index';
 import { ChatStore } from './chat-store';
 import { DatasetStore } from './dataset-store';
 import type {
@@ -19,45 +19,21 @@ import type {
   AdapterSummary,
   CachedModelSummary,
   CheckpointRecord,
-  ConversationRecord,
-  DatasetChunkRecord,
   DatasetRecord,
-  DocumentRecord,
   DatasetSummary,
   HistoryPoint,
   ModelFileRecord,
-  PendingImportRecord,
   RunPatch,
   RunRecord,
   StorageUsage,
-  StoredAdapter,
   StoredCheckpoint,
-  StoredDataset,
 } from './records';
 import { sealAdapter, sealCheckpoint, unsealAdapter, unsealCheckpoint } from './sealed';
 import { armedAt, holdForever, type HookPoint, TEST_HOOKS } from '../testing/hooks';
 
 export type * from './records';
 
-export const DB_VERSION = 3;
-
-export interface WebtuneSchema extends DBSchema {
-  datasets: { key: string; value: StoredDataset; indexes: { createdAt: number } };
-  /** From version 3: the rows of each dataset, in chunks. */
-  datasetChunks: { key: [datasetId: string, index: number]; value: DatasetChunkRecord };
-  /** From version 3: imports whose chunks are being written, or wait to be confirmed. */
-  pendingImports: { key: string; value: PendingImportRecord };
-  runs: { key: string; value: RunRecord; indexes: { createdAt: number } };
-  checkpoints: { key: [runId: string, step: number]; value: StoredCheckpoint };
-  adapters: { key: string; value: StoredAdapter; indexes: { createdAt: number; runId: string } };
-  modelFiles: { key: [modelId: string, path: string]; value: ModelFileRecord };
-  conversations: { key: string; value: ConversationRecord; indexes: { updatedAt: number } };
-  documents: { key: string; value: DocumentRecord; indexes: { addedAt: number } };
-  /** One entry, DOCUMENT_INDEX_KEY: the passages of every stored document and their BM25 index. */
-  documentIndex: { key: string; value: SerializedIndex };
-}
-
-export type Store = StoreNames<WebtuneSchema>;
+export { DB_VERSION, type Store, type WebtuneSchema } from './schema';
 
 /** Ids are random rather than counters so that two tabs creating records at once never collide. */
 export function newId(prefix: string): string {
@@ -72,7 +48,7 @@ export async function openWebtuneDb(name = 'webtune'): Promise<WebtuneDb> {
     );
   }
   try {
-    return new WebtuneDb(await openDB<WebtuneSchema>(name, DB_VERSION, { upgrade }));
+    return new WebtuneDb(await openDB<WebtuneSchema>(name, DB_VERSION, { upgrade: upgradeSchema }));
   } catch (error) {
     if (error instanceof Error && error.name === 'VersionError') {
       throw new StorageUnavailableError(
@@ -86,31 +62,6 @@ export async function openWebtuneDb(name = 'webtune'): Promise<WebtuneDb> {
         'site data is blocked; open webtune in a normal window or allow site data for this site.',
       { cause: error },
     );
-  }
-}
-
-/** Each step brings the database from the version before it, so a fresh database runs them all. */
-function upgrade(db: IDBPDatabase<WebtuneSchema>, oldVersion: number): void {
-  if (oldVersion < 1) {
-    db.createObjectStore('datasets', { keyPath: 'id' }).createIndex('createdAt', 'createdAt');
-    db.createObjectStore('runs', { keyPath: 'id' }).createIndex('createdAt', 'createdAt');
-    db.createObjectStore('checkpoints', { keyPath: ['runId', 'step'] });
-    const adapters = db.createObjectStore('adapters', { keyPath: 'id' });
-    adapters.createIndex('createdAt', 'createdAt');
-    adapters.createIndex('runId', 'runId');
-    db.createObjectStore('modelFiles', { keyPath: ['modelId', 'path'] });
-  }
-  // Version 2 only adds stores, so the records of version 1 stay as they are.
-  if (oldVersion < 2) {
-    db.createObjectStore('conversations', { keyPath: 'id' }).createIndex('updatedAt', 'updatedAt');
-    db.createObjectStore('documents', { keyPath: 'name' }).createIndex('addedAt', 'addedAt');
-    db.createObjectStore('documentIndex');
-  }
-  // Version 3 adds the chunked rows and pending imports. Datasets, checkpoints and adapters of
-  // version 2 stay as they are (rows inline, no checksums) and are read as such.
-  if (oldVersion < 3) {
-    db.createObjectStore('datasetChunks', { keyPath: ['datasetId', 'index'] });
-    db.createObjectStore('pendingImports', { keyPath: 'id' });
   }
 }
 
