@@ -2,6 +2,7 @@ import type { ModelConfig } from '../../src/model/config';
 import { tensorToFloat32 } from '../../src/model/safetensors';
 import type { RawTensor } from '../../src/model/weight-format';
 import type { ModelWeightsSource } from '../../src/model/weights';
+import { type Batch, makeBatch } from '../../src/train/batch';
 import { randomArray } from './numeric';
 
 /**
@@ -96,4 +97,24 @@ export function memoryWeightsSource(config: ModelConfig, tensors: Map<string, Fl
       return { dtype: stored.dtype, bytes: stored.bytes.subarray(rows[0] * rowBytes, rows[1] * rowBytes) };
     },
   };
+}
+
+/**
+ * Two micro-batches for a tinyConfig model: padded rows, masked prompt tokens and a lone row, so
+ * accumulation, padding and the loss mask are all exercised.
+ */
+export function tinyMicroBatches(): Batch[] {
+  return [
+    makeBatch(
+      [
+        [1, 5, 9, 22, 3, 36, 17],
+        [1, 30, 2, 2, 11, 0, 0],
+      ],
+      [
+        [-100, -100, 9, 22, 3, 36, 17],
+        [-100, 30, 2, 2, 11, -100, -100],
+      ],
+    ),
+    makeBatch([[1, 8, 8, 4, 19, 33, 2]], [[-100, 8, 8, 4, 19, 33, 2]]),
+  ];
 }

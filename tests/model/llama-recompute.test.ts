@@ -11,7 +11,7 @@ import { type Batch, makeBatch } from '../../src/train/batch';
 import { testGpu } from '../helpers/gpu';
 import { randomArray } from '../helpers/numeric';
 import { STORIES_260K } from '../helpers/paths';
-import { memoryWeightsSource, tinyConfig, tinyWeights } from '../helpers/tiny-model';
+import { memoryWeightsSource, tinyConfig, tinyWeights, tinyMicroBatches } from '../helpers/tiny-model';
 
 /** A random adapter with non-zero B, so every gradient path carries signal. */
 function randomAdapter(gpu: Gpu, config: ModelConfig, targets: LoraTarget[], dropout: number): LoraAdapter {
@@ -65,19 +65,7 @@ async function expectSameStep(source: ModelWeightsSource, targets: LoraTarget[],
 describe('activation recomputation gives the gradients of the stored activations, bit for bit', () => {
   const config = tinyConfig({ numLayers: 3 });
   const source = memoryWeightsSource(config, tinyWeights(config));
-  const batches = [
-    makeBatch(
-      [
-        [1, 5, 9, 22, 3, 36, 17],
-        [1, 30, 2, 2, 11, 0, 0],
-      ],
-      [
-        [-100, -100, 9, 22, 3, 36, 17],
-        [-100, 30, 2, 2, 11, -100, -100],
-      ],
-    ),
-    makeBatch([[1, 8, 8, 4, 19, 33, 2]], [[-100, 8, 8, 4, 19, 33, 2]]),
-  ];
+  const batches = tinyMicroBatches();
 
   for (const { targets, dropout } of [
     { targets: [...LORA_TARGETS], dropout: 0 },

@@ -15,7 +15,7 @@ import { type Batch, makeBatch } from '../../src/train/batch';
 import { testGpu } from '../helpers/gpu';
 import { randomArray } from '../helpers/numeric';
 import { STORIES_260K } from '../helpers/paths';
-import { memoryWeightsSource, tinyConfig, tinyWeights } from '../helpers/tiny-model';
+import { memoryWeightsSource, tinyConfig, tinyWeights, tinyMicroBatches } from '../helpers/tiny-model';
 
 const TRAINING: PassKind[] = ['train', 'train-recompute'];
 const QKV: LoraTarget[] = ['q_proj', 'k_proj', 'v_proj'];
@@ -220,19 +220,7 @@ async function expectExactSharing(
 describe('shared storage gives the same loss and gradients bit for bit', () => {
   const config = tinyConfig({ numLayers: 3 });
   const source = memoryWeightsSource(config, tinyWeights(config));
-  const batches = [
-    makeBatch(
-      [
-        [1, 5, 9, 22, 3, 36, 17],
-        [1, 30, 2, 2, 11, 0, 0],
-      ],
-      [
-        [-100, -100, 9, 22, 3, 36, 17],
-        [-100, 30, 2, 2, 11, -100, -100],
-      ],
-    ),
-    makeBatch([[1, 8, 8, 4, 19, 33, 2]], [[-100, 8, 8, 4, 19, 33, 2]]),
-  ];
+  const batches = tinyMicroBatches();
   const SETS: { name: string; targets: LoraTarget[]; dropout: number }[] = [
     { name: 'q/k/v', targets: QKV, dropout: 0 },
     { name: 'q/v with dropout', targets: ['q_proj', 'v_proj'], dropout: 0.2 },
