@@ -7,11 +7,17 @@
 //   strided share of the chunk the same way, then a tree reduction merges the 256 partials.
 // Forward, finish (cross_entropy_forward_finish, one invocation per row):
 //   lse = mx + log(sum), row_loss = lse - logit[target] (0 for ignored rows), stats[m].w = lse.
-// Backward, per chunk (cross_entropy_backward_chunk, one invocation per scratch element): the
-//   recomputed logits become dlogits = (exp(l - lse) - [col0 + j == target]) * loss_scale in place
-//   (0 for ignored rows); matmul.wgsl then adds dlogits E_c into dHidden.
+// Training computes dHidden in the same single pass over the chunks, so no logit is computed twice.
+//   dHidden = s (softmax(l) E - E[target]) = s (sum_v exp(l_v - mx) E_v / sum - E[target]), which is
+//   flash attention's online softmax with the lm_head rows as the values. Per chunk
+//   (cross_entropy_online_chunk, one workgroup per row) the forward merge above also overwrites the
+//   chunk's logits with P = exp(l - mx') (0 for ignored rows) and stores the factor exp(mx - mx') in
+//   stats[m].w; cross_entropy_scale_rows then rescales the rows accumulated so far by it, and
+//   matmul.wgsl adds P E_c. After the last chunk cross_entropy_scale_rows multiplies row m by
+//   s / sum (0 for ignored rows), and embedding.wgsl's gather subtracts s E[target].
 // A target outside [0, V) (the caller's -100) marks an ignored row.
-// stats: [M, 4] f32 = (max, sum, target logit, lse). targets: [M] i32.
+// stats: [M, 4] f32 = (max, sum, target logit, lse; or the last chunk's rescale factor while training
+// accumulates). targets: [M] i32.
 
 struct Params {
   rows: u32,
@@ -20,6 +26,9 @@ struct Params {
   first: u32,
   vocab: u32,
   loss_scale: f32,
+  // cross_entropy_scale_rows: 0 scales row m by the chunk's factor stats[m].w, 1 by loss_scale / sum
+  // (0 for ignored rows), the last step.
+  last: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -27,6 +36,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> targets: array<i32>;
 @group(0) @binding(3) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
+// [rows, len]: dHidden, for cross_entropy_scale_rows.
+@group(0) @binding(5) var<storage, read_write> grad_rows: array<f32>;
 
 const WG = 256u;
 // exp(LOWEST - finite) underflows to 0, so an empty partial merges away without inf - inf.
@@ -41,11 +52,12 @@ fn target_token(row: u32) -> u32 {
   return u32(t);
 }
 
-@compute @workgroup_size(256)
-fn cross_entropy_forward_chunk(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-                               @builtin(local_invocation_index) t: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= p.rows) { return; }
+var<workgroup> row_max: f32;
+
+// Merges this chunk into row `row`'s stats (the forward, per chunk, above) and leaves the merged max
+// in row_max for every invocation. Also stores the factor exp(mx - mx') in stats[m].w, which only
+// training's accumulation reads (cross_entropy_forward_finish overwrites it with the lse).
+fn fold_chunk(row: u32, t: u32) {
   let base = row * p.len;
   var mx = LOWEST;
   var sum = 0.0;
@@ -69,24 +81,36 @@ fn cross_entropy_forward_chunk(@builtin(workgroup_id) wid: vec3u, @builtin(num_w
     }
     workgroupBarrier();
   }
-  if (t != 0u) { return; }
-  let s = row * 4u;
-  var old_max = LOWEST;
-  var old_sum = 0.0;
-  var target_logit = 0.0;
-  if (p.first == 0u) {
-    old_max = stats[s];
-    old_sum = stats[s + 1u];
-    target_logit = stats[s + 2u];
+  if (t == 0u) {
+    let s = row * 4u;
+    var old_max = LOWEST;
+    var old_sum = 0.0;
+    var target_logit = 0.0;
+    if (p.first == 0u) {
+      old_max = stats[s];
+      old_sum = stats[s + 1u];
+      target_logit = stats[s + 2u];
+    }
+    let new_max = max(old_max, part_max[0]);
+    stats[s] = new_max;
+    stats[s + 1u] = old_sum * exp(old_max - new_max) + part_sum[0] * exp(part_max[0] - new_max);
+    let token = target_token(row);
+    if (token != 0xffffffffu && token >= p.col0 && token - p.col0 < p.len) {
+      target_logit = logits[base + token - p.col0];
+    }
+    stats[s + 2u] = target_logit;
+    stats[s + 3u] = exp(old_max - new_max);
+    row_max = new_max;
   }
-  let new_max = max(old_max, part_max[0]);
-  stats[s] = new_max;
-  stats[s + 1u] = old_sum * exp(old_max - new_max) + part_sum[0] * exp(part_max[0] - new_max);
-  let token = target_token(row);
-  if (token != 0xffffffffu && token >= p.col0 && token - p.col0 < p.len) {
-    target_logit = logits[base + token - p.col0];
-  }
-  stats[s + 2u] = target_logit;
+  workgroupBarrier();
+}
+
+@compute @workgroup_size(256)
+fn cross_entropy_forward_chunk(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                               @builtin(local_invocation_index) t: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  fold_chunk(row, t);
 }
 
 @compute @workgroup_size(64)
@@ -99,16 +123,31 @@ fn cross_entropy_forward_finish(@builtin(global_invocation_id) gid: vec3u, @buil
   row_loss[row] = select(lse - stats[s + 2u], 0.0, target_token(row) == 0xffffffffu);
 }
 
+// The forward merge, then the chunk's logits become P = exp(l - mx'). fold_chunk's last barrier
+// orders its read of the target logit before these writes.
 @compute @workgroup_size(256)
-fn cross_entropy_backward_chunk(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn cross_entropy_online_chunk(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                              @builtin(local_invocation_index) t: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  fold_chunk(row, t);
+  let new_max = row_max;
+  let ignored = target_token(row) == 0xffffffffu;
+  let base = row * p.len;
+  for (var j = t; j < p.len; j += WG) {
+    logits[base + j] = select(exp(logits[base + j] - new_max), 0.0, ignored);
+  }
+}
+
+@compute @workgroup_size(256)
+fn cross_entropy_scale_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * WG;
   if (i >= p.rows * p.len) { return; }
   let row = i / p.len;
-  let token = target_token(row);
-  if (token == 0xffffffffu) {
-    logits[i] = 0.0;
+  if (p.last == 0u) {
+    grad_rows[i] *= stats[row * 4u + 3u];
     return;
   }
-  let onehot = select(0.0, 1.0, p.col0 + i % p.len == token);
-  logits[i] = (exp(logits[i] - stats[row * 4u + 3u]) - onehot) * p.loss_scale;
+  let ignored = target_token(row) == 0xffffffffu;
+  grad_rows[i] = select(grad_rows[i] * (p.loss_scale / stats[row * 4u + 1u]), 0.0, ignored);
 }

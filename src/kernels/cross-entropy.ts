@@ -1,6 +1,7 @@
 import source from '../../shaders/cross-entropy.wgsl?raw';
 import { asRange, type Binding, type Gpu } from '../gpu/context';
 import { storedBytes, type WeightFormat } from '../model/weight-format';
+import { embeddingForward } from './embedding';
 import { matmulDyW, matmulXWt } from './matmul';
 
 const WG = 256;
@@ -54,9 +55,9 @@ export function crossEntropyChunkRows(M: number, maxScratchBytes: number): numbe
  * Loss per row (rowLoss) and, when dHidden is given, dHidden = d(sum of rowLoss * lossScale)/d(hidden),
  * with the lm_head applied chunk by chunk (at most `chunk` vocabulary rows at a time, never crossing
  * a piece). `lossScale` (default 1) scales only the gradient: the caller passes 1 / (non-ignored
- * targets in the whole optimizer step). The backward pass recomputes each chunk's logits (the forward pass needs
- * the full log-sum-exp first) and walks the chunks in reverse so the last forward chunk's logits,
- * still in the scratch, are reused. `format` is how the lm_head pieces are stored (default 'f32');
+ * targets in the whole optimizer step). Each chunk's logits are computed once: training folds them
+ * into dHidden as it goes with an online softmax (shaders/cross-entropy.wgsl), so the gradient needs
+ * no second pass over the vocabulary. `format` is how the lm_head pieces are stored (default 'f32');
  * the logits, the loss and dHidden are f32.
  */
 export function crossEntropyForwardBackward(
@@ -68,31 +69,41 @@ export function crossEntropyForwardBackward(
   if (asRange(t.scratch).size < M * chunk * 4) throw new Error(`cross-entropy: scratch needs ${M * chunk * 4} bytes`);
   const chunks = vocabChunks(t.lmHead, V, C, chunk, format);
   const rowGrid = gpu.grid(M);
+  const dHidden = t.dHidden;
+  const scaleRows = (last: 0 | 1) =>
+    gpu.dispatch(gpu.kernel(source, 'cross_entropy_scale_rows'), {
+      params: { rows: M, len: C, last, vocab: V, loss_scale: lossScale },
+      bindings: { grad_rows: dHidden!, targets: t.targets, stats: t.stats },
+      workgroups: gpu.grid(Math.ceil((M * C) / WG)),
+    });
   chunks.forEach((c, i) => {
     matmulXWt(gpu, { X: t.hidden, W: c.weight, Y: t.scratch }, { M, N: c.len, K: C }, { format });
-    gpu.dispatch(gpu.kernel(source, 'cross_entropy_forward_chunk'), {
+    gpu.dispatch(gpu.kernel(source, dHidden ? 'cross_entropy_online_chunk' : 'cross_entropy_forward_chunk'), {
       params: { rows: M, len: c.len, col0: c.col0, first: i === 0 ? 1 : 0, vocab: V },
       bindings: { logits: t.scratch, targets: t.targets, stats: t.stats },
       workgroups: rowGrid,
     });
+    if (!dHidden) return;
+    // Rows accumulated over the earlier chunks move to this chunk's running max, then gain P E_c.
+    if (i > 0) scaleRows(0);
+    matmulDyW(gpu, { dY: t.scratch, W: c.weight, dX: dHidden }, { M, N: c.len, K: C }, { beta: i === 0 ? 0 : 1, format });
   });
+  if (dHidden) {
+    scaleRows(1);
+    for (const piece of t.lmHead) {
+      embeddingForward(
+        gpu,
+        { ids: t.targets, table: piece.weight, out: dHidden },
+        { M, C, rowStart: piece.rowStart, rowCount: piece.rows },
+        { format, alpha: -lossScale },
+      );
+    }
+  }
   gpu.dispatch(gpu.kernel(source, 'cross_entropy_forward_finish'), {
     params: { rows: M, vocab: V },
     bindings: { targets: t.targets, stats: t.stats, row_loss: t.rowLoss },
     workgroups: gpu.grid(Math.ceil(M / FINISH_WG)),
   });
-  if (!t.dHidden) return;
-  for (let i = chunks.length - 1; i >= 0; i--) {
-    const c = chunks[i];
-    const last = i === chunks.length - 1;
-    if (!last) matmulXWt(gpu, { X: t.hidden, W: c.weight, Y: t.scratch }, { M, N: c.len, K: C }, { format });
-    gpu.dispatch(gpu.kernel(source, 'cross_entropy_backward_chunk'), {
-      params: { rows: M, len: c.len, col0: c.col0, vocab: V, loss_scale: lossScale },
-      bindings: { logits: t.scratch, targets: t.targets, stats: t.stats },
-      workgroups: gpu.grid(Math.ceil((M * c.len) / WG)),
-    });
-    matmulDyW(gpu, { dY: t.scratch, W: c.weight, dX: t.dHidden }, { M, N: c.len, K: C }, { beta: last ? 0 : 1, format });
-  }
 }
 
 /**

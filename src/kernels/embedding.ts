@@ -6,7 +6,7 @@ import { weightShader } from './weight-shader';
 const WG = 256;
 
 /**
- * out[m, :] = table[ids[m] - rowStart, :] for the tokens whose id is in [rowStart, rowStart + rowCount).
+ * out[m, :] = table[ids[m] - rowStart, :] (with `alpha`: out[m, :] += alpha * that row) for the tokens whose id is in [rowStart, rowStart + rowCount).
  * `table` holds rows rowStart.. of the full vocabulary table, so a table too large for one binding is
  * looked up piece by piece; rows of `out` for ids outside this piece are left as they are.
  * No backward: embeddings are frozen in LoRA training. `format` says how the table is stored
@@ -16,10 +16,11 @@ export function embeddingForward(
   gpu: Gpu,
   t: { ids: Binding; table: Binding; out: Binding },
   d: { M: number; C: number; rowStart: number; rowCount: number },
-  { format = 'f32' }: { format?: WeightFormat } = {},
+  { format = 'f32', alpha }: { format?: WeightFormat; alpha?: number } = {},
 ): void {
-  gpu.dispatch(gpu.kernel(weightShader(source, format), 'embedding_forward'), {
-    params: { M: d.M, C: d.C, row_start: d.rowStart, row_count: d.rowCount },
+  const entry = alpha === undefined ? 'embedding_forward' : 'embedding_accumulate';
+  gpu.dispatch(gpu.kernel(weightShader(source, format), entry), {
+    params: { M: d.M, C: d.C, row_start: d.rowStart, row_count: d.rowCount, ...(alpha !== undefined && { alpha }) },
     bindings: t,
     workgroups: gpu.grid(Math.ceil((d.M * d.C) / WG)),
   });

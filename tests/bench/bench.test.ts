@@ -116,7 +116,7 @@ describe('benchmark', () => {
   it('names the kernel family of every entry point by its shader file', () => {
     expect(kernelFamily('residual_rmsnorm_forward_rows')).toBe('rmsnorm');
     expect(kernelFamily('residual_forward_vec4')).toBe('residual');
-    expect(kernelFamily('cross_entropy_backward_chunk')).toBe('cross-entropy');
+    expect(kernelFamily('cross_entropy_online_chunk')).toBe('cross-entropy');
     expect(kernelFamily('attention_backward_dkdv_tiled')).toBe('attention');
     expect(kernelFamily('matmul_vec4_backward_weight_split')).toBe('matmul-vec4');
     expect(kernelFamily('matmul_forward_direct')).toBe('matmul');

@@ -124,3 +124,23 @@ describe('embedding kernel with a GGUF block-format table (decoded on the GPU)',
     });
   }
 });
+
+describe('embedding kernel, accumulating (the cross-entropy gradient subtracts target rows with it)', () => {
+  it('adds alpha times the rows of the tokens in each piece and leaves the other rows as they were', async () => {
+    const prior = randomArray(M * C, 9);
+    const alpha = -0.37;
+    const values = Float64Array.from(prior, (v, i) => v + alpha * expected[i]);
+    // Ids past the vocabulary (the cross-entropy's ignored targets, -100 as u32) are skipped.
+    const withIgnored = Uint32Array.from(ids, (id, m) => (m === 3 ? 0xffffff9c : id));
+    for (let c = 0; c < C; c++) values[3 * C + c] = prior[3 * C + c];
+    await checkOp(await testGpu(), {
+      inputs: { ids: withIgnored, table0: table.subarray(0, 20 * C), table1: table.subarray(20 * C) },
+      outputs: { out: prior },
+      run: (gpu, t) => {
+        embeddingForward(gpu, { ids: t.ids, table: t.table0, out: t.out }, { M, C, rowStart: 0, rowCount: 20 }, { alpha });
+        embeddingForward(gpu, { ids: t.ids, table: t.table1, out: t.out }, { M, C, rowStart: 20, rowCount: V - 20 }, { alpha });
+      },
+      expected: { out: { values, atol: 1e-6, rtol: 1e-6 } },
+    });
+  });
+});
