@@ -6,7 +6,8 @@ import { weightShader } from './weight-shader';
 const WG = 256;
 
 /**
- * out[m, :] = table[ids[m] - rowStart, :] (with `alpha`: out[m, :] += alpha * that row) for the tokens whose id is in [rowStart, rowStart + rowCount).
+ * out[m, :] = table[ids[m] - rowStart, :] (with `alpha`: out[m, :] += alpha * that row) for the tokens
+ * whose id is in [rowStart, rowStart + rowCount).
  * `table` holds rows rowStart.. of the full vocabulary table, so a table too large for one binding is
  * looked up piece by piece; rows of `out` for ids outside this piece are left as they are.
  * No backward: embeddings are frozen in LoRA training. `format` says how the table is stored
