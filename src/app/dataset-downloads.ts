@@ -23,7 +23,7 @@ export function datasetCacheId(source: DatasetSource): string {
 
 /** True when every file of the source is in the cache. */
 export async function datasetCached(db: WebtuneDb, source: DatasetSource): Promise<boolean> {
-  return (await db.getModelFile(datasetCacheId(source), MANIFEST)) !== null;
+  return (await db.modelFiles.get(datasetCacheId(source), MANIFEST)) !== null;
 }
 
 export async function downloadDataset(
@@ -33,12 +33,12 @@ export async function downloadDataset(
   fetcher: typeof fetch = fetch,
 ): Promise<DownloadedFile[]> {
   const cacheId = datasetCacheId(source);
-  const manifest = await db.getModelFile(cacheId, MANIFEST);
+  const manifest = await db.modelFiles.get(cacheId, MANIFEST);
   if (manifest) {
     const names = JSON.parse(await manifest.blob.text()) as string[];
     const out: DownloadedFile[] = [];
     for (const [i, name] of names.entries()) {
-      const record = await db.getModelFile(cacheId, `file:${name}`);
+      const record = await db.modelFiles.get(cacheId, `file:${name}`);
       if (!record) break;
       onProgress({ file: name, loaded: record.size, total: record.size, fromCache: true, filesDone: i, filesTotal: names.length });
       out.push({ name, bytes: new Uint8Array(await record.blob.arrayBuffer()) });
@@ -70,7 +70,7 @@ export async function downloadDataset(
       filesDone: i,
       filesTotal: files.length,
     });
-    await db.putModelFile({
+    await db.modelFiles.put({
       modelId: cacheId,
       path: `file:${file.name}`,
       revision: 'dataset',
@@ -80,7 +80,7 @@ export async function downloadDataset(
     out.push({ name: file.name, bytes });
   }
   const names = new Blob([JSON.stringify(files.map((f) => f.name))]);
-  await db.putModelFile({ modelId: cacheId, path: MANIFEST, revision: 'dataset', size: names.size, blob: names });
+  await db.modelFiles.put({ modelId: cacheId, path: MANIFEST, revision: 'dataset', size: names.size, blob: names });
   return out;
 }
 

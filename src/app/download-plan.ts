@@ -50,7 +50,7 @@ async function planModel(db: WebtuneDb, ref: ModelRef, origin: string, fetcher: 
   try {
     if (ref.kind === 'hub' && !REPO_ID.test(ref.id)) throw new Error(`"${ref.id}" is not a Hugging Face model id`);
     const folder = ref.kind === 'url' ? modelFolderUrl(ref.url, origin) : null;
-    const cached = new Set((await db.listModelFiles(folder ? urlModelCacheId(folder) : label)).map((f) => f.path));
+    const cached = new Set((await db.modelFiles.list(folder ? urlModelCacheId(folder) : label)).map((f) => f.path));
     item.cached = cached.has('config.json') && (cached.has('model.safetensors') || cached.has('model.safetensors.index.json'));
     if (item.cached) return item;
     if (folder) {

@@ -2,7 +2,8 @@
  * Everything webtune keeps between page loads: datasets, runs with their checkpoints, trained
  * adapters, downloaded model files, and (from version 2) chat conversations and the documents
  * chat answers from with their passage index, in one IndexedDB database. The chat records are read
- * and written through `db.chat` (chat-store.ts), datasets through `db.datasets` (dataset-store.ts).
+ * and written through `db.chat` (chat-store.ts), datasets through `db.datasets` (dataset-store.ts),
+ * downloaded files through `db.modelFiles` (model-file-store.ts).
  *
  * Each method is one transaction, so a failure (a full disk, a closed tab) leaves either the old
  * records or the new ones, never a mix. From version 3 every stored tensor and every chunk of
@@ -14,15 +15,14 @@ import { DB_VERSION, type Store, upgradeSchema, type WebtuneSchema } from './sch
 import { DamagedRecordError, found, StorageFullError, StorageUnavailableError, isQuotaExceeded, type StoredKind } from './errors';
 import { ChatStore } from './chat-store';
 import { DatasetStore } from './dataset-store';
+import { ModelFileStore } from './model-file-store';
 import type {
   AdapterRecord,
   AdapterSummary,
-  CachedModelSummary,
   CheckpointRecord,
   DatasetRecord,
   DatasetSummary,
   HistoryPoint,
-  ModelFileRecord,
   RunPatch,
   RunRecord,
   StorageUsage,
@@ -69,11 +69,6 @@ function checkpointsOf(runId: string): IDBKeyRange {
   return IDBKeyRange.bound([runId, -Infinity], [runId, Infinity]);
 }
 
-/** Arrays sort after every string, so `[modelId, []]` bounds all of the model's paths. */
-function filesOf(modelId: string): IDBKeyRange {
-  return IDBKeyRange.bound([modelId], [modelId, []]);
-}
-
 export class WebtuneDb {
   readonly #db: IDBPDatabase<WebtuneSchema>;
   /** Why the connection can no longer be used, once another tab or the browser took it away. */
@@ -82,6 +77,8 @@ export class WebtuneDb {
   readonly chat: ChatStore = new ChatStore(this);
   /** Datasets, their row chunks and streamed imports. */
   readonly datasets: DatasetStore = new DatasetStore(this);
+  /** Downloaded model files, dataset downloads and saved folder handles. */
+  readonly modelFiles: ModelFileStore = new ModelFileStore(this);
 
   constructor(db: IDBPDatabase<WebtuneSchema>) {
     this.#db = db;
@@ -302,51 +299,6 @@ export class WebtuneDb {
     );
   }
 
-  // Downloaded model files
-
-  async putModelFile(file: ModelFileRecord): Promise<void> {
-    await this.#write(
-      ['modelFiles'],
-      () => `the download of ${file.path} of ${file.modelId}`,
-      (tx) => tx.store.put(file),
-    );
-  }
-
-  /** Null when the file is not cached. */
-  async getModelFile(modelId: string, path: string): Promise<ModelFileRecord | null> {
-    return this.#read(['modelFiles'], async (tx) => (await tx.store.get([modelId, path])) ?? null);
-  }
-
-  async listModelFiles(modelId: string): Promise<ModelFileRecord[]> {
-    return this.#read(['modelFiles'], (tx) => tx.store.getAll(filesOf(modelId)));
-  }
-
-  /** One entry per model with cached files, in model id order, to show what can be freed. */
-  async listCachedModels(): Promise<CachedModelSummary[]> {
-    return this.#read(['modelFiles'], async (tx) => {
-      const models = new Map<string, CachedModelSummary>();
-      // Stored blobs are handles to data on disk, so walking the records reads no file contents.
-      for (let c = await tx.store.openCursor(); c; c = await c.continue()) {
-        const { modelId, revision, size, chunks, chunkOf, directory } = c.value;
-        if (directory) continue;
-        const model = models.get(modelId) ?? { modelId, revision, fileCount: 0, size: 0 };
-        // A chunked file's bytes are counted in its chunks, finished or not; the file once, by its record.
-        if (chunkOf === undefined) model.fileCount += 1;
-        if (chunks === undefined) model.size += size;
-        models.set(modelId, model);
-      }
-      return [...models.values()];
-    });
-  }
-
-  async deleteModel(modelId: string): Promise<void> {
-    await this.#write(
-      ['modelFiles'],
-      () => `the removal of model ${modelId}`,
-      (tx) => tx.store.delete(filesOf(modelId)),
-    );
-  }
-
   async #rename(store: 'adapters', kind: StoredKind, id: string, name: string): Promise<void> {
     await this.#write(
       [store],
@@ -375,7 +327,7 @@ export class WebtuneDb {
     return this.#transact(stores, 'readwrite', unsaved, body, bytes ?? null);
   }
 
-  /** One read-only transaction, for the record groups kept in modules of their own (chat-store.ts, dataset-store.ts). */
+  /** One read-only transaction, for the record groups kept in modules of their own (chat-store.ts, dataset-store.ts, model-file-store.ts). */
   readTx<const Names extends readonly Store[], T>(
     stores: Names,
     body: (tx: IDBPTransaction<WebtuneSchema, Names, 'readonly'>) => Promise<T>,

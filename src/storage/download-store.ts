@@ -88,7 +88,7 @@ export async function openDownloadStore(
   const opfs = options.prefer === 'indexeddb' ? null : await opfsDownloads(modelId, chunkBytes);
   const backend = opfs ?? idb;
   const done = (path: string) => async (extra: Partial<ModelFileRecord>, size: number) => {
-    await db.putModelFile({ modelId, path, revision, size, blob: new Blob([]), ...extra });
+    await db.modelFiles.put({ modelId, path, revision, size, blob: new Blob([]), ...extra });
   };
   const removeRecord = (path: string) =>
     db.writeTx(
@@ -100,7 +100,7 @@ export async function openDownloadStore(
     kind: backend.kind,
     chunkBytes,
     async finished() {
-      const records = await db.listModelFiles(modelId);
+      const records = await db.modelFiles.list(modelId);
       const chunks = new Map<string, ModelFileRecord[]>();
       for (const r of records) if (r.chunkOf !== undefined) chunks.set(r.chunkOf, [...(chunks.get(r.chunkOf) ?? []), r]);
       const out = new Map<string, StoredDownload>();
@@ -130,7 +130,7 @@ export async function openDownloadStore(
 
 function idbChunks(db: WebtuneDb, modelId: string, revision: string, chunkBytes: number): ChunkBackend {
   const chunksOf = async (path: string) =>
-    (await db.listModelFiles(modelId)).filter((r) => r.chunkOf === path).sort((a, b) => a.chunk! - b.chunk!);
+    (await db.modelFiles.list(modelId)).filter((r) => r.chunkOf === path).sort((a, b) => a.chunk! - b.chunk!);
   const remove = async (path: string, from = 0) => {
     const keys = (await chunksOf(path)).filter((r) => r.chunk! >= from).map((r) => r.path);
     if (keys.length === 0) return;
@@ -175,7 +175,7 @@ function idbChunks(db: WebtuneDb, modelId: string, revision: string, chunkBytes:
       let written = offset;
       const store = async (parts: Uint8Array[]) => {
         const blob = new Blob(parts as BlobPart[]);
-        await db.putModelFile(chunkRecord(path, index, blob));
+        await db.modelFiles.put(chunkRecord(path, index, blob));
         index += 1;
         written += blob.size;
       };

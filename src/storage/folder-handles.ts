@@ -17,12 +17,19 @@ export interface RememberedFolder {
 
 /** Keeps `handle` under its folder name, replacing a folder of the same name. */
 export async function rememberFolder(db: WebtuneDb, handle: FileSystemDirectoryHandle, savedAt = Date.now()): Promise<void> {
-  await db.putModelFile({ modelId: FOLDERS, path: handle.name, revision: String(savedAt), size: 0, blob: new Blob([]), directory: handle });
+  await db.modelFiles.put({
+    modelId: FOLDERS,
+    path: handle.name,
+    revision: String(savedAt),
+    size: 0,
+    blob: new Blob([]),
+    directory: handle,
+  });
 }
 
 /** Newest first. */
 export async function rememberedFolders(db: WebtuneDb): Promise<RememberedFolder[]> {
-  return (await db.listModelFiles(FOLDERS))
+  return (await db.modelFiles.list(FOLDERS))
     .filter((r) => r.directory)
     .map((r) => ({ name: r.path, handle: r.directory!, savedAt: Number(r.revision) }))
     .sort((a, b) => b.savedAt - a.savedAt);

@@ -69,7 +69,7 @@ describe('planDownloads', () => {
     const db = await openWebtuneDb(freshDbName());
     const folder = 'https://site.example/demo/stories260K/';
     for (const path of ['config.json', 'model.safetensors']) {
-      await db.putModelFile({ modelId: `url:${folder}`, path, revision: 'url', size: 1, blob: new Blob(['x']) });
+      await db.modelFiles.put({ modelId: `url:${folder}`, path, revision: 'url', size: 1, blob: new Blob(['x']) });
     }
     const { asked, fetcher } = server({});
     const plan = await planDownloads(db, { model: { kind: 'url', url: folder }, datasets: ['hub:org/none'] }, fetcher);

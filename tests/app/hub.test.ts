@@ -76,12 +76,12 @@ describe('Hub downloads', () => {
     }
     const { weights } = await openModel(source);
     expect((await weights.tensor('model.norm.weight', [64])).length).toBe(64);
-    const records = await db.listModelFiles(REPO);
+    const records = await db.modelFiles.list(REPO);
     const chunks = records.filter((r) => r.chunkOf === SHARD_2);
     expect(chunks.length).toBe(Math.ceil(files.get(SHARD_2)!.length / CHUNK));
     expect(chunks.slice(0, -1).every((c) => c.size === CHUNK)).toBe(true);
     expect(records.find((r) => r.path === SHARD_2)).toMatchObject({ chunks: chunks.length, sha256: sha256Hex(files.get(SHARD_2)!) });
-    expect(await db.listCachedModels()).toEqual([
+    expect(await db.modelFiles.listModels()).toEqual([
       { modelId: REPO, revision: 'main', fileCount: files.size, size: [...files.values()].reduce((s, b) => s + b.length, 0) },
     ]);
 
@@ -147,7 +147,7 @@ describe('Hub downloads', () => {
     expect((error as Error).message).toContain(`${SHARD_2} of ${REPO} (Hugging Face) does not match the Hub's file list`);
     expect((error as Error).message).toContain(listed);
     expect((error as Error).message).toContain(sha256Hex(bad));
-    const paths = (await db.listModelFiles(REPO)).map((r) => r.chunkOf ?? r.path);
+    const paths = (await db.modelFiles.list(REPO)).map((r) => r.chunkOf ?? r.path);
     expect(paths).not.toContain(SHARD_2);
     expect(paths).toContain('model-00001-of-00003.safetensors');
     // Nothing was kept, so the next try starts from byte 0.

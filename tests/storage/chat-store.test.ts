@@ -67,7 +67,7 @@ describe('upgrade from version 1', () => {
     expect(await db.latestCheckpoint('run-1')).toEqual(checkpoint('run-1', 10));
     expect(await db.getAdapter('ad-1')).toEqual(adapter());
     expect((await db.listAdapters()).map((a) => a.id)).toEqual(['ad-1']);
-    expect(await (await db.getModelFile('org/model', 'config.json'))?.blob.text()).toBe('{"model_type":"llama"}');
+    expect(await (await db.modelFiles.get('org/model', 'config.json'))?.blob.text()).toBe('{"model_type":"llama"}');
     // The old indexes still answer: deleting the run detaches its adapter through the runId index.
     await db.deleteRun('run-1');
     expect((await db.getAdapter('ad-1')).runId).toBeNull();

@@ -76,7 +76,7 @@ describe('schema', () => {
     await db.createRun(run());
     await db.saveCheckpoint(checkpoint('run-1', 10));
     await db.saveAdapter(adapter());
-    await db.putModelFile(modelFile('org/model', 'config.json', '{"model_type":"llama"}'));
+    await db.modelFiles.put(modelFile('org/model', 'config.json', '{"model_type":"llama"}'));
     db.close();
 
     const reopened = await openTestDb(name);
@@ -84,7 +84,7 @@ describe('schema', () => {
     expect(await reopened.getRun('run-1')).toMatchObject({ name: 'first run', lastCheckpointStep: 10 });
     expect(await reopened.latestCheckpoint('run-1')).toEqual(checkpoint('run-1', 10));
     expect(await reopened.getAdapter('ad-1')).toEqual(adapter());
-    const file = await reopened.getModelFile('org/model', 'config.json');
+    const file = await reopened.modelFiles.get('org/model', 'config.json');
     expect(await file?.blob.text()).toBe('{"model_type":"llama"}');
   });
 });
@@ -251,22 +251,22 @@ describe('model files', () => {
   it('caches files per model and deletes one model without touching another', async () => {
     const db = await openTestDb(freshDbName());
     // A model id that extends another one must not fall into its key range.
-    await db.putModelFile(modelFile('org/m', 'config.json', '{}'));
-    await db.putModelFile(modelFile('org/m', 'model.safetensors', 'weights'));
-    await db.putModelFile(modelFile('org/m-instruct', 'config.json', '{"a":1}'));
+    await db.modelFiles.put(modelFile('org/m', 'config.json', '{}'));
+    await db.modelFiles.put(modelFile('org/m', 'model.safetensors', 'weights'));
+    await db.modelFiles.put(modelFile('org/m-instruct', 'config.json', '{"a":1}'));
 
-    const files = await db.listModelFiles('org/m');
+    const files = await db.modelFiles.list('org/m');
     expect(files.map((f) => f.path)).toEqual(['config.json', 'model.safetensors']);
     expect(await files[1].blob.text()).toBe('weights');
     expect(files[1]).toMatchObject({ modelId: 'org/m', revision: 'main', size: 7 });
-    expect(await db.getModelFile('org/m', 'tokenizer.json')).toBeNull();
-    expect(await db.listCachedModels()).toEqual([
+    expect(await db.modelFiles.get('org/m', 'tokenizer.json')).toBeNull();
+    expect(await db.modelFiles.listModels()).toEqual([
       { modelId: 'org/m', revision: 'main', fileCount: 2, size: 9 },
       { modelId: 'org/m-instruct', revision: 'main', fileCount: 1, size: 7 },
     ]);
 
-    await db.deleteModel('org/m');
-    expect(await db.listModelFiles('org/m')).toEqual([]);
-    expect((await db.listModelFiles('org/m-instruct')).map((f) => f.path)).toEqual(['config.json']);
+    await db.modelFiles.deleteModel('org/m');
+    expect(await db.modelFiles.list('org/m')).toEqual([]);
+    expect((await db.modelFiles.list('org/m-instruct')).map((f) => f.path)).toEqual(['config.json']);
   });
 });
