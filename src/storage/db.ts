@@ -327,7 +327,8 @@ export class WebtuneDb {
     return this.#transact(stores, 'readwrite', unsaved, body, bytes ?? null);
   }
 
-  /** One read-only transaction, for the record groups kept in modules of their own (chat-store.ts, dataset-store.ts, model-file-store.ts). */
+  /** One read-only transaction, for the record groups kept in modules of their own (chat-store.ts, dataset-store.ts,
+   * model-file-store.ts). */
   readTx<const Names extends readonly Store[], T>(
     stores: Names,
     body: (tx: IDBPTransaction<WebtuneSchema, Names, 'readonly'>) => Promise<T>,
