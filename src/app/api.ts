@@ -23,9 +23,11 @@ import type {
   DocumentRecord,
   Rating,
   RunRecord,
+  StorageUsage,
 } from '../storage/db';
+import type { CachedDownload } from '../storage/cached-downloads';
 import type { RememberedFolder } from '../storage/folder-handles';
-export type { RememberedFolder };
+export type { CachedDownload, RememberedFolder, StorageUsage };
 import type { ConversationQuery, ConversationSummary } from './chat-log';
 import type { EnhancementReport } from './enhance';
 import type { TrainProgress } from '../train/trainer';
@@ -335,6 +337,12 @@ export interface WebtuneEngineApi {
   rememberFolder(handle: FileSystemDirectoryHandle): Promise<void>;
   rememberedFolders(): Promise<RememberedFolder[]>;
   forgetFolder(name: string): Promise<void>;
+  /** The Hub models, model folder URLs and datasets downloads keep in this browser, largest first. */
+  cachedDownloads(): Promise<CachedDownload[]>;
+  /** Frees a download's space (`null`: the interrupted downloads no record names); refused for the loaded model. */
+  removeCachedDownload(id: string | null): Promise<void>;
+  /** The browser's figures for this site's storage, where it gives them. */
+  storageUsage(): Promise<StorageUsage | null>;
 
   /**
    * Reads a dataset file (JSONL line by line at any size; a JSON list or Parquet whole) into a

@@ -14,8 +14,10 @@ import {
   type DocumentRecord,
   type Rating,
   type RunRecord,
+  type StorageUsage,
   type WebtuneDb,
 } from '../storage/db';
+import { type CachedDownload, listCachedDownloads, removeCachedDownload } from '../storage/cached-downloads';
 import { forgetFolder, type RememberedFolder, rememberedFolders, rememberFolder } from '../storage/folder-handles';
 import { AdapterLibrary } from './adapters';
 import type {
@@ -62,7 +64,9 @@ import { RunService } from './runs';
 import { TaskGuard } from './tasks';
 import { validateTrainSettings } from '../train/settings';
 
-export { EngineStateError } from './errors';
+import { EngineStateError } from './errors';
+
+export { EngineStateError };
 
 export interface EngineOptions {
   /** Where the GPU device comes from: the browser's WebGPU adapter by default, Dawn in Node tests. */
@@ -146,6 +150,23 @@ export class WebtuneEngine implements WebtuneEngineApi {
 
   async forgetFolder(name: string): Promise<void> {
     await forgetFolder(await this.#storage(), name);
+  }
+
+  async cachedDownloads(): Promise<CachedDownload[]> {
+    return listCachedDownloads(await this.#storage());
+  }
+
+  removeCachedDownload(id: string | null): Promise<void> {
+    return this.#tasks.exclusive('removing downloaded files', async () => {
+      if (id !== null && id === this.#models.cacheId()) {
+        throw new EngineStateError(`${id} is the loaded model, whose merged exports read these files again: load another model first.`);
+      }
+      await removeCachedDownload(await this.#storage(), id);
+    });
+  }
+
+  async storageUsage(): Promise<StorageUsage | null> {
+    return (await this.#storage()).estimateUsage();
   }
 
   async estimateMemory(settings: RunRequest['settings']): Promise<MemoryEstimate> {

@@ -15,7 +15,7 @@ import { isWeightPrecision, WEIGHT_PRECISIONS, type WeightPrecision } from '../m
 import type { HubProgress, ModelFileEntry, ModelInfo, ModelLoadOptions } from './api';
 import type { DeviceSession } from './device';
 import { EngineStateError } from './errors';
-import { hubFileSource, modelFolderName, modelFolderUrl, urlFileSource } from './hub';
+import { hubFileSource, modelFolderName, modelFolderUrl, urlFileSource, urlModelCacheId } from './hub';
 
 export interface LoadedModel {
   info: ModelInfo;
@@ -75,6 +75,14 @@ export class ModelSession {
     const source = await urlFileSource(await this.storage(), folder.href, origin, onProgress);
     const open = async () => ({ opened: await openModel(source), source });
     return this.#load(open, modelFolderName(folder), 'url', options, undefined, folder.href);
+  }
+
+  /** The loaded model's download in the cache (cached-downloads.ts), which its merged exports read again; null for local files. */
+  cacheId(): string | null {
+    const info = this.#model?.info;
+    if (info?.source === 'hub') return info.name;
+    if (info?.source === 'url' && info.url) return urlModelCacheId(new URL(info.url));
+    return null;
   }
 
   current(): LoadedModel {

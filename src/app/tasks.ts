@@ -5,7 +5,7 @@
 import type { TrainControl } from '../train/trainer';
 import { EngineStateError } from './errors';
 
-export type Task = 'loading a model' | 'training' | 'generating text' | 'evaluating';
+export type Task = 'loading a model' | 'training' | 'generating text' | 'evaluating' | 'removing downloaded files';
 
 export class TaskGuard {
   #busy: Task | null = null;

@@ -12,6 +12,12 @@ import { isQuotaExceeded, StorageFullError } from './errors';
 
 const ROOT = 'webtune-downloads';
 
+/** A download's folder under ROOT: cache ids hold slashes and URLs, and a digest is always a valid, short name. */
+export const opfsFolderName = (modelId: string): string => bytesToHex(sha256(utf8ToBytes(modelId)));
+
+/** A download's file in its folder. */
+export const opfsFileName = (path: string): string => encodeURIComponent(path);
+
 const named = (error: unknown, name: string) => (error as { name?: unknown } | null)?.name === name;
 
 /** The backend, or null where OPFS or its sync access handles (dedicated workers only) are missing. */
@@ -21,13 +27,12 @@ export async function opfsDownloads(modelId: string, chunkBytes: number): Promis
   let folder: FileSystemDirectoryHandle;
   try {
     const top = await (await navigator.storage.getDirectory()).getDirectoryHandle(ROOT, { create: true });
-    // Cache ids hold slashes and URLs: a digest is always a valid, short name.
-    folder = await top.getDirectoryHandle(bytesToHex(sha256(utf8ToBytes(modelId))), { create: true });
+    folder = await top.getDirectoryHandle(opfsFolderName(modelId), { create: true });
   } catch {
     // Firefox's private windows, for one, refuse OPFS (SecurityError): IndexedDB chunks then.
     return null;
   }
-  const fileName = (path: string) => encodeURIComponent(path);
+  const fileName = opfsFileName;
   const existing = async (path: string): Promise<FileSystemFileHandle | null> => {
     try {
       return await folder.getFileHandle(fileName(path));
@@ -126,4 +131,49 @@ export async function opfsDownloads(modelId: string, chunkBytes: number): Promis
       };
     },
   };
+}
+
+/** The folder of downloads, or null where OPFS is missing or refused; never creates it. */
+async function downloadsRoot(): Promise<FileSystemDirectoryHandle | null> {
+  if (typeof navigator === 'undefined' || typeof navigator.storage?.getDirectory !== 'function') return null;
+  try {
+    return await (await navigator.storage.getDirectory()).getDirectoryHandle(ROOT);
+  } catch {
+    return null;
+  }
+}
+
+/** Each download folder's files and their sizes on disk, by folder name (opfsFolderName); empty without OPFS. */
+export async function opfsDownloadFolders(): Promise<Map<string, Map<string, number>>> {
+  const out = new Map<string, Map<string, number>>();
+  const root = await downloadsRoot();
+  if (!root) return out;
+  for await (const [name, entry] of root as unknown as AsyncIterable<[string, FileSystemHandle]>) {
+    if (entry.kind !== 'directory') continue;
+    const files = new Map<string, number>();
+    for await (const [fileName, file] of entry as unknown as AsyncIterable<[string, FileSystemHandle]>) {
+      if (file.kind === 'file') files.set(fileName, (await (file as FileSystemFileHandle).getFile()).size);
+    }
+    out.set(name, files);
+  }
+  return out;
+}
+
+/** Deletes a download folder with its files; a file another tab is writing makes it fail with DownloadBusyError. */
+export async function removeOpfsFolder(folderName: string): Promise<void> {
+  const root = await downloadsRoot();
+  if (!root) return;
+  try {
+    await root.removeEntry(folderName, { recursive: true });
+  } catch (error) {
+    if (named(error, 'NotFoundError')) return;
+    if (named(error, 'NoModificationAllowedError') || named(error, 'InvalidModificationError')) {
+      throw new DownloadBusyError(
+        'a file of this download is being written in another webtune tab right now; ' +
+          'let that tab finish (or close it), then remove it again.',
+        { cause: error },
+      );
+    }
+    throw error;
+  }
 }

@@ -38,7 +38,8 @@ export class StorageFullError extends Error {
               : `; this site uses ${formatSize(quota.usage)}.`);
     super(
       `Browser storage is full, so ${unsaved} was not saved.${needed} Everything saved before is intact. ` +
-        'Delete old runs, adapters or downloaded models in webtune, or free disk space on this device, then try again.',
+        'Delete old runs, adapters or downloads in webtune (the model step lists what each download keeps), ' +
+        'or free disk space on this device, then try again.',
       { cause: options?.cause },
     );
     this.bytes = bytes;

@@ -7,7 +7,7 @@
  */
 import type { WebtuneDb } from './db';
 
-const FOLDERS = 'local-folder';
+export const FOLDERS = 'local-folder';
 
 export interface RememberedFolder {
   name: string;

@@ -31,7 +31,10 @@ function tree(repo: string): object[] {
  * files the page asks for, that it skips one the list lacks, and that a second visit reads the
  * browser's storage instead.
  */
-test('a Hub model is downloaded once and read from the browser cache on the next visit', async ({ page, context }) => {
+test('a Hub model is downloaded once, read from the browser cache on the next visit, and its space can be freed', async ({
+  page,
+  context,
+}) => {
   const errors = collectErrors(page);
   const fetched: string[] = [];
   // What offline.spec.ts relies on: requests the worker makes show up in the context's events.
@@ -76,5 +79,24 @@ test('a Hub model is downloaded once and read from the browser cache on the next
   await page.getByTestId('hub-id').fill('webtune-test/missing');
   await page.getByTestId('hub-load').click();
   await expect(page.getByTestId('model-error')).toContainText('webtune-test/missing is not a public model on the Hugging Face Hub');
+
+  // The downloads are listed with their space; the loaded model's stay, the other's are freed and fetched again when needed.
+  await page.getByTestId('cached-downloads-section').locator('summary').click();
+  await expect(page.getByTestId('cached-downloads-section').locator('summary')).toContainText('2 downloads');
+  const stories = page.locator('[data-testid="cached-download"][data-id="webtune-test/stories260K"]');
+  const loaded = page.locator('[data-testid="cached-download"][data-id="webtune-test/no-tokenizer-config"]');
+  await expect(stories).toContainText('Hub model · 4 files');
+  await expect(loaded).toContainText('Hub model · 3 files');
+  await expect(loaded).toContainText('loaded');
+  await expect(loaded.getByTestId('cached-download-remove')).toBeDisabled();
+  await expect(page.getByTestId('storage-usage')).toContainText('This site stores');
+  await stories.getByTestId('cached-download-remove').click();
+  await expect(page.getByTestId('cached-downloads-error')).toContainText('Removed webtune-test/stories260K');
+  await expect(page.getByTestId('cached-download')).toHaveCount(1);
+  await loadFromHub(page, 'webtune-test/stories260K');
+  expect(fetched).toEqual(
+    ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors'].map((f) => `webtune-test/stories260K:${f}`),
+  );
+  await expect(page.getByTestId('cached-download')).toHaveCount(2);
   expect(errors).toEqual([]);
 });

@@ -235,7 +235,8 @@ describe('storage full', () => {
     expect((error as Error).message).toBe(
       'Browser storage is full, so the checkpoint at step 30 of run "first run" was not saved. It needs about 72 B; this site uses ' +
         '10 MB of the 10 MB the browser allows it, so about 62 B more must be freed. Everything saved before is intact. ' +
-        'Delete old runs, adapters or downloaded models in webtune, or free disk space on this device, then try again.',
+        'Delete old runs, adapters or downloads in webtune (the model step lists what each download keeps), ' +
+        'or free disk space on this device, then try again.',
     );
   });
 });

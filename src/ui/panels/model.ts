@@ -2,6 +2,7 @@ import type { HubProgress, ModelInfo, ModelLoadOptions } from '../../app/api';
 import { WEIGHT_PRECISIONS, type WeightPrecision } from '../../model/weight-format';
 import type { App, Panel } from '../app';
 import { el, errorMessage, formatCount, Notice, panelHeader } from '../dom';
+import { CachedDownloads } from '../views/cached-downloads';
 import { DemoCard } from '../views/demo';
 import { memoryView } from '../views/memory';
 import { modelFacts } from '../views/model-facts';
@@ -58,6 +59,7 @@ export class ModelPanel implements Panel {
   private readonly drop: HTMLElement;
   private readonly ggufPick: HTMLElement;
   private readonly remembered: RememberedFolders;
+  private readonly downloads: CachedDownloads;
   private busy = false;
 
   constructor(private readonly app: App) {
@@ -159,6 +161,8 @@ export class ModelPanel implements Panel {
       el('div', { class: 'inline' }, this.hubInput, this.hubButton),
       el('p', { class: 'hint' }, 'Files are cached in this browser, so the next visit loads them from disk. Public models only.'),
     );
+    this.downloads = new CachedDownloads(app);
+    hub.append(this.downloads.element);
 
     this.element = el(
       'section',
@@ -217,6 +221,7 @@ export class ModelPanel implements Panel {
     this.drop.classList.toggle('disabled', blocked);
     this.ggufPick.classList.toggle('disabled', blocked);
     this.remembered.setDisabled(blocked);
+    this.downloads.setDisabled(blocked);
   }
 
   /** A picked or dropped folder: Ollama's store asks which model; anything else goes to the engine as it is. */
