@@ -28,7 +28,7 @@ async function storedDownloads() {
 }
 
 describe('cached downloads', () => {
-  it('lists every download with its kind, finished files and bytes (partial chunks included), largest first, without remembered folders', async () => {
+  it('lists every download with its kind, finished files and bytes (partial chunks included), largest first, without folders', async () => {
     const db = await storedDownloads();
     expect(await listCachedDownloads(db)).toEqual([
       { id: 'org/m', kind: 'hub', label: 'org/m', fileCount: 2, bytes: 1022 },

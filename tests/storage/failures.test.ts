@@ -31,7 +31,9 @@ describe('storage full', () => {
     expect(error).toBeInstanceOf(StorageFullError);
     expect((error as StorageFullError).message).toMatch(/storage is full, so the dataset "bigger" was not saved/);
     expect((error as StorageFullError).message).toMatch(/intact/);
-    expect((error as StorageFullError).message).toMatch(/Delete old runs, adapters or downloaded models.*free disk space/);
+    expect((error as StorageFullError).message).toMatch(
+      /Delete old runs, adapters or downloads in webtune \(the model step lists.*free disk space/,
+    );
     expect((error as StorageFullError).cause).toMatchObject({ name: 'QuotaExceededError' });
     expect(await db.getDataset('ds-1')).toEqual(dataset());
     expect(await db.listDatasets()).toHaveLength(1);
