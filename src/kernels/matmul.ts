@@ -18,8 +18,9 @@ export interface MatmulOptions {
    * blocks (CPU adapters). Default: 'vec4' where `gpu.gpuSchedules`, else 'direct'. 'vec4' falls back
    * to 'tiled' for the quantized weight formats and for an operand whose range cannot be widened to
    * whole 16-byte vectors inside its buffer. 'subgroup': the same tiles with operand A shared between
-   * lanes by subgroupShuffle, no workgroup memory or barrier (shaders/matmul-subgroup.wgsl); only when
-   * asked, until a GPU measurement says it is faster. It falls back to 'vec4' (and so possibly 'tiled')
+   * lanes by subgroupShuffle, no staged tiles and no barrier in the reduction
+   * (shaders/matmul-subgroup.wgsl); only when asked, until a GPU measurement says it is faster. It
+   * falls back to 'vec4' (and so possibly 'tiled')
    * on a device without the `subgroups` feature, for the quantized weight formats, for an f32 B whose
    * range cannot be widened to whole vectors, and for a dY^T X product that 'vec4' would split over K.
    */
@@ -180,9 +181,11 @@ function product(
 ): void {
   const schedule = d.opts.schedule ?? (gpu.gpuSchedules ? 'vec4' : 'direct');
   const format = d.opts.format ?? 'f32';
-  const vec4 = { ...d, alpha: d.opts.alpha ?? 1, beta: d.opts.beta ?? 0, format, splitK: d.opts.splitK };
-  if (schedule === 'subgroup' && recordSubgroupProduct(gpu, entry, vec4)) return;
-  if ((schedule === 'vec4' || schedule === 'subgroup') && vec4Reads(format) && recordVec4Product(gpu, entry, vec4)) return;
+  if (schedule === 'vec4' || schedule === 'subgroup') {
+    const vec4 = { ...d, alpha: d.opts.alpha ?? 1, beta: d.opts.beta ?? 0, format, splitK: d.opts.splitK };
+    if (schedule === 'subgroup' && recordSubgroupProduct(gpu, entry, vec4)) return;
+    if (vec4Reads(format) && recordVec4Product(gpu, entry, vec4)) return;
+  }
   const direct = schedule === 'direct';
   const side = direct ? 4 : TILE;
   const tilesX = Math.ceil(d.cols / side);
