@@ -20,9 +20,9 @@ export interface MatmulOptions {
    * whole 16-byte vectors inside its buffer. 'subgroup': the same tiles with operand A shared between
    * lanes by subgroupShuffle, no staged tiles and no barrier in the reduction
    * (shaders/matmul-subgroup.wgsl); only when asked, until a GPU measurement says it is faster. It
-   * falls back to 'vec4' (and so possibly 'tiled')
-   * on a device without the `subgroups` feature, for the quantized weight formats, for an f32 B whose
-   * range cannot be widened to whole vectors, and for a dY^T X product that 'vec4' would split over K.
+   * falls back to 'vec4' (and so possibly 'tiled') on a device without the `subgroups` feature, for
+   * the quantized weight formats, for an f32 B whose range cannot be widened to whole vectors, and for
+   * a dY^T X product that 'vec4' would split over K.
    */
   schedule?: 'vec4' | 'tiled' | 'direct' | 'subgroup';
   /**
