@@ -12,7 +12,7 @@ import { type RecomputeMode, validateTrainSettings } from '../train/settings';
 import { seededUniform } from '../util/random';
 import { deviceMemory, estimateTrainingMemory } from '../app/memory';
 import { type FamilyTimingMethod, familyTable, type KernelFamilyTiming, type KernelTiming, profileStep } from './families';
-import { type MatmulTiming, matmulShape, matrixFormats, timeMatmul } from './matmul-timing';
+import { type MatmulSchedule, type MatmulTiming, matmulShape, matrixFormats, timeMatmul } from './matmul-timing';
 import { randomQuantizedSource, randomWeightsSource } from './random-weights';
 
 export type { MatmulTiming } from './matmul-timing';
@@ -32,6 +32,8 @@ export interface BenchOptions {
   seed: number;
   /** Least time spent timing each matmul shape (more repetitions for small shapes), and each family alone. */
   matmulMinMs: number;
+  /** Schedules each matmul shape is also timed on, forced (`ms_per_call_by_schedule`); default none. */
+  matmulSchedules?: readonly MatmulSchedule[];
   /** Activation recomputation, as the train setting (default off). */
   recompute?: RecomputeMode;
   /** Budget in bytes for recompute 'auto' (default: the device's, src/app/memory.ts). */
@@ -196,6 +198,11 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
     for (const shape of matmul) {
       shape.ms_per_call = await timeMatmul(gpu, shape, o.matmulMinMs);
       shape.gflops = (2 * shape.M * shape.N * shape.K) / (shape.ms_per_call * 1e6);
+      if (o.matmulSchedules?.length) {
+        const bySchedule: Partial<Record<MatmulSchedule, number>> = {};
+        for (const schedule of o.matmulSchedules) bySchedule[schedule] = await timeMatmul(gpu, shape, o.matmulMinMs, schedule);
+        shape.ms_per_call_by_schedule = bySchedule;
+      }
     }
   }
 

@@ -2,6 +2,7 @@ import type { Binding, Gpu } from '../gpu/context';
 import { attentionBackward, attentionForward, attentionForwardCached } from '../kernels/attention';
 import type { ElementwiseOptions } from '../kernels/elementwise';
 import { matmulDyTX, matmulDyW, matmulXWt } from '../kernels/matmul';
+import { subgroupMatmulSupported } from '../kernels/matmul-subgroup';
 import { residualForward } from '../kernels/residual';
 import { type RmsnormOptions, residualRmsnormForward, rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
 import { swigluBackwardInplace, swigluForward } from '../kernels/swiglu';
@@ -72,8 +73,9 @@ interface TwinCase {
  * Runs every GPU schedule and its CPU-schedule twin at one layer's shapes of `config` (B = batch,
  * T = seq, random inputs) and compares them: attention (forward and backward, and a KV-cache
  * forward), RMSNorm (forward, backward, fused with the residual; both row reductions), the vec4
- * elementwise kernels, and the matmul tiles of the layer's projections. Needs no test runner, so a
- * GPU machine can prove its GPU paths before timing them.
+ * elementwise kernels, and the matmul tiles of the layer's projections (vec4, subgroup where the
+ * device has subgroups, tiled). Needs no test runner, so a GPU machine can prove its GPU paths before
+ * timing them.
  */
 export async function runScheduleCheck(gpu: Gpu, o: CheckOptions): Promise<CheckResult> {
   const checks: ScheduleCheck[] = [];
@@ -219,9 +221,12 @@ function twinCases(gpu: Gpu, o: CheckOptions): TwinCase[] {
       },
     },
   );
-  const matmul = (schedule: string) => ({ schedule: schedule as 'vec4' | 'tiled' | 'direct' });
   // The vec4 LoRA gradients split the token reduction where the shape calls for it (matmul-vec4.ts).
-  for (const gpuSchedule of ['vec4', 'tiled']) {
+  // The subgroup schedule leaves split products to vec4, so its dW cases ask for one slice: the
+  // subgroup kernel itself is what they check.
+  const matmul = (schedule: string) =>
+    schedule === 'subgroup' ? { schedule: 'subgroup' as const, splitK: 1 } : { schedule: schedule as 'vec4' | 'tiled' | 'direct' };
+  for (const gpuSchedule of subgroupMatmulSupported(gpu) ? ['vec4', 'subgroup', 'tiled'] : ['vec4', 'tiled']) {
     cases.push(
       {
         family: 'matmul',

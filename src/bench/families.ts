@@ -10,6 +10,7 @@ const FAMILY_PREFIXES: [prefix: string, family: string][] = [
   ['rmsnorm', 'rmsnorm'],
   ['residual', 'residual'],
   ['matmul_vec4', 'matmul-vec4'],
+  ['matmul_subgroup', 'matmul-subgroup'],
   ['matmul', 'matmul'],
   ['lora', 'lora'],
   ['attention', 'attention'],

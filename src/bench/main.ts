@@ -11,6 +11,7 @@ import { parseModelConfig } from '../model/config';
 import { type BenchOptions, deviceSlug, runBenchmark } from './bench';
 import { runScheduleCheck } from './check';
 import { BUILT_IN_CONFIGS } from './configs';
+import { MATMUL_SCHEDULES } from './matmul-timing';
 
 const USAGE = `npm run -s bench -- [options]
 
@@ -27,6 +28,8 @@ bench/results/<device>-<config>[-recompute][-memory-only]-<date>.json.
   --memory-budget <GiB>                              the budget for --recompute auto (default: the device's, see src/app/memory.ts)
   --schedules auto|gpu|cpu                           kernel schedules: by device (default), or forced to one kind
   --family-timing timestamp-query|alone              how kernel families are timed (default: timestamps where offered)
+  --matmul-schedules vec4,subgroup                   also time each matmul shape alone on each of these schedules, forced
+                                                     (vec4, subgroup, tiled, direct; ms_per_call_by_schedule in the JSON)
   --weights auto|f32|bf16|f16                        how the weight matrices are stored on the GPU (the random weights are
                                                      F32, so auto is f32; bf16/f16 store them as a 16-bit checkpoint would be)
   --gguf-mix Q4_K_M|Q5_K_M                           random weights in llama-quantize's types for that mix (random blocks;
@@ -58,6 +61,7 @@ export async function main(argv: string[]): Promise<number> {
       check: { type: 'boolean', default: false },
       schedules: { type: 'string', default: 'auto' },
       'family-timing': { type: 'string' },
+      'matmul-schedules': { type: 'string' },
       weights: { type: 'string', default: 'auto' },
       'gguf-mix': { type: 'string' },
       seed: { type: 'string', default: '0' },
@@ -119,6 +123,10 @@ export async function main(argv: string[]): Promise<number> {
     recompute: recomputeMode(values.recompute),
     memoryBudget: values['memory-budget'] === undefined ? null : gibibytes(values['memory-budget'], '--memory-budget'),
     familyTiming,
+    matmulSchedules: (values['matmul-schedules'] ?? '')
+      .split(',')
+      .filter((name) => name.trim() !== '')
+      .map((name) => oneOf(name.trim(), '--matmul-schedules', MATMUL_SCHEDULES)),
   };
 
   const result = { ...(await runBenchmark(gpu, options)), git_commit: gitCommit(), command };

@@ -20,7 +20,13 @@ export interface MatmulTiming {
   calls_per_step: number;
   ms_per_call: number | null;
   gflops: number | null;
+  /** With `--matmul-schedules`: the time alone of each named schedule forced on this shape (ms per call). */
+  ms_per_call_by_schedule?: Partial<Record<MatmulSchedule, number>>;
 }
+
+/** The schedules a benchmark can force on each matmul shape (MatmulOptions.schedule). */
+export const MATMUL_SCHEDULES = ['vec4', 'subgroup', 'tiled', 'direct'] as const;
+export type MatmulSchedule = (typeof MATMUL_SCHEDULES)[number];
 
 const WRAPPERS: Record<string, MatmulTiming['wrapper']> = {
   matmul_forward: 'matmulXWt',
@@ -45,7 +51,7 @@ export function matrixFormats(weights: GpuWeights): Map<GPUBuffer, WeightFormat>
 export function matmulShape(d: RecordedDispatch, weightFormats: Map<GPUBuffer, WeightFormat>): MatmulTiming | null {
   const kernel = d.kernel.name;
   const split = kernel === 'matmul_vec4_backward_weight_split';
-  const wrapper = WRAPPERS[kernel.replace(/_(direct|split)$/, '').replace(/^matmul_vec4_/, 'matmul_')];
+  const wrapper = WRAPPERS[kernel.replace(/_(direct|split)$/, '').replace(/^matmul_(vec4|subgroup)_/, 'matmul_')];
   if (!wrapper) return null;
   const { rows, cols, depth } = d.params;
   // A split-K product's first pass stands for the call; it never reads dW (the second pass applies beta), so it counts as overwriting.
@@ -61,8 +67,12 @@ export function matmulShape(d: RecordedDispatch, weightFormats: Map<GPUBuffer, W
   return { kernel, wrapper, ...dims, accumulate: beta !== 0, weight_format, calls_per_step: 1, ms_per_call: null, gflops: null };
 }
 
-/** Milliseconds per call of one matmul shape alone: one untimed call, then enough calls to fill `minMs`. */
-export async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number): Promise<number> {
+/**
+ * Milliseconds per call of one matmul shape alone: one untimed call, then enough calls to fill
+ * `minMs`. On the schedule the wrappers choose, or on `schedule` (where it applies: a schedule falls
+ * back as MatmulOptions says).
+ */
+export async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number, schedule?: MatmulSchedule): Promise<number> {
   const sizes = {
     matmulXWt: [s.M * s.K, s.N * s.K, s.M * s.N],
     matmulDyW: [s.M * s.N, s.N * s.K, s.M * s.K],
@@ -83,7 +93,7 @@ export async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number): Prom
   const c = gpu.createBuffer(sizes[2] * 4, 'bench matmul out');
   const bias = s.kernel.startsWith('matmul_forward_bias') ? random(s.N, 'bench bias') : undefined;
   const dims = { M: s.M, N: s.N, K: s.K };
-  const opts = { beta: s.accumulate ? 1 : 0, format: s.weight_format };
+  const opts = { beta: s.accumulate ? 1 : 0, format: s.weight_format, schedule };
   const call = () => {
     if (s.wrapper === 'matmulXWt') matmulXWt(gpu, { X: a, W: b, Y: c, bias }, dims, opts);
     else if (s.wrapper === 'matmulDyW') matmulDyW(gpu, { dY: a, W: b, dX: c }, dims, opts);

@@ -122,7 +122,7 @@ export function splitCount(tiles: number, outputs: number, depth: number): numbe
 }
 
 /** The binding widened to whole 16-byte vectors (array<vec4f> reads only whole ones), or null past the buffer's end. */
-function quadRange(binding: Binding): Binding | null {
+export function quadRange(binding: Binding): Binding | null {
   const { buffer, offset, size } = asRange(binding);
   const quads = Math.ceil(size / 16) * 16;
   if (quads === size) return binding;

@@ -1,6 +1,7 @@
 import source from '../../shaders/matmul.wgsl?raw';
 import { asRange, type Binding, type Gpu } from '../gpu/context';
 import { BLOCK_LAYOUTS, bytesPerWeight, isBlockFormat, storedBytes, type WeightFormat } from '../model/weight-format';
+import { recordSubgroupProduct } from './matmul-subgroup';
 import { recordVec4Product, vec4Reads } from './matmul-vec4';
 import { weightShader } from './weight-shader';
 
@@ -16,10 +17,18 @@ export interface MatmulOptions {
    * (shaders/matmul-vec4.wgsl; GPUs); 'tiled': workgroup-memory tiles; 'direct': barrier-free register
    * blocks (CPU adapters). Default: 'vec4' where `gpu.gpuSchedules`, else 'direct'. 'vec4' falls back
    * to 'tiled' for the quantized weight formats and for an operand whose range cannot be widened to
-   * whole 16-byte vectors inside its buffer.
+   * whole 16-byte vectors inside its buffer. 'subgroup': the same tiles with operand A shared between
+   * lanes by subgroupShuffle, no staged tiles and no barrier in the reduction
+   * (shaders/matmul-subgroup.wgsl); only when asked, until a GPU measurement says it is faster. It
+   * falls back to 'vec4' (and so possibly 'tiled') on a device without the `subgroups` feature, for
+   * the quantized weight formats, for an f32 B whose range cannot be widened to whole vectors, and for
+   * a dY^T X product that 'vec4' would split over K.
    */
-  schedule?: 'vec4' | 'tiled' | 'direct';
-  /** dY^T X on 'vec4' only: reduction slices summed in a second pass (1: none). Default: from the shape. */
+  schedule?: 'vec4' | 'tiled' | 'direct' | 'subgroup';
+  /**
+   * dY^T X on 'vec4' (and 'subgroup', which leaves a split product to 'vec4'): reduction slices summed
+   * in a second pass (1: none). Default: from the shape.
+   */
   splitK?: number;
   /**
    * How W is stored (src/model/weight-format.ts); default 'f32'. With 'bf16' or 'f16', W's binding
@@ -172,9 +181,10 @@ function product(
 ): void {
   const schedule = d.opts.schedule ?? (gpu.gpuSchedules ? 'vec4' : 'direct');
   const format = d.opts.format ?? 'f32';
-  if (schedule === 'vec4' && vec4Reads(format)) {
+  if (schedule === 'vec4' || schedule === 'subgroup') {
     const vec4 = { ...d, alpha: d.opts.alpha ?? 1, beta: d.opts.beta ?? 0, format, splitK: d.opts.splitK };
-    if (recordVec4Product(gpu, entry, vec4)) return;
+    if (schedule === 'subgroup' && recordSubgroupProduct(gpu, entry, vec4)) return;
+    if (vec4Reads(format) && recordVec4Product(gpu, entry, vec4)) return;
   }
   const direct = schedule === 'direct';
   const side = direct ? 4 : TILE;

@@ -28,7 +28,7 @@ const freshGpu = async () => new Gpu(await createNodeDevice());
 
 describe('benchmark', () => {
   it('reports throughput, matmul speeds and a peak that memory-only mode reproduces', async () => {
-    const steps = await runBenchmark(await freshGpu(), OPTIONS);
+    const steps = await runBenchmark(await freshGpu(), { ...OPTIONS, matmulSchedules: ['vec4', 'subgroup'] });
     const memoryOnly = await runBenchmark(await freshGpu(), { ...OPTIONS, memoryOnly: true });
 
     expect(steps.mode).toBe('steps');
@@ -48,6 +48,10 @@ describe('benchmark', () => {
     );
     expect(gateUp?.calls_per_step).toBe(2 * config.numLayers);
     for (const m of steps.matmul) expect(m.gflops).toBeGreaterThan(0);
+    for (const m of steps.matmul) {
+      expect(Object.keys(m.ms_per_call_by_schedule ?? {})).toEqual(['vec4', 'subgroup']);
+      for (const ms of Object.values(m.ms_per_call_by_schedule ?? {})) expect(ms).toBeGreaterThan(0);
+    }
     expect(steps.matmul_flops_per_step).toBeGreaterThan(2 * M * config.intermediateSize * config.hiddenSize * 2 * config.numLayers);
 
     const { memory } = steps;
@@ -119,6 +123,7 @@ describe('benchmark', () => {
     expect(kernelFamily('cross_entropy_online_chunk')).toBe('cross-entropy');
     expect(kernelFamily('attention_backward_dkdv_tiled')).toBe('attention');
     expect(kernelFamily('matmul_vec4_backward_weight_split')).toBe('matmul-vec4');
+    expect(kernelFamily('matmul_subgroup_forward_bias')).toBe('matmul-subgroup');
     expect(kernelFamily('matmul_forward_direct')).toBe('matmul');
     expect(kernelFamily('something_new')).toBe('something_new');
   });
@@ -137,6 +142,7 @@ describe('benchmark', () => {
         'swiglu vec4',
         'matmul tiled',
         'matmul vec4',
+        'matmul subgroup',
       ]),
     );
     for (const c of result.checks)
