@@ -50,10 +50,15 @@ async function golden(args: string[]): Promise<number> {
       models: { type: 'string' },
       recompute: { type: 'string', default: 'off' },
       schedules: { type: 'string', default: 'auto' },
+      matmul: { type: 'string', default: 'auto' },
       ...WEIGHTS_OPTION,
     },
     allowPositionals: true,
   });
+  const matmul = values.matmul;
+  if (matmul !== 'auto' && matmul !== 'vec4' && matmul !== 'tiled' && matmul !== 'direct' && matmul !== 'subgroup') {
+    throw new UsageError(`--matmul must be auto, vec4, tiled, direct or subgroup, got "${matmul}"`);
+  }
   if (values.recompute !== 'on' && values.recompute !== 'off')
     throw new UsageError(`golden --recompute must be on or off, got "${values.recompute}"`);
   if (positionals.length !== 1) throw new UsageError('golden takes exactly one case directory');
@@ -68,6 +73,7 @@ async function golden(args: string[]): Promise<number> {
   const { weights } = await openModel(nodeFileSource(resolve(modelsDir, goldenCase.model)));
   const gpu = new Gpu(await createNodeDevice());
   gpu.schedules = schedules;
+  gpu.matmulSchedule = matmul === 'auto' ? null : matmul;
   const result = await checkGoldenCase(gpu, goldenCase, weights, { recompute: values.recompute === 'on', precision });
   process.stdout.write(`${JSON.stringify(result)}\n`);
   return result.ok ? 0 : 1;

@@ -11,13 +11,15 @@ blob, or an Ollama models folder with --ollama-model <name> (--ollama-model alon
 tokenizer built from a GGUF's metadata with the model's own.
 
 Commands:
-  golden <case-dir> [--models <dir>] [--recompute off|on] [--schedules auto|gpu|cpu] [--weights auto|f32|bf16|f16]
+  golden <case-dir> [--models <dir>] [--recompute off|on] [--schedules auto|gpu|cpu] [--matmul auto|vec4|tiled|direct|subgroup]
+         [--weights auto|f32|bf16|f16]
       Runs a golden case (case.json + safetensors) through the engine and prints, as the last
       line, JSON with loss, gradient and AdamW errors against PyTorch. Exit status 0 only when ok.
       The model folder is <models>/<case.model>; --models defaults to ../shared/models.
       --recompute on computes the gradients with activation recomputation.
       --schedules gpu (or cpu) runs every kernel family that has both on its GPU (or CPU) schedule
-      on any device; auto (the default) picks by device.
+      on any device; auto (the default) picks by device. --matmul forces one matmul schedule over that
+      (subgroup falls back to vec4 where it does not apply, as src/kernels/matmul.ts says).
   generate --model <model> --prompt <text> [--adapter <dir>] [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
            [--weights auto|f32|bf16|f16]
       Prints the model's continuation of the prompt (temperature 0: greedy), with a PEFT adapter when given.

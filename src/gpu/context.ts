@@ -59,6 +59,11 @@ export class Gpu {
    * golden check runs the whole model on each kind). See `gpuSchedules`.
    */
   schedules: 'auto' | 'gpu' | 'cpu' = 'auto';
+  /**
+   * The matmul schedule (src/kernels/matmul.ts) for calls that name none, over what `schedules`
+   * picks: the golden check runs the whole model on one of them (`--matmul subgroup`). Null: by `schedules`.
+   */
+  matmulSchedule: 'vec4' | 'tiled' | 'direct' | 'subgroup' | null = null;
 
   constructor(readonly device: GPUDevice) {
     this.bindGroups = new BindGroupCache(device);

@@ -179,7 +179,7 @@ function product(
     opts: MatmulOptions;
   },
 ): void {
-  const schedule = d.opts.schedule ?? (gpu.gpuSchedules ? 'vec4' : 'direct');
+  const schedule = d.opts.schedule ?? gpu.matmulSchedule ?? (gpu.gpuSchedules ? 'vec4' : 'direct');
   const format = d.opts.format ?? 'f32';
   if (schedule === 'vec4' || schedule === 'subgroup') {
     const vec4 = { ...d, alpha: d.opts.alpha ?? 1, beta: d.opts.beta ?? 0, format, splitK: d.opts.splitK };

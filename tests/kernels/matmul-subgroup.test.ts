@@ -354,7 +354,7 @@ describe('matmul subgroup schedule fallback', () => {
     }
   });
 
-  it('is never a default: GPU schedules take vec4, CPU schedules direct', async () => {
+  it('is never a default: GPU schedules take vec4, CPU schedules direct, unless the Gpu forces a matmul schedule', async () => {
     const gpu = await testGpu();
     const b = gpu.createBuffer(64, 'b');
     const c = gpu.createBuffer(64, 'c');
@@ -365,9 +365,15 @@ describe('matmul subgroup schedule fallback', () => {
       expect(recorded(gpu, run)).toEqual(['matmul_vec4_backward_input']);
       gpu.schedules = 'cpu';
       expect(recorded(gpu, run)).toEqual(['matmul_backward_input_direct']);
+      // Unless the whole model is forced onto it (golden --matmul subgroup), over either kind.
+      gpu.matmulSchedule = 'subgroup';
+      expect(recorded(gpu, run)).toEqual(['matmul_subgroup_backward_input']);
+      gpu.matmulSchedule = 'tiled';
+      expect(recorded(gpu, run)).toEqual(['matmul_backward_input']);
       await gpu.readF32(c, 4);
     } finally {
       gpu.schedules = before;
+      gpu.matmulSchedule = null;
       b.destroy();
       c.destroy();
     }
