@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_EVALUATION_SETTINGS as DEFAULTS, evaluate, toCsv, toJson } from '../eval/evaluate';
+import { DEFAULT_EVALUATION_SETTINGS as DEFAULTS, evaluate } from '../eval/evaluate';
+import { toCsv, toJson } from '../eval/report-files';
 import { prepTokenizerFor } from '../train/pipeline';
 import { loadAdapter, loadOnGpu, nonNegative, positiveInt, readDataset, WEIGHTS_OPTION, weightPrecision } from './common';
 import { MODEL_OPTIONS, openCliModel } from './model-arg';

@@ -3,7 +3,8 @@
  * side: loss and perplexity, RAG metrics of generated answers, every row, and the report as JSON
  * and CSV downloads (the same serialisations the engine's library writes).
  */
-import { type EvaluationReport, type ExampleEvaluation, toCsv, toJson } from '../../eval/evaluate';
+import type { EvaluationReport, ExampleEvaluation } from '../../eval/evaluate';
+import { toCsv, toJson } from '../../eval/report-files';
 import type { RagAggregate } from '../../eval/rag-metrics';
 import type { AdapterSummary, DatasetSummary, EvaluationProgress, ModelInfo } from '../../app/api';
 import type { App, Panel } from '../app';
