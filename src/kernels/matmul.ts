@@ -65,6 +65,141 @@ export function matmulXWt(
   });
 }
 
+/** One product of a grouped X W^T: its weight rows [N, K], output [M, N] and bias [N], each a range of the groups' one buffer. */
+export interface MatmulGroup {
+  W: Binding;
+  Y: Binding;
+  bias?: Binding;
+  N: number;
+}
+
+/**
+ * Y_g [M, N_g] = X [M, K] W_g^T (+ bias_g) for one to three groups in one dispatch over all their
+ * columns (q/k/v from one input: the narrow k/v products alone would leave most of a GPU idle). The
+ * groups' W must be ranges of one buffer in `opts.format`, their Y ranges of one buffer, their biases
+ * (all or none) ranges of one buffer; each Y is dense ([M, N_g], stride N_g) and overwritten. Every
+ * schedule takes groups (shaders/matmul.wgsl's header says how).
+ */
+export function matmulXWtGroups(
+  gpu: Gpu,
+  t: { X: Binding; groups: readonly MatmulGroup[] },
+  { M, K }: { M: number; K: number },
+  opts: Pick<MatmulOptions, 'schedule' | 'format'> = {},
+): void {
+  const { groups } = t;
+  const format = opts.format ?? 'f32';
+  if (groups.length < 1 || groups.length > 3) throw new Error(`matmulXWtGroups: 1 to 3 groups, got ${groups.length}`);
+  if (groups.some((g) => !(Number.isInteger(g.N) && g.N > 0))) throw new Error('matmulXWtGroups: every group needs N >= 1');
+  const withBias = groups.filter((g) => g.bias).length;
+  if (withBias !== 0 && withBias !== groups.length) throw new Error('matmulXWtGroups: give every group a bias or none');
+  wholeBlocks(K, format);
+  for (const g of groups) {
+    operand(gpu, g.W, g.N * K, 'W', format);
+    operand(gpu, g.Y, M * g.N, 'Y');
+    if (g.bias) operand(gpu, g.bias, g.N, 'bias');
+  }
+  const w = shared(
+    gpu,
+    groups.map((g) => g.W),
+    'W',
+    format,
+  );
+  const y = shared(
+    gpu,
+    groups.map((g) => g.Y),
+    'Y',
+  );
+  const bias = withBias
+    ? shared(
+        gpu,
+        groups.map((g) => g.bias!),
+        'bias',
+      )
+    : undefined;
+  const starts = groups.map((_, i) => groups.slice(0, i).reduce((sum, g) => sum + g.N, 0));
+  const at = (values: readonly number[], i: number) => (i < groups.length ? values[i] : 0);
+  product(gpu, bias ? 'matmul_forward_bias' : 'matmul_forward', {
+    a: operand(gpu, t.X, M * K, 'X'),
+    b: { binding: w.binding, offset: w.offsets[0] },
+    c: { binding: y.binding, offset: y.offsets[0] },
+    bias: bias ? { binding: bias.binding, offset: bias.offsets[0] } : undefined,
+    rows: M,
+    cols: starts[groups.length - 1] + groups[groups.length - 1].N,
+    depth: K,
+    lda: K,
+    ldb: K,
+    ldc: groups[0].N,
+    opts,
+    groups: {
+      col1: at(starts, 1),
+      col2: at(starts, 2),
+      off_b1: at(w.offsets, 1),
+      off_b2: at(w.offsets, 2),
+      off_c1: at(y.offsets, 1),
+      off_c2: at(y.offsets, 2),
+      ldc1: at(
+        groups.map((g) => g.N),
+        1,
+      ),
+      ldc2: at(
+        groups.map((g) => g.N),
+        2,
+      ),
+      off_bias1: bias ? at(bias.offsets, 1) : 0,
+      off_bias2: bias ? at(bias.offsets, 2) : 0,
+    },
+  });
+}
+
+/**
+ * One binding over ranges of one buffer and each range's start in elements inside it (the binding
+ * starts at an aligned offset, as `operand` binds it). A block-format range must start a whole
+ * number of blocks after the first.
+ */
+function shared(gpu: Gpu, ranges: readonly Binding[], name: string, format: WeightFormat = 'f32'): { binding: Binding; offsets: number[] } {
+  const all = ranges.map(asRange);
+  const buffer = all[0].buffer;
+  if (all.some((r) => r.buffer !== buffer)) throw new Error(`matmulXWtGroups: the groups' ${name} must be ranges of one buffer`);
+  const start = Math.min(...all.map((r) => r.offset));
+  const end = Math.max(...all.map((r) => r.offset + r.size));
+  const union = operand(gpu, { buffer, offset: start, size: end - start }, 0, name, format);
+  const offsets = all.map((r) => {
+    const bytes = r.offset - start;
+    if (!isBlockFormat(format)) return union.offset + bytes / bytesPerWeight(format);
+    const { blockSize, blockBytes } = BLOCK_LAYOUTS[format];
+    if (bytes % blockBytes !== 0) throw new Error(`matmulXWtGroups: ${name} offset ${r.offset} is no whole number of ${format} blocks`);
+    return union.offset + (bytes / blockBytes) * blockSize;
+  });
+  return { binding: union.binding, offsets };
+}
+
+/** The uniform fields of a grouped forward (see shaders/matmul.wgsl); all 0 for one product. */
+export interface GroupFields {
+  col1: number;
+  col2: number;
+  off_b1: number;
+  off_b2: number;
+  off_c1: number;
+  off_c2: number;
+  ldc1: number;
+  ldc2: number;
+  off_bias1: number;
+  off_bias2: number;
+}
+
+export const UNGROUPED: GroupFields = {
+  col1: 0,
+  col2: 0,
+  off_b1: 0,
+  off_b2: 0,
+  off_c1: 0,
+  off_c2: 0,
+  ldc1: 0,
+  ldc2: 0,
+  off_bias1: 0,
+  off_bias2: 0,
+};
+
 /** dX [M,K] = alpha * dY [M,N] W [N,K] + beta * dX. */
 export function matmulDyW(gpu: Gpu, t: { dY: Binding; W: Binding; dX: Binding }, { M, N, K }: MatmulDims, opts: MatmulOptions = {}): void {
   wholeBlocks(K, opts.format);
@@ -168,12 +303,13 @@ function product(
     ldb: number;
     ldc: number;
     opts: MatmulOptions;
+    groups?: GroupFields;
   },
 ): void {
   const schedule = d.opts.schedule ?? (gpu.gpuSchedules ? 'vec4' : 'direct');
   const format = d.opts.format ?? 'f32';
   if (schedule === 'vec4' && vec4Reads(format)) {
-    const vec4 = { ...d, alpha: d.opts.alpha ?? 1, beta: d.opts.beta ?? 0, format, splitK: d.opts.splitK };
+    const vec4 = { ...d, alpha: d.opts.alpha ?? 1, beta: d.opts.beta ?? 0, format, splitK: d.opts.splitK, groups: d.groups ?? UNGROUPED };
     if (recordVec4Product(gpu, entry, vec4)) return;
   }
   const direct = schedule === 'direct';
@@ -192,11 +328,13 @@ function product(
     off_a: d.a.offset,
     off_b: d.b.offset,
     off_c: d.c.offset,
+    off_bias: d.bias?.offset ?? 0,
     alpha: d.opts.alpha ?? 1,
     beta: d.opts.beta ?? 0,
+    ...(d.groups ?? UNGROUPED),
   };
   gpu.dispatch(gpu.kernel(weightShader(source, d.opts.format ?? 'f32'), direct ? `${entry}_direct` : entry), {
-    params: d.bias ? { ...params, off_bias: d.bias.offset } : params,
+    params,
     bindings: { a: d.a.binding, b: d.b.binding, c: d.c.binding, bias: d.bias?.binding },
     workgroups: gpu.grid(direct ? Math.ceil((tilesX * tilesY) / 64) : tilesX * tilesY),
   });

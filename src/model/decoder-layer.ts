@@ -7,7 +7,7 @@
 import type { Binding, Gpu } from '../gpu/context';
 import { attentionBackward, attentionForward, attentionForwardCached } from '../kernels/attention';
 import { loraBackward, loraForward, type LoraDropout } from '../kernels/lora';
-import { matmulDyW, matmulXWt } from '../kernels/matmul';
+import { matmulDyW, matmulXWt, matmulXWtGroups } from '../kernels/matmul';
 import { residualForward } from '../kernels/residual';
 import { residualRmsnormForward, rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
 import { ropeBackward, ropeForward } from '../kernels/rope';
@@ -63,9 +63,20 @@ export function recordLayerForward(p: LayerPass, l: number, out: GPUBuffer | nul
   const a = ws.layer(l);
   const x = ws.streamAt(l);
   rmsnormForward(gpu, { x, weight: w.inputNorm, y: a.n1, rstd: a.rstd1 }, { M, C }, norm);
-  project(p, l, 'q_proj', a.n1, w.q, a.q, C, H * D, w.qBias);
-  project(p, l, 'k_proj', a.n1, w.k, a.k, C, KV * D, w.kBias);
-  project(p, l, 'v_proj', a.n1, w.v, a.v, C, KV * D, w.vBias);
+  if (w.qkvStacked) {
+    // One dispatch over the stacked q/k/v weights (the narrow k/v products alone leave most of a GPU idle).
+    const groups = [
+      { W: w.q.buffer, Y: a.q, bias: w.qBias, N: H * D },
+      { W: w.k.buffer, Y: a.k, bias: w.kBias, N: KV * D },
+      { W: w.v.buffer, Y: a.v, bias: w.vBias, N: KV * D },
+    ];
+    matmulXWtGroups(gpu, { X: a.n1, groups }, { M, K: C }, { format: w.q.format });
+    for (const [i, target] of (['q_proj', 'k_proj', 'v_proj'] as const).entries()) adapt(p, l, target, a.n1, groups[i].Y, C, groups[i].N);
+  } else {
+    project(p, l, 'q_proj', a.n1, w.q, a.q, C, H * D, w.qBias);
+    project(p, l, 'k_proj', a.n1, w.k, a.k, C, KV * D, w.kBias);
+    project(p, l, 'v_proj', a.n1, w.v, a.v, C, KV * D, w.vBias);
+  }
   const past = cache?.length ?? 0;
   ropeForward(gpu, { x: a.q }, { M, T, nHeads: H, headDim: D, positionOffset: past }, rope);
   ropeForward(gpu, { x: a.k }, { M, T, nHeads: KV, headDim: D, positionOffset: past }, rope);
@@ -95,16 +106,21 @@ function project(
   p: LayerPass,
   layer: number,
   target: LoraTarget,
-  x: GPUBuffer,
+  x: Binding,
   w: GpuMatrix,
-  y: GPUBuffer,
+  y: Binding,
   inF: number,
   outF: number,
-  bias?: GPUBuffer,
+  bias?: Binding,
 ): void {
+  matmulXWt(p.gpu, { X: x, W: w.buffer, Y: y, bias }, { M: p.batch.B * p.batch.T, N: outF, K: inF }, { format: w.format });
+  adapt(p, layer, target, x, y, inF, outF);
+}
+
+/** y += s * drop(x) A^T B^T when `target` has an adapter. */
+function adapt(p: LayerPass, layer: number, target: LoraTarget, x: Binding, y: Binding, inF: number, outF: number): void {
   const { gpu, adapter, ws } = p;
   const M = p.batch.B * p.batch.T;
-  matmulXWt(gpu, { X: x, W: w.buffer, Y: y, bias }, { M, N: outF, K: inF }, { format: w.format });
   const module = adapter?.module(layer, target);
   if (!adapter || !module) return;
   const act = ws.layer(layer);
@@ -140,7 +156,7 @@ export function recordLayerBackward(p: LayerPass, adapter: LoraAdapter, l: numbe
   const w = p.weights.layers[l];
   const a = ws.layer(l);
   const below = (slot: number) => gradientBelow(adapter.config.targets, l, slot);
-  const back = (target: LoraTarget, dy: Binding, x: GPUBuffer, wt: GpuMatrix, dx: GPUBuffer, inF: number, outF: number, slot: number) =>
+  const back = (target: LoraTarget, dy: Binding, x: Binding, wt: GpuMatrix, dx: GPUBuffer, inF: number, outF: number, slot: number) =>
     projectBackward(p, adapter, l, target, dy, x, wt, below(slot) ? dx : null, inF, outF);
 
   // MLP branch: y = h + down(silu(gate(n2)) * up(n2)), n2 = rms(h).
@@ -182,7 +198,7 @@ function projectBackward(
   layer: number,
   target: LoraTarget,
   dy: Binding,
-  x: GPUBuffer,
+  x: Binding,
   w: GpuMatrix,
   dx: GPUBuffer | null,
   inF: number,

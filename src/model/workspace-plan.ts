@@ -27,8 +27,25 @@ export const CE_SCRATCH_BYTES = 32 * 1024 * 1024;
 export const CE_MIN_SCRATCH_BYTES = 4 * 1024 * 1024;
 
 /** What one layer's forward writes (floats for M tokens; shapes in workspace.ts). */
-export const LAYER_BUFFERS = ['rstd1', 'n1', 'q', 'k', 'v', 'attn', 'stats', 'h', 'rstd2', 'n2', 'gate', 'up', 'act'] as const;
+export const LAYER_BUFFERS = ['rstd1', 'n1', 'qkv', 'attn', 'stats', 'h', 'rstd2', 'n2', 'gate', 'up', 'act'] as const;
 export type LayerBufferName = (typeof LAYER_BUFFERS)[number];
+
+/**
+ * Where q [M, H*D], k and v [M, KV*D] lie in the layer's one `qkv` buffer, in floats: one after another,
+ * each starting at a 256-byte boundary so that every kernel can bind it as a range; `floats` in all.
+ * One buffer, so that q/k/v are one grouped product's output (src/kernels/matmul.ts matmulXWtGroups).
+ */
+export function qkvLayout(
+  M: number,
+  config: Pick<ModelConfig, 'numHeads' | 'numKvHeads' | 'headDim'>,
+): { q: number; k: number; v: number; floats: number } {
+  const aligned = (floats: number) => Math.ceil(floats / 64) * 64;
+  const qFloats = M * config.numHeads * config.headDim;
+  const kvFloats = M * config.numKvHeads * config.headDim;
+  const k = aligned(qFloats);
+  const v = k + aligned(kvFloats);
+  return { q: 0, k, v, floats: v + kvFloats };
+}
 
 /** A buffer of one layer's pass: a LAYER_BUFFERS name, or an adapted projection's `u` or dropout mask output `xDrop`. */
 export type LayerKey = LayerBufferName | `u ${LoraTarget}` | `xDrop ${LoraTarget}`;
@@ -72,6 +89,8 @@ export interface WorkspacePlan {
   /** Vocabulary rows per cross-entropy chunk. */
   ceChunk: number;
   numLayers: number;
+  /** Where q, k and v lie in each layer's `qkv` buffer (floats). */
+  qkv: ReturnType<typeof qkvLayout>;
   /** Floats of every buffer one layer's pass writes. */
   layer: ReadonlyMap<LayerKey, number>;
   /** Per layer, the buffers stored for that layer alone (what its backward reads); the others are in the scratch set. */
@@ -119,7 +138,7 @@ export function gradientBelow(targets: readonly LoraTarget[], layer: number, slo
 /**
  * The buffers layer `layer`'s backward reads (src/model/llama.ts, `recordLayerBackward`): each
  * adapter's u and its input (drop(x) when dropout is on, since frozen weights need no dW); gate and
- * up for the SwiGLU backward, h and rstd2 for post_attention_layernorm's, q, k, v, attn and stats for
+ * up for the SwiGLU backward, h and rstd2 for post_attention_layernorm's, qkv, attn and stats for
  * attention's, rstd1 (and the layer's input stream) for input_layernorm's, each where the gradient
  * must reach below that op.
  */
@@ -132,7 +151,7 @@ export function backwardReads(targets: readonly LoraTarget[], dropout: boolean, 
   const below = (slot: number) => gradientBelow(targets, layer, slot);
   if (below(3)) for (const name of ['gate', 'up'] as const) reads.add(name);
   if (below(2)) for (const name of ['h', 'rstd2'] as const) reads.add(name);
-  if (below(1)) for (const name of ['q', 'k', 'v', 'attn', 'stats'] as const) reads.add(name);
+  if (below(1)) for (const name of ['qkv', 'attn', 'stats'] as const) reads.add(name);
   if (below(0)) reads.add('rstd1');
   return reads;
 }
@@ -164,9 +183,7 @@ export function planWorkspace(
   const layer = new Map<LayerKey, number>([
     ['rstd1', M],
     ['n1', M * C],
-    ['q', M * qDim],
-    ['k', M * kvDim],
-    ['v', M * kvDim],
+    ['qkv', qkvLayout(M, config).floats],
     ['attn', M * qDim],
     ['stats', 2 * M * config.numHeads],
     ['h', M * C],
@@ -215,7 +232,8 @@ export function planWorkspace(
   const ceChunk = Math.min(crossEntropyChunkRows(M, budget), config.vocabSize);
   shared.ceScratch = M * ceChunk;
   single.set('ceScratch', shared.ceScratch);
-  return { capacity: M, pass, ceChunk, numLayers: L, ...buffers, aliasing, slots: assignSlots(single, pass, aliasing) };
+  const qkv = qkvLayout(M, config);
+  return { capacity: M, pass, ceChunk, numLayers: L, qkv, ...buffers, aliasing, slots: assignSlots(single, pass, aliasing) };
 }
 
 /** Every buffer the plan allocates once, with its floats: the scratch set, the scratch streams and the shared buffers. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Gpu } from '../../src/gpu/context';
+import { type Binding, Gpu } from '../../src/gpu/context';
 import { WeightRangeError } from '../../src/model/errors';
 import { destroyWeights, uploadWeights, vocabRowsPerPiece } from '../../src/model/gpu-weights';
 import type { RawTensor } from '../../src/model/weight-format';
@@ -41,7 +41,7 @@ async function smallBindingGpu(maxStorageBufferBindingSize: number): Promise<Gpu
   return new Gpu(device);
 }
 
-const halvesOf = async (gpu: Gpu, buffer: GPUBuffer, count: number) => new Uint16Array(await gpu.read(buffer), 0, count);
+const halvesOf = async (gpu: Gpu, buffer: Binding, count: number) => new Uint16Array(await gpu.read(buffer), 0, count);
 
 describe('uploading weights in their precision', () => {
   it("a BF16 checkpoint under 'auto' is on the GPU bit for bit as in the file; norms and biases are f32", async () => {
