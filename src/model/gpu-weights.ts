@@ -1,4 +1,4 @@
-import { asRange, type Binding, type Gpu } from '../gpu/context';
+import { allocatedSize, asRange, type Binding, type Gpu } from '../gpu/context';
 import type { VocabPiece } from '../kernels/cross-entropy';
 import type { ModelConfig } from './config';
 import {
@@ -150,7 +150,14 @@ export async function uploadWeights(
       parts.push(await encoded(`${n}.weight`, [dims[i], C]));
       if (config.qkvBias) biases.push(await source.tensor(`${n}.bias`, [dims[i]]));
     }
-    const stacked = stackable(parts.map((x) => x.words)) && stackable(biases) && parts.every((x) => x.format === parts[0].format);
+    const format = parts[0].format;
+    const stacked =
+      parts.every((x) => x.format === format) &&
+      stackable(
+        parts.map((x) => x.words),
+        format,
+      ) &&
+      stackable(biases);
     if (!stacked) {
       const [q, k, v] = parts.map((x, i) => uploaded(`${names[i]}.weight`, x));
       const [qBias, kBias, vBias] = biases.map((b, i) => {
@@ -159,18 +166,15 @@ export async function uploadWeights(
       });
       return { q, k, v, qkvStacked: false, qBias, kBias, vBias };
     }
-    const format = parts[0].format;
     formats.add(format);
     const w = stack(
       gpu,
       parts.map((x) => x.words),
       `${p}self_attn.qkv_proj.weight`,
     );
-    bytes += asRange(w[0]).buffer.size;
     const [q, k, v] = w.map((buffer) => ({ buffer, format }));
-    if (!config.qkvBias) return { q, k, v, qkvStacked: true };
-    const [qBias, kBias, vBias] = stack(gpu, biases, `${p}self_attn.qkv_proj.bias`);
-    bytes += asRange(qBias).buffer.size;
+    const [qBias, kBias, vBias] = config.qkvBias ? stack(gpu, biases, `${p}self_attn.qkv_proj.bias`) : [];
+    bytes += [...parts.map((x) => x.words), ...biases].reduce((sum, b) => sum + b.byteLength, 0);
     return { q, k, v, qkvStacked: true, qBias, kBias, vBias };
   };
   const vocabulary = async (name: string): Promise<VocabMatrix> => {
@@ -237,25 +241,26 @@ export function destroyWeights(weights: GpuWeights): void {
 }
 
 /**
- * Whether tensors can share one buffer at no cost: each a whole number of 16-byte units, so the shared
- * buffer is exactly the sum of the buffers they would get alone (Gpu.createBuffer rounds each up to 16
- * bytes; the memory estimate counts them so), and every block-format part starts at a whole block.
+ * Whether tensors can share one buffer at no cost: `stack` gives each the 16-byte multiple that
+ * Gpu.createBuffer would give it alone (and the memory estimate counts), so the shared buffer is
+ * exactly their separate buffers' sum. A block-format part must fill its 16-byte units, so that every
+ * part starts a whole number of blocks after the first (matmulXWtGroups binds them as one range).
  */
-function stackable(parts: readonly (Uint32Array | Float32Array)[]): boolean {
-  return parts.every((p) => p.byteLength > 0 && p.byteLength % 16 === 0);
+function stackable(parts: readonly (Uint32Array | Float32Array)[], format: WeightFormat = 'f32'): boolean {
+  return parts.every((p) => p.byteLength > 0 && (!isBlockFormat(format) || p.byteLength % 16 === 0));
 }
 
-/** Uploads `parts` one after another into one buffer and returns each part's range of it. */
+/** Uploads `parts` one after another (each at a 16-byte boundary) into one buffer and returns each part's range of it. */
 function stack(gpu: Gpu, parts: readonly (Uint32Array | Float32Array)[], label: string): Binding[] {
   const buffer = gpu.createBuffer(
-    parts.reduce((sum, p) => sum + p.byteLength, 0),
+    parts.reduce((sum, p) => sum + allocatedSize(p.byteLength), 0),
     label,
   );
   let offset = 0;
   return parts.map((p) => {
     gpu.write(buffer, p, offset);
     const range = { buffer, offset, size: p.byteLength };
-    offset += p.byteLength;
+    offset += allocatedSize(p.byteLength);
     return range;
   });
 }
