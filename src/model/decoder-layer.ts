@@ -6,7 +6,7 @@
  */
 import type { Binding, Gpu } from '../gpu/context';
 import { attentionBackward, attentionForward, attentionForwardCached } from '../kernels/attention';
-import { loraBackward, loraForward, type LoraDropout } from '../kernels/lora';
+import { loraBackward, loraForward, type LoraDropout, loraUp } from '../kernels/lora';
 import { matmulDyW, matmulXWt, matmulXWtGroups } from '../kernels/matmul';
 import { residualForward } from '../kernels/residual';
 import { residualRmsnormForward, rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
@@ -63,20 +63,7 @@ export function recordLayerForward(p: LayerPass, l: number, out: GPUBuffer | nul
   const a = ws.layer(l);
   const x = ws.streamAt(l);
   rmsnormForward(gpu, { x, weight: w.inputNorm, y: a.n1, rstd: a.rstd1 }, { M, C }, norm);
-  if (w.qkvStacked) {
-    // One dispatch over the stacked q/k/v weights (the narrow k/v products alone leave most of a GPU idle).
-    const groups = [
-      { W: w.q.buffer, Y: a.q, bias: w.qBias, N: H * D },
-      { W: w.k.buffer, Y: a.k, bias: w.kBias, N: KV * D },
-      { W: w.v.buffer, Y: a.v, bias: w.vBias, N: KV * D },
-    ];
-    matmulXWtGroups(gpu, { X: a.n1, groups }, { M, K: C }, { format: w.q.format });
-    for (const [i, target] of (['q_proj', 'k_proj', 'v_proj'] as const).entries()) adapt(p, l, target, a.n1, groups[i].Y, C, groups[i].N);
-  } else {
-    project(p, l, 'q_proj', a.n1, w.q, a.q, C, H * D, w.qBias);
-    project(p, l, 'k_proj', a.n1, w.k, a.k, C, KV * D, w.kBias);
-    project(p, l, 'v_proj', a.n1, w.v, a.v, C, KV * D, w.vBias);
-  }
+  projectQkv(p, l);
   const past = cache?.length ?? 0;
   ropeForward(gpu, { x: a.q }, { M, T, nHeads: H, headDim: D, positionOffset: past }, rope);
   ropeForward(gpu, { x: a.k }, { M, T, nHeads: KV, headDim: D, positionOffset: past }, rope);
@@ -99,6 +86,53 @@ export function recordLayerForward(p: LayerPass, l: number, out: GPUBuffer | nul
   swigluForward(gpu, { gate: a.gate, up: a.up, out: a.act }, { n: M * I });
   project(p, l, 'down_proj', a.act, w.down, ws.branch, I, C);
   if (out) residualForward(gpu, { a: a.h, b: ws.branch, y: out }, { n: M * C });
+}
+
+/**
+ * q, k, v = n1 W^T (+ bias) for W = Wq, Wk, Wv: one grouped product when the weights are stacked
+ * (the narrow k/v products alone leave most of a GPU idle), else three. Then the adapters' shares;
+ * without dropout they share their input n1, so their u = n1 A^T are one grouped product too (with
+ * dropout each has its own mask, so its own input).
+ */
+function projectQkv(p: LayerPass, l: number): void {
+  const { gpu, config, adapter } = p;
+  const M = p.batch.B * p.batch.T;
+  const C = config.hiddenSize;
+  const qDim = config.numHeads * config.headDim;
+  const kvDim = config.numKvHeads * config.headDim;
+  const w = p.weights.layers[l];
+  const a = p.ws.layer(l);
+  const projections = [
+    { target: 'q_proj', w: w.q, y: a.q, bias: w.qBias, N: qDim },
+    { target: 'k_proj', w: w.k, y: a.k, bias: w.kBias, N: kvDim },
+    { target: 'v_proj', w: w.v, y: a.v, bias: w.vBias, N: kvDim },
+  ] as const;
+  if (w.qkvStacked) {
+    const groups = projections.map((t) => ({ W: t.w.buffer, Y: t.y, bias: t.bias, N: t.N }));
+    matmulXWtGroups(gpu, { X: a.n1, groups }, { M, K: C }, { format: w.q.format });
+  } else {
+    for (const t of projections)
+      matmulXWt(gpu, { X: a.n1, W: t.w.buffer, Y: t.y, bias: t.bias }, { M, N: t.N, K: C }, { format: t.w.format });
+  }
+  if (!adapter) return;
+  const adapted = projections.flatMap((t) => {
+    const module = adapter.module(l, t.target);
+    return module ? [{ ...t, module, u: a.loraU.get(t.target)! }] : [];
+  });
+  if (adapted.length < 2 || adapted.some((t) => dropoutFor(adapter, l, t.target, p.opts))) {
+    for (const t of adapted) adapt(p, l, t.target, a.n1, t.y, C, t.N);
+    return;
+  }
+  const groups = adapted.map((t) => ({ W: adapter.view(t.module, 'A'), Y: t.u, N: adapter.layout.r }));
+  matmulXWtGroups(gpu, { X: a.n1, groups }, { M, K: C });
+  for (const t of adapted) {
+    loraUp(
+      gpu,
+      { u: t.u, B: adapter.view(t.module, 'B'), y: t.y },
+      { M, outFeatures: t.N, r: adapter.layout.r },
+      { scaling: adapter.scaling },
+    );
+  }
 }
 
 /** y = x W^T (+ bias), then the adapter's share s * drop(x) A^T B^T when `target` has one. */

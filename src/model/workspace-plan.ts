@@ -47,8 +47,36 @@ export function qkvLayout(
   return { q: 0, k, v, floats: v + kvFloats };
 }
 
-/** A buffer of one layer's pass: a LAYER_BUFFERS name, or an adapted projection's `u` or dropout mask output `xDrop`. */
-export type LayerKey = LayerBufferName | `u ${LoraTarget}` | `xDrop ${LoraTarget}`;
+/**
+ * A buffer of one layer's pass: a LAYER_BUFFERS name, an adapted projection's `u` or dropout mask
+ * output `xDrop`; the u of q/k/v adapters lie in one buffer `u qkv` (loraULayout).
+ */
+export type LayerKey = LayerBufferName | `u ${LoraTarget}` | 'u qkv' | `xDrop ${LoraTarget}`;
+
+const QKV_TARGETS: readonly LoraTarget[] = ['q_proj', 'k_proj', 'v_proj'];
+
+/** The buffer that holds target t's u = drop(x) A^T [M, r]. */
+export function uKey(t: LoraTarget): LayerKey {
+  return QKV_TARGETS.includes(t) ? 'u qkv' : `u ${t}`;
+}
+
+/**
+ * Where the u [M, r] of the q/k/v adapters among `targets` lie in `u qkv`, in floats, each at a
+ * 256-byte boundary (`floats` in all; 0 with none): one buffer, so that the adapters' A products,
+ * which share the input n1 when there is no dropout, are one grouped product.
+ */
+export function loraULayout(
+  M: number,
+  r: number,
+  targets: readonly LoraTarget[],
+): { ranges: Map<LoraTarget, { offset: number; floats: number }>; floats: number } {
+  const stride = Math.ceil((M * r) / 64) * 64;
+  const qkv = QKV_TARGETS.filter((t) => targets.includes(t));
+  return {
+    ranges: new Map(qkv.map((t, i) => [t, { offset: i * stride, floats: M * r }])),
+    floats: qkv.length ? (qkv.length - 1) * stride + M * r : 0,
+  };
+}
 
 /** Buffers the whole pass shares: final norm, loss, and the backward's scratch. */
 export const SHARED_BUFFERS = [
@@ -89,6 +117,9 @@ export interface WorkspacePlan {
   /** Vocabulary rows per cross-entropy chunk. */
   ceChunk: number;
   numLayers: number;
+  /** The adapted projections, and where the u of the q/k/v ones lie in `u qkv` (floats). */
+  loraTargets: readonly LoraTarget[];
+  loraU: ReadonlyMap<LoraTarget, { offset: number; floats: number }>;
   /** Where q, k and v lie in each layer's `qkv` buffer (floats). */
   qkv: ReturnType<typeof qkvLayout>;
   /** Floats of every buffer one layer's pass writes. */
@@ -145,7 +176,7 @@ export function gradientBelow(targets: readonly LoraTarget[], layer: number, slo
 export function backwardReads(targets: readonly LoraTarget[], dropout: boolean, layer: number): Set<LayerKey> {
   const reads = new Set<LayerKey>();
   for (const t of targets) {
-    reads.add(`u ${t}`);
+    reads.add(uKey(t));
     reads.add(dropout ? `xDrop ${t}` : ADAPTER_INPUT[t]);
   }
   const below = (slot: number) => gradientBelow(targets, layer, slot);
@@ -194,9 +225,11 @@ export function planWorkspace(
     ['act', M * I],
   ]);
   for (const t of targets) {
-    layer.set(`u ${t}`, M * lora!.r);
+    if (uKey(t) === `u ${t}`) layer.set(`u ${t}`, M * lora!.r);
     if (dropout) layer.set(`xDrop ${t}`, M * inFeatures[t]);
   }
+  const loraU = loraULayout(M, lora?.r ?? 1, targets);
+  if (loraU.floats) layer.set('u qkv', loraU.floats);
   const layers = Array.from({ length: L }, (_, l) => l);
   const kept = layers.map((l) => (pass === 'train' ? backwardReads(targets, dropout, l) : new Set<LayerKey>()));
   // Backward reads stream l in input_layernorm's backward, the last one in the final norm's; recomputation reads every input.
@@ -233,7 +266,18 @@ export function planWorkspace(
   shared.ceScratch = M * ceChunk;
   single.set('ceScratch', shared.ceScratch);
   const qkv = qkvLayout(M, config);
-  return { capacity: M, pass, ceChunk, numLayers: L, qkv, ...buffers, aliasing, slots: assignSlots(single, pass, aliasing) };
+  return {
+    capacity: M,
+    pass,
+    ceChunk,
+    numLayers: L,
+    qkv,
+    loraTargets: targets,
+    loraU: loraU.ranges,
+    ...buffers,
+    aliasing,
+    slots: assignSlots(single, pass, aliasing),
+  };
 }
 
 /** Every buffer the plan allocates once, with its floats: the scratch set, the scratch streams and the shared buffers. */
@@ -280,6 +324,8 @@ export function planCovers(have: WorkspacePlan, need: WorkspacePlan): boolean {
       if (need.kept[l].has(key) && !have.kept[l].has(key)) return false;
     }
   }
+  // q/k/v's u are ranges of `u qkv` laid out for the workspace's own targets and rank.
+  for (const [t, range] of need.loraU) if ((have.loraU.get(t)?.floats ?? -1) < range.floats) return false;
   if (need.keptStreams.some((kept, i) => kept && !have.keptStreams[i])) return false;
   if (!need.aliasing && have.slots.some((slot) => slot.names.length > 1)) return false;
   if (!slotsSafeFor(have.slots, need.pass)) return false;

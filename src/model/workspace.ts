@@ -24,8 +24,8 @@ export type LayerActivations = Record<LayerBufferName, GPUBuffer> & {
   q: Binding;
   k: Binding;
   v: Binding;
-  /** Per adapted projection: u = drop(x) A^T [M, r], and drop(x) when dropout is on. */
-  loraU: Map<LoraTarget, GPUBuffer>;
+  /** Per adapted projection: u = drop(x) A^T [M, r] (q/k/v's: ranges of one buffer), and drop(x) when dropout is on. */
+  loraU: Map<LoraTarget, Binding>;
   loraXDrop: Map<LoraTarget, GPUBuffer>;
 };
 
@@ -79,7 +79,7 @@ export class Workspace {
       bytes += buffer.size;
       return buffer;
     };
-    const targets = [...plan.layer.keys()].filter((key) => key.startsWith('u ')).map((key) => key.slice(2) as LoraTarget);
+    const targets = plan.loraTargets;
     for (let l = 0; l < plan.numLayers; l++) {
       this.own.push(new Map([...plan.kept[l]].map((key) => [key, make(plan.layer.get(key)!, `${key} ${l}`)])));
     }
@@ -92,7 +92,12 @@ export class Workspace {
     for (let l = 0; l < plan.numLayers; l++) {
       const buffer = (key: LayerKey) => this.own[l].get(key) ?? this.scratch.get(key);
       const named = Object.fromEntries(LAYER_BUFFERS.map((name) => [name, buffer(name)!])) as Record<LayerBufferName, GPUBuffer>;
-      const loraU = new Map(targets.map((t) => [t, buffer(`u ${t}`)!]));
+      const loraU = new Map<LoraTarget, Binding>(
+        targets.map((t) => {
+          const at = plan.loraU.get(t);
+          return [t, at ? { buffer: buffer('u qkv')!, offset: at.offset * 4, size: at.floats * 4 } : buffer(`u ${t}`)!];
+        }),
+      );
       const loraXDrop = new Map(targets.filter((t) => plan.layer.has(`xDrop ${t}`)).map((t) => [t, buffer(`xDrop ${t}`)!]));
       const at = (offset: number, floats: number): Binding => ({ buffer: named.qkv, offset: offset * 4, size: floats * 4 });
       const { qkv } = plan;
