@@ -16,6 +16,7 @@ import { allocatedSize } from '../gpu/context';
 import { crossEntropyChunkRows } from '../kernels/cross-entropy';
 import type { LoraTarget } from '../lora/config';
 import type { ModelConfig } from './config';
+import { loraULayout, qkvLayout, uKey } from './workspace-ranges';
 import { assignSlots, disjoint, lifetime, type SingleName, type Slot, slotsSafeFor } from './workspace-slots';
 
 /**
@@ -31,52 +32,10 @@ export const LAYER_BUFFERS = ['rstd1', 'n1', 'qkv', 'attn', 'stats', 'h', 'rstd2
 export type LayerBufferName = (typeof LAYER_BUFFERS)[number];
 
 /**
- * Where q [M, H*D], k and v [M, KV*D] lie in the layer's one `qkv` buffer, in floats: one after another,
- * each starting at a 256-byte boundary so that every kernel can bind it as a range; `floats` in all.
- * One buffer, so that q/k/v are one grouped product's output (src/kernels/matmul.ts matmulXWtGroups).
- */
-export function qkvLayout(
-  M: number,
-  config: Pick<ModelConfig, 'numHeads' | 'numKvHeads' | 'headDim'>,
-): { q: number; k: number; v: number; floats: number } {
-  const aligned = (floats: number) => Math.ceil(floats / 64) * 64;
-  const qFloats = M * config.numHeads * config.headDim;
-  const kvFloats = M * config.numKvHeads * config.headDim;
-  const k = aligned(qFloats);
-  const v = k + aligned(kvFloats);
-  return { q: 0, k, v, floats: v + kvFloats };
-}
-
-/**
  * A buffer of one layer's pass: a LAYER_BUFFERS name, an adapted projection's `u` or dropout mask
  * output `xDrop`; the u of q/k/v adapters lie in one buffer `u qkv` (loraULayout).
  */
 export type LayerKey = LayerBufferName | `u ${LoraTarget}` | 'u qkv' | `xDrop ${LoraTarget}`;
-
-const QKV_TARGETS: readonly LoraTarget[] = ['q_proj', 'k_proj', 'v_proj'];
-
-/** The buffer that holds target t's u = drop(x) A^T [M, r]. */
-export function uKey(t: LoraTarget): LayerKey {
-  return QKV_TARGETS.includes(t) ? 'u qkv' : `u ${t}`;
-}
-
-/**
- * Where the u [M, r] of the q/k/v adapters among `targets` lie in `u qkv`, in floats, each at a
- * 256-byte boundary (`floats` in all; 0 with none): one buffer, so that the adapters' A products,
- * which share the input n1 when there is no dropout, are one grouped product.
- */
-export function loraULayout(
-  M: number,
-  r: number,
-  targets: readonly LoraTarget[],
-): { ranges: Map<LoraTarget, { offset: number; floats: number }>; floats: number } {
-  const stride = Math.ceil((M * r) / 64) * 64;
-  const qkv = QKV_TARGETS.filter((t) => targets.includes(t));
-  return {
-    ranges: new Map(qkv.map((t, i) => [t, { offset: i * stride, floats: M * r }])),
-    floats: qkv.length ? (qkv.length - 1) * stride + M * r : 0,
-  };
-}
 
 /** Buffers the whole pass shares: final norm, loss, and the backward's scratch. */
 export const SHARED_BUFFERS = [
