@@ -33,6 +33,8 @@
 // backward_input). F32 binds b as vec4s; BF16 and F16 bind u32 words of two 16-bit values
 // (src/model/weight-format.ts) and widen them with widen_weight, so products stay f32. The
 // backward_weight entries (B = X, an activation) exist only in the F32 module.
+// Grouped forward: as in shaders/matmul.wgsl (col1, col2 and the per-group offsets; group_of, w_row,
+// out_index), up to three products that share X in one dispatch. Never grouped: the backward entries.
 
 struct Params {
   rows: u32,
@@ -51,6 +53,16 @@ struct Params {
   beta: f32,
   chunk: u32,
   splits: u32,
+  col1: u32,
+  col2: u32,
+  off_b1: u32,
+  off_b2: u32,
+  off_c1: u32,
+  off_c2: u32,
+  ldc1: u32,
+  ldc2: u32,
+  off_bias1: u32,
+  off_bias2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -95,6 +107,36 @@ const STAGE = SLICE * QUADS;
 const FORWARD = 0u;
 const BACKWARD_INPUT = 1u;
 const BACKWARD_WEIGHT = 2u;
+
+struct Group {
+  start: u32,
+  off_b: u32,
+  off_c: u32,
+  ldc: u32,
+  off_bias: u32,
+}
+
+fn group_of(col: u32) -> Group {
+  if (p.col2 != 0u && col >= p.col2) { return Group(p.col2, p.off_b2, p.off_c2, p.ldc2, p.off_bias2); }
+  if (p.col1 != 0u && col >= p.col1) { return Group(p.col1, p.off_b1, p.off_c1, p.ldc1, p.off_bias1); }
+  return Group(0u, p.off_b, p.off_c, p.ldc, p.off_bias);
+}
+
+/** Forward: element offset of the start of W's row for output column col. */
+fn w_row(col: u32) -> u32 {
+  let g = group_of(col);
+  return g.off_b + (col - g.start) * p.ldb;
+}
+
+fn out_index(row: u32, col: u32) -> u32 {
+  let g = group_of(col);
+  return g.off_c + row * g.ldc + col - g.start;
+}
+
+fn bias_at(col: u32) -> f32 {
+  let g = group_of(col);
+  return bias[g.off_bias + col - g.start];
+}
 
 var<workgroup> tile_a: array<vec4f, 2u * STAGE>;
 var<workgroup> tile_b: array<vec4f, 2u * STAGE>;
@@ -143,7 +185,8 @@ fn fetch(is_a: bool, kind: u32, origin: u32, k0: u32, k_end: u32, t: u32) -> arr
     } else {
       let i = origin + e / 4u;
       let k = k0 + 4u * (e % 4u);
-      idx = base + i * ld + k;
+      // B is k-contiguous in the forward only, where its rows may lie in several groups.
+      idx = select(base + i * ld, w_row(i), !is_a) + k;
       n = select(0u, avail(k, k_end), i < limit);
     }
     if (is_a) {
@@ -230,7 +273,7 @@ fn store(acc: array<vec4f, 8>, origin: vec2u, t: u32, add: vec4f) {
     for (var j = 0u; j < 4u; j++) {
       let col = col0 + j;
       if (col >= p.cols) { break; }
-      let idx = p.off_c + row * p.ldc + col;
+      let idx = out_index(row, col);
       var v = p.alpha * acc[r][j] + add[j];
       if (p.beta != 0.0) {
         v += p.beta * c[idx];
@@ -259,7 +302,7 @@ fn matmul_vec4_forward_bias(@builtin(workgroup_id) wid: vec3u, @builtin(num_work
   var add = vec4f(0.0);
   for (var j = 0u; j < 4u; j++) {
     let col = origin.y + 4u * (t % 16u) + j;
-    if (col < p.cols) { add[j] = bias[p.off_bias + col]; }
+    if (col < p.cols) { add[j] = bias_at(col); }
   }
   store(acc, origin, t, add);
 }

@@ -29,6 +29,12 @@
 // (the GGUF block formats) reads b as u32 words of whole blocks and decodes element e in b_at with
 // weight_value (shaders/weight-blocks.wgsl); the wrapper starts the binding at a block. The
 // backward_weight entries (B = X, an activation) exist only in the F32 module.
+// Grouped forward (q/k/v from one input): up to three products X W_g^T that share X, one dispatch over
+// the columns of all of them. Output columns [0, col1) are group 0 (off_b, off_c, ldc, off_bias),
+// [col1, col2) group 1 (off_b1, ...), [col2, cols) group 2; col1 or col2 = 0: no such group. Column j of
+// group g reads W's row j - start_g at off_b_g and writes c[off_c_g + row * ldc_g + j - start_g], so the
+// groups' weights, outputs and biases are any ranges of one binding each (group_of, w_row, out_index).
+// A tile may straddle two groups. The backward entries are never grouped (col1 = col2 = 0).
 
 struct Params {
   rows: u32,
@@ -45,6 +51,16 @@ struct Params {
   off_bias: u32,
   alpha: f32,
   beta: f32,
+  col1: u32,
+  col2: u32,
+  off_b1: u32,
+  off_b2: u32,
+  off_c1: u32,
+  off_c2: u32,
+  ldc1: u32,
+  ldc2: u32,
+  off_bias1: u32,
+  off_bias2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -72,6 +88,36 @@ const PADDED = 65u;
 const FORWARD = 0u;
 const BACKWARD_INPUT = 1u;
 const BACKWARD_WEIGHT = 2u;
+
+struct Group {
+  start: u32,
+  off_b: u32,
+  off_c: u32,
+  ldc: u32,
+  off_bias: u32,
+}
+
+fn group_of(col: u32) -> Group {
+  if (p.col2 != 0u && col >= p.col2) { return Group(p.col2, p.off_b2, p.off_c2, p.ldc2, p.off_bias2); }
+  if (p.col1 != 0u && col >= p.col1) { return Group(p.col1, p.off_b1, p.off_c1, p.ldc1, p.off_bias1); }
+  return Group(0u, p.off_b, p.off_c, p.ldc, p.off_bias);
+}
+
+/** Forward: element offset of the start of W's row for output column col. */
+fn w_row(col: u32) -> u32 {
+  let g = group_of(col);
+  return g.off_b + (col - g.start) * p.ldb;
+}
+
+fn out_index(row: u32, col: u32) -> u32 {
+  let g = group_of(col);
+  return g.off_c + row * g.ldc + col - g.start;
+}
+
+fn bias_at(col: u32) -> f32 {
+  let g = group_of(col);
+  return bias[g.off_bias + col - g.start];
+}
 
 var<workgroup> tile_a: array<f32, SLICE * PADDED>;
 var<workgroup> tile_b: array<f32, SLICE * PADDED>;
@@ -109,7 +155,7 @@ fn load_slices(kind: u32, row0: u32, col0: u32, k0: u32, t: u32) {
     var vb = 0.0;
     if (j < p.cols && kj < p.depth) {
       if (kind == FORWARD) {
-        vb = b_at(p.off_b + j * p.ldb + kj);
+        vb = b_at(w_row(j) + kj);
       } else {
         vb = b_at(p.off_b + kj * p.ldb + j);
       }
@@ -156,7 +202,7 @@ fn store(acc: array<vec4f, 4>, origin: vec2u, lid: vec3u, add: vec4f) {
     for (var j = 0u; j < 4u; j++) {
       let col = origin.y + lid.x + j * SIDE;
       if (col >= p.cols) { continue; }
-      let idx = p.off_c + row * p.ldc + col;
+      let idx = out_index(row, col);
       var v = p.alpha * acc[i][j] + add[j];
       if (p.beta != 0.0) {
         v += p.beta * c[idx];
@@ -183,7 +229,7 @@ fn matmul_forward_bias(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
   var add = vec4f(0.0);
   for (var j = 0u; j < 4u; j++) {
     let col = origin.y + lid.x + j * SIDE;
-    if (col < p.cols) { add[j] = bias[p.off_bias + col]; }
+    if (col < p.cols) { add[j] = bias_at(col); }
   }
   store(acc, origin, lid, add);
 }
@@ -212,9 +258,10 @@ fn load_a(kind: u32, i: u32, k: u32) -> f32 {
   return a[p.off_a + i * p.lda + k];
 }
 
-fn load_b(kind: u32, k: u32, j: u32) -> f32 {
+/** `row`: forward only, w_row(j), found once per block rather than per k. */
+fn load_b(kind: u32, k: u32, j: u32, row: u32) -> f32 {
   if (j >= p.cols) { return 0.0; }
-  if (kind == FORWARD) { return b_at(p.off_b + j * p.ldb + k); }
+  if (kind == FORWARD) { return b_at(row + k); }
   return b_at(p.off_b + k * p.ldb + j);
 }
 
@@ -229,9 +276,13 @@ fn block_origin(gid: vec3u, nwg: vec3u) -> vec2u {
 
 fn product_direct(kind: u32, origin: vec2u) -> array<vec4f, 4> {
   var acc: array<vec4f, 4>;
+  var rows = vec4u(0u);
+  if (kind == FORWARD) {
+    for (var j = 0u; j < 4u; j++) { rows[j] = w_row(origin.y + j); }
+  }
   for (var k = 0u; k < p.depth; k++) {
-    let bv = vec4f(load_b(kind, k, origin.y), load_b(kind, k, origin.y + 1u),
-                   load_b(kind, k, origin.y + 2u), load_b(kind, k, origin.y + 3u));
+    let bv = vec4f(load_b(kind, k, origin.y, rows.x), load_b(kind, k, origin.y + 1u, rows.y),
+                   load_b(kind, k, origin.y + 2u, rows.z), load_b(kind, k, origin.y + 3u, rows.w));
     for (var i = 0u; i < 4u; i++) {
       acc[i] += load_a(kind, origin.x + i, k) * bv;
     }
@@ -246,7 +297,7 @@ fn store_direct(acc: array<vec4f, 4>, origin: vec2u, add: vec4f) {
     for (var j = 0u; j < 4u; j++) {
       let col = origin.y + j;
       if (col >= p.cols) { continue; }
-      let idx = p.off_c + row * p.ldc + col;
+      let idx = out_index(row, col);
       var v = p.alpha * acc[i][j] + add[j];
       if (p.beta != 0.0) {
         v += p.beta * c[idx];
@@ -270,7 +321,7 @@ fn matmul_forward_bias_direct(@builtin(global_invocation_id) gid: vec3u, @builti
   var add = vec4f(0.0);
   for (var j = 0u; j < 4u; j++) {
     let col = origin.y + j;
-    if (col < p.cols) { add[j] = bias[p.off_bias + col]; }
+    if (col < p.cols) { add[j] = bias_at(col); }
   }
   store_direct(product_direct(FORWARD, origin), origin, add);
 }

@@ -1,7 +1,7 @@
 import type { Binding, Gpu } from '../gpu/context';
 import { attentionBackward, attentionForward, attentionForwardCached } from '../kernels/attention';
 import type { ElementwiseOptions } from '../kernels/elementwise';
-import { matmulDyTX, matmulDyW, matmulXWt } from '../kernels/matmul';
+import { matmulDyTX, matmulDyW, matmulXWt, matmulXWtGroups } from '../kernels/matmul';
 import { subgroupMatmulSupported } from '../kernels/matmul-subgroup';
 import { residualForward } from '../kernels/residual';
 import { type RmsnormOptions, residualRmsnormForward, rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
@@ -237,6 +237,24 @@ function twinCases(gpu: Gpu, o: CheckOptions): TwinCase[] {
         inputs: { X: random(M * C), W: random(I * C) },
         outputs: { Y: M * I },
         run: (g, t, schedule) => matmulXWt(g, { X: t.X, W: t.W, Y: t.Y }, { M, N: I, K: C }, matmul(schedule)),
+      },
+      {
+        family: 'matmul',
+        op: 'q/k/v forward with bias, one grouped product (XWt groups)',
+        gpu: gpuSchedule,
+        cpu: 'direct',
+        shape: { M, Nq: H * D, Nkv: KV * D, K: C },
+        inputs: { X: random(M * C), W: random((H + 2 * KV) * D * C), bias: random((H + 2 * KV) * D) },
+        outputs: { Y: M * (H + 2 * KV) * D },
+        run: (g, t, schedule) => {
+          const widths = [H * D, KV * D, KV * D];
+          const at = (b: Binding, floats: number, start: number) => ({ buffer: b as GPUBuffer, offset: start * 4, size: floats * 4 });
+          const groups = widths.map((N, i) => {
+            const before = widths.slice(0, i).reduce((sum, n) => sum + n, 0);
+            return { N, W: at(t.W, N * C, before * C), Y: at(t.Y, M * N, M * before), bias: at(t.bias, N, before) };
+          });
+          matmulXWtGroups(g, { X: t.X, groups }, { M, K: C }, matmul(schedule));
+        },
       },
       {
         family: 'matmul',

@@ -42,7 +42,7 @@ export function matrixFormats(weights: GpuWeights): Map<GPUBuffer, WeightFormat>
     for (const piece of vocab.pieces) formats.set(asRange(piece.weight).buffer, vocab.format);
   }
   for (const layer of weights.layers) {
-    for (const m of [layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down]) formats.set(m.buffer, m.format);
+    for (const m of [layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down]) formats.set(asRange(m.buffer).buffer, m.format);
   }
   return formats;
 }

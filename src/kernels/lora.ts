@@ -27,7 +27,7 @@ export function loraForward(
   d: LoraDims,
   { scaling, dropout }: { scaling: number; dropout?: LoraDropout },
 ): void {
-  const { M, inFeatures, outFeatures, r } = d;
+  const { M, inFeatures, r } = d;
   let input = t.x;
   if (active(dropout)) {
     input = need(t.xDrop, 'xDrop');
@@ -38,7 +38,20 @@ export function loraForward(
     });
   }
   matmulXWt(gpu, { X: input, W: t.A, Y: t.u }, { M, N: r, K: inFeatures });
-  matmulXWt(gpu, { X: t.u, W: t.B, Y: t.y }, { M, N: outFeatures, K: r }, { alpha: scaling, beta: 1 });
+  loraUp(gpu, t, d, { scaling });
+}
+
+/**
+ * The second half of `loraForward`: y += s * u B^T, for a u computed elsewhere (the q/k/v adapters'
+ * u = x A^T in one grouped product, src/model/decoder-layer.ts).
+ */
+export function loraUp(
+  gpu: Gpu,
+  t: { u: Binding; B: Binding; y: Binding },
+  d: Omit<LoraDims, 'inFeatures'>,
+  { scaling }: { scaling: number },
+): void {
+  matmulXWt(gpu, { X: t.u, W: t.B, Y: t.y }, { M: d.M, N: d.outFeatures, K: d.r }, { alpha: scaling, beta: 1 });
 }
 
 /**

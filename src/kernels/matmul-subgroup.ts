@@ -8,8 +8,11 @@ const TILE = 64;
 /** Column groups of 4 in a subgroup tile unless a call asks otherwise: as wide as the 64-column workgroup tile. */
 const LANE_COLUMNS = 16;
 
-/** A product as matmul-vec4.ts takes it, with the subgroup tile's column groups (a power of two, 1 to 16). */
-export type SubgroupProduct = Vec4Product & { laneColumns?: number };
+/**
+ * A product as matmul-vec4.ts takes it, ungrouped (matmul.ts gives grouped products to vec4), with the
+ * subgroup tile's column groups (a power of two, 1 to 16).
+ */
+export type SubgroupProduct = Omit<Vec4Product, 'groups'> & { laneColumns?: number };
 
 /**
  * Whether this device can run shaders/matmul-subgroup.wgsl: the `subgroups` feature, with the

@@ -1,6 +1,7 @@
 import source from '../../shaders/matmul-vec4.wgsl?raw';
 import { asRange, type Binding, type Gpu } from '../gpu/context';
 import type { WeightFormat } from '../model/weight-format';
+import type { GroupFields } from './matmul';
 import { weightShader } from './weight-shader';
 
 const TILE = 64;
@@ -57,6 +58,8 @@ export interface Vec4Product {
   format: WeightFormat;
   /** Reduction slices for dW (1: none); undefined: chosen from the shape. */
   splitK?: number;
+  /** A grouped forward's fields (src/kernels/matmul.ts `matmulXWtGroups`), all 0 otherwise. */
+  groups: GroupFields;
 }
 
 /**
@@ -76,7 +79,8 @@ export function recordVec4Product(gpu: Gpu, entry: string, d: Vec4Product): bool
   const shader = weightShader(source, d.format);
   const vecEntry = entry.replace(/^matmul_/, 'matmul_vec4_');
   const sizes = { rows: d.rows, cols: d.cols, depth: d.depth, tiles_x: tilesX, tiles_y: tilesY, lda: d.lda, ldb: d.ldb };
-  const operands = { off_a: d.a.offset, off_b: d.b.offset };
+  // fetch and store read the group fields (group_of), so every entry that calls them gets them.
+  const operands = { off_a: d.a.offset, off_b: d.b.offset, off_bias: d.bias?.offset ?? 0, ...d.groups };
   const output = { ldc: d.ldc, off_c: d.c.offset, alpha: d.alpha, beta: d.beta };
   const splits = entry === 'matmul_backward_weight' ? (d.splitK ?? splitCount(tilesX * tilesY, d.rows * d.cols, d.depth)) : 1;
   if (splits > 1) {
@@ -87,7 +91,7 @@ export function recordVec4Product(gpu: Gpu, entry: string, d: Vec4Product): bool
     }
     const partial = splitScratch(gpu);
     gpu.dispatch(gpu.kernel(shader, 'matmul_vec4_backward_weight_split'), {
-      params: { ...sizes, ...operands, chunk, splits: used },
+      params: { ...sizes, ...operands, ldc: d.ldc, off_c: d.c.offset, chunk, splits: used },
       bindings: { a, b, partial },
       workgroups: gpu.grid(tilesX * tilesY * used),
     });
@@ -98,9 +102,8 @@ export function recordVec4Product(gpu: Gpu, entry: string, d: Vec4Product): bool
     });
     return true;
   }
-  const params = { ...sizes, ...operands, ...output };
   gpu.dispatch(gpu.kernel(shader, vecEntry), {
-    params: d.bias ? { ...params, off_bias: d.bias.offset } : params,
+    params: { ...sizes, ...operands, ...output },
     bindings: { a, b, c: d.c.binding, bias: d.bias?.binding },
     workgroups: gpu.grid(tilesX * tilesY),
   });

@@ -1,6 +1,7 @@
 import source from '../../shaders/matmul.wgsl?raw';
-import { asRange, type Binding, type Gpu } from '../gpu/context';
-import { BLOCK_LAYOUTS, bytesPerWeight, isBlockFormat, storedBytes, type WeightFormat } from '../model/weight-format';
+import type { Binding, Gpu } from '../gpu/context';
+import type { WeightFormat } from '../model/weight-format';
+import { type Operand, operand, sharedOperand, wholeBlocks } from './matmul-operands';
 import { recordSubgroupProduct } from './matmul-subgroup';
 import { recordVec4Product, vec4Reads } from './matmul-vec4';
 import { weightShader } from './weight-shader';
@@ -74,6 +75,119 @@ export function matmulXWt(
   });
 }
 
+/** One product of a grouped X W^T: its weight rows [N, K], output [M, N] and bias [N], each a range of the groups' one buffer. */
+export interface MatmulGroup {
+  W: Binding;
+  Y: Binding;
+  bias?: Binding;
+  N: number;
+}
+
+/**
+ * Y_g [M, N_g] = X [M, K] W_g^T (+ bias_g) for one to three groups in one dispatch over all their
+ * columns (q/k/v from one input: the narrow k/v products alone would leave most of a GPU idle). The
+ * groups' W must be ranges of one buffer in `opts.format`, their Y ranges of one buffer, their biases
+ * (all or none) ranges of one buffer; each Y is dense ([M, N_g], stride N_g) and overwritten. Every
+ * schedule takes groups (shaders/matmul.wgsl's header says how).
+ */
+export function matmulXWtGroups(
+  gpu: Gpu,
+  t: { X: Binding; groups: readonly MatmulGroup[] },
+  { M, K }: { M: number; K: number },
+  opts: Pick<MatmulOptions, 'schedule' | 'format'> = {},
+): void {
+  const { groups } = t;
+  const format = opts.format ?? 'f32';
+  if (groups.length < 1 || groups.length > 3) throw new Error(`matmulXWtGroups: 1 to 3 groups, got ${groups.length}`);
+  if (groups.some((g) => !(Number.isInteger(g.N) && g.N > 0))) throw new Error('matmulXWtGroups: every group needs N >= 1');
+  const withBias = groups.filter((g) => g.bias).length;
+  if (withBias !== 0 && withBias !== groups.length) throw new Error('matmulXWtGroups: give every group a bias or none');
+  wholeBlocks(K, format);
+  for (const g of groups) {
+    operand(gpu, g.W, g.N * K, 'W', format);
+    operand(gpu, g.Y, M * g.N, 'Y');
+    if (g.bias) operand(gpu, g.bias, g.N, 'bias');
+  }
+  const w = sharedOperand(
+    gpu,
+    groups.map((g) => g.W),
+    'W',
+    format,
+  );
+  const y = sharedOperand(
+    gpu,
+    groups.map((g) => g.Y),
+    'Y',
+  );
+  const bias = withBias
+    ? sharedOperand(
+        gpu,
+        groups.map((g) => g.bias!),
+        'bias',
+      )
+    : undefined;
+  const starts = groups.map((_, i) => groups.slice(0, i).reduce((sum, g) => sum + g.N, 0));
+  const at = (values: readonly number[], i: number) => (i < groups.length ? values[i] : 0);
+  product(gpu, bias ? 'matmul_forward_bias' : 'matmul_forward', {
+    a: operand(gpu, t.X, M * K, 'X'),
+    b: { binding: w.binding, offset: w.offsets[0] },
+    c: { binding: y.binding, offset: y.offsets[0] },
+    bias: bias ? { binding: bias.binding, offset: bias.offsets[0] } : undefined,
+    rows: M,
+    cols: starts[groups.length - 1] + groups[groups.length - 1].N,
+    depth: K,
+    lda: K,
+    ldb: K,
+    ldc: groups[0].N,
+    opts,
+    groups: {
+      col1: at(starts, 1),
+      col2: at(starts, 2),
+      off_b1: at(w.offsets, 1),
+      off_b2: at(w.offsets, 2),
+      off_c1: at(y.offsets, 1),
+      off_c2: at(y.offsets, 2),
+      ldc1: at(
+        groups.map((g) => g.N),
+        1,
+      ),
+      ldc2: at(
+        groups.map((g) => g.N),
+        2,
+      ),
+      off_bias1: bias ? at(bias.offsets, 1) : 0,
+      off_bias2: bias ? at(bias.offsets, 2) : 0,
+    },
+  });
+}
+
+/** The uniform fields of a grouped forward (see shaders/matmul.wgsl); all 0 for one product. */
+export interface GroupFields {
+  col1: number;
+  col2: number;
+  off_b1: number;
+  off_b2: number;
+  off_c1: number;
+  off_c2: number;
+  ldc1: number;
+  ldc2: number;
+  off_bias1: number;
+  off_bias2: number;
+}
+
+export const UNGROUPED: GroupFields = {
+  col1: 0,
+  col2: 0,
+  off_b1: 0,
+  off_b2: 0,
+  off_c1: 0,
+  off_c2: 0,
+  ldc1: 0,
+  ldc2: 0,
+  off_bias1: 0,
+  off_bias2: 0,
+};
+
 /** dX [M,K] = alpha * dY [M,N] W [N,K] + beta * dX. */
 export function matmulDyW(gpu: Gpu, t: { dY: Binding; W: Binding; dX: Binding }, { M, N, K }: MatmulDims, opts: MatmulOptions = {}): void {
   wholeBlocks(K, opts.format);
@@ -108,60 +222,6 @@ export function matmulDyTX(gpu: Gpu, t: { dY: Binding; X: Binding; dW: Binding }
   });
 }
 
-/** A block-format W's rows (K values) must be whole blocks: a block never spans two rows. */
-function wholeBlocks(K: number, format: WeightFormat = 'f32'): void {
-  if (isBlockFormat(format) && K % BLOCK_LAYOUTS[format].blockSize !== 0) {
-    throw new Error(`matmul: rows of ${K} values are not whole ${format} blocks of ${BLOCK_LAYOUTS[format].blockSize}`);
-  }
-}
-
-interface Operand {
-  binding: Binding;
-  /** Elements between the aligned binding start and the tensor. */
-  offset: number;
-}
-
-/**
- * Rounds a binding's offset down to the device's storage offset alignment and returns the rest in
- * elements, so callers may address any row of a matrix (a vocabulary chunk, one token's hidden
- * state). Out-of-range reads in WGSL are silently clamped, so a too-small binding fails here instead.
- * A 16-bit weight may start and end in the middle of a word: the bound range is widened to whole
- * words, which stay inside the buffer since buffers are whole words. A block-format weight starts at
- * a block: the bound range starts a whole number of blocks before it, at an aligned offset, so the
- * shader counts the rest in elements (blocks times block size).
- */
-function operand(gpu: Gpu, binding: Binding, elements: number, name: string, format: WeightFormat = 'f32'): Operand {
-  const { buffer, offset, size } = asRange(binding);
-  const needed = storedBytes(format, elements);
-  if (size < needed) throw new Error(`matmul: ${name} needs ${needed} bytes, binding has ${size}`);
-  const align = gpu.limits.minStorageBufferOffsetAlignment;
-  let base = offset - (offset % align);
-  let rest = 0;
-  if (isBlockFormat(format)) {
-    const { blockSize, blockBytes } = BLOCK_LAYOUTS[format];
-    const blocks = blockStart(offset, blockBytes, align);
-    if (blocks === null) throw new Error(`matmul: ${name} offset ${offset} is no whole number of ${format} blocks after an aligned offset`);
-    base = offset - blocks * blockBytes;
-    rest = blocks * blockSize;
-  } else {
-    const bytes = bytesPerWeight(format);
-    if (offset % bytes !== 0) throw new Error(`matmul: ${name} offset ${offset} is not a multiple of ${bytes}`);
-    rest = (offset - base) / bytes;
-  }
-  const boundSize = Math.ceil((size + offset - base) / 4) * 4;
-  if (base === offset && boundSize === size) return { binding, offset: 0 };
-  return { binding: { buffer, offset: base, size: boundSize }, offset: rest };
-}
-
-/**
- * The fewest whole blocks k such that offset - k * blockBytes is a multiple of `align` and not
- * negative, or null: if one exists it is below `align`, since k and k + align give the same residue.
- */
-function blockStart(offset: number, blockBytes: number, align: number): number | null {
-  for (let k = 0; k < align && k * blockBytes <= offset; k++) if ((offset - k * blockBytes) % align === 0) return k;
-  return null;
-}
-
 function product(
   gpu: Gpu,
   entry: string,
@@ -177,13 +237,15 @@ function product(
     ldb: number;
     ldc: number;
     opts: MatmulOptions;
+    groups?: GroupFields;
   },
 ): void {
   const schedule = d.opts.schedule ?? gpu.matmulSchedule ?? (gpu.gpuSchedules ? 'vec4' : 'direct');
   const format = d.opts.format ?? 'f32';
   if (schedule === 'vec4' || schedule === 'subgroup') {
-    const vec4 = { ...d, alpha: d.opts.alpha ?? 1, beta: d.opts.beta ?? 0, format, splitK: d.opts.splitK };
-    if (schedule === 'subgroup' && recordSubgroupProduct(gpu, entry, vec4)) return;
+    const vec4 = { ...d, alpha: d.opts.alpha ?? 1, beta: d.opts.beta ?? 0, format, splitK: d.opts.splitK, groups: d.groups ?? UNGROUPED };
+    // The subgroup schedule has no groups: a grouped product takes vec4.
+    if (schedule === 'subgroup' && !d.groups && recordSubgroupProduct(gpu, entry, vec4)) return;
     if (vec4Reads(format) && recordVec4Product(gpu, entry, vec4)) return;
   }
   const direct = schedule === 'direct';
@@ -202,11 +264,13 @@ function product(
     off_a: d.a.offset,
     off_b: d.b.offset,
     off_c: d.c.offset,
+    off_bias: d.bias?.offset ?? 0,
     alpha: d.opts.alpha ?? 1,
     beta: d.opts.beta ?? 0,
+    ...(d.groups ?? UNGROUPED),
   };
   gpu.dispatch(gpu.kernel(weightShader(source, d.opts.format ?? 'f32'), direct ? `${entry}_direct` : entry), {
-    params: d.bias ? { ...params, off_bias: d.bias.offset } : params,
+    params,
     bindings: { a: d.a.binding, b: d.b.binding, c: d.c.binding, bias: d.bias?.binding },
     workgroups: gpu.grid(direct ? Math.ceil((tilesX * tilesY) / 64) : tilesX * tilesY),
   });

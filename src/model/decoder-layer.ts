@@ -6,8 +6,8 @@
  */
 import type { Binding, Gpu } from '../gpu/context';
 import { attentionBackward, attentionForward, attentionForwardCached } from '../kernels/attention';
-import { loraBackward, loraForward, type LoraDropout } from '../kernels/lora';
-import { matmulDyW, matmulXWt } from '../kernels/matmul';
+import { loraBackward, loraForward, type LoraDropout, loraUp } from '../kernels/lora';
+import { matmulDyW, matmulXWt, matmulXWtGroups } from '../kernels/matmul';
 import { residualForward } from '../kernels/residual';
 import { residualRmsnormForward, rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
 import { ropeBackward, ropeForward } from '../kernels/rope';
@@ -63,9 +63,7 @@ export function recordLayerForward(p: LayerPass, l: number, out: GPUBuffer | nul
   const a = ws.layer(l);
   const x = ws.streamAt(l);
   rmsnormForward(gpu, { x, weight: w.inputNorm, y: a.n1, rstd: a.rstd1 }, { M, C }, norm);
-  project(p, l, 'q_proj', a.n1, w.q, a.q, C, H * D, w.qBias);
-  project(p, l, 'k_proj', a.n1, w.k, a.k, C, KV * D, w.kBias);
-  project(p, l, 'v_proj', a.n1, w.v, a.v, C, KV * D, w.vBias);
+  projectQkv(p, l);
   const past = cache?.length ?? 0;
   ropeForward(gpu, { x: a.q }, { M, T, nHeads: H, headDim: D, positionOffset: past }, rope);
   ropeForward(gpu, { x: a.k }, { M, T, nHeads: KV, headDim: D, positionOffset: past }, rope);
@@ -90,21 +88,73 @@ export function recordLayerForward(p: LayerPass, l: number, out: GPUBuffer | nul
   if (out) residualForward(gpu, { a: a.h, b: ws.branch, y: out }, { n: M * C });
 }
 
+/**
+ * q, k, v = n1 W^T (+ bias) for W = Wq, Wk, Wv: one grouped product when the weights are stacked
+ * (the narrow k/v products alone leave most of a GPU idle), else three. Then the adapters' shares;
+ * without dropout they share their input n1, so their u = n1 A^T are one grouped product too (with
+ * dropout each has its own mask, so its own input).
+ */
+function projectQkv(p: LayerPass, l: number): void {
+  const { gpu, config, adapter } = p;
+  const M = p.batch.B * p.batch.T;
+  const C = config.hiddenSize;
+  const qDim = config.numHeads * config.headDim;
+  const kvDim = config.numKvHeads * config.headDim;
+  const w = p.weights.layers[l];
+  const a = p.ws.layer(l);
+  const projections = [
+    { target: 'q_proj', w: w.q, y: a.q, bias: w.qBias, N: qDim },
+    { target: 'k_proj', w: w.k, y: a.k, bias: w.kBias, N: kvDim },
+    { target: 'v_proj', w: w.v, y: a.v, bias: w.vBias, N: kvDim },
+  ] as const;
+  if (w.qkvStacked) {
+    const groups = projections.map((t) => ({ W: t.w.buffer, Y: t.y, bias: t.bias, N: t.N }));
+    matmulXWtGroups(gpu, { X: a.n1, groups }, { M, K: C }, { format: w.q.format });
+  } else {
+    for (const t of projections)
+      matmulXWt(gpu, { X: a.n1, W: t.w.buffer, Y: t.y, bias: t.bias }, { M, N: t.N, K: C }, { format: t.w.format });
+  }
+  if (!adapter) return;
+  const adapted = projections.flatMap((t) => {
+    const module = adapter.module(l, t.target);
+    return module ? [{ ...t, module, u: a.loraU.get(t.target)! }] : [];
+  });
+  if (adapted.length < 2 || adapted.some((t) => dropoutFor(adapter, l, t.target, p.opts))) {
+    for (const t of adapted) adapt(p, l, t.target, a.n1, t.y, C, t.N);
+    return;
+  }
+  const groups = adapted.map((t) => ({ W: adapter.view(t.module, 'A'), Y: t.u, N: adapter.layout.r }));
+  matmulXWtGroups(gpu, { X: a.n1, groups }, { M, K: C });
+  for (const t of adapted) {
+    loraUp(
+      gpu,
+      { u: t.u, B: adapter.view(t.module, 'B'), y: t.y },
+      { M, outFeatures: t.N, r: adapter.layout.r },
+      { scaling: adapter.scaling },
+    );
+  }
+}
+
 /** y = x W^T (+ bias), then the adapter's share s * drop(x) A^T B^T when `target` has one. */
 function project(
   p: LayerPass,
   layer: number,
   target: LoraTarget,
-  x: GPUBuffer,
+  x: Binding,
   w: GpuMatrix,
-  y: GPUBuffer,
+  y: Binding,
   inF: number,
   outF: number,
-  bias?: GPUBuffer,
+  bias?: Binding,
 ): void {
+  matmulXWt(p.gpu, { X: x, W: w.buffer, Y: y, bias }, { M: p.batch.B * p.batch.T, N: outF, K: inF }, { format: w.format });
+  adapt(p, layer, target, x, y, inF, outF);
+}
+
+/** y += s * drop(x) A^T B^T when `target` has an adapter. */
+function adapt(p: LayerPass, layer: number, target: LoraTarget, x: Binding, y: Binding, inF: number, outF: number): void {
   const { gpu, adapter, ws } = p;
   const M = p.batch.B * p.batch.T;
-  matmulXWt(gpu, { X: x, W: w.buffer, Y: y, bias }, { M, N: outF, K: inF }, { format: w.format });
   const module = adapter?.module(layer, target);
   if (!adapter || !module) return;
   const act = ws.layer(layer);
@@ -140,7 +190,7 @@ export function recordLayerBackward(p: LayerPass, adapter: LoraAdapter, l: numbe
   const w = p.weights.layers[l];
   const a = ws.layer(l);
   const below = (slot: number) => gradientBelow(adapter.config.targets, l, slot);
-  const back = (target: LoraTarget, dy: Binding, x: GPUBuffer, wt: GpuMatrix, dx: GPUBuffer, inF: number, outF: number, slot: number) =>
+  const back = (target: LoraTarget, dy: Binding, x: Binding, wt: GpuMatrix, dx: GPUBuffer, inF: number, outF: number, slot: number) =>
     projectBackward(p, adapter, l, target, dy, x, wt, below(slot) ? dx : null, inF, outF);
 
   // MLP branch: y = h + down(silu(gate(n2)) * up(n2)), n2 = rms(h).
@@ -182,7 +232,7 @@ function projectBackward(
   layer: number,
   target: LoraTarget,
   dy: Binding,
-  x: GPUBuffer,
+  x: Binding,
   w: GpuMatrix,
   dx: GPUBuffer | null,
   inF: number,

@@ -1,4 +1,4 @@
-import { asRange, type Gpu } from '../gpu/context';
+import { allocatedSize, asRange, type Binding, type Gpu } from '../gpu/context';
 import type { VocabPiece } from '../kernels/cross-entropy';
 import type { ModelConfig } from './config';
 import {
@@ -13,9 +13,9 @@ import {
 } from './weight-format';
 import { expectedTensorShapes, type ModelWeightsSource } from './weights';
 
-/** A frozen weight matrix on the GPU and how it is stored (src/model/weight-format.ts). */
+/** A frozen weight matrix on the GPU (a buffer, or q/k/v's range of their stacked one) and how it is stored (weight-format.ts). */
 export interface GpuMatrix {
-  buffer: GPUBuffer;
+  buffer: Binding;
   format: WeightFormat;
 }
 
@@ -25,16 +25,21 @@ export interface VocabMatrix {
   pieces: VocabPiece[];
 }
 
-/** Norm weights and q/k/v biases are f32 whatever the precision: they are tiny and their kernels have no format axis. */
+/**
+ * Norm weights and q/k/v biases are f32 whatever the precision: they are tiny and their kernels have
+ * no format axis. When `qkvStacked`, q, k and v are ranges of one buffer (and their biases of another),
+ * so that one grouped product computes all three (src/kernels/matmul.ts matmulXWtGroups).
+ */
 export interface LayerWeights {
   inputNorm: GPUBuffer;
   q: GpuMatrix;
   k: GpuMatrix;
   v: GpuMatrix;
+  qkvStacked: boolean;
   o: GpuMatrix;
-  qBias?: GPUBuffer;
-  kBias?: GPUBuffer;
-  vBias?: GPUBuffer;
+  qBias?: Binding;
+  kBias?: Binding;
+  vBias?: Binding;
   postNorm: GPUBuffer;
   gate: GpuMatrix;
   up: GpuMatrix;
@@ -92,8 +97,9 @@ export function vocabRowsPerPiece(gpu: Gpu, hiddenSize: number, format: WeightFo
 /**
  * Uploads the checkpoint tensor by tensor: each matrix is read as stored, encoded in its format
  * (a BF16 or F16 tensor kept in its own format, or a block-format tensor under 'auto', goes up as
- * the file's bytes) and uploaded before the next one is read; a vocabulary matrix is read and
- * uploaded piece by piece.
+ * the file's bytes) and uploaded before the next one is read, except that a layer's q/k/v (and
+ * their biases) are read together and stacked into one buffer when they share a format; a
+ * vocabulary matrix is read and uploaded piece by piece.
  */
 export async function uploadWeights(
   gpu: Gpu,
@@ -121,20 +127,55 @@ export async function uploadWeights(
     const format = matrixFormat(source, name, precision);
     return isBlockFormat(format) ? format : null;
   };
-  const matrix = async (name: string, shape: [number, number]): Promise<GpuMatrix> => {
+  const encoded = async (name: string, shape: [number, number]): Promise<{ words: Uint32Array; format: WeightFormat }> => {
     const block = blockFormat(name);
-    if (block) {
-      const words = asWords(await source.blocks!(name, shape));
-      bytes += words.byteLength;
-      formats.add(block);
-      return { buffer: gpu.upload(words, name), format: block };
-    }
+    if (block) return { words: asWords(await source.blocks!(name, shape)), format: block };
     const raw = await source.raw(name, shape);
     const format = chosenFormat(raw.dtype, precision);
-    const words = encodeWeights(raw, format, raw.file ?? file, name);
+    return { words: encodeWeights(raw, format, raw.file ?? file, name), format };
+  };
+  const uploaded = (name: string, { words, format }: { words: Uint32Array; format: WeightFormat }): GpuMatrix => {
     bytes += words.byteLength;
     formats.add(format);
     return { buffer: gpu.upload(words, name), format };
+  };
+  const matrix = async (name: string, shape: [number, number]) => uploaded(name, await encoded(name, shape));
+  const attention = async (p: string): Promise<Pick<LayerWeights, 'q' | 'k' | 'v' | 'qkvStacked' | 'qBias' | 'kBias' | 'vBias'>> => {
+    const names = ['q_proj', 'k_proj', 'v_proj'].map((t) => `${p}self_attn.${t}`);
+    const dims = [qDim, kvDim, kvDim];
+    // The three are read before any is uploaded (one layer's q/k/v in host memory at once), to stack them.
+    const parts: { words: Uint32Array; format: WeightFormat }[] = [];
+    const biases: Float32Array[] = [];
+    for (const [i, n] of names.entries()) {
+      parts.push(await encoded(`${n}.weight`, [dims[i], C]));
+      if (config.qkvBias) biases.push(await source.tensor(`${n}.bias`, [dims[i]]));
+    }
+    const format = parts[0].format;
+    const stacked =
+      parts.every((x) => x.format === format) &&
+      stackable(
+        parts.map((x) => x.words),
+        format,
+      ) &&
+      stackable(biases);
+    if (!stacked) {
+      const [q, k, v] = parts.map((x, i) => uploaded(`${names[i]}.weight`, x));
+      const [qBias, kBias, vBias] = biases.map((b, i) => {
+        bytes += b.byteLength;
+        return gpu.upload(b, `${names[i]}.bias`);
+      });
+      return { q, k, v, qkvStacked: false, qBias, kBias, vBias };
+    }
+    formats.add(format);
+    const w = stack(
+      gpu,
+      parts.map((x) => x.words),
+      `${p}self_attn.qkv_proj.weight`,
+    );
+    const [q, k, v] = w.map((buffer) => ({ buffer, format }));
+    const [qBias, kBias, vBias] = config.qkvBias ? stack(gpu, biases, `${p}self_attn.qkv_proj.bias`) : [];
+    bytes += [...parts.map((x) => x.words), ...biases].reduce((sum, b) => sum + b.byteLength, 0);
+    return { q, k, v, qkvStacked: true, qBias, kBias, vBias };
   };
   const vocabulary = async (name: string): Promise<VocabMatrix> => {
     const V = config.vocabSize;
@@ -166,20 +207,13 @@ export async function uploadWeights(
     const p = `model.layers.${i}.`;
     const layer: LayerWeights = {
       inputNorm: await vector(`${p}input_layernorm.weight`, C),
-      q: await matrix(`${p}self_attn.q_proj.weight`, [qDim, C]),
-      k: await matrix(`${p}self_attn.k_proj.weight`, [kvDim, C]),
-      v: await matrix(`${p}self_attn.v_proj.weight`, [kvDim, C]),
+      ...(await attention(p)),
       o: await matrix(`${p}self_attn.o_proj.weight`, [C, qDim]),
       postNorm: await vector(`${p}post_attention_layernorm.weight`, C),
       gate: await matrix(`${p}mlp.gate_proj.weight`, [I, C]),
       up: await matrix(`${p}mlp.up_proj.weight`, [I, C]),
       down: await matrix(`${p}mlp.down_proj.weight`, [C, I]),
     };
-    if (config.qkvBias) {
-      layer.qBias = await vector(`${p}self_attn.q_proj.bias`, qDim);
-      layer.kBias = await vector(`${p}self_attn.k_proj.bias`, kvDim);
-      layer.vBias = await vector(`${p}self_attn.v_proj.bias`, kvDim);
-    }
     layers.push(layer);
     tick();
   }
@@ -198,8 +232,35 @@ export async function uploadWeights(
 export function destroyWeights(weights: GpuWeights): void {
   for (const piece of new Set([...weights.embedding.pieces, ...weights.lmHead.pieces])) asRange(piece.weight).buffer.destroy();
   for (const layer of weights.layers) {
-    for (const matrix of [layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down]) matrix.buffer.destroy();
-    for (const vector of [layer.inputNorm, layer.postNorm, layer.qBias, layer.kBias, layer.vBias]) vector?.destroy();
+    const matrices = [layer.q, layer.k, layer.v, layer.o, layer.gate, layer.up, layer.down].map((m) => m.buffer);
+    const vectors = [layer.inputNorm, layer.postNorm, layer.qBias, layer.kBias, layer.vBias].filter((v) => v !== undefined);
+    // Stacked q/k/v share one buffer (and their biases another): each freed once.
+    for (const buffer of new Set([...matrices, ...vectors].map((b) => asRange(b).buffer))) buffer.destroy();
   }
   weights.finalNorm.destroy();
+}
+
+/**
+ * Whether tensors can share one buffer at no cost: `stack` gives each the 16-byte multiple that
+ * Gpu.createBuffer would give it alone (and the memory estimate counts), so the shared buffer is
+ * exactly their separate buffers' sum. A block-format part must fill its 16-byte units, so that every
+ * part starts a whole number of blocks after the first (matmulXWtGroups binds them as one range).
+ */
+function stackable(parts: readonly (Uint32Array | Float32Array)[], format: WeightFormat = 'f32'): boolean {
+  return parts.every((p) => p.byteLength > 0 && (!isBlockFormat(format) || p.byteLength % 16 === 0));
+}
+
+/** Uploads `parts` one after another (each at a 16-byte boundary) into one buffer and returns each part's range of it. */
+function stack(gpu: Gpu, parts: readonly (Uint32Array | Float32Array)[], label: string): Binding[] {
+  const buffer = gpu.createBuffer(
+    parts.reduce((sum, p) => sum + allocatedSize(p.byteLength), 0),
+    label,
+  );
+  let offset = 0;
+  return parts.map((p) => {
+    gpu.write(buffer, p, offset);
+    const range = { buffer, offset, size: p.byteLength };
+    offset += allocatedSize(p.byteLength);
+    return range;
+  });
 }

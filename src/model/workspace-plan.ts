@@ -16,6 +16,7 @@ import { allocatedSize } from '../gpu/context';
 import { crossEntropyChunkRows } from '../kernels/cross-entropy';
 import type { LoraTarget } from '../lora/config';
 import type { ModelConfig } from './config';
+import { loraULayout, qkvLayout, uKey } from './workspace-ranges';
 import { assignSlots, disjoint, lifetime, type SingleName, type Slot, slotsSafeFor } from './workspace-slots';
 
 /**
@@ -27,11 +28,14 @@ export const CE_SCRATCH_BYTES = 32 * 1024 * 1024;
 export const CE_MIN_SCRATCH_BYTES = 4 * 1024 * 1024;
 
 /** What one layer's forward writes (floats for M tokens; shapes in workspace.ts). */
-export const LAYER_BUFFERS = ['rstd1', 'n1', 'q', 'k', 'v', 'attn', 'stats', 'h', 'rstd2', 'n2', 'gate', 'up', 'act'] as const;
+export const LAYER_BUFFERS = ['rstd1', 'n1', 'qkv', 'attn', 'stats', 'h', 'rstd2', 'n2', 'gate', 'up', 'act'] as const;
 export type LayerBufferName = (typeof LAYER_BUFFERS)[number];
 
-/** A buffer of one layer's pass: a LAYER_BUFFERS name, or an adapted projection's `u` or dropout mask output `xDrop`. */
-export type LayerKey = LayerBufferName | `u ${LoraTarget}` | `xDrop ${LoraTarget}`;
+/**
+ * A buffer of one layer's pass: a LAYER_BUFFERS name, an adapted projection's `u` or dropout mask
+ * output `xDrop`; the u of q/k/v adapters lie in one buffer `u qkv` (loraULayout).
+ */
+export type LayerKey = LayerBufferName | `u ${LoraTarget}` | 'u qkv' | `xDrop ${LoraTarget}`;
 
 /** Buffers the whole pass shares: final norm, loss, and the backward's scratch. */
 export const SHARED_BUFFERS = [
@@ -72,6 +76,11 @@ export interface WorkspacePlan {
   /** Vocabulary rows per cross-entropy chunk. */
   ceChunk: number;
   numLayers: number;
+  /** The adapted projections, and where the u of the q/k/v ones lie in `u qkv` (floats). */
+  loraTargets: readonly LoraTarget[];
+  loraU: ReadonlyMap<LoraTarget, { offset: number; floats: number }>;
+  /** Where q, k and v lie in each layer's `qkv` buffer (floats). */
+  qkv: ReturnType<typeof qkvLayout>;
   /** Floats of every buffer one layer's pass writes. */
   layer: ReadonlyMap<LayerKey, number>;
   /** Per layer, the buffers stored for that layer alone (what its backward reads); the others are in the scratch set. */
@@ -119,20 +128,20 @@ export function gradientBelow(targets: readonly LoraTarget[], layer: number, slo
 /**
  * The buffers layer `layer`'s backward reads (src/model/llama.ts, `recordLayerBackward`): each
  * adapter's u and its input (drop(x) when dropout is on, since frozen weights need no dW); gate and
- * up for the SwiGLU backward, h and rstd2 for post_attention_layernorm's, q, k, v, attn and stats for
+ * up for the SwiGLU backward, h and rstd2 for post_attention_layernorm's, qkv, attn and stats for
  * attention's, rstd1 (and the layer's input stream) for input_layernorm's, each where the gradient
  * must reach below that op.
  */
 export function backwardReads(targets: readonly LoraTarget[], dropout: boolean, layer: number): Set<LayerKey> {
   const reads = new Set<LayerKey>();
   for (const t of targets) {
-    reads.add(`u ${t}`);
+    reads.add(uKey(t));
     reads.add(dropout ? `xDrop ${t}` : ADAPTER_INPUT[t]);
   }
   const below = (slot: number) => gradientBelow(targets, layer, slot);
   if (below(3)) for (const name of ['gate', 'up'] as const) reads.add(name);
   if (below(2)) for (const name of ['h', 'rstd2'] as const) reads.add(name);
-  if (below(1)) for (const name of ['q', 'k', 'v', 'attn', 'stats'] as const) reads.add(name);
+  if (below(1)) for (const name of ['qkv', 'attn', 'stats'] as const) reads.add(name);
   if (below(0)) reads.add('rstd1');
   return reads;
 }
@@ -164,9 +173,7 @@ export function planWorkspace(
   const layer = new Map<LayerKey, number>([
     ['rstd1', M],
     ['n1', M * C],
-    ['q', M * qDim],
-    ['k', M * kvDim],
-    ['v', M * kvDim],
+    ['qkv', qkvLayout(M, config).floats],
     ['attn', M * qDim],
     ['stats', 2 * M * config.numHeads],
     ['h', M * C],
@@ -177,9 +184,11 @@ export function planWorkspace(
     ['act', M * I],
   ]);
   for (const t of targets) {
-    layer.set(`u ${t}`, M * lora!.r);
+    if (uKey(t) === `u ${t}`) layer.set(`u ${t}`, M * lora!.r);
     if (dropout) layer.set(`xDrop ${t}`, M * inFeatures[t]);
   }
+  const loraU = loraULayout(M, lora?.r ?? 1, targets);
+  if (loraU.floats) layer.set('u qkv', loraU.floats);
   const layers = Array.from({ length: L }, (_, l) => l);
   const kept = layers.map((l) => (pass === 'train' ? backwardReads(targets, dropout, l) : new Set<LayerKey>()));
   // Backward reads stream l in input_layernorm's backward, the last one in the final norm's; recomputation reads every input.
@@ -215,7 +224,19 @@ export function planWorkspace(
   const ceChunk = Math.min(crossEntropyChunkRows(M, budget), config.vocabSize);
   shared.ceScratch = M * ceChunk;
   single.set('ceScratch', shared.ceScratch);
-  return { capacity: M, pass, ceChunk, numLayers: L, ...buffers, aliasing, slots: assignSlots(single, pass, aliasing) };
+  const qkv = qkvLayout(M, config);
+  return {
+    capacity: M,
+    pass,
+    ceChunk,
+    numLayers: L,
+    qkv,
+    loraTargets: targets,
+    loraU: loraU.ranges,
+    ...buffers,
+    aliasing,
+    slots: assignSlots(single, pass, aliasing),
+  };
 }
 
 /** Every buffer the plan allocates once, with its floats: the scratch set, the scratch streams and the shared buffers. */
@@ -262,6 +283,8 @@ export function planCovers(have: WorkspacePlan, need: WorkspacePlan): boolean {
       if (need.kept[l].has(key) && !have.kept[l].has(key)) return false;
     }
   }
+  // q/k/v's u are ranges of `u qkv` laid out for the workspace's own targets and rank.
+  for (const [t, range] of need.loraU) if ((have.loraU.get(t)?.floats ?? -1) < range.floats) return false;
   if (need.keptStreams.some((kept, i) => kept && !have.keptStreams[i])) return false;
   if (!need.aliasing && have.slots.some((slot) => slot.names.length > 1)) return false;
   if (!slotsSafeFor(have.slots, need.pass)) return false;

@@ -1,4 +1,4 @@
-import type { Gpu } from '../gpu/context';
+import type { Binding, Gpu } from '../gpu/context';
 import type { LoraTarget } from '../lora/config';
 import {
   LAYER_BUFFERS,
@@ -14,14 +14,18 @@ import type { SingleName } from './workspace-slots';
 
 /**
  * The buffers of one layer's pass, by the names of workspace-plan.ts:
- * rstd1 [M]; n1 [M, C] input_layernorm output; q [M, H*D] and k [M, KV*D] after RoPE; v [M, KV*D];
+ * rstd1 [M]; n1 [M, C] input_layernorm output; qkv, which holds q [M, H*D] and k [M, KV*D] after RoPE
+ * and v [M, KV*D] as the ranges q, k, v (qkvLayout);
  * attn [M, H*D] attention output (o_proj input); stats [2, B*H*T] attention lse and backward
  * scratch; h [M, C] stream after the attention residual; rstd2 [M]; n2 [M, C]
  * post_attention_layernorm output; gate, up [M, I]; act [M, I] = silu(gate) * up (down_proj input).
  */
 export type LayerActivations = Record<LayerBufferName, GPUBuffer> & {
-  /** Per adapted projection: u = drop(x) A^T [M, r], and drop(x) when dropout is on. */
-  loraU: Map<LoraTarget, GPUBuffer>;
+  q: Binding;
+  k: Binding;
+  v: Binding;
+  /** Per adapted projection: u = drop(x) A^T [M, r] (q/k/v's: ranges of one buffer), and drop(x) when dropout is on. */
+  loraU: Map<LoraTarget, Binding>;
   loraXDrop: Map<LoraTarget, GPUBuffer>;
 };
 
@@ -75,7 +79,7 @@ export class Workspace {
       bytes += buffer.size;
       return buffer;
     };
-    const targets = [...plan.layer.keys()].filter((key) => key.startsWith('u ')).map((key) => key.slice(2) as LoraTarget);
+    const targets = plan.loraTargets;
     for (let l = 0; l < plan.numLayers; l++) {
       this.own.push(new Map([...plan.kept[l]].map((key) => [key, make(plan.layer.get(key)!, `${key} ${l}`)])));
     }
@@ -88,9 +92,17 @@ export class Workspace {
     for (let l = 0; l < plan.numLayers; l++) {
       const buffer = (key: LayerKey) => this.own[l].get(key) ?? this.scratch.get(key);
       const named = Object.fromEntries(LAYER_BUFFERS.map((name) => [name, buffer(name)!])) as Record<LayerBufferName, GPUBuffer>;
-      const loraU = new Map(targets.map((t) => [t, buffer(`u ${t}`)!]));
+      const loraU = new Map<LoraTarget, Binding>(
+        targets.map((t) => {
+          const at = plan.loraU.get(t);
+          return [t, at ? { buffer: buffer('u qkv')!, offset: at.offset * 4, size: at.floats * 4 } : buffer(`u ${t}`)!];
+        }),
+      );
       const loraXDrop = new Map(targets.filter((t) => plan.layer.has(`xDrop ${t}`)).map((t) => [t, buffer(`xDrop ${t}`)!]));
-      this.layers.push({ ...named, loraU, loraXDrop });
+      const at = (offset: number, floats: number): Binding => ({ buffer: named.qkv, offset: offset * 4, size: floats * 4 });
+      const { qkv } = plan;
+      const q = at(qkv.q, qkv.k - qkv.q);
+      this.layers.push({ ...named, q, k: at(qkv.k, qkv.v - qkv.k), v: at(qkv.v, qkv.floats - qkv.v), loraU, loraXDrop });
     }
     const streams = new Map(scratchStreamSlots(plan).map((slot) => [slot, single.get(`stream scratch ${slot as 0 | 1}`)!]));
     this.scratchStreams.push(...streams.values());

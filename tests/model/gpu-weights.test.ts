@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Gpu } from '../../src/gpu/context';
+import { allocatedSize, asRange, type Binding, Gpu } from '../../src/gpu/context';
 import { WeightRangeError } from '../../src/model/errors';
 import { destroyWeights, uploadWeights, vocabRowsPerPiece } from '../../src/model/gpu-weights';
 import type { RawTensor } from '../../src/model/weight-format';
@@ -41,7 +41,7 @@ async function smallBindingGpu(maxStorageBufferBindingSize: number): Promise<Gpu
   return new Gpu(device);
 }
 
-const halvesOf = async (gpu: Gpu, buffer: GPUBuffer, count: number) => new Uint16Array(await gpu.read(buffer), 0, count);
+const halvesOf = async (gpu: Gpu, buffer: Binding, count: number) => new Uint16Array(await gpu.read(buffer), 0, count);
 
 describe('uploading weights in their precision', () => {
   it("a BF16 checkpoint under 'auto' is on the GPU bit for bit as in the file; norms and biases are f32", async () => {
@@ -88,6 +88,36 @@ describe('uploading weights in their precision', () => {
     expect(Array.from(got, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0])).toEqual(expected);
     destroyWeights(widened);
     destroyWeights(rounded);
+  });
+
+  it('stacks q/k/v (and their biases) into one buffer when they share a format, bit for bit and in no more bytes', async () => {
+    const gpu = await testGpu();
+    const { tensors, bits } = bf16Checkpoint();
+    const weights = await uploadWeights(gpu, config, memoryWeightsSource(config, tensors));
+    const layer = weights.layers[1];
+    expect(layer.qkvStacked).toBe(true);
+    const ranges = [layer.q.buffer, layer.k.buffer, layer.v.buffer].map(asRange);
+    expect(new Set(ranges.map((r) => r.buffer)).size).toBe(1);
+    // 33 x 33 and 11 x 33 bf16 values: each part in the 16-byte multiple it would get as a buffer of its own.
+    expect(ranges[0].buffer.size).toBe(ranges.reduce((sum, r) => sum + allocatedSize(r.size), 0));
+    for (const [i, t] of (['q_proj', 'k_proj', 'v_proj'] as const).entries()) {
+      const want = bits.get(`model.layers.1.self_attn.${t}.weight`)!;
+      expect(Array.from(await halvesOf(gpu, ranges[i], want.length)), t).toEqual(Array.from(want));
+      const bias = [layer.qBias, layer.kBias, layer.vBias][i]!;
+      const biasBits = bits.get(`model.layers.1.self_attn.${t}.bias`)!;
+      expect(asRange(bias).buffer).toBe(asRange(layer.qBias!).buffer);
+      const widened = Array.from(biasBits, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0]);
+      expect(Array.from(await gpu.readF32(bias, biasBits.length)), `${t} bias`).toEqual(widened);
+    }
+    destroyWeights(weights);
+    // v_proj in another dtype (as GGUF mixes store it): three buffers.
+    const mixed = new Map(tensors);
+    mixed.set('model.layers.1.self_attn.v_proj.weight', f32.get('model.layers.1.self_attn.v_proj.weight')!);
+    const apart = await uploadWeights(gpu, config, memoryWeightsSource(config, mixed));
+    expect(apart.layers[1].qkvStacked).toBe(false);
+    expect(apart.layers[1].v.format).toBe('f32');
+    expect(asRange(apart.layers[1].q.buffer).buffer).not.toBe(asRange(apart.layers[1].k.buffer).buffer);
+    destroyWeights(apart);
   });
 
   it("'f16' refuses an F32 value beyond +-65504 with the tensor's name", async () => {

@@ -59,7 +59,7 @@ describe('the workspace plan keeps exactly what backward reads', () => {
     const plan = planWorkspace(config, 14, 'train', { r: 3, targets: ['q_proj', 'k_proj', 'v_proj'], dropout: 0 });
     for (const l of [1, 2]) {
       expect(plan.kept[l].has('n2') || plan.kept[l].has('act')).toBe(false);
-      for (const key of ['gate', 'up', 'h', 'n1', 'q', 'attn', 'u q_proj'] as const) expect(plan.kept[l].has(key)).toBe(true);
+      for (const key of ['gate', 'up', 'h', 'n1', 'qkv', 'attn', 'u qkv'] as const) expect(plan.kept[l].has(key)).toBe(true);
     }
     // Nothing lies below the first layer's q/k/v: its input gradient, input_layernorm's backward and its input are not needed.
     expect(plan.kept[0].has('rstd1')).toBe(false);

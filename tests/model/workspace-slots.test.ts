@@ -126,16 +126,21 @@ async function step(model: LlamaModel, adapter: LoraAdapter, batches: Batch[], r
 
 /**
  * The single buffers each dispatch of one training step binds, by phase, from a workspace without
- * aliasing (so each buffer is one name); and whether any dispatch binds one buffer twice.
+ * aliasing (so each buffer is one name); and whether any dispatch binds overlapping ranges of one
+ * buffer (two names of one slot do; q, k and v, ranges of one layer buffer, do not).
  */
 async function phasesOfUse(model: LlamaModel, adapter: LoraAdapter, batch: Batch, recompute: boolean) {
   const gpu = model.gpu;
   let phase: Phase = 'forward';
   const uses: { phase: Phase; buffers: GPUBuffer[] }[] = [];
+  let doubleBound = false;
   let ws: Workspace | null = null;
   const stop = gpu.observeDispatches((d) => {
-    const buffers = Object.values(d.bindings).flatMap((b) => (b ? [asRange(b).buffer] : []));
-    uses.push({ phase, buffers });
+    const ranges = Object.values(d.bindings).flatMap((b) => (b ? [asRange(b)] : []));
+    const overlap = (a: (typeof ranges)[0], b: (typeof ranges)[0]) =>
+      a.buffer === b.buffer && a.offset < b.offset + b.size && b.offset < a.offset + a.size;
+    if (ranges.some((a, i) => ranges.slice(i + 1).some((b) => overlap(a, b)))) doubleBound = true;
+    uses.push({ phase, buffers: ranges.map((r) => r.buffer) });
   });
   try {
     model.lossAndGradients(batch, adapter, {
@@ -159,7 +164,7 @@ async function phasesOfUse(model: LlamaModel, adapter: LoraAdapter, batch: Batch
   for (const { phase: p, buffers } of uses) {
     for (const buffer of buffers) for (const name of names.get(buffer) ?? []) phases.set(name, (phases.get(name) ?? new Set()).add(p));
   }
-  return { phases, doubleBound: uses.some(({ buffers }) => new Set(buffers).size < buffers.length), dispatches: uses.length };
+  return { phases, doubleBound, dispatches: uses.length };
 }
 
 async function expectExactSharing(
