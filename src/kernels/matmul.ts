@@ -1,7 +1,7 @@
 import source from '../../shaders/matmul.wgsl?raw';
 import { asRange, type Binding, type Gpu } from '../gpu/context';
 import { BLOCK_LAYOUTS, bytesPerWeight, isBlockFormat, storedBytes, type WeightFormat } from '../model/weight-format';
-import { recordVec4Product, vec4Reads } from './matmul-vec4';
+import { type LoraOperands, loraArguments, recordVec4Product, vec4Reads } from './matmul-vec4';
 import { weightShader } from './weight-shader';
 
 const TILE = 64;
@@ -29,6 +29,18 @@ export interface MatmulOptions {
   format?: WeightFormat;
 }
 
+/**
+ * The LoRA epilogue of X W^T: s * u B^T added to every output before it is stored, so a projection
+ * with an adapter writes y once (shaders/matmul.wgsl). u [M, r] = drop(x) A^T (src/kernels/lora.ts
+ * `loraDown`) and B [N, r] are f32 whatever W's format; their bindings may start at any 4-byte offset.
+ */
+export interface LoraEpilogue {
+  u: Binding;
+  B: Binding;
+  r: number;
+  scaling: number;
+}
+
 /** Sizes as the wrappers name them: the layer y [M, N] = x [M, K] W^T with W [N, K]. */
 export interface MatmulDims {
   M: number;
@@ -36,7 +48,10 @@ export interface MatmulDims {
   K: number;
 }
 
-/** Y [M,N] = alpha * X [M,K] W^T (W [N,K]) + beta * Y (+ bias [N], added after scaling, not multiplied by alpha). */
+/**
+ * Y [M,N] = alpha * X [M,K] W^T (W [N,K]) + beta * Y (+ bias [N], added after scaling, not multiplied
+ * by alpha) (+ s * u B^T with `lora`, added last, not multiplied by alpha).
+ */
 export function matmulXWt(
   gpu: Gpu,
   t: { X: Binding; W: Binding; Y: Binding; bias?: Binding },
@@ -44,17 +59,27 @@ export function matmulXWt(
     /** Elements between output rows (default N): writes a column block of a wider matrix. */
     outStride?: number;
   },
-  opts: MatmulOptions = {},
+  opts: MatmulOptions & { lora?: LoraEpilogue } = {},
 ): void {
   const { M, N, K } = d;
   wholeBlocks(K, opts.format);
   const ldc = d.outStride ?? N;
   if (ldc < N) throw new Error(`matmulXWt: outStride ${ldc} < N ${N}`);
-  product(gpu, t.bias ? 'matmul_forward_bias' : 'matmul_forward', {
+  const { lora } = opts;
+  if (lora && !(Number.isInteger(lora.r) && lora.r >= 1))
+    throw new Error(`matmulXWt: LoRA rank must be a whole number >= 1, got ${lora.r}`);
+  const entry = t.bias ? 'matmul_forward_bias' : 'matmul_forward';
+  product(gpu, lora ? `${entry}_lora` : entry, {
     a: operand(gpu, t.X, M * K, 'X'),
     b: operand(gpu, t.W, N * K, 'W', opts.format),
     c: operand(gpu, t.Y, M === 0 || N === 0 ? 0 : (M - 1) * ldc + N, 'Y'),
     bias: t.bias ? operand(gpu, t.bias, N, 'bias') : undefined,
+    lora: lora && {
+      u: operand(gpu, lora.u, M * lora.r, 'lora.u'),
+      b: operand(gpu, lora.B, N * lora.r, 'lora.B'),
+      r: lora.r,
+      scaling: lora.scaling,
+    },
     rows: M,
     cols: N,
     depth: K,
@@ -161,6 +186,7 @@ function product(
     b: Operand;
     c: Operand;
     bias?: Operand;
+    lora?: LoraOperands;
     rows: number;
     cols: number;
     depth: number;
@@ -195,9 +221,10 @@ function product(
     alpha: d.opts.alpha ?? 1,
     beta: d.opts.beta ?? 0,
   };
+  const lora = loraArguments(d.lora);
   gpu.dispatch(gpu.kernel(weightShader(source, d.opts.format ?? 'f32'), direct ? `${entry}_direct` : entry), {
-    params: d.bias ? { ...params, off_bias: d.bias.offset } : params,
-    bindings: { a: d.a.binding, b: d.b.binding, c: d.c.binding, bias: d.bias?.binding },
+    params: { ...(d.bias ? { ...params, off_bias: d.bias.offset } : params), ...lora.params },
+    bindings: { a: d.a.binding, b: d.b.binding, c: d.c.binding, bias: d.bias?.binding, ...lora.bindings },
     workgroups: gpu.grid(direct ? Math.ceil((tilesX * tilesY) / 64) : tilesX * tilesY),
   });
 }
