@@ -18,8 +18,11 @@ export interface LoraDropout {
 }
 
 /**
- * Forward of one adapter: y += s * u B^T with u = drop(x) A^T (A [r,in], B [out,r]). Saves u [M,r]
- * and, when p > 0, xDrop [M,in] for the backward pass.
+ * Forward of one adapter in two passes: y += s * u B^T with u = drop(x) A^T (A [r,in], B [out,r]).
+ * Saves u [M,r] and, when p > 0, xDrop [M,in] for the backward pass. The engine's projections take
+ * the one-pass route instead (`loraDown`, then the base product with matmulXWt's `lora` epilogue,
+ * src/model/decoder-layer.ts); this one is for a y whose base product is already stored, where the
+ * epilogue cannot apply: the adapter run as an op family of its own (tests/helpers/gpu-ops.ts).
  */
 export function loraForward(
   gpu: Gpu,
@@ -27,7 +30,21 @@ export function loraForward(
   d: LoraDims,
   { scaling, dropout }: { scaling: number; dropout?: LoraDropout },
 ): void {
-  const { M, inFeatures, outFeatures, r } = d;
+  loraDown(gpu, t, d, { dropout });
+  matmulXWt(gpu, { X: t.u, W: t.B, Y: t.y }, { M: d.M, N: d.outFeatures, K: d.r }, { alpha: scaling, beta: 1 });
+}
+
+/**
+ * The adapter's down-projection u [M,r] = drop(x) A^T, saved for the backward pass (with xDrop [M,in]
+ * when p > 0); the up-projection s * u B^T is then the epilogue of the base product.
+ */
+export function loraDown(
+  gpu: Gpu,
+  t: { x: Binding; xDrop?: Binding; A: Binding; u: Binding },
+  d: Omit<LoraDims, 'outFeatures'>,
+  { dropout }: { dropout?: LoraDropout },
+): void {
+  const { M, inFeatures, r } = d;
   let input = t.x;
   if (active(dropout)) {
     input = need(t.xDrop, 'xDrop');
@@ -38,7 +55,6 @@ export function loraForward(
     });
   }
   matmulXWt(gpu, { X: input, W: t.A, Y: t.u }, { M, N: r, K: inFeatures });
-  matmulXWt(gpu, { X: t.u, W: t.B, Y: t.y }, { M, N: outFeatures, K: r }, { alpha: scaling, beta: 1 });
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import type { Binding, Gpu } from '../gpu/context';
 import { attentionBackward, attentionForward, attentionForwardCached } from '../kernels/attention';
-import { loraBackward, loraForward, type LoraDropout } from '../kernels/lora';
+import { loraBackward, loraDown, type LoraDropout } from '../kernels/lora';
 import { matmulDyW, matmulXWt } from '../kernels/matmul';
 import { residualForward } from '../kernels/residual';
 import { residualRmsnormForward, rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
@@ -90,7 +90,12 @@ export function recordLayerForward(p: LayerPass, l: number, out: GPUBuffer | nul
   if (out) residualForward(gpu, { a: a.h, b: ws.branch, y: out }, { n: M * C });
 }
 
-/** y = x W^T (+ bias), then the adapter's share s * drop(x) A^T B^T when `target` has one. */
+/**
+ * y = x W^T (+ bias) (+ the adapter's share s * drop(x) A^T B^T when `target` has one). With an
+ * adapter, u = drop(x) A^T goes first (kept in the workspace's loraU, which the backward pass and the
+ * recomputed forward read) and the base product adds s * u B^T in its epilogue, so y is written once;
+ * every schedule and weight format takes the epilogue, so no projection here needs the two-pass loraForward.
+ */
 function project(
   p: LayerPass,
   layer: number,
@@ -104,23 +109,18 @@ function project(
 ): void {
   const { gpu, adapter, ws } = p;
   const M = p.batch.B * p.batch.T;
-  matmulXWt(gpu, { X: x, W: w.buffer, Y: y, bias }, { M, N: outF, K: inF }, { format: w.format });
   const module = adapter?.module(layer, target);
-  if (!adapter || !module) return;
+  if (!adapter || !module) {
+    matmulXWt(gpu, { X: x, W: w.buffer, Y: y, bias }, { M, N: outF, K: inF }, { format: w.format });
+    return;
+  }
   const act = ws.layer(layer);
-  loraForward(
-    gpu,
-    {
-      x,
-      xDrop: act.loraXDrop.get(target),
-      A: adapter.view(module, 'A'),
-      B: adapter.view(module, 'B'),
-      u: act.loraU.get(target)!,
-      y,
-    },
-    { M, inFeatures: inF, outFeatures: outF, r: adapter.layout.r },
-    { scaling: adapter.scaling, dropout: dropoutFor(adapter, layer, target, p.opts) },
-  );
+  const u = act.loraU.get(target)!;
+  const r = adapter.layout.r;
+  const dropout = dropoutFor(adapter, layer, target, p.opts);
+  loraDown(gpu, { x, xDrop: act.loraXDrop.get(target), A: adapter.view(module, 'A'), u }, { M, inFeatures: inF, r }, { dropout });
+  const lora = { u, B: adapter.view(module, 'B'), r, scaling: adapter.scaling };
+  matmulXWt(gpu, { X: x, W: w.buffer, Y: y, bias }, { M, N: outF, K: inF }, { format: w.format, lora });
 }
 
 /**
