@@ -38,7 +38,8 @@
 // rewritten by a second product. Evaluation order per output, as the two-pass path rounds it (base
 // product stored, then a product with alpha = s, beta = 1 adding into it):
 //   v = alpha * acc + bias;  v += beta * y_old;  v += l
-// so the two agree to rounding of the sums, bit for bit where both sum in the same order (direct).
+// (mathematically alpha x W^T + beta y + bias + s u B_lora^T): both sum j = 0, 1, ... in f32 and add l
+// last, so they round alike. u and B_lora are read straight from storage: an r-deep block per invocation.
 
 struct Params {
   rows: u32,
