@@ -1,6 +1,7 @@
 // Matrix products of a linear layer y = x W^T (+ bias), W: [N, K], x: [M, K], y: [M, N], shaped for GPUs:
 // vector loads, 8x4 register blocks, double-buffered reduction slices, and split-K for long thin products.
 // Forward:          Y  = alpha * X W^T    + beta * Y  (+ bias)   matmul_vec4_forward[_bias]
+//   with LoRA:      Y  = ... + s * U B^T  (U [M, r], B [N, r])    matmul_vec4_forward[_bias]_lora
 // Backward, input:  dX = alpha * dY W     + beta * dX            matmul_vec4_backward_input
 // Backward, weight: dW = alpha * dY^T X   + beta * dW            matmul_vec4_backward_weight
 // As in shaders/matmul.wgsl, all three are C[i, j] = sum_k A(i, k) B(k, j) over p.rows x p.cols outputs
@@ -35,6 +36,11 @@
 // backward_weight entries (B = X, an activation) exist only in the F32 module.
 // Grouped forward: as in shaders/matmul.wgsl (col1, col2 and the per-group offsets; group_of, w_row,
 // out_index), up to three products that share X in one dispatch. Never grouped: the backward entries.
+// LoRA epilogue (the *_lora entries), as in shaders/matmul.wgsl: each invocation adds to each output
+// (m, n) of its 8x4 block l(m, n) = s * sum_{j < r} u[m, j] B_lora[n, j] (u = drop(x) A^T [M, r],
+// B_lora [N, r], both f32 and read as scalars, any offset), summed from j = 0 and then scaled; per
+// output v = alpha * acc + bias; v += beta * y_old; v += l, the order in which the two-pass path (base
+// product, then one with alpha = s and beta = 1 into it) rounds. y is written once.
 
 struct Params {
   rows: u32,
@@ -63,6 +69,10 @@ struct Params {
   ldc2: u32,
   off_bias1: u32,
   off_bias2: u32,
+  lora_r: u32,
+  lora_scale: f32,
+  off_u: u32,
+  off_lb: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -97,6 +107,8 @@ fn b_quad(e: u32, n: u32) -> vec4f {
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(6) var<storage, read> lora_u: array<f32>;
+@group(0) @binding(7) var<storage, read> lora_b: array<f32>;
 
 const TILE = 64u;
 const SLICE = 16u;
@@ -265,7 +277,7 @@ fn tile_origin(tile: u32) -> vec2u {
   return vec2u((tile / p.tiles_x) * TILE, (tile % p.tiles_x) * TILE);
 }
 
-fn store(acc: array<vec4f, 8>, origin: vec2u, t: u32, add: vec4f) {
+fn store(acc: array<vec4f, 8>, origin: vec2u, t: u32, add: vec4f, lora: array<vec4f, 8>) {
   let col0 = origin.y + 4u * (t % 16u);
   for (var r = 0u; r < 8u; r++) {
     let row = origin.x + 8u * (t / 16u) + r;
@@ -278,9 +290,38 @@ fn store(acc: array<vec4f, 8>, origin: vec2u, t: u32, add: vec4f) {
       if (p.beta != 0.0) {
         v += p.beta * c[idx];
       }
-      c[idx] = v;
+      c[idx] = v + lora[r][j];
     }
   }
+}
+
+/** The LoRA epilogue of invocation t's 8x4 block: s * sum_{j < r} u[row, j] B_lora[col, j] (0 outside the output). */
+fn lora_block(origin: vec2u, t: u32) -> array<vec4f, 8> {
+  let row0 = origin.x + 8u * (t / 16u);
+  let col0 = origin.y + 4u * (t % 16u);
+  var acc: array<vec4f, 8>;
+  for (var j = 0u; j < p.lora_r; j++) {
+    var bv = vec4f(0.0);
+    for (var q = 0u; q < 4u; q++) {
+      if (col0 + q < p.cols) { bv[q] = lora_b[p.off_lb + (col0 + q) * p.lora_r + j]; }
+    }
+    for (var r = 0u; r < 8u; r++) {
+      if (row0 + r < p.rows) { acc[r] += lora_u[p.off_u + (row0 + r) * p.lora_r + j] * bv; }
+    }
+  }
+  for (var r = 0u; r < 8u; r++) {
+    acc[r] *= p.lora_scale;
+  }
+  return acc;
+}
+
+fn bias_quad(origin: vec2u, t: u32) -> vec4f {
+  var add = vec4f(0.0);
+  for (var j = 0u; j < 4u; j++) {
+    let col = origin.y + 4u * (t % 16u) + j;
+    if (col < p.cols) { add[j] = bias_at(col); }
+  }
+  return add;
 }
 
 @compute @workgroup_size(128)
@@ -289,7 +330,7 @@ fn matmul_vec4_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
   let tile = tile_index(wid, nwg, p.tiles_x * p.tiles_y);
   if (tile == 0xffffffffu) { return; }
   let origin = tile_origin(tile);
-  store(product(FORWARD, origin, t, 0u, p.depth), origin, t, vec4f(0.0));
+  store(product(FORWARD, origin, t, 0u, p.depth), origin, t, vec4f(0.0), array<vec4f, 8>());
 }
 
 @compute @workgroup_size(128)
@@ -298,13 +339,25 @@ fn matmul_vec4_forward_bias(@builtin(workgroup_id) wid: vec3u, @builtin(num_work
   let tile = tile_index(wid, nwg, p.tiles_x * p.tiles_y);
   if (tile == 0xffffffffu) { return; }
   let origin = tile_origin(tile);
-  let acc = product(FORWARD, origin, t, 0u, p.depth);
-  var add = vec4f(0.0);
-  for (var j = 0u; j < 4u; j++) {
-    let col = origin.y + 4u * (t % 16u) + j;
-    if (col < p.cols) { add[j] = bias_at(col); }
-  }
-  store(acc, origin, t, add);
+  store(product(FORWARD, origin, t, 0u, p.depth), origin, t, bias_quad(origin, t), array<vec4f, 8>());
+}
+
+@compute @workgroup_size(128)
+fn matmul_vec4_forward_lora(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                            @builtin(local_invocation_index) t: u32) {
+  let tile = tile_index(wid, nwg, p.tiles_x * p.tiles_y);
+  if (tile == 0xffffffffu) { return; }
+  let origin = tile_origin(tile);
+  store(product(FORWARD, origin, t, 0u, p.depth), origin, t, vec4f(0.0), lora_block(origin, t));
+}
+
+@compute @workgroup_size(128)
+fn matmul_vec4_forward_bias_lora(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                                 @builtin(local_invocation_index) t: u32) {
+  let tile = tile_index(wid, nwg, p.tiles_x * p.tiles_y);
+  if (tile == 0xffffffffu) { return; }
+  let origin = tile_origin(tile);
+  store(product(FORWARD, origin, t, 0u, p.depth), origin, t, bias_quad(origin, t), lora_block(origin, t));
 }
 
 @compute @workgroup_size(128)
@@ -313,7 +366,7 @@ fn matmul_vec4_backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(num_wo
   let tile = tile_index(wid, nwg, p.tiles_x * p.tiles_y);
   if (tile == 0xffffffffu) { return; }
   let origin = tile_origin(tile);
-  store(product(BACKWARD_INPUT, origin, t, 0u, p.depth), origin, t, vec4f(0.0));
+  store(product(BACKWARD_INPUT, origin, t, 0u, p.depth), origin, t, vec4f(0.0), array<vec4f, 8>());
 }
 
 #if ${F32}
@@ -323,7 +376,7 @@ fn matmul_vec4_backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(num_w
   let tile = tile_index(wid, nwg, p.tiles_x * p.tiles_y);
   if (tile == 0xffffffffu) { return; }
   let origin = tile_origin(tile);
-  store(product(BACKWARD_WEIGHT, origin, t, 0u, p.depth), origin, t, vec4f(0.0));
+  store(product(BACKWARD_WEIGHT, origin, t, 0u, p.depth), origin, t, vec4f(0.0), array<vec4f, 8>());
 }
 
 @compute @workgroup_size(128)

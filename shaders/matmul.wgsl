@@ -1,5 +1,6 @@
 // Matrix products of a linear layer y = x W^T (+ bias), W: [N, K], x: [M, K], y: [M, N].
 // Forward:          Y  = alpha * X W^T    + beta * Y  (+ bias)   matmul_forward[_bias]
+//   with LoRA:      Y  = ... + s * U B^T  (U [M, r], B [N, r])    matmul_forward[_bias]_lora
 // Backward, input:  dX = alpha * dY W     + beta * dX            matmul_backward_input
 // Backward, weight: dW = alpha * dY^T X   + beta * dW            matmul_backward_weight
 // All three are one product C[i, j] = sum_k A(i, k) B(k, j) over an output of p.rows x p.cols and a
@@ -35,6 +36,16 @@
 // group g reads W's row j - start_g at off_b_g and writes c[off_c_g + row * ldc_g + j - start_g], so the
 // groups' weights, outputs and biases are any ranges of one binding each (group_of, w_row, out_index).
 // A tile may straddle two groups. The backward entries are never grouped (col1 = col2 = 0).
+// LoRA epilogue (the *_lora entries): a layer with an adapter adds s * (u B_lora^T) to its base product,
+// u = drop(x) A^T [M, r] computed before (src/kernels/lora.ts), B_lora [N, r]; both f32 whatever the
+// weight format. Each invocation adds, to each output (m, n) it stores,
+//   l(m, n) = s * sum_{j < r} u[m, j] B_lora[n, j]      (p.lora_r, p.lora_scale; off_u, off_lb in elements)
+// summed from j = 0 in f32, then scaled, for r more multiply-adds per output and y written once instead of
+// rewritten by a second product. Evaluation order per output, as the two-pass path rounds it (base
+// product stored, then a product with alpha = s, beta = 1 adding into it):
+//   v = alpha * acc + bias;  v += beta * y_old;  v += l
+// (mathematically alpha x W^T + beta y + bias + s u B_lora^T): both sum j = 0, 1, ... in f32 and add l
+// last, so they round alike. u and B_lora are read straight from storage: an r-deep block per invocation.
 
 struct Params {
   rows: u32,
@@ -61,6 +72,10 @@ struct Params {
   ldc2: u32,
   off_bias1: u32,
   off_bias2: u32,
+  lora_r: u32,
+  lora_scale: f32,
+  off_u: u32,
+  off_lb: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -78,6 +93,8 @@ fn b_at(e: u32) -> f32 { return widen_weight(b[e >> 1u], e); }
 #endif
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read> lora_u: array<f32>;
+@group(0) @binding(6) var<storage, read> lora_b: array<f32>;
 
 const TILE = 64u;
 const SLICE = 16u;
@@ -195,7 +212,7 @@ fn product(kind: u32, origin: vec2u, lid: vec3u) -> array<vec4f, 4> {
   return acc;
 }
 
-fn store(acc: array<vec4f, 4>, origin: vec2u, lid: vec3u, add: vec4f) {
+fn store(acc: array<vec4f, 4>, origin: vec2u, lid: vec3u, add: vec4f, lora: array<vec4f, 4>) {
   for (var i = 0u; i < 4u; i++) {
     let row = origin.x + lid.y + i * SIDE;
     if (row >= p.rows) { continue; }
@@ -207,9 +224,45 @@ fn store(acc: array<vec4f, 4>, origin: vec2u, lid: vec3u, add: vec4f) {
       if (p.beta != 0.0) {
         v += p.beta * c[idx];
       }
-      c[idx] = v;
+      c[idx] = v + lora[i][j];
     }
   }
+}
+
+/**
+ * The LoRA epilogue of one register block: s * sum_{j < r} u[rows[i], j] B_lora[cols[q], j], summed
+ * like a product of depth r (0 outside the output).
+ */
+fn lora_block(rows: vec4u, cols: vec4u) -> array<vec4f, 4> {
+  var acc: array<vec4f, 4>;
+  for (var j = 0u; j < p.lora_r; j++) {
+    var bv = vec4f(0.0);
+    for (var q = 0u; q < 4u; q++) {
+      if (cols[q] < p.cols) { bv[q] = lora_b[p.off_lb + cols[q] * p.lora_r + j]; }
+    }
+    for (var i = 0u; i < 4u; i++) {
+      if (rows[i] < p.rows) { acc[i] += lora_u[p.off_u + rows[i] * p.lora_r + j] * bv; }
+    }
+  }
+  for (var i = 0u; i < 4u; i++) {
+    acc[i] *= p.lora_scale;
+  }
+  return acc;
+}
+
+const STRIDES = vec4u(0u, SIDE, 2u * SIDE, 3u * SIDE);
+
+fn bias_tiled(origin: vec2u, lid: vec3u) -> vec4f {
+  var add = vec4f(0.0);
+  for (var j = 0u; j < 4u; j++) {
+    let col = origin.y + lid.x + j * SIDE;
+    if (col < p.cols) { add[j] = bias_at(col); }
+  }
+  return add;
+}
+
+fn lora_tiled(origin: vec2u, lid: vec3u) -> array<vec4f, 4> {
+  return lora_block(origin.x + lid.y + STRIDES, origin.y + lid.x + STRIDES);
 }
 
 @compute @workgroup_size(16, 16)
@@ -217,7 +270,7 @@ fn matmul_forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nw
                   @builtin(local_invocation_id) lid: vec3u) {
   let origin = tile_origin(wid, nwg);
   if (origin.x == 0xffffffffu) { return; }
-  store(product(FORWARD, origin, lid), origin, lid, vec4f(0.0));
+  store(product(FORWARD, origin, lid), origin, lid, vec4f(0.0), array<vec4f, 4>());
 }
 
 @compute @workgroup_size(16, 16)
@@ -225,13 +278,23 @@ fn matmul_forward_bias(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
                        @builtin(local_invocation_id) lid: vec3u) {
   let origin = tile_origin(wid, nwg);
   if (origin.x == 0xffffffffu) { return; }
-  let acc = product(FORWARD, origin, lid);
-  var add = vec4f(0.0);
-  for (var j = 0u; j < 4u; j++) {
-    let col = origin.y + lid.x + j * SIDE;
-    if (col < p.cols) { add[j] = bias_at(col); }
-  }
-  store(acc, origin, lid, add);
+  store(product(FORWARD, origin, lid), origin, lid, bias_tiled(origin, lid), array<vec4f, 4>());
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_forward_lora(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                       @builtin(local_invocation_id) lid: vec3u) {
+  let origin = tile_origin(wid, nwg);
+  if (origin.x == 0xffffffffu) { return; }
+  store(product(FORWARD, origin, lid), origin, lid, vec4f(0.0), lora_tiled(origin, lid));
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_forward_bias_lora(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                            @builtin(local_invocation_id) lid: vec3u) {
+  let origin = tile_origin(wid, nwg);
+  if (origin.x == 0xffffffffu) { return; }
+  store(product(FORWARD, origin, lid), origin, lid, bias_tiled(origin, lid), lora_tiled(origin, lid));
 }
 
 @compute @workgroup_size(16, 16)
@@ -239,7 +302,7 @@ fn matmul_backward_input(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
                          @builtin(local_invocation_id) lid: vec3u) {
   let origin = tile_origin(wid, nwg);
   if (origin.x == 0xffffffffu) { return; }
-  store(product(BACKWARD_INPUT, origin, lid), origin, lid, vec4f(0.0));
+  store(product(BACKWARD_INPUT, origin, lid), origin, lid, vec4f(0.0), array<vec4f, 4>());
 }
 
 #if ${F32}
@@ -248,7 +311,7 @@ fn matmul_backward_weight(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgr
                           @builtin(local_invocation_id) lid: vec3u) {
   let origin = tile_origin(wid, nwg);
   if (origin.x == 0xffffffffu) { return; }
-  store(product(BACKWARD_WEIGHT, origin, lid), origin, lid, vec4f(0.0));
+  store(product(BACKWARD_WEIGHT, origin, lid), origin, lid, vec4f(0.0), array<vec4f, 4>());
 }
 #endif
 
@@ -290,7 +353,7 @@ fn product_direct(kind: u32, origin: vec2u) -> array<vec4f, 4> {
   return acc;
 }
 
-fn store_direct(acc: array<vec4f, 4>, origin: vec2u, add: vec4f) {
+fn store_direct(acc: array<vec4f, 4>, origin: vec2u, add: vec4f, lora: array<vec4f, 4>) {
   for (var i = 0u; i < 4u; i++) {
     let row = origin.x + i;
     if (row >= p.rows) { continue; }
@@ -302,35 +365,58 @@ fn store_direct(acc: array<vec4f, 4>, origin: vec2u, add: vec4f) {
       if (p.beta != 0.0) {
         v += p.beta * c[idx];
       }
-      c[idx] = v;
+      c[idx] = v + lora[i][j];
     }
   }
+}
+
+fn bias_direct(origin: vec2u) -> vec4f {
+  var add = vec4f(0.0);
+  for (var j = 0u; j < 4u; j++) {
+    let col = origin.y + j;
+    if (col < p.cols) { add[j] = bias_at(col); }
+  }
+  return add;
+}
+
+fn lora_direct(origin: vec2u) -> array<vec4f, 4> {
+  let steps = vec4u(0u, 1u, 2u, 3u);
+  return lora_block(origin.x + steps, origin.y + steps);
 }
 
 @compute @workgroup_size(64)
 fn matmul_forward_direct(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let origin = block_origin(gid, nwg);
   if (origin.x == 0xffffffffu) { return; }
-  store_direct(product_direct(FORWARD, origin), origin, vec4f(0.0));
+  store_direct(product_direct(FORWARD, origin), origin, vec4f(0.0), array<vec4f, 4>());
 }
 
 @compute @workgroup_size(64)
 fn matmul_forward_bias_direct(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let origin = block_origin(gid, nwg);
   if (origin.x == 0xffffffffu) { return; }
-  var add = vec4f(0.0);
-  for (var j = 0u; j < 4u; j++) {
-    let col = origin.y + j;
-    if (col < p.cols) { add[j] = bias_at(col); }
-  }
-  store_direct(product_direct(FORWARD, origin), origin, add);
+  store_direct(product_direct(FORWARD, origin), origin, bias_direct(origin), array<vec4f, 4>());
+}
+
+@compute @workgroup_size(64)
+fn matmul_forward_lora_direct(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let origin = block_origin(gid, nwg);
+  if (origin.x == 0xffffffffu) { return; }
+  store_direct(product_direct(FORWARD, origin), origin, vec4f(0.0), lora_direct(origin));
+}
+
+@compute @workgroup_size(64)
+fn matmul_forward_bias_lora_direct(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let origin = block_origin(gid, nwg);
+  if (origin.x == 0xffffffffu) { return; }
+  store_direct(product_direct(FORWARD, origin), origin, bias_direct(origin), lora_direct(origin));
 }
 
 @compute @workgroup_size(64)
 fn matmul_backward_input_direct(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let origin = block_origin(gid, nwg);
   if (origin.x == 0xffffffffu) { return; }
-  store_direct(product_direct(BACKWARD_INPUT, origin), origin, vec4f(0.0));
+  store_direct(product_direct(BACKWARD_INPUT, origin), origin, vec4f(0.0), array<vec4f, 4>());
 }
 
 #if ${F32}
@@ -338,6 +424,6 @@ fn matmul_backward_input_direct(@builtin(global_invocation_id) gid: vec3u, @buil
 fn matmul_backward_weight_direct(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let origin = block_origin(gid, nwg);
   if (origin.x == 0xffffffffu) { return; }
-  store_direct(product_direct(BACKWARD_WEIGHT, origin), origin, vec4f(0.0));
+  store_direct(product_direct(BACKWARD_WEIGHT, origin), origin, vec4f(0.0), array<vec4f, 4>());
 }
 #endif

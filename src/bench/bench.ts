@@ -12,7 +12,7 @@ import { type RecomputeMode, validateTrainSettings } from '../train/settings';
 import { seededUniform } from '../util/random';
 import { deviceMemory, estimateTrainingMemory } from '../app/memory';
 import { type FamilyTimingMethod, familyTable, type KernelFamilyTiming, type KernelTiming, profileStep } from './families';
-import { type MatmulSchedule, type MatmulTiming, matmulShape, matrixFormats, timeMatmul } from './matmul-timing';
+import { type MatmulSchedule, type MatmulTiming, matmulFlops, matmulShape, matrixFormats, timeMatmul } from './matmul-timing';
 import { randomQuantizedSource, randomWeightsSource } from './random-weights';
 
 export type { MatmulTiming } from './matmul-timing';
@@ -163,7 +163,7 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
     kernelDispatches.set(d.kernel.name, (kernelDispatches.get(d.kernel.name) ?? 0) + 1);
     const shape = matmulShape(d, weightFormats);
     if (!shape) return;
-    const key = `${shape.kernel} ${shape.M} ${shape.N} ${shape.K} ${shape.accumulate} ${shape.weight_format}`;
+    const key = `${shape.kernel} ${shape.M} ${shape.N} ${shape.K} ${shape.accumulate} ${shape.weight_format} ${shape.lora_r}`;
     const known = shapes.get(key);
     if (known) known.calls_per_step++;
     else shapes.set(key, shape);
@@ -197,7 +197,7 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
   if (!o.memoryOnly) {
     for (const shape of matmul) {
       shape.ms_per_call = await timeMatmul(gpu, shape, o.matmulMinMs);
-      shape.gflops = (2 * shape.M * shape.N * shape.K) / (shape.ms_per_call * 1e6);
+      shape.gflops = matmulFlops(shape) / (shape.ms_per_call * 1e6);
       if (o.matmulSchedules?.length) {
         const bySchedule: Partial<Record<MatmulSchedule, number>> = {};
         for (const schedule of o.matmulSchedules) bySchedule[schedule] = await timeMatmul(gpu, shape, o.matmulMinMs, schedule);
@@ -271,7 +271,7 @@ export async function runBenchmark(gpu: Gpu, o: BenchOptions): Promise<BenchResu
     kernel_families: table.families,
     kernels: table.kernels,
     record_ms_per_step: median(recordMs),
-    matmul_flops_per_step: sum(matmul.map((s) => 2 * s.M * s.N * s.K * s.calls_per_step)),
+    matmul_flops_per_step: sum(matmul.map((s) => matmulFlops(s) * s.calls_per_step)),
     matmul_ms_per_step: o.memoryOnly ? null : sum(matmul.map((s) => (s.ms_per_call ?? 0) * s.calls_per_step)),
     matmul,
     peak_memory_bytes: peak,

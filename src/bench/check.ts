@@ -258,6 +258,25 @@ function twinCases(gpu: Gpu, o: CheckOptions): TwinCase[] {
       },
       {
         family: 'matmul',
+        op: `q_proj forward with the LoRA epilogue, r=${o.r} (XWt + bias + s u B^T)`,
+        gpu: gpuSchedule,
+        cpu: 'direct',
+        shape: { M, N: H * D, K: C, r: o.r },
+        inputs: { X: random(M * C), W: random(H * D * C), bias: random(H * D), u: random(M * o.r), B: random(H * D * o.r) },
+        outputs: { Y: M * H * D },
+        run: (g, t, schedule) =>
+          matmulXWt(
+            g,
+            { X: t.X, W: t.W, Y: t.Y, bias: t.bias },
+            { M, N: H * D, K: C },
+            {
+              ...matmul(schedule),
+              lora: { u: t.u, B: t.B, r: o.r, scaling: 2 },
+            },
+          ),
+      },
+      {
+        family: 'matmul',
         op: 'gate_proj input gradient (DyW, accumulating)',
         gpu: gpuSchedule,
         cpu: 'direct',

@@ -17,6 +17,8 @@ export interface MatmulTiming {
   accumulate: boolean;
   /** How W is stored (X W^T, dY W); f32 for dY^T X and for products with LoRA weights. */
   weight_format: WeightFormat;
+  /** The rank r of a fused LoRA epilogue (s * u B^T added before the store, 2 M N r more flops); absent without one. */
+  lora_r?: number;
   calls_per_step: number;
   ms_per_call: number | null;
   gflops: number | null;
@@ -51,7 +53,9 @@ export function matrixFormats(weights: GpuWeights): Map<GPUBuffer, WeightFormat>
 export function matmulShape(d: RecordedDispatch, weightFormats: Map<GPUBuffer, WeightFormat>): MatmulTiming | null {
   const kernel = d.kernel.name;
   const split = kernel === 'matmul_vec4_backward_weight_split';
-  const wrapper = WRAPPERS[kernel.replace(/_(direct|split)$/, '').replace(/^matmul_(vec4|subgroup)_/, 'matmul_')];
+  const lora = /_lora(_direct)?$/.test(kernel);
+  const entry = kernel.replace(/_(direct|split)$/, '').replace(/_lora$/, '');
+  const wrapper = WRAPPERS[entry.replace(/^matmul_(vec4|subgroup)_/, 'matmul_')];
   if (!wrapper) return null;
   const { rows, cols, depth } = d.params;
   // A split-K product's first pass stands for the call; it never reads dW (the second pass applies beta), so it counts as overwriting.
@@ -64,7 +68,13 @@ export function matmulShape(d: RecordedDispatch, weightFormats: Map<GPUBuffer, W
         : { M: depth, N: rows, K: cols };
   const b = d.bindings.b;
   const weight_format = wrapper === 'matmulDyTX' || !b ? 'f32' : (weightFormats.get(asRange(b).buffer) ?? 'f32');
-  return { kernel, wrapper, ...dims, accumulate: beta !== 0, weight_format, calls_per_step: 1, ms_per_call: null, gflops: null };
+  const shape = { kernel, wrapper, ...dims, accumulate: beta !== 0, weight_format };
+  return { ...shape, ...(lora && { lora_r: d.params.lora_r }), calls_per_step: 1, ms_per_call: null, gflops: null };
+}
+
+/** Floating-point operations of one call: 2 M N K, and 2 M N r for a LoRA epilogue. */
+export function matmulFlops(s: MatmulTiming): number {
+  return 2 * s.M * s.N * (s.K + (s.lora_r ?? 0));
 }
 
 /**
@@ -91,9 +101,13 @@ export async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number, sched
     : encodeWeights({ dtype: 'F32', bytes: new Uint8Array(w.buffer) }, f, 'bench', 'W');
   const b = gpu.upload(words, 'bench matmul 1');
   const c = gpu.createBuffer(sizes[2] * 4, 'bench matmul out');
-  const bias = s.kernel.startsWith('matmul_forward_bias') ? random(s.N, 'bench bias') : undefined;
+  const bias = /^matmul_(vec4_|subgroup_)?forward_bias/.test(s.kernel) ? random(s.N, 'bench bias') : undefined;
+  const r = s.lora_r;
+  const u = r ? random(s.M * r, 'bench lora u') : undefined;
+  const loraB = r ? random(s.N * r, 'bench lora B') : undefined;
   const dims = { M: s.M, N: s.N, K: s.K };
-  const opts = { beta: s.accumulate ? 1 : 0, format: s.weight_format, schedule };
+  const lora = r && u && loraB ? { u, B: loraB, r, scaling: 1 } : undefined;
+  const opts = { beta: s.accumulate ? 1 : 0, format: s.weight_format, schedule, lora };
   const call = () => {
     if (s.wrapper === 'matmulXWt') matmulXWt(gpu, { X: a, W: b, Y: c, bias }, dims, opts);
     else if (s.wrapper === 'matmulDyW') matmulDyW(gpu, { dY: a, W: b, dX: c }, dims, opts);
@@ -111,6 +125,6 @@ export async function timeMatmul(gpu: Gpu, s: MatmulTiming, minMs: number, sched
     const calls = Math.min(1000, Math.max(3, Math.ceil(minMs / Math.max(one, 1e-3))));
     return (await timed(calls)) / calls;
   } finally {
-    for (const buffer of [a, b, c, bias]) buffer?.destroy();
+    for (const buffer of [a, b, c, bias, u, loraB]) buffer?.destroy();
   }
 }

@@ -18,14 +18,31 @@ export interface LoraDropout {
 }
 
 /**
- * Forward of one adapter: y += s * u B^T with u = drop(x) A^T (A [r,in], B [out,r]). Saves u [M,r]
- * and, when p > 0, xDrop [M,in] for the backward pass.
+ * Forward of one adapter in two passes: y += s * u B^T with u = drop(x) A^T (A [r,in], B [out,r]).
+ * Saves u [M,r] and, when p > 0, xDrop [M,in] for the backward pass. The engine's projections take
+ * the one-pass route instead (`loraDown`, then the base product with matmulXWt's `lora` epilogue,
+ * src/model/decoder-layer.ts); this one is for a y whose base product is already stored, where the
+ * epilogue cannot apply: the adapter run as an op family of its own (tests/helpers/gpu-ops.ts).
  */
 export function loraForward(
   gpu: Gpu,
   t: { x: Binding; xDrop?: Binding; A: Binding; B: Binding; u: Binding; y: Binding },
   d: LoraDims,
   { scaling, dropout }: { scaling: number; dropout?: LoraDropout },
+): void {
+  loraDown(gpu, t, d, { dropout });
+  loraUp(gpu, t, d, { scaling });
+}
+
+/**
+ * The adapter's down-projection u [M,r] = drop(x) A^T, saved for the backward pass (with xDrop [M,in]
+ * when p > 0); the up-projection s * u B^T is then the epilogue of the base product.
+ */
+export function loraDown(
+  gpu: Gpu,
+  t: { x: Binding; xDrop?: Binding; A: Binding; u: Binding },
+  d: Omit<LoraDims, 'outFeatures'>,
+  { dropout }: { dropout?: LoraDropout },
 ): void {
   const { M, inFeatures, r } = d;
   let input = t.x;
@@ -38,12 +55,11 @@ export function loraForward(
     });
   }
   matmulXWt(gpu, { X: input, W: t.A, Y: t.u }, { M, N: r, K: inFeatures });
-  loraUp(gpu, t, d, { scaling });
 }
 
 /**
- * The second half of `loraForward`: y += s * u B^T, for a u computed elsewhere (the q/k/v adapters'
- * u = x A^T in one grouped product, src/model/decoder-layer.ts).
+ * The second half of `loraForward`: y += s * u B^T into a stored y, for a u computed elsewhere (the
+ * q/k/v adapters' u = x A^T in one grouped product, src/model/decoder-layer.ts).
  */
 export function loraUp(
   gpu: Gpu,

@@ -42,11 +42,33 @@ export interface Vec4Operand {
   offset: number;
 }
 
+/** The epilogue's operands as src/kernels/matmul.ts binds them. */
+export interface LoraOperands {
+  u: Vec4Operand;
+  b: Vec4Operand;
+  r: number;
+  scaling: number;
+}
+
+/** The epilogue's params and bindings of a *_lora entry point (both shaders name them alike), or none. */
+export function loraArguments(lora: LoraOperands | undefined): {
+  params: { lora_r?: number; lora_scale?: number; off_u?: number; off_lb?: number };
+  bindings: { lora_u?: Binding; lora_b?: Binding };
+} {
+  if (!lora) return { params: {}, bindings: {} };
+  return {
+    params: { lora_r: lora.r, lora_scale: lora.scaling, off_u: lora.u.offset, off_lb: lora.b.offset },
+    bindings: { lora_u: lora.u.binding, lora_b: lora.b.binding },
+  };
+}
+
 export interface Vec4Product {
   a: Vec4Operand;
   b: Vec4Operand;
   c: Vec4Operand;
   bias?: Vec4Operand;
+  /** The LoRA epilogue of a *_lora forward entry (shaders/matmul-vec4.wgsl). */
+  lora?: LoraOperands;
   rows: number;
   cols: number;
   depth: number;
@@ -102,9 +124,10 @@ export function recordVec4Product(gpu: Gpu, entry: string, d: Vec4Product): bool
     });
     return true;
   }
+  const lora = loraArguments(d.lora);
   gpu.dispatch(gpu.kernel(shader, vecEntry), {
-    params: { ...sizes, ...operands, ...output },
-    bindings: { a, b, c: d.c.binding, bias: d.bias?.binding },
+    params: { ...sizes, ...operands, ...output, ...lora.params },
+    bindings: { a, b, c: d.c.binding, bias: d.bias?.binding, ...lora.bindings },
     workgroups: gpu.grid(tilesX * tilesY),
   });
   return true;

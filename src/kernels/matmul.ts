@@ -3,7 +3,7 @@ import type { Binding, Gpu } from '../gpu/context';
 import type { WeightFormat } from '../model/weight-format';
 import { type Operand, operand, sharedOperand, wholeBlocks } from './matmul-operands';
 import { recordSubgroupProduct } from './matmul-subgroup';
-import { recordVec4Product, vec4Reads } from './matmul-vec4';
+import { type LoraOperands, loraArguments, recordVec4Product, vec4Reads } from './matmul-vec4';
 import { weightShader } from './weight-shader';
 
 const TILE = 64;
@@ -39,6 +39,18 @@ export interface MatmulOptions {
   format?: WeightFormat;
 }
 
+/**
+ * The LoRA epilogue of X W^T: s * u B^T added to every output before it is stored, so a projection
+ * with an adapter writes y once (shaders/matmul.wgsl). u [M, r] = drop(x) A^T (src/kernels/lora.ts
+ * `loraDown`) and B [N, r] are f32 whatever W's format; their bindings may start at any 4-byte offset.
+ */
+export interface LoraEpilogue {
+  u: Binding;
+  B: Binding;
+  r: number;
+  scaling: number;
+}
+
 /** Sizes as the wrappers name them: the layer y [M, N] = x [M, K] W^T with W [N, K]. */
 export interface MatmulDims {
   M: number;
@@ -46,7 +58,10 @@ export interface MatmulDims {
   K: number;
 }
 
-/** Y [M,N] = alpha * X [M,K] W^T (W [N,K]) + beta * Y (+ bias [N], added after scaling, not multiplied by alpha). */
+/**
+ * Y [M,N] = alpha * X [M,K] W^T (W [N,K]) + beta * Y (+ bias [N], added after scaling, not multiplied
+ * by alpha) (+ s * u B^T with `lora`, added last, not multiplied by alpha).
+ */
 export function matmulXWt(
   gpu: Gpu,
   t: { X: Binding; W: Binding; Y: Binding; bias?: Binding },
@@ -54,17 +69,27 @@ export function matmulXWt(
     /** Elements between output rows (default N): writes a column block of a wider matrix. */
     outStride?: number;
   },
-  opts: MatmulOptions = {},
+  opts: MatmulOptions & { lora?: LoraEpilogue } = {},
 ): void {
   const { M, N, K } = d;
   wholeBlocks(K, opts.format);
   const ldc = d.outStride ?? N;
   if (ldc < N) throw new Error(`matmulXWt: outStride ${ldc} < N ${N}`);
-  product(gpu, t.bias ? 'matmul_forward_bias' : 'matmul_forward', {
+  const { lora } = opts;
+  if (lora && !(Number.isInteger(lora.r) && lora.r >= 1))
+    throw new Error(`matmulXWt: LoRA rank must be a whole number >= 1, got ${lora.r}`);
+  const entry = t.bias ? 'matmul_forward_bias' : 'matmul_forward';
+  product(gpu, lora ? `${entry}_lora` : entry, {
     a: operand(gpu, t.X, M * K, 'X'),
     b: operand(gpu, t.W, N * K, 'W', opts.format),
     c: operand(gpu, t.Y, M === 0 || N === 0 ? 0 : (M - 1) * ldc + N, 'Y'),
     bias: t.bias ? operand(gpu, t.bias, N, 'bias') : undefined,
+    lora: lora && {
+      u: operand(gpu, lora.u, M * lora.r, 'lora.u'),
+      b: operand(gpu, lora.B, N * lora.r, 'lora.B'),
+      r: lora.r,
+      scaling: lora.scaling,
+    },
     rows: M,
     cols: N,
     depth: K,
@@ -230,6 +255,7 @@ function product(
     b: Operand;
     c: Operand;
     bias?: Operand;
+    lora?: LoraOperands;
     rows: number;
     cols: number;
     depth: number;
@@ -244,8 +270,8 @@ function product(
   const format = d.opts.format ?? 'f32';
   if (schedule === 'vec4' || schedule === 'subgroup') {
     const vec4 = { ...d, alpha: d.opts.alpha ?? 1, beta: d.opts.beta ?? 0, format, splitK: d.opts.splitK, groups: d.groups ?? UNGROUPED };
-    // The subgroup schedule has no groups: a grouped product takes vec4.
-    if (schedule === 'subgroup' && !d.groups && recordSubgroupProduct(gpu, entry, vec4)) return;
+    // The subgroup schedule has no groups and no LoRA epilogue: such a product takes vec4.
+    if (schedule === 'subgroup' && !d.groups && !d.lora && recordSubgroupProduct(gpu, entry, vec4)) return;
     if (vec4Reads(format) && recordVec4Product(gpu, entry, vec4)) return;
   }
   const direct = schedule === 'direct';
@@ -269,9 +295,10 @@ function product(
     beta: d.opts.beta ?? 0,
     ...(d.groups ?? UNGROUPED),
   };
+  const lora = loraArguments(d.lora);
   gpu.dispatch(gpu.kernel(weightShader(source, d.opts.format ?? 'f32'), direct ? `${entry}_direct` : entry), {
-    params,
-    bindings: { a: d.a.binding, b: d.b.binding, c: d.c.binding, bias: d.bias?.binding },
+    params: { ...params, ...lora.params },
+    bindings: { a: d.a.binding, b: d.b.binding, c: d.c.binding, bias: d.bias?.binding, ...lora.bindings },
     workgroups: gpu.grid(direct ? Math.ceil((tilesX * tilesY) / 64) : tilesX * tilesY),
   });
 }

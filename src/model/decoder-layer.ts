@@ -6,7 +6,7 @@
  */
 import type { Binding, Gpu } from '../gpu/context';
 import { attentionBackward, attentionForward, attentionForwardCached } from '../kernels/attention';
-import { loraBackward, loraForward, type LoraDropout, loraUp } from '../kernels/lora';
+import { loraBackward, loraDown, type LoraDropout, loraForward, loraUp } from '../kernels/lora';
 import { matmulDyW, matmulXWt, matmulXWtGroups } from '../kernels/matmul';
 import { residualForward } from '../kernels/residual';
 import { residualRmsnormForward, rmsnormBackwardAccumulate, rmsnormForward } from '../kernels/rmsnorm';
@@ -90,9 +90,10 @@ export function recordLayerForward(p: LayerPass, l: number, out: GPUBuffer | nul
 
 /**
  * q, k, v = n1 W^T (+ bias) for W = Wq, Wk, Wv: one grouped product when the weights are stacked
- * (the narrow k/v products alone leave most of a GPU idle), else three. Then the adapters' shares;
- * without dropout they share their input n1, so their u = n1 A^T are one grouped product too (with
- * dropout each has its own mask, so its own input).
+ * (the narrow k/v products alone leave most of a GPU idle), else three, each with its adapter in its
+ * epilogue (`project`). A grouped product has no LoRA epilogue, so the adapters' shares are added to
+ * the stored q, k, v; without dropout they share their input n1, so their u = n1 A^T are one grouped
+ * product too (with dropout each has its own mask, so its own input).
  */
 function projectQkv(p: LayerPass, l: number): void {
   const { gpu, config, adapter } = p;
@@ -107,24 +108,26 @@ function projectQkv(p: LayerPass, l: number): void {
     { target: 'k_proj', w: w.k, y: a.k, bias: w.kBias, N: kvDim },
     { target: 'v_proj', w: w.v, y: a.v, bias: w.vBias, N: kvDim },
   ] as const;
-  if (w.qkvStacked) {
-    const groups = projections.map((t) => ({ W: t.w.buffer, Y: t.y, bias: t.bias, N: t.N }));
-    matmulXWtGroups(gpu, { X: a.n1, groups }, { M, K: C }, { format: w.q.format });
-  } else {
-    for (const t of projections)
-      matmulXWt(gpu, { X: a.n1, W: t.w.buffer, Y: t.y, bias: t.bias }, { M, N: t.N, K: C }, { format: t.w.format });
+  if (!w.qkvStacked) {
+    for (const t of projections) project(p, l, t.target, a.n1, t.w, t.y, C, t.N, t.bias);
+    return;
   }
+  const groups = projections.map((t) => ({ W: t.w.buffer, Y: t.y, bias: t.bias, N: t.N }));
+  matmulXWtGroups(gpu, { X: a.n1, groups }, { M, K: C }, { format: w.q.format });
   if (!adapter) return;
   const adapted = projections.flatMap((t) => {
     const module = adapter.module(l, t.target);
     return module ? [{ ...t, module, u: a.loraU.get(t.target)! }] : [];
   });
   if (adapted.length < 2 || adapted.some((t) => dropoutFor(adapter, l, t.target, p.opts))) {
-    for (const t of adapted) adapt(p, l, t.target, a.n1, t.y, C, t.N);
+    for (const t of adapted) adaptStored(p, l, t.target, a.n1, t.y, C, t.N);
     return;
   }
-  const groups = adapted.map((t) => ({ W: adapter.view(t.module, 'A'), Y: t.u, N: adapter.layout.r }));
-  matmulXWtGroups(gpu, { X: a.n1, groups }, { M, K: C });
+  matmulXWtGroups(
+    gpu,
+    { X: a.n1, groups: adapted.map((t) => ({ W: adapter.view(t.module, 'A'), Y: t.u, N: adapter.layout.r })) },
+    { M, K: C },
+  );
   for (const t of adapted) {
     loraUp(
       gpu,
@@ -135,7 +138,12 @@ function projectQkv(p: LayerPass, l: number): void {
   }
 }
 
-/** y = x W^T (+ bias), then the adapter's share s * drop(x) A^T B^T when `target` has one. */
+/**
+ * y = x W^T (+ bias) (+ the adapter's share s * drop(x) A^T B^T when `target` has one). With an
+ * adapter, u = drop(x) A^T goes first (kept in the workspace's loraU, which the backward pass and the
+ * recomputed forward read) and the base product adds s * u B^T in its epilogue, so y is written once;
+ * every schedule and weight format takes the epilogue.
+ */
 function project(
   p: LayerPass,
   layer: number,
@@ -147,14 +155,25 @@ function project(
   outF: number,
   bias?: Binding,
 ): void {
-  matmulXWt(p.gpu, { X: x, W: w.buffer, Y: y, bias }, { M: p.batch.B * p.batch.T, N: outF, K: inF }, { format: w.format });
-  adapt(p, layer, target, x, y, inF, outF);
-}
-
-/** y += s * drop(x) A^T B^T when `target` has an adapter. */
-function adapt(p: LayerPass, layer: number, target: LoraTarget, x: Binding, y: Binding, inF: number, outF: number): void {
   const { gpu, adapter, ws } = p;
   const M = p.batch.B * p.batch.T;
+  const module = adapter?.module(layer, target);
+  if (!adapter || !module) {
+    matmulXWt(gpu, { X: x, W: w.buffer, Y: y, bias }, { M, N: outF, K: inF }, { format: w.format });
+    return;
+  }
+  const act = ws.layer(layer);
+  const u = act.loraU.get(target)!;
+  const r = adapter.layout.r;
+  const dropout = dropoutFor(adapter, layer, target, p.opts);
+  loraDown(gpu, { x, xDrop: act.loraXDrop.get(target), A: adapter.view(module, 'A'), u }, { M, inFeatures: inF, r }, { dropout });
+  const lora = { u, B: adapter.view(module, 'B'), r, scaling: adapter.scaling };
+  matmulXWt(gpu, { X: x, W: w.buffer, Y: y, bias }, { M, N: outF, K: inF }, { format: w.format, lora });
+}
+
+/** y += s * drop(x) A^T B^T into a y already stored (by a grouped product), when `target` has an adapter. */
+function adaptStored(p: LayerPass, layer: number, target: LoraTarget, x: Binding, y: Binding, inF: number, outF: number): void {
+  const { gpu, adapter, ws } = p;
   const module = adapter?.module(layer, target);
   if (!adapter || !module) return;
   const act = ws.layer(layer);
@@ -168,7 +187,7 @@ function adapt(p: LayerPass, layer: number, target: LoraTarget, x: Binding, y: B
       u: act.loraU.get(target)!,
       y,
     },
-    { M, inFeatures: inF, outFeatures: outF, r: adapter.layout.r },
+    { M: p.batch.B * p.batch.T, inFeatures: inF, outFeatures: outF, r: adapter.layout.r },
     { scaling: adapter.scaling, dropout: dropoutFor(adapter, layer, target, p.opts) },
   );
 }

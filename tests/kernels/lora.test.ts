@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { type Binding, Gpu } from '../../src/gpu/context';
-import { loraBackward, loraDropoutKept, loraForward, type LoraDropout } from '../../src/kernels/lora';
+import { loraBackward, loraDown, loraDropoutKept, loraForward, type LoraDropout } from '../../src/kernels/lora';
+import { matmulXWt } from '../../src/kernels/matmul';
 import { testGpu } from '../helpers/gpu';
 import { expectClose, randomArray, toF64 } from '../helpers/numeric';
 import { checkOp } from '../helpers/op-test';
 import { loraBackwardRef, loraForwardRef, type RefMask } from '../reference/lora';
+import { combineRef, matmulXWtRef } from '../reference/matmul';
 
 const d = { M: 7, inFeatures: 67, outFeatures: 35, r: 3 };
 const { M, inFeatures: I, outFeatures: O, r } = d;
@@ -40,6 +42,31 @@ describe('LoRA adapter kernels', () => {
       await checkOp(await testGpu(), {
         ...FORWARD,
         run: (gpu, t) => forward(gpu, t, drop),
+        expected: {
+          u: { values: ref.u, ...tol },
+          y: { values: ref.y, ...tol },
+          ...(drop && { xDrop: { values: ref.xDrop, atol: 0, rtol: 1e-6 } }),
+        },
+      });
+    });
+  }
+
+  // The engine's projection: the down-projection alone, then the base product x W^T + bias adding
+  // s * u B^T in its epilogue; y starts as NaN, so the base product must write all of it.
+  for (const drop of [undefined, dropout]) {
+    it(`down-projection, then the base product's epilogue: y = x W^T + bias + s drop(x) A^T B^T (p = ${drop?.p ?? 0})`, async () => {
+      const W = randomArray(O * I, 9);
+      const bias = randomArray(O, 10);
+      const base = combineRef(matmulXWtRef(toF64(x), toF64(W), M, O, I), 1, 0, undefined, toF64(bias));
+      const ref = loraForwardRef(toF64(x), toF64(A), toF64(B), base, d, s, refMask(drop));
+      await checkOp(await testGpu(), {
+        inputs: { x, A, B, W, bias },
+        outputs: { xDrop: M * I, u: M * r, y: M * O },
+        run: (gpu, t) => {
+          loraDown(gpu, { x: t.x, xDrop: t.xDrop, A: t.A, u: t.u }, d, { dropout: drop });
+          const lora = { u: t.u, B: t.B, r, scaling: s };
+          matmulXWt(gpu, { X: t.x, W: t.W, Y: t.y, bias: t.bias }, { M, N: O, K: I }, { lora });
+        },
         expected: {
           u: { values: ref.u, ...tol },
           y: { values: ref.y, ...tol },

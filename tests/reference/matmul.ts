@@ -45,3 +45,17 @@ export function combineRef(product: Float64Array, alpha: number, beta: number, o
   }
   return out;
 }
+
+/** The LoRA epilogue: base [M,N] + s * u [M,r] B^T (B [N,r]), the up-projection added after everything else. */
+export function loraEpilogueRef(
+  base: Float64Array,
+  u: Float64Array,
+  B: Float64Array,
+  M: number,
+  N: number,
+  r: number,
+  s: number,
+): Float64Array {
+  const up = matmulXWtRef(u, B, M, N, r);
+  return base.map((v, i) => v + s * up[i]);
+}
