@@ -15,6 +15,8 @@
 //   stats[m].w; cross_entropy_scale_rows then rescales the rows accumulated so far by it, and
 //   matmul.wgsl adds P E_c. After the last chunk cross_entropy_scale_rows multiplies row m by
 //   s / sum (0 for ignored rows), and embedding.wgsl's gather subtracts s E[target].
+//   A vocabulary in one chunk needs none of this: after the forward its logits are still in the
+//   scratch, so cross_entropy_backward_chunk turns them into dlogits in place.
 // A target outside [0, V) (the caller's -100) marks an ignored row.
 // stats: [M, 4] f32 = (max, sum, target logit, lse; or the last chunk's rescale factor while training
 // accumulates). targets: [M] i32.
@@ -150,4 +152,21 @@ fn cross_entropy_scale_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(
   }
   let ignored = target_token(row) == 0xffffffffu;
   grad_rows[i] = select(grad_rows[i] * (p.loss_scale / stats[row * 4u + 1u]), 0.0, ignored);
+}
+
+// One chunk holds the whole vocabulary: its logits are still in the scratch and the lse is known,
+// so they become dlogits = (exp(l - lse) - [col0 + j == target]) * loss_scale in place (0 for
+// ignored rows), one invocation per scratch element, and matmul.wgsl writes dHidden = dlogits E.
+@compute @workgroup_size(256)
+fn cross_entropy_backward_chunk(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= p.rows * p.len) { return; }
+  let row = i / p.len;
+  let token = target_token(row);
+  if (token == 0xffffffffu) {
+    logits[i] = 0.0;
+    return;
+  }
+  let onehot = select(0.0, 1.0, p.col0 + i % p.len == token);
+  logits[i] = (exp(logits[i] - stats[row * 4u + 3u]) - onehot) * p.loss_scale;
 }

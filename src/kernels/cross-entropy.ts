@@ -57,7 +57,8 @@ export function crossEntropyChunkRows(M: number, maxScratchBytes: number): numbe
  * a piece). `lossScale` (default 1) scales only the gradient: the caller passes 1 / (non-ignored
  * targets in the whole optimizer step). Each chunk's logits are computed once: training folds them
  * into dHidden as it goes with an online softmax (shaders/cross-entropy.wgsl), so the gradient needs
- * no second pass over the vocabulary. `format` is how the lm_head pieces are stored (default 'f32');
+ * no second pass over the vocabulary; a vocabulary in one chunk turns its logits, still in the
+ * scratch, into dlogits after the forward instead. `format` is how the lm_head pieces are stored (default 'f32');
  * the logits, the loss and dHidden are f32.
  */
 export function crossEntropyForwardBackward(
@@ -70,6 +71,8 @@ export function crossEntropyForwardBackward(
   const chunks = vocabChunks(t.lmHead, V, C, chunk, format);
   const rowGrid = gpu.grid(M);
   const dHidden = t.dHidden;
+  // One chunk's logits are still in the scratch after the forward: nothing to fold as it goes.
+  const online = dHidden !== undefined && chunks.length > 1;
   const scaleRows = (last: 0 | 1) =>
     gpu.dispatch(gpu.kernel(source, 'cross_entropy_scale_rows'), {
       params: { rows: M, len: C, last, vocab: V, loss_scale: lossScale },
@@ -78,17 +81,17 @@ export function crossEntropyForwardBackward(
     });
   chunks.forEach((c, i) => {
     matmulXWt(gpu, { X: t.hidden, W: c.weight, Y: t.scratch }, { M, N: c.len, K: C }, { format });
-    gpu.dispatch(gpu.kernel(source, dHidden ? 'cross_entropy_online_chunk' : 'cross_entropy_forward_chunk'), {
+    gpu.dispatch(gpu.kernel(source, online ? 'cross_entropy_online_chunk' : 'cross_entropy_forward_chunk'), {
       params: { rows: M, len: c.len, col0: c.col0, first: i === 0 ? 1 : 0, vocab: V },
       bindings: { logits: t.scratch, targets: t.targets, stats: t.stats },
       workgroups: rowGrid,
     });
-    if (!dHidden) return;
+    if (!online) return;
     // Rows accumulated over the earlier chunks move to this chunk's running max, then gain P E_c.
     if (i > 0) scaleRows(0);
-    matmulDyW(gpu, { dY: t.scratch, W: c.weight, dX: dHidden }, { M, N: c.len, K: C }, { beta: i === 0 ? 0 : 1, format });
+    matmulDyW(gpu, { dY: t.scratch, W: c.weight, dX: dHidden! }, { M, N: c.len, K: C }, { beta: i === 0 ? 0 : 1, format });
   });
-  if (dHidden) {
+  if (online) {
     scaleRows(1);
     for (const piece of t.lmHead) {
       embeddingForward(
@@ -104,6 +107,14 @@ export function crossEntropyForwardBackward(
     bindings: { targets: t.targets, stats: t.stats, row_loss: t.rowLoss },
     workgroups: gpu.grid(Math.ceil(M / FINISH_WG)),
   });
+  if (!dHidden || online) return;
+  const [only] = chunks;
+  gpu.dispatch(gpu.kernel(source, 'cross_entropy_backward_chunk'), {
+    params: { rows: M, len: only.len, col0: only.col0, vocab: V, loss_scale: lossScale },
+    bindings: { logits: t.scratch, targets: t.targets, stats: t.stats },
+    workgroups: gpu.grid(Math.ceil((M * only.len) / WG)),
+  });
+  matmulDyW(gpu, { dY: t.scratch, W: only.weight, dX: dHidden }, { M, N: only.len, K: C }, { format });
 }
 
 /**
