@@ -34,8 +34,8 @@
 // backward_input). F32 binds b as vec4s; BF16 and F16 bind u32 words of two 16-bit values
 // (src/model/weight-format.ts) and widen them with widen_weight, so products stay f32. The
 // backward_weight entries (B = X, an activation) exist only in the F32 module.
-// Grouped forward: as in shaders/matmul.wgsl (col1, col2 and the per-group offsets; group_of, w_row,
-// out_index), up to three products that share X in one dispatch. Never grouped: the backward entries.
+// Grouped forward: as in shaders/matmul.wgsl (col1, col2 and the per-group offsets, mapped by
+// shaders/matmul-groups.wgsl), up to three products that share X in one dispatch. Never grouped: the backward entries.
 // LoRA epilogue (the *_lora entries), as in shaders/matmul.wgsl: each invocation adds to each output
 // (m, n) of its 8x4 block l(m, n) = s * sum_{j < r} u[m, j] B_lora[n, j] (u = drop(x) A^T [M, r],
 // B_lora [N, r], both f32 and read as scalars, any offset), summed from j = 0 and then scaled; per
@@ -119,36 +119,6 @@ const STAGE = SLICE * QUADS;
 const FORWARD = 0u;
 const BACKWARD_INPUT = 1u;
 const BACKWARD_WEIGHT = 2u;
-
-struct Group {
-  start: u32,
-  off_b: u32,
-  off_c: u32,
-  ldc: u32,
-  off_bias: u32,
-}
-
-fn group_of(col: u32) -> Group {
-  if (p.col2 != 0u && col >= p.col2) { return Group(p.col2, p.off_b2, p.off_c2, p.ldc2, p.off_bias2); }
-  if (p.col1 != 0u && col >= p.col1) { return Group(p.col1, p.off_b1, p.off_c1, p.ldc1, p.off_bias1); }
-  return Group(0u, p.off_b, p.off_c, p.ldc, p.off_bias);
-}
-
-/** Forward: element offset of the start of W's row for output column col. */
-fn w_row(col: u32) -> u32 {
-  let g = group_of(col);
-  return g.off_b + (col - g.start) * p.ldb;
-}
-
-fn out_index(row: u32, col: u32) -> u32 {
-  let g = group_of(col);
-  return g.off_c + row * g.ldc + col - g.start;
-}
-
-fn bias_at(col: u32) -> f32 {
-  let g = group_of(col);
-  return bias[g.off_bias + col - g.start];
-}
 
 var<workgroup> tile_a: array<vec4f, 2u * STAGE>;
 var<workgroup> tile_b: array<vec4f, 2u * STAGE>;

@@ -1,8 +1,12 @@
-import source from '../../shaders/matmul-vec4.wgsl?raw';
+import groups from '../../shaders/matmul-groups.wgsl?raw';
+import vec4 from '../../shaders/matmul-vec4.wgsl?raw';
 import { asRange, type Binding, type Gpu } from '../gpu/context';
 import type { WeightFormat } from '../model/weight-format';
 import type { GroupFields } from './matmul';
 import { weightShader } from './weight-shader';
+
+/** With the grouped forward's column map it shares with matmul.wgsl (shaders/matmul-groups.wgsl). */
+const source = `${vec4}\n${groups}`;
 
 const TILE = 64;
 const SLICE = 16;

@@ -1,10 +1,14 @@
-import source from '../../shaders/matmul.wgsl?raw';
+import groups from '../../shaders/matmul-groups.wgsl?raw';
+import tiles from '../../shaders/matmul.wgsl?raw';
 import type { Binding, Gpu } from '../gpu/context';
 import type { WeightFormat } from '../model/weight-format';
 import { type Operand, operand, sharedOperand, wholeBlocks } from './matmul-operands';
 import { recordSubgroupProduct } from './matmul-subgroup';
 import { type LoraOperands, loraArguments, recordVec4Product, vec4Reads } from './matmul-vec4';
 import { weightShader } from './weight-shader';
+
+/** shaders/matmul.wgsl with the grouped forward's column map (shaders/matmul-groups.wgsl), which matmul-vec4.wgsl shares. */
+export const MATMUL_SHADER = `${tiles}\n${groups}`;
 
 const TILE = 64;
 
@@ -296,7 +300,7 @@ function product(
     ...(d.groups ?? UNGROUPED),
   };
   const lora = loraArguments(d.lora);
-  gpu.dispatch(gpu.kernel(weightShader(source, d.opts.format ?? 'f32'), direct ? `${entry}_direct` : entry), {
+  gpu.dispatch(gpu.kernel(weightShader(MATMUL_SHADER, d.opts.format ?? 'f32'), direct ? `${entry}_direct` : entry), {
     params: { ...params, ...lora.params },
     bindings: { a: d.a.binding, b: d.b.binding, c: d.c.binding, bias: d.bias?.binding, ...lora.bindings },
     workgroups: gpu.grid(direct ? Math.ceil((tilesX * tilesY) / 64) : tilesX * tilesY),

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import embeddingSource from '../../shaders/embedding.wgsl?raw';
-import matmulSource from '../../shaders/matmul.wgsl?raw';
 import { ShaderInterfaceError } from '../../src/gpu/errors';
 import { preprocessShader } from '../../src/gpu/preprocess';
 import { entryInterface } from '../../src/gpu/shader-interface';
+import { MATMUL_SHADER } from '../../src/kernels/matmul';
 import { weightShader } from '../../src/kernels/weight-shader';
 
 const TOY = `struct Params { n: u32 }
@@ -44,7 +44,7 @@ describe('shader variants through wgsl-preprocessor', () => {
 
   it('the 16-bit matmul variants bind W as u32 words and have no dY^T X entry; the f32 one has all of them', () => {
     for (const format of ['bf16', 'f16'] as const) {
-      const code = weightShader(matmulSource, format);
+      const code = weightShader(MATMUL_SHADER, format);
       expect(code).toMatch(/var<storage, read> b: array<u32>/);
       expect(code).toContain(format === 'bf16' ? 'bitcast<f32>' : 'unpack2x16float');
       const { shader, entry } = entryInterface(code, 'matmul_forward_bias_direct');
@@ -52,12 +52,12 @@ describe('shader variants through wgsl-preprocessor', () => {
       expect([...entry.storage.keys()]).toEqual(['a', 'b', 'c', 'bias']);
       expect(() => entryInterface(code, 'matmul_backward_weight')).toThrow(ShaderInterfaceError);
     }
-    const f32 = weightShader(matmulSource, 'f32');
+    const f32 = weightShader(MATMUL_SHADER, 'f32');
     expect(f32).toMatch(/var<storage, read> b: array<f32>/);
     expect(f32).not.toContain('widen_weight');
     expect(entryInterface(f32, 'matmul_backward_weight').entry.storage.has('b')).toBe(true);
     // One string per variant, so Gpu.kernel compiles each once.
-    expect(weightShader(matmulSource, 'bf16')).toBe(weightShader(matmulSource, 'bf16'));
+    expect(weightShader(MATMUL_SHADER, 'bf16')).toBe(weightShader(MATMUL_SHADER, 'bf16'));
     expect(entryInterface(weightShader(embeddingSource, 'f16'), 'embedding_forward').entry.storage.get('table')).toBe(2);
   });
 });
