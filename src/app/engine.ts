@@ -153,7 +153,8 @@ export class WebtuneEngine implements WebtuneEngineApi {
   }
 
   async cachedDownloads(): Promise<CachedDownload[]> {
-    return listCachedDownloads(await this.#storage());
+    const loaded = this.#models.cacheId();
+    return (await listCachedDownloads(await this.#storage())).map((d) => (d.id !== null && d.id === loaded ? { ...d, loaded: true } : d));
   }
 
   removeCachedDownload(id: string | null): Promise<void> {

@@ -22,6 +22,8 @@ export interface CachedDownload {
   fileCount: number;
   /** Bytes stored, partial files included. */
   bytes: number;
+  /** The loaded model's files, which its merged exports read again: set by the engine, never removed. */
+  loaded?: boolean;
 }
 
 function described(id: string): Pick<CachedDownload, 'kind' | 'label'> {

@@ -41,13 +41,6 @@ export class CachedDownloads {
     for (const button of this.buttons) button.disabled = disabled || button.dataset.loaded === 'true';
   }
 
-  private loadedId(): string | null {
-    const model = this.app.state.model;
-    if (model?.source === 'hub') return model.name;
-    if (model?.source === 'url' && model.url) return `url:${model.url}`;
-    return null;
-  }
-
   async refresh(): Promise<void> {
     let downloads: CachedDownload[];
     try {
@@ -63,10 +56,9 @@ export class CachedDownloads {
     const total = downloads.reduce((sum, d) => sum + d.bytes, 0);
     this.summary.textContent = `Downloads kept in this browser (${plural(downloads.length, 'download')}, ${formatBytes(total)})`;
     this.buttons.length = 0;
-    const loaded = this.loadedId();
     this.list.replaceChildren(
       ...downloads.map((d) => {
-        const isLoaded = d.id !== null && d.id === loaded;
+        const isLoaded = d.loaded === true;
         const remove = el(
           'button',
           { type: 'button', class: 'link danger', 'data-testid': 'cached-download-remove', onclick: () => void this.remove(d) },
